@@ -1,0 +1,216 @@
+//! The image store: content-addressed blobs, layers unpacked once by diff-id
+//! and shared by every image that has them, and a catalog of names.
+
+mod candidate;
+mod catalog;
+pub mod default_image;
+pub mod digest;
+mod docker_archive;
+mod error;
+pub mod flatten;
+mod gc;
+mod import;
+pub mod media;
+mod oci_layout;
+pub mod reference;
+mod source;
+pub mod unpack;
+pub mod usage;
+
+pub use candidate::Platform;
+pub use catalog::Catalog;
+pub use error::ImageError;
+pub use import::{ImportOptions, Imported, LayerMeta};
+pub use reference::Reference;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use oci_spec::image::{Digest, ImageConfiguration, ImageManifest};
+
+use crate::Root;
+use error::io_ctx;
+
+pub struct ImageStore {
+    root: Root,
+}
+
+/// One stored image, with everything read from its blobs.
+#[derive(Debug, Clone)]
+pub struct Image {
+    pub digest: Digest,
+    pub names: Vec<String>,
+    pub manifest: ImageManifest,
+    pub config_digest: Digest,
+    pub config: ImageConfiguration,
+}
+
+/// One layer of an image, as stored.
+#[derive(Debug, Clone)]
+pub struct Layer {
+    pub digest: Digest,
+    pub diff_id: Digest,
+    pub media_type: String,
+    pub compressed_size: u64,
+    pub meta: Option<LayerMeta>,
+}
+
+impl ImageStore {
+    /// Open (creating if need be) the store under `root`.
+    pub fn open(root: Root) -> Result<ImageStore, ImageError> {
+        for dir in [root.blobs(), root.layers(), root.tmp()] {
+            fs::create_dir_all(&dir).map_err(io_ctx(format!(
+                "creating {} (set --root or ISOLA_ROOT to a writable directory)",
+                dir.display()
+            )))?;
+        }
+        Ok(ImageStore { root })
+    }
+
+    pub fn root(&self) -> &Root {
+        &self.root
+    }
+
+    pub fn import(&self, path: &Path, opts: &ImportOptions) -> Result<Imported, ImageError> {
+        import::import(self, path, opts)
+    }
+
+    pub fn layer_meta(&self, diff_hex: &str) -> Option<LayerMeta> {
+        let bytes = fs::read(self.root.layer_meta(diff_hex)).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// Find the image a user means: a `name[:tag]`, or an image ID (the
+    /// manifest digest, whole or a prefix of at least 4 hex digits).
+    pub fn resolve(&self, given: &str) -> Result<Digest, ImageError> {
+        let catalog = Catalog::load(&self.root)?;
+        let parsed = Reference::parse(given);
+        if let Ok(r) = &parsed {
+            if let Some(e) = catalog.images.get(&r.to_string()) {
+                return Ok(e.manifest.clone());
+            }
+        }
+        let hex = given.strip_prefix("sha256:").unwrap_or(given);
+        if hex.len() >= 4 && hex.len() <= 64 && hex.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()) {
+            let mut found: Vec<Digest> = catalog
+                .images
+                .values()
+                .map(|e| e.manifest.clone())
+                .filter(|d| d.digest().starts_with(hex))
+                .collect();
+            found.sort_by(|a, b| a.digest().cmp(b.digest()));
+            found.dedup();
+            match found.len() {
+                1 => return Ok(found.remove(0)),
+                0 => {}
+                _ => {
+                    return Err(ImageError::Ambiguous {
+                        given: given.to_string(),
+                        matches: found.iter().map(|d| digest::short(d).to_string()).collect::<Vec<_>>().join(", "),
+                    })
+                }
+            }
+        }
+        match parsed {
+            Err(why) if !given.chars().all(|c| c.is_ascii_hexdigit()) => Err(ImageError::BadReference(why)),
+            _ => Err(ImageError::NotFound(given.to_string())),
+        }
+    }
+
+    pub fn get(&self, given: &str) -> Result<Image, ImageError> {
+        let digest = self.resolve(given)?;
+        self.load(&digest, &Catalog::load(&self.root)?)
+    }
+
+    /// Every stored image, each once, ordered by its first name.
+    pub fn list(&self) -> Result<Vec<Image>, ImageError> {
+        let catalog = Catalog::load(&self.root)?;
+        let mut seen = std::collections::BTreeSet::new();
+        let mut out = Vec::new();
+        for e in catalog.images.values() {
+            if seen.insert(e.manifest.to_string()) {
+                out.push(self.load(&e.manifest, &catalog)?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn load(&self, digest: &Digest, catalog: &Catalog) -> Result<Image, ImageError> {
+        let corrupt = |what: String| ImageError::Invalid {
+            image: digest.to_string(),
+            what: format!("{what}; the store is damaged: remove the image with `isola rmi` and import it again"),
+        };
+        let raw = fs::read(self.root.blob(digest.digest())).map_err(|e| corrupt(format!("its manifest cannot be read ({e})")))?;
+        let manifest: ImageManifest =
+            serde_json::from_slice(&raw).map_err(|e| corrupt(format!("its manifest is not valid ({e})")))?;
+        let config_digest = manifest.config().digest().clone();
+        let raw = fs::read(self.root.blob(config_digest.digest()))
+            .map_err(|e| corrupt(format!("its config cannot be read ({e})")))?;
+        let config: ImageConfiguration =
+            serde_json::from_slice(&raw).map_err(|e| corrupt(format!("its config is not valid ({e})")))?;
+        Ok(Image {
+            digest: digest.clone(),
+            names: catalog.names_of(digest),
+            manifest,
+            config_digest,
+            config,
+        })
+    }
+
+    /// The image's layers, bottom first.
+    pub fn layers(&self, image: &Image) -> Vec<Layer> {
+        image
+            .manifest
+            .layers()
+            .iter()
+            .zip(image.config.rootfs().diff_ids())
+            .map(|(d, diff)| {
+                let diff_id = digest::parse(diff).unwrap_or_else(|_| d.digest().clone());
+                Layer {
+                    digest: d.digest().clone(),
+                    meta: self.layer_meta(diff_id.digest()),
+                    diff_id,
+                    media_type: d.media_type().to_string(),
+                    compressed_size: d.size(),
+                }
+            })
+            .collect()
+    }
+
+    /// The unpacked layer directories of an image, bottom first: the
+    /// overlay lowers of a container, the input of [`flatten::flatten`].
+    pub fn layer_dirs(&self, image: &Image) -> Vec<PathBuf> {
+        self.layers(image)
+            .iter()
+            .map(|l| self.root.layer_dir(l.diff_id.digest()))
+            .collect()
+    }
+
+    /// Give the image `given` resolves to one more name.
+    pub fn tag(&self, given: &str, new_name: &str) -> Result<Reference, ImageError> {
+        let digest = self.resolve(given)?;
+        let name = Reference::parse(new_name).map_err(ImageError::BadReference)?;
+        let added = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        Catalog::update(&self.root, |c| {
+            c.images.insert(name.to_string(), catalog::Entry { manifest: digest, added });
+            Ok(())
+        })?;
+        Ok(name)
+    }
+
+    /// Remove a name (or, by ID, an image); see [`gc`].
+    pub fn remove(&self, given: &str, force: bool) -> Result<gc::Removed, ImageError> {
+        gc::remove(self, given, force)
+    }
+
+    /// Write the image's root filesystem, whiteouts applied, into `dest`.
+    pub fn export(&self, image: &Image, dest: &Path) -> Result<(), ImageError> {
+        flatten::flatten(&self.layer_dirs(image), dest)
+            .map_err(io_ctx(format!("exporting {} to {}", image.digest, dest.display())))
+    }
+}
+
+pub use gc::Removed;

@@ -1,0 +1,9 @@
+//! isola-core: what both backends share. Today that is the image store (layers
+//! stored and unpacked once, shared by every image); the run spec, the backend
+//! trait, volumes and instances join it as the backends arrive.
+
+pub mod fsutil;
+pub mod image;
+pub mod root;
+
+pub use root::Root;

@@ -1,0 +1,53 @@
+//! `isola images`: the stored images, one row per name.
+
+use anyhow::Result;
+use isola_core::image::{digest, ImageStore};
+use serde::Serialize;
+
+use crate::output;
+
+#[derive(Serialize)]
+struct Row {
+    name: String,
+    id: String,
+    digest: String,
+    layers: usize,
+    /// Uncompressed content bytes of all layers.
+    size: u64,
+    created: Option<String>,
+}
+
+pub fn run(store: &ImageStore, json: bool) -> Result<()> {
+    let mut rows = Vec::new();
+    for image in store.list()? {
+        let size = store.layers(&image).iter().filter_map(|l| l.meta.as_ref()).map(|m| m.content_bytes).sum();
+        for name in &image.names {
+            rows.push(Row {
+                name: name.clone(),
+                id: digest::short(&image.digest).to_string(),
+                digest: image.digest.to_string(),
+                layers: image.manifest.layers().len(),
+                size,
+                created: image.config.created().clone(),
+            });
+        }
+    }
+    rows.sort_by(|a, b| a.name.cmp(&b.name));
+    if json {
+        return output::json(&rows);
+    }
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.name.clone(),
+                r.id.clone(),
+                r.layers.to_string(),
+                output::size(r.size),
+                r.created.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    output::table(&["NAME", "IMAGE ID", "LAYERS", "SIZE", "CREATED"], &table);
+    Ok(())
+}

@@ -1,0 +1,35 @@
+//! `isola import PATH`: bring an image archive or layout into the store.
+
+use anyhow::{anyhow, Context, Result};
+use isola_core::image::{digest, ImageStore, ImportOptions};
+
+use crate::cli::ImportArgs;
+use crate::output;
+
+pub fn run(store: &ImageStore, args: &ImportArgs) -> Result<()> {
+    let platform = args.platform.parse().map_err(|e: String| anyhow!(e))?;
+    let opts = ImportOptions {
+        name: args.name.clone(),
+        reference: args.reference.clone(),
+        platform,
+    };
+    let imported = store
+        .import(&args.path, &opts)
+        .with_context(|| format!("importing {}", args.path.display()))?;
+    if args.json.json {
+        return output::json(&serde_json::json!({
+            "name": imported.name.to_string(),
+            "digest": imported.digest.to_string(),
+            "layers_unpacked": imported.layers_unpacked,
+            "layers_reused": imported.layers_reused,
+        }));
+    }
+    eprintln!(
+        "imported {} ({}): {} layer(s) unpacked, {} already stored",
+        imported.name,
+        digest::short(&imported.digest),
+        imported.layers_unpacked,
+        imported.layers_reused
+    );
+    Ok(())
+}

@@ -1,0 +1,40 @@
+//! `isola inspect IMAGE`: everything known about one image, as JSON.
+
+use anyhow::Result;
+use isola_core::image::{digest, ImageStore};
+use serde_json::json;
+
+use crate::output;
+
+pub fn run(store: &ImageStore, given: &str) -> Result<()> {
+    let image = store.get(given)?;
+    let layers: Vec<_> = store
+        .layers(&image)
+        .iter()
+        .map(|l| {
+            json!({
+                "digest": l.digest.to_string(),
+                "diff_id": l.diff_id.to_string(),
+                "media_type": l.media_type,
+                "compressed_size": l.compressed_size,
+                "size": l.meta.as_ref().map(|m| m.content_bytes),
+                "entries": l.meta.as_ref().map(|m| m.entries),
+                "path": store.root().layer_dir(l.diff_id.digest()),
+            })
+        })
+        .collect();
+    let size: u64 = layers.iter().filter_map(|l| l["size"].as_u64()).sum();
+    output::json(&json!({
+        "id": digest::short(&image.digest),
+        "digest": image.digest.to_string(),
+        "names": image.names,
+        "config_digest": image.config_digest.to_string(),
+        "architecture": image.config.architecture().to_string(),
+        "os": image.config.os().to_string(),
+        "created": image.config.created(),
+        "config": image.config.config(),
+        "size": size,
+        "layers": layers,
+        "history": image.config.history(),
+    }))
+}

@@ -1,0 +1,34 @@
+//! One module per subcommand; each turns its arguments into library calls.
+
+mod du;
+mod export;
+mod history;
+mod image_default;
+mod images;
+mod import;
+mod inspect;
+mod rmi;
+mod tag;
+
+use anyhow::{Context, Result};
+use isola_core::image::ImageStore;
+use isola_core::Root;
+
+use crate::cli::{Cli, Command, ImageCommand};
+
+pub fn run(cli: Cli) -> Result<()> {
+    let store = || -> Result<ImageStore> {
+        ImageStore::open(Root::new(&cli.root)).with_context(|| format!("opening the store at {}", cli.root.display()))
+    };
+    match &cli.command {
+        Command::Images(j) => images::run(&store()?, j.json),
+        Command::Import(args) => import::run(&store()?, args),
+        Command::Inspect { image } => inspect::run(&store()?, image),
+        Command::History { image, json } => history::run(&store()?, image, json.json),
+        Command::Tag { source, target } => tag::run(&store()?, source, target),
+        Command::Rmi { images, force } => rmi::run(&store()?, images, *force),
+        Command::Du(j) => du::run(&store()?, j.json),
+        Command::Export { image, dir } => export::run(&store()?, image, dir),
+        Command::Image(ImageCommand::Default { rebuild }) => image_default::run(&store()?, *rebuild),
+    }
+}

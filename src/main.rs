@@ -1,0 +1,38 @@
+//! isola: run the same OCI image as a container or in a minimal KVM guest,
+//! and measure what each isolation level costs. This binary only parses the
+//! command line and calls the libraries.
+
+mod cli;
+mod commands;
+mod output;
+
+use clap::Parser;
+
+fn main() {
+    // Like other Unix tools, end quietly when the reader of our output goes
+    // away (`isola images | head`) instead of failing on the write.
+    // SAFETY: setting a signal disposition to SIG_DFL runs no handler code.
+    let _ = unsafe { nix::sys::signal::signal(nix::sys::signal::Signal::SIGPIPE, nix::sys::signal::SigHandler::SigDfl) };
+    let cli = cli::Cli::parse();
+    init_tracing(cli.verbose);
+    if let Err(e) = commands::run(cli) {
+        // One line: what failed, then each cause, as anyhow's {:#} joins them.
+        eprintln!("isola: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ISOLA_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}

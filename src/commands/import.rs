@@ -1,6 +1,6 @@
 //! `isola import PATH`: bring an image archive or layout into the store.
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, Result};
 use isola_core::image::{digest, ImageStore, ImportOptions};
 
 use crate::cli::ImportArgs;
@@ -13,9 +13,8 @@ pub fn run(store: &ImageStore, args: &ImportArgs) -> Result<()> {
         reference: args.reference.clone(),
         platform,
     };
-    let imported = store
-        .import(&args.path, &opts)
-        .with_context(|| format!("importing {}", args.path.display()))?;
+    // The store's errors already name the archive and the image.
+    let imported = store.import(&args.path, &opts)?;
     if args.json.json {
         return output::json(&serde_json::json!({
             "name": imported.name.to_string(),

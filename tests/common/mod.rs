@@ -1,0 +1,161 @@
+//! Shared by the integration tests: a throwaway ISOLA_ROOT driven through the
+//! real `isola` binary, host checks that skip (or fail under CI), and
+//! fixtures made at test time.
+#![allow(dead_code)]
+
+pub mod fixture;
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::fs;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use sha2::{Digest, Sha256};
+
+/// True when the test can run. Without what it needs it fails under CI
+/// (CI=true) and elsewhere skips, saying why.
+pub fn host_has(what: &str, ok: bool) -> bool {
+    if ok {
+        return true;
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("this test needs {what}, which this CI host lacks; scripts/setup should provide it");
+    }
+    eprintln!("SKIPPED: this test needs {what}");
+    false
+}
+
+pub fn root_user() -> bool {
+    host_has("root (uid 0)", nix::unistd::geteuid().is_root())
+}
+
+pub fn tool(name: &str) -> bool {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
+        .unwrap_or(false);
+    host_has(&format!("`{name}` on PATH (run scripts/setup)"), found)
+}
+
+/// One test's ISOLA_ROOT, removed with it.
+pub struct Isola {
+    pub tmp: tempfile::TempDir,
+}
+
+impl Isola {
+    pub fn new() -> Isola {
+        Isola {
+            tmp: tempfile::Builder::new().prefix("isola-test-").tempdir().expect("temp dir"),
+        }
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.tmp.path().join("root")
+    }
+
+    /// A scratch directory beside the root, for fixtures.
+    pub fn scratch(&self, name: &str) -> PathBuf {
+        let p = self.tmp.path().join(name);
+        fs::create_dir_all(&p).expect("scratch dir");
+        p
+    }
+
+    pub fn cmd<I, S>(&self, args: I) -> Output
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        Command::new(env!("CARGO_BIN_EXE_isola"))
+            .args(args)
+            .env("ISOLA_ROOT", self.root())
+            .env_remove("ISOLA_LOG")
+            .output()
+            .expect("running isola")
+    }
+
+    /// Run isola, expect success, return stdout.
+    pub fn ok<I, S>(&self, args: I) -> String
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let args: Vec<_> = args.into_iter().map(|a| a.as_ref().to_os_string()).collect();
+        let out = self.cmd(&args);
+        assert!(
+            out.status.success(),
+            "isola {args:?} failed ({}):\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8 stdout")
+    }
+
+    /// Run isola, expect failure, return stderr.
+    pub fn fail<I, S>(&self, args: I) -> String
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let args: Vec<_> = args.into_iter().map(|a| a.as_ref().to_os_string()).collect();
+        let out = self.cmd(&args);
+        assert!(!out.status.success(), "isola {args:?} should have failed but succeeded");
+        String::from_utf8(out.stderr).expect("utf-8 stderr")
+    }
+
+    pub fn json<I, S>(&self, args: I) -> serde_json::Value
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        serde_json::from_str(&self.ok(args)).expect("isola printed valid JSON")
+    }
+
+    /// Every path in the store with its type, mode, owner, size and content
+    /// hash: two equal snapshots mean nothing stored was changed. Lock files
+    /// are left out (taking a lock creates them).
+    pub fn snapshot(&self) -> BTreeMap<PathBuf, String> {
+        let mut out = BTreeMap::new();
+        walk(&self.root(), &self.root(), &mut out);
+        out
+    }
+}
+
+fn walk(root: &Path, path: &Path, out: &mut BTreeMap<PathBuf, String>) {
+    let Ok(meta) = fs::symlink_metadata(path) else { return };
+    let rel = path.strip_prefix(root).unwrap().to_path_buf();
+    if rel.extension().is_some_and(|e| e == "lock") {
+        return;
+    }
+    let ft = meta.file_type();
+    let what = if ft.is_dir() {
+        "dir".to_string()
+    } else if ft.is_symlink() {
+        format!("link {}", fs::read_link(path).unwrap().display())
+    } else if ft.is_file() {
+        format!("file {}", hex::encode(Sha256::digest(fs::read(path).unwrap())))
+    } else if ft.is_char_device() {
+        format!("chr {}", meta.rdev())
+    } else {
+        "other".to_string()
+    };
+    out.insert(rel, format!("{what} mode={:o} {}:{} size={}", meta.mode(), meta.uid(), meta.gid(), if ft.is_dir() { 0 } else { meta.size() }));
+    if ft.is_dir() {
+        let mut names: Vec<_> = fs::read_dir(path).unwrap().map(|e| e.unwrap().path()).collect();
+        names.sort();
+        for p in names {
+            walk(root, &p, out);
+        }
+    }
+}
+
+/// Run a host tool (skopeo, umoci...) and insist it worked.
+pub fn sh(program: &str, args: &[&str]) {
+    let out = Command::new(program).args(args).output().unwrap_or_else(|e| panic!("running {program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -16,6 +16,7 @@ release: setup
 test: setup
 	$(CARGO) build --workspace --all-targets
 	$(CARGO) test --workspace
+	@CHECK_TEST_DIRS=1 scripts/check-leftovers
 
 demo: release
 	@scripts/demo $(ISOLA_RELEASE)

@@ -283,6 +283,7 @@ impl Stage<'_> {
         let decoder = Decoder::new(compression, compressed).map_err(|e| layer_err(&shown, UnpackError::Read(e)))?;
         let mut plain = HashingReader::new(decoder);
         let layer_dir = self.dir.join("layers").join(&diff_hex);
+        let started = std::time::Instant::now();
         let mut stats = None;
         if have_dir {
             io::copy(&mut plain, &mut io::sink()).map_err(|e| layer_err(&shown, UnpackError::Read(e)))?;
@@ -321,6 +322,15 @@ impl Stage<'_> {
             fs::rename(&staged_blob, self.dir.join("blobs").join(&hex)).map_err(io_ctx("staging a layer blob"))?;
             self.blobs.push(hex);
         }
+        tracing::debug!(
+            layer = %format!("{index}/{count}"),
+            diff_id = %diff_id,
+            ?compression,
+            bytes = got_size,
+            unpacked = stats.is_some(),
+            ms = started.elapsed().as_millis() as u64,
+            "layer verified"
+        );
         if let Some(stats) = stats {
             let meta = LayerMeta {
                 diff_id: diff_id.clone(),

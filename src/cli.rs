@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "isola", version, about = "Run the same OCI image as a container or in a minimal KVM guest, and measure the trade-off")]
+#[command(
+    name = "isola",
+    version,
+    about = "Run the same OCI image as a container or in a minimal KVM guest, and measure the trade-off"
+)]
 pub struct Cli {
     /// State directory (images, layers, sandboxes)
     #[arg(long, global = true, env = "ISOLA_ROOT", default_value = isola_core::root::DEFAULT_ROOT, value_name = "DIR")]

@@ -12,7 +12,12 @@ fn main() {
     // Like other Unix tools, end quietly when the reader of our output goes
     // away (`isola images | head`) instead of failing on the write.
     // SAFETY: setting a signal disposition to SIG_DFL runs no handler code.
-    let _ = unsafe { nix::sys::signal::signal(nix::sys::signal::Signal::SIGPIPE, nix::sys::signal::SigHandler::SigDfl) };
+    let _ = unsafe {
+        nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGPIPE,
+            nix::sys::signal::SigHandler::SigDfl,
+        )
+    };
     let cli = cli::Cli::parse();
     init_tracing(cli.verbose);
     if let Err(e) = commands::run(cli) {

@@ -18,16 +18,43 @@ fn nothing_is_left_behind() {
     }
     let isola = Isola::new();
     let work = isola.scratch("fx");
-    Layout::image(&work.join("good"), &[Layer::gzip(Tar::new().file("a", b"a").build())]);
-    Layout::image(&work.join("bad"), &[Layer::gzip(Tar::new().raw(b"../x", EntryType::Regular, b"x", None).build())]);
-    isola.ok(["import", work.join("good").to_str().unwrap(), "--name", "good:1"]);
-    isola.fail(["import", work.join("bad").to_str().unwrap(), "--name", "bad:1"]);
+    Layout::image(
+        &work.join("good"),
+        &[Layer::gzip(Tar::new().file("a", b"a").build())],
+    );
+    Layout::image(
+        &work.join("bad"),
+        &[Layer::gzip(
+            Tar::new()
+                .raw(b"../x", EntryType::Regular, b"x", None)
+                .build(),
+        )],
+    );
+    isola.ok([
+        "import",
+        work.join("good").to_str().unwrap(),
+        "--name",
+        "good:1",
+    ]);
+    isola.fail([
+        "import",
+        work.join("bad").to_str().unwrap(),
+        "--name",
+        "bad:1",
+    ]);
     isola.ok(["export", "good:1", work.join("out").to_str().unwrap()]);
     isola.ok(["rmi", "good:1"]);
 
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/check-leftovers");
-    let out = Command::new(script).arg(isola.root()).output().expect("running check-leftovers");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(script)
+        .arg(isola.root())
+        .output()
+        .expect("running check-leftovers");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // The check itself must be able to fail: a stray staging dir is caught.
     std::fs::create_dir(isola.root().join("tmp/import-stray")).unwrap();
     let out = Command::new(script).arg(isola.root()).output().unwrap();

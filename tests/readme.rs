@@ -7,16 +7,30 @@ use std::process::Command;
 
 #[test]
 fn the_readme_tour_runs() {
-    if !(common::root_user() && common::tool("umoci") && common::tool("skopeo") && common::tool("jq")) {
+    if !(common::root_user()
+        && common::tool("umoci")
+        && common::tool("skopeo")
+        && common::tool("jq"))
+    {
         return;
     }
     let readme = include_str!("../README.md");
-    let tour = readme.split("## Tour").nth(1).expect("README has a Tour section");
+    let tour = readme
+        .split("## Tour")
+        .nth(1)
+        .expect("README has a Tour section");
     let tour = tour.split("\n## ").next().unwrap();
     let isola = common::Isola::new();
     let scratch = isola.scratch("tour-tmp");
-    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_isola")).parent().unwrap().to_path_buf();
-    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_isola"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     let mut ran = 0;
     for line in tour.lines().filter_map(|l| l.strip_prefix("$ ")) {
         let line = line.replace("/tmp/", &format!("{}/", scratch.display()));

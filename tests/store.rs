@@ -14,7 +14,13 @@ use common::Isola;
 use serde_json::json;
 
 fn base() -> Layer {
-    Layer::gzip(Tar::new().dir("etc", 0o755).file("etc/os-release", b"ID=fixture\n").file("etc/shared", &vec![3u8; 300_000]).build())
+    Layer::gzip(
+        Tar::new()
+            .dir("etc", 0o755)
+            .file("etc/os-release", b"ID=fixture\n")
+            .file("etc/shared", &vec![3u8; 300_000])
+            .build(),
+    )
 }
 
 fn app(name: &str) -> Layer {
@@ -34,16 +40,39 @@ fn tag_history_and_rmi_collect_what_nothing_uses() {
     let work = isola.scratch("fx");
     Layout::image(&work.join("one"), &[base(), app("one")]);
     Layout::image(&work.join("two"), &[base(), app("two")]);
-    isola.ok(["import", work.join("one").to_str().unwrap(), "--name", "one:1"]);
-    isola.ok(["import", work.join("two").to_str().unwrap(), "--name", "two:1"]);
+    isola.ok([
+        "import",
+        work.join("one").to_str().unwrap(),
+        "--name",
+        "one:1",
+    ]);
+    isola.ok([
+        "import",
+        work.join("two").to_str().unwrap(),
+        "--name",
+        "two:1",
+    ]);
     let root = isola.root();
-    assert_eq!(count(&root.join("layers")), 6, "3 layer dirs + 3 facts files");
+    assert_eq!(
+        count(&root.join("layers")),
+        6,
+        "3 layer dirs + 3 facts files"
+    );
 
     isola.ok(["tag", "one:1", "one:alias"]);
-    let id = isola.json(["inspect", "one:alias"])["id"].as_str().unwrap().to_string();
-    assert_eq!(isola.json(["inspect", &id])["names"], json!(["one:1", "one:alias"]));
+    let id = isola.json(["inspect", "one:alias"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        isola.json(["inspect", &id])["names"],
+        json!(["one:1", "one:alias"])
+    );
     let err = isola.fail(["rmi", &id]);
-    assert!(err.contains("also named") && err.contains("--force"), "{err}");
+    assert!(
+        err.contains("also named") && err.contains("--force"),
+        "{err}"
+    );
 
     let history = isola.json(["history", "one:1", "--json"]);
     assert_eq!(history.as_array().unwrap().len(), 2);
@@ -55,11 +84,18 @@ fn tag_history_and_rmi_collect_what_nothing_uses() {
     isola.ok(["rmi", "one:alias"]);
     assert_eq!(count(&root.join("layers")), 6);
     isola.ok(["rmi", "one:1"]);
-    assert_eq!(count(&root.join("layers")), 4, "one's own layer went; the shared base stayed");
+    assert_eq!(
+        count(&root.join("layers")),
+        4,
+        "one's own layer went; the shared base stayed"
+    );
     isola.json(["inspect", "two:1"]);
     let two_dir = root.join("layers");
     isola.ok(["export", "two:1", work.join("two-root").to_str().unwrap()]);
-    assert_eq!(fs::read(work.join("two-root/etc/shared")).unwrap().len(), 300_000);
+    assert_eq!(
+        fs::read(work.join("two-root/etc/shared")).unwrap().len(),
+        300_000
+    );
     isola.ok(["rmi", "two:1"]);
     assert_eq!(count(&two_dir), 0);
     assert_eq!(count(&root.join("blobs/sha256")), 0);
@@ -74,9 +110,17 @@ fn rmi_force_by_id_removes_every_name() {
     let isola = Isola::new();
     let work = isola.scratch("fx");
     Layout::image(&work.join("one"), &[base()]);
-    isola.ok(["import", work.join("one").to_str().unwrap(), "--name", "a:1"]);
+    isola.ok([
+        "import",
+        work.join("one").to_str().unwrap(),
+        "--name",
+        "a:1",
+    ]);
     isola.ok(["tag", "a:1", "b:2"]);
-    let id = isola.json(["inspect", "b:2"])["digest"].as_str().unwrap().to_string();
+    let id = isola.json(["inspect", "b:2"])["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
     isola.ok(["rmi", "--force", &id]);
     assert_eq!(isola.json(["images", "--json"]), json!([]));
     assert_eq!(count(&isola.root().join("layers")), 0);
@@ -108,7 +152,14 @@ fn multi_arch_index_takes_the_asked_platform() {
     layout.add(index, Some("v1"));
     let d = dir.to_str().unwrap();
     assert_eq!(isola.json(["import", d, "--json"])["name"], "multi:v1");
-    isola.ok(["import", d, "--platform", "linux/arm64", "--name", "multi:arm"]);
+    isola.ok([
+        "import",
+        d,
+        "--platform",
+        "linux/arm64",
+        "--name",
+        "multi:arm",
+    ]);
     for (name, file) in [("multi:v1", "amd64"), ("multi:arm", "arm64")] {
         let out = work.join(format!("x-{file}"));
         isola.ok(["export", name, out.to_str().unwrap()]);
@@ -117,7 +168,10 @@ fn multi_arch_index_takes_the_asked_platform() {
     let err = isola.fail(["import", d, "--platform", "linux/s390x"]);
     assert!(err.contains("no image for linux/s390x"), "{err}");
     let err = isola.fail(["import", d, "--ref", "v9"]);
-    assert!(err.contains("no image named \"v9\"") && err.contains("v1"), "{err}");
+    assert!(
+        err.contains("no image named \"v9\"") && err.contains("v1"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -127,19 +181,47 @@ fn concurrent_imports_sharing_a_layer_both_land() {
     }
     let isola = Isola::new();
     let work = isola.scratch("fx");
-    let big = Layer::gzip(Tar::new().file("big", &(0..8_000_000u32).map(|i| (i % 251) as u8).collect::<Vec<_>>()).build());
+    let big = Layer::gzip(
+        Tar::new()
+            .file(
+                "big",
+                &(0..8_000_000u32)
+                    .map(|i| (i % 251) as u8)
+                    .collect::<Vec<_>>(),
+            )
+            .build(),
+    );
     for n in 0..4 {
-        Layout::image(&work.join(format!("img{n}")), &[big.clone(), app(&format!("app{n}"))]);
+        Layout::image(
+            &work.join(format!("img{n}")),
+            &[big.clone(), app(&format!("app{n}"))],
+        );
     }
     thread::scope(|s| {
         for n in 0..4 {
             let (isola, work) = (&isola, &work);
-            s.spawn(move || isola.ok(["import", work.join(format!("img{n}")).to_str().unwrap(), "--name", &format!("img:{n}")]));
+            s.spawn(move || {
+                isola.ok([
+                    "import",
+                    work.join(format!("img{n}")).to_str().unwrap(),
+                    "--name",
+                    &format!("img:{n}"),
+                ])
+            });
         }
     });
-    assert_eq!(isola.json(["images", "--json"]).as_array().unwrap().len(), 4);
-    let dirs = fs::read_dir(isola.root().join("layers")).unwrap().filter(|e| e.as_ref().unwrap().path().is_dir()).count();
-    assert_eq!(dirs, 5, "the shared layer is stored once, plus one layer per image");
+    assert_eq!(
+        isola.json(["images", "--json"]).as_array().unwrap().len(),
+        4
+    );
+    let dirs = fs::read_dir(isola.root().join("layers"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().is_dir())
+        .count();
+    assert_eq!(
+        dirs, 5,
+        "the shared layer is stored once, plus one layer per image"
+    );
     assert_eq!(count(&isola.root().join("tmp")), 0);
     for n in 0..4 {
         let out = work.join(format!("out{n}"));
@@ -155,19 +237,46 @@ fn export_applies_whiteouts_and_opaque_dirs() {
     }
     let isola = Isola::new();
     let work = isola.scratch("fx");
-    let lower = Tar::new().dir("a", 0o755).file("a/x", b"x").file("a/y", b"y").file("f", b"f").dir("d", 0o755).file("d/1", b"1").symlink("s", "/etc").build();
-    let upper = Tar::new().file(".wh.f", b"").file("a/.wh.x", b"").dir("d", 0o755).file("d/.wh..wh..opq", b"").file("d/2", b"2").dir("s", 0o755).file("s/inside", b"i").build();
+    let lower = Tar::new()
+        .dir("a", 0o755)
+        .file("a/x", b"x")
+        .file("a/y", b"y")
+        .file("f", b"f")
+        .dir("d", 0o755)
+        .file("d/1", b"1")
+        .symlink("s", "/etc")
+        .build();
+    let upper = Tar::new()
+        .file(".wh.f", b"")
+        .file("a/.wh.x", b"")
+        .dir("d", 0o755)
+        .file("d/.wh..wh..opq", b"")
+        .file("d/2", b"2")
+        .dir("s", 0o755)
+        .file("s/inside", b"i")
+        .build();
     Layout::image(&work.join("wh"), &[Layer::gzip(lower), Layer::tar(upper)]);
-    isola.ok(["import", work.join("wh").to_str().unwrap(), "--name", "wh:1"]);
+    isola.ok([
+        "import",
+        work.join("wh").to_str().unwrap(),
+        "--name",
+        "wh:1",
+    ]);
     let out = work.join("root");
     isola.ok(["export", "wh:1", out.to_str().unwrap()]);
     assert!(out.join("a/y").exists() && !out.join("a/x").exists());
     assert!(!out.join("f").exists());
     assert!(!out.join("d/1").exists() && out.join("d/2").exists());
-    assert!(fs::symlink_metadata(out.join("s")).unwrap().is_dir(), "a directory replaces the lower symlink");
+    assert!(
+        fs::symlink_metadata(out.join("s")).unwrap().is_dir(),
+        "a directory replaces the lower symlink"
+    );
     assert!(out.join("s/inside").exists() && !Path::new("/etc/inside").exists());
     // The stored upper layer holds the overlayfs form of the same whiteouts.
-    let top = isola.json(["inspect", "wh:1"])["layers"][1]["path"].as_str().unwrap().to_string();
+    let top = isola.json(["inspect", "wh:1"])["layers"][1]["path"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let m = fs::symlink_metadata(Path::new(&top).join("f")).unwrap();
     assert!(m.file_type().is_char_device() && m.rdev() == 0);
     let err = isola.fail(["export", "wh:1", out.to_str().unwrap()]);
@@ -176,7 +285,12 @@ fn export_applies_whiteouts_and_opaque_dirs() {
 
 #[test]
 fn the_default_image_is_busybox_with_its_applets() {
-    if !(common::root_user() && common::host_has("a static busybox (busybox-static)", Path::new("/bin/busybox").exists())) {
+    if !(common::root_user()
+        && common::host_has(
+            "a static busybox (busybox-static)",
+            Path::new("/bin/busybox").exists(),
+        ))
+    {
         return;
     }
     let isola = Isola::new();
@@ -184,12 +298,23 @@ fn the_default_image_is_busybox_with_its_applets() {
     let first = isola.json(["inspect", "isola/busybox"]);
     // Deterministic: a rebuild from the same busybox is the same image.
     isola.ok(["image", "default", "--rebuild"]);
-    assert_eq!(isola.json(["inspect", "isola/busybox:latest"])["digest"], first["digest"]);
+    assert_eq!(
+        isola.json(["inspect", "isola/busybox:latest"])["digest"],
+        first["digest"]
+    );
     let layer = Path::new(first["layers"][0]["path"].as_str().unwrap()).to_path_buf();
     assert!(fs::metadata(layer.join("bin/busybox")).unwrap().mode() & 0o111 != 0);
-    assert_eq!(fs::read_link(layer.join("bin/sh")).unwrap(), Path::new("/bin/busybox"));
-    assert!(fs::read_to_string(layer.join("etc/passwd")).unwrap().starts_with("root:x:0:0:"));
-    assert_eq!(fs::metadata(layer.join("tmp")).unwrap().mode() & 0o7777, 0o1777);
+    assert_eq!(
+        fs::read_link(layer.join("bin/sh")).unwrap(),
+        Path::new("/bin/busybox")
+    );
+    assert!(fs::read_to_string(layer.join("etc/passwd"))
+        .unwrap()
+        .starts_with("root:x:0:0:"));
+    assert_eq!(
+        fs::metadata(layer.join("tmp")).unwrap().mode() & 0o7777,
+        0o1777
+    );
     assert_eq!(first["config"]["Cmd"], json!(["sh"]));
     let table = isola.ok(["images"]);
     assert!(table.contains("isola/busybox:latest"), "{table}");

@@ -38,7 +38,10 @@ fn component() -> impl Strategy<Value = String> {
 }
 
 fn path() -> impl Strategy<Value = String> {
-    (prop::bool::weighted(0.1), prop::collection::vec(component(), 1..4))
+    (
+        prop::bool::weighted(0.1),
+        prop::collection::vec(component(), 1..4),
+    )
         .prop_map(|(abs, parts)| format!("{}{}", if abs { "/" } else { "" }, parts.join("/")))
 }
 
@@ -73,7 +76,12 @@ fn layer(ops: &[Op]) -> Vec<u8> {
             Op::Dir(p) => tar.raw(p.as_bytes(), EntryType::Directory, b"", None),
             Op::Symlink(p, t) => tar.raw(p.as_bytes(), EntryType::Symlink, b"", Some(t.as_bytes())),
             Op::Hardlink(p, t) => tar.raw(p.as_bytes(), EntryType::Link, b"", Some(t.as_bytes())),
-            Op::Whiteout(p) => tar.raw(format!("{p}/.wh.x").as_bytes(), EntryType::Regular, b"", None),
+            Op::Whiteout(p) => tar.raw(
+                format!("{p}/.wh.x").as_bytes(),
+                EntryType::Regular,
+                b"",
+                None,
+            ),
         };
     }
     tar.build()
@@ -83,11 +91,28 @@ fn layer(ops: &[Op]) -> Vec<u8> {
 /// `dir` (not `dir` itself, whose mtime moves as the layer dir comes and goes).
 fn state(dir: &Path) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
-    let mut stack: Vec<_> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut stack: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     while let Some(p) = stack.pop() {
         let m = fs::symlink_metadata(&p).unwrap();
-        let content = if m.is_file() { fs::read(&p).unwrap() } else { Vec::new() };
-        out.insert(p.display().to_string(), format!("{:o} {} {} {:?} {:?}", m.mode(), m.size(), m.nlink(), content, m.mtime()));
+        let content = if m.is_file() {
+            fs::read(&p).unwrap()
+        } else {
+            Vec::new()
+        };
+        out.insert(
+            p.display().to_string(),
+            format!(
+                "{:o} {} {} {:?} {:?}",
+                m.mode(),
+                m.size(),
+                m.nlink(),
+                content,
+                m.mtime()
+            ),
+        );
         if m.is_dir() {
             for e in fs::read_dir(&p).unwrap() {
                 stack.push(e.unwrap().path());
@@ -102,12 +127,19 @@ fn nothing_escapes_the_layer_dir() {
     if !common::root_user() {
         return;
     }
-    let sandbox = tempfile::Builder::new().prefix("isola-test-fuzz-").tempdir().unwrap();
+    let sandbox = tempfile::Builder::new()
+        .prefix("isola-test-fuzz-")
+        .tempdir()
+        .unwrap();
     let sentinel = sandbox.path().join("sentinel");
     fs::create_dir(&sentinel).unwrap();
     fs::write(sentinel.join("file"), "sentinel").unwrap();
     let before = state(sandbox.path());
-    let config = ProptestConfig { cases: 1000, failure_persistence: None, ..ProptestConfig::default() };
+    let config = ProptestConfig {
+        cases: 1000,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    };
     let s = sentinel.display().to_string();
     proptest!(config, |(ops in prop::collection::vec(op(s.clone()), 1..12))| {
         let layer_dir = sandbox.path().join("layer");

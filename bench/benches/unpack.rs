@@ -5,9 +5,9 @@ use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion, SamplingMode, Throughput};
+use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 use tempfile::TempDir;
 
 /// Trees that exist on a stock Debian 12 host, the first present one is used.
@@ -33,7 +33,9 @@ fn build_layer() -> Layer {
         .iter()
         .map(Path::new)
         .find(|p| p.is_dir())
-        .unwrap_or_else(|| panic!("none of the layer source trees exists on this host: {CANDIDATES:?}"));
+        .unwrap_or_else(|| {
+            panic!("none of the layer source trees exists on this host: {CANDIDATES:?}")
+        });
     // A candidate may be a symlink to its versioned directory (perl's 5.36).
     let src = src.canonicalize().expect("resolving the layer source tree");
     let work = tempfile::Builder::new()
@@ -43,7 +45,9 @@ fn build_layer() -> Layer {
     let tar = work.path().join("layer.tar");
     let mut builder = tar::Builder::new(File::create(&tar).expect("creating the layer tar"));
     builder.follow_symlinks(false);
-    builder.append_dir_all("", &src).expect("writing the layer tar");
+    builder
+        .append_dir_all("", &src)
+        .expect("writing the layer tar");
     builder.into_inner().expect("finishing the layer tar");
 
     let size = std::fs::metadata(&tar).expect("sizing the layer tar").len();
@@ -59,52 +63,80 @@ fn build_layer() -> Layer {
     Layer { work, tar, size }
 }
 
-fn fresh_dir(work: &Path) -> TempDir {
-    tempfile::tempdir_in(work).expect("creating an extraction directory")
+/// Time `iters` extractions by `timed` into fresh directories, each paired
+/// with an untimed one by `other` (alternating which goes first), so that both
+/// contenders meet the same filesystem state whichever criterion runs first.
+/// Trees are kept until the group is done: on ext4 without a journal (as /tmp
+/// is here) creating an inode first steps over every inode deleted in the last
+/// minutes, so removing trees between runs would mostly measure that scan.
+/// Dirty data is flushed before each sample so no run pays for another's writeback.
+fn time_extractions(
+    layer: &Layer,
+    kept: &mut Vec<TempDir>,
+    iters: u64,
+    timed: fn(&Path, &Path),
+    other: fn(&Path, &Path),
+) -> Duration {
+    let status = Command::new("sync").status().expect("running sync");
+    assert!(status.success(), "sync failed: {status}");
+    let mut total = Duration::ZERO;
+    for i in 0..iters {
+        let mut extract = |timing: bool| {
+            let dir =
+                tempfile::tempdir_in(layer.work.path()).expect("creating an extraction directory");
+            let start = Instant::now();
+            if timing {
+                timed(&layer.tar, dir.path());
+                total += start.elapsed();
+            } else {
+                other(&layer.tar, dir.path());
+            }
+            kept.push(dir);
+        };
+        let timed_first = i % 2 == 0;
+        extract(timed_first);
+        extract(!timed_first);
+    }
+    total
+}
+
+fn isola_unpack(tar: &Path, dest: &Path) {
+    let file = File::open(tar).expect("opening the layer tar");
+    isola_core::image::unpack::unpack(BufReader::with_capacity(READ_BUFFER, file), dest)
+        .expect("isola unpack");
+}
+
+fn tar_x(tar: &Path, dest: &Path) {
+    let status = Command::new("tar")
+        .arg("-xf")
+        .arg(tar)
+        .arg("-C")
+        .arg(dest)
+        .status()
+        .expect("running tar");
+    assert!(status.success(), "tar -x failed: {status}");
 }
 
 fn layer_unpack(c: &mut Criterion) {
     let layer = build_layer();
+    let mut kept = Vec::new();
     let mut group = c.benchmark_group("layer_unpack");
+    // Every timed extraction leaves a ~50 MiB tree until the end, so the run
+    // is bounded by the sample count: expect criterion to ask for more time.
     group
         .throughput(Throughput::Bytes(layer.size))
         .sampling_mode(SamplingMode::Flat)
-        .sample_size(10)
-        .warm_up_time(Duration::from_secs(2))
-        .measurement_time(Duration::from_secs(10));
-
-    // Each routine returns its directory, so criterion drops (removes) it
-    // outside the timed section.
+        .sample_size(20)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(1));
     group.bench_function("isola_unpack", |b| {
-        b.iter_batched(
-            || fresh_dir(layer.work.path()),
-            |dir| {
-                let file = File::open(&layer.tar).expect("opening the layer tar");
-                isola_core::image::unpack::unpack(BufReader::with_capacity(READ_BUFFER, file), dir.path())
-                    .expect("isola unpack");
-                dir
-            },
-            BatchSize::PerIteration,
-        )
+        b.iter_custom(|iters| time_extractions(&layer, &mut kept, iters, isola_unpack, tar_x))
     });
     group.bench_function("tar_x", |b| {
-        b.iter_batched(
-            || fresh_dir(layer.work.path()),
-            |dir| {
-                let status = Command::new("tar")
-                    .arg("-xf")
-                    .arg(&layer.tar)
-                    .arg("-C")
-                    .arg(dir.path())
-                    .status()
-                    .expect("running tar");
-                assert!(status.success(), "tar -x failed: {status}");
-                dir
-            },
-            BatchSize::PerIteration,
-        )
+        b.iter_custom(|iters| time_extractions(&layer, &mut kept, iters, tar_x, isola_unpack))
     });
     group.finish();
+    eprintln!("removing {} extracted trees", kept.len());
 }
 
 criterion_group!(benches, layer_unpack);

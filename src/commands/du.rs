@@ -25,9 +25,15 @@ pub fn run(store: &ImageStore, json: bool) -> Result<()> {
             ]
         })
         .collect();
-    output::table(&["IMAGE", "IMAGE ID", "LAYERS", "SIZE", "SHARED", "UNIQUE"], &rows);
+    output::table(
+        &["IMAGE", "IMAGE ID", "LAYERS", "SIZE", "SHARED", "UNIQUE"],
+        &rows,
+    );
     println!();
     println!("images add up to   {}", output::size(u.sum_of_images));
-    println!("store holds        {} (layers shared by several images are stored once)", output::size(u.store_total));
+    println!(
+        "store holds        {} (layers shared by several images are stored once)",
+        output::size(u.store_total)
+    );
     Ok(())
 }

@@ -10,7 +10,10 @@ pub fn run(store: &ImageStore, given: &str, dir: &Path) -> Result<()> {
     match std::fs::read_dir(dir) {
         Ok(mut entries) => {
             if entries.next().is_some() {
-                bail!("{} is not empty; export into a new or empty directory", dir.display());
+                bail!(
+                    "{} is not empty; export into a new or empty directory",
+                    dir.display()
+                );
             }
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

@@ -23,13 +23,20 @@ pub fn run(store: &ImageStore, given: &str, json: bool) -> Result<()> {
     let mut next_layer = layers.iter();
     let mut steps: Vec<Step> = Vec::new();
     for h in image.config.history().iter().flatten() {
-        let layer = if h.empty_layer().unwrap_or(false) { None } else { next_layer.next() };
+        let layer = if h.empty_layer().unwrap_or(false) {
+            None
+        } else {
+            next_layer.next()
+        };
         steps.push(Step {
             created: h.created().clone(),
             created_by: h.created_by().clone(),
             comment: h.comment().clone(),
             layer: layer.map(|l| l.diff_id.to_string()),
-            size: layer.and_then(|l| l.meta.as_ref()).map(|m| m.content_bytes).unwrap_or(0),
+            size: layer
+                .and_then(|l| l.meta.as_ref())
+                .map(|m| m.content_bytes)
+                .unwrap_or(0),
         });
     }
     // Layers the history does not mention (some tools write none) still show.

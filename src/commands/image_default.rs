@@ -10,6 +10,10 @@ pub fn run(store: &ImageStore, rebuild: bool) -> Result<()> {
     } else {
         default_image::ensure(store)?
     };
-    eprintln!("{} is {}", default_image::NAME, digest::short(&image.digest));
+    eprintln!(
+        "{} is {}",
+        default_image::NAME,
+        digest::short(&image.digest)
+    );
     Ok(())
 }

@@ -20,7 +20,12 @@ struct Row {
 pub fn run(store: &ImageStore, json: bool) -> Result<()> {
     let mut rows = Vec::new();
     for image in store.list()? {
-        let size = store.layers(&image).iter().filter_map(|l| l.meta.as_ref()).map(|m| m.content_bytes).sum();
+        let size = store
+            .layers(&image)
+            .iter()
+            .filter_map(|l| l.meta.as_ref())
+            .map(|m| m.content_bytes)
+            .sum();
         for name in &image.names {
             rows.push(Row {
                 name: name.clone(),

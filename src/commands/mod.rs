@@ -18,7 +18,8 @@ use crate::cli::{Cli, Command, ImageCommand};
 
 pub fn run(cli: Cli) -> Result<()> {
     let store = || -> Result<ImageStore> {
-        ImageStore::open(Root::new(&cli.root)).with_context(|| format!("opening the store at {}", cli.root.display()))
+        ImageStore::open(Root::new(&cli.root))
+            .with_context(|| format!("opening the store at {}", cli.root.display()))
     };
     match &cli.command {
         Command::Images(j) => images::run(&store()?, j.json),
@@ -29,6 +30,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Rmi { images, force } => rmi::run(&store()?, images, *force),
         Command::Du(j) => du::run(&store()?, j.json),
         Command::Export { image, dir } => export::run(&store()?, image, dir),
-        Command::Image(ImageCommand::Default { rebuild }) => image_default::run(&store()?, *rebuild),
+        Command::Image(ImageCommand::Default { rebuild }) => {
+            image_default::run(&store()?, *rebuild)
+        }
     }
 }

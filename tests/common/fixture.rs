@@ -32,7 +32,9 @@ impl Default for Tar {
 
 impl Tar {
     pub fn new() -> Tar {
-        Tar { b: tar::Builder::new(Vec::new()) }
+        Tar {
+            b: tar::Builder::new(Vec::new()),
+        }
     }
 
     fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
@@ -56,7 +58,15 @@ impl Tar {
         self.file_with(path, data, 0o644, 0, 0, 1_600_000_000)
     }
 
-    pub fn file_with(mut self, path: &str, data: &[u8], mode: u32, uid: u64, gid: u64, mtime: u64) -> Self {
+    pub fn file_with(
+        mut self,
+        path: &str,
+        data: &[u8],
+        mode: u32,
+        uid: u64,
+        gid: u64,
+        mtime: u64,
+    ) -> Self {
         let mut h = Self::header(tar::EntryType::Regular, mode, data.len() as u64);
         h.set_uid(uid);
         h.set_gid(gid);
@@ -77,7 +87,14 @@ impl Tar {
         self
     }
 
-    pub fn node(mut self, path: &str, kind: tar::EntryType, major: u32, minor: u32, mode: u32) -> Self {
+    pub fn node(
+        mut self,
+        path: &str,
+        kind: tar::EntryType,
+        major: u32,
+        minor: u32,
+        mode: u32,
+    ) -> Self {
         let mut h = Self::header(kind, mode, 0);
         h.set_device_major(major).unwrap();
         h.set_device_minor(minor).unwrap();
@@ -87,7 +104,9 @@ impl Tar {
 
     pub fn with_xattr(mut self, path: &str, data: &[u8], name: &str, value: &[u8]) -> Self {
         let key = format!("SCHILY.xattr.{name}");
-        self.b.append_pax_extensions([(key.as_str(), value)]).unwrap();
+        self.b
+            .append_pax_extensions([(key.as_str(), value)])
+            .unwrap();
         let mut h = Self::header(tar::EntryType::Regular, 0o644, data.len() as u64);
         self.b.append_data(&mut h, path, data).unwrap();
         self
@@ -95,7 +114,13 @@ impl Tar {
 
     /// An entry written byte for byte: the path (and link target) are not
     /// checked, so `../x` and `/etc/x` get through as an attacker would send them.
-    pub fn raw(mut self, path: &[u8], kind: tar::EntryType, data: &[u8], link: Option<&[u8]>) -> Self {
+    pub fn raw(
+        mut self,
+        path: &[u8],
+        kind: tar::EntryType,
+        data: &[u8],
+        link: Option<&[u8]>,
+    ) -> Self {
         let mut h = Self::header(kind, 0o644, data.len() as u64);
         let gnu = h.as_gnu_mut().unwrap();
         gnu.name = [0; 100];
@@ -157,7 +182,9 @@ impl Layout {
     }
 
     pub fn blob_path(&self, digest: &str) -> PathBuf {
-        self.dir.join("blobs/sha256").join(digest.trim_start_matches("sha256:"))
+        self.dir
+            .join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:"))
     }
 
     pub fn blob(&self, data: &[u8]) -> Value {
@@ -220,6 +247,10 @@ impl Layout {
 
     fn write_index(&self) {
         let idx = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": self.index});
-        fs::write(self.dir.join("index.json"), serde_json::to_vec(&idx).unwrap()).unwrap();
+        fs::write(
+            self.dir.join("index.json"),
+            serde_json::to_vec(&idx).unwrap(),
+        )
+        .unwrap();
     }
 }

@@ -46,7 +46,10 @@ pub struct Isola {
 impl Isola {
     pub fn new() -> Isola {
         Isola {
-            tmp: tempfile::Builder::new().prefix("isola-test-").tempdir().expect("temp dir"),
+            tmp: tempfile::Builder::new()
+                .prefix("isola-test-")
+                .tempdir()
+                .expect("temp dir"),
         }
     }
 
@@ -74,33 +77,35 @@ impl Isola {
             .expect("running isola")
     }
 
-    /// Run isola, expect success, return stdout.
-    pub fn ok<I, S>(&self, args: I) -> String
+    /// Run isola and insist on success (or failure); the output either way.
+    pub fn expect<I, S>(&self, args: I, success: bool) -> Output
     where
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let args: Vec<_> = args.into_iter().map(|a| a.as_ref().to_os_string()).collect();
+        let args: Vec<_> = args
+            .into_iter()
+            .map(|a| a.as_ref().to_os_string())
+            .collect();
         let out = self.cmd(&args);
-        assert!(
+        assert_eq!(
             out.status.success(),
-            "isola {args:?} failed ({}):\n{}",
+            success,
+            "isola {args:?} exited {}:\n{}",
             out.status,
             String::from_utf8_lossy(&out.stderr)
         );
-        String::from_utf8(out.stdout).expect("utf-8 stdout")
+        out
+    }
+
+    /// Run isola, expect success, return stdout.
+    pub fn ok<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(&self, args: I) -> String {
+        String::from_utf8(self.expect(args, true).stdout).expect("utf-8 stdout")
     }
 
     /// Run isola, expect failure, return stderr.
-    pub fn fail<I, S>(&self, args: I) -> String
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<OsStr>,
-    {
-        let args: Vec<_> = args.into_iter().map(|a| a.as_ref().to_os_string()).collect();
-        let out = self.cmd(&args);
-        assert!(!out.status.success(), "isola {args:?} should have failed but succeeded");
-        String::from_utf8(out.stderr).expect("utf-8 stderr")
+    pub fn fail<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(&self, args: I) -> String {
+        String::from_utf8(self.expect(args, false).stderr).expect("utf-8 stderr")
     }
 
     pub fn json<I, S>(&self, args: I) -> serde_json::Value
@@ -122,7 +127,9 @@ impl Isola {
 }
 
 fn walk(root: &Path, path: &Path, out: &mut BTreeMap<PathBuf, String>) {
-    let Ok(meta) = fs::symlink_metadata(path) else { return };
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return;
+    };
     let rel = path.strip_prefix(root).unwrap().to_path_buf();
     if rel.extension().is_some_and(|e| e == "lock") {
         return;
@@ -133,15 +140,30 @@ fn walk(root: &Path, path: &Path, out: &mut BTreeMap<PathBuf, String>) {
     } else if ft.is_symlink() {
         format!("link {}", fs::read_link(path).unwrap().display())
     } else if ft.is_file() {
-        format!("file {}", hex::encode(Sha256::digest(fs::read(path).unwrap())))
+        format!(
+            "file {}",
+            hex::encode(Sha256::digest(fs::read(path).unwrap()))
+        )
     } else if ft.is_char_device() {
         format!("chr {}", meta.rdev())
     } else {
         "other".to_string()
     };
-    out.insert(rel, format!("{what} mode={:o} {}:{} size={}", meta.mode(), meta.uid(), meta.gid(), if ft.is_dir() { 0 } else { meta.size() }));
+    out.insert(
+        rel,
+        format!(
+            "{what} mode={:o} {}:{} size={}",
+            meta.mode(),
+            meta.uid(),
+            meta.gid(),
+            if ft.is_dir() { 0 } else { meta.size() }
+        ),
+    );
     if ft.is_dir() {
-        let mut names: Vec<_> = fs::read_dir(path).unwrap().map(|e| e.unwrap().path()).collect();
+        let mut names: Vec<_> = fs::read_dir(path)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
         names.sort();
         for p in names {
             walk(root, &p, out);
@@ -151,7 +173,10 @@ fn walk(root: &Path, path: &Path, out: &mut BTreeMap<PathBuf, String>) {
 
 /// Run a host tool (skopeo, umoci...) and insist it worked.
 pub fn sh(program: &str, args: &[&str]) {
-    let out = Command::new(program).args(args).output().unwrap_or_else(|e| panic!("running {program}: {e}"));
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running {program}: {e}"));
     assert!(
         out.status.success(),
         "{program} {args:?} failed:\n{}{}",

@@ -70,7 +70,9 @@ impl std::str::FromStr for Platform {
                     variant: Some(variant.to_string()),
                 })
             }
-            _ => Err(format!("invalid platform {s:?}: expected OS/ARCH[/VARIANT], e.g. linux/amd64")),
+            _ => Err(format!(
+                "invalid platform {s:?}: expected OS/ARCH[/VARIANT], e.g. linux/amd64"
+            )),
         }
     }
 }
@@ -91,9 +93,13 @@ pub fn read_small(src: &Source, member: &str, what: &str) -> Result<Vec<u8>, Ima
         path: src.path().to_path_buf(),
         why,
     };
-    let (reader, size) = src.open_member(member).map_err(|e| bad(format!("{what} ({member}): {e}")))?;
+    let (reader, size) = src
+        .open_member(member)
+        .map_err(|e| bad(format!("{what} ({member}): {e}")))?;
     if size > MAX_METADATA_BYTES {
-        return Err(bad(format!("{what} ({member}) is {size} bytes, more than a {what} can be")));
+        return Err(bad(format!(
+            "{what} ({member}) is {size} bytes, more than a {what} can be"
+        )));
     }
     let mut out = Vec::with_capacity(size as usize);
     reader
@@ -119,7 +125,10 @@ pub fn read_verified(
     if !src.exists(&member) {
         return Err(ImageError::Invalid {
             image: image.to_string(),
-            what: format!("the {what} blob {digest} is missing from {}", src.path().display()),
+            what: format!(
+                "the {what} blob {digest} is missing from {}",
+                src.path().display()
+            ),
         });
     }
     let data = read_small(src, &member, what)?;
@@ -127,7 +136,13 @@ pub fn read_verified(
     Ok(data)
 }
 
-pub fn verify(image: &str, what: &str, want: &Digest, size: Option<u64>, data: &[u8]) -> Result<(), ImageError> {
+pub fn verify(
+    image: &str,
+    what: &str,
+    want: &Digest,
+    size: Option<u64>,
+    data: &[u8],
+) -> Result<(), ImageError> {
     let got = digest::of_bytes(data);
     if let Some(size) = size {
         if data.len() as u64 != size {
@@ -140,7 +155,9 @@ pub fn verify(image: &str, what: &str, want: &Digest, size: Option<u64>, data: &
     if &got != want {
         return Err(ImageError::Invalid {
             image: image.to_string(),
-            what: format!("the {what} blob has digest {got}, but it should be {want} (corrupt or altered)"),
+            what: format!(
+                "the {what} blob has digest {got}, but it should be {want} (corrupt or altered)"
+            ),
         });
     }
     Ok(())

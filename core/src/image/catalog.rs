@@ -43,7 +43,8 @@ impl Catalog {
         root: &Root,
         change: impl FnOnce(&mut Catalog) -> Result<T, ImageError>,
     ) -> Result<T, ImageError> {
-        let _lock = Lock::exclusive(&root.images_lock()).map_err(io_ctx("locking the image catalog"))?;
+        let _lock =
+            Lock::exclusive(&root.images_lock()).map_err(io_ctx("locking the image catalog"))?;
         let mut catalog = Catalog::load(root)?;
         let out = change(&mut catalog)?;
         let json = serde_json::to_vec_pretty(&catalog).expect("the catalog serialises");

@@ -19,7 +19,8 @@ use crate::fsutil::Lock;
 
 pub const NAME: &str = "isola/busybox:latest";
 const PATH_ENV: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n";
+const PASSWD: &str =
+    "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n";
 const GROUP: &str = "root:x:0:\nnogroup:x:65534:\n";
 
 #[derive(Debug, thiserror::Error)]
@@ -62,12 +63,17 @@ pub fn build(store: &ImageStore) -> Result<super::Imported, DefaultImageError> {
         .map(|l| l.trim().trim_start_matches('/').to_string())
         .filter(|l| !l.is_empty() && l != "bin/busybox")
         .collect();
-    let version = String::from_utf8_lossy(&Command::new(&busybox).output().map(|o| o.stdout).unwrap_or_default())
-        .lines()
-        .next()
-        .unwrap_or("BusyBox")
-        .trim_end_matches(" multi-call binary.")
-        .to_string();
+    let version = String::from_utf8_lossy(
+        &Command::new(&busybox)
+            .output()
+            .map(|o| o.stdout)
+            .unwrap_or_default(),
+    )
+    .lines()
+    .next()
+    .unwrap_or("BusyBox")
+    .trim_end_matches(" multi-call binary.")
+    .to_string();
 
     let layer = layer_tar(&bytes, &applets).map_err(io_ctx("building the busybox layer"))?;
     let root = store.root();
@@ -77,7 +83,8 @@ pub fn build(store: &ImageStore) -> Result<super::Imported, DefaultImageError> {
         .prefix("default-image-")
         .tempdir_in(root.tmp())
         .map_err(io_ctx("creating a directory for the default image"))?;
-    write_layout(layout.path(), &layer, &busybox, &version).map_err(io_ctx("writing the default image layout"))?;
+    write_layout(layout.path(), &layer, &busybox, &version)
+        .map_err(io_ctx("writing the default image layout"))?;
     let opts = ImportOptions {
         name: Some(NAME.to_string()),
         ..ImportOptions::default()
@@ -94,34 +101,52 @@ fn find_busybox() -> Result<PathBuf, DefaultImageError> {
         .iter()
         .find(|p| p.is_file())
         .cloned()
-        .ok_or_else(|| DefaultImageError::NoBusybox(candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")))
+        .ok_or_else(|| {
+            DefaultImageError::NoBusybox(
+                candidates
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            )
+        })
 }
 
 /// An x86-64 ELF with no PT_INTERP program header needs no dynamic loader.
 fn is_static_elf(b: &[u8]) -> bool {
     const PT_INTERP: u32 = 3;
-    let u16_at = |o: usize| b.get(o..o + 2).map(|s| u16::from_le_bytes([s[0], s[1]]) as usize);
-    let u64_at = |o: usize| b.get(o..o + 8).map(|s| u64::from_le_bytes(s.try_into().unwrap_or_default()) as usize);
+    let u16_at = |o: usize| {
+        b.get(o..o + 2)
+            .map(|s| u16::from_le_bytes([s[0], s[1]]) as usize)
+    };
+    let u64_at = |o: usize| {
+        b.get(o..o + 8)
+            .map(|s| u64::from_le_bytes(s.try_into().unwrap_or_default()) as usize)
+    };
     if !b.starts_with(b"\x7fELF\x02\x01") {
         return false;
     }
-    let (Some(phoff), Some(phentsize), Some(phnum)) = (u64_at(0x20), u16_at(0x36), u16_at(0x38)) else {
+    let (Some(phoff), Some(phentsize), Some(phnum)) = (u64_at(0x20), u16_at(0x36), u16_at(0x38))
+    else {
         return false;
     };
     (0..phnum).all(|i| {
         let at = phoff + i * phentsize;
-        b.get(at..at + 4).is_some_and(|t| u32::from_le_bytes([t[0], t[1], t[2], t[3]]) != PT_INTERP)
+        b.get(at..at + 4)
+            .is_some_and(|t| u32::from_le_bytes([t[0], t[1], t[2], t[3]]) != PT_INTERP)
     })
 }
 
 /// The layer, deterministic: sorted entries, owner root, mtime 0.
 fn layer_tar(busybox: &[u8], applets: &[String]) -> std::io::Result<Vec<u8>> {
     let mut b = tar::Builder::new(Vec::new());
-    let mut dirs: std::collections::BTreeSet<String> =
-        ["bin", "dev", "etc", "home", "proc", "root", "run", "sbin", "sys", "tmp", "usr", "usr/bin", "usr/sbin", "var"]
-            .into_iter()
-            .map(String::from)
-            .collect();
+    let mut dirs: std::collections::BTreeSet<String> = [
+        "bin", "dev", "etc", "home", "proc", "root", "run", "sbin", "sys", "tmp", "usr", "usr/bin",
+        "usr/sbin", "var",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
     for a in applets {
         let mut p = Path::new(a).parent();
         while let Some(d) = p.filter(|d| !d.as_os_str().is_empty()) {
@@ -145,17 +170,33 @@ fn layer_tar(busybox: &[u8], applets: &[String]) -> std::io::Result<Vec<u8>> {
             "root" => 0o700,
             _ => 0o755,
         };
-        b.append_data(&mut header(tar::EntryType::Directory, mode, 0), format!("{d}/"), std::io::empty())?;
+        b.append_data(
+            &mut header(tar::EntryType::Directory, mode, 0),
+            format!("{d}/"),
+            std::io::empty(),
+        )?;
     }
-    b.append_data(&mut header(tar::EntryType::Regular, 0o755, busybox.len() as u64), "bin/busybox", busybox)?;
+    b.append_data(
+        &mut header(tar::EntryType::Regular, 0o755, busybox.len() as u64),
+        "bin/busybox",
+        busybox,
+    )?;
     for (path, body) in [("etc/passwd", PASSWD), ("etc/group", GROUP)] {
-        b.append_data(&mut header(tar::EntryType::Regular, 0o644, body.len() as u64), path, body.as_bytes())?;
+        b.append_data(
+            &mut header(tar::EntryType::Regular, 0o644, body.len() as u64),
+            path,
+            body.as_bytes(),
+        )?;
     }
     let mut links: Vec<&String> = applets.iter().collect();
     links.sort();
     links.dedup();
     for a in links {
-        b.append_link(&mut header(tar::EntryType::Symlink, 0o777, 0), a, "/bin/busybox")?;
+        b.append_link(
+            &mut header(tar::EntryType::Symlink, 0o777, 0),
+            a,
+            "/bin/busybox",
+        )?;
     }
     b.into_inner()
 }
@@ -192,7 +233,10 @@ fn write_layout(dir: &Path, layer: &[u8], busybox: &Path, version: &str) -> std:
         )
         .history(vec![HistoryBuilder::default()
             .created("1970-01-01T00:00:00Z")
-            .created_by(format!("isola image default: {version} from {}", busybox.display()))
+            .created_by(format!(
+                "isola image default: {version} from {}",
+                busybox.display()
+            ))
             .build()
             .map_err(invalid)?])
         .build()
@@ -202,15 +246,27 @@ fn write_layout(dir: &Path, layer: &[u8], busybox: &Path, version: &str) -> std:
     let manifest = ImageManifestBuilder::default()
         .schema_version(SCHEMA_VERSION)
         .media_type(MediaType::ImageManifest)
-        .config(Descriptor::new(MediaType::ImageConfig, config.len() as u64, config_digest))
-        .layers(vec![Descriptor::new(MediaType::ImageLayer, layer.len() as u64, layer_digest)])
+        .config(Descriptor::new(
+            MediaType::ImageConfig,
+            config.len() as u64,
+            config_digest,
+        ))
+        .layers(vec![Descriptor::new(
+            MediaType::ImageLayer,
+            layer.len() as u64,
+            layer_digest,
+        )])
         .build()
         .map_err(invalid)?;
     let manifest = serde_json::to_vec(&manifest)?;
     let manifest_digest = put(&manifest)?;
     let index = ImageIndexBuilder::default()
         .schema_version(SCHEMA_VERSION)
-        .manifests(vec![Descriptor::new(MediaType::ImageManifest, manifest.len() as u64, manifest_digest)])
+        .manifests(vec![Descriptor::new(
+            MediaType::ImageManifest,
+            manifest.len() as u64,
+            manifest_digest,
+        )])
         .build()
         .map_err(invalid)?;
     fs::write(dir.join("index.json"), serde_json::to_vec(&index)?)?;

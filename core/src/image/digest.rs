@@ -8,7 +8,9 @@ use std::io::{self, Read, Write};
 /// Parse an untrusted digest string; only sha256 is accepted, as in every
 /// image isola can run.
 pub fn parse(s: &str) -> Result<Digest, String> {
-    let d: Digest = s.parse().map_err(|e| format!("invalid digest {s:?}: {e}"))?;
+    let d: Digest = s
+        .parse()
+        .map_err(|e| format!("invalid digest {s:?}: {e}"))?;
     if *d.algorithm() != DigestAlgorithm::Sha256 {
         return Err(format!(
             "unsupported digest algorithm in {s:?}: only sha256 is supported"

@@ -22,14 +22,21 @@ pub fn is_archive(src: &Source) -> bool {
     src.exists("manifest.json")
 }
 
-pub fn candidate(src: &Source, label: &str, want_ref: Option<&str>) -> Result<Candidate, ImageError> {
+pub fn candidate(
+    src: &Source,
+    label: &str,
+    want_ref: Option<&str>,
+) -> Result<Candidate, ImageError> {
     let bad = |why: String| ImageError::BadSource {
         path: src.path().to_path_buf(),
         why,
     };
     let raw = read_small(src, "manifest.json", "manifest")?;
-    let mut entries: Vec<Entry> = serde_json::from_slice(&raw)
-        .map_err(|e| bad(format!("manifest.json is not a valid docker-archive manifest: {e}")))?;
+    let mut entries: Vec<Entry> = serde_json::from_slice(&raw).map_err(|e| {
+        bad(format!(
+            "manifest.json is not a valid docker-archive manifest: {e}"
+        ))
+    })?;
     let all_tags: Vec<String> = entries
         .iter()
         .flat_map(|e| e.repo_tags.clone().unwrap_or_default())
@@ -37,16 +44,28 @@ pub fn candidate(src: &Source, label: &str, want_ref: Option<&str>) -> Result<Ca
     let entry = match want_ref {
         Some(want) => {
             let pos = entries.iter().position(|e| {
-                e.repo_tags.as_ref().is_some_and(|t| t.iter().any(|t| t == want || short_name(t) == want))
+                e.repo_tags
+                    .as_ref()
+                    .is_some_and(|t| t.iter().any(|t| t == want || short_name(t) == want))
             });
             match pos {
                 Some(i) => entries.swap_remove(i),
-                None => return Err(bad(format!("it holds no image named {want:?} (it holds: {})", all_tags.join(", ")))),
+                None => {
+                    return Err(bad(format!(
+                        "it holds no image named {want:?} (it holds: {})",
+                        all_tags.join(", ")
+                    )))
+                }
             }
         }
         None if entries.len() == 1 => entries.remove(0),
         None if entries.is_empty() => return Err(bad("manifest.json lists no image".into())),
-        None => return Err(bad(format!("it holds several images ({}); choose one with --ref", all_tags.join(", ")))),
+        None => {
+            return Err(bad(format!(
+                "it holds several images ({}); choose one with --ref",
+                all_tags.join(", ")
+            )))
+        }
     };
 
     let config = read_small(src, &entry.config, "config")?;
@@ -60,7 +79,12 @@ pub fn candidate(src: &Source, label: &str, want_ref: Option<&str>) -> Result<Ca
         if !src.exists(member) {
             return Err(ImageError::Invalid {
                 image: label.to_string(),
-                what: format!("layer {}/{}: {member} is missing from {}", i + 1, entry.layers.len(), src.path().display()),
+                what: format!(
+                    "layer {}/{}: {member} is missing from {}",
+                    i + 1,
+                    entry.layers.len(),
+                    src.path().display()
+                ),
             });
         }
         layers.push(LayerSrc {

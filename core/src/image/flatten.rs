@@ -48,7 +48,11 @@ fn clear_dir(dir: &Path) -> io::Result<()> {
 /// Copy the children of `src` into `dst` (an existing real directory). The
 /// destination is inspected with lstat at every level and anything of the
 /// wrong type is replaced, so no symlink from a lower layer is followed.
-fn apply_dir(src: &Path, dst: &Path, links: &mut HashMap<(u64, u64), std::path::PathBuf>) -> io::Result<()> {
+fn apply_dir(
+    src: &Path,
+    dst: &Path,
+    links: &mut HashMap<(u64, u64), std::path::PathBuf>,
+) -> io::Result<()> {
     for entry in fs::read_dir(src)? {
         let entry = entry?;
         let from = entry.path();
@@ -102,7 +106,13 @@ fn apply_dir(src: &Path, dst: &Path, links: &mut HashMap<(u64, u64), std::path::
             } else {
                 continue; // sockets are not layer content
             };
-            mknod(&to, kind, Mode::from_bits_truncate(meta.mode()), meta.rdev()).map_err(io::Error::from)?;
+            mknod(
+                &to,
+                kind,
+                Mode::from_bits_truncate(meta.mode()),
+                meta.rdev(),
+            )
+            .map_err(io::Error::from)?;
         }
         copy_meta(&from, &to, &meta)?;
         if meta.nlink() > 1 {

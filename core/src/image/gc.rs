@@ -29,7 +29,11 @@ pub fn remove(store: &ImageStore, given: &str, force: bool) -> Result<Removed, I
     let by_name = Reference::parse(given)
         .ok()
         .map(|r| r.to_string())
-        .filter(|n| Catalog::load(root).map(|c| c.images.contains_key(n)).unwrap_or(false));
+        .filter(|n| {
+            Catalog::load(root)
+                .map(|c| c.images.contains_key(n))
+                .unwrap_or(false)
+        });
 
     let untagged = Catalog::update(root, |c| {
         let names = c.names_of(&digest);
@@ -98,9 +102,17 @@ fn collect(store: &ImageStore, catalog: &Catalog, out: &mut Removed) -> Result<(
             }
         }
     }
-    for entry in fs::read_dir(root.tmp()).map_err(io_ctx("listing tmp"))?.flatten() {
+    for entry in fs::read_dir(root.tmp())
+        .map_err(io_ctx("listing tmp"))?
+        .flatten()
+    {
         remove_any(&entry.path()).map_err(io_ctx("removing stale staging"))?;
     }
-    tracing::info!(blobs = out.blobs_removed, layers = out.layers_removed, freed = out.bytes_freed, "collected");
+    tracing::info!(
+        blobs = out.blobs_removed,
+        layers = out.layers_removed,
+        freed = out.bytes_freed,
+        "collected"
+    );
     Ok(())
 }

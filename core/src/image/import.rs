@@ -50,12 +50,19 @@ pub struct LayerMeta {
     pub content_bytes: u64,
 }
 
-pub fn import(store: &ImageStore, path: &Path, opts: &ImportOptions) -> Result<Imported, ImageError> {
+pub fn import(
+    store: &ImageStore,
+    path: &Path,
+    opts: &ImportOptions,
+) -> Result<Imported, ImageError> {
     let src = Source::open(path).map_err(|e| ImageError::BadSource {
         path: path.to_path_buf(),
         why: e.to_string(),
     })?;
-    let provisional = opts.name.clone().unwrap_or_else(|| path.display().to_string());
+    let provisional = opts
+        .name
+        .clone()
+        .unwrap_or_else(|| path.display().to_string());
     let label = format!("{provisional} (from {})", path.display());
     let want = opts.reference.as_deref();
     let candidate = if oci_layout::is_layout(&src) {
@@ -84,11 +91,15 @@ pub(crate) fn land(
 ) -> Result<Imported, ImageError> {
     let root = store.root();
     // Shared: imports run side by side; garbage collection waits for them.
-    let _store_lock = Lock::shared(&root.store_lock()).map_err(io_ctx("locking the image store"))?;
+    let _store_lock =
+        Lock::shared(&root.store_lock()).map_err(io_ctx("locking the image store"))?;
     let staging = tempfile::Builder::new()
         .prefix("import-")
         .tempdir_in(root.tmp())
-        .map_err(io_ctx(format!("creating a staging directory in {}", root.tmp().display())))?;
+        .map_err(io_ctx(format!(
+            "creating a staging directory in {}",
+            root.tmp().display()
+        )))?;
     let mut stage = Stage {
         store,
         dir: staging.path().to_path_buf(),
@@ -98,13 +109,16 @@ pub(crate) fn land(
         unpacked: 0,
         reused: 0,
     };
-    fs::create_dir_all(stage.dir.join("blobs")).map_err(io_ctx("creating the staging directory"))?;
-    fs::create_dir_all(stage.dir.join("layers")).map_err(io_ctx("creating the staging directory"))?;
+    fs::create_dir_all(stage.dir.join("blobs"))
+        .map_err(io_ctx("creating the staging directory"))?;
+    fs::create_dir_all(stage.dir.join("layers"))
+        .map_err(io_ctx("creating the staging directory"))?;
 
-    let config: ImageConfiguration = serde_json::from_slice(&candidate.config).map_err(|e| ImageError::Invalid {
-        image: label.to_string(),
-        what: format!("the image config is not valid: {e}"),
-    })?;
+    let config: ImageConfiguration =
+        serde_json::from_slice(&candidate.config).map_err(|e| ImageError::Invalid {
+            image: label.to_string(),
+            what: format!("the image config is not valid: {e}"),
+        })?;
     let diff_ids = config.rootfs().diff_ids();
     if diff_ids.len() != candidate.layers.len() {
         return Err(ImageError::Invalid {
@@ -134,7 +148,11 @@ pub(crate) fn land(
             let m = ImageManifestBuilder::default()
                 .schema_version(SCHEMA_VERSION)
                 .media_type(MediaType::ImageManifest)
-                .config(Descriptor::new(MediaType::ImageConfig, candidate.config.len() as u64, config_digest))
+                .config(Descriptor::new(
+                    MediaType::ImageConfig,
+                    candidate.config.len() as u64,
+                    config_digest,
+                ))
                 .layers(descriptors)
                 .build()
                 .expect("a manifest with config and layers builds");
@@ -144,7 +162,10 @@ pub(crate) fn land(
     let manifest_digest = stage.blob_bytes(&manifest)?;
     stage.commit()?;
 
-    let added = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let added = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     Catalog::update(root, |c| {
         c.images.insert(
             name.to_string(),
@@ -183,13 +204,26 @@ fn choose_name(opts: &ImportOptions, c: &Candidate, path: &Path) -> Result<Refer
 
 /// A usable image name from a file name: `/tmp/My App.tar` → `my-app`.
 fn stem(path: &Path) -> String {
-    let base = path.file_stem().map(|s| s.to_string_lossy().to_lowercase()).unwrap_or_default();
+    let base = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
     let cleaned: String = base
         .chars()
-        .map(|c| if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-' || c == '_' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     let trimmed = cleaned.trim_matches(|c: char| !c.is_ascii_alphanumeric());
-    if trimmed.is_empty() { "imported".into() } else { trimmed.to_string() }
+    if trimmed.is_empty() {
+        "imported".into()
+    } else {
+        trimmed.to_string()
+    }
 }
 
 struct Stage<'a> {
@@ -247,8 +281,16 @@ impl Stage<'_> {
         // Shared base layer already stored from this very blob: nothing to do.
         if let Some(d) = &layer.digest {
             let blob = root.blob(d.digest());
-            if have_dir && blob.exists() && self.store.layer_meta(&diff_hex).is_some_and(|m| m.blobs.contains(d)) {
-                let size = fs::metadata(&blob).map_err(io_ctx("reading a stored blob"))?.len();
+            if have_dir
+                && blob.exists()
+                && self
+                    .store
+                    .layer_meta(&diff_hex)
+                    .is_some_and(|m| m.blobs.contains(d))
+            {
+                let size = fs::metadata(&blob)
+                    .map_err(io_ctx("reading a stored blob"))?
+                    .len();
                 if layer.size.is_some_and(|s| s != size) {
                     return Err(self.invalid(format!(
                         "layer {index}/{count} ({d}): the manifest says {} bytes, but that blob is {size}",
@@ -261,16 +303,25 @@ impl Stage<'_> {
             }
         }
 
-        let shown = layer.digest.as_ref().map(|d| d.to_string()).unwrap_or_else(|| layer.member.clone());
+        let shown = layer
+            .digest
+            .as_ref()
+            .map(|d| d.to_string())
+            .unwrap_or_else(|| layer.member.clone());
         let (reader, _) = src
             .open_member(&layer.member)
             .map_err(|e| self.invalid(format!("layer {index}/{count} ({shown}): {e}")))?;
-        let keep_blob = layer.digest.as_ref().is_none_or(|d| !root.blob(d.digest()).exists());
+        let keep_blob = layer
+            .digest
+            .as_ref()
+            .is_none_or(|d| !root.blob(d.digest()).exists());
         let staged_blob = self.dir.join("blobs").join(format!("incoming-{index}"));
         let tee = Tee {
             inner: reader,
             out: if keep_blob {
-                Some(BufWriter::new(File::create(&staged_blob).map_err(io_ctx("staging a layer blob"))?))
+                Some(BufWriter::new(
+                    File::create(&staged_blob).map_err(io_ctx("staging a layer blob"))?,
+                ))
             } else {
                 None
             },
@@ -278,20 +329,28 @@ impl Stage<'_> {
         let mut compressed = BufReader::with_capacity(256 * 1024, HashingReader::new(tee));
         let compression = match layer.compression {
             Some(c) => c,
-            None => Compression::sniff(compressed.fill_buf().map_err(|e| layer_err(&shown, UnpackError::Read(e)))?),
+            None => Compression::sniff(
+                compressed
+                    .fill_buf()
+                    .map_err(|e| layer_err(&shown, UnpackError::Read(e)))?,
+            ),
         };
-        let decoder = Decoder::new(compression, compressed).map_err(|e| layer_err(&shown, UnpackError::Read(e)))?;
+        let decoder = Decoder::new(compression, compressed)
+            .map_err(|e| layer_err(&shown, UnpackError::Read(e)))?;
         let mut plain = HashingReader::new(decoder);
         let layer_dir = self.dir.join("layers").join(&diff_hex);
         let started = std::time::Instant::now();
         let mut stats = None;
         if have_dir {
-            io::copy(&mut plain, &mut io::sink()).map_err(|e| layer_err(&shown, UnpackError::Read(e)))?;
+            io::copy(&mut plain, &mut io::sink())
+                .map_err(|e| layer_err(&shown, UnpackError::Read(e)))?;
         } else {
             fs::create_dir(&layer_dir).map_err(io_ctx("staging a layer"))?;
             stats = Some(unpack(&mut plain, &layer_dir).map_err(|e| layer_err(&shown, e))?);
         }
-        let (decoder, got_diff, _) = plain.drain().map_err(|e| layer_err(&shown, UnpackError::Read(e)))?;
+        let (decoder, got_diff, _) = plain
+            .drain()
+            .map_err(|e| layer_err(&shown, UnpackError::Read(e)))?;
         let (tee, got_digest, got_size) = decoder
             .into_inner()
             .into_inner()
@@ -319,7 +378,8 @@ impl Stage<'_> {
 
         let hex = got_digest.digest().to_string();
         if keep_blob && !root.blob(&hex).exists() && !self.blobs.contains(&hex) {
-            fs::rename(&staged_blob, self.dir.join("blobs").join(&hex)).map_err(io_ctx("staging a layer blob"))?;
+            fs::rename(&staged_blob, self.dir.join("blobs").join(&hex))
+                .map_err(io_ctx("staging a layer blob"))?;
             self.blobs.push(hex);
         }
         tracing::debug!(
@@ -339,14 +399,20 @@ impl Stage<'_> {
                 content_bytes: stats.content_bytes,
             };
             let json = serde_json::to_vec_pretty(&meta).expect("layer meta serialises");
-            fs::write(self.dir.join("layers").join(format!("{diff_hex}.json")), json)
-                .map_err(io_ctx("staging layer facts"))?;
+            fs::write(
+                self.dir.join("layers").join(format!("{diff_hex}.json")),
+                json,
+            )
+            .map_err(io_ctx("staging layer facts"))?;
             self.layers.push(diff_hex);
             self.unpacked += 1;
         } else {
             self.reused += 1;
         }
-        let media = layer.media_type.clone().unwrap_or_else(|| compression.layer_media_type());
+        let media = layer
+            .media_type
+            .clone()
+            .unwrap_or_else(|| compression.layer_media_type());
         Ok(Descriptor::new(media, got_size, got_digest))
     }
 
@@ -357,19 +423,25 @@ impl Stage<'_> {
         for hex in &self.blobs {
             let to = root.blob(hex);
             if !to.exists() {
-                fs::rename(self.dir.join("blobs").join(hex), &to).map_err(io_ctx("storing a blob"))?;
+                fs::rename(self.dir.join("blobs").join(hex), &to)
+                    .map_err(io_ctx("storing a blob"))?;
             }
         }
         for hex in &self.layers {
             let to = root.layer_dir(hex);
             match fs::rename(self.dir.join("layers").join(hex), &to) {
                 Ok(()) => {}
-                Err(e) if to.exists() => tracing::debug!(layer = %hex, error = %e, "layer landed meanwhile"),
+                Err(e) if to.exists() => {
+                    tracing::debug!(layer = %hex, error = %e, "layer landed meanwhile")
+                }
                 Err(e) => return Err(io_ctx("storing a layer")(e)),
             }
             if !root.layer_meta(hex).exists() {
-                fs::rename(self.dir.join("layers").join(format!("{hex}.json")), root.layer_meta(hex))
-                    .map_err(io_ctx("storing layer facts"))?;
+                fs::rename(
+                    self.dir.join("layers").join(format!("{hex}.json")),
+                    root.layer_meta(hex),
+                )
+                .map_err(io_ctx("storing layer facts"))?;
             }
         }
         Ok(())

@@ -16,7 +16,9 @@ impl Compression {
     /// that is not a layer isola can unpack.
     pub fn of_layer(media_type: &MediaType) -> Option<Compression> {
         match media_type {
-            MediaType::ImageLayer | MediaType::ImageLayerNonDistributable => Some(Compression::None),
+            MediaType::ImageLayer | MediaType::ImageLayerNonDistributable => {
+                Some(Compression::None)
+            }
             MediaType::ImageLayerGzip | MediaType::ImageLayerNonDistributableGzip => {
                 Some(Compression::Gzip)
             }

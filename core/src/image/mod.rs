@@ -91,7 +91,12 @@ impl ImageStore {
             }
         }
         let hex = given.strip_prefix("sha256:").unwrap_or(given);
-        if hex.len() >= 4 && hex.len() <= 64 && hex.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()) {
+        if hex.len() >= 4
+            && hex.len() <= 64
+            && hex
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        {
             let mut found: Vec<Digest> = catalog
                 .images
                 .values()
@@ -106,13 +111,19 @@ impl ImageStore {
                 _ => {
                     return Err(ImageError::Ambiguous {
                         given: given.to_string(),
-                        matches: found.iter().map(|d| digest::short(d).to_string()).collect::<Vec<_>>().join(", "),
+                        matches: found
+                            .iter()
+                            .map(|d| digest::short(d).to_string())
+                            .collect::<Vec<_>>()
+                            .join(", "),
                     })
                 }
             }
         }
         match parsed {
-            Err(why) if !given.chars().all(|c| c.is_ascii_hexdigit()) => Err(ImageError::BadReference(why)),
+            Err(why) if !given.chars().all(|c| c.is_ascii_hexdigit()) => {
+                Err(ImageError::BadReference(why))
+            }
             _ => Err(ImageError::NotFound(given.to_string())),
         }
     }
@@ -136,18 +147,21 @@ impl ImageStore {
     }
 
     fn load(&self, digest: &Digest, catalog: &Catalog) -> Result<Image, ImageError> {
-        let corrupt = |what: String| ImageError::Invalid {
+        let corrupt = |what: String| {
+            ImageError::Invalid {
             image: digest.to_string(),
             what: format!("{what}; the store is damaged: remove the image with `isola rmi` and import it again"),
+        }
         };
-        let raw = fs::read(self.root.blob(digest.digest())).map_err(|e| corrupt(format!("its manifest cannot be read ({e})")))?;
-        let manifest: ImageManifest =
-            serde_json::from_slice(&raw).map_err(|e| corrupt(format!("its manifest is not valid ({e})")))?;
+        let raw = fs::read(self.root.blob(digest.digest()))
+            .map_err(|e| corrupt(format!("its manifest cannot be read ({e})")))?;
+        let manifest: ImageManifest = serde_json::from_slice(&raw)
+            .map_err(|e| corrupt(format!("its manifest is not valid ({e})")))?;
         let config_digest = manifest.config().digest().clone();
         let raw = fs::read(self.root.blob(config_digest.digest()))
             .map_err(|e| corrupt(format!("its config cannot be read ({e})")))?;
-        let config: ImageConfiguration =
-            serde_json::from_slice(&raw).map_err(|e| corrupt(format!("its config is not valid ({e})")))?;
+        let config: ImageConfiguration = serde_json::from_slice(&raw)
+            .map_err(|e| corrupt(format!("its config is not valid ({e})")))?;
         Ok(Image {
             digest: digest.clone(),
             names: catalog.names_of(digest),
@@ -195,7 +209,13 @@ impl ImageStore {
             .map(|d| d.as_secs())
             .unwrap_or(0);
         Catalog::update(&self.root, |c| {
-            c.images.insert(name.to_string(), catalog::Entry { manifest: digest, added });
+            c.images.insert(
+                name.to_string(),
+                catalog::Entry {
+                    manifest: digest,
+                    added,
+                },
+            );
             Ok(())
         })?;
         Ok(name)
@@ -208,8 +228,11 @@ impl ImageStore {
 
     /// Write the image's root filesystem, whiteouts applied, into `dest`.
     pub fn export(&self, image: &Image, dest: &Path) -> Result<(), ImageError> {
-        flatten::flatten(&self.layer_dirs(image), dest)
-            .map_err(io_ctx(format!("exporting {} to {}", image.digest, dest.display())))
+        flatten::flatten(&self.layer_dirs(image), dest).map_err(io_ctx(format!(
+            "exporting {} to {}",
+            image.digest,
+            dest.display()
+        )))
     }
 }
 

@@ -35,7 +35,11 @@ pub fn candidate(
     let mut found: Vec<(Descriptor, Option<String>)> = Vec::new();
     let mut refs = Vec::new();
     for desc in index.manifests() {
-        let name = desc.annotations().as_ref().and_then(|a| a.get(REF_NAME)).cloned();
+        let name = desc
+            .annotations()
+            .as_ref()
+            .and_then(|a| a.get(REF_NAME))
+            .cloned();
         if let Some(n) = &name {
             refs.push(n.clone());
         }
@@ -54,23 +58,39 @@ pub fn candidate(
             return Err(bad(format!(
                 "it holds no image named {:?} (it holds: {})",
                 want_ref.unwrap_or_default(),
-                if refs.is_empty() { "no named images".to_string() } else { refs.join(", ") }
+                if refs.is_empty() {
+                    "no named images".to_string()
+                } else {
+                    refs.join(", ")
+                }
             )))
         }
-        0 => return Err(bad(format!("it holds no image for {platform} (pick another with --platform)"))),
+        0 => {
+            return Err(bad(format!(
+                "it holds no image for {platform} (pick another with --platform)"
+            )))
+        }
         _ => {
             return Err(bad(format!(
                 "it holds several images ({}); choose one with --ref",
-                if refs.is_empty() { "unnamed".to_string() } else { refs.join(", ") }
+                if refs.is_empty() {
+                    "unnamed".to_string()
+                } else {
+                    refs.join(", ")
+                }
             )))
         }
     };
 
     let manifest_bytes = read_verified(src, label, "manifest", desc.digest(), Some(desc.size()))?;
-    let manifest: ImageManifest = serde_json::from_slice(&manifest_bytes).map_err(|e| ImageError::Invalid {
-        image: label.to_string(),
-        what: format!("the manifest {} is not a valid image manifest: {e}", desc.digest()),
-    })?;
+    let manifest: ImageManifest =
+        serde_json::from_slice(&manifest_bytes).map_err(|e| ImageError::Invalid {
+            image: label.to_string(),
+            what: format!(
+                "the manifest {} is not a valid image manifest: {e}",
+                desc.digest()
+            ),
+        })?;
     let cfg = manifest.config();
     digest::parse(cfg.digest().as_ref()).map_err(|why| invalid(label, why))?;
     let config = read_verified(src, label, "config", cfg.digest(), Some(cfg.size()))?;
@@ -94,7 +114,12 @@ pub fn candidate(
         if !src.exists(&member) {
             return Err(invalid(
                 label,
-                format!("layer {}/{count}: the blob {} is missing from {}", i + 1, l.digest(), src.path().display()),
+                format!(
+                    "layer {}/{count}: the blob {} is missing from {}",
+                    i + 1,
+                    l.digest(),
+                    src.path().display()
+                ),
             ));
         }
         layers.push(LayerSrc {
@@ -154,8 +179,12 @@ fn manifests_for(
         return Err(invalid(label, "image indexes are nested more than 4 deep"));
     }
     let raw = read_verified(src, label, "index", desc.digest(), Some(desc.size()))?;
-    let nested: ImageIndex = serde_json::from_slice(&raw)
-        .map_err(|e| invalid(label, format!("the index {} is not valid: {e}", desc.digest())))?;
+    let nested: ImageIndex = serde_json::from_slice(&raw).map_err(|e| {
+        invalid(
+            label,
+            format!("the index {} is not valid: {e}", desc.digest()),
+        )
+    })?;
     let mut out = Vec::new();
     for d in nested.manifests() {
         out.extend(manifests_for(src, label, d, platform, depth + 1)?);

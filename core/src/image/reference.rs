@@ -34,8 +34,8 @@ impl Reference {
             Some(i) => (&s[..last_slash + i], &s[last_slash + i + 1..]),
             None => (s, DEFAULT_TAG),
         };
-        validate_tag(tag).map_err(|why| bad(why))?;
-        validate_name(name).map_err(|why| bad(why))?;
+        validate_tag(tag).map_err(&bad)?;
+        validate_name(name).map_err(bad)?;
         Ok(Reference {
             name: name.to_string(),
             tag: tag.to_string(),
@@ -66,11 +66,16 @@ fn validate_name(name: &str) -> Result<(), &'static str> {
     let mut parts = name.split('/').peekable();
     let mut first = true;
     while let Some(part) = parts.next() {
-        let is_host = first && parts.peek().is_some() && (part.contains('.') || part.contains(':') || part == "localhost");
+        let is_host = first
+            && parts.peek().is_some()
+            && (part.contains('.') || part.contains(':') || part == "localhost");
         first = false;
         if is_host {
             let (host, port) = part.split_once(':').unwrap_or((part, "0"));
-            let host_ok = !host.is_empty() && host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-'));
+            let host_ok = !host.is_empty()
+                && host
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-'));
             if !host_ok || port.is_empty() || !port.chars().all(|c| c.is_ascii_digit()) {
                 return Err("the registry host is not a valid host[:port]");
             }
@@ -79,7 +84,10 @@ fn validate_name(name: &str) -> Result<(), &'static str> {
         if part.is_empty() {
             return Err("a name component is empty (check the '/' separators)");
         }
-        if !part.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-')) {
+        if !part
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'))
+        {
             return Err("a name may hold only lowercase letters, digits, '.', '_', '-' and '/'");
         }
         let edge = |c: char| matches!(c, '.' | '_' | '-');
@@ -96,11 +104,31 @@ mod tests {
 
     #[test]
     fn normalises_and_validates() {
-        assert_eq!(Reference::parse("busybox").unwrap().to_string(), "busybox:latest");
-        assert_eq!(Reference::parse("isola/busybox:1.36").unwrap().to_string(), "isola/busybox:1.36");
+        assert_eq!(
+            Reference::parse("busybox").unwrap().to_string(),
+            "busybox:latest"
+        );
+        assert_eq!(
+            Reference::parse("isola/busybox:1.36").unwrap().to_string(),
+            "isola/busybox:1.36"
+        );
         let r = Reference::parse("localhost:5000/team/app").unwrap();
-        assert_eq!((r.name.as_str(), r.tag.as_str()), ("localhost:5000/team/app", "latest"));
-        for bad in ["", "Busybox", "a:", "a::b", "/a", "a//b", "-a", "a@sha256:00", "a:-x", "a b"] {
+        assert_eq!(
+            (r.name.as_str(), r.tag.as_str()),
+            ("localhost:5000/team/app", "latest")
+        );
+        for bad in [
+            "",
+            "Busybox",
+            "a:",
+            "a::b",
+            "/a",
+            "a//b",
+            "-a",
+            "a@sha256:00",
+            "a:-x",
+            "a b",
+        ] {
             assert!(Reference::parse(bad).is_err(), "{bad:?} should be refused");
         }
     }

@@ -53,7 +53,9 @@ impl Source {
                     size: entry.size(),
                 }
             } else if kind.is_symlink() || kind.is_hard_link() {
-                let Some(target) = entry.link_name_bytes() else { continue };
+                let Some(target) = entry.link_name_bytes() else {
+                    continue;
+                };
                 let base = if kind.is_symlink() {
                     rel.parent().unwrap_or(Path::new("")).to_path_buf()
                 } else {
@@ -142,15 +144,15 @@ fn safe_rel(rel: &str) -> Option<PathBuf> {
 /// A link target made relative to the archive root, `None` if it leaves it.
 fn resolve_relative(base: &Path, target: &[u8]) -> Option<PathBuf> {
     let target = Path::new(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(target));
-    let mut out = if target.is_absolute() { PathBuf::new() } else { base.to_path_buf() };
+    let mut out = if target.is_absolute() {
+        PathBuf::new()
+    } else {
+        base.to_path_buf()
+    };
     for c in target.components() {
         match c {
             std::path::Component::Normal(n) => out.push(n),
-            std::path::Component::ParentDir => {
-                if !out.pop() {
-                    return None;
-                }
-            }
+            std::path::Component::ParentDir if !out.pop() => return None,
             _ => {}
         }
     }

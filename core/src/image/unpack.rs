@@ -6,7 +6,7 @@
 
 use std::collections::HashSet;
 use std::ffi::OsStr;
-use std::fs::{self, File, OpenOptions, Permissions};
+use std::fs::{self, OpenOptions, Permissions};
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -73,7 +73,11 @@ pub fn clean_path(raw: &[u8]) -> Result<Option<PathBuf>, &'static str> {
             Component::RootDir | Component::Prefix(_) => return Err("it is an absolute path"),
         }
     }
-    Ok(if out.as_os_str().is_empty() { None } else { Some(out) })
+    Ok(if out.as_os_str().is_empty() {
+        None
+    } else {
+        Some(out)
+    })
 }
 
 struct DirMeta {
@@ -127,7 +131,13 @@ impl<'a> Unpacker<'a> {
     fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<(), UnpackError> {
         let raw = entry.path_bytes().into_owned();
         let kind = entry.header().entry_type();
-        if matches!(kind, EntryType::XGlobalHeader | EntryType::XHeader | EntryType::GNULongName | EntryType::GNULongLink) {
+        if matches!(
+            kind,
+            EntryType::XGlobalHeader
+                | EntryType::XHeader
+                | EntryType::GNULongName
+                | EntryType::GNULongLink
+        ) {
             return Ok(());
         }
         let rel = match clean_path(&raw) {
@@ -181,7 +191,8 @@ impl<'a> Unpacker<'a> {
                 };
                 let path = self.root.join(&rel);
                 self.create(&rel, || {
-                    mknod(&path, sflag, Mode::from_bits_truncate(mode), dev).map_err(io::Error::from)
+                    mknod(&path, sflag, Mode::from_bits_truncate(mode), dev)
+                        .map_err(io::Error::from)
                 })?;
                 self.finish_node(&rel, uid, gid, mtime, &xattrs)?;
                 if uid != 0 || gid != 0 || mode & self.umask != 0 {
@@ -239,7 +250,11 @@ impl<'a> Unpacker<'a> {
     /// Run `make`; if something is already there, remove it (a later entry
     /// replaces an earlier one, as with `tar -x`) and run it again. The old
     /// entry is removed, never followed.
-    fn create<T>(&mut self, rel: &Path, mut make: impl FnMut() -> io::Result<T>) -> Result<T, UnpackError> {
+    fn create<T>(
+        &mut self,
+        rel: &Path,
+        mut make: impl FnMut() -> io::Result<T>,
+    ) -> Result<T, UnpackError> {
         match make() {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                 self.remove(rel)?;
@@ -292,7 +307,8 @@ impl<'a> Unpacker<'a> {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(UnpackError::Read(e)),
             };
-            file.write_all(&self.buf[..n]).map_err(io_err(rel, "write"))?;
+            file.write_all(&self.buf[..n])
+                .map_err(io_err(rel, "write"))?;
             self.stats.content_bytes += n as u64;
         }
         let chowned = self.is_root && (uid != 0 || gid != 0);
@@ -300,12 +316,16 @@ impl<'a> Unpacker<'a> {
             std::os::unix::fs::fchown(&file, Some(uid), Some(gid)).map_err(io_err(rel, "chown"))?;
         }
         if chowned || mode & self.umask != 0 {
-            file.set_permissions(Permissions::from_mode(mode)).map_err(io_err(rel, "chmod"))?;
+            file.set_permissions(Permissions::from_mode(mode))
+                .map_err(io_err(rel, "chmod"))?;
         }
         for (name, value) in xattrs {
-            set_xattr(rel, name, value, |n, v| xattr::FileExt::set_xattr(&file, n, v))?;
+            set_xattr(rel, name, value, |n, v| {
+                xattr::FileExt::set_xattr(&file, n, v)
+            })?;
         }
-        filetime::set_file_handle_times(&file, Some(mtime), Some(mtime)).map_err(io_err(rel, "set times"))
+        filetime::set_file_handle_times(&file, Some(mtime), Some(mtime))
+            .map_err(io_err(rel, "set times"))
     }
 
     fn dir(
@@ -397,7 +417,8 @@ impl<'a> Unpacker<'a> {
     fn whiteout(&mut self, rel: &Path, parent: &Path, name: &[u8]) -> Result<(), UnpackError> {
         if name == OPAQUE_MARKER.as_bytes() {
             let dir = self.root.join(parent);
-            return xattr::set(&dir, OPAQUE_XATTR, b"y").map_err(io_err(rel, "marking directory opaque"));
+            return xattr::set(&dir, OPAQUE_XATTR, b"y")
+                .map_err(io_err(rel, "marking directory opaque"));
         }
         let hidden = &name[WHITEOUT_PREFIX.len()..];
         if hidden.starts_with(WHITEOUT_PREFIX.as_bytes()) {
@@ -451,19 +472,29 @@ fn real_dir_chain(root: &Path, rel: &Path) -> bool {
     let mut path = root.to_path_buf();
     rel.components().all(|c| {
         path.push(c);
-        fs::symlink_metadata(&path).map(|m| m.is_dir()).unwrap_or(false)
+        fs::symlink_metadata(&path)
+            .map(|m| m.is_dir())
+            .unwrap_or(false)
     })
 }
 
 fn device(header: &tar::Header) -> Result<u64, UnpackError> {
-    let major = header.device_major().map_err(UnpackError::Read)?.unwrap_or(0);
-    let minor = header.device_minor().map_err(UnpackError::Read)?.unwrap_or(0);
+    let major = header
+        .device_major()
+        .map_err(UnpackError::Read)?
+        .unwrap_or(0);
+    let minor = header
+        .device_minor()
+        .map_err(UnpackError::Read)?
+        .unwrap_or(0);
     Ok(makedev(major as u64, minor as u64))
 }
 
 /// The entry's `SCHILY.xattr.*` records, minus overlayfs' own attributes: a
 /// layer must not be able to forge overlay metadata (redirects, origins).
-fn read_xattrs<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<Vec<(String, Vec<u8>)>, UnpackError> {
+fn read_xattrs<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+) -> Result<Vec<(String, Vec<u8>)>, UnpackError> {
     let mut out = Vec::new();
     let Some(exts) = entry.pax_extensions().map_err(UnpackError::Read)? else {
         return Ok(out);
@@ -491,18 +522,15 @@ fn set_xattr(
 ) -> Result<(), UnpackError> {
     match set(name, value) {
         Ok(()) => Ok(()),
-        Err(e) if matches!(e.raw_os_error(), Some(nix::libc::ENOTSUP) | Some(nix::libc::EPERM)) => {
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(nix::libc::ENOTSUP) | Some(nix::libc::EPERM)
+            ) =>
+        {
             tracing::warn!(entry = %show(rel), xattr = name, error = %e, "extended attribute not kept");
             Ok(())
         }
         Err(e) => Err(io_err(rel, "set extended attribute")(e)),
     }
-}
-
-/// Open a layer file for reading without following a final symlink.
-pub fn open_nofollow(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NOFOLLOW)
-        .open(path)
 }

@@ -62,7 +62,9 @@ pub fn usage(store: &ImageStore) -> Result<Usage, ImageError> {
     let mut size_of = HashMap::new();
     for item in users.keys() {
         let bytes = match item {
-            Item::Blob(hex) => fs::symlink_metadata(root.blob(hex)).map(|m| m.blocks() * 512).unwrap_or(0),
+            Item::Blob(hex) => fs::symlink_metadata(root.blob(hex))
+                .map(|m| m.blocks() * 512)
+                .unwrap_or(0),
             Item::Layer(hex) => {
                 let mut seen = HashSet::new();
                 disk_usage_into(&root.layer_dir(hex), &mut seen)

@@ -127,6 +127,45 @@ fn rmi_force_by_id_removes_every_name() {
 }
 
 #[test]
+fn a_name_moved_to_another_image_takes_the_old_one_with_it() {
+    if !common::root_user() {
+        return;
+    }
+    let isola = Isola::new();
+    let work = isola.scratch("fx");
+    Layout::image(&work.join("old"), &[base(), app("old")]);
+    Layout::image(&work.join("new"), &[base(), app("new")]);
+    isola.ok([
+        "import",
+        work.join("old").to_str().unwrap(),
+        "--name",
+        "x:1",
+    ]);
+    isola.ok([
+        "import",
+        work.join("new").to_str().unwrap(),
+        "--name",
+        "x:1",
+    ]);
+    // Nothing may linger unnamed: only base and the new top layer remain.
+    assert_eq!(count(&isola.root().join("layers")), 4);
+    assert_eq!(
+        isola.json(["images", "--json"]).as_array().unwrap().len(),
+        1
+    );
+    // The same through `tag`: x:1 moves from new to a third image.
+    Layout::image(&work.join("third"), &[app("third")]);
+    isola.ok([
+        "import",
+        work.join("third").to_str().unwrap(),
+        "--name",
+        "z:1",
+    ]);
+    isola.ok(["tag", "z:1", "x:1"]);
+    assert_eq!(count(&isola.root().join("layers")), 2);
+}
+
+#[test]
 fn multi_arch_index_takes_the_asked_platform() {
     if !common::root_user() {
         return;

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::io;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use oci_spec::image::Digest;
 use serde::{Deserialize, Serialize};
@@ -50,6 +51,30 @@ impl Catalog {
         let json = serde_json::to_vec_pretty(&catalog).expect("the catalog serialises");
         atomic_write(&root.images_json(), &json).map_err(io_ctx("writing the image catalog"))?;
         Ok(out)
+    }
+
+    /// Point `name` at `digest`. Returns the image the name pointed at
+    /// before when that image is left with no name at all, so the caller can
+    /// collect it (a renamed-over image must not linger unseen).
+    pub fn set_name(
+        root: &Root,
+        name: &str,
+        digest: &Digest,
+    ) -> Result<Option<Digest>, ImageError> {
+        let added = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        Catalog::update(root, |c| {
+            let entry = Entry {
+                manifest: digest.clone(),
+                added,
+            };
+            let old = c.images.insert(name.to_string(), entry);
+            Ok(old
+                .map(|e| e.manifest)
+                .filter(|d| d != digest && c.names_of(d).is_empty()))
+        })
     }
 
     /// The names that point at `digest`, sorted.

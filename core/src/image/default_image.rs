@@ -77,19 +77,26 @@ pub fn build(store: &ImageStore) -> Result<super::Imported, DefaultImageError> {
 
     let layer = layer_tar(&bytes, &applets).map_err(io_ctx("building the busybox layer"))?;
     let root = store.root();
-    // Keep garbage collection off the layout while it is built in tmp/.
-    let _lock = Lock::shared(&root.store_lock()).map_err(io_ctx("locking the image store"))?;
-    let layout = tempfile::Builder::new()
-        .prefix("default-image-")
-        .tempdir_in(root.tmp())
-        .map_err(io_ctx("creating a directory for the default image"))?;
-    write_layout(layout.path(), &layer, &busybox, &version)
-        .map_err(io_ctx("writing the default image layout"))?;
-    let opts = ImportOptions {
-        name: Some(NAME.to_string()),
-        ..ImportOptions::default()
+    let imported = {
+        // Keep garbage collection off the layout while it is built in tmp/.
+        let _lock = Lock::shared(&root.store_lock()).map_err(io_ctx("locking the image store"))?;
+        let layout = tempfile::Builder::new()
+            .prefix("default-image-")
+            .tempdir_in(root.tmp())
+            .map_err(io_ctx("creating a directory for the default image"))?;
+        write_layout(layout.path(), &layer, &busybox, &version)
+            .map_err(io_ctx("writing the default image layout"))?;
+        let opts = ImportOptions {
+            name: Some(NAME.to_string()),
+            ..ImportOptions::default()
+        };
+        super::import::import(store, layout.path(), &opts)?
     };
-    Ok(store.import(layout.path(), &opts)?)
+    // A rebuild from another busybox leaves the old image nameless.
+    if imported.orphaned.is_some() {
+        super::gc::prune(store)?;
+    }
+    Ok(imported)
 }
 
 fn find_busybox() -> Result<PathBuf, DefaultImageError> {

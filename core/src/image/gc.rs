@@ -65,6 +65,15 @@ pub fn remove(store: &ImageStore, given: &str, force: bool) -> Result<Removed, I
     Ok(out)
 }
 
+/// Collect whatever no named image uses (after a name moved to another image).
+pub fn prune(store: &ImageStore) -> Result<Removed, ImageError> {
+    let _lock =
+        Lock::exclusive(&store.root().store_lock()).map_err(io_ctx("locking the image store"))?;
+    let mut out = Removed::default();
+    collect(store, &Catalog::load(store.root())?, &mut out)?;
+    Ok(out)
+}
+
 /// Delete blobs and layers the catalog no longer reaches, and stale staging
 /// left by an import that died.
 fn collect(store: &ImageStore, catalog: &Catalog, out: &mut Removed) -> Result<(), ImageError> {

@@ -5,7 +5,6 @@
 use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use oci_spec::image::{
     Descriptor, Digest, ImageConfiguration, ImageManifestBuilder, MediaType, SCHEMA_VERSION,
@@ -13,7 +12,7 @@ use oci_spec::image::{
 use serde::{Deserialize, Serialize};
 
 use super::candidate::{Candidate, LayerSrc, Platform};
-use super::catalog::{Catalog, Entry};
+use super::catalog::Catalog;
 use super::digest::{self, HashingReader};
 use super::error::{io_ctx, ImageError};
 use super::media::{Compression, Decoder};
@@ -38,6 +37,9 @@ pub struct Imported {
     pub digest: Digest,
     pub layers_unpacked: usize,
     pub layers_reused: usize,
+    /// The image this name pointed at before, now left with no name; the
+    /// store collects it once the import's locks are released.
+    pub orphaned: Option<Digest>,
 }
 
 /// Facts about an unpacked layer, kept in `layers/<diff-id>.json`.
@@ -162,26 +164,14 @@ pub(crate) fn land(
     let manifest_digest = stage.blob_bytes(&manifest)?;
     stage.commit()?;
 
-    let added = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    Catalog::update(root, |c| {
-        c.images.insert(
-            name.to_string(),
-            Entry {
-                manifest: manifest_digest.clone(),
-                added,
-            },
-        );
-        Ok(())
-    })?;
+    let orphaned = Catalog::set_name(root, &name.to_string(), &manifest_digest)?;
     tracing::info!(image = %name, digest = %manifest_digest, unpacked = stage.unpacked, reused = stage.reused, "imported");
     Ok(Imported {
         name: name.clone(),
         digest: manifest_digest,
         layers_unpacked: stage.unpacked,
         layers_reused: stage.reused,
+        orphaned,
     })
 }
 

@@ -72,7 +72,19 @@ impl ImageStore {
     }
 
     pub fn import(&self, path: &Path, opts: &ImportOptions) -> Result<Imported, ImageError> {
-        import::import(self, path, opts)
+        let imported = import::import(self, path, opts)?;
+        self.collect_orphan(&imported.orphaned)?;
+        Ok(imported)
+    }
+
+    /// Collect an image a name was moved away from. Must run with no store
+    /// lock held by this process (it takes the lock exclusively).
+    fn collect_orphan(&self, orphaned: &Option<Digest>) -> Result<(), ImageError> {
+        if let Some(d) = orphaned {
+            tracing::info!(image = %d, "collecting the image its name was moved away from");
+            gc::prune(self)?;
+        }
+        Ok(())
     }
 
     pub fn layer_meta(&self, diff_hex: &str) -> Option<LayerMeta> {
@@ -204,20 +216,8 @@ impl ImageStore {
     pub fn tag(&self, given: &str, new_name: &str) -> Result<Reference, ImageError> {
         let digest = self.resolve(given)?;
         let name = Reference::parse(new_name).map_err(ImageError::BadReference)?;
-        let added = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        Catalog::update(&self.root, |c| {
-            c.images.insert(
-                name.to_string(),
-                catalog::Entry {
-                    manifest: digest,
-                    added,
-                },
-            );
-            Ok(())
-        })?;
+        let orphaned = Catalog::set_name(&self.root, &name.to_string(), &digest)?;
+        self.collect_orphan(&orphaned)?;
         Ok(name)
     }
 

@@ -3,10 +3,10 @@
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use isola_core::image::ImageStore;
+use isola_core::image::{default_image, ImageStore};
 
 pub fn run(store: &ImageStore, given: &str, dir: &Path) -> Result<()> {
-    let image = store.get(given)?;
+    let image = default_image::get(store, given)?;
     match std::fs::read_dir(dir) {
         Ok(mut entries) => {
             if entries.next().is_some() {

@@ -2,7 +2,7 @@
 //! with the size of the layer it added (like `docker history`).
 
 use anyhow::Result;
-use isola_core::image::ImageStore;
+use isola_core::image::{default_image, ImageStore};
 use serde::Serialize;
 
 use crate::output;
@@ -18,7 +18,7 @@ struct Step {
 }
 
 pub fn run(store: &ImageStore, given: &str, json: bool) -> Result<()> {
-    let image = store.get(given)?;
+    let image = default_image::get(store, given)?;
     let layers = store.layers(&image);
     let mut next_layer = layers.iter();
     let mut steps: Vec<Step> = Vec::new();

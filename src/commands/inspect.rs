@@ -1,13 +1,13 @@
 //! `isola inspect IMAGE`: everything known about one image, as JSON.
 
 use anyhow::Result;
-use isola_core::image::{digest, ImageStore};
+use isola_core::image::{default_image, digest, ImageStore};
 use serde_json::json;
 
 use crate::output;
 
 pub fn run(store: &ImageStore, given: &str) -> Result<()> {
-    let image = store.get(given)?;
+    let image = default_image::get(store, given)?;
     let layers: Vec<_> = store
         .layers(&image)
         .iter()

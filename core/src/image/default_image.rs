@@ -47,6 +47,16 @@ pub fn ensure(store: &ImageStore) -> Result<Image, DefaultImageError> {
     }
 }
 
+/// Look an image up; the default image is built on first use, so a fresh
+/// store can run `isola inspect isola/busybox` (and later `isola run`).
+pub fn get(store: &ImageStore, given: &str) -> Result<Image, DefaultImageError> {
+    let is_default = super::Reference::parse(given).is_ok_and(|r| r.to_string() == NAME);
+    match store.get(given) {
+        Err(ImageError::NotFound(_)) if is_default => ensure(store),
+        other => Ok(other?),
+    }
+}
+
 /// Build the default image from the host's busybox and store it as [`NAME`].
 pub fn build(store: &ImageStore) -> Result<super::Imported, DefaultImageError> {
     let busybox = find_busybox()?;

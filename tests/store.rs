@@ -9,7 +9,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 use std::thread;
 
-use common::fixture::{Layer, Layout, Tar};
+use common::fixture::{gzip, sha256, Layer, Layout, Tar};
 use common::Isola;
 use serde_json::json;
 
@@ -163,6 +163,53 @@ fn a_name_moved_to_another_image_takes_the_old_one_with_it() {
     ]);
     isola.ok(["tag", "z:1", "x:1"]);
     assert_eq!(count(&isola.root().join("layers")), 2);
+}
+
+#[test]
+fn legacy_docker_save_archives_import() {
+    if !common::root_user() {
+        return;
+    }
+    // The `docker save` layout of old: <id>/layer.tar, a repeated layer as a
+    // symlink to the first copy, and a layer someone gzipped by hand.
+    let isola = Isola::new();
+    let work = isola.scratch("fx");
+    let one = Tar::new().file("one", b"1").build();
+    let two = Tar::new().file("two", b"2").build();
+    let diff_ids = [sha256(&one), sha256(&one), sha256(&two)];
+    let config = serde_json::to_vec(&json!({
+        "architecture": "amd64", "os": "linux", "config": {"Cmd": ["sh"]},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    }))
+    .unwrap();
+    let config_name = format!("{}.json", sha256(&config).trim_start_matches("sha256:"));
+    let manifest = serde_json::to_vec(&json!([{
+        "Config": config_name,
+        "RepoTags": ["docker.io/library/legacy:7"],
+        "Layers": ["aaa/layer.tar", "bbb/layer.tar", "ccc/layer.tar"],
+    }]))
+    .unwrap();
+    let archive = Tar::new()
+        .file("manifest.json", &manifest)
+        .file(&config_name, &config)
+        .file("aaa/layer.tar", &one)
+        .symlink("bbb/layer.tar", "../aaa/layer.tar")
+        .file("ccc/layer.tar", &gzip(&two))
+        .build();
+    let path = work.join("legacy.tar");
+    fs::write(&path, archive).unwrap();
+    let imported = isola.json(["import", path.to_str().unwrap(), "--json"]);
+    assert_eq!(imported["name"], "legacy:7");
+    assert_eq!(
+        (
+            imported["layers_unpacked"].as_u64(),
+            imported["layers_reused"].as_u64()
+        ),
+        (Some(2), Some(1))
+    );
+    let out = work.join("root");
+    isola.ok(["export", "legacy:7", out.to_str().unwrap()]);
+    assert!(out.join("one").exists() && out.join("two").exists());
 }
 
 #[test]

@@ -61,11 +61,10 @@ pub fn import(
         path: path.to_path_buf(),
         why: e.to_string(),
     })?;
-    let provisional = opts
-        .name
-        .clone()
-        .unwrap_or_else(|| path.display().to_string());
-    let label = format!("{provisional} (from {})", path.display());
+    let label = match &opts.name {
+        Some(n) => format!("{n} (from {})", path.display()),
+        None => path.display().to_string(),
+    };
     let want = opts.reference.as_deref();
     let candidate = if oci_layout::is_layout(&src) {
         oci_layout::candidate(&src, &label, want, &opts.platform)?
@@ -82,9 +81,8 @@ pub fn import(
     land(store, &src, candidate, &name, &label)
 }
 
-/// Stage and land a candidate under `name`. Used by every way an image
-/// enters the store.
-pub(crate) fn land(
+/// Stage the candidate's blobs and layers, land them, and name the image.
+fn land(
     store: &ImageStore,
     src: &Source,
     candidate: Candidate,

@@ -4,6 +4,8 @@
 
 pub mod fsutil;
 pub mod image;
+pub mod spec;
+pub mod volume;
 pub mod root;
 
 pub use root::Root;

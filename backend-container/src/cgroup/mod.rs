@@ -1,0 +1,1 @@
+//! Cgroup managers (v1 and v2): limits, membership, statistics, teardown.

@@ -1,0 +1,1 @@
+//! Loop devices: a volume image file attached as a block device.

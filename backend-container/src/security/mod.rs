@@ -1,0 +1,1 @@
+//! Capabilities and the default seccomp filter: what the workload may still do.

@@ -1,0 +1,1 @@
+//! Named volumes: sparse ext4 images under volumes/, shared by both backends.

@@ -14,8 +14,9 @@ pub struct Cli {
     /// State directory (images, layers, sandboxes)
     #[arg(long, global = true, env = "ISOLA_ROOT", default_value = isola_core::root::DEFAULT_ROOT, value_name = "DIR")]
     pub root: PathBuf,
-    /// Show what isola does (-v debug, -vv trace); ISOLA_LOG=filter overrides
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    /// Show what isola does (-v debug, -vv trace), given before the command
+    /// (`isola -v run ...`: after it, -v is run's --volume); ISOLA_LOG=filter overrides
+    #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
     #[command(subcommand)]
     pub command: Command,
@@ -23,6 +24,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Run a command in a new sandbox
+    Run(RunArgs),
     /// List stored images
     Images(Json),
     /// Import an image from an OCI layout (directory or tar) or a docker-archive tar
@@ -67,6 +70,9 @@ pub enum Command {
     /// Image maintenance
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Manage named volumes
+    #[command(subcommand)]
+    Volume(crate::commands::volume::VolumeCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -101,4 +107,73 @@ pub struct ImportArgs {
     pub platform: String,
     #[command(flatten)]
     pub json: Json,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// Isolation level: container (namespaces + cgroups) or vm (a KVM guest)
+    #[arg(long, default_value = "container", value_name = "BACKEND")]
+    pub backend: String,
+    /// Remove the sandbox's directory when it exits
+    #[arg(long)]
+    pub rm: bool,
+    /// Set an environment variable (KEY=VALUE, or KEY to copy it from here)
+    #[arg(short, long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Read environment variables from a file (one KEY=VALUE per line)
+    #[arg(long, value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
+    /// Working directory inside the sandbox (default: the image's)
+    #[arg(short, long, value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// User to run as: name or uid, optionally :group or :gid (from the image's /etc/passwd)
+    #[arg(short, long, value_name = "USER[:GROUP]")]
+    pub user: Option<String>,
+    /// Hostname inside the sandbox (default: its ID)
+    #[arg(long, value_name = "NAME")]
+    pub hostname: Option<String>,
+    /// Keep stdin open and forward it to the workload
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Give the workload a terminal
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Memory limit, e.g. 64m or 1g (swap included)
+    #[arg(short, long, value_name = "SIZE")]
+    pub memory: Option<String>,
+    /// CPU time limit in CPUs, e.g. 0.5
+    #[arg(long, value_name = "N")]
+    pub cpus: Option<f64>,
+    /// Most processes and threads at once
+    #[arg(long, value_name = "N")]
+    pub pids_limit: Option<u64>,
+    /// Mount the image's root filesystem read-only
+    #[arg(long)]
+    pub read_only: bool,
+    /// Add a capability to Docker's default set (or ALL)
+    #[arg(long, value_name = "CAP")]
+    pub cap_add: Vec<String>,
+    /// Drop a capability (or ALL)
+    #[arg(long, value_name = "CAP")]
+    pub cap_drop: Vec<String>,
+    /// Security options; seccomp=unconfined turns the syscall filter off
+    #[arg(long, value_name = "OPT")]
+    pub security_opt: Vec<String>,
+    /// All capabilities, no seccomp filter, all host devices
+    #[arg(long)]
+    pub privileged: bool,
+    /// Network: none (only lo, the default) or host
+    #[arg(long, default_value = "none", value_name = "MODE")]
+    pub network: String,
+    /// Mount a host path or a named volume: SRC:DEST[:ro]
+    #[arg(short, long = "volume", value_name = "SRC:DEST[:ro]")]
+    pub volumes: Vec<String>,
+    /// Say what each step does and why, with its duration
+    #[arg(long)]
+    pub explain: bool,
+    /// Image name[:tag] or ID
+    pub image: String,
+    /// Command and arguments (default: the image's Entrypoint and Cmd)
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
 }

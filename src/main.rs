@@ -19,11 +19,16 @@ fn main() {
         )
     };
     let cli = cli::Cli::parse();
+    // Like docker run, 125 says isola itself failed, not the workload.
+    let failure_code = if matches!(cli.command, cli::Command::Run(_)) { 125 } else { 1 };
     init_tracing(cli.verbose);
-    if let Err(e) = commands::run(cli) {
-        // One line: what failed, then each cause, as anyhow's {:#} joins them.
-        eprintln!("isola: {e:#}");
-        std::process::exit(1);
+    match commands::run(cli) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            // One line: what failed, then each cause, as anyhow's {:#} joins them.
+            eprintln!("isola: {e:#}");
+            std::process::exit(failure_code);
+        }
     }
 }
 

@@ -3,5 +3,27 @@
 //! the image's shared layers, with capabilities and syscalls cut down.
 
 pub mod cgroup;
+mod child;
+mod exec;
 pub mod loopdev;
+mod mounts;
+mod network;
+mod policy;
+mod runtime;
 pub mod security;
+mod tty;
+
+use isola_core::backend::{Backend, BackendError, Outcome, RunContext};
+use isola_core::spec::RunSpec;
+
+pub struct ContainerBackend;
+
+impl Backend for ContainerBackend {
+    fn name(&self) -> &'static str {
+        "container"
+    }
+
+    fn run(&self, spec: &RunSpec, ctx: &RunContext) -> Result<Outcome, BackendError> {
+        runtime::run(spec, ctx)
+    }
+}

@@ -2,9 +2,13 @@
 //! stored and unpacked once, shared by every image); the run spec, the backend
 //! trait, volumes and instances join it as the backends arrive.
 
+pub mod backend;
+pub mod explain;
 pub mod fsutil;
 pub mod image;
+pub mod instance;
 pub mod spec;
+pub mod user;
 pub mod volume;
 pub mod root;
 

@@ -60,6 +60,11 @@ impl Root {
         self.dir.join("images.lock")
     }
 
+    /// `volumes/<name>/`: named volumes (ext4 image, facts, use lock).
+    pub fn volumes(&self) -> PathBuf {
+        self.dir.join("volumes")
+    }
+
     /// Staging area on the same filesystem, so staged work lands by rename.
     pub fn tmp(&self) -> PathBuf {
         self.dir.join("tmp")

@@ -35,10 +35,12 @@ pub struct Process {
     pub stdin: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct User {
     pub uid: u32,
     pub gid: u32,
+    /// Supplementary groups (from the image's /etc/group).
+    pub groups: Vec<u32>,
 }
 
 /// Resource limits. `None` is unlimited.

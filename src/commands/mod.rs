@@ -8,7 +8,10 @@ mod images;
 mod import;
 mod inspect;
 mod rmi;
+mod run;
+mod run_flags;
 mod tag;
+pub(crate) mod volume;
 
 use anyhow::{Context, Result};
 use isola_core::image::ImageStore;
@@ -16,12 +19,15 @@ use isola_core::Root;
 
 use crate::cli::{Cli, Command, ImageCommand};
 
-pub fn run(cli: Cli) -> Result<()> {
+/// Run the command; the exit code isola should end with.
+pub fn run(cli: Cli) -> Result<i32> {
     let store = || -> Result<ImageStore> {
         ImageStore::open(Root::new(&cli.root))
             .with_context(|| format!("opening the store at {}", cli.root.display()))
     };
-    match &cli.command {
+    let root = Root::new(&cli.root);
+    let done = match &cli.command {
+        Command::Run(args) => return run::run(&root, &store()?, args),
         Command::Images(j) => images::run(&store()?, j.json),
         Command::Import(args) => import::run(&store()?, args),
         Command::Inspect { image } => inspect::run(&store()?, image),
@@ -30,8 +36,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Rmi { images, force } => rmi::run(&store()?, images, *force),
         Command::Du(j) => du::run(&store()?, j.json),
         Command::Export { image, dir } => export::run(&store()?, image, dir),
-        Command::Image(ImageCommand::Default { rebuild }) => {
-            image_default::run(&store()?, *rebuild)
-        }
-    }
+        Command::Image(ImageCommand::Default { rebuild }) => image_default::run(&store()?, *rebuild),
+        Command::Volume(cmd) => volume::run(&root, cmd),
+    };
+    done.map(|()| 0)
 }

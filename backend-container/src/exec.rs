@@ -1,0 +1,85 @@
+//! Starting the workload: find the program on the sandbox's own PATH and
+//! execve it, mapping failures to the exit codes shells and Docker use
+//! (127 not found, 126 found but not runnable).
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use nix::errno::Errno;
+
+/// Why exec failed, as the exit code and message the user gets.
+pub struct ExecFailure {
+    pub code: i32,
+    pub message: String,
+}
+
+/// Replace this process with the workload. Returns only on failure.
+pub fn exec(args: &[CString], env: &[CString]) -> ExecFailure {
+    let Some(program) = args.first() else {
+        return ExecFailure {
+            code: 127,
+            message: "no command given, and the image has no Entrypoint or Cmd".into(),
+        };
+    };
+    let name = program.to_string_lossy().into_owned();
+    let path_var = env
+        .iter()
+        .find_map(|e| e.to_bytes().strip_prefix(b"PATH="))
+        .map(|p| p.to_vec())
+        .unwrap_or_else(|| b"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_vec());
+    let candidates: Vec<CString> = if name.contains('/') {
+        vec![program.clone()]
+    } else {
+        path_var
+            .split(|b| *b == b':')
+            .filter(|d| !d.is_empty())
+            .filter_map(|d| CString::new(Path::new(std::ffi::OsStr::from_bytes(d)).join(&name).as_os_str().as_bytes()).ok())
+            .collect()
+    };
+    let mut worst = Errno::ENOENT;
+    for c in &candidates {
+        let err = match nix::unistd::execve(c.as_c_str(), args, env) {
+            Err(e) => e,
+            Ok(never) => match never {},
+        };
+        // Keep looking on ENOENT (like execvp); remember a permission problem.
+        if err != Errno::ENOENT && err != Errno::ENOTDIR {
+            worst = err;
+            if err != Errno::EACCES {
+                break;
+            }
+        }
+    }
+    describe(&name, worst)
+}
+
+fn describe(name: &str, err: Errno) -> ExecFailure {
+    match err {
+        Errno::ENOENT | Errno::ENOTDIR => ExecFailure {
+            code: 127,
+            message: format!("{name}: executable file not found in the image (checked $PATH)"),
+        },
+        Errno::EACCES | Errno::EPERM => ExecFailure {
+            code: 126,
+            message: format!("{name}: permission denied (not executable, or on a noexec mount)"),
+        },
+        Errno::ENOEXEC => ExecFailure {
+            code: 126,
+            message: format!("{name}: exec format error (not a program for this architecture)"),
+        },
+        e => ExecFailure {
+            code: 126,
+            message: format!("{name}: cannot run it: {}", e.desc()),
+        },
+    }
+}
+
+/// Strings for execve; an argument or variable with a NUL byte is refused.
+pub fn cstrings(items: &[String], what: &str) -> Result<Vec<CString>, String> {
+    items
+        .iter()
+        .map(|s| CString::new(s.as_bytes()).map_err(|_| format!("{what} {s:?} contains a NUL byte")))
+        .collect()
+}
+

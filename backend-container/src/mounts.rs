@@ -1,0 +1,292 @@
+//! The mount table a container sees, built inside its own mount namespace (so
+//! it all goes away with the namespace): the overlay root, the kernel
+//! filesystems, a minimal /dev, the runc-style masks, binds and volumes, then
+//! pivot_root into it.
+
+use std::ffi::CString;
+use std::fs;
+use std::os::unix::fs::{symlink, DirBuilderExt};
+use std::path::{Component, Path, PathBuf};
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sys::stat::{makedev, mknod, Mode, SFlag};
+use nix::unistd::{chdir, pivot_root};
+
+use crate::child::Fail;
+
+/// /proc and /sys entries hidden as runc's default spec hides them: they
+/// leak host facts or let a root workload poke the host kernel.
+pub const MASKED: &[&str] = &[
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/interrupts",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+/// Read-only as in runc's default spec: knobs of the host kernel.
+pub const READ_ONLY: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+
+/// Device nodes a container gets: (name, major, minor).
+const DEVICES: &[(&str, u32, u32)] =
+    &[("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)];
+
+fn m(
+    source: Option<&str>,
+    target: &Path,
+    fstype: Option<&str>,
+    flags: MsFlags,
+    data: Option<&str>,
+) -> Result<(), Fail> {
+    mount(source, target, fstype, flags, data)
+        .map_err(|e| Fail::sys(format!("mounting {} on {}", fstype.or(source).unwrap_or("?"), target.display()), e))
+}
+
+/// Stop mounts and unmounts here from reaching the host.
+pub fn make_private() -> Result<(), Fail> {
+    m(None, Path::new("/"), None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None)
+}
+
+/// The overlay root: `lower` is the `lowerdir=` list relative to `layers_dir`
+/// (relative names keep the option under the kernel's one-page limit for
+/// images of many layers).
+pub fn overlay(layers_dir: &Path, lower: &str, upper: &Path, work: &Path, rootfs: &Path) -> Result<(), Fail> {
+    chdir(layers_dir).map_err(|e| Fail::sys(format!("entering {}", layers_dir.display()), e))?;
+    let data = format!("lowerdir={lower},upperdir={},workdir={}", upper.display(), work.display());
+    if data.len() >= 4096 {
+        return Err(Fail::msg(format!(
+            "the image has too many layers for one overlay mount ({} bytes of options, the limit is 4095)",
+            data.len()
+        )));
+    }
+    mount(Some("overlay"), rootfs, Some("overlay"), MsFlags::empty(), Some(data.as_str())).map_err(|e| {
+        let hint = if e == nix::errno::Errno::ENODEV {
+            "; the kernel has no overlayfs (modprobe overlay)"
+        } else {
+            ""
+        };
+        Fail::sys(format!("mounting the overlay root filesystem{hint}"), e)
+    })
+}
+
+/// Resolve `path` inside `root` as the container will see it: symlinks are
+/// followed but can never lead out of `root` (an absolute link restarts at
+/// `root`, `..` stops at it), like runc's securejoin.
+pub fn secure_join(root: &Path, path: &str) -> PathBuf {
+    let mut parts: Vec<PathBuf> = vec![PathBuf::from(path)];
+    let mut out = PathBuf::new();
+    let mut hops = 0;
+    while let Some(p) = parts.pop() {
+        let mut comps = p.components().peekable();
+        while let Some(c) = comps.next() {
+            match c {
+                Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+                Component::ParentDir => {
+                    out.pop();
+                }
+                Component::Normal(n) => {
+                    let candidate = out.join(n);
+                    match fs::read_link(root.join(&candidate)) {
+                        Ok(target) if hops < 40 => {
+                            hops += 1;
+                            let rest: PathBuf = comps.collect();
+                            if target.is_absolute() {
+                                out = PathBuf::new();
+                            }
+                            if !rest.as_os_str().is_empty() {
+                                parts.push(rest);
+                            }
+                            parts.push(target);
+                            break;
+                        }
+                        _ => out = candidate,
+                    }
+                }
+            }
+        }
+    }
+    root.join(out)
+}
+
+fn mkdir_p(path: &Path) -> Result<(), Fail> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(path)
+        .map_err(|e| Fail::io(format!("creating {}", path.display()), e))
+}
+
+/// A bind mount of a host path (file or directory) at `target` inside `rootfs`.
+pub fn bind(source: &Path, rootfs: &Path, target: &str, read_only: bool) -> Result<(), Fail> {
+    let dest = secure_join(rootfs, target);
+    let meta = fs::metadata(source).map_err(|e| Fail::io(format!("volume source {}", source.display()), e))?;
+    if meta.is_dir() {
+        mkdir_p(&dest)?;
+    } else {
+        if let Some(p) = dest.parent() {
+            mkdir_p(p)?;
+        }
+        if !dest.exists() {
+            fs::write(&dest, b"").map_err(|e| Fail::io(format!("creating {}", dest.display()), e))?;
+        }
+    }
+    m(Some(&source.to_string_lossy()), &dest, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
+    if read_only {
+        remount_ro(&dest, MsFlags::empty())?;
+    }
+    Ok(())
+}
+
+/// Mount an attached volume's ext4 filesystem at `target`.
+pub fn volume(device: &Path, rootfs: &Path, target: &str, read_only: bool) -> Result<(), Fail> {
+    let dest = secure_join(rootfs, target);
+    mkdir_p(&dest)?;
+    let mut flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+    if read_only {
+        flags |= MsFlags::MS_RDONLY;
+    }
+    m(Some(&device.to_string_lossy()), &dest, Some("ext4"), flags, None)
+}
+
+fn remount_ro(dest: &Path, extra: MsFlags) -> Result<(), Fail> {
+    m(None, dest, None, MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | extra, None)
+}
+
+/// /proc, /sys, /dev and friends inside `rootfs`.
+pub fn kernel_filesystems(rootfs: &Path, privileged: bool) -> Result<(), Fail> {
+    let nosuid_noexec_nodev = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV;
+    let proc_dir = rootfs.join("proc");
+    mkdir_p(&proc_dir)?;
+    m(Some("proc"), &proc_dir, Some("proc"), nosuid_noexec_nodev, None)?;
+    let sys = rootfs.join("sys");
+    mkdir_p(&sys)?;
+    let sys_flags = nosuid_noexec_nodev | if privileged { MsFlags::empty() } else { MsFlags::MS_RDONLY };
+    m(Some("sysfs"), &sys, Some("sysfs"), sys_flags, None)?;
+
+    let dev = rootfs.join("dev");
+    mkdir_p(&dev)?;
+    if privileged {
+        m(Some("/dev"), &dev, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
+    } else {
+        m(Some("tmpfs"), &dev, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME, Some("mode=755,size=65536k"))?;
+        for (name, major, minor) in DEVICES {
+            let node = dev.join(name);
+            mknod(&node, SFlag::S_IFCHR, Mode::from_bits_truncate(0o666), makedev(*major as u64, *minor as u64))
+                .map_err(|e| Fail::sys(format!("creating /dev/{name}"), e))?;
+            // mknod's mode passes through the umask; the nodes must be 0666.
+            nix::sys::stat::fchmodat(
+                nix::fcntl::AT_FDCWD,
+                &node,
+                Mode::from_bits_truncate(0o666),
+                nix::sys::stat::FchmodatFlags::FollowSymlink,
+            )
+            .map_err(|e| Fail::sys(format!("chmod /dev/{name}"), e))?;
+        }
+        for (link, target) in [
+            ("fd", "/proc/self/fd"),
+            ("stdin", "/proc/self/fd/0"),
+            ("stdout", "/proc/self/fd/1"),
+            ("stderr", "/proc/self/fd/2"),
+            ("ptmx", "pts/ptmx"),
+            ("core", "/proc/kcore"),
+        ] {
+            symlink(target, dev.join(link)).map_err(|e| Fail::io(format!("creating /dev/{link}"), e))?;
+        }
+        let pts = dev.join("pts");
+        mkdir_p(&pts)?;
+        m(
+            Some("devpts"),
+            &pts,
+            Some("devpts"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+            Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
+        )?;
+    }
+    let shm = dev.join("shm");
+    mkdir_p(&shm)?;
+    m(Some("shm"), &shm, Some("tmpfs"), nosuid_noexec_nodev, Some("mode=1777,size=65536k"))?;
+    let mqueue = dev.join("mqueue");
+    mkdir_p(&mqueue)?;
+    m(Some("mqueue"), &mqueue, Some("mqueue"), nosuid_noexec_nodev, None)?;
+    Ok(())
+}
+
+/// Hide and freeze what runc's default spec hides and freezes.
+pub fn mask_paths(rootfs: &Path) -> Result<(), Fail> {
+    for path in MASKED {
+        let dest = rootfs.join(&path[1..]);
+        match fs::symlink_metadata(&dest) {
+            Ok(md) if md.is_dir() => m(
+                Some("tmpfs"),
+                &dest,
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                Some("size=0"),
+            )?,
+            Ok(_) => m(Some("/dev/null"), &dest, None, MsFlags::MS_BIND, None)?,
+            Err(_) => {} // not on this kernel
+        }
+    }
+    for path in READ_ONLY {
+        let dest = rootfs.join(&path[1..]);
+        if dest.exists() {
+            m(Some(&dest.to_string_lossy()), &dest, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
+            remount_ro(&dest, MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC)?;
+        }
+    }
+    Ok(())
+}
+
+/// Make `rootfs` the root and drop the host's root from this namespace.
+/// `pivot_root(".", ".")` stacks the old root under the new one, and the
+/// lazy unmount of "." then removes exactly the old root (runc's way: no
+/// directory inside the image is needed).
+pub fn pivot(rootfs: &Path, read_only: bool) -> Result<(), Fail> {
+    chdir(rootfs).map_err(|e| Fail::sys("entering the root filesystem", e))?;
+    pivot_root(".", ".").map_err(|e| Fail::sys("pivot_root", e))?;
+    // Keep the old root's unmount from propagating anywhere.
+    m(None, Path::new("."), None, MsFlags::MS_REC | MsFlags::MS_SLAVE, None)?;
+    umount2(".", MntFlags::MNT_DETACH).map_err(|e| Fail::sys("unmounting the host's root", e))?;
+    chdir("/").map_err(|e| Fail::sys("chdir /", e))?;
+    if read_only {
+        remount_ro(Path::new("/"), MsFlags::empty())?;
+    }
+    Ok(())
+}
+
+/// The workload's working directory, created if the image lacks it (as Docker does).
+pub fn workdir(cwd: &str) -> Result<(), Fail> {
+    let c = CString::new(cwd).map_err(|_| Fail::msg(format!("working directory {cwd:?} contains a NUL byte")))?;
+    if chdir(c.as_c_str()).is_err() {
+        mkdir_p(Path::new(cwd))?;
+        chdir(c.as_c_str()).map_err(|e| Fail::sys(format!("entering the working directory {cwd}"), e))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secure_join_stays_inside_the_root() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path();
+        fs::create_dir_all(root.join("real/dir")).unwrap();
+        symlink("/real", root.join("abs")).unwrap();
+        symlink("../../../../etc", root.join("up")).unwrap();
+        symlink("dir", root.join("real/rel")).unwrap();
+        assert_eq!(secure_join(root, "/abs/dir"), root.join("real/dir"));
+        assert_eq!(secure_join(root, "/up/passwd"), root.join("etc/passwd"));
+        assert_eq!(secure_join(root, "/real/rel/x"), root.join("real/dir/x"));
+        assert_eq!(secure_join(root, "/../../x"), root.join("x"));
+        assert_eq!(secure_join(root, "plain/new"), root.join("plain/new"));
+    }
+}

@@ -1,0 +1,342 @@
+//! The parent side of a container run: prepare (dirs, cgroup, loop devices,
+//! security policy), clone the child into new namespaces, let it go once it
+//! is in its cgroup, then relay signals (and the pty) until it exits, and
+//! tear everything down.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
+use std::time::Instant;
+
+use isola_core::backend::{BackendError, ExitStatus, Outcome, Phase, RunContext};
+use isola_core::spec::{MountSource, Network, RunSpec};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sched::CloneFlags;
+use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{pipe2, Pid};
+
+use crate::child::{self, ChildConfig, ChildMount};
+use crate::{cgroup, exec, loopdev, policy, tty};
+
+fn setup_err(what: impl Into<String>, e: impl std::error::Error + Send + Sync + 'static) -> BackendError {
+    BackendError::Setup { what: what.into(), source: Box::new(e) }
+}
+
+/// Signals relayed to the workload.
+const RELAYED: [Signal; 6] =
+    [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT, Signal::SIGUSR1, Signal::SIGUSR2];
+
+pub fn run(spec: &RunSpec, ctx: &RunContext) -> Result<Outcome, BackendError> {
+    let ex = ctx.explain;
+    let t0 = Instant::now();
+    let mut phases = Vec::new();
+    if !nix::unistd::geteuid().is_root() {
+        return Err(BackendError::Unavailable(
+            "the container backend needs root (rootless containers are not supported yet); run isola as root".into(),
+        ));
+    }
+
+    // The rootfs: a private upper/work pair; the layers are shared as they are.
+    let dir = &ctx.instance_dir;
+    let (upper, work, rootfs) = (dir.join("upper"), dir.join("work"), dir.join("rootfs"));
+    for d in [&upper, &work, &rootfs] {
+        fs::create_dir_all(d).map_err(|e| setup_err(format!("creating {}", d.display()), e))?;
+    }
+    let (layers_dir, lower) = lower_dirs(&spec.layers)?;
+
+    let prepared = policy::prepare(&spec.security).map_err(|e| setup_err("preparing the security policy", e))?;
+    let mut loops = Vec::new();
+    let mut child_mounts = Vec::new();
+    for m in &spec.mounts {
+        let source = match &m.source {
+            MountSource::Bind(p) => ChildMount::Bind(p.clone()),
+            MountSource::Volume { name, image } => {
+                let dev = loopdev::attach(image, m.read_only)
+                    .map_err(|e| setup_err(format!("attaching volume {name}"), e))?;
+                let path = dev.path().to_path_buf();
+                loops.push(dev);
+                ChildMount::Volume(path)
+            }
+        };
+        child_mounts.push((source, m.target.clone(), m.read_only));
+    }
+    let group = ex.step(
+        &format!("create cgroup isola/{} with the limits", spec.id),
+        "memory, CPU time and the number of processes are capped by the kernel, not by the workload's good will",
+        || cgroup::detect().and_then(|h| h.create(&spec.id, &spec.limits)),
+    )
+    .map_err(|e| BackendError::Unavailable(e.to_string()))?;
+    phases.push((Phase::RootfsReady, t0.elapsed()));
+
+    let result = start_and_wait(spec, ctx, &group, layers_dir, lower, child_mounts, prepared, &mut phases, t0);
+
+    let destroyed = ex.step("remove the cgroup", "nothing of the sandbox may outlive it", || group.destroy());
+    drop(loops); // AUTOCLEAR: the devices detach now that nothing mounts them
+    let _ = fs::remove_dir(&rootfs);
+    phases.push((Phase::TornDown, t0.elapsed()));
+    let mut outcome = result?;
+    destroyed.map_err(|e| setup_err("removing the cgroup", e))?;
+    outcome.phases = phases;
+    Ok(outcome)
+}
+
+/// The `lowerdir=` value, top layer first. Layers from the store share one
+/// parent, so their names alone (64 characters) are given relative to it.
+fn lower_dirs(layers: &[std::path::PathBuf]) -> Result<(std::path::PathBuf, String), BackendError> {
+    let Some(first) = layers.first() else {
+        return Err(BackendError::Unavailable("the image has no layers; there is nothing to run".into()));
+    };
+    let parent = first.parent().unwrap_or(Path::new("/")).to_path_buf();
+    let names: Vec<String> = layers
+        .iter()
+        .rev()
+        .map(|l| match l.parent() {
+            Some(p) if p == parent => l.file_name().unwrap_or_default().to_string_lossy().into_owned(),
+            _ => l.display().to_string(),
+        })
+        .collect();
+    Ok((parent, names.join(":")))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn start_and_wait(
+    spec: &RunSpec,
+    ctx: &RunContext,
+    group: &cgroup::Cgroup,
+    layers_dir: std::path::PathBuf,
+    lower: String,
+    mounts: Vec<(ChildMount, String, bool)>,
+    prepared: policy::Prepared,
+    phases: &mut Vec<(Phase, std::time::Duration)>,
+    t0: Instant,
+) -> Result<Outcome, BackendError> {
+    let ex = ctx.explain;
+    let args = exec::cstrings(&spec.process.args, "argument").map_err(BackendError::Unavailable)?;
+    let env = exec::cstrings(&spec.process.env, "environment variable").map_err(BackendError::Unavailable)?;
+    let (go_r, go_w) = pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| setup_err("pipe", e))?;
+    let (rep_r, rep_w) = pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| setup_err("pipe", e))?;
+    let pty = if spec.process.tty { Some(tty::open().map_err(|e| BackendError::Unavailable(e.to_string()))?) } else { None };
+
+    // Signals are read from a signalfd, so they must be blocked first (the
+    // child inherits the mask and clears it before exec).
+    let mut mask = SigSet::empty();
+    mask.add(Signal::SIGCHLD);
+    mask.add(Signal::SIGWINCH);
+    for s in RELAYED {
+        mask.add(s);
+    }
+    let mut old_mask = SigSet::empty();
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), Some(&mut old_mask))
+        .map_err(|e| setup_err("blocking signals", e))?;
+    let _restore = RestoreMask(old_mask);
+    let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).map_err(|e| setup_err("signalfd", e))?;
+
+    let (master, slave) = match pty {
+        Some(p) => (Some(p.master), Some(p.slave)),
+        None => (None, None),
+    };
+    let cfg = ChildConfig {
+        go: go_r,
+        report: rep_w,
+        layers_dir,
+        lower,
+        upper: ctx.instance_dir.join("upper"),
+        work: ctx.instance_dir.join("work"),
+        rootfs: ctx.instance_dir.join("rootfs"),
+        mounts,
+        hostname: spec.hostname.clone(),
+        new_net: spec.network == Network::None,
+        read_only: spec.read_only,
+        privileged: spec.security.privileged,
+        cwd: spec.process.cwd.clone(),
+        args,
+        env,
+        user: spec.process.user.clone(),
+        stdin_null: !spec.process.stdin && !spec.process.tty,
+        tty: slave,
+        policy: prepared,
+        explain: ex,
+    };
+    let mut flags = CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
+    if spec.network == Network::None {
+        flags |= CloneFlags::CLONE_NEWNET;
+    }
+    let mut stack = vec![0u8; 256 * 1024];
+    let pid = ex.step(
+        "clone(CLONE_NEWPID|CLONE_NEWNS|CLONE_NEWUTS|CLONE_NEWIPC|CLONE_NEWNET)",
+        "the workload gets its own process tree (it is PID 1), mount table, hostname, IPC and network",
+        || {
+            // SAFETY: isola is single-threaded here, so the child (a copy of
+            // this process on its own stack) may run ordinary Rust code; it
+            // ends in exec or exit and never returns into the parent's frames.
+            unsafe {
+                nix::sched::clone(
+                    Box::new(|| {
+                        // Die with isola rather than linger.
+                        let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+                        child::main(&cfg)
+                    }),
+                    &mut stack,
+                    flags,
+                    Some(Signal::SIGCHLD as i32),
+                )
+            }
+        },
+    )
+    .map_err(|e| setup_err("clone", e))?;
+    drop(cfg); // our copies of the child's ends: EOF on the report pipe now means exec
+    phases.push((Phase::SandboxCreated, t0.elapsed()));
+
+    if let Err(e) = group.add_pid(pid.as_raw()) {
+        let _ = kill(pid, Signal::SIGKILL);
+        let _ = waitpid(pid, None);
+        return Err(setup_err("moving the sandbox into its cgroup", e));
+    }
+    let _ = nix::unistd::write(&go_w, b"g");
+    drop(go_w);
+
+    let mut report = String::new();
+    let _ = fs::File::from(rep_r).read_to_string(&mut report);
+    phases.push((Phase::WorkloadStarted, t0.elapsed()));
+    if let Some(msg) = report.strip_prefix('S') {
+        let _ = kill(pid, Signal::SIGKILL);
+        let _ = waitpid(pid, None);
+        return Err(BackendError::Setup {
+            what: "setting up the container".into(),
+            source: msg.to_string().into(),
+        });
+    }
+    let exec_failure = report
+        .strip_prefix('E')
+        .and_then(|r| r.split_once('\t'))
+        .map(|(_, m)| m.to_string());
+
+    let status = relay_until_exit(pid, &sfd, master.as_ref())?;
+    phases.push((Phase::WorkloadExited, t0.elapsed()));
+    let status = match status {
+        WaitStatus::Exited(_, code) => ExitStatus::Exited(code),
+        WaitStatus::Signaled(_, Signal::SIGKILL, _) if group.oom_killed() => ExitStatus::OutOfMemory,
+        WaitStatus::Signaled(_, sig, _) => ExitStatus::Signaled(sig as i32),
+        _ => ExitStatus::Exited(1),
+    };
+    let message = match status {
+        ExitStatus::OutOfMemory => Some(format!(
+            "the workload ran out of memory: the kernel's OOM killer stopped it at the {} limit",
+            spec.limits.memory.map(human).unwrap_or_else(|| "memory".into())
+        )),
+        _ => exec_failure,
+    };
+    Ok(Outcome { status, message, phases: Vec::new() })
+}
+
+fn human(bytes: u64) -> String {
+    if bytes % (1 << 30) == 0 {
+        format!("{} GiB", bytes >> 30)
+    } else if bytes % (1 << 20) == 0 {
+        format!("{} MiB", bytes >> 20)
+    } else {
+        format!("{bytes} bytes")
+    }
+}
+
+struct RestoreMask(SigSet);
+
+impl Drop for RestoreMask {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&self.0), None);
+    }
+}
+
+/// Wait for the workload, passing on the signals isola gets and, with a pty,
+/// the bytes both ways. A third Ctrl-C/SIGTERM kills the workload outright,
+/// for one that ignores them (as a PID 1 without handlers does).
+fn relay_until_exit(pid: Pid, sfd: &SignalFd, master: Option<&OwnedFd>) -> Result<WaitStatus, BackendError> {
+    let _raw = master.and_then(|_| tty::RawMode::enter());
+    let stdin = std::io::stdin();
+    let mut stdin_open = master.is_some();
+    let mut stops = 0;
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => {}
+            Ok(status @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => {
+                if let Some(m) = master {
+                    drain(m, &mut buf);
+                }
+                return Ok(status);
+            }
+            Ok(_) => {}
+            Err(e) => return Err(setup_err("waiting for the workload", e)),
+        }
+        let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+        if let Some(m) = master {
+            fds.push(PollFd::new(m.as_fd(), PollFlags::POLLIN));
+            if stdin_open {
+                fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
+            }
+        }
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(setup_err("poll", e)),
+        }
+        let ready: Vec<bool> = fds.iter().map(|f| f.revents().is_some_and(|r| !r.is_empty())).collect();
+        drop(fds);
+        if ready[0] {
+            while let Ok(Some(info)) = sfd.read_signal() {
+                let Ok(sig) = Signal::try_from(info.ssi_signo as i32) else { continue };
+                match sig {
+                    Signal::SIGCHLD => {}
+                    Signal::SIGWINCH => {
+                        if let (Some(m), Some(ws)) = (master, tty::window_size(stdin.as_fd())) {
+                            tty::set_window_size(m.as_fd(), &ws);
+                        }
+                    }
+                    s => {
+                        if matches!(s, Signal::SIGINT | Signal::SIGTERM) {
+                            stops += 1;
+                        }
+                        let s = if stops >= 3 { Signal::SIGKILL } else { s };
+                        let _ = kill(pid, s);
+                    }
+                }
+            }
+        }
+        if let Some(m) = master {
+            if ready.get(1) == Some(&true) {
+                match nix::unistd::read(m, &mut buf) {
+                    Ok(n) if n > 0 => {
+                        let mut out = std::io::stdout().lock();
+                        let _ = out.write_all(&buf[..n]);
+                        let _ = out.flush();
+                    }
+                    _ => {}
+                }
+            }
+            if stdin_open && ready.get(2) == Some(&true) {
+                match nix::unistd::read(&stdin, &mut buf) {
+                    Ok(0) | Err(_) => stdin_open = false,
+                    Ok(n) => {
+                        let _ = nix::unistd::write(m, &buf[..n]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What the workload wrote to the pty before it exited.
+fn drain(master: &OwnedFd, buf: &mut [u8]) {
+    let _ = nix::fcntl::fcntl(master, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK));
+    let mut out = std::io::stdout().lock();
+    while let Ok(n) = nix::unistd::read(master, buf) {
+        if n == 0 {
+            break;
+        }
+        let _ = out.write_all(&buf[..n]);
+    }
+    let _ = out.flush();
+}

@@ -1,0 +1,34 @@
+//! `--explain`: one line before and after each step of building a sandbox,
+//! saying what is done, why, and how long it took — for people learning how
+//! containers and VMs work. Silent unless enabled.
+
+use std::io::Write;
+use std::time::Instant;
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Explain {
+    pub enabled: bool,
+}
+
+impl Explain {
+    /// Run `step`, announcing `what` and `why` before it and its duration after.
+    pub fn step<T>(&self, what: &str, why: &str, step: impl FnOnce() -> T) -> T {
+        if !self.enabled {
+            return step();
+        }
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "explain: {what} — {why}");
+        drop(err);
+        let t = Instant::now();
+        let out = step();
+        let _ = writeln!(std::io::stderr(), "explain:   done in {:.3} ms", t.elapsed().as_secs_f64() * 1e3);
+        out
+    }
+
+    /// A line with no step of its own.
+    pub fn say(&self, line: &str) {
+        if self.enabled {
+            let _ = writeln!(std::io::stderr(), "explain: {line}");
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! One sandbox's state on disk: `instances/<id>/` holds state.json (written
+//! by temp file + rename) and whatever the backend keeps there (the
+//! container's upper dir). `--rm` removes the whole directory at exit.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::fsutil::{atomic_write, remove_any};
+use crate::Root;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct State {
+    pub id: String,
+    pub image: String,
+    pub backend: String,
+    /// `running` or `exited`.
+    pub status: String,
+    pub pid: Option<i32>,
+    pub exit_code: Option<i32>,
+    pub created: u64,
+    /// Milliseconds from the start of the run to the end of each phase.
+    #[serde(default)]
+    pub phases_ms: Vec<(String, f64)>,
+}
+
+pub struct Instance {
+    pub dir: PathBuf,
+    pub state: State,
+}
+
+/// A fresh random ID: 12 hex digits, like a short container ID.
+pub fn new_id() -> io::Result<String> {
+    let mut b = [0u8; 6];
+    fs::File::open("/dev/urandom").and_then(|mut f| io::Read::read_exact(&mut f, &mut b))?;
+    Ok(hex::encode(b))
+}
+
+impl Instance {
+    pub fn create(root: &Root, id: &str, image: &str, backend: &str) -> io::Result<Instance> {
+        let dir = root.dir().join("instances").join(id);
+        fs::create_dir_all(dir.parent().unwrap_or(Path::new("/")))?;
+        fs::create_dir(&dir)?;
+        let created = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let inst = Instance {
+            dir,
+            state: State {
+                id: id.to_string(),
+                image: image.to_string(),
+                backend: backend.to_string(),
+                status: "running".into(),
+                pid: Some(std::process::id() as i32),
+                exit_code: None,
+                created,
+                phases_ms: Vec::new(),
+            },
+        };
+        inst.save()?;
+        Ok(inst)
+    }
+
+    pub fn save(&self) -> io::Result<()> {
+        let json = serde_json::to_vec_pretty(&self.state).map_err(io::Error::other)?;
+        atomic_write(&self.dir.join("state.json"), &json)
+    }
+
+    pub fn exited(&mut self, code: i32) -> io::Result<()> {
+        self.state.status = "exited".into();
+        self.state.exit_code = Some(code);
+        self.state.pid = None;
+        self.save()
+    }
+
+    pub fn remove(self) -> io::Result<()> {
+        remove_any(&self.dir)
+    }
+}

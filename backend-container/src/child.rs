@@ -72,6 +72,7 @@ pub struct ChildConfig {
     pub env: Vec<CString>,
     pub user: User,
     pub stdin_null: bool,
+    /// With -t: the socket the pty master is sent back over.
     pub tty: Option<OwnedFd>,
     pub policy: policy::Prepared,
     pub explain: Explain,
@@ -151,8 +152,13 @@ fn setup(cfg: &ChildConfig) -> Result<(), Fail> {
     if cfg.new_net {
         ex.step("bring lo up", "a new network namespace has only a loopback interface, down", network::loopback_up)?;
     }
-    if let Some(tty) = &cfg.tty {
-        crate::tty::become_controlling(tty)?;
+    if let Some(sock) = &cfg.tty {
+        ex.step("open a pty in the sandbox's own /dev/pts", "with -t the workload gets a terminal; isola relays it", || {
+            let (master, slave) = crate::tty::open_in_sandbox()?;
+            crate::tty::send_fd(sock, &master)?;
+            drop(master);
+            crate::tty::become_controlling(&slave)
+        })?;
     }
     mounts::workdir(&cfg.cwd)?;
     ex.step(
@@ -163,5 +169,9 @@ fn setup(cfg: &ChildConfig) -> Result<(), Fail> {
     // The parent blocked signals to read them from a signalfd; the workload
     // starts with none blocked.
     sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None).map_err(|e| Fail::sys("sigprocmask", e))?;
+    // Nothing of isola's (or of whoever started it) beyond stdio reaches the
+    // workload: every other fd closes at exec.
+    // SAFETY: close_range only changes flags on this process's fds.
+    unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
     Ok(())
 }

@@ -118,7 +118,18 @@ fn start_and_wait(
     let env = exec::cstrings(&spec.process.env, "environment variable").map_err(BackendError::Unavailable)?;
     let (go_r, go_w) = pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| setup_err("pipe", e))?;
     let (rep_r, rep_w) = pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| setup_err("pipe", e))?;
-    let pty = if spec.process.tty { Some(tty::open().map_err(|e| BackendError::Unavailable(e.to_string()))?) } else { None };
+    let pty_sock = if spec.process.tty {
+        let (a, b) = nix::sys::socket::socketpair(
+            nix::sys::socket::AddressFamily::Unix,
+            nix::sys::socket::SockType::Stream,
+            None,
+            nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+        )
+        .map_err(|e| setup_err("socketpair", e))?;
+        Some((a, b))
+    } else {
+        None
+    };
 
     // Signals are read from a signalfd, so they must be blocked first (the
     // child inherits the mask and clears it before exec).
@@ -134,8 +145,8 @@ fn start_and_wait(
     let _restore = RestoreMask(old_mask);
     let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).map_err(|e| setup_err("signalfd", e))?;
 
-    let (master, slave) = match pty {
-        Some(p) => (Some(p.master), Some(p.slave)),
+    let (parent_sock, child_sock) = match pty_sock {
+        Some((a, b)) => (Some(a), Some(b)),
         None => (None, None),
     };
     let cfg = ChildConfig {
@@ -156,7 +167,7 @@ fn start_and_wait(
         env,
         user: spec.process.user.clone(),
         stdin_null: !spec.process.stdin && !spec.process.tty,
-        tty: slave,
+        tty: child_sock,
         policy: prepared,
         explain: ex,
     };
@@ -197,6 +208,13 @@ fn start_and_wait(
     }
     let _ = nix::unistd::write(&go_w, b"g");
     drop(go_w);
+    // With -t, the child sends the pty master before it execs (or fails).
+    let master = parent_sock.as_ref().and_then(tty::recv_fd);
+    if let Some(m) = &master {
+        if let Some(ws) = tty::window_size(std::io::stdin().as_fd()) {
+            tty::set_window_size(m.as_fd(), &ws);
+        }
+    }
 
     let mut report = String::new();
     let _ = fs::File::from(rep_r).read_to_string(&mut report);
@@ -214,7 +232,8 @@ fn start_and_wait(
         .and_then(|r| r.split_once('\t'))
         .map(|(_, m)| m.to_string());
 
-    let status = relay_until_exit(pid, &sfd, master.as_ref())?;
+    let status = relay_until_exit(pid, &sfd, master.as_ref(), spec.process.stdin)?;
+    drop(parent_sock);
     phases.push((Phase::WorkloadExited, t0.elapsed()));
     let status = match status {
         WaitStatus::Exited(_, code) => ExitStatus::Exited(code),
@@ -251,12 +270,20 @@ impl Drop for RestoreMask {
 }
 
 /// Wait for the workload, passing on the signals isola gets and, with a pty,
-/// the bytes both ways. A third Ctrl-C/SIGTERM kills the workload outright,
+/// its output (and, with -i, its input). A third Ctrl-C/SIGTERM kills the workload outright,
 /// for one that ignores them (as a PID 1 without handlers does).
-fn relay_until_exit(pid: Pid, sfd: &SignalFd, master: Option<&OwnedFd>) -> Result<WaitStatus, BackendError> {
+fn relay_until_exit(
+    pid: Pid,
+    sfd: &SignalFd,
+    master: Option<&OwnedFd>,
+    interactive: bool,
+) -> Result<WaitStatus, BackendError> {
+    // As with docker run: -t puts the caller's terminal in raw mode (the
+    // sandbox's pty does the line discipline) and shows the output; -i also
+    // sends what is typed.
     let _raw = master.and_then(|_| tty::RawMode::enter());
     let stdin = std::io::stdin();
-    let mut stdin_open = master.is_some();
+    let mut stdin_open = master.is_some() && interactive;
     let mut stops = 0;
     let mut buf = [0u8; 16 * 1024];
     loop {

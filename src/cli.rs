@@ -25,7 +25,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run a command in a new sandbox
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// List stored images
     Images(Json),
     /// Import an image from an OCI layout (directory or tar) or a docker-archive tar

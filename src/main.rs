@@ -20,7 +20,11 @@ fn main() {
     };
     let cli = cli::Cli::parse();
     // Like docker run, 125 says isola itself failed, not the workload.
-    let failure_code = if matches!(cli.command, cli::Command::Run(_)) { 125 } else { 1 };
+    let failure_code = if matches!(cli.command, cli::Command::Run(_)) {
+        125
+    } else {
+        1
+    };
     init_tracing(cli.verbose);
     match commands::run(cli) {
         Ok(code) => std::process::exit(code),

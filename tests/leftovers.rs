@@ -1,5 +1,5 @@
-//! After real work (imports that land, imports that are refused, removals)
-//! nothing of isola's is left on the host: no mount, cgroup, loop device,
+//! After real work (imports that land, imports that are refused, removals,
+//! 100 sandboxes with volumes) nothing of isola's is left on the host: no mount, cgroup, loop device,
 //! process, or staging directory. `make test` runs the same check once more
 //! after the whole suite.
 
@@ -13,7 +13,7 @@ use tar::EntryType;
 
 #[test]
 fn nothing_is_left_behind() {
-    if !common::root_user() {
+    if !(common::root_user() && common::tool("mkfs.ext4")) {
         return;
     }
     let isola = Isola::new();
@@ -44,6 +44,30 @@ fn nothing_is_left_behind() {
     ]);
     isola.ok(["export", "good:1", work.join("out").to_str().unwrap()]);
     isola.ok(["rmi", "good:1"]);
+
+    // 100 sandboxes one after another (with a volume, a bind, a pty-less
+    // stdin), and one that fails to start.
+    isola.ok(["image", "default"]);
+    let bind = format!("{}:/b", work.display());
+    for _ in 0..100 {
+        isola.ok([
+            "run",
+            "--rm",
+            "-v",
+            "vol:/v",
+            "-v",
+            &bind,
+            "isola/busybox",
+            "true",
+        ]);
+    }
+    isola.expect(["run", "--rm", "isola/busybox", "no-such-program"], false);
+    let instances = isola.root().join("instances");
+    assert_eq!(
+        std::fs::read_dir(&instances).unwrap().count(),
+        0,
+        "instance dirs left behind"
+    );
 
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/check-leftovers");
     let out = Command::new(script)

@@ -14,7 +14,7 @@ use isola_core::explain::Explain;
 use isola_core::spec::User;
 use nix::errno::Errno;
 use nix::sched::{unshare, CloneFlags};
-use nix::sys::signal::{sigprocmask, SigmaskHow, SigSet};
+use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow};
 
 use crate::{exec, mounts, network, policy};
 
@@ -27,13 +27,22 @@ pub struct Fail {
 
 impl Fail {
     pub fn sys(what: impl Into<String>, e: Errno) -> Fail {
-        Fail { what: what.into(), cause: Some(e.desc().to_lowercase()) }
+        Fail {
+            what: what.into(),
+            cause: Some(e.desc().to_lowercase()),
+        }
     }
     pub fn io(what: impl Into<String>, e: io::Error) -> Fail {
-        Fail { what: what.into(), cause: Some(e.to_string()) }
+        Fail {
+            what: what.into(),
+            cause: Some(e.to_string()),
+        }
     }
     pub fn msg(what: impl Into<String>) -> Fail {
-        Fail { what: what.into(), cause: None }
+        Fail {
+            what: what.into(),
+            cause: None,
+        }
     }
 }
 
@@ -114,17 +123,29 @@ fn setup(cfg: &ChildConfig) -> Result<(), Fail> {
     ex.step(
         "mount overlay (image layers + a private upper dir)",
         "the shared read-only layers stay untouched; writes land in this sandbox's upper dir",
-        || mounts::overlay(&cfg.layers_dir, &cfg.lower, &cfg.upper, &cfg.work, &cfg.rootfs),
+        || {
+            mounts::overlay(
+                &cfg.layers_dir,
+                &cfg.lower,
+                &cfg.upper,
+                &cfg.work,
+                &cfg.rootfs,
+            )
+        },
     )?;
-    ex.step("mount binds and volumes", "host directories and named volumes appear inside", || {
-        for (source, target, ro) in &cfg.mounts {
-            match source {
-                ChildMount::Bind(src) => mounts::bind(src, &cfg.rootfs, target, *ro)?,
-                ChildMount::Volume(dev) => mounts::volume(dev, &cfg.rootfs, target, *ro)?,
+    ex.step(
+        "mount binds and volumes",
+        "host directories and named volumes appear inside",
+        || {
+            for (source, target, ro) in &cfg.mounts {
+                match source {
+                    ChildMount::Bind(src) => mounts::bind(src, &cfg.rootfs, target, *ro)?,
+                    ChildMount::Volume(dev) => mounts::volume(dev, &cfg.rootfs, target, *ro)?,
+                }
             }
-        }
-        Ok::<(), Fail>(())
-    })?;
+            Ok::<(), Fail>(())
+        },
+    )?;
     ex.step(
         "mount /proc, /sys (read-only), /dev (tmpfs with 6 devices), /dev/pts, /dev/shm, /dev/mqueue",
         "the workload sees its own processes and only harmless devices",
@@ -138,7 +159,8 @@ fn setup(cfg: &ChildConfig) -> Result<(), Fail> {
         )?;
     }
     if cfg.stdin_null {
-        let null = std::fs::File::open("/dev/null").map_err(|e| Fail::io("opening /dev/null", e))?;
+        let null =
+            std::fs::File::open("/dev/null").map_err(|e| Fail::io("opening /dev/null", e))?;
         nix::unistd::dup2_stdin(&null).map_err(|e| Fail::sys("redirecting stdin", e))?;
     }
     ex.step(
@@ -146,19 +168,32 @@ fn setup(cfg: &ChildConfig) -> Result<(), Fail> {
         "unlike chroot, the host's filesystem is gone from this mount namespace, not just out of sight",
         || mounts::pivot(&cfg.rootfs, cfg.read_only),
     )?;
-    ex.step("sethostname", "the UTS namespace gives the sandbox its own hostname", || {
-        nix::unistd::sethostname(&cfg.hostname).map_err(|e| Fail::sys("setting the hostname", e))
-    })?;
+    ex.step(
+        "sethostname",
+        "the UTS namespace gives the sandbox its own hostname",
+        || {
+            nix::unistd::sethostname(&cfg.hostname)
+                .map_err(|e| Fail::sys("setting the hostname", e))
+        },
+    )?;
     if cfg.new_net {
-        ex.step("bring lo up", "a new network namespace has only a loopback interface, down", network::loopback_up)?;
+        ex.step(
+            "bring lo up",
+            "a new network namespace has only a loopback interface, down",
+            network::loopback_up,
+        )?;
     }
     if let Some(sock) = &cfg.tty {
-        ex.step("open a pty in the sandbox's own /dev/pts", "with -t the workload gets a terminal; isola relays it", || {
-            let (master, slave) = crate::tty::open_in_sandbox()?;
-            crate::tty::send_fd(sock, &master)?;
-            drop(master);
-            crate::tty::become_controlling(&slave)
-        })?;
+        ex.step(
+            "open a pty in the sandbox's own /dev/pts",
+            "with -t the workload gets a terminal; isola relays it",
+            || {
+                let (master, slave) = crate::tty::open_in_sandbox()?;
+                crate::tty::send_fd(sock, &master)?;
+                drop(master);
+                crate::tty::become_controlling(&slave)
+            },
+        )?;
     }
     mounts::workdir(&cfg.cwd)?;
     ex.step(
@@ -168,10 +203,18 @@ fn setup(cfg: &ChildConfig) -> Result<(), Fail> {
     )?;
     // The parent blocked signals to read them from a signalfd; the workload
     // starts with none blocked.
-    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None).map_err(|e| Fail::sys("sigprocmask", e))?;
+    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+        .map_err(|e| Fail::sys("sigprocmask", e))?;
     // Nothing of isola's (or of whoever started it) beyond stdio reaches the
     // workload: every other fd closes at exec.
     // SAFETY: close_range only changes flags on this process's fds.
-    unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
+    unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
     Ok(())
 }

@@ -27,14 +27,24 @@ pub fn exec(args: &[CString], env: &[CString]) -> ExecFailure {
         .iter()
         .find_map(|e| e.to_bytes().strip_prefix(b"PATH="))
         .map(|p| p.to_vec())
-        .unwrap_or_else(|| b"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_vec());
+        .unwrap_or_else(|| {
+            b"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_vec()
+        });
     let candidates: Vec<CString> = if name.contains('/') {
         vec![program.clone()]
     } else {
         path_var
             .split(|b| *b == b':')
             .filter(|d| !d.is_empty())
-            .filter_map(|d| CString::new(Path::new(std::ffi::OsStr::from_bytes(d)).join(&name).as_os_str().as_bytes()).ok())
+            .filter_map(|d| {
+                CString::new(
+                    Path::new(std::ffi::OsStr::from_bytes(d))
+                        .join(&name)
+                        .as_os_str()
+                        .as_bytes(),
+                )
+                .ok()
+            })
             .collect()
     };
     let mut worst = Errno::ENOENT;
@@ -79,7 +89,8 @@ fn describe(name: &str, err: Errno) -> ExecFailure {
 pub fn cstrings(items: &[String], what: &str) -> Result<Vec<CString>, String> {
     items
         .iter()
-        .map(|s| CString::new(s.as_bytes()).map_err(|_| format!("{what} {s:?} contains a NUL byte")))
+        .map(|s| {
+            CString::new(s.as_bytes()).map_err(|_| format!("{what} {s:?} contains a NUL byte"))
+        })
         .collect()
 }
-

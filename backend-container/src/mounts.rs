@@ -32,11 +32,23 @@ pub const MASKED: &[&str] = &[
 ];
 
 /// Read-only as in runc's default spec: knobs of the host kernel.
-pub const READ_ONLY: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+pub const READ_ONLY: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
 
 /// Device nodes a container gets: (name, major, minor).
-const DEVICES: &[(&str, u32, u32)] =
-    &[("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)];
+const DEVICES: &[(&str, u32, u32)] = &[
+    ("null", 1, 3),
+    ("zero", 1, 5),
+    ("full", 1, 7),
+    ("random", 1, 8),
+    ("urandom", 1, 9),
+    ("tty", 5, 0),
+];
 
 fn m(
     source: Option<&str>,
@@ -45,28 +57,59 @@ fn m(
     flags: MsFlags,
     data: Option<&str>,
 ) -> Result<(), Fail> {
-    mount(source, target, fstype, flags, data)
-        .map_err(|e| Fail::sys(format!("mounting {} on {}", fstype.or(source).unwrap_or("?"), target.display()), e))
+    mount(source, target, fstype, flags, data).map_err(|e| {
+        Fail::sys(
+            format!(
+                "mounting {} on {}",
+                fstype.or(source).unwrap_or("?"),
+                target.display()
+            ),
+            e,
+        )
+    })
 }
 
 /// Stop mounts and unmounts here from reaching the host.
 pub fn make_private() -> Result<(), Fail> {
-    m(None, Path::new("/"), None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None)
+    m(
+        None,
+        Path::new("/"),
+        None,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None,
+    )
 }
 
 /// The overlay root: `lower` is the `lowerdir=` list relative to `layers_dir`
 /// (relative names keep the option under the kernel's one-page limit for
 /// images of many layers).
-pub fn overlay(layers_dir: &Path, lower: &str, upper: &Path, work: &Path, rootfs: &Path) -> Result<(), Fail> {
+pub fn overlay(
+    layers_dir: &Path,
+    lower: &str,
+    upper: &Path,
+    work: &Path,
+    rootfs: &Path,
+) -> Result<(), Fail> {
     chdir(layers_dir).map_err(|e| Fail::sys(format!("entering {}", layers_dir.display()), e))?;
-    let data = format!("lowerdir={lower},upperdir={},workdir={}", upper.display(), work.display());
+    let data = format!(
+        "lowerdir={lower},upperdir={},workdir={}",
+        upper.display(),
+        work.display()
+    );
     if data.len() >= 4096 {
         return Err(Fail::msg(format!(
             "the image has too many layers for one overlay mount ({} bytes of options, the limit is 4095)",
             data.len()
         )));
     }
-    mount(Some("overlay"), rootfs, Some("overlay"), MsFlags::empty(), Some(data.as_str())).map_err(|e| {
+    mount(
+        Some("overlay"),
+        rootfs,
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(data.as_str()),
+    )
+    .map_err(|e| {
         let hint = if e == nix::errno::Errno::ENODEV {
             "; the kernel has no overlayfs (modprobe overlay)"
         } else {
@@ -126,7 +169,8 @@ fn mkdir_p(path: &Path) -> Result<(), Fail> {
 /// A bind mount of a host path (file or directory) at `target` inside `rootfs`.
 pub fn bind(source: &Path, rootfs: &Path, target: &str, read_only: bool) -> Result<(), Fail> {
     let dest = secure_join(rootfs, target);
-    let meta = fs::metadata(source).map_err(|e| Fail::io(format!("volume source {}", source.display()), e))?;
+    let meta = fs::metadata(source)
+        .map_err(|e| Fail::io(format!("volume source {}", source.display()), e))?;
     if meta.is_dir() {
         mkdir_p(&dest)?;
     } else {
@@ -134,10 +178,17 @@ pub fn bind(source: &Path, rootfs: &Path, target: &str, read_only: bool) -> Resu
             mkdir_p(p)?;
         }
         if !dest.exists() {
-            fs::write(&dest, b"").map_err(|e| Fail::io(format!("creating {}", dest.display()), e))?;
+            fs::write(&dest, b"")
+                .map_err(|e| Fail::io(format!("creating {}", dest.display()), e))?;
         }
     }
-    m(Some(&source.to_string_lossy()), &dest, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
+    m(
+        Some(&source.to_string_lossy()),
+        &dest,
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None,
+    )?;
     if read_only {
         remount_ro(&dest, MsFlags::empty())?;
     }
@@ -152,11 +203,23 @@ pub fn volume(device: &Path, rootfs: &Path, target: &str, read_only: bool) -> Re
     if read_only {
         flags |= MsFlags::MS_RDONLY;
     }
-    m(Some(&device.to_string_lossy()), &dest, Some("ext4"), flags, None)
+    m(
+        Some(&device.to_string_lossy()),
+        &dest,
+        Some("ext4"),
+        flags,
+        None,
+    )
 }
 
 fn remount_ro(dest: &Path, extra: MsFlags) -> Result<(), Fail> {
-    m(None, dest, None, MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | extra, None)
+    m(
+        None,
+        dest,
+        None,
+        MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | extra,
+        None,
+    )
 }
 
 /// /proc, /sys, /dev and friends inside `rootfs`.
@@ -164,22 +227,50 @@ pub fn kernel_filesystems(rootfs: &Path, privileged: bool) -> Result<(), Fail> {
     let nosuid_noexec_nodev = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV;
     let proc_dir = rootfs.join("proc");
     mkdir_p(&proc_dir)?;
-    m(Some("proc"), &proc_dir, Some("proc"), nosuid_noexec_nodev, None)?;
+    m(
+        Some("proc"),
+        &proc_dir,
+        Some("proc"),
+        nosuid_noexec_nodev,
+        None,
+    )?;
     let sys = rootfs.join("sys");
     mkdir_p(&sys)?;
-    let sys_flags = nosuid_noexec_nodev | if privileged { MsFlags::empty() } else { MsFlags::MS_RDONLY };
+    let sys_flags = nosuid_noexec_nodev
+        | if privileged {
+            MsFlags::empty()
+        } else {
+            MsFlags::MS_RDONLY
+        };
     m(Some("sysfs"), &sys, Some("sysfs"), sys_flags, None)?;
 
     let dev = rootfs.join("dev");
     mkdir_p(&dev)?;
     if privileged {
-        m(Some("/dev"), &dev, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
+        m(
+            Some("/dev"),
+            &dev,
+            None,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None,
+        )?;
     } else {
-        m(Some("tmpfs"), &dev, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME, Some("mode=755,size=65536k"))?;
+        m(
+            Some("tmpfs"),
+            &dev,
+            Some("tmpfs"),
+            MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
+            Some("mode=755,size=65536k"),
+        )?;
         for (name, major, minor) in DEVICES {
             let node = dev.join(name);
-            mknod(&node, SFlag::S_IFCHR, Mode::from_bits_truncate(0o666), makedev(*major as u64, *minor as u64))
-                .map_err(|e| Fail::sys(format!("creating /dev/{name}"), e))?;
+            mknod(
+                &node,
+                SFlag::S_IFCHR,
+                Mode::from_bits_truncate(0o666),
+                makedev(*major as u64, *minor as u64),
+            )
+            .map_err(|e| Fail::sys(format!("creating /dev/{name}"), e))?;
             // mknod's mode passes through the umask; the nodes must be 0666.
             nix::sys::stat::fchmodat(
                 nix::fcntl::AT_FDCWD,
@@ -197,7 +288,8 @@ pub fn kernel_filesystems(rootfs: &Path, privileged: bool) -> Result<(), Fail> {
             ("ptmx", "pts/ptmx"),
             ("core", "/proc/kcore"),
         ] {
-            symlink(target, dev.join(link)).map_err(|e| Fail::io(format!("creating /dev/{link}"), e))?;
+            symlink(target, dev.join(link))
+                .map_err(|e| Fail::io(format!("creating /dev/{link}"), e))?;
         }
         let pts = dev.join("pts");
         mkdir_p(&pts)?;
@@ -211,10 +303,22 @@ pub fn kernel_filesystems(rootfs: &Path, privileged: bool) -> Result<(), Fail> {
     }
     let shm = dev.join("shm");
     mkdir_p(&shm)?;
-    m(Some("shm"), &shm, Some("tmpfs"), nosuid_noexec_nodev, Some("mode=1777,size=65536k"))?;
+    m(
+        Some("shm"),
+        &shm,
+        Some("tmpfs"),
+        nosuid_noexec_nodev,
+        Some("mode=1777,size=65536k"),
+    )?;
     let mqueue = dev.join("mqueue");
     mkdir_p(&mqueue)?;
-    m(Some("mqueue"), &mqueue, Some("mqueue"), nosuid_noexec_nodev, None)?;
+    m(
+        Some("mqueue"),
+        &mqueue,
+        Some("mqueue"),
+        nosuid_noexec_nodev,
+        None,
+    )?;
     Ok(())
 }
 
@@ -237,8 +341,17 @@ pub fn mask_paths(rootfs: &Path) -> Result<(), Fail> {
     for path in READ_ONLY {
         let dest = rootfs.join(&path[1..]);
         if dest.exists() {
-            m(Some(&dest.to_string_lossy()), &dest, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
-            remount_ro(&dest, MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC)?;
+            m(
+                Some(&dest.to_string_lossy()),
+                &dest,
+                None,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None,
+            )?;
+            remount_ro(
+                &dest,
+                MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            )?;
         }
     }
     Ok(())
@@ -252,7 +365,13 @@ pub fn pivot(rootfs: &Path, read_only: bool) -> Result<(), Fail> {
     chdir(rootfs).map_err(|e| Fail::sys("entering the root filesystem", e))?;
     pivot_root(".", ".").map_err(|e| Fail::sys("pivot_root", e))?;
     // Keep the old root's unmount from propagating anywhere.
-    m(None, Path::new("."), None, MsFlags::MS_REC | MsFlags::MS_SLAVE, None)?;
+    m(
+        None,
+        Path::new("."),
+        None,
+        MsFlags::MS_REC | MsFlags::MS_SLAVE,
+        None,
+    )?;
     umount2(".", MntFlags::MNT_DETACH).map_err(|e| Fail::sys("unmounting the host's root", e))?;
     chdir("/").map_err(|e| Fail::sys("chdir /", e))?;
     if read_only {
@@ -263,10 +382,12 @@ pub fn pivot(rootfs: &Path, read_only: bool) -> Result<(), Fail> {
 
 /// The workload's working directory, created if the image lacks it (as Docker does).
 pub fn workdir(cwd: &str) -> Result<(), Fail> {
-    let c = CString::new(cwd).map_err(|_| Fail::msg(format!("working directory {cwd:?} contains a NUL byte")))?;
+    let c = CString::new(cwd)
+        .map_err(|_| Fail::msg(format!("working directory {cwd:?} contains a NUL byte")))?;
     if chdir(c.as_c_str()).is_err() {
         mkdir_p(Path::new(cwd))?;
-        chdir(c.as_c_str()).map_err(|e| Fail::sys(format!("entering the working directory {cwd}"), e))?;
+        chdir(c.as_c_str())
+            .map_err(|e| Fail::sys(format!("entering the working directory {cwd}"), e))?;
     }
     Ok(())
 }

@@ -9,8 +9,13 @@ use crate::child::Fail;
 
 /// `ip link set lo up`, with one ioctl pair instead of netlink.
 pub fn loopback_up() -> Result<(), Fail> {
-    let sock = socket(AddressFamily::Inet, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None)
-        .map_err(|e| Fail::sys("opening a socket to configure lo", e))?;
+    let sock = socket(
+        AddressFamily::Inet,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(|e| Fail::sys("opening a socket to configure lo", e))?;
     // SAFETY: ifreq is plain data; zeroed is a valid value.
     let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
     for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {

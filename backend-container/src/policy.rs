@@ -16,8 +16,16 @@ pub struct Prepared {
 
 pub fn prepare(sec: &Security) -> Result<Prepared, SecurityError> {
     let caps = caps::resolve(&sec.cap_add, &sec.cap_drop, sec.privileged)?;
-    let filter = if sec.seccomp && !sec.privileged { Some(seccomp::default_filter(&caps)?) } else { None };
-    Ok(Prepared { caps, filter, no_new_privs: !sec.privileged })
+    let filter = if sec.seccomp && !sec.privileged {
+        Some(seccomp::default_filter(&caps)?)
+    } else {
+        None
+    };
+    Ok(Prepared {
+        caps,
+        filter,
+        no_new_privs: !sec.privileged,
+    })
 }
 
 pub fn apply(p: &Prepared, user: &User) -> Result<(), Fail> {

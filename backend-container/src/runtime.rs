@@ -21,13 +21,25 @@ use nix::unistd::{pipe2, Pid};
 use crate::child::{self, ChildConfig, ChildMount};
 use crate::{cgroup, exec, loopdev, policy, tty};
 
-fn setup_err(what: impl Into<String>, e: impl std::error::Error + Send + Sync + 'static) -> BackendError {
-    BackendError::Setup { what: what.into(), source: Box::new(e) }
+fn setup_err(
+    what: impl Into<String>,
+    e: impl std::error::Error + Send + Sync + 'static,
+) -> BackendError {
+    BackendError::Setup {
+        what: what.into(),
+        source: Box::new(e),
+    }
 }
 
 /// Signals relayed to the workload.
-const RELAYED: [Signal; 6] =
-    [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT, Signal::SIGUSR1, Signal::SIGUSR2];
+const RELAYED: [Signal; 6] = [
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+];
 
 pub fn run(spec: &RunSpec, ctx: &RunContext) -> Result<Outcome, BackendError> {
     let ex = ctx.explain;
@@ -47,7 +59,8 @@ pub fn run(spec: &RunSpec, ctx: &RunContext) -> Result<Outcome, BackendError> {
     }
     let (layers_dir, lower) = lower_dirs(&spec.layers)?;
 
-    let prepared = policy::prepare(&spec.security).map_err(|e| setup_err("preparing the security policy", e))?;
+    let prepared = policy::prepare(&spec.security)
+        .map_err(|e| setup_err("preparing the security policy", e))?;
     let mut loops = Vec::new();
     let mut child_mounts = Vec::new();
     for m in &spec.mounts {
@@ -71,30 +84,68 @@ pub fn run(spec: &RunSpec, ctx: &RunContext) -> Result<Outcome, BackendError> {
     .map_err(|e| BackendError::Unavailable(e.to_string()))?;
     phases.push((Phase::RootfsReady, t0.elapsed()));
 
-    let result = start_and_wait(spec, ctx, &group, layers_dir, lower, child_mounts, prepared, &mut phases, t0);
+    let result = start_and_wait(
+        spec,
+        ctx,
+        &group,
+        layers_dir,
+        lower,
+        child_mounts,
+        prepared,
+        &mut phases,
+        t0,
+    );
 
-    let destroyed = ex.step("remove the cgroup", "nothing of the sandbox may outlive it", || group.destroy());
+    let counters = counters(&group.stats());
+    let destroyed = ex.step(
+        "remove the cgroup",
+        "nothing of the sandbox may outlive it",
+        || group.destroy(),
+    );
     drop(loops); // AUTOCLEAR: the devices detach now that nothing mounts them
     let _ = fs::remove_dir(&rootfs);
     phases.push((Phase::TornDown, t0.elapsed()));
     let mut outcome = result?;
     destroyed.map_err(|e| setup_err("removing the cgroup", e))?;
     outcome.phases = phases;
+    outcome.counters = counters;
     Ok(outcome)
+}
+
+fn counters(stats: &cgroup::Stats) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    if let Some(cpu) = stats.cpu {
+        out.push(("cpu.nr_periods".to_string(), cpu.nr_periods));
+        out.push(("cpu.nr_throttled".to_string(), cpu.nr_throttled));
+        out.push(("cpu.throttled_usec".to_string(), cpu.throttled_usec));
+        if let Some(u) = cpu.usage_usec {
+            out.push(("cpu.usage_usec".to_string(), u));
+        }
+    }
+    if let Some(peak) = stats.memory.and_then(|m| m.peak) {
+        out.push(("memory.peak_bytes".to_string(), peak));
+    }
+    out
 }
 
 /// The `lowerdir=` value, top layer first. Layers from the store share one
 /// parent, so their names alone (64 characters) are given relative to it.
 fn lower_dirs(layers: &[std::path::PathBuf]) -> Result<(std::path::PathBuf, String), BackendError> {
     let Some(first) = layers.first() else {
-        return Err(BackendError::Unavailable("the image has no layers; there is nothing to run".into()));
+        return Err(BackendError::Unavailable(
+            "the image has no layers; there is nothing to run".into(),
+        ));
     };
     let parent = first.parent().unwrap_or(Path::new("/")).to_path_buf();
     let names: Vec<String> = layers
         .iter()
         .rev()
         .map(|l| match l.parent() {
-            Some(p) if p == parent => l.file_name().unwrap_or_default().to_string_lossy().into_owned(),
+            Some(p) if p == parent => l
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned(),
             _ => l.display().to_string(),
         })
         .collect();
@@ -115,7 +166,8 @@ fn start_and_wait(
 ) -> Result<Outcome, BackendError> {
     let ex = ctx.explain;
     let args = exec::cstrings(&spec.process.args, "argument").map_err(BackendError::Unavailable)?;
-    let env = exec::cstrings(&spec.process.env, "environment variable").map_err(BackendError::Unavailable)?;
+    let env = exec::cstrings(&spec.process.env, "environment variable")
+        .map_err(BackendError::Unavailable)?;
     let (go_r, go_w) = pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| setup_err("pipe", e))?;
     let (rep_r, rep_w) = pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| setup_err("pipe", e))?;
     let pty_sock = if spec.process.tty {
@@ -143,7 +195,8 @@ fn start_and_wait(
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), Some(&mut old_mask))
         .map_err(|e| setup_err("blocking signals", e))?;
     let _restore = RestoreMask(old_mask);
-    let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).map_err(|e| setup_err("signalfd", e))?;
+    let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .map_err(|e| setup_err("signalfd", e))?;
 
     let (parent_sock, child_sock) = match pty_sock {
         Some((a, b)) => (Some(a), Some(b)),
@@ -171,7 +224,10 @@ fn start_and_wait(
         policy: prepared,
         explain: ex,
     };
-    let mut flags = CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
+    let mut flags = CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWIPC;
     if spec.network == Network::None {
         flags |= CloneFlags::CLONE_NEWNET;
     }
@@ -237,24 +293,32 @@ fn start_and_wait(
     phases.push((Phase::WorkloadExited, t0.elapsed()));
     let status = match status {
         WaitStatus::Exited(_, code) => ExitStatus::Exited(code),
-        WaitStatus::Signaled(_, Signal::SIGKILL, _) if group.oom_killed() => ExitStatus::OutOfMemory,
+        WaitStatus::Signaled(_, Signal::SIGKILL, _) if group.oom_killed() => {
+            ExitStatus::OutOfMemory
+        }
         WaitStatus::Signaled(_, sig, _) => ExitStatus::Signaled(sig as i32),
         _ => ExitStatus::Exited(1),
     };
-    let message = match status {
-        ExitStatus::OutOfMemory => Some(format!(
+    let message =
+        match status {
+            ExitStatus::OutOfMemory => Some(format!(
             "the workload ran out of memory: the kernel's OOM killer stopped it at the {} limit",
             spec.limits.memory.map(human).unwrap_or_else(|| "memory".into())
         )),
-        _ => exec_failure,
-    };
-    Ok(Outcome { status, message, phases: Vec::new() })
+            _ => exec_failure,
+        };
+    Ok(Outcome {
+        status,
+        message,
+        phases: Vec::new(),
+        counters: Vec::new(),
+    })
 }
 
 fn human(bytes: u64) -> String {
-    if bytes % (1 << 30) == 0 {
+    if bytes.is_multiple_of(1 << 30) {
         format!("{} GiB", bytes >> 30)
-    } else if bytes % (1 << 20) == 0 {
+    } else if bytes.is_multiple_of(1 << 20) {
         format!("{} MiB", bytes >> 20)
     } else {
         format!("{bytes} bytes")
@@ -310,11 +374,16 @@ fn relay_until_exit(
             Err(nix::errno::Errno::EINTR) => continue,
             Err(e) => return Err(setup_err("poll", e)),
         }
-        let ready: Vec<bool> = fds.iter().map(|f| f.revents().is_some_and(|r| !r.is_empty())).collect();
+        let ready: Vec<bool> = fds
+            .iter()
+            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+            .collect();
         drop(fds);
         if ready[0] {
             while let Ok(Some(info)) = sfd.read_signal() {
-                let Ok(sig) = Signal::try_from(info.ssi_signo as i32) else { continue };
+                let Ok(sig) = Signal::try_from(info.ssi_signo as i32) else {
+                    continue;
+                };
                 match sig {
                     Signal::SIGCHLD => {}
                     Signal::SIGWINCH => {
@@ -357,7 +426,10 @@ fn relay_until_exit(
 
 /// What the workload wrote to the pty before it exited.
 fn drain(master: &OwnedFd, buf: &mut [u8]) {
-    let _ = nix::fcntl::fcntl(master, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK));
+    let _ = nix::fcntl::fcntl(
+        master,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    );
     let mut out = std::io::stdout().lock();
     while let Ok(n) = nix::unistd::read(master, buf) {
         if n == 0 {

@@ -15,7 +15,12 @@ use crate::child::Fail;
 
 /// The caller's window size, if stdin is a terminal.
 pub fn window_size(fd: BorrowedFd<'_>) -> Option<Winsize> {
-    let mut ws: Winsize = Winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 };
+    let mut ws: Winsize = Winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
     // SAFETY: TIOCGWINSZ writes one winsize into `ws`, which outlives the call.
     let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) };
     (r == 0).then_some(ws)
@@ -35,7 +40,8 @@ pub fn open_in_sandbox() -> Result<(OwnedFd, OwnedFd), Fail> {
     grantpt(&master).map_err(|e| Fail::sys("grantpt", e))?;
     unlockpt(&master).map_err(|e| Fail::sys("unlockpt", e))?;
     let name = ptsname_r(&master).map_err(|e| Fail::sys("ptsname", e))?;
-    let slave = nix::fcntl::open(name.as_str(), flags, Mode::empty()).map_err(|e| Fail::sys(format!("opening {name}"), e))?;
+    let slave = nix::fcntl::open(name.as_str(), flags, Mode::empty())
+        .map_err(|e| Fail::sys(format!("opening {name}"), e))?;
     // SAFETY: into_raw_fd hands over sole ownership of the open master fd.
     let master = unsafe { OwnedFd::from_raw_fd(master.into_raw_fd()) };
     Ok((master, slave))
@@ -57,7 +63,13 @@ pub fn recv_fd(sock: &OwnedFd) -> Option<OwnedFd> {
     let mut byte = [0u8; 1];
     let mut iov = [IoSliceMut::new(&mut byte)];
     let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-    let msg = recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC).ok()?;
+    let msg = recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .ok()?;
     for c in msg.cmsgs().ok()? {
         if let ControlMessageOwned::ScmRights(fds) = c {
             // SAFETY: the kernel just installed this fd in our table for us.
@@ -73,7 +85,10 @@ pub fn become_controlling(slave: &OwnedFd) -> Result<(), Fail> {
     nix::unistd::setsid().map_err(|e| Fail::sys("setsid", e))?;
     // SAFETY: TIOCSCTTY takes an int argument; 0 means do not steal.
     if unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSCTTY, 0) } < 0 {
-        return Err(Fail::sys("making the pty the controlling terminal", nix::errno::Errno::last()));
+        return Err(Fail::sys(
+            "making the pty the controlling terminal",
+            nix::errno::Errno::last(),
+        ));
     }
     nix::unistd::dup2_stdin(slave).map_err(|e| Fail::sys("dup2 pty", e))?;
     nix::unistd::dup2_stdout(slave).map_err(|e| Fail::sys("dup2 pty", e))?;

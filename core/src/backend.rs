@@ -34,6 +34,9 @@ pub struct Outcome {
     /// failures, the OOM killer).
     pub message: Option<String>,
     pub phases: Vec<(Phase, Duration)>,
+    /// What the kernel accounted for the sandbox at the end (e.g.
+    /// `cpu.nr_throttled`, `memory.peak_bytes`), for the benchmark and tests.
+    pub counters: Vec<(String, u64)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -21,7 +21,11 @@ impl Explain {
         drop(err);
         let t = Instant::now();
         let out = step();
-        let _ = writeln!(std::io::stderr(), "explain:   done in {:.3} ms", t.elapsed().as_secs_f64() * 1e3);
+        let _ = writeln!(
+            std::io::stderr(),
+            "explain:   done in {:.3} ms",
+            t.elapsed().as_secs_f64() * 1e3
+        );
         out
     }
 

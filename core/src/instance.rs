@@ -25,6 +25,9 @@ pub struct State {
     /// Milliseconds from the start of the run to the end of each phase.
     #[serde(default)]
     pub phases_ms: Vec<(String, f64)>,
+    /// The backend's end-of-run counters (see `Outcome::counters`).
+    #[serde(default)]
+    pub counters: Vec<(String, u64)>,
 }
 
 pub struct Instance {
@@ -44,7 +47,10 @@ impl Instance {
         let dir = root.dir().join("instances").join(id);
         fs::create_dir_all(dir.parent().unwrap_or(Path::new("/")))?;
         fs::create_dir(&dir)?;
-        let created = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let created = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
         let inst = Instance {
             dir,
             state: State {
@@ -56,6 +62,7 @@ impl Instance {
                 exit_code: None,
                 created,
                 phases_ms: Vec::new(),
+                counters: Vec::new(),
             },
         };
         inst.save()?;

@@ -7,9 +7,9 @@ pub mod explain;
 pub mod fsutil;
 pub mod image;
 pub mod instance;
+pub mod root;
 pub mod spec;
 pub mod user;
 pub mod volume;
-pub mod root;
 
 pub use root::Root;

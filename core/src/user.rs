@@ -31,7 +31,10 @@ pub fn resolve(spec: &str, layers: &[PathBuf]) -> Result<User, UserError> {
     } else if let Some(e) = entries.iter().find(|e| e[0] == user) {
         (num(e, 2), num(e, 3), Some(user.to_string()))
     } else if let Ok(uid) = user.parse::<u32>() {
-        match entries.iter().find(|e| e.get(2).and_then(|v| v.parse().ok()) == Some(uid)) {
+        match entries
+            .iter()
+            .find(|e| e.get(2).and_then(|v| v.parse().ok()) == Some(uid))
+        {
             Some(e) => (uid, num(e, 3), Some(e[0].to_string())),
             None => (uid, 0, None),
         }
@@ -57,7 +60,11 @@ pub fn resolve(spec: &str, layers: &[PathBuf]) -> Result<User, UserError> {
     };
     supplementary.sort_unstable();
     supplementary.dedup();
-    Ok(User { uid, gid, groups: supplementary })
+    Ok(User {
+        uid,
+        gid,
+        groups: supplementary,
+    })
 }
 
 fn parse(text: &str) -> Vec<Vec<&str>> {
@@ -82,7 +89,11 @@ pub fn read_from_layers(layers: &[PathBuf], rel: &str) -> Option<String> {
             if m.file_type().is_char_device() && m.rdev() == 0 {
                 return None;
             }
-            return if m.is_file() { fs::read_to_string(&path).ok() } else { None };
+            return if m.is_file() {
+                fs::read_to_string(&path).ok()
+            } else {
+                None
+            };
         }
         if hides_below(layer, rel) {
             return None;
@@ -129,13 +140,44 @@ mod tests {
             "root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n",
             "root:x:0:\napp:x:1000:\nwheel:x:10:app,root\naudio:x:29:app\n",
         );
-        assert_eq!(resolve("", &l).unwrap(), User { uid: 0, gid: 0, groups: vec![10] });
-        assert_eq!(resolve("app", &l).unwrap(), User { uid: 1000, gid: 1000, groups: vec![10, 29] });
+        assert_eq!(
+            resolve("", &l).unwrap(),
+            User {
+                uid: 0,
+                gid: 0,
+                groups: vec![10]
+            }
+        );
+        assert_eq!(
+            resolve("app", &l).unwrap(),
+            User {
+                uid: 1000,
+                gid: 1000,
+                groups: vec![10, 29]
+            }
+        );
         assert_eq!(resolve("1000", &l).unwrap().gid, 1000);
-        assert_eq!(resolve("4242", &l).unwrap(), User { uid: 4242, gid: 0, groups: vec![] });
-        assert_eq!(resolve("app:audio", &l).unwrap(), User { uid: 1000, gid: 29, groups: vec![] });
+        assert_eq!(
+            resolve("4242", &l).unwrap(),
+            User {
+                uid: 4242,
+                gid: 0,
+                groups: vec![]
+            }
+        );
+        assert_eq!(
+            resolve("app:audio", &l).unwrap(),
+            User {
+                uid: 1000,
+                gid: 29,
+                groups: vec![]
+            }
+        );
         assert_eq!(resolve("app:77", &l).unwrap().gid, 77);
         assert!(matches!(resolve("nobody", &l), Err(UserError::NoUser(_))));
-        assert!(matches!(resolve("app:nogroup", &l), Err(UserError::NoGroup(_))));
+        assert!(matches!(
+            resolve("app:nogroup", &l),
+            Err(UserError::NoGroup(_))
+        ));
     }
 }

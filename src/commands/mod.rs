@@ -27,7 +27,7 @@ pub fn run(cli: Cli) -> Result<i32> {
     };
     let root = Root::new(&cli.root);
     let done = match &cli.command {
-        Command::Run(args) => return run::run(&root, &store()?, args),
+        Command::Run(args) => return run::run(&root, args),
         Command::Images(j) => images::run(&store()?, j.json),
         Command::Import(args) => import::run(&store()?, args),
         Command::Inspect { image } => inspect::run(&store()?, image),
@@ -36,7 +36,9 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Rmi { images, force } => rmi::run(&store()?, images, *force),
         Command::Du(j) => du::run(&store()?, j.json),
         Command::Export { image, dir } => export::run(&store()?, image, dir),
-        Command::Image(ImageCommand::Default { rebuild }) => image_default::run(&store()?, *rebuild),
+        Command::Image(ImageCommand::Default { rebuild }) => {
+            image_default::run(&store()?, *rebuild)
+        }
         Command::Volume(cmd) => volume::run(&root, cmd),
     };
     done.map(|()| 0)

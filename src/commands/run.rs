@@ -14,13 +14,17 @@ use isola_core::{user, Root};
 use super::run_flags::{self, VolumeFlag};
 use crate::cli::RunArgs;
 
-pub fn run(root: &Root, store: &ImageStore, args: &RunArgs) -> Result<i32> {
+pub fn run(root: &Root, args: &RunArgs) -> Result<i32> {
     let backend: Box<dyn Backend> = match args.backend.as_str() {
+        "container" if !nix::unistd::geteuid().is_root() => {
+            bail!("the container backend needs root (rootless containers are not supported yet); run isola as root")
+        }
         "container" => Box::new(isola_container::ContainerBackend),
         "vm" => bail!("the VM backend is not built yet; use --backend container"),
         other => bail!("unknown backend {other:?}: use container or vm"),
     };
-    let image = default_image::get(store, &args.image)?;
+    let store = ImageStore::open(root.clone())?;
+    let image = default_image::get(&store, &args.image)?;
     let layers = store.layer_dirs(&image);
     let config = image.config.config().clone().unwrap_or_default();
 
@@ -38,7 +42,9 @@ pub fn run(root: &Root, store: &ImageStore, args: &RunArgs) -> Result<i32> {
         &args.command,
     );
     if command.is_empty() {
-        bail!("no command to run: the image has no Entrypoint or Cmd; give one after the image name");
+        bail!(
+            "no command to run: the image has no Entrypoint or Cmd; give one after the image name"
+        );
     }
     let cwd = args
         .workdir
@@ -48,7 +54,11 @@ pub fn run(root: &Root, store: &ImageStore, args: &RunArgs) -> Result<i32> {
     if !cwd.starts_with('/') {
         bail!("the working directory {cwd:?} must be an absolute path");
     }
-    let user_spec = args.user.clone().or_else(|| config.user().clone()).unwrap_or_default();
+    let user_spec = args
+        .user
+        .clone()
+        .or_else(|| config.user().clone())
+        .unwrap_or_default();
     let user = user::resolve(&user_spec, &layers)?;
 
     let limits = Limits {
@@ -69,7 +79,12 @@ pub fn run(root: &Root, store: &ImageStore, args: &RunArgs) -> Result<i32> {
     if limits.pids == Some(0) {
         bail!("--pids-limit must be at least 1");
     }
-    let mut security = Security { cap_add: args.cap_add.clone(), cap_drop: args.cap_drop.clone(), seccomp: true, privileged: args.privileged };
+    let mut security = Security {
+        cap_add: args.cap_add.clone(),
+        cap_drop: args.cap_drop.clone(),
+        seccomp: true,
+        privileged: args.privileged,
+    };
     for opt in &args.security_opt {
         match opt.as_str() {
             "seccomp=unconfined" | "seccomp:unconfined" => security.seccomp = false,
@@ -88,14 +103,31 @@ pub fn run(root: &Root, store: &ImageStore, args: &RunArgs) -> Result<i32> {
     let mut leases = Vec::new();
     for raw in &args.volumes {
         match run_flags::volume_flag(raw)? {
-            VolumeFlag::Bind { source, target, read_only } => {
-                mounts.push(Mount { source: MountSource::Bind(source), target, read_only })
-            }
-            VolumeFlag::Named { name, target, read_only } => {
+            VolumeFlag::Bind {
+                source,
+                target,
+                read_only,
+            } => mounts.push(Mount {
+                source: MountSource::Bind(source),
+                target,
+                read_only,
+            }),
+            VolumeFlag::Named {
+                name,
+                target,
+                read_only,
+            } => {
                 let vol = volumes.get_or_create(&name)?;
                 // Held until the sandbox is gone: no second read-write user.
                 leases.push(volumes.acquire(&name, read_only)?);
-                mounts.push(Mount { source: MountSource::Volume { name, image: vol.image }, target, read_only });
+                mounts.push(Mount {
+                    source: MountSource::Volume {
+                        name,
+                        image: vol.image,
+                    },
+                    target,
+                    read_only,
+                });
             }
         }
     }
@@ -103,10 +135,21 @@ pub fn run(root: &Root, store: &ImageStore, args: &RunArgs) -> Result<i32> {
     let id = instance::new_id().context("making a sandbox ID")?;
     let spec = RunSpec {
         id: id.clone(),
-        image: image.names.first().cloned().unwrap_or_else(|| image.digest.to_string()),
+        image: image
+            .names
+            .first()
+            .cloned()
+            .unwrap_or_else(|| image.digest.to_string()),
         image_digest: image.digest.to_string(),
         layers,
-        process: Process { args: command, env, cwd, user, tty: args.tty, stdin: args.interactive },
+        process: Process {
+            args: command,
+            env,
+            cwd,
+            user,
+            tty: args.tty,
+            stdin: args.interactive,
+        },
         hostname: args.hostname.clone().unwrap_or_else(|| id.clone()),
         limits,
         mounts,
@@ -114,14 +157,27 @@ pub fn run(root: &Root, store: &ImageStore, args: &RunArgs) -> Result<i32> {
         read_only: args.read_only,
         security,
     };
-    let mut inst = Instance::create(root, &id, &spec.image, backend.name())
-        .with_context(|| format!("creating the sandbox directory under {}", root.dir().display()))?;
-    let ctx = RunContext { instance_dir: inst.dir.clone(), explain: Explain { enabled: args.explain } };
+    let mut inst = Instance::create(root, &id, &spec.image, backend.name()).with_context(|| {
+        format!(
+            "creating the sandbox directory under {}",
+            root.dir().display()
+        )
+    })?;
+    let ctx = RunContext {
+        instance_dir: inst.dir.clone(),
+        explain: Explain {
+            enabled: args.explain,
+        },
+    };
     let outcome = match backend.run(&spec, &ctx) {
         Ok(o) => o,
         Err(e) => {
             let _ = inst.remove();
-            return Err(anyhow!(e)).context(format!("running {} in a {}", spec.image, backend.name()));
+            return Err(anyhow!(e)).context(format!(
+                "running {} in a {}",
+                spec.image,
+                backend.name()
+            ));
         }
     };
     drop(leases);
@@ -132,12 +188,21 @@ pub fn run(root: &Root, store: &ImageStore, args: &RunArgs) -> Result<i32> {
         let mut last = 0.0;
         for (phase, at) in &outcome.phases {
             let ms = at.as_secs_f64() * 1e3;
-            eprintln!("explain: phase {:<17} at {ms:8.3} ms (+{:.3})", phase.label(), ms - last);
+            eprintln!(
+                "explain: phase {:<17} at {ms:8.3} ms (+{:.3})",
+                phase.label(),
+                ms - last
+            );
             last = ms;
         }
     }
     let code = outcome.status.code();
-    inst.state.phases_ms = outcome.phases.iter().map(|(p, d)| (p.label().to_string(), d.as_secs_f64() * 1e3)).collect();
+    inst.state.counters = outcome.counters.clone();
+    inst.state.phases_ms = outcome
+        .phases
+        .iter()
+        .map(|(p, d)| (p.label().to_string(), d.as_secs_f64() * 1e3))
+        .collect();
     if args.rm {
         inst.remove().context("removing the sandbox directory")?;
     } else {

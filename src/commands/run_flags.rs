@@ -32,14 +32,17 @@ pub fn env_flag(raw: &str) -> Result<Option<String>> {
 }
 
 pub fn env_file(path: &std::path::Path) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading the env file {}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the env file {}", path.display()))?;
     let mut out = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        if let Some(kv) = env_flag(line).with_context(|| format!("{} line {}", path.display(), n + 1))? {
+        if let Some(kv) =
+            env_flag(line).with_context(|| format!("{} line {}", path.display(), n + 1))?
+        {
             out.push(kv);
         }
     }
@@ -54,8 +57,16 @@ pub fn command(entrypoint: &[String], cmd: &[String], given: &[String]) -> Vec<S
 
 #[derive(Debug, PartialEq)]
 pub enum VolumeFlag {
-    Bind { source: PathBuf, target: String, read_only: bool },
-    Named { name: String, target: String, read_only: bool },
+    Bind {
+        source: PathBuf,
+        target: String,
+        read_only: bool,
+    },
+    Named {
+        name: String,
+        target: String,
+        read_only: bool,
+    },
 }
 
 pub fn volume_flag(raw: &str) -> Result<VolumeFlag> {
@@ -80,9 +91,17 @@ pub fn volume_flag(raw: &str) -> Result<VolumeFlag> {
     if source.starts_with('/') || source.starts_with('.') {
         let source = std::fs::canonicalize(source)
             .with_context(|| format!("volume {raw:?}: the host path {source} does not exist"))?;
-        Ok(VolumeFlag::Bind { source, target, read_only })
+        Ok(VolumeFlag::Bind {
+            source,
+            target,
+            read_only,
+        })
     } else {
-        Ok(VolumeFlag::Named { name: source.to_string(), target, read_only })
+        Ok(VolumeFlag::Named {
+            name: source.to_string(),
+            target,
+            read_only,
+        })
     }
 }
 
@@ -113,9 +132,19 @@ mod tests {
     fn volume_flags() {
         assert_eq!(
             volume_flag("data:/data:ro").unwrap(),
-            VolumeFlag::Named { name: "data".into(), target: "/data".into(), read_only: true }
+            VolumeFlag::Named {
+                name: "data".into(),
+                target: "/data".into(),
+                read_only: true
+            }
         );
-        assert!(matches!(volume_flag("/tmp:/host").unwrap(), VolumeFlag::Bind { read_only: false, .. }));
+        assert!(matches!(
+            volume_flag("/tmp:/host").unwrap(),
+            VolumeFlag::Bind {
+                read_only: false,
+                ..
+            }
+        ));
         assert!(volume_flag("data:rel").is_err());
         assert!(volume_flag("data:/x:rx").is_err());
         assert!(volume_flag("/no/such/dir/here:/x").is_err());

@@ -1,0 +1,450 @@
+//! The container backend for real, as root: what the workload can see and
+//! do from inside the default image, its limits, exit codes, stdio, the pty,
+//! signals and volumes.
+
+mod common;
+
+use std::fs;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::fixture::{Layer, Layout, Tar};
+use common::Isola;
+
+/// A store with the default image, or `None` (skipped) without root.
+fn isola() -> Option<Isola> {
+    if !common::root_user() {
+        return None;
+    }
+    let isola = Isola::new();
+    isola.ok(["image", "default"]);
+    Some(isola)
+}
+
+/// Run `sh -c script` in a fresh container; (exit code, stdout, stderr).
+fn sh(isola: &Isola, flags: &[&str], script: &str) -> (i32, String, String) {
+    let mut args = vec!["run", "--rm"];
+    args.extend_from_slice(flags);
+    args.extend(["isola/busybox", "sh", "-c", script]);
+    let out = isola.cmd(&args);
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_workload_sees_only_its_own_world() {
+    let Some(isola) = isola() else { return };
+    let marker = isola.tmp.path().join("host-marker");
+    fs::write(&marker, "host").unwrap();
+    let script = format!(
+        "echo pid=$$; ls /proc | grep -c '^[0-9]'; ls /sys/class/net; hostname; \
+         test -e {} && echo host-file-visible; cat /proc/keys | wc -c; \
+         grep CapEff /proc/self/status",
+        marker.display()
+    );
+    let (code, out, err) = sh(&isola, &["--hostname", "inside"], &script);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "pid=1", "the workload is PID 1");
+    assert!(
+        lines[1].parse::<u32>().unwrap() <= 3,
+        "no host process is visible: {out}"
+    );
+    assert_eq!(lines[2], "lo", "only lo");
+    assert_eq!(lines[3], "inside");
+    assert!(!out.contains("host-file-visible"));
+    assert_eq!(lines[4].trim(), "0", "/proc/keys is masked");
+    assert_eq!(
+        lines[5], "CapEff:\t00000000a80425fb",
+        "Docker's default capabilities"
+    );
+
+    // A hostname change inside does not reach the host (privileged, so the
+    // change itself is allowed).
+    let host = fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let (code, out, _) = sh(
+        &isola,
+        &["--privileged"],
+        "hostname changed-inside && hostname",
+    );
+    assert_eq!((code, out.trim()), (0, "changed-inside"));
+    assert_eq!(
+        fs::read_to_string("/proc/sys/kernel/hostname").unwrap(),
+        host
+    );
+
+    let (code, out, _) = sh(&isola, &["--network", "host"], "ls /sys/class/net | wc -l");
+    assert_eq!(code, 0);
+    assert!(
+        out.trim().parse::<u32>().unwrap() > 1,
+        "--network host shares the host's interfaces"
+    );
+}
+
+#[test]
+fn dangerous_operations_fail() {
+    let Some(isola) = isola() else { return };
+    let script = "mount -t tmpfs x /mnt 2>/dev/null; echo mount=$?; reboot -f 2>/dev/null; echo reboot=$?; \
+                  unshare -u true 2>&1; echo unshare=$?; echo 1 > /proc/sys/kernel/domainname; echo sysctl=$?";
+    let (code, out, err) = sh(&isola, &[], script);
+    assert_eq!(code, 0, "{err}");
+    for op in ["mount", "reboot", "unshare", "sysctl"] {
+        assert!(!out.contains(&format!("{op}=0")), "{op} must fail: {out}");
+    }
+    // unshare is in the capability set's reach of nothing: it is the
+    // seccomp profile that answers, with EPERM.
+    assert!(out.contains("Operation not permitted"), "{out}");
+    let (_, out, _) = sh(
+        &isola,
+        &[],
+        "grep -E 'Seccomp:|NoNewPrivs' /proc/self/status",
+    );
+    assert!(
+        out.contains("NoNewPrivs:\t1") && out.contains("Seccomp:\t2"),
+        "{out}"
+    );
+    // With the filter off, unshare fails only for want of CAP_SYS_ADMIN;
+    // with it added, it works.
+    let (_, out, _) = sh(
+        &isola,
+        &[
+            "--security-opt",
+            "seccomp=unconfined",
+            "--cap-add",
+            "SYS_ADMIN",
+        ],
+        "unshare -u true; echo $?",
+    );
+    assert_eq!(out.trim(), "0");
+    let (_, out, _) = sh(
+        &isola,
+        &["--cap-drop", "ALL"],
+        "grep CapEff /proc/self/status",
+    );
+    assert_eq!(out.trim(), "CapEff:\t0000000000000000");
+}
+
+#[test]
+fn exit_codes_follow_the_workload() {
+    let Some(isola) = isola() else { return };
+    for (script, want) in [
+        ("exit 0", 0),
+        ("exit 1", 1),
+        ("exit 42", 42),
+        ("sleep 10 & kill -TERM $!; wait $!", 143),
+        ("sleep 10 & kill -KILL $!; wait $!", 137),
+    ] {
+        assert_eq!(sh(&isola, &[], script).0, want, "{script}");
+    }
+    let out = isola.cmd(["run", "--rm", "isola/busybox", "no-such-program"]);
+    assert_eq!(out.status.code(), Some(127));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no-such-program: executable file not found")
+    );
+    let out = isola.cmd(["run", "--rm", "isola/busybox", "/etc/passwd"]);
+    assert_eq!(out.status.code(), Some(126));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("permission denied"));
+    let out = isola.cmd(["run", "--rm", "no/such-image"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not found"));
+}
+
+#[test]
+fn limits_are_enforced() {
+    let Some(isola) = isola() else { return };
+    // Allocates ~100 MB in a shell variable: past the limit.
+    let (code, _, err) = sh(
+        &isola,
+        &["--memory", "32m"],
+        "x=$(head -c 100000000 /dev/zero | tr '\\0' a); echo survived",
+    );
+    assert_eq!(code, 137, "{err}");
+    assert!(
+        err.contains("out of memory") && err.contains("32 MiB"),
+        "{err}"
+    );
+
+    // A fork loop stops at the limit (the shell gives up at the first failed
+    // fork); PID 1's exit ends whatever it started.
+    let (code, out, err) = sh(
+        &isola,
+        &["--pids-limit", "20"],
+        "(for i in $(seq 40); do sleep 30 >/dev/null & echo started; done) 2>/dev/null | wc -l",
+    );
+    assert_eq!(code, 0, "{err}");
+    let started: u32 = out.trim().parse().unwrap();
+    assert!(
+        (10..20).contains(&started),
+        "20 tasks at most, shells and wc included: {started} sleeps started"
+    );
+
+    // CPU time past the quota is throttled: read from the cgroup's own
+    // accounting, kept in the sandbox's state.json (no --rm).
+    let out = isola.cmd([
+        "run",
+        "--cpus",
+        "0.5",
+        "isola/busybox",
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done",
+    ]);
+    assert!(out.status.success());
+    let instances = isola.root().join("instances");
+    let dir = fs::read_dir(&instances)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let state: serde_json::Value =
+        serde_json::from_slice(&fs::read(dir.join("state.json")).unwrap()).unwrap();
+    let counter = |name: &str| {
+        state["counters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c[0] == name)
+            .map(|c| c[1].as_u64().unwrap())
+            .unwrap()
+    };
+    assert!(counter("cpu.nr_throttled") > 0, "throttled: {state}");
+    assert!(counter("cpu.throttled_usec") > 0);
+    assert_eq!(state["exit_code"], 0);
+}
+
+#[test]
+fn stdio_is_kept_apart_and_stdin_forwarded() {
+    let Some(isola) = isola() else { return };
+    let (code, out, err) = sh(&isola, &[], "echo to-out; echo to-err >&2");
+    assert_eq!(
+        (code, out.as_str(), err.as_str()),
+        (0, "to-out\n", "to-err\n")
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_isola"))
+        .args([
+            "run",
+            "--rm",
+            "-i",
+            "isola/busybox",
+            "sh",
+            "-c",
+            "tr a-z A-Z",
+        ])
+        .env("ISOLA_ROOT", isola.root())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"piped in\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "PIPED IN\n");
+    // Without -i the workload reads /dev/null.
+    let (_, out, _) = sh(&isola, &[], "cat; echo end");
+    assert_eq!(out, "end\n");
+}
+
+#[test]
+fn a_tty_comes_from_the_sandbox() {
+    let Some(isola) = isola() else { return };
+    if !common::tool("script") {
+        return;
+    }
+    let cmd = format!(
+        "stty cols 91 rows 27; {} run --rm -t isola/busybox sh -c 'tty; stty size'",
+        env!("CARGO_BIN_EXE_isola")
+    );
+    let out = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("ISOLA_ROOT", isola.root())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("/dev/pts/0"),
+        "a pty of the sandbox's own devpts: {text:?}"
+    );
+    assert!(text.contains("27 91"), "the caller's window size: {text:?}");
+}
+
+#[test]
+fn sigterm_to_isola_reaches_the_workload() {
+    let Some(isola) = isola() else { return };
+    let child = Command::new(env!("CARGO_BIN_EXE_isola"))
+        .args([
+            "run",
+            "--rm",
+            "isola/busybox",
+            "sh",
+            "-c",
+            "trap 'echo got-term; exit 143' TERM; echo ready; sleep 30 & wait",
+        ])
+        .env("ISOLA_ROOT", isola.root())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut child = child;
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let mut stdout = child.stdout.take().unwrap();
+    let mut buf = [0u8; 6];
+    use std::io::Read;
+    stdout.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"ready\n");
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(rest, "got-term\n");
+    assert_eq!(status.code(), Some(143));
+}
+
+#[test]
+fn volumes_persist_and_read_only_means_it() {
+    let Some(isola) = isola() else { return };
+    let (code, _, err) = sh(&isola, &["-v", "data:/data"], "echo kept > /data/f");
+    assert_eq!(code, 0, "{err}");
+    let (_, out, _) = sh(
+        &isola,
+        &["-v", "data:/data:ro"],
+        "cat /data/f; echo x > /data/g 2>/dev/null; echo write=$?",
+    );
+    assert_eq!(out, "kept\nwrite=1\n");
+
+    // Killed with SIGKILL mid-run: what it wrote is still there.
+    let child = Command::new(env!("CARGO_BIN_EXE_isola"))
+        .args([
+            "run",
+            "--rm",
+            "-v",
+            "data:/data",
+            "isola/busybox",
+            "sh",
+            "-c",
+            "echo after-kill > /data/k; echo ready; sleep 30",
+        ])
+        .env("ISOLA_ROOT", isola.root())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut child = child;
+    let isola_pid = child.id();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut buf = [0u8; 6];
+    use std::io::Read;
+    stdout.read_exact(&mut buf).unwrap();
+    // The second rw user is refused while the first holds the volume.
+    let err = isola.fail(["run", "--rm", "-v", "data:/data", "isola/busybox", "true"]);
+    assert!(err.contains("in use"), "{err}");
+    let children =
+        fs::read_to_string(format!("/proc/{isola_pid}/task/{isola_pid}/children")).unwrap();
+    let workload: i32 = children.split_whitespace().next().unwrap().parse().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(workload),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let status =
+        nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(isola_pid as i32), None).unwrap();
+    assert!(
+        matches!(status, nix::sys::wait::WaitStatus::Exited(_, 137)),
+        "{status:?}"
+    );
+    let (_, out, _) = sh(&isola, &["-v", "data:/data"], "cat /data/k");
+    assert_eq!(out, "after-kill\n");
+
+    // Bind mounts, read-only and not.
+    let host = isola.scratch("bind");
+    fs::write(host.join("in"), "from-host").unwrap();
+    let flag = format!("{}:/h:ro", host.display());
+    let (_, out, _) = sh(
+        &isola,
+        &["-v", &flag],
+        "cat /h/in; touch /h/new 2>/dev/null; echo touch=$?",
+    );
+    assert_eq!(out, "from-hosttouch=1\n");
+    let flag = format!("{}:/h", host.display());
+    sh(&isola, &["-v", &flag], "echo from-sandbox > /h/out");
+    assert_eq!(
+        fs::read_to_string(host.join("out")).unwrap(),
+        "from-sandbox\n"
+    );
+    // The root filesystem itself, read-only.
+    let (_, out, _) = sh(&isola, &["--read-only"], "touch /x 2>/dev/null; echo $?");
+    assert_eq!(out, "1\n");
+    std::thread::sleep(Duration::from_millis(10));
+}
+
+#[test]
+fn user_env_and_workdir_come_from_flags_and_image() {
+    let Some(isola) = isola() else { return };
+    let env_file = isola.scratch("env").join("list");
+    fs::write(&env_file, "# comment\nFROM_FILE=1\nBOTH=file\n").unwrap();
+    let (code, out, err) = sh(
+        &isola,
+        &[
+            "-e",
+            "BOTH=flag",
+            "--env-file",
+            env_file.to_str().unwrap(),
+            "-u",
+            "nobody",
+            "-w",
+            "/tmp/work",
+        ],
+        "echo $FROM_FILE $BOTH $(id -u):$(id -g) $(pwd) $PATH",
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out.trim(),
+        "1 flag 65534:65534 /tmp/work /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    );
+    let err = isola.fail(["run", "--rm", "-u", "nosuchuser", "isola/busybox", "true"]);
+    assert!(
+        err.contains("nosuchuser") && err.contains("/etc/passwd"),
+        "{err}"
+    );
+    // The image's Cmd runs when none is given.
+    let out = isola.cmd(["run", "--rm", "-i", "isola/busybox"]);
+    assert!(out.status.success(), "sh with stdin at EOF exits 0");
+}
+
+#[test]
+fn an_image_of_many_layers_runs() {
+    let Some(isola) = isola() else { return };
+    // 45 layers: the overlay's lowerdir option must stay under one page.
+    let busybox = fs::read("/bin/busybox").unwrap();
+    let mut layers = vec![Layer::tar(
+        Tar::new()
+            .dir("bin", 0o755)
+            .file_with("bin/busybox", &busybox, 0o755, 0, 0, 0)
+            .symlink("bin/sh", "busybox")
+            .symlink("bin/cat", "busybox")
+            .build(),
+    )];
+    for n in 1..45 {
+        layers.push(Layer::gzip(
+            Tar::new()
+                .file(&format!("l{n}"), format!("layer {n}").as_bytes())
+                .build(),
+        ));
+    }
+    let dir = isola.scratch("many");
+    Layout::image(&dir.join("layout"), &layers);
+    isola.ok([
+        "import",
+        dir.join("layout").to_str().unwrap(),
+        "--name",
+        "many:1",
+    ]);
+    let out = isola.ok(["run", "--rm", "many:1", "sh", "-c", "cat /l1 /l44"]);
+    assert_eq!(out, "layer 1layer 44");
+}

@@ -70,6 +70,9 @@ pub enum Command {
     /// Image maintenance
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Measure startup and compare with the peers installed here
+    #[command(subcommand)]
+    Bench(crate::commands::bench::BenchCommand),
     /// Manage named volumes
     #[command(subcommand)]
     Volume(crate::commands::volume::VolumeCommand),

@@ -38,15 +38,18 @@ fn main() {
 
 fn init_tracing(verbose: u8) {
     let level = match verbose {
-        0 => "warn",
-        1 => "debug",
-        _ => "trace",
+        0 => tracing::Level::WARN,
+        1 => tracing::Level::DEBUG,
+        _ => tracing::Level::TRACE,
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("ISOLA_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
+        .with_target(false);
+    // EnvFilter parses directives with regexes: only pay for it when asked.
+    match std::env::var("ISOLA_LOG") {
+        Ok(filter) => builder
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .init(),
+        Err(_) => builder.with_max_level(level).init(),
+    }
 }

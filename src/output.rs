@@ -3,13 +3,18 @@
 
 /// Print rows under a header, each column as wide as its widest cell.
 pub fn table(header: &[&str], rows: &[Vec<String>]) {
+    table_to(&mut std::io::stdout(), header, rows)
+}
+
+/// [`table`] to any writer (stderr for summaries meant for people).
+pub fn table_to(out: &mut impl std::io::Write, header: &[&str], rows: &[Vec<String>]) {
     let mut width: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in rows {
         for (w, cell) in width.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
     }
-    let line = |cells: Vec<&str>| {
+    let mut line = |cells: Vec<&str>| {
         let mut s = String::new();
         for (i, (cell, w)) in cells.iter().zip(&width).enumerate() {
             if i + 1 == cells.len() {
@@ -18,7 +23,7 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) {
                 s.push_str(&format!("{cell:<w$}   "));
             }
         }
-        println!("{}", s.trim_end());
+        let _ = writeln!(out, "{}", s.trim_end());
     };
     line(header.to_vec());
     for row in rows {

@@ -147,6 +147,24 @@ fn exit_codes_follow_the_workload() {
     let out = isola.cmd(["run", "--rm", "isola/busybox", "/etc/passwd"]);
     assert_eq!(out.status.code(), Some(126));
     assert!(String::from_utf8_lossy(&out.stderr).contains("permission denied"));
+    // Not root: one sentence, before anything is touched.
+    if common::tool("setpriv") {
+        let out = Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                env!("CARGO_BIN_EXE_isola"),
+                "run",
+                "isola/busybox",
+                "true",
+            ])
+            .env("ISOLA_ROOT", isola.root())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(125));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("needs root"));
+    }
     let out = isola.cmd(["run", "--rm", "no/such-image"]);
     assert_eq!(out.status.code(), Some(125));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not found"));

@@ -46,8 +46,11 @@ fn the_readme_tour_runs() {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        if line.contains("cat ") {
+        if line.contains("cat ") && line.contains("hello.txt") {
             assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "hello");
+        }
+        if line.contains("cat /data/f") {
+            assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "kept");
         }
         ran += 1;
     }

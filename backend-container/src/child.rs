@@ -1,6 +1,6 @@
 //! What runs in the cloned child, in its new namespaces, between clone and
-//! exec: wait for the parent, build the mount table, pivot into the image,
-//! set hostname, network, user, capabilities, no_new_privs and seccomp, exec.
+//! exec: build the mount table, pivot into the image,
+//! set hostname, network, wait to be in the cgroup, then user, capabilities, no_new_privs and seccomp, exec.
 //! It reports a failure to the parent over a close-on-exec pipe: silence
 //! until EOF means the workload started.
 
@@ -108,17 +108,6 @@ fn report(cfg: &ChildConfig, msg: &str) {
 
 fn setup(cfg: &ChildConfig) -> Result<(), Fail> {
     let ex = cfg.explain;
-    // The parent puts us in the cgroup, then says go.
-    let mut b = [0u8; 1];
-    match nix::unistd::read(&cfg.go, &mut b) {
-        Ok(1) => {}
-        _ => return Err(Fail::msg("the parent went away before the sandbox started")),
-    }
-    ex.step(
-        "unshare(CLONE_NEWCGROUP)",
-        "now that it is in its cgroup, that cgroup becomes the root of what it sees in /sys/fs/cgroup",
-        || unshare(CloneFlags::CLONE_NEWCGROUP).map_err(|e| Fail::sys("unshare(CLONE_NEWCGROUP)", e)),
-    )?;
     mounts::make_private()?;
     ex.step(
         "mount overlay (image layers + a private upper dir)",
@@ -196,6 +185,19 @@ fn setup(cfg: &ChildConfig) -> Result<(), Fail> {
         )?;
     }
     mounts::workdir(&cfg.cwd)?;
+    // Moving a task between cgroups costs an RCU grace period on cgroup v1
+    // (milliseconds), so the parent does it while we build the mounts; the
+    // workload itself never runs outside the limits: we wait for it here.
+    let mut b = [0u8; 1];
+    match nix::unistd::read(&cfg.go, &mut b) {
+        Ok(1) => {}
+        _ => return Err(Fail::msg("isola could not put the sandbox in its cgroup")),
+    }
+    ex.step(
+        "unshare(CLONE_NEWCGROUP)",
+        "now that it is in its cgroup, that cgroup becomes the root of what it sees in /sys/fs/cgroup",
+        || unshare(CloneFlags::CLONE_NEWCGROUP).map_err(|e| Fail::sys("unshare(CLONE_NEWCGROUP)", e)),
+    )?;
     ex.step(
         "set user, drop capabilities, no_new_privs, seccomp",
         "root in the sandbox keeps only Docker's default capabilities, cannot gain more, and most dangerous syscalls fail with EPERM",

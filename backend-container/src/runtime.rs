@@ -51,10 +51,12 @@ pub fn run(spec: &RunSpec, ctx: &RunContext) -> Result<Outcome, BackendError> {
         ));
     }
 
-    // The rootfs: a private upper/work pair; the layers are shared as they are.
+    // The rootfs: a private upper/work pair; the layers are shared as they
+    // are. The overlay is mounted over the instance dir itself (in the
+    // child's mount namespace only): one directory fewer to make and remove.
     let dir = &ctx.instance_dir;
-    let (upper, work, rootfs) = (dir.join("upper"), dir.join("work"), dir.join("rootfs"));
-    for d in [&upper, &work, &rootfs] {
+    let (upper, work) = (dir.join("upper"), dir.join("work"));
+    for d in [&upper, &work] {
         fs::create_dir_all(d).map_err(|e| setup_err(format!("creating {}", d.display()), e))?;
     }
     let (layers_dir, lower) = lower_dirs(&spec.layers)?;
@@ -103,7 +105,6 @@ pub fn run(spec: &RunSpec, ctx: &RunContext) -> Result<Outcome, BackendError> {
         || group.destroy(),
     );
     drop(loops); // AUTOCLEAR: the devices detach now that nothing mounts them
-    let _ = fs::remove_dir(&rootfs);
     phases.push((Phase::TornDown, t0.elapsed()));
     let mut outcome = result?;
     destroyed.map_err(|e| setup_err("removing the cgroup", e))?;
@@ -209,7 +210,7 @@ fn start_and_wait(
         lower,
         upper: ctx.instance_dir.join("upper"),
         work: ctx.instance_dir.join("work"),
-        rootfs: ctx.instance_dir.join("rootfs"),
+        rootfs: ctx.instance_dir.clone(),
         mounts,
         hostname: spec.hostname.clone(),
         new_net: spec.network == Network::None,
@@ -257,12 +258,18 @@ fn start_and_wait(
     drop(cfg); // our copies of the child's ends: EOF on the report pipe now means exec
     phases.push((Phase::SandboxCreated, t0.elapsed()));
 
-    if let Err(e) = group.add_pid(pid.as_raw()) {
+    // The child builds its mounts meanwhile, and waits for this before exec.
+    let joined = ex.step(
+        "move the sandbox into its cgroup",
+        "from here on the kernel charges everything it does to the sandbox's limits",
+        || group.add_pid(pid.as_raw()),
+    );
+    if let Err(e) = joined {
         let _ = kill(pid, Signal::SIGKILL);
         let _ = waitpid(pid, None);
         return Err(setup_err("moving the sandbox into its cgroup", e));
     }
-    let _ = nix::unistd::write(&go_w, b"g");
+    let _ = nix::unistd::write(&go_w, b"c");
     drop(go_w);
     // With -t, the child sends the pty master before it execs (or fails).
     let master = parent_sock.as_ref().and_then(tty::recv_fd);

@@ -11,10 +11,23 @@ use std::path::Path;
 /// Replace `path` with `data` so readers see either the old or the new file,
 /// never a torn one: write a temporary sibling, fsync it, rename it over.
 pub fn atomic_write(path: &Path, data: &[u8]) -> io::Result<()> {
+    replace(path, data, true)
+}
+
+/// [`atomic_write`] without the fsync, for state that is only advisory after
+/// a crash (a sandbox's state.json): never torn, but not forced to disk on
+/// the start-up path.
+pub fn atomic_write_nosync(path: &Path, data: &[u8]) -> io::Result<()> {
+    replace(path, data, false)
+}
+
+fn replace(path: &Path, data: &[u8], sync: bool) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
     tmp.write_all(data)?;
-    tmp.as_file().sync_all()?;
+    if sync {
+        tmp.as_file().sync_all()?;
+    }
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
 }

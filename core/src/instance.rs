@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::fsutil::{atomic_write, remove_any};
+use crate::fsutil::{atomic_write_nosync, remove_any};
 use crate::Root;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -43,7 +43,16 @@ pub fn new_id() -> io::Result<String> {
 }
 
 impl Instance {
-    pub fn create(root: &Root, id: &str, image: &str, backend: &str) -> io::Result<Instance> {
+    /// Make the directory; state.json is written only if `persist` (a
+    /// `--rm` sandbox leaves nothing to look at afterwards, and on some
+    /// filesystems each file made and removed costs a millisecond).
+    pub fn create(
+        root: &Root,
+        id: &str,
+        image: &str,
+        backend: &str,
+        persist: bool,
+    ) -> io::Result<Instance> {
         let dir = root.dir().join("instances").join(id);
         fs::create_dir_all(dir.parent().unwrap_or(Path::new("/")))?;
         fs::create_dir(&dir)?;
@@ -65,13 +74,15 @@ impl Instance {
                 counters: Vec::new(),
             },
         };
-        inst.save()?;
+        if persist {
+            inst.save()?;
+        }
         Ok(inst)
     }
 
     pub fn save(&self) -> io::Result<()> {
         let json = serde_json::to_vec_pretty(&self.state).map_err(io::Error::other)?;
-        atomic_write(&self.dir.join("state.json"), &json)
+        atomic_write_nosync(&self.dir.join("state.json"), &json)
     }
 
     pub fn exited(&mut self, code: i32) -> io::Result<()> {

@@ -1,5 +1,6 @@
 //! One module per subcommand; each turns its arguments into library calls.
 
+pub(crate) mod bench;
 mod du;
 mod export;
 mod history;
@@ -40,6 +41,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             image_default::run(&store()?, *rebuild)
         }
         Command::Volume(cmd) => volume::run(&root, cmd),
+        Command::Bench(cmd) => bench::run(&root, cmd),
     };
     done.map(|()| 0)
 }

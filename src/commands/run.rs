@@ -157,12 +157,13 @@ pub fn run(root: &Root, args: &RunArgs) -> Result<i32> {
         read_only: args.read_only,
         security,
     };
-    let mut inst = Instance::create(root, &id, &spec.image, backend.name()).with_context(|| {
-        format!(
-            "creating the sandbox directory under {}",
-            root.dir().display()
-        )
-    })?;
+    let mut inst = Instance::create(root, &id, &spec.image, backend.name(), !args.rm)
+        .with_context(|| {
+            format!(
+                "creating the sandbox directory under {}",
+                root.dir().display()
+            )
+        })?;
     let ctx = RunContext {
         instance_dir: inst.dir.clone(),
         explain: Explain {

@@ -466,3 +466,16 @@ fn an_image_of_many_layers_runs() {
     let out = isola.ok(["run", "--rm", "many:1", "sh", "-c", "cat /l1 /l44"]);
     assert_eq!(out, "layer 1layer 44");
 }
+
+#[test]
+fn nothing_written_reaches_the_next_sandbox() {
+    let Some(isola) = isola() else { return };
+    // --rm sandboxes reuse pristine scratch dirs: one that wrote, or changed
+    // its root's mode, must not hand that on.
+    for _ in 0..3 {
+        let (_, out, err) = sh(&isola, &[], "ls /leak 2>/dev/null; stat -c %a /; echo secret > /leak; chmod 700 /");
+        assert_eq!(out, "755\n", "{err}");
+        let (_, out, _) = sh(&isola, &[], "ls /leak 2>/dev/null; stat -c %a /");
+        assert_eq!(out, "755\n");
+    }
+}

@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::fsutil::{atomic_write_nosync, remove_any};
-use crate::Root;
+use crate::{scratch, Root};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct State {
@@ -33,6 +33,8 @@ pub struct State {
 pub struct Instance {
     pub dir: PathBuf,
     pub state: State,
+    root: Root,
+    persist: bool,
 }
 
 /// A fresh random ID: 12 hex digits, like a short container ID.
@@ -55,13 +57,17 @@ impl Instance {
     ) -> io::Result<Instance> {
         let dir = root.dir().join("instances").join(id);
         fs::create_dir_all(dir.parent().unwrap_or(Path::new("/")))?;
-        fs::create_dir(&dir)?;
+        if persist || !scratch::claim(root, &dir) {
+            fs::create_dir(&dir)?;
+        }
         let created = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
         let inst = Instance {
             dir,
+            root: root.clone(),
+            persist,
             state: State {
                 id: id.to_string(),
                 image: image.to_string(),
@@ -93,6 +99,9 @@ impl Instance {
     }
 
     pub fn remove(self) -> io::Result<()> {
+        if !self.persist && scratch::recycle(&self.root, &self.dir, &self.state.id) {
+            return Ok(());
+        }
         remove_any(&self.dir)
     }
 }

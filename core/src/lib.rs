@@ -8,6 +8,7 @@ pub mod fsutil;
 pub mod image;
 pub mod instance;
 pub mod root;
+pub mod scratch;
 pub mod spec;
 pub mod user;
 pub mod volume;

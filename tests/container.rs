@@ -473,7 +473,11 @@ fn nothing_written_reaches_the_next_sandbox() {
     // --rm sandboxes reuse pristine scratch dirs: one that wrote, or changed
     // its root's mode, must not hand that on.
     for _ in 0..3 {
-        let (_, out, err) = sh(&isola, &[], "ls /leak 2>/dev/null; stat -c %a /; echo secret > /leak; chmod 700 /");
+        let (_, out, err) = sh(
+            &isola,
+            &[],
+            "ls /leak 2>/dev/null; stat -c %a /; echo secret > /leak; chmod 700 /",
+        );
         assert_eq!(out, "755\n", "{err}");
         let (_, out, _) = sh(&isola, &[], "ls /leak 2>/dev/null; stat -c %a /");
         assert_eq!(out, "755\n");

@@ -83,7 +83,13 @@ pub fn run(spec: &RunSpec, ctx: &RunContext) -> Result<Outcome, BackendError> {
         "memory, CPU time and the number of processes are capped by the kernel, not by the workload's good will",
         || cgroup::detect().and_then(|h| h.create(&spec.id, &spec.limits)),
     )
-    .map_err(|e| BackendError::Unavailable(e.to_string()))?;
+    .map_err(|e| {
+        if e.is_host_unavailable() {
+            BackendError::Unavailable(e.to_string())
+        } else {
+            setup_err("creating the sandbox's cgroup", e)
+        }
+    })?;
     phases.push((Phase::RootfsReady, t0.elapsed()));
 
     let result = start_and_wait(

@@ -26,6 +26,14 @@ pub struct Cli {
 pub enum Command {
     /// Run a command in a new sandbox
     Run(Box<RunArgs>),
+    /// List the sandboxes kept on disk (run without --rm)
+    Ps(Json),
+    /// Remove kept sandboxes (their directory: state, upper dir)
+    Rm {
+        /// Sandbox IDs (or unique prefixes)
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
     /// List stored images
     Images(Json),
     /// Import an image from an OCI layout (directory or tar) or a docker-archive tar

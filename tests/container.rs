@@ -200,7 +200,7 @@ fn limits_are_enforced() {
     );
 
     // CPU time past the quota is throttled: read from the cgroup's own
-    // accounting, kept in the sandbox's state.json (no --rm).
+    // accounting, kept in the sandbox's state (no --rm; `isola ps --json`).
     let out = isola.cmd([
         "run",
         "--cpus",
@@ -211,15 +211,9 @@ fn limits_are_enforced() {
         "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done",
     ]);
     assert!(out.status.success());
-    let instances = isola.root().join("instances");
-    let dir = fs::read_dir(&instances)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    let state: serde_json::Value =
-        serde_json::from_slice(&fs::read(dir.join("state.json")).unwrap()).unwrap();
+    let ps = isola.json(["ps", "--json"]);
+    assert_eq!(ps.as_array().unwrap().len(), 1, "the one kept sandbox: {ps}");
+    let state = &ps[0];
     let counter = |name: &str| {
         state["counters"]
             .as_array()
@@ -482,4 +476,31 @@ fn nothing_written_reaches_the_next_sandbox() {
         let (_, out, _) = sh(&isola, &[], "ls /leak 2>/dev/null; stat -c %a /");
         assert_eq!(out, "755\n");
     }
+}
+
+#[test]
+fn kept_sandboxes_are_listed_and_removed() {
+    let Some(isola) = isola() else { return };
+    let out = isola.cmd(["run", "isola/busybox", "sh", "-c", "echo x > /file; exit 3"]);
+    assert_eq!(out.status.code(), Some(3));
+    let ps = isola.json(["ps", "--json"]);
+    let id = ps[0]["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        (ps[0]["status"].as_str(), ps[0]["exit_code"].as_i64()),
+        (Some("exited"), Some(3))
+    );
+    assert!(
+        isola
+            .root()
+            .join("instances")
+            .join(&id)
+            .join("upper/file")
+            .exists(),
+        "its changes are kept"
+    );
+    assert!(isola.ok(["ps"]).contains("exited (3)"));
+    assert_eq!(isola.ok(["rm", &id[..6]]).trim(), id);
+    assert!(!isola.root().join("instances").join(&id).exists());
+    let err = isola.fail(["rm", &id]);
+    assert!(err.contains("no sandbox"), "{err}");
 }

@@ -105,3 +105,71 @@ impl Instance {
         remove_any(&self.dir)
     }
 }
+
+/// The sandboxes kept on disk, oldest first. One whose isola is gone while
+/// it says "running" (killed with SIGKILL) is shown as exited.
+pub fn list(root: &Root) -> io::Result<Vec<State>> {
+    let dir = root.dir().join("instances");
+    let mut out = Vec::new();
+    let entries = match fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(e),
+    };
+    for entry in entries.flatten() {
+        let Ok(bytes) = fs::read(entry.path().join("state.json")) else {
+            continue;
+        };
+        let Ok(mut state) = serde_json::from_slice::<State>(&bytes) else {
+            continue;
+        };
+        if state.status == "running" && !state.pid.is_some_and(alive) {
+            state.status = "exited".into();
+        }
+        out.push(state);
+    }
+    out.sort_by_key(|s| s.created);
+    Ok(out)
+}
+
+fn alive(pid: i32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InstanceError {
+    #[error("no sandbox {0:?} (`isola ps` lists them)")]
+    NotFound(String),
+    #[error("{0:?} matches several sandboxes; give more of the ID")]
+    Ambiguous(String),
+    #[error("sandbox {0} is running; stop it first")]
+    Running(String),
+    #[error("{context}")]
+    Io {
+        context: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Remove a kept sandbox by ID (or a unique prefix of it); a running one is
+/// refused. Returns the full ID.
+pub fn remove(root: &Root, given: &str) -> Result<String, InstanceError> {
+    let io = |context: String| move |source| InstanceError::Io { context, source };
+    let states = list(root).map_err(io("listing sandboxes".into()))?;
+    let found: Vec<&State> = states
+        .iter()
+        .filter(|s| !given.is_empty() && s.id.starts_with(given))
+        .collect();
+    let state = match found.as_slice() {
+        [one] => *one,
+        [] => return Err(InstanceError::NotFound(given.to_string())),
+        _ => return Err(InstanceError::Ambiguous(given.to_string())),
+    };
+    if state.status == "running" {
+        return Err(InstanceError::Running(state.id.clone()));
+    }
+    remove_any(&root.dir().join("instances").join(&state.id))
+        .map_err(io(format!("removing sandbox {}", state.id)))?;
+    Ok(state.id.clone())
+}

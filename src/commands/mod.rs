@@ -8,6 +8,7 @@ mod image_default;
 mod images;
 mod import;
 mod inspect;
+mod ps;
 mod rmi;
 mod run;
 mod run_flags;
@@ -41,6 +42,8 @@ pub fn run(cli: Cli) -> Result<i32> {
             image_default::run(&store()?, *rebuild)
         }
         Command::Volume(cmd) => volume::run(&root, cmd),
+        Command::Ps(j) => ps::ps(&root, j.json),
+        Command::Rm { ids } => ps::rm(&root, ids),
         Command::Bench(cmd) => bench::run(&root, cmd),
     };
     done.map(|()| 0)

@@ -1,0 +1,48 @@
+//! `isola ps` and `isola rm`: the sandboxes kept on disk (those run without
+//! `--rm`), and their removal.
+
+use anyhow::{bail, Context, Result};
+use isola_core::instance::{self, State};
+use isola_core::Root;
+
+use crate::output;
+
+pub fn ps(root: &Root, json: bool) -> Result<()> {
+    let states = instance::list(root).context("listing sandboxes")?;
+    if json {
+        return output::json(&states);
+    }
+    let rows: Vec<Vec<String>> = states
+        .iter()
+        .map(|s: &State| {
+            vec![
+                s.id.clone(),
+                s.image.clone(),
+                s.backend.clone(),
+                match (s.status.as_str(), s.exit_code) {
+                    ("exited", Some(c)) => format!("exited ({c})"),
+                    (st, _) => st.to_string(),
+                },
+            ]
+        })
+        .collect();
+    output::table(&["ID", "IMAGE", "BACKEND", "STATUS"], &rows);
+    Ok(())
+}
+
+pub fn rm(root: &Root, ids: &[String]) -> Result<()> {
+    let mut failed = false;
+    for given in ids {
+        match instance::remove(root, given) {
+            Ok(id) => println!("{id}"),
+            Err(e) => {
+                eprintln!("isola: {e}");
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        bail!("some sandboxes were not removed");
+    }
+    Ok(())
+}

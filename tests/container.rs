@@ -212,7 +212,11 @@ fn limits_are_enforced() {
     ]);
     assert!(out.status.success());
     let ps = isola.json(["ps", "--json"]);
-    assert_eq!(ps.as_array().unwrap().len(), 1, "the one kept sandbox: {ps}");
+    assert_eq!(
+        ps.as_array().unwrap().len(),
+        1,
+        "the one kept sandbox: {ps}"
+    );
     let state = &ps[0];
     let counter = |name: &str| {
         state["counters"]

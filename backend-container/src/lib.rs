@@ -9,6 +9,7 @@ pub mod loopdev;
 mod mounts;
 mod network;
 mod policy;
+mod relay;
 mod runtime;
 pub mod security;
 mod tty;

@@ -1,27 +1,27 @@
 //! The parent side of a container run: prepare (dirs, cgroup, loop devices,
-//! security policy), clone the child into new namespaces, let it go once it
-//! is in its cgroup, then relay signals (and the pty) until it exits, and
-//! tear everything down.
+//! security policy), clone the child into new namespaces, move it into its
+//! cgroup while it builds its mounts (it waits for that before exec), relay
+//! signals (and the pty) until it exits, and tear everything down.
 
 use std::fs;
-use std::io::{Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::io::Read;
+use std::os::fd::AsFd;
 use std::path::Path;
 use std::time::Instant;
 
 use isola_core::backend::{BackendError, ExitStatus, Outcome, Phase, RunContext};
 use isola_core::spec::{MountSource, Network, RunSpec};
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sched::CloneFlags;
 use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use nix::unistd::{pipe2, Pid};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::pipe2;
 
 use crate::child::{self, ChildConfig, ChildMount};
+use crate::relay::{relay_until_exit, RestoreMask};
 use crate::{cgroup, exec, loopdev, policy, tty};
 
-fn setup_err(
+pub(crate) fn setup_err(
     what: impl Into<String>,
     e: impl std::error::Error + Send + Sync + 'static,
 ) -> BackendError {
@@ -336,119 +336,4 @@ fn human(bytes: u64) -> String {
     } else {
         format!("{bytes} bytes")
     }
-}
-
-struct RestoreMask(SigSet);
-
-impl Drop for RestoreMask {
-    fn drop(&mut self) {
-        let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&self.0), None);
-    }
-}
-
-/// Wait for the workload, passing on the signals isola gets and, with a pty,
-/// its output (and, with -i, its input). A third Ctrl-C/SIGTERM kills the workload outright,
-/// for one that ignores them (as a PID 1 without handlers does).
-fn relay_until_exit(
-    pid: Pid,
-    sfd: &SignalFd,
-    master: Option<&OwnedFd>,
-    interactive: bool,
-) -> Result<WaitStatus, BackendError> {
-    // As with docker run: -t puts the caller's terminal in raw mode (the
-    // sandbox's pty does the line discipline) and shows the output; -i also
-    // sends what is typed.
-    let _raw = master.and_then(|_| tty::RawMode::enter());
-    let stdin = std::io::stdin();
-    let mut stdin_open = master.is_some() && interactive;
-    let mut stops = 0;
-    let mut buf = [0u8; 16 * 1024];
-    loop {
-        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::StillAlive) => {}
-            Ok(status @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => {
-                if let Some(m) = master {
-                    drain(m, &mut buf);
-                }
-                return Ok(status);
-            }
-            Ok(_) => {}
-            Err(e) => return Err(setup_err("waiting for the workload", e)),
-        }
-        let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
-        if let Some(m) = master {
-            fds.push(PollFd::new(m.as_fd(), PollFlags::POLLIN));
-            if stdin_open {
-                fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
-            }
-        }
-        match poll(&mut fds, PollTimeout::NONE) {
-            Ok(_) => {}
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(setup_err("poll", e)),
-        }
-        let ready: Vec<bool> = fds
-            .iter()
-            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
-            .collect();
-        drop(fds);
-        if ready[0] {
-            while let Ok(Some(info)) = sfd.read_signal() {
-                let Ok(sig) = Signal::try_from(info.ssi_signo as i32) else {
-                    continue;
-                };
-                match sig {
-                    Signal::SIGCHLD => {}
-                    Signal::SIGWINCH => {
-                        if let (Some(m), Some(ws)) = (master, tty::window_size(stdin.as_fd())) {
-                            tty::set_window_size(m.as_fd(), &ws);
-                        }
-                    }
-                    s => {
-                        if matches!(s, Signal::SIGINT | Signal::SIGTERM) {
-                            stops += 1;
-                        }
-                        let s = if stops >= 3 { Signal::SIGKILL } else { s };
-                        let _ = kill(pid, s);
-                    }
-                }
-            }
-        }
-        if let Some(m) = master {
-            if ready.get(1) == Some(&true) {
-                match nix::unistd::read(m, &mut buf) {
-                    Ok(n) if n > 0 => {
-                        let mut out = std::io::stdout().lock();
-                        let _ = out.write_all(&buf[..n]);
-                        let _ = out.flush();
-                    }
-                    _ => {}
-                }
-            }
-            if stdin_open && ready.get(2) == Some(&true) {
-                match nix::unistd::read(&stdin, &mut buf) {
-                    Ok(0) | Err(_) => stdin_open = false,
-                    Ok(n) => {
-                        let _ = nix::unistd::write(m, &buf[..n]);
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// What the workload wrote to the pty before it exited.
-fn drain(master: &OwnedFd, buf: &mut [u8]) {
-    let _ = nix::fcntl::fcntl(
-        master,
-        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
-    );
-    let mut out = std::io::stdout().lock();
-    while let Ok(n) = nix::unistd::read(master, buf) {
-        if n == 0 {
-            break;
-        }
-        let _ = out.write_all(&buf[..n]);
-    }
-    let _ = out.flush();
 }

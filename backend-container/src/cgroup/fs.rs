@@ -120,6 +120,21 @@ pub(super) fn mkdir(path: &Path) -> Result<(), CgroupError> {
     })
 }
 
+/// A temp dir standing in for one controller's cgroup directory.
+#[cfg(test)]
+pub(super) fn fixture(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    for (name, content) in files {
+        fs::write(tmp.path().join(name), content).unwrap();
+    }
+    tmp
+}
+
+#[cfg(test)]
+pub(super) fn read_file(dir: &Path, name: &str) -> String {
+    fs::read_to_string(dir.join(name)).unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -166,22 +166,8 @@ fn cpu_stats(text: &str) -> CpuStats {
 
 #[cfg(test)]
 mod tests {
-    use std::fs as stdfs;
-
+    use super::fs::{fixture, read_file as read};
     use super::*;
-
-    /// A temp dir standing in for one controller's cgroup directory.
-    fn fixture(files: &[(&str, &str)]) -> tempfile::TempDir {
-        let tmp = tempfile::tempdir().unwrap();
-        for (name, content) in files {
-            stdfs::write(tmp.path().join(name), content).unwrap();
-        }
-        tmp
-    }
-
-    fn read(dir: &Path, name: &str) -> String {
-        stdfs::read_to_string(dir.join(name)).unwrap()
-    }
 
     const UNLIMITED: &str = "9223372036854771712";
 

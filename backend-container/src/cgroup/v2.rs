@@ -128,21 +128,8 @@ pub(super) fn dir(root: &Path, parent: &str, name: &str) -> PathBuf {
 
 #[cfg(test)]
 mod tests {
-    use std::fs as stdfs;
-
+    use super::fs::{fixture, read_file as read};
     use super::*;
-
-    fn fixture(files: &[(&str, &str)]) -> tempfile::TempDir {
-        let tmp = tempfile::tempdir().unwrap();
-        for (name, content) in files {
-            stdfs::write(tmp.path().join(name), content).unwrap();
-        }
-        tmp
-    }
-
-    fn read(dir: &Path, name: &str) -> String {
-        stdfs::read_to_string(dir.join(name)).unwrap()
-    }
 
     #[test]
     fn limits_are_written() {

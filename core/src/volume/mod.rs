@@ -1,12 +1,20 @@
 //! Named volumes: sparse ext4 images under volumes/, shared by both backends
 //! (loop-mounted into a container, attached to a VM as a virtio-blk disk).
 
-use std::fmt;
+mod error;
+mod mkfs;
+mod naming;
+
+pub use error::{Access, VolumeError, Want};
+pub use naming::{parse_size, validate_name};
+
+use error::io_ctx;
+use mkfs::mkfs;
+
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use nix::errno::Errno;
@@ -27,98 +35,6 @@ pub const MAX_NAME_LEN: usize = 64;
 const IMAGE: &str = "volume.img";
 const META: &str = "volume.json";
 const LOCK: &str = "lock";
-/// ext4 labels hold at most 16 bytes.
-const LABEL_LEN: usize = 16;
-
-#[derive(Debug, thiserror::Error)]
-pub enum VolumeError {
-    #[error("invalid volume name {name:?}: {why}")]
-    BadName { name: String, why: String },
-    #[error("invalid size {given:?}: {why}")]
-    BadSize { given: String, why: String },
-    #[error("volume {name}: {size} bytes is too small; give a size of at least 8m")]
-    TooSmall { name: String, size: u64 },
-    #[error("volume {name}: {size} bytes is too large; give a size of at most 16t")]
-    TooLarge { name: String, size: u64 },
-    #[error("volume {0} exists; use it as it is, or remove it first with `isola volume rm {0}`")]
-    Exists(String),
-    #[error("volume {0} not found (`isola volume ls` lists volumes; `isola volume create {0}` makes it)")]
-    NotFound(String),
-    #[error("{}", in_use_message(.name, *.held, *.wanted))]
-    InUse {
-        name: String,
-        /// How the current holders use it.
-        held: Access,
-        /// What this caller tried to do.
-        wanted: Want,
-    },
-    #[error("mkfs.ext4 not found; install e2fsprogs (scripts/setup does)")]
-    MkfsMissing,
-    #[error("volume {name}: mkfs.ext4 failed ({status}): {stderr}")]
-    Mkfs {
-        name: String,
-        status: String,
-        stderr: String,
-    },
-    #[error(
-        "volume {name}: {what}; the volume is damaged: remove it with `isola volume rm {name}`"
-    )]
-    Damaged { name: String, what: String },
-    #[error("{context}")]
-    Io {
-        context: String,
-        #[source]
-        source: io::Error,
-    },
-}
-
-/// How a volume is used by the sandboxes that hold it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    ReadWrite,
-    ReadOnly,
-}
-
-impl fmt::Display for Access {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Access::ReadWrite => "read-write",
-            Access::ReadOnly => "read-only",
-        })
-    }
-}
-
-/// What a caller needed the volume for when it found the volume in use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Want {
-    Mount(Access),
-    Remove,
-}
-
-fn in_use_message(name: &str, held: Access, wanted: Want) -> String {
-    let what = match (wanted, held) {
-        (Want::Remove, _) => {
-            return format!(
-                "volume {name} is in use {held} by a sandbox; stop or remove that sandbox, then remove the volume"
-            )
-        }
-        (Want::Mount(Access::ReadWrite), Access::ReadWrite) => {
-            "only one sandbox at a time may mount a volume read-write: stop that sandbox first"
-        }
-        (Want::Mount(Access::ReadWrite), Access::ReadOnly) => {
-            "it cannot be mounted read-write while another sandbox reads it: stop that sandbox, or mount the volume read-only (:ro)"
-        }
-        (Want::Mount(Access::ReadOnly), _) => {
-            "it cannot be mounted read-only while another sandbox writes to it: stop that sandbox first"
-        }
-    };
-    format!("volume {name} is in use {held} by another sandbox; {what}")
-}
-
-fn io_ctx(context: impl Into<String>) -> impl FnOnce(io::Error) -> VolumeError {
-    let context = context.into();
-    move |source| VolumeError::Io { context, source }
-}
 
 /// One named volume, as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -509,207 +425,13 @@ fn now() -> u64 {
         .unwrap_or(0)
 }
 
-/// Make an ext4 filesystem filling `image`, quickly: inode tables and the
-/// journal are left for the kernel to initialise lazily, so the file stays
-/// sparse.
-fn mkfs(program: Option<PathBuf>, name: &str, image: &Path) -> Result<(), VolumeError> {
-    let program = program.or_else(find_mkfs).ok_or(VolumeError::MkfsMissing)?;
-    let label: String = name.chars().take(LABEL_LEN).collect();
-    let out = Command::new(&program)
-        .args(["-q", "-F", "-m", "0", "-L", &label, "-E"])
-        .arg("lazy_itable_init=1,lazy_journal_init=1,root_owner=0:0")
-        .arg(image)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => VolumeError::MkfsMissing,
-            _ => io_ctx(format!("volume {name}: running {}", program.display()))(e),
-        })?;
-    if !out.status.success() {
-        let mut stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
-        if stderr.is_empty() {
-            stderr = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        }
-        return Err(VolumeError::Mkfs {
-            name: name.to_string(),
-            status: out.status.to_string(),
-            stderr: stderr.replace('\n', "; "),
-        });
-    }
-    Ok(())
-}
-
-/// mkfs.ext4 on PATH, or in the sbin directories a non-root PATH may lack.
-fn find_mkfs() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/sbin"].map(PathBuf::from))
-        .map(|d| d.join("mkfs.ext4"))
-        .find(|p| p.is_file())
-}
-
-/// Docker's rule: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`, at most 64 characters, so a
-/// name is a safe single path component and never hidden.
-pub fn validate_name(name: &str) -> Result<(), VolumeError> {
-    let bad = |why: &str| {
-        Err(VolumeError::BadName {
-            name: name.to_string(),
-            why: why.to_string(),
-        })
-    };
-    let Some(first) = name.chars().next() else {
-        return bad("it is empty");
-    };
-    if name.len() > MAX_NAME_LEN {
-        return bad("it is longer than 64 characters");
-    }
-    if !first.is_ascii_alphanumeric() {
-        return bad("it must start with a letter or a digit");
-    }
-    if let Some(c) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
-    {
-        return bad(&format!(
-            "{c:?} is not allowed (use letters, digits, '_', '.' and '-')"
-        ));
-    }
-    Ok(())
-}
-
-/// Parse a size like Docker does, in binary multiples: `1073741824`, `512k`,
-/// `64m`, `1g`, `1G`, `1GiB`, `10MB`, `1.5g`.
-pub fn parse_size(s: &str) -> Result<u64, VolumeError> {
-    let bad = |why: &str| VolumeError::BadSize {
-        given: s.to_string(),
-        why: why.to_string(),
-    };
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let unit = unit.trim_start();
-    let shift = match unit.to_ascii_lowercase().as_str() {
-        "" | "b" => 0,
-        "k" | "kb" | "kib" => 10,
-        "m" | "mb" | "mib" => 20,
-        "g" | "gb" | "gib" => 30,
-        "t" | "tb" | "tib" => 40,
-        "p" | "pb" | "pib" => 50,
-        _ => {
-            return Err(bad(&format!(
-                "unknown unit {unit:?} (use bytes, or k, m, g or t, e.g. 64m or 1GiB)"
-            )))
-        }
-    };
-    let (whole, frac) = number.split_once('.').unwrap_or((number, ""));
-    if whole.is_empty() && frac.is_empty() {
-        return Err(bad(
-            "expected a number of bytes, or one with a unit such as 64m or 1g",
-        ));
-    }
-    if frac.contains('.') {
-        return Err(bad("it is not a number"));
-    }
-    let too_large = || bad("it is too large");
-    let whole: u128 = if whole.is_empty() {
-        0
-    } else {
-        whole.parse().map_err(|_| too_large())?
-    };
-    // Fractions count down to the byte, rounding down (Docker truncates too).
-    let frac = &frac[..frac.len().min(18)];
-    let frac_value: u128 = if frac.is_empty() {
-        0
-    } else {
-        frac.parse().map_err(|_| bad("it is not a number"))?
-    };
-    let bytes = (whole << shift) + ((frac_value << shift) / 10u128.pow(frac.len() as u32));
-    u64::try_from(bytes).map_err(|_| too_large())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn names_follow_dockers_rule() {
-        for ok in ["a", "data", "my-vol_1.2", "0", "A.b-C_d", &"x".repeat(64)] {
-            assert!(validate_name(ok).is_ok(), "{ok:?} should be valid");
-        }
-        for bad in [
-            "",
-            ".hidden",
-            "-dash",
-            "_under",
-            "a/b",
-            "..",
-            "../etc",
-            "a b",
-            "vol:ro",
-            "é",
-            &"x".repeat(65),
-        ] {
-            let err = validate_name(bad).expect_err(bad).to_string();
-            assert!(
-                err.starts_with(&format!("invalid volume name {bad:?}")),
-                "{err}"
-            );
-        }
-    }
-
-    #[test]
-    fn sizes_parse_in_binary_multiples() {
-        for (given, want) in [
-            ("0", 0),
-            ("1048576", 1 << 20),
-            ("100b", 100),
-            ("512k", 512 << 10),
-            ("512K", 512 << 10),
-            ("64m", 64 << 20),
-            ("10MB", 10 << 20),
-            ("10MiB", 10 << 20),
-            ("1g", 1 << 30),
-            ("1G", 1 << 30),
-            ("1GiB", 1 << 30),
-            ("1gb", 1 << 30),
-            ("2t", 2 << 40),
-            ("1.5g", 3 << 29),
-            (".5k", 512),
-            ("1.k", 1024),
-            (" 64 m ", 64 << 20),
-        ] {
-            assert_eq!(parse_size(given).unwrap(), want, "{given:?}");
-        }
-        for bad in [
-            "",
-            "m",
-            "-1",
-            "1x",
-            "1.2.3g",
-            "1 gigabyte",
-            "99999999999999999999999g",
-            ".",
-        ] {
-            let err = parse_size(bad).expect_err(bad).to_string();
-            assert!(err.starts_with(&format!("invalid size {bad:?}")), "{err}");
-        }
-    }
-
-    #[test]
-    fn in_use_messages_say_what_to_do() {
-        let rw = in_use_message("data", Access::ReadWrite, Want::Mount(Access::ReadWrite));
-        assert!(rw.starts_with("volume data is in use read-write by another sandbox; "));
-        let ro = in_use_message("data", Access::ReadOnly, Want::Mount(Access::ReadWrite));
-        assert!(ro.contains("read-only (:ro)"), "{ro}");
-        let rm = in_use_message("data", Access::ReadOnly, Want::Remove);
-        assert!(rm.contains("then remove the volume"), "{rm}");
-    }
-
     /// Volumes need mkfs.ext4 (not root). Without it: fail under CI, else skip.
     fn have_mkfs() -> bool {
-        if find_mkfs().is_some() {
+        if mkfs::find_mkfs().is_some() {
             return true;
         }
         if std::env::var("CI").as_deref() == Ok("true") {

@@ -34,6 +34,8 @@ pub enum Command {
         #[arg(required = true)]
         ids: Vec<String>,
     },
+    /// Remove every sandbox that is over: exited, or left by an isola that died
+    Prune,
     /// List stored images
     Images(Json),
     /// Import an image from an OCI layout (directory or tar) or a docker-archive tar

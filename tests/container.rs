@@ -508,3 +508,57 @@ fn kept_sandboxes_are_listed_and_removed() {
     let err = isola.fail(["rm", &id]);
     assert!(err.contains("no sandbox"), "{err}");
 }
+
+#[test]
+fn prune_clears_what_a_killed_isola_left() {
+    let Some(isola) = isola() else { return };
+    isola.expect(["run", "isola/busybox", "true"], true); // kept, exited
+    let mut child = Command::new(env!("CARGO_BIN_EXE_isola"))
+        .args([
+            "run",
+            "--rm",
+            "--memory",
+            "64m",
+            "isola/busybox",
+            "sh",
+            "-c",
+            "echo ready; sleep 30",
+        ])
+        .env("ISOLA_ROOT", isola.root())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut buf = [0u8; 6];
+    use std::io::Read;
+    stdout.read_exact(&mut buf).unwrap();
+    let live: Vec<_> = fs::read_dir(isola.root().join("instances"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    assert_eq!(live.len(), 2);
+    // The exited one goes; the running one stays.
+    let first = isola.ok(["prune"]);
+    assert_eq!(first.lines().count(), 1, "{first}");
+    let running = live
+        .iter()
+        .find(|id| isola.root().join("instances").join(id).exists())
+        .unwrap();
+    child.kill().unwrap(); // SIGKILL: no teardown; the workload dies with it
+    child.wait().unwrap();
+    let dead = [running];
+    let cgroup_dirs = |id: &str| -> usize {
+        ["memory", "cpu", "pids", "unified"]
+            .iter()
+            .filter(|c| std::path::Path::new(&format!("/sys/fs/cgroup/{c}/isola/{id}")).exists())
+            .count()
+    };
+    assert!(cgroup_dirs(dead[0]) > 0, "and its cgroup");
+    let pruned = isola.ok(["prune"]);
+    assert_eq!(pruned.trim(), dead[0].as_str());
+    assert_eq!(cgroup_dirs(dead[0]), 0);
+    for id in &live {
+        assert!(!isola.root().join("instances").join(id).exists());
+    }
+}

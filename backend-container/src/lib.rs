@@ -27,4 +27,22 @@ impl Backend for ContainerBackend {
     fn run(&self, spec: &RunSpec, ctx: &RunContext) -> Result<Outcome, BackendError> {
         runtime::run(spec, ctx)
     }
+
+    /// A dead sandbox's cgroup: whatever is still in it is killed, then it goes.
+    fn cleanup(&self, id: &str) -> Result<(), BackendError> {
+        let Ok(hierarchy) = cgroup::detect() else {
+            return Ok(());
+        };
+        let group = hierarchy.open(id).map_err(|e| BackendError::Setup {
+            what: format!("finding the cgroup of sandbox {id}"),
+            source: Box::new(e),
+        })?;
+        if group.paths().iter().any(|p| p.exists()) {
+            group.destroy().map_err(|e| BackendError::Setup {
+                what: format!("removing the cgroup of sandbox {id}"),
+                source: Box::new(e),
+            })?;
+        }
+        Ok(())
+    }
 }

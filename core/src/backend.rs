@@ -15,6 +15,12 @@ pub trait Backend {
     /// Run the sandbox in the foreground until its workload exits, then tear
     /// it down. Returns how it ended; `Err` only when it could not be run.
     fn run(&self, spec: &RunSpec, ctx: &RunContext) -> Result<Outcome, BackendError>;
+
+    /// Clear what a sandbox of this ID left outside its directory when its
+    /// isola died without tearing down (a cgroup, say). Nothing by default.
+    fn cleanup(&self, _id: &str) -> Result<(), BackendError> {
+        Ok(())
+    }
 }
 
 /// What a run needs besides the spec.

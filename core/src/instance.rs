@@ -10,6 +10,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::fsutil::{atomic_write_nosync, remove_any};
+use nix::fcntl::{Flock, FlockArg};
+
 use crate::{scratch, Root};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -35,6 +37,9 @@ pub struct Instance {
     pub state: State,
     root: Root,
     persist: bool,
+    /// Held for the sandbox's life: a directory nobody holds locked belongs
+    /// to an isola that is gone (see [`prune`]).
+    _alive: Flock<fs::File>,
 }
 
 /// A fresh random ID: 12 hex digits, like a short container ID.
@@ -60,6 +65,8 @@ impl Instance {
         if persist || !scratch::claim(root, &dir) {
             fs::create_dir(&dir)?;
         }
+        let alive = Flock::lock(fs::File::open(&dir)?, FlockArg::LockExclusiveNonblock)
+            .map_err(|(_, e)| io::Error::from(e))?;
         let created = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
@@ -68,6 +75,7 @@ impl Instance {
             dir,
             root: root.clone(),
             persist,
+            _alive: alive,
             state: State {
                 id: id.to_string(),
                 image: image.to_string(),
@@ -99,15 +107,31 @@ impl Instance {
     }
 
     pub fn remove(self) -> io::Result<()> {
-        if !self.persist && scratch::recycle(&self.root, &self.dir, &self.state.id) {
+        let (root, dir, id, persist) = (
+            self.root.clone(),
+            self.dir.clone(),
+            self.state.id.clone(),
+            self.persist,
+        );
+        // Unlock first: a pooled directory must not look owned.
+        drop(self);
+        if !persist && scratch::recycle(&root, &dir, &id) {
             return Ok(());
         }
-        remove_any(&self.dir)
+        remove_any(&dir)
+    }
+}
+
+/// Whether an isola still owns the sandbox directory `dir`.
+pub fn is_live(dir: &Path) -> bool {
+    match fs::File::open(dir) {
+        Ok(f) => Flock::lock(f, FlockArg::LockExclusiveNonblock).is_err(),
+        Err(_) => false,
     }
 }
 
 /// The sandboxes kept on disk, oldest first. One whose isola is gone while
-/// it says "running" (killed with SIGKILL) is shown as exited.
+/// it says "running" (killed with SIGKILL) is shown as "dead".
 pub fn list(root: &Root) -> io::Result<Vec<State>> {
     let dir = root.dir().join("instances");
     let mut out = Vec::new();
@@ -123,17 +147,13 @@ pub fn list(root: &Root) -> io::Result<Vec<State>> {
         let Ok(mut state) = serde_json::from_slice::<State>(&bytes) else {
             continue;
         };
-        if state.status == "running" && !state.pid.is_some_and(alive) {
-            state.status = "exited".into();
+        if state.status == "running" && !is_live(&entry.path()) {
+            state.status = "dead".into();
         }
         out.push(state);
     }
     out.sort_by_key(|s| s.created);
     Ok(out)
-}
-
-fn alive(pid: i32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -166,10 +186,45 @@ pub fn remove(root: &Root, given: &str) -> Result<String, InstanceError> {
         [] => return Err(InstanceError::NotFound(given.to_string())),
         _ => return Err(InstanceError::Ambiguous(given.to_string())),
     };
-    if state.status == "running" {
+    if is_live(&root.dir().join("instances").join(&state.id)) {
         return Err(InstanceError::Running(state.id.clone()));
     }
     remove_any(&root.dir().join("instances").join(&state.id))
         .map_err(io(format!("removing sandbox {}", state.id)))?;
     Ok(state.id.clone())
+}
+
+/// What `prune` found: sandboxes no isola owns any more, by ID and the
+/// backend that ran them (whose leftovers, such as a cgroup, the caller
+/// clears).
+pub struct Stale {
+    pub id: String,
+    pub backend: Option<String>,
+    pub dir: PathBuf,
+}
+
+/// Sandboxes that are over: kept ones that exited, and those whose isola
+/// died without tearing down (killed with SIGKILL), `--rm` ones included.
+pub fn stale(root: &Root) -> io::Result<Vec<Stale>> {
+    let mut out = Vec::new();
+    let entries = match fs::read_dir(root.dir().join("instances")) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(e),
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') || is_live(&entry.path()) {
+            continue;
+        }
+        let state: Option<State> = fs::read(entry.path().join("state.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        out.push(Stale {
+            id: name,
+            backend: state.map(|s| s.backend),
+            dir: entry.path(),
+        });
+    }
+    Ok(out)
 }

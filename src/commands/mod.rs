@@ -44,6 +44,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Volume(cmd) => volume::run(&root, cmd),
         Command::Ps(j) => ps::ps(&root, j.json),
         Command::Rm { ids } => ps::rm(&root, ids),
+        Command::Prune => ps::prune(&root),
         Command::Bench(cmd) => bench::run(&root, cmd),
     };
     done.map(|()| 0)

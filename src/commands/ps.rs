@@ -34,7 +34,10 @@ pub fn rm(root: &Root, ids: &[String]) -> Result<()> {
     let mut failed = false;
     for given in ids {
         match instance::remove(root, given) {
-            Ok(id) => println!("{id}"),
+            Ok(id) => {
+                cleanup(&id, None)?;
+                println!("{id}")
+            }
             Err(e) => {
                 eprintln!("isola: {e}");
                 failed = true;
@@ -43,6 +46,29 @@ pub fn rm(root: &Root, ids: &[String]) -> Result<()> {
     }
     if failed {
         bail!("some sandboxes were not removed");
+    }
+    Ok(())
+}
+
+/// `isola prune`: remove every sandbox that is over — kept ones that exited,
+/// and those whose isola died (killed with SIGKILL) with what they left
+/// outside their directory.
+pub fn prune(root: &Root) -> Result<()> {
+    for stale in instance::stale(root).context("listing sandboxes")? {
+        cleanup(&stale.id, stale.backend.as_deref())?;
+        isola_core::fsutil::remove_any(&stale.dir)
+            .with_context(|| format!("removing sandbox {}", stale.id))?;
+        println!("{}", stale.id);
+    }
+    Ok(())
+}
+
+/// A `--rm` sandbox that died left no state, so which backend ran it is not
+/// known: every backend clears what it may have left under that ID.
+fn cleanup(id: &str, backend: Option<&str>) -> Result<()> {
+    use isola_core::backend::Backend;
+    if backend.is_none_or(|b| b == "container") {
+        isola_container::ContainerBackend.cleanup(id)?;
     }
     Ok(())
 }

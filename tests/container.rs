@@ -21,6 +21,26 @@ fn isola() -> Option<Isola> {
     Some(isola)
 }
 
+/// Start `isola ARGS` in the background and wait until the workload prints
+/// "ready"; the rest of its stdout is left to read.
+fn start_until_ready(
+    isola: &Isola,
+    args: &[&str],
+) -> (std::process::Child, std::process::ChildStdout) {
+    use std::io::Read;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_isola"))
+        .args(args)
+        .env("ISOLA_ROOT", isola.root())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut buf = [0u8; 6];
+    stdout.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"ready\n");
+    (child, stdout)
+}
+
 /// Run `sh -c script` in a fresh container; (exit code, stdout, stderr).
 fn sh(isola: &Isola, flags: &[&str], script: &str) -> (i32, String, String) {
     let mut args = vec!["run", "--rm"];
@@ -295,26 +315,19 @@ fn a_tty_comes_from_the_sandbox() {
 #[test]
 fn sigterm_to_isola_reaches_the_workload() {
     let Some(isola) = isola() else { return };
-    let child = Command::new(env!("CARGO_BIN_EXE_isola"))
-        .args([
+    let (mut child, mut stdout) = start_until_ready(
+        &isola,
+        &[
             "run",
             "--rm",
             "isola/busybox",
             "sh",
             "-c",
             "trap 'echo got-term; exit 143' TERM; echo ready; sleep 30 & wait",
-        ])
-        .env("ISOLA_ROOT", isola.root())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut child = child;
+        ],
+    );
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    let mut stdout = child.stdout.take().unwrap();
-    let mut buf = [0u8; 6];
     use std::io::Read;
-    stdout.read_exact(&mut buf).unwrap();
-    assert_eq!(&buf, b"ready\n");
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
     let mut rest = String::new();
     stdout.read_to_string(&mut rest).unwrap();
@@ -336,8 +349,9 @@ fn volumes_persist_and_read_only_means_it() {
     assert_eq!(out, "kept\nwrite=1\n");
 
     // Killed with SIGKILL mid-run: what it wrote is still there.
-    let child = Command::new(env!("CARGO_BIN_EXE_isola"))
-        .args([
+    let (child, _stdout) = start_until_ready(
+        &isola,
+        &[
             "run",
             "--rm",
             "-v",
@@ -346,17 +360,9 @@ fn volumes_persist_and_read_only_means_it() {
             "sh",
             "-c",
             "echo after-kill > /data/k; echo ready; sleep 30",
-        ])
-        .env("ISOLA_ROOT", isola.root())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut child = child;
+        ],
+    );
     let isola_pid = child.id();
-    let mut stdout = child.stdout.take().unwrap();
-    let mut buf = [0u8; 6];
-    use std::io::Read;
-    stdout.read_exact(&mut buf).unwrap();
     // The second rw user is refused while the first holds the volume.
     let err = isola.fail(["run", "--rm", "-v", "data:/data", "isola/busybox", "true"]);
     assert!(err.contains("in use"), "{err}");
@@ -513,8 +519,9 @@ fn kept_sandboxes_are_listed_and_removed() {
 fn prune_clears_what_a_killed_isola_left() {
     let Some(isola) = isola() else { return };
     isola.expect(["run", "isola/busybox", "true"], true); // kept, exited
-    let mut child = Command::new(env!("CARGO_BIN_EXE_isola"))
-        .args([
+    let (mut child, _stdout) = start_until_ready(
+        &isola,
+        &[
             "run",
             "--rm",
             "--memory",
@@ -523,15 +530,8 @@ fn prune_clears_what_a_killed_isola_left() {
             "sh",
             "-c",
             "echo ready; sleep 30",
-        ])
-        .env("ISOLA_ROOT", isola.root())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let mut buf = [0u8; 6];
-    use std::io::Read;
-    stdout.read_exact(&mut buf).unwrap();
+        ],
+    );
     let live: Vec<_> = fs::read_dir(isola.root().join("instances"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

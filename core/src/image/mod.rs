@@ -95,7 +95,10 @@ impl ImageStore {
     /// Find the image a user means: a `name[:tag]`, or an image ID (the
     /// manifest digest, whole or a prefix of at least 4 hex digits).
     pub fn resolve(&self, given: &str) -> Result<Digest, ImageError> {
-        let catalog = Catalog::load(&self.root)?;
+        self.resolve_in(&Catalog::load(&self.root)?, given)
+    }
+
+    fn resolve_in(&self, catalog: &Catalog, given: &str) -> Result<Digest, ImageError> {
         let parsed = Reference::parse(given);
         if let Ok(r) = &parsed {
             if let Some(e) = catalog.images.get(&r.to_string()) {
@@ -141,8 +144,9 @@ impl ImageStore {
     }
 
     pub fn get(&self, given: &str) -> Result<Image, ImageError> {
-        let digest = self.resolve(given)?;
-        self.load(&digest, &Catalog::load(&self.root)?)
+        let catalog = Catalog::load(&self.root)?;
+        let digest = self.resolve_in(&catalog, given)?;
+        self.load(&digest, &catalog)
     }
 
     /// Every stored image, each once, ordered by its first name.
@@ -205,10 +209,15 @@ impl ImageStore {
 
     /// The unpacked layer directories of an image, bottom first: the
     /// overlay lowers of a container, the input of [`flatten::flatten`].
+    /// On every sandbox's start-up path: paths only, no layer facts read.
     pub fn layer_dirs(&self, image: &Image) -> Vec<PathBuf> {
-        self.layers(image)
+        image
+            .config
+            .rootfs()
+            .diff_ids()
             .iter()
-            .map(|l| self.root.layer_dir(l.diff_id.digest()))
+            .filter_map(|d| digest::parse(d).ok())
+            .map(|d| self.root.layer_dir(d.digest()))
             .collect()
     }
 

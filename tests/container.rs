@@ -6,7 +6,6 @@ mod common;
 
 use std::fs;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use common::fixture::{Layer, Layout, Tar};
 use common::Isola;
@@ -402,7 +401,6 @@ fn volumes_persist_and_read_only_means_it() {
     // The root filesystem itself, read-only.
     let (_, out, _) = sh(&isola, &["--read-only"], "touch /x 2>/dev/null; echo $?");
     assert_eq!(out, "1\n");
-    std::thread::sleep(Duration::from_millis(10));
 }
 
 #[test]

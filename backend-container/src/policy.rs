@@ -1,16 +1,16 @@
 //! One sandbox's security policy: prepared in the parent (capabilities
-//! resolved, seccomp filter compiled, the slow part) and applied in the child
+//! resolved, seccomp filter compiled: the child must not allocate) and applied in the child
 //! right before exec, in the order the security module documents.
 
 use isola_core::spec::{Security, User};
 
 use crate::child::Fail;
-use crate::security::{caps, seccomp, BpfProgram, CapSet, SecurityError};
+use crate::security::{caps, seccomp, CapSet, Program, SecurityError};
 
 pub struct Prepared {
     caps: CapSet,
     /// `None` for `--privileged` and `--security-opt seccomp=unconfined`.
-    filter: Option<BpfProgram>,
+    filter: Option<Program>,
     no_new_privs: bool,
 }
 

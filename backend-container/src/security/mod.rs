@@ -10,7 +10,7 @@
 //! must not):
 //!
 //! 1. [`caps::resolve`]`(&add, &drop, privileged)` → [`CapSet`]
-//! 2. [`seccomp::default_filter`]`(&set)` → [`BpfProgram`] (the slow part),
+//! 2. [`seccomp::default_filter`]`(&set)` → [`Program`],
 //!    unless the sandbox is privileged: Docker runs privileged containers
 //!    without seccomp, and so should we.
 //!
@@ -29,6 +29,7 @@
 //! Steps 3–5 only make system calls: no allocation, no locks, so they are
 //! safe in a child forked from a multi-threaded parent.
 
+pub mod bpf;
 pub mod caps;
 pub mod seccomp;
 #[cfg(target_arch = "x86_64")]
@@ -37,7 +38,7 @@ pub mod syscalls;
 mod tests;
 
 pub use self::caps::CapSet;
-pub use seccompiler::BpfProgram;
+pub use seccomp::Program;
 
 use nix::errno::Errno;
 
@@ -85,9 +86,6 @@ pub enum SecurityError {
          workload must be one isola holds itself (resolve the set with caps::resolve)"
     )]
     SetCapabilities { errno: Errno },
-
-    #[error("building the seccomp filter failed: {0}; this is a bug in isola's syscall table")]
-    BuildFilter(#[from] seccompiler::BackendError),
 
     #[error("the seccomp filter has {0} instructions; the kernel takes 1 to 4096")]
     FilterLength(usize),

@@ -1,6 +1,6 @@
-//! Docker's default seccomp filter for x86_64, compiled with seccompiler in
-//! the parent ([`default_filter`]) and installed in the child
-//! ([`set_no_new_privs`], then [`install`]).
+//! Docker's default seccomp filter for x86_64, built in the parent
+//! ([`default_filter`], a tree-shaped program from [`super::bpf`]) and
+//! installed in the child ([`set_no_new_privs`], then [`install`]).
 //!
 //! A system call outside the allow-list fails with EPERM, except `clone3`,
 //! which fails with ENOSYS (unless CAP_SYS_ADMIN is held) so that libc falls
@@ -8,33 +8,42 @@
 //! another architecture's convention (`int 0x80`, i386) kills the process,
 //! and x32 calls (numbers with bit 30 set) are in no list, so fail with
 //! EPERM: Docker's profile also admits i386 and x32, ours only x86_64.
-//!
-//! seccompiler gives every matching rule the same action (allow), so the
-//! `clone3` → ENOSYS rule is a short prelude placed before its program.
 #![cfg_attr(not(target_arch = "x86_64"), allow(dead_code, unused_imports))]
 
-use std::collections::BTreeMap;
-
 use nix::errno::Errno;
-use seccompiler::{BpfProgram, SeccompRule};
 
+use super::bpf::{self, Action, Insn, Policy};
 use super::{CapSet, SecurityError};
+
+/// A compiled filter, ready for [`install`].
+pub type Program = Vec<Insn>;
 
 /// Docker's default filter for a sandbox holding `caps`: the calls of
 /// [`super::syscalls`], the capability-gated ones only for the capabilities
-/// in `caps`. Compile it in the parent; it is the slow part.
+/// in `caps`. Build it in the parent: the child must not allocate.
 #[cfg(target_arch = "x86_64")]
-pub fn default_filter(caps: &CapSet) -> Result<BpfProgram, SecurityError> {
+pub fn default_filter(caps: &CapSet) -> Result<Program, SecurityError> {
+    default_policy(caps)
+        .compile()
+        .map_err(|e| SecurityError::FilterLength(e.0))
+}
+
+#[cfg(target_arch = "x86_64")]
+fn default_policy(caps: &CapSet) -> Policy {
     use super::syscalls::*;
     use ::caps::Capability;
-    use seccompiler::{SeccompAction, SeccompCmpArgLen as Len, SeccompCmpOp as Op};
-    use seccompiler::{SeccompCondition, SeccompFilter, TargetArch};
 
-    // A syscall's rules: an empty list means "allow with any arguments".
-    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
+    let mut policy = Policy {
+        arch: bpf::AUDIT_ARCH_X86_64,
+        foreign_arch: bpf::RET_KILL_PROCESS,
+        default: bpf::ret_errno(libc::EPERM),
+        calls: Default::default(),
+    };
     let mut allow = |list: &[Syscall]| {
         for s in list {
-            rules.insert(s.nr, Vec::new());
+            policy
+                .calls
+                .insert(s.nr as u32, Action::Ret(bpf::RET_ALLOW));
         }
     };
     allow(ALLOWED);
@@ -47,100 +56,40 @@ pub fn default_filter(caps: &CapSet) -> Result<BpfProgram, SecurityError> {
         }
     }
 
-    let arg = |index: u8, len: Len, op: Op, value: u64| -> Result<SeccompRule, SecurityError> {
-        Ok(SeccompRule::new(vec![SeccompCondition::new(
-            index, len, op, value,
-        )?])?)
-    };
-    // `socket` takes an int family: compare the low 32 bits, as the kernel does.
+    // `socket` and `personality` take an int: the low 32 bits count, as in the kernel.
     allow_if(
-        &mut rules,
+        &mut policy,
         SOCKET,
-        arg(0, Len::Dword, Op::Ne, SOCKET_DENIED_FAMILY)?,
+        bpf::arg_ne(0, SOCKET_DENIED_FAMILY as u32),
     );
     for persona in PERSONALITY_ALLOWED {
-        allow_if(
-            &mut rules,
-            PERSONALITY,
-            arg(0, Len::Dword, Op::Eq, persona)?,
-        );
+        allow_if(&mut policy, PERSONALITY, bpf::arg_eq(0, persona as u32));
     }
-    let sys_admin = caps.contains(Capability::CAP_SYS_ADMIN);
-    if !sys_admin {
-        let no_namespaces = arg(0, Len::Qword, Op::MaskedEq(CLONE_NAMESPACE_FLAGS), 0)?;
-        allow_if(&mut rules, CLONE, no_namespaces);
+    if !caps.contains(Capability::CAP_SYS_ADMIN) {
+        let no_namespaces = bpf::arg_masked_eq(0, CLONE_NAMESPACE_FLAGS, 0);
+        allow_if(&mut policy, CLONE, no_namespaces);
+        policy
+            .calls
+            .insert(CLONE3.nr as u32, Action::Ret(bpf::ret_errno(libc::ENOSYS)));
     }
-
-    let filter = SeccompFilter::new(
-        rules,
-        SeccompAction::Errno(libc::EPERM as u32),
-        SeccompAction::Allow,
-        TargetArch::x86_64,
-    )?;
-    let body: BpfProgram = filter.try_into()?;
-    let program = if sys_admin {
-        body
-    } else {
-        let mut program = clone3_enosys_prelude(CLONE3.nr as u32).to_vec();
-        program.extend(body);
-        program
-    };
-    if program.len() > BPF_MAXINSNS {
-        return Err(SecurityError::FilterLength(program.len()));
-    }
-    Ok(program)
+    policy
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-pub fn default_filter(_caps: &CapSet) -> Result<BpfProgram, SecurityError> {
+pub fn default_filter(_caps: &CapSet) -> Result<Program, SecurityError> {
     Err(SecurityError::UnsupportedArch(std::env::consts::ARCH))
 }
 
 /// Add an argument rule to a syscall, unless it is already allowed outright.
 #[cfg(target_arch = "x86_64")]
-fn allow_if(
-    rules: &mut BTreeMap<i64, Vec<SeccompRule>>,
-    call: super::syscalls::Syscall,
-    rule: SeccompRule,
-) {
-    match rules.get_mut(&call.nr) {
-        Some(chain) if chain.is_empty() => {}
-        Some(chain) => chain.push(rule),
-        None => {
-            rules.insert(call.nr, vec![rule]);
-        }
+fn allow_if(policy: &mut Policy, call: super::syscalls::Syscall, rule: bpf::Rule) {
+    let entry = policy
+        .calls
+        .entry(call.nr as u32)
+        .or_insert_with(|| Action::AllowIf(Vec::new()));
+    if let Action::AllowIf(rules) = entry {
+        rules.push(rule);
     }
-}
-
-/// The kernel's limit on a filter's length (BPF_MAXINSNS).
-const BPF_MAXINSNS: usize = 4096;
-
-// Classic BPF opcodes (linux/bpf_common.h) and the offsets of
-// `struct seccomp_data { int nr; __u32 arch; ... }`.
-const BPF_LD_W_ABS: u16 = 0x20;
-const BPF_JEQ_K: u16 = 0x15;
-const BPF_RET_K: u16 = 0x06;
-const SECCOMP_DATA_NR: u32 = 0;
-const SECCOMP_DATA_ARCH: u32 = 4;
-/// EM_X86_64 | __AUDIT_ARCH_64BIT | __AUDIT_ARCH_LE
-const AUDIT_ARCH_X86_64: u32 = 62 | 0x8000_0000 | 0x4000_0000;
-
-/// Return ENOSYS for native `clone3`; anything else falls through to the
-/// program that follows (whose own arch check kills foreign calls).
-fn clone3_enosys_prelude(clone3: u32) -> [seccompiler::sock_filter; 5] {
-    let ins = |code, jt, jf, k| seccompiler::sock_filter { code, jt, jf, k };
-    [
-        ins(BPF_LD_W_ABS, 0, 0, SECCOMP_DATA_ARCH),
-        ins(BPF_JEQ_K, 0, 3, AUDIT_ARCH_X86_64),
-        ins(BPF_LD_W_ABS, 0, 0, SECCOMP_DATA_NR),
-        ins(BPF_JEQ_K, 0, 1, clone3),
-        ins(
-            BPF_RET_K,
-            0,
-            0,
-            libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32,
-        ),
-    ]
 }
 
 /// Whether the running kernel is at least `major.minor` (false if unknown).
@@ -183,14 +132,13 @@ pub fn set_no_new_privs() -> Result<(), SecurityError> {
 
 /// Install `program` on the calling thread (inherited across `fork` and
 /// `execve`). Call [`set_no_new_privs`] first. One system call, no allocation.
-pub fn install(program: &[seccompiler::sock_filter]) -> Result<(), SecurityError> {
-    if program.is_empty() || program.len() > BPF_MAXINSNS {
+pub fn install(program: &[Insn]) -> Result<(), SecurityError> {
+    if program.is_empty() || program.len() > bpf::MAX_INSNS {
         return Err(SecurityError::FilterLength(program.len()));
     }
     let fprog = libc::sock_fprog {
         len: program.len() as u16,
-        // seccompiler's sock_filter is #[repr(C)] with libc's layout.
-        filter: program.as_ptr() as *mut libc::sock_filter,
+        filter: program.as_ptr().cast_mut(),
     };
     // SAFETY: the kernel copies `len` instructions from `filter`, which
     // points into `program` for the duration of the call.
@@ -213,6 +161,7 @@ pub fn install(program: &[seccompiler::sock_filter]) -> Result<(), SecurityError
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
     use super::*;
+    use crate::security::bpf::evaluate;
     use crate::security::caps::CapSet;
     use ::caps::Capability;
     use std::time::Instant;
@@ -221,7 +170,8 @@ mod tests {
     fn builds_for_the_default_set_and_reports_its_cost() {
         let caps = CapSet::docker_default();
         let program = default_filter(&caps).unwrap();
-        assert!(program.len() < BPF_MAXINSNS, "{}", program.len());
+        // A tree: a few hundred instructions, not the ~1600 of a chain.
+        assert!(program.len() < 400, "{}", program.len());
 
         let rounds = 200;
         let start = Instant::now();
@@ -240,21 +190,125 @@ mod tests {
         );
     }
 
+    /// The same profile through seccompiler, an independent compiler (the
+    /// linear layout isola used before), to check the tree decides alike.
+    fn reference(caps: &CapSet) -> Vec<Insn> {
+        use crate::security::syscalls::*;
+        use seccompiler::{SeccompAction, SeccompCmpArgLen as Len, SeccompCmpOp as Op};
+        use seccompiler::{SeccompCondition, SeccompFilter, SeccompRule, TargetArch};
+        use std::collections::BTreeMap;
+
+        let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
+        let mut lists: Vec<&[Syscall]> = vec![ALLOWED, ALLOWED_SINCE_4_8];
+        lists.extend(
+            BY_CAPABILITY
+                .iter()
+                .filter(|(cap, _)| caps.contains(*cap))
+                .map(|(_, l)| *l),
+        );
+        for s in lists.into_iter().flatten() {
+            rules.insert(s.nr, Vec::new());
+        }
+        let rule = |len, op, value| {
+            SeccompRule::new(vec![SeccompCondition::new(0, len, op, value).unwrap()]).unwrap()
+        };
+        let mut add = |nr: i64, r: SeccompRule| match rules.get_mut(&nr) {
+            Some(chain) if chain.is_empty() => {}
+            Some(chain) => chain.push(r),
+            None => {
+                rules.insert(nr, vec![r]);
+            }
+        };
+        add(SOCKET.nr, rule(Len::Dword, Op::Ne, SOCKET_DENIED_FAMILY));
+        for p in PERSONALITY_ALLOWED {
+            add(PERSONALITY.nr, rule(Len::Dword, Op::Eq, p));
+        }
+        let sys_admin = caps.contains(Capability::CAP_SYS_ADMIN);
+        if !sys_admin {
+            add(
+                CLONE.nr,
+                rule(Len::Qword, Op::MaskedEq(CLONE_NAMESPACE_FLAGS), 0),
+            );
+            rules.remove(&CLONE3.nr);
+        }
+        let filter = SeccompFilter::new(
+            rules,
+            SeccompAction::Errno(libc::EPERM as u32),
+            SeccompAction::Allow,
+            TargetArch::x86_64,
+        )
+        .unwrap();
+        let program: seccompiler::BpfProgram = filter.try_into().unwrap();
+        program
+            .into_iter()
+            .map(|i| Insn {
+                code: i.code,
+                jt: i.jt,
+                jf: i.jf,
+                k: i.k,
+            })
+            .collect()
+    }
+
     #[test]
-    fn clone3_prelude_only_without_sys_admin() {
+    fn decides_every_call_as_the_reference_compiler_does() {
+        let mut admin = CapSet::docker_default();
+        admin.insert(Capability::CAP_SYS_ADMIN);
+        let all: CapSet = ::caps::all().into_iter().collect();
+        let args = [
+            0u64,
+            1,
+            8,
+            0x11,
+            40,
+            40 | 1 << 32,
+            0x20008,
+            0x40000,
+            0x2000_0011,
+            0x7E02_0000,
+            1 << 40,
+            0xffff_ffff,
+            u64::MAX,
+        ];
+        let arch = bpf::AUDIT_ARCH_X86_64;
+        for caps in [CapSet::docker_default(), admin, all, CapSet::EMPTY] {
+            let ours = default_filter(&caps).unwrap();
+            let theirs = reference(&caps);
+            let numbers = (0..600u32).chain([0x4000_0000, 0x4000_0001, u32::MAX]);
+            for nr in numbers {
+                for a in args {
+                    let mut want = evaluate(&theirs, nr, arch, [a, 0, 0, 0, 0, 0]);
+                    if nr == CLONE3_NR && !caps.contains(Capability::CAP_SYS_ADMIN) {
+                        want = bpf::ret_errno(libc::ENOSYS);
+                    }
+                    let got = evaluate(&ours, nr, arch, [a, 0, 0, 0, 0, 0]);
+                    assert_eq!(got, want, "syscall {nr}, arg0 {a:#x}, caps {caps:?}");
+                }
+            }
+            let i386 = 0x4000_0003;
+            assert_eq!(evaluate(&ours, 20, i386, [0; 6]), bpf::RET_KILL_PROCESS);
+        }
+    }
+
+    const CLONE3_NR: u32 = 435;
+
+    #[test]
+    fn clone3_gets_enosys_only_without_sys_admin() {
+        let arch = bpf::AUDIT_ARCH_X86_64;
         let plain = default_filter(&CapSet::docker_default()).unwrap();
-        assert_eq!(plain[..5], clone3_enosys_prelude(435));
+        let enosys = bpf::ret_errno(libc::ENOSYS);
+        assert_eq!(evaluate(&plain, CLONE3_NR, arch, [0; 6]), enosys);
         let mut admin = CapSet::docker_default();
         admin.insert(Capability::CAP_SYS_ADMIN);
         let program = default_filter(&admin).unwrap();
-        assert_ne!(program[..5], clone3_enosys_prelude(435));
+        assert_eq!(evaluate(&program, CLONE3_NR, arch, [0; 6]), bpf::RET_ALLOW);
     }
 
     #[test]
     fn every_capability_builds() {
         let all: CapSet = ::caps::all().into_iter().collect();
         let program = default_filter(&all).unwrap();
-        assert!(program.len() < BPF_MAXINSNS, "{}", program.len());
+        assert!(program.len() < bpf::MAX_INSNS, "{}", program.len());
         default_filter(&CapSet::EMPTY).unwrap();
     }
 

@@ -1,6 +1,6 @@
-//! The parent side of a container run: prepare (dirs, cgroup, loop devices,
-//! security policy), clone the child into new namespaces, move it into its
-//! cgroup while it builds its mounts (it waits for that before exec), relay
+//! The parent side of a container run: prepare (dirs, loop devices, security
+//! policy), clone the child into new namespaces, create its cgroup and move
+//! it in while it builds its mounts (it waits for that before exec), relay
 //! signals (and the pty) until it exits, and tear everything down.
 
 use std::fs;
@@ -78,24 +78,14 @@ pub fn run(spec: &RunSpec, ctx: &RunContext) -> Result<Outcome, BackendError> {
         };
         child_mounts.push((source, m.target.clone(), m.read_only));
     }
-    let group = ex.step(
-        &format!("create cgroup isola/{} with the limits", spec.id),
-        "memory, CPU time and the number of processes are capped by the kernel, not by the workload's good will",
-        || cgroup::detect().and_then(|h| h.create(&spec.id, &spec.limits)),
-    )
-    .map_err(|e| {
-        if e.is_host_unavailable() {
-            BackendError::Unavailable(e.to_string())
-        } else {
-            setup_err("creating the sandbox's cgroup", e)
-        }
-    })?;
     phases.push((Phase::RootfsReady, t0.elapsed()));
 
+    // Made once the child is running, so that it builds its mounts meanwhile.
+    let mut group = None;
     let result = start_and_wait(
         spec,
         ctx,
-        &group,
+        &mut group,
         layers_dir,
         lower,
         child_mounts,
@@ -104,12 +94,17 @@ pub fn run(spec: &RunSpec, ctx: &RunContext) -> Result<Outcome, BackendError> {
         t0,
     );
 
-    let counters = counters(&group.stats());
-    let destroyed = ex.step(
-        "remove the cgroup",
-        "nothing of the sandbox may outlive it",
-        || group.destroy(),
-    );
+    let (counters, destroyed) = match group {
+        Some(group) => (
+            counters(&group.stats()),
+            ex.step(
+                "remove the cgroup",
+                "nothing of the sandbox may outlive it",
+                || group.destroy(),
+            ),
+        ),
+        None => (Vec::new(), Ok(())),
+    };
     drop(loops); // AUTOCLEAR: the devices detach now that nothing mounts them
     phases.push((Phase::TornDown, t0.elapsed()));
     let mut outcome = result?;
@@ -117,6 +112,35 @@ pub fn run(spec: &RunSpec, ctx: &RunContext) -> Result<Outcome, BackendError> {
     outcome.phases = phases;
     outcome.counters = counters;
     Ok(outcome)
+}
+
+/// Create the sandbox's cgroup and move `pid` into it.
+fn join_cgroup(
+    spec: &RunSpec,
+    ex: isola_core::explain::Explain,
+    pid: i32,
+    slot: &mut Option<cgroup::Cgroup>,
+) -> Result<(), BackendError> {
+    let group = ex
+        .step(
+            &format!("create cgroup isola/{} with the limits", spec.id),
+            "memory, CPU time and the number of processes are capped by the kernel, not by the workload's good will",
+            || cgroup::detect().and_then(|h| h.create(&spec.id, &spec.limits)),
+        )
+        .map_err(|e| {
+            if e.is_host_unavailable() {
+                BackendError::Unavailable(e.to_string())
+            } else {
+                setup_err("creating the sandbox's cgroup", e)
+            }
+        })?;
+    let group = slot.insert(group);
+    ex.step(
+        "move the sandbox into its cgroup",
+        "from here on the kernel charges everything it does to the sandbox's limits",
+        || group.add_pid(pid),
+    )
+    .map_err(|e| setup_err("moving the sandbox into its cgroup", e))
 }
 
 fn counters(stats: &cgroup::Stats) -> Vec<(String, u64)> {
@@ -163,7 +187,7 @@ fn lower_dirs(layers: &[std::path::PathBuf]) -> Result<(std::path::PathBuf, Stri
 fn start_and_wait(
     spec: &RunSpec,
     ctx: &RunContext,
-    group: &cgroup::Cgroup,
+    group: &mut Option<cgroup::Cgroup>,
     layers_dir: std::path::PathBuf,
     lower: String,
     mounts: Vec<(ChildMount, String, bool)>,
@@ -263,17 +287,13 @@ fn start_and_wait(
     .map_err(|e| setup_err("clone", e))?;
     drop(cfg); // our copies of the child's ends: EOF on the report pipe now means exec
     phases.push((Phase::SandboxCreated, t0.elapsed()));
+    let _idle = ctx.idle.start();
 
     // The child builds its mounts meanwhile, and waits for this before exec.
-    let joined = ex.step(
-        "move the sandbox into its cgroup",
-        "from here on the kernel charges everything it does to the sandbox's limits",
-        || group.add_pid(pid.as_raw()),
-    );
-    if let Err(e) = joined {
+    if let Err(e) = join_cgroup(spec, ex, pid.as_raw(), group) {
         let _ = kill(pid, Signal::SIGKILL);
         let _ = waitpid(pid, None);
-        return Err(setup_err("moving the sandbox into its cgroup", e));
+        return Err(e);
     }
     let _ = nix::unistd::write(&go_w, b"c");
     drop(go_w);
@@ -306,7 +326,9 @@ fn start_and_wait(
     phases.push((Phase::WorkloadExited, t0.elapsed()));
     let status = match status {
         WaitStatus::Exited(_, code) => ExitStatus::Exited(code),
-        WaitStatus::Signaled(_, Signal::SIGKILL, _) if group.oom_killed() => {
+        WaitStatus::Signaled(_, Signal::SIGKILL, _)
+            if group.as_ref().is_some_and(|g| g.oom_killed()) =>
+        {
             ExitStatus::OutOfMemory
         }
         WaitStatus::Signaled(_, sig, _) => ExitStatus::Signaled(sig as i32),

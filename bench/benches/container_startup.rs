@@ -61,6 +61,7 @@ fn bench(c: &mut Criterion) {
             let ctx = RunContext {
                 instance_dir: inst.clone(),
                 explain: Explain::default(),
+                idle: Default::default(),
             };
             let outcome = backend.run(&spec, &ctx).expect("run");
             assert_eq!(outcome.status.code(), 0);

@@ -2,7 +2,9 @@
 //! and reports how it ended. The container and VM backends implement it; the
 //! frontend and the benchmark drive sandboxes only through it.
 
+use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::explain::Explain;
@@ -30,6 +32,53 @@ pub struct RunContext {
     /// writes goes below it.
     pub instance_dir: PathBuf,
     pub explain: Explain,
+    pub idle: IdleWork,
+}
+
+/// Housekeeping the frontend wants done while the workload runs (tidying
+/// the scratch pool): the backend calls [`IdleWork::start`] once the
+/// sandbox's processes exist, and it runs on a thread of its own meanwhile.
+#[derive(Clone, Default)]
+pub struct IdleWork(Option<Arc<dyn Fn() + Send + Sync>>);
+
+impl IdleWork {
+    pub fn new(work: impl Fn() + Send + Sync + 'static) -> IdleWork {
+        IdleWork(Some(Arc::new(work)))
+    }
+
+    /// Start the work on a new thread; dropping the guard waits for it.
+    /// Call it only after the last fork or clone of the run: a child made
+    /// while another thread runs may inherit a lock held by that thread.
+    pub fn start(&self) -> IdleGuard {
+        let thread = self.0.clone().and_then(|work| {
+            std::thread::Builder::new()
+                .name("isola-idle".into())
+                .spawn(move || work())
+                .ok()
+        });
+        IdleGuard(thread)
+    }
+}
+
+/// Waits for the idle work when dropped.
+pub struct IdleGuard(Option<std::thread::JoinHandle<()>>);
+
+impl Drop for IdleGuard {
+    fn drop(&mut self) {
+        if let Some(t) = self.0.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl fmt::Debug for IdleWork {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "IdleWork(..)"
+        } else {
+            "IdleWork(none)"
+        })
+    }
 }
 
 /// How a sandbox ended, and how long each phase took.

@@ -60,6 +60,7 @@ pub fn prune(root: &Root) -> Result<()> {
             .with_context(|| format!("removing sandbox {}", stale.id))?;
         println!("{}", stale.id);
     }
+    isola_core::scratch::prune(root);
     Ok(())
 }
 

@@ -3,7 +3,7 @@
 //! workload did.
 
 use anyhow::{anyhow, bail, Context, Result};
-use isola_core::backend::{Backend, RunContext};
+use isola_core::backend::{Backend, IdleWork, RunContext};
 use isola_core::explain::Explain;
 use isola_core::image::{default_image, ImageStore};
 use isola_core::instance::{self, Instance};
@@ -168,6 +168,10 @@ pub fn run(root: &Root, args: &RunArgs) -> Result<i32> {
         instance_dir: inst.dir.clone(),
         explain: Explain {
             enabled: args.explain,
+        },
+        idle: {
+            let root = root.clone();
+            IdleWork::new(move || isola_core::scratch::tidy(&root))
         },
     };
     let outcome = match backend.run(&spec, &ctx) {

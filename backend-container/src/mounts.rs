@@ -262,24 +262,20 @@ pub fn kernel_filesystems(rootfs: &Path, privileged: bool) -> Result<(), Fail> {
             MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
             Some("mode=755,size=65536k"),
         )?;
-        for (name, major, minor) in DEVICES {
-            let node = dev.join(name);
+        // mknod's mode passes through the umask; the nodes must be 0666.
+        // The workload gets the caller's umask back below.
+        let umask = nix::sys::stat::umask(Mode::empty());
+        let made = DEVICES.iter().try_for_each(|(name, major, minor)| {
             mknod(
-                &node,
+                &dev.join(name),
                 SFlag::S_IFCHR,
                 Mode::from_bits_truncate(0o666),
                 makedev(*major as u64, *minor as u64),
             )
-            .map_err(|e| Fail::sys(format!("creating /dev/{name}"), e))?;
-            // mknod's mode passes through the umask; the nodes must be 0666.
-            nix::sys::stat::fchmodat(
-                nix::fcntl::AT_FDCWD,
-                &node,
-                Mode::from_bits_truncate(0o666),
-                nix::sys::stat::FchmodatFlags::FollowSymlink,
-            )
-            .map_err(|e| Fail::sys(format!("chmod /dev/{name}"), e))?;
-        }
+            .map_err(|e| Fail::sys(format!("creating /dev/{name}"), e))
+        });
+        nix::sys::stat::umask(umask);
+        made?;
         for (link, target) in [
             ("fd", "/proc/self/fd"),
             ("stdin", "/proc/self/fd/0"),

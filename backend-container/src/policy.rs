@@ -9,13 +9,17 @@ use crate::security::{caps, seccomp, CapSet, Program, SecurityError};
 
 pub struct Prepared {
     caps: CapSet,
+    /// isola's bounding set, which the child shares.
+    bounding: CapSet,
     /// `None` for `--privileged` and `--security-opt seccomp=unconfined`.
     filter: Option<Program>,
     no_new_privs: bool,
 }
 
 pub fn prepare(sec: &Security) -> Result<Prepared, SecurityError> {
-    let caps = caps::resolve(&sec.cap_add, &sec.cap_drop, sec.privileged)?;
+    let bounding = CapSet::bounding();
+    let available = CapSet::available_within(bounding);
+    let caps = caps::resolve_with(&sec.cap_add, &sec.cap_drop, sec.privileged, available)?;
     let filter = if sec.seccomp && !sec.privileged {
         Some(seccomp::default_filter(&caps)?)
     } else {
@@ -23,6 +27,7 @@ pub fn prepare(sec: &Security) -> Result<Prepared, SecurityError> {
     };
     Ok(Prepared {
         caps,
+        bounding,
         filter,
         no_new_privs: !sec.privileged,
     })
@@ -30,7 +35,7 @@ pub fn prepare(sec: &Security) -> Result<Prepared, SecurityError> {
 
 pub fn apply(p: &Prepared, user: &User) -> Result<(), Fail> {
     let fail = |e: SecurityError| Fail::msg(e.to_string());
-    caps::apply(&p.caps, user.uid, user.gid, &user.groups).map_err(fail)?;
+    caps::apply(&p.caps, p.bounding, user.uid, user.gid, &user.groups).map_err(fail)?;
     if p.no_new_privs || p.filter.is_some() {
         seccomp::set_no_new_privs().map_err(fail)?;
     }

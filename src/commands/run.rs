@@ -98,7 +98,8 @@ pub fn run(root: &Root, args: &RunArgs) -> Result<i32> {
         other => bail!("unsupported --network {other:?}: use none (only lo) or host"),
     };
 
-    let volumes = VolumeStore::open(root.clone())?;
+    // Opened on first use: most runs name no volume.
+    let mut volumes: Option<VolumeStore> = None;
     let mut mounts = Vec::new();
     let mut leases = Vec::new();
     for raw in &args.volumes {
@@ -117,6 +118,10 @@ pub fn run(root: &Root, args: &RunArgs) -> Result<i32> {
                 target,
                 read_only,
             } => {
+                let volumes = match &mut volumes {
+                    Some(v) => v,
+                    None => volumes.insert(VolumeStore::open(root.clone())?),
+                };
                 let vol = volumes.get_or_create(&name)?;
                 // Held until the sandbox is gone: no second read-write user.
                 leases.push(volumes.acquire(&name, read_only)?);

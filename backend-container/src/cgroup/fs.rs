@@ -2,7 +2,7 @@
 //! Every failure names the file and says what to do.
 
 use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use super::CgroupError;
@@ -48,8 +48,30 @@ pub(super) fn hint(err: &io::Error) -> &'static str {
     }
 }
 
+/// A whole kernel-made file (cgroupfs, procfs). They report size 0, so
+/// std's read_to_string asks for the size, then grows its buffer read by
+/// read (32, 64, 128... bytes); one large read takes most in a single call.
+pub(crate) fn read_to_string(path: impl AsRef<Path>) -> io::Result<String> {
+    let mut file = fs::File::open(path)?;
+    let mut buf = vec![0u8; 8192];
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize(len * 2, 0);
+        }
+        match file.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(len);
+    String::from_utf8(buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
 pub(super) fn read(path: &Path) -> Result<String, CgroupError> {
-    fs::read_to_string(path).map_err(|source| CgroupError::Read {
+    read_to_string(path).map_err(|source| CgroupError::Read {
         path: path.to_path_buf(),
         source,
     })
@@ -58,7 +80,7 @@ pub(super) fn read(path: &Path) -> Result<String, CgroupError> {
 /// A file holding one number, or `None` when it is absent or unreadable
 /// (statistics are best effort: a missing controller file is not an error).
 pub(super) fn read_u64(path: &Path) -> Option<u64> {
-    fs::read_to_string(path).ok()?.trim().parse().ok()
+    read_to_string(path).ok()?.trim().parse().ok()
 }
 
 /// The value of `key` in a flat keyed file ("key value" lines), such as
@@ -75,7 +97,7 @@ pub(super) fn keyed(text: &str, key: &str) -> Option<u64> {
 
 /// The pids listed in a cgroup.procs file; none when the cgroup is gone.
 pub(super) fn procs(dir: &Path) -> Vec<i32> {
-    fs::read_to_string(dir.join(PROCS))
+    read_to_string(dir.join(PROCS))
         .map(|text| text.lines().filter_map(|l| l.trim().parse().ok()).collect())
         .unwrap_or_default()
 }

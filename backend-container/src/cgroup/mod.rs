@@ -135,7 +135,7 @@ pub struct Hierarchy {
 /// v1, or hybrid (v1 controllers beside a v2 hierarchy that holds none of
 /// ours), which is used as v1.
 pub fn detect() -> Result<Hierarchy, CgroupError> {
-    let text = std::fs::read_to_string(MOUNTINFO).map_err(CgroupError::MountInfo)?;
+    let text = fs::read_to_string(MOUNTINFO).map_err(CgroupError::MountInfo)?;
     let hierarchy = Hierarchy::from_mountinfo(&text)?;
     tracing::debug!("cgroups: {hierarchy}");
     Ok(hierarchy)

@@ -94,13 +94,13 @@ impl Group {
     pub fn oom_killed(&self) -> bool {
         self.memory
             .as_ref()
-            .and_then(|dir| std::fs::read_to_string(dir.join("memory.oom_control")).ok())
+            .and_then(|dir| fs::read_to_string(dir.join("memory.oom_control")).ok())
             .is_some_and(|text| oom_killed(&text))
     }
 
     pub fn stats(&self) -> Stats {
         let cpu = self.cpu.as_ref().and_then(|dir| {
-            let text = std::fs::read_to_string(dir.join("cpu.stat")).ok()?;
+            let text = fs::read_to_string(dir.join("cpu.stat")).ok()?;
             let mut stats = cpu_stats(&text);
             // cpuacct shares the directory only where it is co-mounted with cpu.
             stats.usage_usec = fs::read_u64(&dir.join("cpuacct.usage")).map(|ns| ns / 1000);

@@ -91,14 +91,14 @@ pub(super) fn apply(dir: &Path, limits: &Limits) -> Result<(), CgroupError> {
 
 /// memory.events counts OOM kills in the cgroup and below it.
 pub(super) fn oom_killed(dir: &Path) -> bool {
-    std::fs::read_to_string(dir.join("memory.events"))
+    fs::read_to_string(dir.join("memory.events"))
         .ok()
         .and_then(|text| fs::keyed(&text, "oom_kill"))
         .is_some_and(|kills| kills > 0)
 }
 
 pub(super) fn stats(dir: &Path) -> Stats {
-    let cpu = std::fs::read_to_string(dir.join("cpu.stat"))
+    let cpu = fs::read_to_string(dir.join("cpu.stat"))
         .ok()
         .map(|text| cpu_stats(&text));
     let memory = fs::read_u64(&dir.join("memory.current")).map(|current| MemoryStats {

@@ -103,8 +103,27 @@ impl CapSet {
     /// (a root workload gets its bounding set at `execve`). As root on a
     /// normal host this is every capability the running kernel knows.
     pub fn available() -> CapSet {
+        CapSet::available_within(CapSet::bounding())
+    }
+
+    /// [`CapSet::available`] given this process's bounding set.
+    pub fn available_within(bounding: CapSet) -> CapSet {
         let known: CapSet = ::caps::all().into_iter().collect();
         let permitted = capget().map(|(_, p)| p).unwrap_or(CapSet::EMPTY);
+        known.intersection(permitted).intersection(bounding)
+    }
+
+    /// This process's bounding set, from /proc/self/status (one read rather
+    /// than a prctl per capability), else capability by capability.
+    pub fn bounding() -> CapSet {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let from_status = status
+            .lines()
+            .find_map(|l| l.strip_prefix("CapBnd:"))
+            .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok());
+        if let Some(mask) = from_status {
+            return CapSet(mask);
+        }
         let mut bounding = CapSet::EMPTY;
         for cap in 0..64u8 {
             match bounding_has(cap) {
@@ -113,7 +132,7 @@ impl CapSet {
                 Err(_) => break,
             }
         }
-        known.intersection(permitted).intersection(bounding)
+        bounding
     }
 }
 
@@ -223,12 +242,20 @@ fn parse_list(names: &[String]) -> Result<(bool, CapSet), SecurityError> {
 
 /// Become `uid`/`gid` with supplementary `groups`, holding exactly `set`
 /// (bounding, permitted, effective), no inheritable and no ambient
-/// capabilities. Call it in the child, after the steps that need privilege
-/// and before `no_new_privs`, seccomp and `execve`; the steps and their order
-/// are in the module documentation. Makes system calls only (no allocation).
-pub fn apply(set: &CapSet, uid: u32, gid: u32, groups: &[u32]) -> Result<(), SecurityError> {
+/// capabilities. `bounding` is this process's bounding set
+/// ([`CapSet::bounding`], read in the parent: the child has the same).
+/// Call it in the child, after the steps that need privilege and before
+/// `no_new_privs`, seccomp and `execve`; the steps and their order are in
+/// the module documentation. Makes system calls only (no allocation).
+pub fn apply(
+    set: &CapSet,
+    bounding: CapSet,
+    uid: u32,
+    gid: u32,
+    groups: &[u32],
+) -> Result<(), SecurityError> {
     prctl(libc::PR_SET_KEEPCAPS, 1, "PR_SET_KEEPCAPS")?;
-    drop_bounding(*set)?;
+    drop_bounding(bounding.difference(*set))?;
     clear_ambient()?;
 
     let switch = |call: &'static str, errno: Errno| SecurityError::SwitchUser {
@@ -252,18 +279,11 @@ pub fn apply(set: &CapSet, uid: u32, gid: u32, groups: &[u32]) -> Result<(), Sec
     capset(*set, *set, CapSet::EMPTY)
 }
 
-/// Drop from the bounding set every capability the kernel knows that is not
-/// in `keep`.
-fn drop_bounding(keep: CapSet) -> Result<(), SecurityError> {
+/// Drop `caps` from the bounding set: one prctl each, no reads first.
+fn drop_bounding(caps: CapSet) -> Result<(), SecurityError> {
     for cap in 0..64u8 {
-        if keep.0 & (1 << cap) != 0 {
+        if caps.0 & (1 << cap) == 0 {
             continue;
-        }
-        match bounding_has(cap) {
-            Ok(false) => continue,
-            Ok(true) => {}
-            Err(Errno::EINVAL) => break, // past the kernel's last capability
-            Err(errno) => return Err(SecurityError::DropBounding { cap, errno }),
         }
         // SAFETY: PR_CAPBSET_DROP takes a capability number.
         let rc = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap), 0, 0, 0) };
@@ -478,6 +498,19 @@ mod tests {
         assert_eq!(set.to_string(), "CAP_CHOWN,CAP_KILL");
         assert_eq!(CapSet::EMPTY.to_string(), "(none)");
         assert_eq!(CapSet::from_mask(1 << 63).to_string(), "cap_63");
+    }
+
+    #[test]
+    fn bounding_set_from_status_is_what_prctl_reads() {
+        let mut by_prctl = CapSet::EMPTY;
+        for cap in 0..64u8 {
+            match bounding_has(cap) {
+                Ok(true) => by_prctl.0 |= 1 << cap,
+                Ok(false) => {}
+                Err(_) => break,
+            }
+        }
+        assert_eq!(CapSet::bounding(), by_prctl);
     }
 
     #[test]

@@ -167,8 +167,10 @@ fn apply_as_root_leaves_exactly_dockers_default_set() {
     }
     let set = caps::resolve(&[], &[], false).expect("resolve");
     assert_eq!(set.mask(), DOCKER_DEFAULT_MASK);
+    // Read before the fork: the child must not allocate.
+    let bounding = CapSet::bounding();
     assert_passed(in_child(|| {
-        if caps::apply(&set, 0, 0, &[]).is_err() {
+        if caps::apply(&set, bounding, 0, 0, &[]).is_err() {
             return 10;
         }
         let mut buf = [0u8; 8192];
@@ -198,8 +200,10 @@ fn apply_as_uid_1000_keeps_the_set_across_the_uid_switch() {
         return;
     }
     let set = CapSet::docker_default();
+    // Read before the fork: the child must not allocate.
+    let bounding = CapSet::bounding();
     assert_passed(in_child(|| {
-        if caps::apply(&set, 1000, 1000, &[1000, 2000]).is_err() {
+        if caps::apply(&set, bounding, 1000, 1000, &[1000, 2000]).is_err() {
             return 20;
         }
         let (mut r, mut e, mut s) = (0, 0, 0);
@@ -450,8 +454,10 @@ fn the_whole_sequence_then_exec_as_uid_1000() {
     let set = caps::resolve(&[], &[], false).expect("resolve");
     let program = seccomp::default_filter(&set).expect("filter");
 
+    // Read before the fork: the child must not allocate.
+    let bounding = CapSet::bounding();
     let status = in_child(|| {
-        if caps::apply(&set, 1000, 1000, &[]).is_err() {
+        if caps::apply(&set, bounding, 1000, 1000, &[]).is_err() {
             return 20;
         }
         if seccomp::set_no_new_privs().is_err() {

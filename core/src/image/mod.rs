@@ -58,7 +58,11 @@ pub struct Layer {
 impl ImageStore {
     /// Open (creating if need be) the store under `root`.
     pub fn open(root: Root) -> Result<ImageStore, ImageError> {
+        // A stat each: cheaper than mkdir + stat on every `isola run`.
         for dir in [root.blobs(), root.layers(), root.tmp()] {
+            if dir.is_dir() {
+                continue;
+            }
             fs::create_dir_all(&dir).map_err(io_ctx(format!(
                 "creating {} (set --root or ISOLA_ROOT to a writable directory)",
                 dir.display()

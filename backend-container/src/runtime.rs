@@ -287,7 +287,6 @@ fn start_and_wait(
     .map_err(|e| setup_err("clone", e))?;
     drop(cfg); // our copies of the child's ends: EOF on the report pipe now means exec
     phases.push((Phase::SandboxCreated, t0.elapsed()));
-    let _idle = ctx.idle.start();
 
     // The child builds its mounts meanwhile, and waits for this before exec.
     if let Err(e) = join_cgroup(spec, ex, pid.as_raw(), group) {
@@ -297,6 +296,8 @@ fn start_and_wait(
     }
     let _ = nix::unistd::write(&go_w, b"c");
     drop(go_w);
+    // Started only now: the child waits for the cgroup before exec.
+    let _idle = ctx.idle.start();
     // With -t, the child sends the pty master before it execs (or fails).
     let master = parent_sock.as_ref().and_then(tty::recv_fd);
     if let Some(m) = &master {

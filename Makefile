@@ -6,19 +6,25 @@ CARGO ?= cargo
 # off the build scripts and proc-macros, which must stay dynamic.
 RELEASE_TARGET := x86_64-unknown-linux-gnu
 ISOLA_RELEASE := target/$(RELEASE_TARGET)/release/isola
+# The bare-metal guest the KVM monitor's tests boot. Its own crate and target
+# dir: it is built for x86_64-unknown-none, never for the host.
+TESTGUEST_MANIFEST := backend-vm/testguest/Cargo.toml
 
-.PHONY: setup build release test demo clean
+.PHONY: setup testguest build release test demo clean
 
 setup:
 	@scripts/setup
 
-build: setup
+testguest: setup
+	$(CARGO) build --release --manifest-path $(TESTGUEST_MANIFEST) --target x86_64-unknown-none
+
+build: setup testguest
 	$(CARGO) build --workspace
 
 release: setup
 	RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build --release --workspace --target $(RELEASE_TARGET)
 
-test: setup
+test: setup testguest
 	$(CARGO) build --workspace --all-targets
 	$(CARGO) test --workspace
 	@CHECK_TEST_DIRS=1 scripts/check-leftovers
@@ -28,3 +34,4 @@ demo: release
 
 clean:
 	$(CARGO) clean
+	$(CARGO) clean --manifest-path $(TESTGUEST_MANIFEST)

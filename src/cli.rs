@@ -86,6 +86,8 @@ pub enum Command {
     /// Manage named volumes
     #[command(subcommand)]
     Volume(crate::commands::volume::VolumeCommand),
+    /// Show what this host offers isola: cgroups, overlayfs, KVM flavour
+    Info(Json),
 }
 
 #[derive(Subcommand, Debug)]

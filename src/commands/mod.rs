@@ -7,6 +7,7 @@ mod history;
 mod image_default;
 mod images;
 mod import;
+mod info;
 mod inspect;
 mod ps;
 mod rmi;
@@ -46,6 +47,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Rm { ids } => ps::rm(&root, ids),
         Command::Prune => ps::prune(&root),
         Command::Bench(cmd) => bench::run(&root, cmd),
+        Command::Info(j) => info::run(&cli.root, j.json),
     };
     done.map(|()| 0)
 }

@@ -1,0 +1,154 @@
+//! Loading a guest by Linux's x86-64 boot protocol: the kernel (an ELF
+//! vmlinux or a bzImage, by linux-loader), the command line, the initrd near
+//! the top of RAM, and the zero page with the e820 map pointing at them.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+
+use linux_loader::cmdline::Cmdline;
+use linux_loader::configurator::linux::LinuxBootConfigurator;
+use linux_loader::configurator::{BootConfigurator, BootParams};
+use linux_loader::loader::bootparam::{boot_e820_entry, boot_params};
+use linux_loader::loader::{load_cmdline, BzImage, Elf, KernelLoader, KernelLoaderResult};
+use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
+
+use super::layout::{CMDLINE, CMDLINE_MAX, EBDA_START, HIMEM, ZERO_PAGE};
+use super::VmError;
+
+const E820_RAM: u32 = 1;
+/// The zero page's "HdrS" magic, boot flag and loader type (0xff: undefined
+/// loader), which Linux checks before it trusts the setup header.
+const HDR_MAGIC: u32 = 0x5372_6448;
+const BOOT_FLAG: u16 = 0xaa55;
+const LOADER_UNDEFINED: u8 = 0xff;
+const KERNEL_ALIGNMENT: u32 = 0x0100_0000;
+
+/// Where the boot put things, for the vCPU set-up and for tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Loaded {
+    pub entry: u64,
+    pub initrd: Option<(u64, u64)>,
+}
+
+pub fn load(
+    mem: &GuestMemoryMmap,
+    kernel: &Path,
+    initrd: Option<&[u8]>,
+    cmdline: &str,
+) -> Result<Loaded, VmError> {
+    let mut file = File::open(kernel).map_err(|e| {
+        VmError::Kernel(format!("cannot open the kernel {}: {e}", kernel.display()))
+    })?;
+    let result = load_kernel(mem, &mut file, kernel)?;
+
+    let mut line = Cmdline::new(CMDLINE_MAX).map_err(|e| VmError::Config(e.to_string()))?;
+    line.insert_str(cmdline).map_err(|e| {
+        VmError::Config(format!(
+            "kernel command line {cmdline:?}: {e} (at most {} bytes)",
+            CMDLINE_MAX - 1
+        ))
+    })?;
+    load_cmdline(mem, GuestAddress(CMDLINE), &line)
+        .map_err(|e| VmError::Config(format!("writing the kernel command line: {e}")))?;
+
+    let mem_end = mem.last_addr().0 + 1;
+    let initrd_at = match initrd {
+        Some(bytes) => Some(place_initrd(mem, bytes, result.kernel_end, mem_end)?),
+        None => None,
+    };
+
+    let mut params = boot_params::default();
+    if let Some(hdr) = result.setup_header {
+        // A bzImage brings its own setup header; keep what it says.
+        params.hdr = hdr;
+    }
+    params.hdr.type_of_loader = LOADER_UNDEFINED;
+    params.hdr.boot_flag = BOOT_FLAG;
+    params.hdr.header = HDR_MAGIC;
+    params.hdr.kernel_alignment = KERNEL_ALIGNMENT;
+    params.hdr.cmd_line_ptr = CMDLINE as u32;
+    params.hdr.cmdline_size = (cmdline.len() + 1) as u32;
+    if let Some((addr, size)) = initrd_at {
+        params.hdr.ramdisk_image = addr as u32;
+        params.hdr.ramdisk_size = size as u32;
+        params.ext_ramdisk_image = (addr >> 32) as u32;
+        params.ext_ramdisk_size = (size >> 32) as u32;
+    }
+    let e820 = [(0, EBDA_START), (HIMEM, mem_end - HIMEM)];
+    for (i, (addr, size)) in e820.iter().enumerate() {
+        params.e820_table[i] = boot_e820_entry {
+            addr: *addr,
+            size: *size,
+            r#type: E820_RAM,
+        };
+    }
+    params.e820_entries = e820.len() as u8;
+    LinuxBootConfigurator::write_bootparams(
+        &BootParams::new(&params, GuestAddress(ZERO_PAGE)),
+        mem,
+    )
+    .map_err(|e| VmError::Memory(format!("writing the zero page: {e}")))?;
+
+    Ok(Loaded {
+        entry: entry_point(&result),
+        initrd: initrd_at,
+    })
+}
+
+/// An ELF vmlinux (entered at its 64-bit entry) or a bzImage (entered at
+/// its 64-bit entry, 0x200 past its protected-mode code), by its magic.
+fn load_kernel(
+    mem: &GuestMemoryMmap,
+    file: &mut File,
+    path: &Path,
+) -> Result<KernelLoaderResult, VmError> {
+    let mut magic = [0u8; 4];
+    let is_elf = file.read_exact(&mut magic).is_ok() && magic == *b"\x7fELF";
+    let himem = Some(GuestAddress(HIMEM));
+    if is_elf {
+        return Elf::load(mem, None, file, himem).map_err(|e| {
+            VmError::Kernel(format!(
+                "cannot load the ELF kernel {}: {e}",
+                path.display()
+            ))
+        });
+    }
+    BzImage::load(mem, None, file, himem).map_err(|e| {
+        VmError::Kernel(format!(
+            "{} is neither an ELF vmlinux nor a bzImage isola can load ({e}); give a Linux kernel image",
+            path.display()
+        ))
+    })
+}
+
+fn entry_point(result: &KernelLoaderResult) -> u64 {
+    match result.setup_header {
+        // bzImage: startup_64 sits 0x200 into the protected-mode kernel.
+        Some(_) => result.kernel_load.0 + 0x200,
+        None => result.kernel_load.0,
+    }
+}
+
+/// The initrd goes as high as it fits, page-aligned, above the kernel.
+fn place_initrd(
+    mem: &GuestMemoryMmap,
+    bytes: &[u8],
+    kernel_end: u64,
+    mem_end: u64,
+) -> Result<(u64, u64), VmError> {
+    let size = bytes.len() as u64;
+    let addr = mem_end.checked_sub(size).map(|a| a & !0xfff);
+    match addr {
+        Some(addr) if addr >= kernel_end => {
+            mem.write_slice(bytes, GuestAddress(addr))
+                .map_err(|e| VmError::Memory(format!("writing the initrd: {e}")))?;
+            Ok((addr, size))
+        }
+        _ => Err(VmError::Config(format!(
+            "the initrd ({} MiB) and the kernel do not fit in {} MiB of guest memory; give the VM more memory",
+            size >> 20,
+            mem_end >> 20
+        ))),
+    }
+}

@@ -1,0 +1,40 @@
+//! Guest memory: one anonymous mapping, registered with KVM as slot 0.
+
+use kvm_bindings::kvm_userspace_memory_region;
+use kvm_ioctls::VmFd;
+use vm_memory::{GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
+
+use super::layout::MMIO_HOLE;
+use super::VmError;
+
+/// Map `bytes` of guest RAM from address 0 and hand it to the VM.
+pub fn create(vm: &VmFd, bytes: u64) -> Result<GuestMemoryMmap, VmError> {
+    if !(16 << 20..=MMIO_HOLE).contains(&bytes) {
+        return Err(VmError::Config(format!(
+            "guest memory of {} MiB is out of range: give 16 MiB to {} MiB",
+            bytes >> 20,
+            MMIO_HOLE >> 20
+        )));
+    }
+    let mem =
+        GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), bytes as usize)]).map_err(|e| {
+            VmError::Memory(format!("mapping {} MiB of guest memory: {e}", bytes >> 20))
+        })?;
+    for (slot, region) in mem.iter().enumerate() {
+        let host = mem
+            .get_host_address(region.start_addr())
+            .map_err(|e| VmError::Memory(e.to_string()))?;
+        let entry = kvm_userspace_memory_region {
+            slot: slot as u32,
+            flags: 0,
+            guest_phys_addr: region.start_addr().0,
+            memory_size: region.len(),
+            userspace_addr: host as u64,
+        };
+        // SAFETY: the region stays mapped as long as `mem` lives, and the
+        // VM (whose fd the caller drops before `mem`) is the only other user.
+        unsafe { vm.set_user_memory_region(entry) }
+            .map_err(|e| VmError::Kvm("KVM_SET_USER_MEMORY_REGION", e))?;
+    }
+    Ok(mem)
+}

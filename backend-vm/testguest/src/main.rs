@@ -1,0 +1,135 @@
+//! isola-testguest: a bare-metal x86-64 guest the KVM monitor's tests boot
+//! like a Linux vmlinux; it reports on COM1 what the monitor handed it.
+#![no_std]
+#![no_main]
+
+mod boot_params;
+mod cmdline;
+mod entry;
+mod port;
+mod uart;
+
+use core::mem::MaybeUninit;
+
+use boot_params::{BootParams, Region};
+use uart::{COM1, COM2};
+
+// QEMU's isa-debug-exit port: the byte written is the guest's exit status.
+const EXIT_PORT: u16 = 0xf4;
+const ECHO_MAX: usize = 120;
+// Consecutive empty polls before giving up on echo input, so a monitor that
+// never delivers input still lets the guest exit.
+const ECHO_IDLE_POLLS: u32 = 200_000;
+const INITRD_HEAD: u64 = 16;
+
+extern "C" fn main(boot_params: u64) -> ! {
+    let bp = BootParams::new(boot_params);
+    COM1.str("isola-testguest: started\n");
+
+    COM1.str("e820: ").dec(bp.e820_len().into()).str("\n");
+    for i in 0..bp.e820_len() {
+        let e = bp.e820(i);
+        COM1.str("e820 ")
+            .hex(e.addr)
+            .str(" ")
+            .hex(e.size)
+            .str(" ")
+            .dec(e.kind.into())
+            .str("\n");
+    }
+
+    COM1.str("cmdline: ");
+    let line: &[u8] = match bp.cmdline() {
+        Region::Bytes(line) => {
+            COM1.bytes(line);
+            line
+        }
+        Region::Absent => &[],
+        Region::Unreadable(addr) => {
+            unreadable(addr);
+            &[]
+        }
+    };
+    COM1.str("\n");
+
+    let (addr, size) = bp.initrd();
+    COM1.str("initrd: ").hex(addr).str(" ").dec(size).str("\n");
+    if size > 0 {
+        COM1.str("initrd-head: ");
+        match boot_params::memory(addr, size.min(INITRD_HEAD)) {
+            Region::Bytes(head) => printable(head),
+            _ => unreadable(addr),
+        }
+        COM1.str("\n");
+    }
+
+    COM2.str("isola-testguest: stderr works\n");
+
+    if cmdline::has_token(line, b"echo") {
+        echo();
+    }
+
+    let status = cmdline::exit_status(line);
+    COM1.str("isola-testguest: exit ")
+        .dec(status.into())
+        .str("\n");
+    exit(status)
+}
+
+/// Bytes outside printable ASCII shown as '.', so binary data cannot garble the log.
+fn printable(bytes: &[u8]) {
+    for &b in bytes {
+        COM1.byte(if (0x20..=0x7e).contains(&b) { b } else { b'.' });
+    }
+}
+
+/// Stands in for data the guest cannot read (see `Region::Unreadable`).
+fn unreadable(addr: u64) {
+    COM1.str("<unreadable ").hex(addr).str(">");
+}
+
+/// Reads one line from COM1 and prints it back.
+fn echo() {
+    COM1.str("echo: ready\n");
+    // Left uninitialised: zeroing it would call memset, whose `rep stos`
+    // is one more instruction for the PVM emulator to get wrong.
+    let mut line = [MaybeUninit::<u8>::uninit(); ECHO_MAX];
+    let mut len = 0;
+    let mut idle = 0;
+    while len < ECHO_MAX {
+        match COM1.try_read() {
+            Some(b'\n') => break,
+            // A terminal's Enter sends "\r\n"; the line is what precedes it.
+            Some(b'\r') => idle = 0,
+            Some(b) => {
+                line[len].write(b);
+                len += 1;
+                idle = 0;
+            }
+            None if idle == ECHO_IDLE_POLLS => {
+                COM1.str("echo: timeout\n");
+                return;
+            }
+            None => idle += 1,
+        }
+    }
+    // SAFETY: the loop above wrote line[..len].
+    let line = unsafe { core::slice::from_raw_parts(line.as_ptr().cast::<u8>(), len) };
+    COM1.str("echo: ").bytes(line).str("\n");
+}
+
+fn exit(status: u8) -> ! {
+    port::outb(EXIT_PORT, status);
+    // In case the monitor does not stop the guest at the exit port.
+    loop {
+        // SAFETY: hlt touches no memory; it stops the CPU until an interrupt,
+        // and with IF clear only an NMI can wake it, hence the loop.
+        unsafe { core::arch::asm!("hlt", options(nomem, nostack)) }
+    }
+}
+
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    COM1.str("isola-testguest: panic\n");
+    exit(255)
+}

@@ -1,0 +1,192 @@
+//! isola's KVM monitor under the real /dev/kvm, with the project's own test
+//! guest (backend-vm/testguest, built by `make`) booted by Linux's 64-bit
+//! boot protocol: what it reads from the zero page, what it writes on COM1
+//! and COM2, COM1 input, and its exit status.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use isola_vm::kvm::{self, End, GuestIo, VmConfig};
+
+/// Fails under CI, skips with a reason elsewhere.
+fn missing(what: &str) -> bool {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{what}");
+    }
+    eprintln!("SKIPPED: {what}");
+    true
+}
+
+fn guest() -> Option<PathBuf> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("testguest/target/x86_64-unknown-none/release/isola-testguest");
+    if path.exists() {
+        return Some(path);
+    }
+    missing(&format!(
+        "the test guest is not built ({}); `make test` builds it",
+        path.display()
+    ));
+    None
+}
+
+fn kvm_usable() -> bool {
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+    {
+        Ok(_) => true,
+        Err(e) => !missing(&format!(
+            "/dev/kvm cannot be opened ({e}); run as root on a host with KVM"
+        )),
+    }
+}
+
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Capture {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+struct Booted {
+    outcome: Result<kvm::Outcome, kvm::VmError>,
+    com1: String,
+    com2: String,
+}
+
+fn boot(
+    cmdline: &str,
+    initrd: Option<&[u8]>,
+    input: Option<&'static [u8]>,
+    mib: u64,
+) -> Option<Booted> {
+    let kernel = guest()?;
+    if !kvm_usable() {
+        return None;
+    }
+    let (com1, com2) = (Capture::default(), Capture::default());
+    let config = VmConfig {
+        kernel,
+        initrd: initrd.map(<[u8]>::to_vec),
+        cmdline: cmdline.into(),
+        memory_bytes: mib << 20,
+        timeout: Some(Duration::from_secs(20)),
+    };
+    let io = GuestIo {
+        com1_out: Box::new(com1.clone()),
+        com2_out: Box::new(com2.clone()),
+        com1_in: input.map(|b| Box::new(b) as Box<dyn std::io::Read + Send>),
+    };
+    let outcome = kvm::run(&config, io);
+    Some(Booted {
+        outcome,
+        com1: com1.text(),
+        com2: com2.text(),
+    })
+}
+
+#[test]
+fn boots_reads_its_boot_info_writes_both_uarts_and_exits_with_its_status() {
+    let initrd = b"ISOLA-INITRD\x01\x02 and more bytes after the head";
+    let Some(b) = boot("console=ttyS0 exit=42 hello", Some(initrd), None, 128) else {
+        return;
+    };
+    let outcome = b
+        .outcome
+        .unwrap_or_else(|e| panic!("{e}\nCOM1:\n{}", b.com1));
+    assert_eq!(outcome.end, End::Exit(42), "COM1:\n{}", b.com1);
+    let lines: Vec<&str> = b.com1.lines().collect();
+    assert_eq!(
+        lines.first(),
+        Some(&"isola-testguest: started"),
+        "{}",
+        b.com1
+    );
+    // The e820 map isola wrote: low RAM below the EBDA, then 1 MiB to the end.
+    assert!(lines.contains(&"e820: 2"), "{}", b.com1);
+    assert!(lines.contains(&"e820 0x0 0x9fc00 1"), "{}", b.com1);
+    let high = format!("e820 0x100000 {:#x} 1", (128u64 << 20) - 0x10_0000);
+    assert!(lines.contains(&high.as_str()), "{}", b.com1);
+    assert!(
+        lines.contains(&"cmdline: console=ttyS0 exit=42 hello"),
+        "{}",
+        b.com1
+    );
+    let (addr, size) = outcome.loaded.initrd.expect("initrd placed");
+    assert_eq!(size, initrd.len() as u64);
+    assert_eq!(addr % 4096, 0);
+    let initrd_line = format!("initrd: {addr:#x} {size}");
+    assert!(lines.contains(&initrd_line.as_str()), "{}", b.com1);
+    assert!(
+        lines.contains(&"initrd-head: ISOLA-INITRD.. a"),
+        "{}",
+        b.com1
+    );
+    assert!(lines.contains(&"isola-testguest: exit 42"), "{}", b.com1);
+    assert_eq!(b.com2, "isola-testguest: stderr works\n");
+}
+
+#[test]
+fn com1_input_reaches_the_guest() {
+    let Some(b) = boot("echo", None, Some(b"ping from the host\n"), 64) else {
+        return;
+    };
+    let outcome = b
+        .outcome
+        .unwrap_or_else(|e| panic!("{e}\nCOM1:\n{}", b.com1));
+    assert_eq!(outcome.end, End::Exit(0));
+    assert!(b.com1.contains("initrd: 0x0 0\n"), "{}", b.com1);
+    assert!(b.com1.contains("echo: ready\n"), "{}", b.com1);
+    assert!(b.com1.contains("echo: ping from the host\n"), "{}", b.com1);
+}
+
+#[test]
+fn bad_kernels_and_sizes_are_refused_in_one_sentence() {
+    if !kvm_usable() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let not_a_kernel = dir.path().join("notes.txt");
+    std::fs::write(&not_a_kernel, b"this is not a kernel").unwrap();
+    let run = |kernel: PathBuf, mib: u64, initrd: Option<Vec<u8>>| {
+        let config = VmConfig {
+            kernel,
+            initrd,
+            cmdline: String::new(),
+            memory_bytes: mib << 20,
+            timeout: Some(Duration::from_secs(5)),
+        };
+        let io = GuestIo {
+            com1_out: Box::new(std::io::sink()),
+            com2_out: Box::new(std::io::sink()),
+            com1_in: None,
+        };
+        kvm::run(&config, io).unwrap_err().to_string()
+    };
+    let e = run(dir.path().join("missing"), 64, None);
+    assert!(e.contains("cannot open the kernel"), "{e}");
+    let e = run(not_a_kernel, 64, None);
+    assert!(e.contains("neither an ELF vmlinux nor a bzImage"), "{e}");
+    let e = run(dir.path().join("missing"), 1, None);
+    assert!(e.contains("out of range"), "{e}");
+    if let Some(kernel) = guest() {
+        let e = run(kernel, 16, Some(vec![0; 20 << 20]));
+        assert!(e.contains("do not fit"), "{e}");
+    }
+}

@@ -75,6 +75,7 @@ fn boot(
     initrd: Option<&[u8]>,
     input: Option<&'static [u8]>,
     mib: u64,
+    vcpus: u8,
 ) -> Option<Booted> {
     let kernel = guest()?;
     if !kvm_usable() {
@@ -86,6 +87,7 @@ fn boot(
         initrd: initrd.map(<[u8]>::to_vec),
         cmdline: cmdline.into(),
         memory_bytes: mib << 20,
+        vcpus,
         timeout: Some(Duration::from_secs(20)),
     };
     let io = GuestIo {
@@ -104,7 +106,7 @@ fn boot(
 #[test]
 fn boots_reads_its_boot_info_writes_both_uarts_and_exits_with_its_status() {
     let initrd = b"ISOLA-INITRD\x01\x02 and more bytes after the head";
-    let Some(b) = boot("console=ttyS0 exit=42 hello", Some(initrd), None, 128) else {
+    let Some(b) = boot("console=ttyS0 exit=42 hello", Some(initrd), None, 128, 1) else {
         return;
     };
     let outcome = b
@@ -144,7 +146,7 @@ fn boots_reads_its_boot_info_writes_both_uarts_and_exits_with_its_status() {
 
 #[test]
 fn com1_input_reaches_the_guest() {
-    let Some(b) = boot("echo", None, Some(b"ping from the host\n"), 64) else {
+    let Some(b) = boot("echo", None, Some(b"ping from the host\n"), 64, 1) else {
         return;
     };
     let outcome = b
@@ -170,6 +172,7 @@ fn bad_kernels_and_sizes_are_refused_in_one_sentence() {
             initrd,
             cmdline: String::new(),
             memory_bytes: mib << 20,
+            vcpus: 1,
             timeout: Some(Duration::from_secs(5)),
         };
         let io = GuestIo {
@@ -189,4 +192,44 @@ fn bad_kernels_and_sizes_are_refused_in_one_sentence() {
         let e = run(kernel, 16, Some(vec![0; 20 << 20]));
         assert!(e.contains("do not fit"), "{e}");
     }
+}
+
+#[test]
+fn the_other_vcpus_stop_when_the_boot_cpu_exits() {
+    // The APs are never started here: they wait in KVM_RUN for a SIPI, and
+    // must be kicked out of it when the boot CPU writes the exit port.
+    let Some(b) = boot("exit=3", None, None, 64, 4) else {
+        return;
+    };
+    let outcome = b
+        .outcome
+        .unwrap_or_else(|e| panic!("{e}\nCOM1:\n{}", b.com1));
+    assert_eq!(outcome.end, End::Exit(3));
+}
+
+#[test]
+fn a_guest_that_runs_too_long_is_stopped_at_the_deadline() {
+    let Some(kernel) = guest() else {
+        return;
+    };
+    if !kvm_usable() {
+        return;
+    }
+    // "echo" with no input: the guest polls COM1 for seconds.
+    let config = VmConfig {
+        kernel,
+        initrd: None,
+        cmdline: "echo".into(),
+        memory_bytes: 64 << 20,
+        vcpus: 2,
+        timeout: Some(Duration::from_millis(300)),
+    };
+    let io = GuestIo {
+        com1_out: Box::new(std::io::sink()),
+        com2_out: Box::new(std::io::sink()),
+        com1_in: None,
+    };
+    let err = kvm::run(&config, io).unwrap_err();
+    assert!(matches!(err, kvm::VmError::Timeout(_)), "{err}");
+    assert!(err.to_string().contains("did not finish within"), "{err}");
 }

@@ -86,9 +86,9 @@ pub fn write_tables(mem: &GuestMemoryMmap) -> Result<(), VmError> {
     Ok(())
 }
 
-/// Put `vcpu` in long mode at `entry`. `cpuid` is what KVM supports; this
-/// vCPU's APIC ID is written into it.
-pub fn setup(vcpu: &VcpuFd, id: u8, entry: u64, cpuid: &CpuId) -> Result<(), VmError> {
+/// What every vCPU gets: the CPUID KVM supports (with this vCPU's APIC ID
+/// written in), the FPU's reset state, boot MSRs and LINT0/LINT1.
+pub fn setup(vcpu: &VcpuFd, id: u8, cpuid: &CpuId) -> Result<(), VmError> {
     let kvm = |what: &'static str| move |e| VmError::Kvm(what, e);
 
     let mut cpuid = cpuid.clone();
@@ -103,6 +103,20 @@ pub fn setup(vcpu: &VcpuFd, id: u8, entry: u64, cpuid: &CpuId) -> Result<(), VmE
     }
     vcpu.set_cpuid2(&cpuid).map_err(kvm("KVM_SET_CPUID2"))?;
 
+    let fpu = kvm_fpu {
+        fcw: 0x37f,
+        mxcsr: 0x1f80,
+        ..Default::default()
+    };
+    vcpu.set_fpu(&fpu).map_err(kvm("KVM_SET_FPU"))?;
+
+    set_boot_msrs(vcpu)?;
+    set_lint(vcpu)
+}
+
+/// Put the boot vCPU in long mode at `entry`, RSI at the zero page.
+pub fn boot_state(vcpu: &VcpuFd, entry: u64) -> Result<(), VmError> {
+    let kvm = |what: &'static str| move |e| VmError::Kvm(what, e);
     let mut sregs = vcpu.get_sregs().map_err(kvm("KVM_GET_SREGS"))?;
     let code = segment(GDT_ENTRIES[1], 1);
     let data = segment(GDT_ENTRIES[2], 2);
@@ -132,16 +146,7 @@ pub fn setup(vcpu: &VcpuFd, id: u8, entry: u64, cpuid: &CpuId) -> Result<(), VmE
         ..Default::default()
     };
     vcpu.set_regs(&regs).map_err(kvm("KVM_SET_REGS"))?;
-
-    let fpu = kvm_fpu {
-        fcw: 0x37f,
-        mxcsr: 0x1f80,
-        ..Default::default()
-    };
-    vcpu.set_fpu(&fpu).map_err(kvm("KVM_SET_FPU"))?;
-
-    set_boot_msrs(vcpu)?;
-    set_lint(vcpu)
+    Ok(())
 }
 
 /// The MSRs Linux expects at boot (as Firecracker sets them): syscall

@@ -5,9 +5,11 @@
 mod boot;
 mod cpu;
 mod devices;
+mod kick;
 mod layout;
 mod memory;
-mod watchdog;
+pub mod mptable;
+mod vcpus;
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -15,12 +17,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kvm_bindings::{kvm_pit_config, KVM_MAX_CPUID_ENTRIES, KVM_PIT_SPEAKER_DUMMY};
-use kvm_ioctls::{Kvm, VcpuExit};
+use kvm_ioctls::Kvm;
 use vm_superio::Serial;
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 pub use boot::Loaded;
-use devices::{Action, Devices, IrqTrigger};
+use devices::{Devices, IrqTrigger};
 
 #[derive(Debug, thiserror::Error)]
 pub enum VmError {
@@ -46,6 +48,8 @@ pub struct VmConfig {
     pub initrd: Option<Vec<u8>>,
     pub cmdline: String,
     pub memory_bytes: u64,
+    /// vCPUs, 1 to [`mptable::MAX_CPUS`].
+    pub vcpus: u8,
     /// Stop the guest after this long (`None`: let it run).
     pub timeout: Option<Duration>,
 }
@@ -119,58 +123,22 @@ pub fn run(config: &VmConfig, io: GuestIo) -> Result<Outcome, VmError> {
         feed(input, Arc::clone(&devices.com1));
     }
 
-    let mut vcpu = vm
-        .create_vcpu(0)
-        .map_err(|e| VmError::Kvm("KVM_CREATE_VCPU", e))?;
+    mptable::write(&mem, config.vcpus)?;
     let cpuid = kvm
         .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
         .map_err(|e| VmError::Kvm("KVM_GET_SUPPORTED_CPUID", e))?;
-    cpu::setup(&vcpu, 0, loaded.entry, &cpuid)?;
+    let mut vcpus = Vec::with_capacity(config.vcpus as usize);
+    for id in 0..config.vcpus {
+        let vcpu = vm
+            .create_vcpu(u64::from(id))
+            .map_err(|e| VmError::Kvm("KVM_CREATE_VCPU", e))?;
+        cpu::setup(&vcpu, id, &cpuid)?;
+        vcpus.push(vcpu);
+    }
+    // The others wait, as on a PC, for the boot CPU's INIT and SIPI.
+    cpu::boot_state(&vcpus[0], loaded.entry)?;
 
-    let dog = config.timeout.map(watchdog::Watchdog::start).transpose()?;
-    let end = loop {
-        match vcpu.run() {
-            Ok(VcpuExit::IoOut(port, data)) => match devices.port_out(port, data) {
-                Action::Continue => {}
-                Action::Exit(code) => break End::Exit(code),
-                Action::Reset => break End::Reset,
-            },
-            Ok(VcpuExit::IoIn(port, data)) => devices.port_in(port, data),
-            Ok(VcpuExit::MmioRead(_, data)) => data.fill(0xff),
-            Ok(VcpuExit::MmioWrite(..)) => {}
-            Ok(VcpuExit::Hlt) => return Err(VmError::Guest("halted with interrupts off".into())),
-            Ok(VcpuExit::Shutdown) => {
-                return Err(VmError::Guest(
-                    "triple-faulted (KVM_EXIT_SHUTDOWN): it crashed before it could set up its own exception handlers".into(),
-                ))
-            }
-            Ok(VcpuExit::InternalError) => {
-                let run = vcpu.get_kvm_run();
-                // SAFETY: KVM filled the internal-error member for this exit.
-                let suberror = unsafe { run.__bindgen_anon_1.internal.suberror };
-                return Err(VmError::Guest(format!(
-                    "stopped on an instruction KVM could not emulate (KVM_EXIT_INTERNAL_ERROR, suberror {suberror}); on a PVM host this is expected for an unmodified Linux kernel"
-                )));
-            }
-            Ok(VcpuExit::FailEntry(reason, _)) => {
-                return Err(VmError::Guest(format!(
-                    "could not be entered (KVM_EXIT_FAIL_ENTRY, reason {reason:#x})"
-                )))
-            }
-            Ok(VcpuExit::SystemEvent(kind, _)) => {
-                return Err(VmError::Guest(format!("raised system event {kind}")))
-            }
-            Ok(other) => {
-                return Err(VmError::Guest(format!("made an exit isola does not handle: {other:?}")))
-            }
-            Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
-                if dog.as_ref().is_some_and(|d| d.fired()) {
-                    return Err(VmError::Timeout(config.timeout.unwrap_or_default()));
-                }
-            }
-            Err(e) => return Err(VmError::Kvm("KVM_RUN", e)),
-        }
-    };
+    let end = vcpus::run_all(vcpus, &devices, config.timeout)?;
     for uart in [&devices.com1, &devices.com2] {
         if let Ok(mut u) = uart.lock() {
             let _ = u.writer_mut().flush();

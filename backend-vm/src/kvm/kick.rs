@@ -1,0 +1,86 @@
+//! Getting vCPU threads out of KVM_RUN: a signal with a do-nothing handler
+//! (no SA_RESTART) makes the ioctl return EINTR, and the loop then sees the
+//! stop flag. Used when one vCPU ends the VM and when the deadline passes.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::VmError;
+
+extern "C" fn ignore(_: libc::c_int) {}
+
+fn signal() -> libc::c_int {
+    libc::SIGRTMIN()
+}
+
+/// Install the handler; call once before any vCPU thread runs.
+pub fn install() -> Result<(), VmError> {
+    // SAFETY: sigaction with a zeroed struct and a handler that does nothing.
+    let rc = unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = ignore as *const () as usize;
+        libc::sigaction(signal(), &sa, std::ptr::null_mut())
+    };
+    if rc != 0 {
+        return Err(VmError::Config(
+            "cannot install the vCPU kick signal handler".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The stop flag and the threads to kick.
+#[derive(Default)]
+pub struct Stop {
+    flag: AtomicBool,
+    threads: Mutex<Vec<libc::pthread_t>>,
+}
+
+impl Stop {
+    /// Register the calling thread as a vCPU thread.
+    pub fn register(&self) {
+        // SAFETY: pthread_self has no preconditions.
+        let me = unsafe { libc::pthread_self() };
+        if let Ok(mut t) = self.threads.lock() {
+            t.push(me);
+        }
+    }
+
+    /// Forget the calling thread: it is leaving its loop.
+    pub fn unregister(&self) {
+        // SAFETY: pthread_self has no preconditions.
+        let me = unsafe { libc::pthread_self() };
+        if let Ok(mut t) = self.threads.lock() {
+            // SAFETY: pthread_equal compares two thread ids.
+            t.retain(|x| unsafe { libc::pthread_equal(*x, me) } == 0);
+        }
+    }
+
+    pub fn is_set(&self) -> bool {
+        self.flag.load(Ordering::SeqCst)
+    }
+
+    /// Set the flag and kick every registered thread until none is left.
+    /// A kick that lands between two KVM_RUN calls is lost, hence the loop.
+    pub fn stop_all(self: &Arc<Self>) {
+        self.flag.store(true, Ordering::SeqCst);
+        let me = Arc::clone(self);
+        std::thread::spawn(move || loop {
+            {
+                let Ok(threads) = me.threads.lock() else {
+                    return;
+                };
+                if threads.is_empty() {
+                    return;
+                }
+                for t in threads.iter() {
+                    // SAFETY: a thread unregisters (under this lock, which we
+                    // hold) before it exits, so `t` names a live thread.
+                    unsafe { libc::pthread_kill(*t, signal()) };
+                }
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        });
+    }
+}

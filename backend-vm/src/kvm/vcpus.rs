@@ -1,0 +1,121 @@
+//! Running the vCPUs, one thread each, until one of them ends the VM (exit
+//! port, reset, a fatal exit) or the deadline passes; the others are then
+//! kicked out of KVM_RUN and joined.
+
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kvm_ioctls::{VcpuExit, VcpuFd};
+
+use super::devices::{Action, Devices};
+use super::kick::{self, Stop};
+use super::{End, VmError};
+
+/// Run every vCPU to the VM's end.
+pub fn run_all(
+    vcpus: Vec<VcpuFd>,
+    devices: &Devices,
+    timeout: Option<Duration>,
+) -> Result<End, VmError> {
+    kick::install()?;
+    let stop = Arc::new(Stop::default());
+    let result: Mutex<Option<Result<End, VmError>>> = Mutex::new(None);
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    std::thread::scope(|s| {
+        let stop_on_time = &stop;
+        let watcher = s.spawn(move || {
+            let Some(t) = timeout else { return };
+            if done_rx.recv_timeout(t) == Err(RecvTimeoutError::Timeout) {
+                stop_on_time.stop_all();
+            }
+        });
+        let mut threads = Vec::new();
+        for (id, vcpu) in vcpus.into_iter().enumerate() {
+            let (stop, result) = (&stop, &result);
+            let spawned = std::thread::Builder::new()
+                .name(format!("isola-vcpu{id}"))
+                .spawn_scoped(s, move || {
+                    stop.register();
+                    let end = vcpu_loop(vcpu, devices, stop);
+                    stop.unregister();
+                    if let Some(end) = end {
+                        if let Ok(mut r) = result.lock() {
+                            r.get_or_insert(end);
+                        }
+                        stop.stop_all();
+                    }
+                });
+            match spawned {
+                Ok(t) => threads.push(t),
+                Err(e) => {
+                    if let Ok(mut r) = result.lock() {
+                        r.get_or_insert(Err(VmError::Config(format!(
+                            "starting the thread of vCPU {id}: {e}"
+                        ))));
+                    }
+                    stop.stop_all();
+                    break;
+                }
+            }
+        }
+        for t in threads {
+            let _ = t.join();
+        }
+        drop(done_tx);
+        let _ = watcher.join();
+    });
+    let ended = result.into_inner().ok().flatten();
+    ended.unwrap_or_else(|| Err(VmError::Timeout(timeout.unwrap_or_default())))
+}
+
+/// One vCPU's exits, until it ends the VM (`Some`) or is stopped (`None`).
+fn vcpu_loop(mut vcpu: VcpuFd, devices: &Devices, stop: &Stop) -> Option<Result<End, VmError>> {
+    loop {
+        if stop.is_set() {
+            return None;
+        }
+        let exit = match vcpu.run() {
+            Ok(exit) => exit,
+            Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => continue,
+            Err(e) => return Some(Err(VmError::Kvm("KVM_RUN", e))),
+        };
+        match exit {
+            VcpuExit::IoOut(port, data) => match devices.port_out(port, data) {
+                Action::Continue => {}
+                Action::Exit(code) => return Some(Ok(End::Exit(code))),
+                Action::Reset => return Some(Ok(End::Reset)),
+            },
+            VcpuExit::IoIn(port, data) => devices.port_in(port, data),
+            VcpuExit::MmioRead(_, data) => data.fill(0xff),
+            VcpuExit::MmioWrite(..) => {}
+            VcpuExit::Hlt => return Some(Err(VmError::Guest("halted with interrupts off".into()))),
+            VcpuExit::Shutdown => {
+                return Some(Err(VmError::Guest(
+                    "triple-faulted (KVM_EXIT_SHUTDOWN): it crashed before it could handle its own exceptions".into(),
+                )))
+            }
+            VcpuExit::InternalError => {
+                let run = vcpu.get_kvm_run();
+                // SAFETY: KVM filled the internal-error member for this exit.
+                let suberror = unsafe { run.__bindgen_anon_1.internal.suberror };
+                return Some(Err(VmError::Guest(format!(
+                    "stopped on an instruction KVM could not emulate (KVM_EXIT_INTERNAL_ERROR, suberror {suberror}); on a PVM host this is expected for an unmodified Linux kernel"
+                ))));
+            }
+            VcpuExit::FailEntry(reason, _) => {
+                return Some(Err(VmError::Guest(format!(
+                    "could not be entered (KVM_EXIT_FAIL_ENTRY, reason {reason:#x})"
+                ))))
+            }
+            VcpuExit::SystemEvent(kind, _) => {
+                return Some(Err(VmError::Guest(format!("raised system event {kind}"))))
+            }
+            other => {
+                return Some(Err(VmError::Guest(format!(
+                    "made an exit isola does not handle: {other:?}"
+                ))))
+            }
+        }
+    }
+}

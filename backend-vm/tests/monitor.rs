@@ -233,3 +233,35 @@ fn a_guest_that_runs_too_long_is_stopped_at_the_deadline() {
     assert!(matches!(err, kvm::VmError::Timeout(_)), "{err}");
     assert!(err.to_string().contains("did not finish within"), "{err}");
 }
+
+#[test]
+fn a_timer_interrupt_arrives_through_the_in_kernel_irqchip() {
+    let Some(b) = boot("timer", None, None, 64, 1) else {
+        return;
+    };
+    let outcome = b
+        .outcome
+        .unwrap_or_else(|e| panic!("{e}\nCOM1:\n{}", b.com1));
+    assert_eq!(outcome.end, End::Exit(0));
+    assert!(b.com1.contains("timer: 3 ticks\n"), "{}", b.com1);
+}
+
+#[test]
+fn the_boot_cpu_starts_the_others_it_finds_in_the_mp_table() {
+    let Some(b) = boot("smp exit=7", None, None, 64, 3) else {
+        return;
+    };
+    let outcome = b
+        .outcome
+        .unwrap_or_else(|e| panic!("{e}\nCOM1:\n{}", b.com1));
+    assert_eq!(outcome.end, End::Exit(7));
+    for line in ["smp: 3 cpus", "smp: cpu 1 started", "smp: cpu 2 started"] {
+        assert!(b.com1.lines().any(|l| l == line), "{line}\n{}", b.com1);
+    }
+    // One vCPU: the table lists only the boot CPU.
+    let Some(b) = boot("smp", None, None, 64, 1) else {
+        return;
+    };
+    assert!(b.com1.contains("smp: 1 cpus\n"), "{}", b.com1);
+    assert!(!b.com1.contains("smp: cpu"), "{}", b.com1);
+}

@@ -5,9 +5,16 @@
 
 mod boot_params;
 mod cmdline;
+mod cpu;
 mod entry;
+mod idt;
+mod mptable;
 mod port;
+mod smp;
+mod timer;
+mod trampoline;
 mod uart;
+mod x2apic;
 
 use core::mem::MaybeUninit;
 
@@ -65,6 +72,12 @@ extern "C" fn main(boot_params: u64) -> ! {
 
     COM2.str("isola-testguest: stderr works\n");
 
+    if cmdline::has_token(line, b"timer") {
+        timer::run();
+    }
+    if cmdline::has_token(line, b"smp") {
+        smp::run();
+    }
     if cmdline::has_token(line, b"echo") {
         echo();
     }

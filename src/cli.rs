@@ -129,6 +129,12 @@ pub struct RunArgs {
     /// Isolation level: container (namespaces + cgroups) or vm (a KVM guest)
     #[arg(long, default_value = "container", value_name = "BACKEND")]
     pub backend: String,
+    /// With --backend vm: the monitor, isola (its own, on KVM) or qemu (microvm; KVM, or a software CPU where KVM cannot run Linux)
+    #[arg(long, default_value = "isola", value_name = "VMM")]
+    pub vmm: String,
+    /// With --backend vm: the guest kernel (default: ISOLA_KERNEL, else /boot/vmlinuz-$(uname -r), else the newest /boot/vmlinuz-*)
+    #[arg(long, value_name = "PATH")]
+    pub kernel: Option<PathBuf>,
     /// Remove the sandbox's directory when it exits
     #[arg(long)]
     pub rm: bool,

@@ -1,4 +1,9 @@
 //! The VM backend: isola's KVM monitor and the guest artifact it boots.
 
+pub mod backend;
+pub mod guest;
 pub mod host;
+pub mod kernel;
 pub mod kvm;
+pub mod monitor;
+pub mod qemu;

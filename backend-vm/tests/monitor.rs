@@ -77,6 +77,17 @@ fn boot(
     mib: u64,
     vcpus: u8,
 ) -> Option<Booted> {
+    boot_with(kvm::Protocol::Auto, cmdline, initrd, input, mib, vcpus)
+}
+
+fn boot_with(
+    protocol: kvm::Protocol,
+    cmdline: &str,
+    initrd: Option<&[u8]>,
+    input: Option<&'static [u8]>,
+    mib: u64,
+    vcpus: u8,
+) -> Option<Booted> {
     let kernel = guest()?;
     if !kvm_usable() {
         return None;
@@ -88,6 +99,7 @@ fn boot(
         cmdline: cmdline.into(),
         memory_bytes: mib << 20,
         vcpus,
+        protocol,
         timeout: Some(Duration::from_secs(20)),
     };
     let io = GuestIo {
@@ -173,6 +185,7 @@ fn bad_kernels_and_sizes_are_refused_in_one_sentence() {
             cmdline: String::new(),
             memory_bytes: mib << 20,
             vcpus: 1,
+            protocol: kvm::Protocol::Auto,
             timeout: Some(Duration::from_secs(5)),
         };
         let io = GuestIo {
@@ -222,6 +235,7 @@ fn a_guest_that_runs_too_long_is_stopped_at_the_deadline() {
         cmdline: "echo".into(),
         memory_bytes: 64 << 20,
         vcpus: 2,
+        protocol: kvm::Protocol::Auto,
         timeout: Some(Duration::from_millis(300)),
     };
     let io = GuestIo {
@@ -264,4 +278,40 @@ fn the_boot_cpu_starts_the_others_it_finds_in_the_mp_table() {
     };
     assert!(b.com1.contains("smp: 1 cpus\n"), "{}", b.com1);
     assert!(!b.com1.contains("smp: cpu"), "{}", b.com1);
+}
+
+#[test]
+fn pvh_and_the_64_bit_boot_protocol_give_the_guest_the_same_facts() {
+    let initrd = b"SAME-FACTS-EITHER-WAY";
+    let cmdline = "exit=9 both ways";
+    let Some(pvh) = boot_with(kvm::Protocol::Auto, cmdline, Some(initrd), None, 96, 1) else {
+        return;
+    };
+    let Some(zero_page) = boot_with(kvm::Protocol::Linux64, cmdline, Some(initrd), None, 96, 1)
+    else {
+        return;
+    };
+    for b in [&pvh, &zero_page] {
+        let o = b
+            .outcome
+            .as_ref()
+            .unwrap_or_else(|e| panic!("{e}\nCOM1:\n{}", b.com1));
+        assert_eq!(o.end, End::Exit(9), "{}", b.com1);
+    }
+    // The ELF has a PVH note: by default isola enters it there, as Linux's vmlinux.
+    assert!(pvh.outcome.as_ref().unwrap().loaded.pvh);
+    assert!(pvh.com1.contains("boot: pvh\n"), "{}", pvh.com1);
+    assert!(!zero_page.outcome.as_ref().unwrap().loaded.pvh);
+    assert!(
+        zero_page.com1.contains("boot: linux64\n"),
+        "{}",
+        zero_page.com1
+    );
+    let facts = |s: &str| -> Vec<String> {
+        s.lines()
+            .filter(|l| !l.starts_with("boot: "))
+            .map(String::from)
+            .collect()
+    };
+    assert_eq!(facts(&pvh.com1), facts(&zero_page.com1));
 }

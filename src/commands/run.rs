@@ -20,7 +20,15 @@ pub fn run(root: &Root, args: &RunArgs) -> Result<i32> {
             bail!("the container backend needs root (rootless containers are not supported yet); run isola as root")
         }
         "container" => Box::new(isola_container::ContainerBackend),
-        "vm" => bail!("the VM backend is not built yet; use --backend container"),
+        "vm" => Box::new(isola_vm::backend::VmBackend {
+            vmm: match args.vmm.as_str() {
+                "isola" => isola_vm::backend::Vmm::Isola,
+                "qemu" => isola_vm::backend::Vmm::Qemu,
+                other => bail!("unknown --vmm {other:?}: use isola or qemu"),
+            },
+            kernel: args.kernel.clone(),
+            state_dir: root.dir().to_path_buf(),
+        }),
         other => bail!("unknown backend {other:?}: use container or vm"),
     };
     let store = ImageStore::open(root.clone())?;

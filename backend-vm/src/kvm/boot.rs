@@ -1,6 +1,7 @@
-//! Loading a guest by Linux's x86-64 boot protocol: the kernel (an ELF
-//! vmlinux or a bzImage, by linux-loader), the command line, the initrd near
-//! the top of RAM, and the zero page with the e820 map pointing at them.
+//! Loading a guest: the kernel (an ELF vmlinux or a bzImage, by
+//! linux-loader), the command line, the initrd near the top of RAM, and the
+//! boot information pointing at them: PVH's start info for an ELF with a PVH
+//! note, else the zero page of Linux's 64-bit boot protocol.
 
 use std::fs::File;
 use std::io::Read;
@@ -8,12 +9,19 @@ use std::path::Path;
 
 use linux_loader::cmdline::Cmdline;
 use linux_loader::configurator::linux::LinuxBootConfigurator;
+use linux_loader::configurator::pvh::PvhBootConfigurator;
 use linux_loader::configurator::{BootConfigurator, BootParams};
 use linux_loader::loader::bootparam::{boot_e820_entry, boot_params};
+use linux_loader::loader::elf::start_info::{
+    hvm_memmap_table_entry, hvm_modlist_entry, hvm_start_info,
+};
+use linux_loader::loader::elf::PvhBootCapability;
 use linux_loader::loader::{load_cmdline, BzImage, Elf, KernelLoader, KernelLoaderResult};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 
-use super::layout::{CMDLINE, CMDLINE_MAX, EBDA_START, HIMEM, ZERO_PAGE};
+use super::layout::{
+    CMDLINE, CMDLINE_MAX, EBDA_START, HIMEM, PVH_INFO, PVH_MEMMAP, PVH_MODLIST, ZERO_PAGE,
+};
 use super::VmError;
 
 const E820_RAM: u32 = 1;
@@ -23,12 +31,28 @@ const HDR_MAGIC: u32 = 0x5372_6448;
 const BOOT_FLAG: u16 = 0xaa55;
 const LOADER_UNDEFINED: u8 = 0xff;
 const KERNEL_ALIGNMENT: u32 = 0x0100_0000;
+/// `hvm_start_info.magic` (XEN_HVM_START_MAGIC_VALUE).
+const PVH_MAGIC: u32 = 0x336e_c578;
 
 /// Where the boot put things, for the vCPU set-up and for tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Loaded {
     pub entry: u64,
+    /// Entered through its PVH note (32-bit, paging off, RBX = start info)
+    /// rather than Linux's 64-bit boot protocol.
+    pub pvh: bool,
     pub initrd: Option<(u64, u64)>,
+}
+
+/// How to enter a kernel that offers both ways.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Protocol {
+    /// PVH when the ELF kernel has the note (Linux boots ~20% faster that
+    /// way: no decompressor), else the 64-bit boot protocol.
+    #[default]
+    Auto,
+    /// Always Linux's 64-bit boot protocol with the zero page.
+    Linux64,
 }
 
 pub fn load(
@@ -36,6 +60,7 @@ pub fn load(
     kernel: &Path,
     initrd: Option<&[u8]>,
     cmdline: &str,
+    protocol: Protocol,
 ) -> Result<Loaded, VmError> {
     let mut file = File::open(kernel).map_err(|e| {
         VmError::Kernel(format!("cannot open the kernel {}: {e}", kernel.display()))
@@ -58,6 +83,32 @@ pub fn load(
         None => None,
     };
 
+    let e820 = [(0, EBDA_START), (HIMEM, mem_end - HIMEM)];
+    if let (Protocol::Auto, PvhBootCapability::PvhEntryPresent(entry)) =
+        (protocol, result.pvh_boot_cap)
+    {
+        write_start_info(mem, &e820, initrd_at)?;
+        return Ok(Loaded {
+            entry: entry.0,
+            pvh: true,
+            initrd: initrd_at,
+        });
+    }
+    write_zero_page(mem, &result, cmdline, &e820, initrd_at)?;
+    Ok(Loaded {
+        entry: entry_point(&result),
+        pvh: false,
+        initrd: initrd_at,
+    })
+}
+
+fn write_zero_page(
+    mem: &GuestMemoryMmap,
+    result: &KernelLoaderResult,
+    cmdline: &str,
+    e820: &[(u64, u64)],
+    initrd_at: Option<(u64, u64)>,
+) -> Result<(), VmError> {
     let mut params = boot_params::default();
     if let Some(hdr) = result.setup_header {
         // A bzImage brings its own setup header; keep what it says.
@@ -75,7 +126,6 @@ pub fn load(
         params.ext_ramdisk_image = (addr >> 32) as u32;
         params.ext_ramdisk_size = (size >> 32) as u32;
     }
-    let e820 = [(0, EBDA_START), (HIMEM, mem_end - HIMEM)];
     for (i, (addr, size)) in e820.iter().enumerate() {
         params.e820_table[i] = boot_e820_entry {
             addr: *addr,
@@ -84,16 +134,48 @@ pub fn load(
         };
     }
     params.e820_entries = e820.len() as u8;
-    LinuxBootConfigurator::write_bootparams(
-        &BootParams::new(&params, GuestAddress(ZERO_PAGE)),
-        mem,
-    )
-    .map_err(|e| VmError::Memory(format!("writing the zero page: {e}")))?;
+    LinuxBootConfigurator::write_bootparams(&BootParams::new(&params, GuestAddress(ZERO_PAGE)), mem)
+        .map_err(|e| VmError::Memory(format!("writing the zero page: {e}")))
+}
 
-    Ok(Loaded {
-        entry: entry_point(&result),
-        initrd: initrd_at,
-    })
+/// PVH's `hvm_start_info`, its memory map and the initrd as its one module.
+fn write_start_info(
+    mem: &GuestMemoryMmap,
+    e820: &[(u64, u64)],
+    initrd_at: Option<(u64, u64)>,
+) -> Result<(), VmError> {
+    let memmap: Vec<hvm_memmap_table_entry> = e820
+        .iter()
+        .map(|&(addr, size)| hvm_memmap_table_entry {
+            addr,
+            size,
+            type_: E820_RAM,
+            reserved: 0,
+        })
+        .collect();
+    let mut info = hvm_start_info {
+        magic: PVH_MAGIC,
+        version: 1,
+        cmdline_paddr: CMDLINE,
+        memmap_paddr: PVH_MEMMAP,
+        memmap_entries: memmap.len() as u32,
+        ..Default::default()
+    };
+    let mut params = BootParams::new(&info, GuestAddress(PVH_INFO));
+    if let Some((paddr, size)) = initrd_at {
+        info.nr_modules = 1;
+        info.modlist_paddr = PVH_MODLIST;
+        params = BootParams::new(&info, GuestAddress(PVH_INFO));
+        let module = hvm_modlist_entry {
+            paddr,
+            size,
+            ..Default::default()
+        };
+        params.set_modules(&[module], GuestAddress(PVH_MODLIST));
+    }
+    params.set_sections(&memmap, GuestAddress(PVH_MEMMAP));
+    PvhBootConfigurator::write_bootparams(&params, mem)
+        .map_err(|e| VmError::Memory(format!("writing the PVH start info: {e}")))
 }
 
 /// An ELF vmlinux (entered at its 64-bit entry) or a bzImage (entered at

@@ -7,7 +7,7 @@ use kvm_bindings::{kvm_fpu, kvm_lapic_state, kvm_msr_entry, kvm_regs, kvm_segmen
 use kvm_ioctls::VcpuFd;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
-use super::layout::{BOOT_STACK, GDT, IDT, PD, PDPT, PML4, ZERO_PAGE};
+use super::layout::{BOOT_STACK, GDT, IDT, PD, PDPT, PML4, PVH_INFO, ZERO_PAGE};
 use super::VmError;
 
 // Control-register and EFER bits.
@@ -18,12 +18,13 @@ const EFER_LME: u64 = 1 << 8;
 const EFER_LMA: u64 = 1 << 10;
 
 /// GDT entries: null, 64-bit code, data, TSS (as Firecracker and Linux's own
-/// boot code lay them out).
-const GDT_ENTRIES: [u64; 4] = [
+/// boot code lay them out), then a 32-bit code segment for PVH's entry.
+const GDT_ENTRIES: [u64; 5] = [
     0,
     gdt_entry(0xa09b, 0, 0xfffff),
     gdt_entry(0xc093, 0, 0xfffff),
     gdt_entry(0x808b, 0, 0xfffff),
+    gdt_entry(0xc09b, 0, 0xfffff),
 ];
 
 const fn gdt_entry(flags: u16, base: u32, limit: u32) -> u64 {
@@ -114,13 +115,12 @@ pub fn setup(vcpu: &VcpuFd, id: u8, cpuid: &CpuId) -> Result<(), VmError> {
     set_lint(vcpu)
 }
 
-/// Put the boot vCPU in long mode at `entry`, RSI at the zero page.
-pub fn boot_state(vcpu: &VcpuFd, entry: u64) -> Result<(), VmError> {
+/// Start the boot vCPU at `entry`: in long mode with RSI at the zero page,
+/// or for `pvh` in 32-bit protected mode with RBX at the PVH start info.
+pub fn boot_state(vcpu: &VcpuFd, entry: u64, pvh: bool) -> Result<(), VmError> {
     let kvm = |what: &'static str| move |e| VmError::Kvm(what, e);
     let mut sregs = vcpu.get_sregs().map_err(kvm("KVM_GET_SREGS"))?;
-    let code = segment(GDT_ENTRIES[1], 1);
     let data = segment(GDT_ENTRIES[2], 2);
-    sregs.cs = code;
     sregs.ds = data;
     sregs.es = data;
     sregs.fs = data;
@@ -131,20 +131,30 @@ pub fn boot_state(vcpu: &VcpuFd, entry: u64) -> Result<(), VmError> {
     sregs.gdt.limit = (GDT_ENTRIES.len() * 8 - 1) as u16;
     sregs.idt.base = IDT;
     sregs.idt.limit = 7;
-    sregs.cr3 = PML4;
-    sregs.cr4 |= CR4_PAE;
-    sregs.cr0 |= CR0_PE | CR0_PG;
-    sregs.efer |= EFER_LME | EFER_LMA;
-    vcpu.set_sregs(&sregs).map_err(kvm("KVM_SET_SREGS"))?;
-
-    let regs = kvm_regs {
+    let mut regs = kvm_regs {
         rflags: 0x2,
         rip: entry,
-        rsp: BOOT_STACK,
-        rbp: BOOT_STACK,
-        rsi: ZERO_PAGE,
         ..Default::default()
     };
+    if pvh {
+        // PVH: flat 32-bit protected mode, paging off, RBX = start info.
+        sregs.cs = segment(GDT_ENTRIES[4], 4);
+        sregs.cr0 = CR0_PE;
+        sregs.cr3 = 0;
+        sregs.cr4 = 0;
+        sregs.efer = 0;
+        regs.rbx = PVH_INFO;
+    } else {
+        sregs.cs = segment(GDT_ENTRIES[1], 1);
+        sregs.cr3 = PML4;
+        sregs.cr4 |= CR4_PAE;
+        sregs.cr0 |= CR0_PE | CR0_PG;
+        sregs.efer |= EFER_LME | EFER_LMA;
+        regs.rsp = BOOT_STACK;
+        regs.rbp = BOOT_STACK;
+        regs.rsi = ZERO_PAGE;
+    }
+    vcpu.set_sregs(&sregs).map_err(kvm("KVM_SET_SREGS"))?;
     vcpu.set_regs(&regs).map_err(kvm("KVM_SET_REGS"))?;
     Ok(())
 }
@@ -227,6 +237,11 @@ mod tests {
         );
         let data = segment(GDT_ENTRIES[2], 2);
         assert_eq!((data.db, data.l, data.type_, data.selector), (1, 0, 3, 16));
+        let code32 = segment(GDT_ENTRIES[4], 4);
+        assert_eq!(
+            (code32.l, code32.db, code32.type_, code32.selector),
+            (0, 1, 0xb, 0x20)
+        );
         let null = segment(GDT_ENTRIES[0], 0);
         assert_eq!(null.unusable, 1);
     }

@@ -8,7 +8,12 @@ pub const GDT: u64 = 0x500;
 pub const IDT: u64 = 0x520;
 /// The initial stack pointer (the guest sets its own early).
 pub const BOOT_STACK: u64 = 0x8ff0;
-/// Linux's `boot_params`, the "zero page".
+/// PVH's `hvm_start_info`, its module list and memory map (where
+/// Firecracker puts them).
+pub const PVH_INFO: u64 = 0x6000;
+pub const PVH_MODLIST: u64 = 0x6040;
+pub const PVH_MEMMAP: u64 = 0x7000;
+/// Linux's `boot_params`, the "zero page" (not written on a PVH boot).
 pub const ZERO_PAGE: u64 = 0x7000;
 /// Identity page tables for the first 1 GiB: PML4, PDPT, PD (2 MiB pages).
 pub const PML4: u64 = 0x9000;

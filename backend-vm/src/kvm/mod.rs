@@ -21,7 +21,7 @@ use kvm_ioctls::Kvm;
 use vm_superio::Serial;
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
-pub use boot::Loaded;
+pub use boot::{Loaded, Protocol};
 use devices::{Devices, IrqTrigger};
 
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +50,8 @@ pub struct VmConfig {
     pub memory_bytes: u64,
     /// vCPUs, 1 to [`mptable::MAX_CPUS`].
     pub vcpus: u8,
+    /// PVH or Linux's 64-bit protocol (see [`Protocol`]).
+    pub protocol: Protocol,
     /// Stop the guest after this long (`None`: let it run).
     pub timeout: Option<Duration>,
 }
@@ -105,6 +107,7 @@ pub fn run(config: &VmConfig, io: GuestIo) -> Result<Outcome, VmError> {
         &config.kernel,
         config.initrd.as_deref(),
         &config.cmdline,
+        config.protocol,
     )?;
 
     let uart =
@@ -136,7 +139,7 @@ pub fn run(config: &VmConfig, io: GuestIo) -> Result<Outcome, VmError> {
         vcpus.push(vcpu);
     }
     // The others wait, as on a PC, for the boot CPU's INIT and SIPI.
-    cpu::boot_state(&vcpus[0], loaded.entry)?;
+    cpu::boot_state(&vcpus[0], loaded.entry, loaded.pvh)?;
 
     let end = vcpus::run_all(vcpus, &devices, config.timeout)?;
     for uart in [&devices.com1, &devices.com2] {

@@ -1,13 +1,10 @@
 //! The fields of Linux's boot_params "zero page" that the tests check,
 //! read at their offsets from Documentation/arch/x86/zero-page.rst.
 
-// Only the first 1 GiB is identity-mapped at entry; touching anything above
-// it would fault, and with no IDT a fault is a triple fault.
-const MAPPED_END: u64 = 1 << 30;
+use crate::boot_info::{c_string, BootInfo, E820Entry, Region};
+
 // E820_MAX_ENTRIES_ZEROPAGE: the table's room in the zero page.
 const E820_MAX: u8 = 128;
-// Linux's own limit is 2048; stop well before running through memory.
-const CMDLINE_MAX: u64 = 4096;
 
 const EXT_RAMDISK_IMAGE: u64 = 0x0c0;
 const EXT_RAMDISK_SIZE: u64 = 0x0c4;
@@ -18,22 +15,6 @@ const RAMDISK_SIZE: u64 = 0x21c;
 const CMD_LINE_PTR: u64 = 0x228;
 const E820_TABLE: u64 = 0x2d0;
 const E820_ENTRY_SIZE: u64 = 20;
-
-pub struct E820Entry {
-    pub addr: u64,
-    pub size: u64,
-    pub kind: u32,
-}
-
-/// Guest memory the zero page points at.
-pub enum Region {
-    /// A null pointer: the monitor passed nothing.
-    Absent,
-    /// Outside what the guest can read (above 1 GiB, or at address 0, which
-    /// a Rust slice cannot start at); the address, for the log.
-    Unreadable(u64),
-    Bytes(&'static [u8]),
-}
 
 pub struct BootParams {
     base: u64,
@@ -53,11 +34,18 @@ impl BootParams {
         unsafe { core::ptr::read_unaligned((self.base + offset) as *const T) }
     }
 
-    pub fn e820_len(&self) -> u8 {
-        self.read::<u8>(E820_ENTRIES).min(E820_MAX)
+    /// A 64-bit value the zero page splits into a low and a high u32.
+    fn wide(&self, low: u64, high: u64) -> u64 {
+        u64::from(self.read::<u32>(low)) | u64::from(self.read::<u32>(high)) << 32
+    }
+}
+
+impl BootInfo for BootParams {
+    fn e820_len(&self) -> u32 {
+        self.read::<u8>(E820_ENTRIES).min(E820_MAX).into()
     }
 
-    pub fn e820(&self, i: u8) -> E820Entry {
+    fn e820(&self, i: u32) -> E820Entry {
         let at = E820_TABLE + u64::from(i) * E820_ENTRY_SIZE;
         E820Entry {
             addr: self.read(at),
@@ -66,45 +54,14 @@ impl BootParams {
         }
     }
 
-    pub fn cmdline(&self) -> Region {
-        let addr = self.wide(CMD_LINE_PTR, EXT_CMD_LINE_PTR);
-        if addr == 0 {
-            return Region::Absent;
-        }
-        if addr >= MAPPED_END {
-            return Region::Unreadable(addr);
-        }
-        let max = CMDLINE_MAX.min(MAPPED_END - addr);
-        let mut len = 0;
-        // SAFETY: every byte read is below MAPPED_END, so identity-mapped.
-        while len < max && unsafe { *((addr + len) as *const u8) } != 0 {
-            len += 1;
-        }
-        memory(addr, len)
+    fn cmdline(&self) -> Region {
+        c_string(self.wide(CMD_LINE_PTR, EXT_CMD_LINE_PTR))
     }
 
-    /// The initrd's address and size.
-    pub fn initrd(&self) -> (u64, u64) {
+    fn initrd(&self) -> (u64, u64) {
         (
             self.wide(RAMDISK_IMAGE, EXT_RAMDISK_IMAGE),
             self.wide(RAMDISK_SIZE, EXT_RAMDISK_SIZE),
         )
-    }
-
-    /// A 64-bit value the zero page splits into a low and a high u32.
-    fn wide(&self, low: u64, high: u64) -> u64 {
-        u64::from(self.read::<u32>(low)) | u64::from(self.read::<u32>(high)) << 32
-    }
-}
-
-/// `len` bytes of guest memory at `addr`, if they lie in the mapped first GiB.
-pub fn memory(addr: u64, len: u64) -> Region {
-    match addr.checked_add(len) {
-        Some(end) if addr != 0 && end <= MAPPED_END => {
-            // SAFETY: the range is identity-mapped, and the monitor does not
-            // change what it passed the guest while the guest runs.
-            Region::Bytes(unsafe { core::slice::from_raw_parts(addr as *const u8, len as usize) })
-        }
-        _ => Region::Unreadable(addr),
     }
 }

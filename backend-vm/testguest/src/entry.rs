@@ -1,5 +1,11 @@
-//! The entry point the monitor jumps to (the ELF's e_entry): our own stack,
-//! a cleared .bss, then `main` with the boot_params address from RSI.
+//! The 64-bit entry point the monitor jumps to (the ELF's e_entry): our own
+//! stack, a cleared .bss, then `main` with the boot_params address from RSI.
+//! The PVH entry (pvh.rs) reaches `main` by its own way.
+
+/// How the guest was entered, `main`'s second argument: the information's
+/// address is a zero page (Linux's 64-bit protocol) or an hvm_start_info.
+pub const LINUX64: u64 = 0;
+pub const PVH: u64 = 1;
 
 // The monitor makes no promise about RSP, so nothing may touch the stack
 // before it is set. Only plain moves and compares here: the PVM host emulates
@@ -18,6 +24,7 @@ core::arch::global_asm!(
     "    add rdi, 8",
     "    jmp 2b",
     "3:  mov rdi, rsi",
+    "    mov esi, {linux64}",
     "    call {main}",
     "4:  hlt",
     "    jmp 4b",
@@ -26,6 +33,7 @@ core::arch::global_asm!(
     ".balign 16",
     ".space {stack_size}",
     "__stack_top:",
+    linux64 = const LINUX64,
     main = sym crate::main,
     stack_size = const STACK_SIZE,
 );

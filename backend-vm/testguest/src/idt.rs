@@ -110,7 +110,7 @@ struct Pointer {
 pub fn load() {
     let selector: u16;
     // SAFETY: reading CS has no effects. The gates use the code segment we
-    // run in (the monitor's 64-bit code selector, 0x08).
+    // run in (0x08: the monitor's 64-bit code selector, or ours after PVH).
     unsafe { asm!("mov {0:x}, cs", out(reg) selector, options(nomem, nostack, preserves_flags)) };
     let gates = IDT.0.get();
     // SAFETY: see `impl Sync for Table`; nothing holds a reference into it.

@@ -1,8 +1,10 @@
 //! isola-testguest: a bare-metal x86-64 guest the KVM monitor's tests boot
-//! like a Linux vmlinux; it reports on COM1 what the monitor handed it.
+//! like a Linux vmlinux (64-bit entry or PVH); it reports on COM1 what the
+//! monitor handed it.
 #![no_std]
 #![no_main]
 
+mod boot_info;
 mod boot_params;
 mod cmdline;
 mod cpu;
@@ -10,7 +12,9 @@ mod entry;
 mod idt;
 mod mptable;
 mod port;
+mod pvh;
 mod smp;
+mod start_info;
 mod timer;
 mod trampoline;
 mod uart;
@@ -18,7 +22,9 @@ mod x2apic;
 
 use core::mem::MaybeUninit;
 
-use boot_params::{BootParams, Region};
+use boot_info::{BootInfo, Region};
+use boot_params::BootParams;
+use start_info::{Invalid, StartInfo};
 use uart::{COM1, COM2};
 
 // QEMU's isa-debug-exit port: the byte written is the guest's exit status.
@@ -29,46 +35,25 @@ const ECHO_MAX: usize = 120;
 const ECHO_IDLE_POLLS: u32 = 200_000;
 const INITRD_HEAD: u64 = 16;
 
-extern "C" fn main(boot_params: u64) -> ! {
-    let bp = BootParams::new(boot_params);
+/// Entered from `_start` (Linux's 64-bit protocol, `info` = the zero page)
+/// or from the PVH entry (`info` = hvm_start_info); `protocol` says which.
+extern "C" fn main(info: u64, protocol: u64) -> ! {
     COM1.str("isola-testguest: started\n");
-
-    COM1.str("e820: ").dec(bp.e820_len().into()).str("\n");
-    for i in 0..bp.e820_len() {
-        let e = bp.e820(i);
-        COM1.str("e820 ")
-            .hex(e.addr)
-            .str(" ")
-            .hex(e.size)
-            .str(" ")
-            .dec(e.kind.into())
-            .str("\n");
-    }
-
-    COM1.str("cmdline: ");
-    let line: &[u8] = match bp.cmdline() {
-        Region::Bytes(line) => {
-            COM1.bytes(line);
-            line
+    let line = if protocol == entry::PVH {
+        COM1.str("boot: pvh\n");
+        match StartInfo::new(info) {
+            Ok(start) => report(&start),
+            Err(e) => {
+                invalid_start_info(info, e);
+                // A reference to the constant itself: copying it onto the
+                // stack would cost a memcpy (`rep movs`) for the emulator.
+                report(&StartInfo::EMPTY)
+            }
         }
-        Region::Absent => &[],
-        Region::Unreadable(addr) => {
-            unreadable(addr);
-            &[]
-        }
+    } else {
+        COM1.str("boot: linux64\n");
+        report(&BootParams::new(info))
     };
-    COM1.str("\n");
-
-    let (addr, size) = bp.initrd();
-    COM1.str("initrd: ").hex(addr).str(" ").dec(size).str("\n");
-    if size > 0 {
-        COM1.str("initrd-head: ");
-        match boot_params::memory(addr, size.min(INITRD_HEAD)) {
-            Region::Bytes(head) => printable(head),
-            _ => unreadable(addr),
-        }
-        COM1.str("\n");
-    }
 
     COM2.str("isola-testguest: stderr works\n");
 
@@ -87,6 +72,58 @@ extern "C" fn main(boot_params: u64) -> ! {
         .dec(status.into())
         .str("\n");
     exit(status)
+}
+
+/// The lines the tests read, the same from either protocol: the memory
+/// map, the command line (returned, for the switches) and the initrd.
+fn report(boot: &dyn BootInfo) -> &'static [u8] {
+    COM1.str("e820: ").dec(boot.e820_len().into()).str("\n");
+    for i in 0..boot.e820_len() {
+        let e = boot.e820(i);
+        COM1.str("e820 ")
+            .hex(e.addr)
+            .str(" ")
+            .hex(e.size)
+            .str(" ")
+            .dec(e.kind.into())
+            .str("\n");
+    }
+
+    COM1.str("cmdline: ");
+    let line: &[u8] = match boot.cmdline() {
+        Region::Bytes(line) => {
+            COM1.bytes(line);
+            line
+        }
+        Region::Absent => &[],
+        Region::Unreadable(addr) => {
+            unreadable(addr);
+            &[]
+        }
+    };
+    COM1.str("\n");
+
+    let (addr, size) = boot.initrd();
+    COM1.str("initrd: ").hex(addr).str(" ").dec(size).str("\n");
+    if size > 0 {
+        COM1.str("initrd-head: ");
+        match boot_info::memory(addr, size.min(INITRD_HEAD)) {
+            Region::Bytes(head) => printable(head),
+            _ => unreadable(addr),
+        }
+        COM1.str("\n");
+    }
+    line
+}
+
+/// Says why EBX did not lead to a start info; the guest then goes on with
+/// nothing to report, so that it still reaches its exit.
+fn invalid_start_info(addr: u64, e: Invalid) {
+    COM1.str("pvh: no start info at ").hex(addr);
+    match e {
+        Invalid::Unreadable => COM1.str(" (unreadable)\n"),
+        Invalid::Magic(magic) => COM1.str(" (magic ").hex(magic.into()).str(")\n"),
+    };
 }
 
 /// Bytes outside printable ASCII shown as '.', so binary data cannot garble the log.

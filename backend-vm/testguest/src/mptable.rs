@@ -2,7 +2,7 @@
 //! the `_MP_` floating pointer in the EBDA or the BIOS area, the `PCMP`
 //! configuration table it points at, and that table's processor entries.
 
-use crate::boot_params::{memory, Region};
+use crate::boot_info::{memory, Region};
 
 // Where the specification says to look: the last KiB of base memory (the
 // EBDA, where isola puts it) and the BIOS ROM area, on 16-byte boundaries.

@@ -1,6 +1,6 @@
 //! This CPU's local APIC in x2APIC mode, where every register is an MSR:
-//! the xAPIC's MMIO page at 0xfee00000 lies outside the 1 GiB the monitor
-//! identity-maps, and x2APIC needs no mapping at all.
+//! the xAPIC's MMIO page at 0xfee00000 lies outside the 1 GiB identity-mapped
+//! at entry, and x2APIC needs no mapping at all.
 
 use crate::cpu::{cpuid_ecx, rdmsr, wrmsr};
 

@@ -1,0 +1,129 @@
+//! The run spec as it reaches a VM guest: a JSON file at [`PATH`] in the
+//! small per-run initramfs, written by isola and read by isola-init. Shared
+//! by both so the two sides cannot drift; plain data, no host paths.
+//!
+//! Format (version 1), one JSON object:
+//!
+//! ```json
+//! {"version":1,"args":["sh","-c","echo hi"],"env":["PATH=/bin"],"cwd":"/",
+//!  "uid":0,"gid":0,"groups":[],"hostname":"f3a1c2d4e5b6","read_only":false,
+//!  "pids_limit":null,"stdin":false,"tty":false}
+//! ```
+//!
+//! Unknown fields are refused, so a newer isola with an older init fails
+//! clearly instead of silently dropping a setting.
+
+use serde::{Deserialize, Serialize};
+
+/// Where the spec is in the guest's root filesystem.
+pub const PATH: &str = "/.isola/spec.json";
+
+/// The version this crate writes and reads.
+pub const VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuestSpec {
+    pub version: u32,
+    /// The workload's argv; `args[0]` is looked up in PATH as Docker does.
+    pub args: Vec<String>,
+    /// `KEY=VALUE`, in order (later wins).
+    pub env: Vec<String>,
+    /// Absolute working directory, created if missing.
+    pub cwd: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
+    pub hostname: String,
+    /// Make the root filesystem read-only before the workload starts.
+    pub read_only: bool,
+    /// Most tasks the workload may have at once (`--pids-limit`).
+    pub pids_limit: Option<u64>,
+    /// Forward the caller's stdin (COM1 input) to the workload.
+    pub stdin: bool,
+    /// Give the workload a terminal.
+    pub tty: bool,
+}
+
+#[derive(Debug)]
+pub struct SpecError(pub String);
+
+impl std::fmt::Display for SpecError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SpecError {}
+
+impl GuestSpec {
+    pub fn to_json(&self) -> Vec<u8> {
+        // Serialising plain strings and numbers cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    pub fn from_json(bytes: &[u8]) -> Result<GuestSpec, SpecError> {
+        let spec: GuestSpec = serde_json::from_slice(bytes)
+            .map_err(|e| SpecError(format!("the run spec at {PATH} is not valid: {e}")))?;
+        if spec.version != VERSION {
+            return Err(SpecError(format!(
+                "the run spec is version {}, this isola-init reads version {VERSION}: rebuild the guest's initramfs with the same isola",
+                spec.version
+            )));
+        }
+        if spec.args.is_empty() {
+            return Err(SpecError("the run spec has no command to run".into()));
+        }
+        if !spec.cwd.starts_with('/') {
+            return Err(SpecError(format!(
+                "the working directory {:?} is not absolute",
+                spec.cwd
+            )));
+        }
+        Ok(spec)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> GuestSpec {
+        GuestSpec {
+            version: VERSION,
+            args: vec!["sh".into(), "-c".into(), "echo \"hi\"\nthere".into()],
+            env: vec!["PATH=/bin".into()],
+            cwd: "/".into(),
+            uid: 1000,
+            gid: 1000,
+            groups: vec![10],
+            hostname: "box".into(),
+            read_only: false,
+            pids_limit: Some(20),
+            stdin: false,
+            tty: false,
+        }
+    }
+
+    #[test]
+    fn round_trips() {
+        let s = spec();
+        assert_eq!(GuestSpec::from_json(&s.to_json()).unwrap(), s);
+    }
+
+    #[test]
+    fn refuses_other_versions_unknown_fields_and_empty_commands() {
+        let mut s = spec();
+        s.version = 2;
+        assert!(GuestSpec::from_json(&s.to_json())
+            .unwrap_err()
+            .0
+            .contains("version 2"));
+        let extra = br#"{"version":1,"args":["x"],"env":[],"cwd":"/","uid":0,"gid":0,"groups":[],"hostname":"h","read_only":false,"pids_limit":null,"stdin":false,"tty":false,"volumes":[]}"#;
+        assert!(GuestSpec::from_json(extra).is_err());
+        let mut s = spec();
+        s.args.clear();
+        assert!(GuestSpec::from_json(&s.to_json()).is_err());
+        assert!(GuestSpec::from_json(b"not json").is_err());
+    }
+}

@@ -1,0 +1,193 @@
+//! The VM backend: the run spec becomes a guest artifact (kernel, the
+//! image's cached initramfs with isola-init, a per-run spec archive, a
+//! quiet command line) run by a monitor; its exit-port status becomes the
+//! sandbox's exit status.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use isola_core::backend::{Backend, BackendError, ExitStatus, Outcome, Phase, RunContext};
+use isola_core::spec::{Network, RunSpec};
+use isola_guest_spec::GuestSpec;
+
+use crate::host::{self, KvmFlavour};
+use crate::kvm::{End, VmError};
+use crate::monitor::{Artifact, Monitor};
+use crate::{guest, kernel, qemu};
+
+const DEFAULT_MEMORY: u64 = 256 << 20;
+
+/// Which monitor runs the guest (`--vmm`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Vmm {
+    Isola,
+    Qemu,
+}
+
+pub struct VmBackend {
+    pub vmm: Vmm,
+    /// `--kernel`, else discovered (see [`kernel::find`]).
+    pub kernel: Option<PathBuf>,
+    /// isola's state directory, where guest root filesystems are cached.
+    pub state_dir: PathBuf,
+}
+
+/// The kernel's own messages stay off the workload's stdout: only
+/// emergencies (a panic) reach COM2, the workload's stderr.
+pub const CMDLINE: &str = "console=ttyS1 quiet loglevel=1 panic=-1 reboot=k i8042.noaux";
+
+impl Backend for VmBackend {
+    fn name(&self) -> &'static str {
+        "vm"
+    }
+
+    fn run(&self, spec: &RunSpec, ctx: &RunContext) -> Result<Outcome, BackendError> {
+        let t0 = Instant::now();
+        refuse_unsupported(spec)?;
+        let flavour = host::detect();
+        let monitor = self.monitor(&flavour)?;
+        let unavailable = BackendError::Unavailable;
+        let kernel = kernel::find(self.kernel.as_deref()).map_err(unavailable)?;
+        let init = find_init().map_err(BackendError::Unavailable)?;
+
+        let rootfs = ctx
+            .explain
+            .step(
+                "build (or reuse) the image's initramfs with isola-init as /init",
+                "the guest has no access to the host's files: its root filesystem is the image, copied into RAM at boot",
+                || guest::rootfs(&self.state_dir, &spec.image_digest, &spec.layers, &init),
+            )
+            .map_err(|e| setup("building the guest's root filesystem", e))?;
+        let spec_archive = ctx.instance_dir.join("spec.cpio");
+        std::fs::write(&spec_archive, guest::spec_archive(&guest_spec(spec)))
+            .map_err(|e| setup("writing the run spec for the guest", e))?;
+        let mut phases = vec![(Phase::RootfsReady, t0.elapsed())];
+
+        let artifact = Artifact {
+            kernel,
+            initrds: vec![rootfs, spec_archive.clone()],
+            cmdline: CMDLINE.to_string(),
+            memory_bytes: spec.limits.memory.unwrap_or(DEFAULT_MEMORY),
+            vcpus: spec
+                .limits
+                .cpus
+                .map_or(1, |c| c.ceil().clamp(1.0, 32.0) as u8),
+        };
+        phases.push((Phase::SandboxCreated, t0.elapsed()));
+        let end = ctx.explain.step(
+            &format!("boot the guest on the {} monitor", monitor.name()),
+            "the workload gets a kernel of its own: the host kernel is reached only through the monitor's few devices",
+            || monitor.run(&artifact, spec.process.stdin),
+        );
+        phases.push((Phase::WorkloadExited, t0.elapsed()));
+        let _ = std::fs::remove_file(&spec_archive);
+        phases.push((Phase::TornDown, t0.elapsed()));
+        let status = match end.map_err(vm_error)? {
+            End::Exit(code) => ExitStatus::Exited(i32::from(code)),
+            End::Reset => {
+                return Err(setup(
+                    "running the guest",
+                    VmError::Guest("reset itself before isola-init reported an exit status".into()),
+                ))
+            }
+        };
+        Ok(Outcome {
+            status,
+            message: None,
+            phases,
+            counters: Vec::new(),
+        })
+    }
+}
+
+impl VmBackend {
+    fn monitor(&self, flavour: &KvmFlavour) -> Result<Box<dyn Monitor>, BackendError> {
+        match self.vmm {
+            Vmm::Isola if flavour.can_boot_linux() => Ok(Box::new(crate::monitor::Kvm)),
+            Vmm::Isola => Err(BackendError::Unavailable(format!(
+                "isola's monitor cannot boot a Linux guest on this host: {}; use --vmm qemu \
+                 (a software CPU here: slow), --backend container, or a host with hardware KVM",
+                flavour.describe()
+            ))),
+            Vmm::Qemu => Ok(Box::new(qemu::Qemu {
+                kvm: flavour.can_boot_linux(),
+            })),
+        }
+    }
+}
+
+fn refuse_unsupported(spec: &RunSpec) -> Result<(), BackendError> {
+    let no = |what: &str| {
+        Err(BackendError::Unavailable(format!(
+            "{what}; use --backend container for it"
+        )))
+    };
+    if !spec.mounts.is_empty() {
+        return no("the VM backend takes no -v volumes or binds yet (they arrive with virtio-blk)");
+    }
+    if spec.network == Network::Host {
+        return no("the VM backend has no --network host (a guest has only lo)");
+    }
+    if spec.process.tty {
+        return no("the VM backend has no -t terminal yet");
+    }
+    Ok(())
+}
+
+fn guest_spec(spec: &RunSpec) -> GuestSpec {
+    GuestSpec {
+        version: isola_guest_spec::VERSION,
+        args: spec.process.args.clone(),
+        env: spec.process.env.clone(),
+        cwd: spec.process.cwd.clone(),
+        uid: spec.process.user.uid,
+        gid: spec.process.user.gid,
+        groups: spec.process.user.groups.clone(),
+        hostname: spec.hostname.clone(),
+        read_only: spec.read_only,
+        pids_limit: spec.limits.pids,
+        stdin: spec.process.stdin,
+        tty: spec.process.tty,
+    }
+}
+
+/// isola-init: `ISOLA_INIT`, else next to the isola binary (where `make
+/// release` puts both).
+pub fn find_init() -> Result<PathBuf, String> {
+    if let Some(p) = std::env::var_os("ISOLA_INIT").filter(|p| !p.is_empty()) {
+        let p = PathBuf::from(p);
+        return if p.is_file() {
+            Ok(p)
+        } else {
+            Err(format!(
+                "ISOLA_INIT names {}, which is not a file",
+                p.display()
+            ))
+        };
+    }
+    let exe =
+        std::env::current_exe().map_err(|e| format!("cannot find isola's own binary: {e}"))?;
+    let beside = exe.parent().unwrap_or(Path::new("/")).join("isola-init");
+    if beside.is_file() {
+        Ok(beside)
+    } else {
+        Err(format!(
+            "isola-init (the guest's init) is not at {}: build it with `make release`, or name it with ISOLA_INIT",
+            beside.display()
+        ))
+    }
+}
+
+fn setup(what: &str, e: impl std::error::Error + Send + Sync + 'static) -> BackendError {
+    BackendError::Setup {
+        what: what.into(),
+        source: Box::new(e),
+    }
+}
+
+fn vm_error(e: VmError) -> BackendError {
+    match e {
+        VmError::Unavailable(msg) => BackendError::Unavailable(msg),
+        other => setup("running the guest", other),
+    }
+}

@@ -1,0 +1,138 @@
+//! The root filesystem archives under `<root>/vm/rootfs/`, one per image and
+//! isola-init build: written beside the final name and renamed into place,
+//! so a crash never leaves half an archive where a later run would boot it.
+
+use std::fs;
+use std::io::{self, BufWriter};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use super::initramfs::{self, ArchiveError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum GuestError {
+    #[error("{0:?} is not an image digest of the form sha256:<64 hex digits>")]
+    BadDigest(String),
+    /// isola-init is missing or unreadable.
+    #[error(transparent)]
+    Init(ArchiveError),
+    #[error("building the guest root filesystem of image {image}")]
+    Build {
+        image: String,
+        #[source]
+        source: ArchiveError,
+    },
+    #[error("cannot store the guest root filesystem in {}", path.display())]
+    Store {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// The root filesystem archive of the image `image_digest` ("sha256:<hex>")
+/// whose unpacked layers are `layers` (bottom first), with `init` as /init,
+/// under the state directory `root_dir`: built on first use, then reused.
+pub fn rootfs(
+    root_dir: &Path,
+    image_digest: &str,
+    layers: &[PathBuf],
+    init: &Path,
+) -> Result<PathBuf, GuestError> {
+    let hex = digest_hex(image_digest)?;
+    let dir = root_dir.join("vm").join("rootfs");
+    let path = dir.join(format!("{hex}-{}.cpio", init_id(init)?));
+    if fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
+        return Ok(path);
+    }
+    let store = |source| GuestError::Store {
+        path: dir.clone(),
+        source,
+    };
+    fs::create_dir_all(&dir).map_err(store)?;
+    // Concurrent builders each write their own temporary file; the last
+    // rename wins, with the same bytes. A failed build's file is removed on drop.
+    let tmp = tempfile::Builder::new()
+        .prefix(".building-")
+        .suffix(".cpio")
+        .tempfile_in(&dir)
+        .map_err(store)?;
+    let out = BufWriter::with_capacity(256 * 1024, tmp.as_file());
+    initramfs::write_rootfs(layers, init, out).map_err(|source| GuestError::Build {
+        image: image_digest.to_string(),
+        source,
+    })?;
+    // On disk before the rename: after a power cut the final name holds the
+    // whole archive or nothing, never a hole a later boot would trip on.
+    tmp.as_file().sync_data().map_err(store)?;
+    tmp.persist(&path).map_err(|e| store(e.error))?;
+    Ok(path)
+}
+
+fn digest_hex(image_digest: &str) -> Result<&str, GuestError> {
+    // The hex becomes a file name: nothing but 64 lowercase hex digits.
+    match image_digest.strip_prefix("sha256:") {
+        Some(hex)
+            if hex.len() == 64
+                && hex
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) =>
+        {
+            Ok(hex)
+        }
+        _ => Err(GuestError::BadDigest(image_digest.to_string())),
+    }
+}
+
+/// The first 16 hex digits of the SHA-256 of the isola-init binary: a new
+/// init gives a new archive, and stale ones are never booted with it.
+fn init_id(init: &Path) -> Result<String, GuestError> {
+    let mut file = initramfs::open_init(init).map_err(GuestError::Init)?;
+    let mut hasher = Sha256::new();
+    io::copy(&mut file, &mut hasher).map_err(|source| {
+        GuestError::Init(ArchiveError::Read {
+            path: init.to_path_buf(),
+            source,
+        })
+    })?;
+    let mut id = hex::encode(hasher.finalize());
+    id.truncate(16);
+    Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_sha256_digests_name_a_file() {
+        let good = format!("sha256:{}", "ab".repeat(32));
+        assert_eq!(digest_hex(&good).unwrap(), "ab".repeat(32));
+        for bad in [
+            "ab".repeat(32),
+            format!("sha512:{}", "ab".repeat(32)),
+            format!("sha256:{}", "AB".repeat(32)),
+            format!("sha256:{}", "ab".repeat(31)),
+            format!("sha256:../../{}", "a".repeat(58)),
+        ] {
+            let err = digest_hex(&bad).unwrap_err();
+            assert!(matches!(err, GuestError::BadDigest(_)), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_missing_init_says_how_to_build_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let init = tmp.path().join("isola-init");
+        let digest = format!("sha256:{}", "0".repeat(64));
+        let err = rootfs(tmp.path(), &digest, &[], &init).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "isola-init not found at {}: build it with make (it is built static for the guest)",
+                init.display()
+            )
+        );
+    }
+}

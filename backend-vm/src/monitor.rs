@@ -1,0 +1,62 @@
+//! What runs a guest artifact: isola's own KVM monitor (the product) or
+//! QEMU's microvm (for comparison, and where isola's monitor cannot boot
+//! Linux). Both see the same artifact and speak the same devices: COM1 is the
+//! workload's stdin/stdout, COM2 its stderr, port 0xf4 its exit status.
+
+use std::path::PathBuf;
+
+use crate::kvm::{End, VmError};
+
+/// What a VM boots.
+#[derive(Debug, Clone)]
+pub struct Artifact {
+    pub kernel: PathBuf,
+    /// newc archives, unpacked by the kernel in this order.
+    pub initrds: Vec<PathBuf>,
+    pub cmdline: String,
+    pub memory_bytes: u64,
+    pub vcpus: u8,
+}
+
+pub trait Monitor {
+    /// `isola` or `qemu`, as `--vmm` takes it.
+    fn name(&self) -> &'static str;
+
+    /// Boot `artifact` with the guest's COM1 on this process's stdout (and
+    /// stdin when `stdin`), COM2 on its stderr, until the guest ends.
+    fn run(&self, artifact: &Artifact, stdin: bool) -> Result<End, VmError>;
+}
+
+/// isola's own monitor on /dev/kvm.
+pub struct Kvm;
+
+impl Monitor for Kvm {
+    fn name(&self) -> &'static str {
+        "isola"
+    }
+
+    fn run(&self, artifact: &Artifact, stdin: bool) -> Result<End, VmError> {
+        let mut initrd = Vec::new();
+        for path in &artifact.initrds {
+            let bytes = std::fs::read(path).map_err(|e| {
+                VmError::Config(format!("cannot read the initramfs {}: {e}", path.display()))
+            })?;
+            initrd.extend(bytes);
+        }
+        let config = crate::kvm::VmConfig {
+            kernel: artifact.kernel.clone(),
+            initrd: Some(initrd),
+            cmdline: artifact.cmdline.clone(),
+            memory_bytes: artifact.memory_bytes,
+            vcpus: artifact.vcpus,
+            protocol: crate::kvm::Protocol::Auto,
+            timeout: None,
+        };
+        let io = crate::kvm::GuestIo {
+            com1_out: Box::new(std::io::stdout()),
+            com2_out: Box::new(std::io::stderr()),
+            com1_in: stdin.then(|| Box::new(std::io::stdin()) as Box<dyn std::io::Read + Send>),
+        };
+        crate::kvm::run(&config, io).map(|o| o.end)
+    }
+}

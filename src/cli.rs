@@ -88,6 +88,9 @@ pub enum Command {
     Volume(crate::commands::volume::VolumeCommand),
     /// Show what this host offers isola: cgroups, overlayfs, KVM flavour
     Info(Json),
+    /// isola's KVM monitor on its own: boot a kernel directly
+    #[command(subcommand)]
+    Vm(crate::commands::vm::VmCommand),
 }
 
 #[derive(Subcommand, Debug)]

@@ -14,6 +14,7 @@ mod rmi;
 mod run;
 mod run_flags;
 mod tag;
+pub(crate) mod vm;
 pub(crate) mod volume;
 
 use anyhow::{Context, Result};
@@ -48,6 +49,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Prune => ps::prune(&root),
         Command::Bench(cmd) => bench::run(&root, cmd),
         Command::Info(j) => info::run(&cli.root, j.json),
+        Command::Vm(cmd) => return vm::run(cmd),
     };
     done.map(|()| 0)
 }

@@ -10,7 +10,7 @@ ISOLA_RELEASE := target/$(RELEASE_TARGET)/release/isola
 # dir: it is built for x86_64-unknown-none, never for the host.
 TESTGUEST_MANIFEST := backend-vm/testguest/Cargo.toml
 
-.PHONY: setup testguest build release test demo clean
+.PHONY: setup testguest guest-init build release test demo clean
 
 setup:
 	@scripts/setup
@@ -18,13 +18,18 @@ setup:
 testguest: setup
 	$(CARGO) build --release --manifest-path $(TESTGUEST_MANIFEST) --target x86_64-unknown-none
 
+# isola-init, the guest's PID 1, static for the guest's initramfs (`make
+# release` puts it beside isola, where the VM backend looks for it).
+guest-init: setup
+	RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build --release -p isola-init --target $(RELEASE_TARGET)
+
 build: setup testguest
 	$(CARGO) build --workspace
 
 release: setup
 	RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build --release --workspace --target $(RELEASE_TARGET)
 
-test: setup testguest
+test: setup testguest guest-init
 	$(CARGO) build --workspace --all-targets
 	$(CARGO) test --workspace
 	@CHECK_TEST_DIRS=1 scripts/check-leftovers

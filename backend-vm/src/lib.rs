@@ -7,3 +7,4 @@ pub mod kernel;
 pub mod kvm;
 pub mod monitor;
 pub mod qemu;
+mod qemu_com2;

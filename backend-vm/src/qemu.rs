@@ -16,7 +16,12 @@ pub struct Qemu {
 
 impl Qemu {
     /// The command line, for `run` and for people (`--explain`, docs).
-    pub fn command(&self, artifact: &Artifact, initrd: &std::path::Path) -> Command {
+    pub fn command(
+        &self,
+        artifact: &Artifact,
+        initrd: &std::path::Path,
+        com2: &std::path::Path,
+    ) -> Command {
         let mut c = Command::new(BINARY);
         c.args(["-M", "microvm,x-option-roms=off,isa-serial=on,rtc=on"]);
         c.args(["-accel", if self.kvm { "kvm" } else { "tcg" }]);
@@ -24,16 +29,26 @@ impl Qemu {
         c.args(["-m", &format!("{}M", artifact.memory_bytes >> 20)]);
         c.args(["-smp", &artifact.vcpus.to_string()]);
         c.args(["-nodefaults", "-no-user-config", "-nographic", "-no-reboot"]);
-        // COM1: our stdin/stdout. COM2: appended to our stderr (never truncated).
+        // COM1: our stdin/stdout. COM2: FIFOs isola relays (see qemu_com2).
         c.args(["-chardev", "stdio,id=com1,signal=off"]);
-        c.args(["-chardev", "file,id=com2,path=/dev/stderr,append=on"]);
+        c.arg("-chardev")
+            .arg(format!("pipe,id=com2,path={}", com2.display()));
         // microvm makes only the first -serial a port: COM2 is a device of its own.
         c.args(["-serial", "chardev:com1"]);
         c.args(["-device", "isa-serial,chardev=com2,iobase=0x2f8,irq=3"]);
         c.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
         c.arg("-kernel").arg(&artifact.kernel);
         c.arg("-initrd").arg(initrd);
-        c.args(["-append", &artifact.cmdline]);
+        let mut cmdline = format!("{} {}", artifact.cmdline, crate::qemu_com2::CMDLINE_FLAG);
+        if !self.kvm {
+            // microvm has no HPET or PM timer: under TCG the kernel may
+            // fail to calibrate the TSC and hang. TCG passes the host's
+            // TSC through, so its rate is the right answer to give.
+            if let Some(khz) = host_tsc_khz() {
+                cmdline.push_str(&format!(" tsc_early_khz={khz}"));
+            }
+        }
+        c.arg("-append").arg(cmdline);
         c
     }
 }
@@ -59,22 +74,40 @@ impl Monitor for Qemu {
             std::io::Write::flush(&mut out)
                 .map_err(|e| VmError::Config(format!("writing the initrd: {e}")))?;
         }
-        let mut cmd = self.command(artifact, joined.path());
+        let dir = tempfile::tempdir()
+            .map_err(|e| VmError::Config(format!("a temporary directory for COM2: {e}")))?;
+        let com2 = crate::qemu_com2::make_fifos(dir.path())?;
+        let mut cmd = self.command(artifact, joined.path(), &com2);
         cmd.stdin(if stdin {
             Stdio::inherit()
         } else {
             Stdio::null()
         });
-        let status = cmd.status().map_err(|e| {
+        // Its own process group: a Ctrl-C reaches isola, which passes it to
+        // the workload, instead of killing QEMU.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let mut child = cmd.spawn().map_err(|e| {
             VmError::Unavailable(if e.kind() == std::io::ErrorKind::NotFound {
                 format!("{BINARY} is not installed: install qemu-system-x86, or use --vmm isola")
             } else {
                 format!("cannot start {BINARY}: {e}")
             })
         })?;
+        let relay = match crate::qemu_com2::Relay::start(&com2) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(e);
+            }
+        };
+        let status = child.wait();
+        let record = relay.finish();
+        let status = status.map_err(|e| VmError::Config(format!("waiting for {BINARY}: {e}")))?;
         match status.code() {
-            // isa-debug-exit: QEMU exits with (status << 1) | 1.
-            Some(c) if c & 1 == 1 => Ok(End::Exit((c >> 1) as u8)),
+            // isa-debug-exit: QEMU exits with (status << 1) | 1, keeping 7
+            // bits; isola-init's record on COM2 has the whole status.
+            Some(c) if c & 1 == 1 => Ok(End::Exit(record.unwrap_or((c >> 1) as u8))),
             Some(0) => Err(VmError::Guest(
                 "stopped without reporting an exit status (a kernel panic, or isola-init never ran): run with -v to see the kernel's messages".into(),
             )),
@@ -82,4 +115,28 @@ impl Monitor for Qemu {
             None => Err(VmError::Guest(format!("{BINARY} was killed by a signal"))),
         }
     }
+}
+
+/// The host's TSC rate in kHz: the kernel's own figure where it exports
+/// one, else measured against the monotonic clock for 20 ms.
+fn host_tsc_khz() -> Option<u64> {
+    if let Ok(s) = std::fs::read_to_string("/sys/devices/system/cpu/cpu0/tsc_freq_khz") {
+        if let Ok(khz) = s.trim().parse() {
+            return Some(khz);
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        let t0 = std::time::Instant::now();
+        // SAFETY: rdtsc only reads the time-stamp counter.
+        let c0 = unsafe { core::arch::x86_64::_rdtsc() };
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        // SAFETY: as above.
+        let c1 = unsafe { core::arch::x86_64::_rdtsc() };
+        let us = t0.elapsed().as_micros() as u64;
+        if us > 0 && c1 > c0 {
+            return Some((c1 - c0) * 1000 / us);
+        }
+    }
+    None
 }

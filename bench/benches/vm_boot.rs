@@ -12,13 +12,24 @@ use isola_vm::kvm::{self, End, GuestIo, Protocol, VmConfig};
 fn bench(c: &mut Criterion) {
     let guest = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../backend-vm/testguest/target/x86_64-unknown-none/release/isola-testguest");
-    if !guest.is_file() || std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_err() {
+    if !guest.is_file()
+        || std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/kvm")
+            .is_err()
+    {
         eprintln!("SKIPPED: needs the test guest (make testguest) and a usable /dev/kvm");
         return;
     }
     let mut group = c.benchmark_group("vm_boot");
-    group.sample_size(20).measurement_time(Duration::from_secs(10));
-    for (name, protocol) in [("testguest_pvh", Protocol::Auto), ("testguest_linux64", Protocol::Linux64)] {
+    group
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(10));
+    for (name, protocol) in [
+        ("testguest_pvh", Protocol::Auto),
+        ("testguest_linux64", Protocol::Linux64),
+    ] {
         group.bench_function(name, |b| {
             b.iter(|| {
                 let config = VmConfig {

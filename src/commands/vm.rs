@@ -48,12 +48,15 @@ pub fn run(cmd: &VmCommand) -> Result<i32> {
     let mut initrd = Vec::new();
     for path in &args.initrd {
         initrd.extend(
-            std::fs::read(path).with_context(|| format!("reading the initrd {}", path.display()))?,
+            std::fs::read(path)
+                .with_context(|| format!("reading the initrd {}", path.display()))?,
         );
     }
     let memory = parse_size(&args.memory).with_context(|| format!("--memory {}", args.memory))?;
     let timeout = match args.timeout {
-        Some(s) if !(s > 0.0 && s.is_finite()) => bail!("--timeout must be a positive number of seconds"),
+        Some(s) if !(s > 0.0 && s.is_finite()) => {
+            bail!("--timeout must be a positive number of seconds")
+        }
         Some(s) => Some(Duration::from_secs_f64(s)),
         None => None,
     };
@@ -63,7 +66,11 @@ pub fn run(cmd: &VmCommand) -> Result<i32> {
         cmdline: args.append.clone(),
         memory_bytes: memory,
         vcpus: args.cpus,
-        protocol: if args.linux64 { Protocol::Linux64 } else { Protocol::Auto },
+        protocol: if args.linux64 {
+            Protocol::Linux64
+        } else {
+            Protocol::Auto
+        },
         timeout,
     };
     let io = GuestIo {

@@ -1,0 +1,115 @@
+//! How isola-init speaks to the host: its one-line messages on COM2 (else
+//! the console, else the kernel log) and the exit status on port 0xf4.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+
+use crate::tty;
+
+/// QEMU's isa-debug-exit, which isola's own monitor implements too.
+const EXIT_PORT: u16 = 0xf4;
+/// The status record on COM2, when the kernel command line has
+/// `isola.status=com2`: `ESC _ isola-exit N ESC \`.
+pub const STATUS_PREFIX: &str = "\x1b_isola-exit ";
+pub const STATUS_END: &str = "\x1b\\";
+
+fn status_on_com2() -> bool {
+    std::fs::read_to_string("/proc/cmdline")
+        .map(|c| c.split_whitespace().any(|w| w == "isola.status=com2"))
+        .unwrap_or(false)
+}
+
+/// Prints `isola-init: <message>` where the host will see it. Best effort:
+/// there is nobody to tell if even the kernel log is gone.
+pub fn say(message: &str) {
+    let line = format!("isola-init: {message}\n");
+    let flags = libc::O_NOCTTY | libc::O_CLOEXEC;
+    if let Ok(mut com2) = OpenOptions::new()
+        .write(true)
+        .custom_flags(flags)
+        .open(tty::COM2)
+    {
+        // COM2 may not be configured yet (an early failure): keep "\n" as is.
+        let _ = tty::make_raw(&com2);
+        if com2.write_all(line.as_bytes()).is_ok() {
+            return;
+        }
+    }
+    if let Ok(mut console) = OpenOptions::new()
+        .write(true)
+        .custom_flags(flags)
+        .open("/dev/console")
+    {
+        if console.write_all(line.as_bytes()).is_ok() {
+            return;
+        }
+    }
+    // /dev may not be mounted: the kernel's own initramfs has /dev/console
+    // but no /dev/kmsg, so this is the last resort. <3> is an error.
+    if let Ok(mut kmsg) = OpenOptions::new()
+        .write(true)
+        .custom_flags(flags)
+        .open("/dev/kmsg")
+    {
+        let _ = kmsg.write_all(format!("<3>isola-init: {message}").as_bytes());
+    }
+}
+
+/// Ends the VM with `status`: stops whatever still runs, lets the UARTs
+/// drain so no output is lost, writes the status to the exit port, and
+/// powers off in case the monitor did not stop on it.
+pub fn finish(status: u8) -> ! {
+    // SAFETY: kill(2) with pid -1 from PID 1 signals every other process;
+    // it touches no memory of ours. Docker's semantics: when the workload
+    // ends, what it left running ends with it.
+    unsafe { libc::kill(-1, libc::SIGKILL) };
+    if status_on_com2() {
+        // QEMU's isa-debug-exit keeps only 7 bits of the status (it exits
+        // with status << 1 | 1): 137 and 9 would look alike. A monitor
+        // that asks for it gets the whole status first, as an APC string
+        // (which terminals ignore) that it removes from the stderr stream.
+        if let Ok(mut com2) = OpenOptions::new().write(true).open(tty::COM2) {
+            let _ = write!(com2, "{STATUS_PREFIX}{status}{STATUS_END}");
+        }
+    }
+    tty::drain_all();
+    write_exit_port(status);
+    // Only reached if the monitor did not stop on the port (no
+    // isa-debug-exit device); without ACPI this may halt rather than end.
+    let _ = nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_POWER_OFF);
+    // PID 1 must never return: the kernel would panic.
+    loop {
+        // SAFETY: pause(2) only sleeps.
+        unsafe { libc::pause() };
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn write_exit_port(status: u8) {
+    // SAFETY: ioperm(2) only changes this process's I/O permission bitmap.
+    if unsafe { libc::ioperm(EXIT_PORT as libc::c_ulong, 1, 1) } != 0 {
+        say(&format!(
+            "cannot report the exit status {status}: no access to port {EXIT_PORT:#x}: {}",
+            crate::fail::describe(nix::errno::Errno::last())
+        ));
+        return;
+    }
+    // SAFETY: the port was just granted to us; writing a byte to it has no
+    // effect on our memory (the monitor stops the VM or ignores it).
+    unsafe {
+        std::arch::asm!(
+            "out dx, al",
+            in("dx") EXIT_PORT,
+            in("al") status,
+            options(nomem, nostack, preserves_flags)
+        );
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn write_exit_port(status: u8) {
+    say(&format!(
+        "cannot report the exit status {status}: no exit port on this architecture"
+    ));
+}

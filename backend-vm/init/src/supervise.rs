@@ -1,0 +1,110 @@
+//! PID 1's loop while the workload runs: forwards signals (the host's bytes
+//! on COM2, and those sent to PID 1), reaps every child, and returns when
+//! the workload itself has ended.
+
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::AsFd;
+
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signalfd::SignalFd;
+
+use crate::signals;
+use crate::status::Ended;
+
+pub fn until_exit(
+    workload: libc::pid_t,
+    signals_in: &SignalFd,
+    mut control: Option<&File>,
+) -> Ended {
+    loop {
+        // First, so an end that happened before the loop is not missed.
+        if let Some(ended) = reap(workload) {
+            return ended;
+        }
+        let mut fds = vec![PollFd::new(signals_in.as_fd(), PollFlags::POLLIN)];
+        if let Some(c) = control {
+            fds.push(PollFd::new(c.as_fd(), PollFlags::POLLIN));
+        }
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            // Cannot happen with valid descriptors; without poll, wait for
+            // the workload alone rather than spin.
+            Err(_) => return wait_blocking(workload),
+        }
+        let control_events = fds
+            .get(1)
+            .and_then(|f| f.revents())
+            .unwrap_or(PollFlags::empty());
+        drop(fds);
+        while let Ok(Some(info)) = signals_in.read_signal() {
+            if info.ssi_signo != libc::SIGCHLD as u32 {
+                signals::forward(workload, info.ssi_signo as libc::c_int);
+            }
+        }
+        if control_events.intersects(
+            PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL,
+        ) {
+            if let Some(c) = control {
+                if !forward_bytes(workload, c) {
+                    // Hung up or broken: signals from the host are over, the
+                    // workload is not. Stop polling it to avoid a busy loop.
+                    control = None;
+                }
+            }
+        }
+    }
+}
+
+/// Forwards each signal byte waiting on COM2. False once the port cannot
+/// be read any more.
+fn forward_bytes(workload: libc::pid_t, mut control: &File) -> bool {
+    let mut buf = [0u8; 64];
+    loop {
+        match control.read(&mut buf) {
+            Ok(0) => return false,
+            Ok(n) => {
+                for signal in buf[..n].iter().filter_map(|b| signals::from_byte(*b)) {
+                    signals::forward(workload, signal);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Reaps every child that has ended (orphans are re-parented to PID 1);
+/// returns how the workload ended if it is among them.
+fn reap(workload: libc::pid_t) -> Option<Ended> {
+    let mut found = None;
+    loop {
+        let mut status: libc::c_int = 0;
+        // SAFETY: waitpid(2) writes only into `status`, which outlives it.
+        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        if pid == 0 || (pid < 0 && Errno::last() != Errno::EINTR) {
+            return found;
+        }
+        if pid == workload {
+            found = found.or(Ended::from_wait_status(status));
+        }
+    }
+}
+
+fn wait_blocking(workload: libc::pid_t) -> Ended {
+    loop {
+        let mut status: libc::c_int = 0;
+        // SAFETY: as in `reap`.
+        let pid = unsafe { libc::waitpid(workload, &mut status, 0) };
+        if pid == workload {
+            if let Some(ended) = Ended::from_wait_status(status) {
+                return ended;
+            }
+        } else if pid < 0 && Errno::last() != Errno::EINTR {
+            // No such child: it was reaped already and its status is lost.
+            return Ended::Exited(crate::fail::SETUP as i32);
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! The VM backend's guest half for real: the default image booted with the
+//! Debian kernel and isola-init under QEMU (`--vmm qemu`; a software CPU on
+//! this PVM host, KVM on hardware hosts), and the refusals that need no boot.
+//! The whole path on isola's own monitor needs hardware KVM (see the monitor
+//! tests in backend-vm/tests for what runs on isola's monitor here).
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+use common::Isola;
+
+/// isola-init as `make test` builds it (static, for the guest).
+fn init() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("target/x86_64-unknown-linux-gnu/release/isola-init")
+}
+
+/// A store with the default image, if the host can boot a guest under QEMU.
+fn isola() -> Option<Isola> {
+    if !common::tool("qemu-system-x86_64") {
+        return None;
+    }
+    let kernel = std::fs::read_dir("/boot")
+        .map(|d| {
+            d.flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with("vmlinuz-"))
+        })
+        .unwrap_or(false);
+    if !common::host_has(
+        "a guest kernel in /boot (scripts/setup installs linux-image-cloud-amd64)",
+        kernel,
+    ) || !common::host_has(
+        "isola-init built static (make test builds it)",
+        init().is_file(),
+    ) {
+        return None;
+    }
+    let isola = Isola::new();
+    isola.ok(["image", "default"]);
+    Some(isola)
+}
+
+fn vm(isola: &Isola, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_isola"))
+        .args(["run", "--rm", "--backend", "vm", "--vmm", "qemu"])
+        .args(args)
+        .env("ISOLA_ROOT", isola.root())
+        .env("ISOLA_INIT", init())
+        .env_remove("ISOLA_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .expect("running isola")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn a_workload_runs_in_the_guest_with_its_stdio_apart_and_its_exit_status() {
+    let Some(isola) = isola() else { return };
+    let out = vm(
+        &isola,
+        &[
+            "isola/busybox",
+            "sh",
+            "-c",
+            "echo out; echo err >&2; exit 42",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(42), "stderr: {}", text(&out.stderr));
+    // Raw serial lines: no \r added.
+    assert_eq!(text(&out.stdout), "out\n");
+    assert!(text(&out.stderr).contains("err\n"), "{}", text(&out.stderr));
+    assert!(!text(&out.stderr).contains("out\n"));
+}
+
+#[test]
+fn the_guest_gets_env_cwd_user_and_hostname_from_the_spec() {
+    let Some(isola) = isola() else { return };
+    let out = vm(
+        &isola,
+        &[
+            "-e",
+            "GREETING=hello vm",
+            "-w",
+            "/var/work",
+            "-u",
+            "1000:1000",
+            "--hostname",
+            "guestbox",
+            "isola/busybox",
+            "sh",
+            "-c",
+            "echo $GREETING; pwd; id -u; id -g; hostname; [ $$ -ne 1 ] && echo notpid1",
+        ],
+    );
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "hello vm\n/var/work\n1000\n1000\nguestbox\nnotpid1\n"
+    );
+}
+
+#[test]
+fn exit_codes_for_a_missing_command_and_a_signal() {
+    let Some(isola) = isola() else { return };
+    let out = vm(&isola, &["isola/busybox", "no-such-command"]);
+    assert_eq!(
+        out.status.code(),
+        Some(127),
+        "stderr: {}",
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stderr).contains("no-such-command"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = vm(&isola, &["isola/busybox", "sh", "-c", "kill -9 $$"]);
+    assert_eq!(
+        out.status.code(),
+        Some(137),
+        "stderr: {}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn read_only_root_and_pids_limit_hold_in_the_guest() {
+    let Some(isola) = isola() else { return };
+    // The inner shell forks twelve sleeps under a limit of 8 tasks: it stops
+    // at the first fork the kernel refuses ("can't fork").
+    let out = vm(
+        &isola,
+        &[
+            "--read-only", "--pids-limit", "8", "isola/busybox", "sh", "-c",
+            "touch /x 2>/dev/null && echo wrote || echo read-only; \
+             cat /sys/fs/cgroup/workload/pids.max; \
+             sh -c 'for i in 1 2 3 4 5 6 7 8 9 10 11 12; do sleep 2 & done; wait' 2>&1 | grep -c \"can.t fork\"",
+        ],
+    );
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "read-only\n8\n1\n");
+}
+
+#[test]
+fn what_the_vm_backend_cannot_do_yet_is_refused_in_one_sentence() {
+    let isola = Isola::new();
+    isola.ok(["image", "default"]);
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_isola"))
+            .args(["run", "--rm", "--backend", "vm"])
+            .args(args)
+            .env("ISOLA_ROOT", isola.root())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(125), "{args:?}");
+        text(&out.stderr)
+    };
+    let e = run(&["--vmm", "qemu", "-v", "/tmp:/mnt", "isola/busybox", "true"]);
+    assert!(e.contains("volumes"), "{e}");
+    let e = run(&[
+        "--vmm",
+        "qemu",
+        "--network",
+        "host",
+        "isola/busybox",
+        "true",
+    ]);
+    assert!(e.contains("--network host"), "{e}");
+    let e = run(&["--vmm", "vbox", "isola/busybox", "true"]);
+    assert!(e.contains("unknown --vmm"), "{e}");
+    if std::path::Path::new("/sys/module/kvm_pvm").exists() {
+        // On PVM isola's own monitor says at once why it cannot boot Linux.
+        let e = run(&["isola/busybox", "true"]);
+        assert!(e.contains("PVM") && e.contains("--vmm qemu"), "{e}");
+        assert_eq!(e.trim().lines().count(), 1, "{e}");
+    }
+}
+
+#[test]
+fn sigterm_to_isola_reaches_the_workload_in_the_guest() {
+    use std::io::Read;
+    let Some(isola) = isola() else { return };
+    let mut child = Command::new(env!("CARGO_BIN_EXE_isola"))
+        .args([
+            "run",
+            "--rm",
+            "--backend",
+            "vm",
+            "--vmm",
+            "qemu",
+            "isola/busybox",
+            "sh",
+            "-c",
+        ])
+        .arg("trap 'echo got TERM; exit 3' TERM; echo ready; while :; do sleep 1; done")
+        .env("ISOLA_ROOT", isola.root())
+        .env("ISOLA_INIT", init())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut ready = [0u8; 6];
+    stdout.read_exact(&mut ready).unwrap();
+    assert_eq!(&ready, b"ready\n");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(rest, "got TERM\n");
+    assert_eq!(status.code(), Some(3));
+}

@@ -42,9 +42,30 @@ fn isola() -> Option<Isola> {
     Some(isola)
 }
 
+/// The monitors to test here: QEMU always; isola's own where the host has
+/// hardware KVM (on PVM an unmodified Linux kernel cannot run on it: the
+/// issue names that host as a skip).
+fn monitors() -> Vec<&'static str> {
+    let hardware = std::path::Path::new("/dev/kvm").exists()
+        && !std::path::Path::new("/sys/module/kvm_pvm").exists()
+        && ["/sys/module/kvm_intel", "/sys/module/kvm_amd"]
+            .iter()
+            .any(|m| std::path::Path::new(m).exists());
+    if hardware {
+        vec!["qemu", "isola"]
+    } else {
+        eprintln!("SKIPPED on isola's own monitor: no hardware KVM here (PVM or none); QEMU only");
+        vec!["qemu"]
+    }
+}
+
 fn vm(isola: &Isola, args: &[&str]) -> Output {
+    vm_on("qemu", isola, args)
+}
+
+fn vm_on(vmm: &str, isola: &Isola, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_isola"))
-        .args(["run", "--rm", "--backend", "vm", "--vmm", "qemu"])
+        .args(["run", "--rm", "--backend", "vm", "--vmm", vmm])
         .args(args)
         .env("ISOLA_ROOT", isola.root())
         .env("ISOLA_INIT", init())
@@ -61,20 +82,24 @@ fn text(b: &[u8]) -> String {
 #[test]
 fn a_workload_runs_in_the_guest_with_its_stdio_apart_and_its_exit_status() {
     let Some(isola) = isola() else { return };
-    let out = vm(
-        &isola,
-        &[
+    for vmm in monitors() {
+        let args = [
             "isola/busybox",
             "sh",
             "-c",
             "echo out; echo err >&2; exit 42",
-        ],
-    );
-    assert_eq!(out.status.code(), Some(42), "stderr: {}", text(&out.stderr));
-    // Raw serial lines: no \r added.
-    assert_eq!(text(&out.stdout), "out\n");
-    assert!(text(&out.stderr).contains("err\n"), "{}", text(&out.stderr));
-    assert!(!text(&out.stderr).contains("out\n"));
+        ];
+        let out = vm_on(vmm, &isola, &args);
+        assert_eq!(out.status.code(), Some(42), "{vmm}: {}", text(&out.stderr));
+        // Raw serial lines: no \r added.
+        assert_eq!(text(&out.stdout), "out\n", "{vmm}");
+        assert!(
+            text(&out.stderr).contains("err\n"),
+            "{vmm}: {}",
+            text(&out.stderr)
+        );
+        assert!(!text(&out.stderr).contains("out\n"), "{vmm}");
+    }
 }
 
 #[test]
@@ -107,25 +132,17 @@ fn the_guest_gets_env_cwd_user_and_hostname_from_the_spec() {
 #[test]
 fn exit_codes_for_a_missing_command_and_a_signal() {
     let Some(isola) = isola() else { return };
-    let out = vm(&isola, &["isola/busybox", "no-such-command"]);
-    assert_eq!(
-        out.status.code(),
-        Some(127),
-        "stderr: {}",
-        text(&out.stderr)
-    );
-    assert!(
-        text(&out.stderr).contains("no-such-command"),
-        "{}",
-        text(&out.stderr)
-    );
-    let out = vm(&isola, &["isola/busybox", "sh", "-c", "kill -9 $$"]);
-    assert_eq!(
-        out.status.code(),
-        Some(137),
-        "stderr: {}",
-        text(&out.stderr)
-    );
+    for vmm in monitors() {
+        let out = vm_on(vmm, &isola, &["isola/busybox", "no-such-command"]);
+        assert_eq!(out.status.code(), Some(127), "{vmm}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains("no-such-command"),
+            "{}",
+            text(&out.stderr)
+        );
+        let out = vm_on(vmm, &isola, &["isola/busybox", "sh", "-c", "kill -9 $$"]);
+        assert_eq!(out.status.code(), Some(137), "{vmm}: {}", text(&out.stderr));
+    }
 }
 
 #[test]

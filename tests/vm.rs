@@ -119,13 +119,14 @@ fn the_guest_gets_env_cwd_user_and_hostname_from_the_spec() {
             "isola/busybox",
             "sh",
             "-c",
-            "echo $GREETING; pwd; id -u; id -g; hostname; [ $$ -ne 1 ] && echo notpid1",
+            "echo $GREETING; pwd; id -u; id -g; hostname; [ $$ -ne 1 ] && echo notpid1; \
+             [ -e /.isola ] || echo spec-and-init-gone",
         ],
     );
     assert!(out.status.success(), "stderr: {}", text(&out.stderr));
     assert_eq!(
         text(&out.stdout),
-        "hello vm\n/var/work\n1000\n1000\nguestbox\nnotpid1\n"
+        "hello vm\n/var/work\n1000\n1000\nguestbox\nnotpid1\nspec-and-init-gone\n"
     );
 }
 

@@ -28,13 +28,15 @@ pub struct VmBackend {
     pub vmm: Vmm,
     /// `--kernel`, else discovered (see [`kernel::find`]).
     pub kernel: Option<PathBuf>,
-    /// isola's state directory, where guest root filesystems are cached.
+    /// isola's state directory, where guest root filesystems are cached and
+    /// the kernel store lives.
     pub state_dir: PathBuf,
 }
 
 /// The kernel's own messages stay off the workload's stdout: only
 /// emergencies (a panic) reach COM2, the workload's stderr.
-pub const CMDLINE: &str = "console=ttyS1 quiet loglevel=1 panic=-1 reboot=k i8042.noaux";
+pub const CMDLINE: &str =
+    "rdinit=/.isola/init console=ttyS1 quiet loglevel=1 panic=-1 reboot=k i8042.noaux";
 
 impl Backend for VmBackend {
     fn name(&self) -> &'static str {
@@ -47,7 +49,7 @@ impl Backend for VmBackend {
         let flavour = host::detect();
         let monitor = self.monitor(&flavour)?;
         let unavailable = BackendError::Unavailable;
-        let kernel = kernel::find(self.kernel.as_deref()).map_err(unavailable)?;
+        let kernel = kernel::find(&self.state_dir, self.kernel.as_deref()).map_err(unavailable)?;
         let init = find_init().map_err(BackendError::Unavailable)?;
 
         let rootfs = ctx

@@ -118,6 +118,7 @@ fn expected_paths() -> Vec<&'static str> {
     let mut paths = vec![
         ".",
         ".isola",
+        ".isola/init",
         "bin",
         "bin/sh",
         "dev",
@@ -222,10 +223,19 @@ fn gnu_cpio_reads_the_merged_image_with_init_and_guest_nodes() {
     let meta = |p: &str| fs::symlink_metadata(x.join(p)).unwrap();
     let perm = |p: &str| meta(p).mode() & 0o7777;
 
-    assert_eq!(fs::read(x.join("init")).unwrap(), INIT);
+    assert_eq!(fs::read(x.join(".isola/init")).unwrap(), INIT);
     assert_eq!(
-        (perm("init"), meta("init").uid(), meta("init").gid()),
+        (
+            perm(".isola/init"),
+            meta(".isola/init").uid(),
+            meta(".isola/init").gid()
+        ),
         (0o755, 0, 0)
+    );
+    // The image's own /init is left alone.
+    assert_eq!(
+        fs::read_to_string(x.join("init")).unwrap(),
+        "the image's own init"
     );
 
     assert_eq!(fs::read_to_string(x.join("bin/sh")).unwrap(), "#!shell");

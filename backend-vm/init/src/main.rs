@@ -113,6 +113,8 @@ fn start() -> Result<Running, Failure> {
     mounts::make_dir(&spec.cwd)?;
     if spec.read_only {
         rootfs::make_read_only()?;
+    } else {
+        spec::remove_isola_dir()?;
     }
 
     // No /etc/passwd (a scratch image) is fine: HOME is then "/".

@@ -32,7 +32,7 @@ pub enum GuestError {
 }
 
 /// The root filesystem archive of the image `image_digest` ("sha256:<hex>")
-/// whose unpacked layers are `layers` (bottom first), with `init` as /init,
+/// whose unpacked layers are `layers` (bottom first), with `init` as /.isola/init,
 /// under the state directory `root_dir`: built on first use, then reused.
 pub fn rootfs(
     root_dir: &Path,
@@ -85,11 +85,17 @@ fn digest_hex(image_digest: &str) -> Result<&str, GuestError> {
     }
 }
 
-/// The first 16 hex digits of the SHA-256 of the isola-init binary: a new
-/// init gives a new archive, and stale ones are never booted with it.
+/// Bumped when the archive's layout changes (where isola-init goes, which
+/// nodes are added), so archives cached by an older isola are not booted.
+const LAYOUT: &[u8] = b"isola-initramfs-layout-2";
+
+/// The first 16 hex digits of the SHA-256 of the layout and the isola-init
+/// binary: a new init or layout gives a new archive, and stale ones are
+/// never booted with it.
 fn init_id(init: &Path) -> Result<String, GuestError> {
     let mut file = initramfs::open_init(init).map_err(GuestError::Init)?;
     let mut hasher = Sha256::new();
+    hasher.update(LAYOUT);
     io::copy(&mut file, &mut hasher).map_err(|source| {
         GuestError::Init(ArchiveError::Read {
             path: init.to_path_buf(),

@@ -1,5 +1,5 @@
 //! The guest's root filesystem as one uncompressed newc archive (the image's
-//! layers merged, isola-init as /init, the mount points and console PID 1
+//! layers merged, isola-init as /.isola/init, the mount points and console PID 1
 //! needs), and the small per-run archive holding the run spec. Streamed, and
 //! deterministic: the same layers and init give the same bytes.
 
@@ -134,13 +134,12 @@ pub(crate) fn open_init(init: &Path) -> Result<File, ArchiveError> {
     })
 }
 
-/// `/init` (replacing the image's), the directories init needs,
-/// `/dev/console` (the kernel opens it as PID 1's stdio before /init runs;
-/// without it init starts with no stdio) and `/dev/null`.
+/// isola-init as `/.isola/init` (the kernel is told `rdinit=/.isola/init`:
+/// the image's own `/init` stays, and isola-init goes with `/.isola` when it
+/// removes the run spec), the directories init needs, `/dev/console` (the
+/// kernel opens it as PID 1's stdio before init runs; without it init starts
+/// with no stdio) and `/dev/null`.
 fn add_guest_nodes(root: &mut Node) {
-    let mut init = Node::made(Stat::made(libc::S_IFREG | 0o755));
-    init.origin = Origin::Init;
-    root.children.insert("init".into(), init);
     for (name, mode) in REQUIRED_DIRS {
         let node = root
             .children
@@ -149,6 +148,11 @@ fn add_guest_nodes(root: &mut Node) {
         if !node.is_dir() {
             *node = Node::made(Stat::made(libc::S_IFDIR | mode));
         }
+    }
+    if let Some(isola) = root.children.get_mut(OsStr::new(".isola")) {
+        let mut init = Node::made(Stat::made(libc::S_IFREG | 0o755));
+        init.origin = Origin::Init;
+        isola.children.insert("init".into(), init);
     }
     for (name, mode) in USUAL_DIRS {
         root.children
@@ -397,8 +401,12 @@ mod tests {
         assert_eq!(get("proc").stat.mode, libc::S_IFDIR | 0o700);
         assert_eq!(get("run").stat.kind(), libc::S_IFLNK);
         assert_eq!(get("tmp").stat.mode, libc::S_IFDIR | 0o1777);
-        assert_eq!(get("init").origin, Origin::Init);
-        assert!(get("init").children.is_empty());
+        // The image's own /init stays; isola-init is /.isola/init.
+        assert_eq!(get("init").stat.kind(), libc::S_IFDIR);
+        assert_eq!(
+            get(".isola").children[OsStr::new("init")].origin,
+            Origin::Init
+        );
         let console = &get("dev").children[OsStr::new("console")];
         assert_eq!(console.stat.rdev, nix::sys::stat::makedev(5, 1));
     }

@@ -86,6 +86,9 @@ pub enum Command {
     /// Manage named volumes
     #[command(subcommand)]
     Volume(crate::commands::volume::VolumeCommand),
+    /// Manage the guest kernels `--backend vm` boots
+    #[command(subcommand)]
+    Kernel(crate::commands::kernel::KernelCommand),
     /// Show what this host offers isola: cgroups, overlayfs, KVM flavour
     Info(Json),
     /// isola's KVM monitor on its own: boot a kernel directly
@@ -135,7 +138,7 @@ pub struct RunArgs {
     /// With --backend vm: the monitor, isola (its own, on KVM) or qemu (microvm; KVM, or a software CPU where KVM cannot run Linux)
     #[arg(long, default_value = "isola", value_name = "VMM")]
     pub vmm: String,
-    /// With --backend vm: the guest kernel (default: ISOLA_KERNEL, else /boot/vmlinuz-$(uname -r), else the newest /boot/vmlinuz-*)
+    /// With --backend vm: the guest kernel (default: ISOLA_KERNEL, else the kernel store's default (`isola kernel ls`), else /boot/vmlinuz-$(uname -r), else the newest /boot/vmlinuz-*)
     #[arg(long, value_name = "PATH")]
     pub kernel: Option<PathBuf>,
     /// Remove the sandbox's directory when it exits

@@ -1,19 +1,51 @@
 //! Finding the guest kernel: `--kernel`, then `ISOLA_KERNEL`, then the
-//! running kernel's `/boot/vmlinuz-$(uname -r)`, then the newest
-//! `/boot/vmlinuz-*`.
+//! kernel store's default, then the running kernel's
+//! `/boot/vmlinuz-$(uname -r)`, then the newest `/boot/vmlinuz-*`.
 
 use std::path::{Path, PathBuf};
 
-/// The kernel to boot, or a sentence saying how to give one.
-pub fn find(flag: Option<&Path>) -> Result<PathBuf, String> {
+use crate::kernel_store;
+
+/// The kernel to boot, or a sentence saying how to give one. `state_dir` is
+/// isola's state directory, which holds the kernel store.
+pub fn find(state_dir: &Path, flag: Option<&Path>) -> Result<PathBuf, String> {
+    let env = std::env::var_os("ISOLA_KERNEL").filter(|k| !k.is_empty());
+    find_from(
+        flag,
+        env.as_deref().map(Path::new),
+        state_dir,
+        Path::new("/boot"),
+        &running_release(),
+    )
+}
+
+/// The kernel found in /boot, the last resort of [`find`] (`isola kernel ls`
+/// shows it so users see what an empty store falls back to).
+pub fn in_boot() -> Option<PathBuf> {
+    find_in(Path::new("/boot"), &running_release())
+}
+
+/// [`find`] with its sources given, so the order can be tested.
+fn find_from(
+    flag: Option<&Path>,
+    env: Option<&Path>,
+    state_dir: &Path,
+    boot: &Path,
+    release: &str,
+) -> Result<PathBuf, String> {
     if let Some(k) = flag {
         return existing(k, "--kernel");
     }
-    if let Some(k) = std::env::var_os("ISOLA_KERNEL").filter(|k| !k.is_empty()) {
-        return existing(Path::new(&k), "ISOLA_KERNEL");
+    if let Some(k) = env {
+        return existing(k, "ISOLA_KERNEL");
     }
-    find_in(Path::new("/boot"), &running_release()).ok_or_else(|| {
-        "no guest kernel: give one with --kernel PATH or ISOLA_KERNEL, or install one in /boot \
+    // A broken default is an error, not a reason to boot another kernel.
+    if let Some(k) = kernel_store::default_path(state_dir).map_err(|e| e.to_string())? {
+        return Ok(k);
+    }
+    find_in(boot, release).ok_or_else(|| {
+        "no guest kernel: give one with --kernel PATH or ISOLA_KERNEL, add one with \
+         `isola kernel add PATH`, or install one in /boot \
          (on Debian: apt-get install linux-image-cloud-amd64)"
             .to_string()
     })
@@ -75,7 +107,39 @@ mod tests {
 
     #[test]
     fn a_flag_naming_nothing_is_an_error() {
-        let e = find(Some(Path::new("/nonexistent/vmlinuz"))).unwrap_err();
+        let e = find(
+            Path::new("/nonexistent"),
+            Some(Path::new("/nonexistent/vmlinuz")),
+        )
+        .unwrap_err();
         assert!(e.contains("--kernel"), "{e}");
+    }
+
+    #[test]
+    fn the_flag_then_the_environment_then_the_store_then_boot() {
+        let t = tempfile::tempdir().unwrap();
+        let (state, boot) = (t.path().join("state"), t.path().join("boot"));
+        std::fs::create_dir(&boot).unwrap();
+        let find =
+            |flag: Option<&Path>, env: Option<&Path>| find_from(flag, env, &state, &boot, "6.1");
+        let e = find(None, None).unwrap_err();
+        assert!(e.contains("isola kernel add"), "{e}");
+
+        let from_boot = boot.join("vmlinuz-6.1");
+        std::fs::write(&from_boot, b"\x7fELF").unwrap();
+        assert_eq!(find(None, None), Ok(from_boot.clone()));
+
+        let stored = t.path().join("vmlinux");
+        std::fs::write(&stored, b"\x7fELF stored").unwrap();
+        kernel_store::add(&state, &stored, None).unwrap();
+        let in_store = state.join("kernels/vmlinux");
+        assert_eq!(find(None, None), Ok(in_store));
+
+        let other = t.path().join("other");
+        std::fs::write(&other, b"k").unwrap();
+        assert_eq!(find(None, Some(&other)), Ok(other.clone()));
+        assert_eq!(find(Some(&from_boot), Some(&other)), Ok(from_boot.clone()));
+        let e = find(None, Some(&t.path().join("missing"))).unwrap_err();
+        assert!(e.contains("ISOLA_KERNEL"), "{e}");
     }
 }

@@ -65,6 +65,17 @@ impl Root {
         self.dir.join("volumes")
     }
 
+    /// `kernels/<name>`: guest kernels, and `kernels/default` naming the one
+    /// the VM backend boots when no other is given.
+    pub fn kernels(&self) -> PathBuf {
+        self.dir.join("kernels")
+    }
+
+    /// Serialises changes to `kernels/` (an add and the default it may set).
+    pub fn kernels_lock(&self) -> PathBuf {
+        self.dir.join("kernels.lock")
+    }
+
     /// Staging area on the same filesystem, so staged work lands by rename.
     pub fn tmp(&self) -> PathBuf {
         self.dir.join("tmp")

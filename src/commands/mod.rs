@@ -9,6 +9,7 @@ mod images;
 mod import;
 mod info;
 mod inspect;
+pub(crate) mod kernel;
 mod ps;
 mod rmi;
 mod run;
@@ -44,6 +45,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             image_default::run(&store()?, *rebuild)
         }
         Command::Volume(cmd) => volume::run(&root, cmd),
+        Command::Kernel(cmd) => kernel::run(&root, cmd),
         Command::Ps(j) => ps::ps(&root, j.json),
         Command::Rm { ids } => ps::rm(&root, ids),
         Command::Prune => ps::prune(&root),

@@ -199,10 +199,11 @@ fn what_the_vm_backend_cannot_do_yet_is_refused_in_one_sentence() {
     }
 }
 
-#[test]
-fn sigterm_to_isola_reaches_the_workload_in_the_guest() {
+/// Start `isola run --backend vm --vmm qemu isola/busybox sh -c SCRIPT`,
+/// wait for the workload's "ready", send isola SIGTERM, and return what the
+/// workload printed after that, isola's stderr and its exit code.
+fn term_after_ready(isola: &Isola, script: &str) -> (String, String, Option<i32>) {
     use std::io::Read;
-    let Some(isola) = isola() else { return };
     let mut child = Command::new(env!("CARGO_BIN_EXE_isola"))
         .args([
             "run",
@@ -215,7 +216,7 @@ fn sigterm_to_isola_reaches_the_workload_in_the_guest() {
             "sh",
             "-c",
         ])
-        .arg("trap 'echo got TERM; exit 3' TERM; echo ready; while :; do sleep 1; done")
+        .arg(script)
         .env("ISOLA_ROOT", isola.root())
         .env("ISOLA_INIT", init())
         .stdin(Stdio::null())
@@ -234,7 +235,36 @@ fn sigterm_to_isola_reaches_the_workload_in_the_guest() {
     .unwrap();
     let mut rest = String::new();
     stdout.read_to_string(&mut rest).unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     let status = child.wait().unwrap();
+    (rest, err, status.code())
+}
+
+#[test]
+fn sigterm_to_isola_reaches_the_workload_in_the_guest() {
+    let Some(isola) = isola() else { return };
+    let (rest, _, code) = term_after_ready(
+        &isola,
+        "trap 'echo got TERM; exit 3' TERM; echo ready; while :; do sleep 1; done",
+    );
     assert_eq!(rest, "got TERM\n");
-    assert_eq!(status.code(), Some(3));
+    assert_eq!(code, Some(3));
+}
+
+#[test]
+fn a_workload_that_ignores_sigterm_is_killed_after_the_grace_period() {
+    let Some(isola) = isola() else { return };
+    let (rest, err, code) = term_after_ready(
+        &isola,
+        "trap '' TERM; echo ready; while :; do sleep 1; done",
+    );
+    assert_eq!(rest, "");
+    assert_eq!(code, Some(137), "{err}");
+    assert!(err.contains("did not stop within 10 s of SIGTERM"), "{err}");
 }

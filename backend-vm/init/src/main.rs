@@ -54,6 +54,7 @@ mod rootfs;
 mod signals;
 mod spec;
 mod status;
+mod stop;
 mod supervise;
 mod tty;
 

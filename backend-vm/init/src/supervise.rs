@@ -12,12 +12,14 @@ use nix::sys::signalfd::SignalFd;
 
 use crate::signals;
 use crate::status::Ended;
+use crate::stop::Stop;
 
 pub fn until_exit(
     workload: libc::pid_t,
     signals_in: &SignalFd,
     mut control: Option<&File>,
 ) -> Ended {
+    let mut stop = Stop::default();
     loop {
         // First, so an end that happened before the loop is not missed.
         if let Some(ended) = reap(workload) {
@@ -27,7 +29,11 @@ pub fn until_exit(
         if let Some(c) = control {
             fds.push(PollFd::new(c.as_fd(), PollFlags::POLLIN));
         }
-        match poll(&mut fds, PollTimeout::NONE) {
+        // Wake for the end of a grace period as well.
+        let timeout = stop.timeout().map_or(PollTimeout::NONE, |t| {
+            PollTimeout::try_from(t.as_millis().min(60_000) as u32 + 1).unwrap_or(PollTimeout::MAX)
+        });
+        match poll(&mut fds, timeout) {
             Ok(_) | Err(Errno::EINTR) => {}
             // Cannot happen with valid descriptors; without poll, wait for
             // the workload alone rather than spin.
@@ -40,33 +46,34 @@ pub fn until_exit(
         drop(fds);
         while let Ok(Some(info)) = signals_in.read_signal() {
             if info.ssi_signo != libc::SIGCHLD as u32 {
-                signals::forward(workload, info.ssi_signo as libc::c_int);
+                stop.forward(workload, info.ssi_signo as libc::c_int);
             }
         }
         if control_events.intersects(
             PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL,
         ) {
             if let Some(c) = control {
-                if !forward_bytes(workload, c) {
+                if !forward_bytes(workload, c, &mut stop) {
                     // Hung up or broken: signals from the host are over, the
                     // workload is not. Stop polling it to avoid a busy loop.
                     control = None;
                 }
             }
         }
+        stop.check(workload);
     }
 }
 
 /// Forwards each signal byte waiting on COM2. False once the port cannot
 /// be read any more.
-fn forward_bytes(workload: libc::pid_t, mut control: &File) -> bool {
+fn forward_bytes(workload: libc::pid_t, mut control: &File, stop: &mut Stop) -> bool {
     let mut buf = [0u8; 64];
     loop {
         match control.read(&mut buf) {
             Ok(0) => return false,
             Ok(n) => {
                 for signal in buf[..n].iter().filter_map(|b| signals::from_byte(*b)) {
-                    signals::forward(workload, signal);
+                    stop.forward(workload, signal);
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,

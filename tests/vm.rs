@@ -268,3 +268,16 @@ fn a_workload_that_ignores_sigterm_is_killed_after_the_grace_period() {
     assert_eq!(code, Some(137), "{err}");
     assert!(err.contains("did not stop within 10 s of SIGTERM"), "{err}");
 }
+
+#[test]
+fn too_little_memory_for_the_kernel_is_said_before_booting() {
+    let Some(isola) = isola() else { return };
+    let out = vm(&isola, &["--memory", "32m", "isola/busybox", "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("needs at least") && err.contains("--memory"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}

@@ -109,7 +109,7 @@ impl Monitor for Qemu {
             // bits; isola-init's record on COM2 has the whole status.
             Some(c) if c & 1 == 1 => Ok(End::Exit(record.unwrap_or((c >> 1) as u8))),
             Some(0) => Err(VmError::Guest(
-                "stopped without reporting an exit status (a kernel panic, or isola-init never ran): run with -v to see the kernel's messages".into(),
+                "stopped without reporting an exit status (a kernel panic, or isola-init never ran): run `isola -v run ...` to see the kernel's messages".into(),
             )),
             Some(c) => Err(VmError::Guest(format!("could not be run by {BINARY} (exit status {c})"))),
             None => Err(VmError::Guest(format!("{BINARY} was killed by a signal"))),

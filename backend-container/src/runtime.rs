@@ -31,16 +31,6 @@ pub(crate) fn setup_err(
     }
 }
 
-/// Signals relayed to the workload.
-const RELAYED: [Signal; 6] = [
-    Signal::SIGINT,
-    Signal::SIGTERM,
-    Signal::SIGHUP,
-    Signal::SIGQUIT,
-    Signal::SIGUSR1,
-    Signal::SIGUSR2,
-];
-
 pub fn run(spec: &RunSpec, ctx: &RunContext) -> Result<Outcome, BackendError> {
     let ex = ctx.explain;
     let t0 = Instant::now();
@@ -219,7 +209,7 @@ fn start_and_wait(
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGCHLD);
     mask.add(Signal::SIGWINCH);
-    for s in RELAYED {
+    for s in isola_core::backend::RELAYED_SIGNALS {
         mask.add(s);
     }
     let mut old_mask = SigSet::empty();

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signal::{SigSet, SigmaskHow};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use crate::kvm::VmError;
@@ -21,16 +21,6 @@ const PREFIX: &[u8] = b"\x1b_isola-exit ";
 const END: &[u8] = b"\x1b\\";
 /// What isola-init is told on the command line to send the record.
 pub const CMDLINE_FLAG: &str = "isola.status=com2";
-
-/// Signals passed on to the workload.
-const FORWARDED: [Signal; 6] = [
-    Signal::SIGINT,
-    Signal::SIGTERM,
-    Signal::SIGHUP,
-    Signal::SIGQUIT,
-    Signal::SIGUSR1,
-    Signal::SIGUSR2,
-];
 
 /// The FIFOs QEMU's `-chardev pipe,path=BASE` opens: BASE.in and BASE.out.
 pub fn make_fifos(dir: &Path) -> Result<PathBuf, VmError> {
@@ -65,7 +55,7 @@ impl Relay {
         };
         let (out, into) = (open("out")?, open("in")?);
         let mut mask = SigSet::empty();
-        for s in FORWARDED {
+        for s in isola_core::backend::RELAYED_SIGNALS {
             mask.add(s);
         }
         mask.thread_block()

@@ -70,6 +70,16 @@ struct Booted {
     com2: String,
 }
 
+impl Booted {
+    /// The outcome of a boot that must have worked; COM1 shows why if not.
+    fn ok(&self) -> kvm::Outcome {
+        match &self.outcome {
+            Ok(o) => *o,
+            Err(e) => panic!("{e}\nCOM1:\n{}", self.com1),
+        }
+    }
+}
+
 fn boot(
     cmdline: &str,
     initrd: Option<&[u8]>,
@@ -121,9 +131,7 @@ fn boots_reads_its_boot_info_writes_both_uarts_and_exits_with_its_status() {
     let Some(b) = boot("console=ttyS0 exit=42 hello", Some(initrd), None, 128, 1) else {
         return;
     };
-    let outcome = b
-        .outcome
-        .unwrap_or_else(|e| panic!("{e}\nCOM1:\n{}", b.com1));
+    let outcome = b.ok();
     assert_eq!(outcome.end, End::Exit(42), "COM1:\n{}", b.com1);
     let lines: Vec<&str> = b.com1.lines().collect();
     assert_eq!(
@@ -161,9 +169,7 @@ fn com1_input_reaches_the_guest() {
     let Some(b) = boot("echo", None, Some(b"ping from the host\n"), 64, 1) else {
         return;
     };
-    let outcome = b
-        .outcome
-        .unwrap_or_else(|e| panic!("{e}\nCOM1:\n{}", b.com1));
+    let outcome = b.ok();
     assert_eq!(outcome.end, End::Exit(0));
     assert!(b.com1.contains("initrd: 0x0 0\n"), "{}", b.com1);
     assert!(b.com1.contains("echo: ready\n"), "{}", b.com1);
@@ -214,9 +220,7 @@ fn the_other_vcpus_stop_when_the_boot_cpu_exits() {
     let Some(b) = boot("exit=3", None, None, 64, 4) else {
         return;
     };
-    let outcome = b
-        .outcome
-        .unwrap_or_else(|e| panic!("{e}\nCOM1:\n{}", b.com1));
+    let outcome = b.ok();
     assert_eq!(outcome.end, End::Exit(3));
 }
 
@@ -253,9 +257,7 @@ fn a_timer_interrupt_arrives_through_the_in_kernel_irqchip() {
     let Some(b) = boot("timer", None, None, 64, 1) else {
         return;
     };
-    let outcome = b
-        .outcome
-        .unwrap_or_else(|e| panic!("{e}\nCOM1:\n{}", b.com1));
+    let outcome = b.ok();
     assert_eq!(outcome.end, End::Exit(0));
     assert!(b.com1.contains("timer: 3 ticks\n"), "{}", b.com1);
 }
@@ -265,9 +267,7 @@ fn the_boot_cpu_starts_the_others_it_finds_in_the_mp_table() {
     let Some(b) = boot("smp exit=7", None, None, 64, 3) else {
         return;
     };
-    let outcome = b
-        .outcome
-        .unwrap_or_else(|e| panic!("{e}\nCOM1:\n{}", b.com1));
+    let outcome = b.ok();
     assert_eq!(outcome.end, End::Exit(7));
     for line in ["smp: 3 cpus", "smp: cpu 1 started", "smp: cpu 2 started"] {
         assert!(b.com1.lines().any(|l| l == line), "{line}\n{}", b.com1);
@@ -292,16 +292,12 @@ fn pvh_and_the_64_bit_boot_protocol_give_the_guest_the_same_facts() {
         return;
     };
     for b in [&pvh, &zero_page] {
-        let o = b
-            .outcome
-            .as_ref()
-            .unwrap_or_else(|e| panic!("{e}\nCOM1:\n{}", b.com1));
-        assert_eq!(o.end, End::Exit(9), "{}", b.com1);
+        assert_eq!(b.ok().end, End::Exit(9), "{}", b.com1);
     }
     // The ELF has a PVH note: by default isola enters it there, as Linux's vmlinux.
-    assert!(pvh.outcome.as_ref().unwrap().loaded.pvh);
+    assert!(pvh.ok().loaded.pvh);
     assert!(pvh.com1.contains("boot: pvh\n"), "{}", pvh.com1);
-    assert!(!zero_page.outcome.as_ref().unwrap().loaded.pvh);
+    assert!(!zero_page.ok().loaded.pvh);
     assert!(
         zero_page.com1.contains("boot: linux64\n"),
         "{}",

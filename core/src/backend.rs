@@ -25,6 +25,17 @@ pub trait Backend {
     }
 }
 
+/// The signals isola passes on to the workload, whatever the backend: the
+/// terminal's (INT, QUIT, HUP), a supervisor's TERM, and the user signals.
+pub const RELAYED_SIGNALS: [nix::sys::signal::Signal; 6] = [
+    nix::sys::signal::Signal::SIGINT,
+    nix::sys::signal::Signal::SIGTERM,
+    nix::sys::signal::Signal::SIGHUP,
+    nix::sys::signal::Signal::SIGQUIT,
+    nix::sys::signal::Signal::SIGUSR1,
+    nix::sys::signal::Signal::SIGUSR2,
+];
+
 /// What a run needs besides the spec.
 #[derive(Debug, Clone)]
 pub struct RunContext {

@@ -4,7 +4,7 @@
 //! sandbox's exit status.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use isola_core::backend::{Backend, BackendError, ExitStatus, Outcome, Phase, RunContext};
 use isola_core::spec::{Network, RunSpec};
@@ -81,15 +81,30 @@ impl Backend for VmBackend {
                 .map_or(1, |c| c.ceil().clamp(1.0, 32.0) as u8),
         };
         check_memory(&artifact)?;
-        phases.push((Phase::SandboxCreated, t0.elapsed()));
-        let end = ctx.explain.step(
+        let booting = t0.elapsed();
+        let ran = ctx.explain.step(
             &format!("boot the guest on the {} monitor", monitor.name()),
             "the workload gets a kernel of its own: the host kernel is reached only through the monitor's few devices",
             || monitor.run(&artifact, spec.process.stdin),
         );
+        // isola-init's boot-timer marks: 1 when it starts (the guest is up),
+        // 2 when the workload starts. Without them (QEMU) only the boot's start.
+        let mark = |m: u8| -> Option<Duration> {
+            let marks = ran.as_ref().ok()?;
+            marks
+                .marks
+                .iter()
+                .find(|(k, _)| *k == m)
+                .map(|(_, at)| booting + *at)
+        };
+        phases.push((Phase::SandboxCreated, mark(1).unwrap_or(booting)));
+        if let Some(at) = mark(2) {
+            phases.push((Phase::WorkloadStarted, at));
+        }
         phases.push((Phase::WorkloadExited, t0.elapsed()));
         let _ = std::fs::remove_file(&spec_archive);
         phases.push((Phase::TornDown, t0.elapsed()));
+        let end = ran.map(|r| r.end);
         let status = match end.map_err(vm_error)? {
             End::Exit(code) => ExitStatus::Exited(i32::from(code)),
             End::Reset => {

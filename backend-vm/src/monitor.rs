@@ -4,8 +4,18 @@
 //! workload's stdin/stdout, COM2 its stderr, port 0xf4 its exit status.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::kvm::{End, VmError};
+
+/// How a guest run went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ran {
+    pub end: End,
+    /// Boot-timer marks with their time since the monitor started (isola's
+    /// monitor only: QEMU has no boot timer).
+    pub marks: Vec<(u8, Duration)>,
+}
 
 /// What a VM boots.
 #[derive(Debug, Clone)]
@@ -24,7 +34,7 @@ pub trait Monitor {
 
     /// Boot `artifact` with the guest's COM1 on this process's stdout (and
     /// stdin when `stdin`), COM2 on its stderr, until the guest ends.
-    fn run(&self, artifact: &Artifact, stdin: bool) -> Result<End, VmError>;
+    fn run(&self, artifact: &Artifact, stdin: bool) -> Result<Ran, VmError>;
 }
 
 /// isola's own monitor on /dev/kvm.
@@ -35,7 +45,7 @@ impl Monitor for Kvm {
         "isola"
     }
 
-    fn run(&self, artifact: &Artifact, stdin: bool) -> Result<End, VmError> {
+    fn run(&self, artifact: &Artifact, stdin: bool) -> Result<Ran, VmError> {
         let mut initrd = Vec::new();
         for path in &artifact.initrds {
             let bytes = std::fs::read(path).map_err(|e| {
@@ -57,6 +67,9 @@ impl Monitor for Kvm {
             com2_out: Box::new(std::io::stderr()),
             com1_in: stdin.then(|| Box::new(std::io::stdin()) as Box<dyn std::io::Read + Send>),
         };
-        crate::kvm::run(&config, io).map(|o| o.end)
+        crate::kvm::run(&config, io).map(|o| Ran {
+            end: o.end,
+            marks: o.marks,
+        })
     }
 }

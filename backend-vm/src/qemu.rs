@@ -5,7 +5,7 @@
 use std::process::{Command, Stdio};
 
 use crate::kvm::{End, VmError};
-use crate::monitor::{Artifact, Monitor};
+use crate::monitor::{Artifact, Monitor, Ran};
 
 const BINARY: &str = "qemu-system-x86_64";
 
@@ -58,7 +58,7 @@ impl Monitor for Qemu {
         "qemu"
     }
 
-    fn run(&self, artifact: &Artifact, stdin: bool) -> Result<End, VmError> {
+    fn run(&self, artifact: &Artifact, stdin: bool) -> Result<Ran, VmError> {
         // QEMU takes one initrd: the archives go in one file, in order.
         let joined = tempfile::NamedTempFile::new()
             .map_err(|e| VmError::Config(format!("a temporary initrd file: {e}")))?;
@@ -107,7 +107,10 @@ impl Monitor for Qemu {
         match status.code() {
             // isa-debug-exit: QEMU exits with (status << 1) | 1, keeping 7
             // bits; isola-init's record on COM2 has the whole status.
-            Some(c) if c & 1 == 1 => Ok(End::Exit(record.unwrap_or((c >> 1) as u8))),
+            Some(c) if c & 1 == 1 => Ok(Ran {
+                end: End::Exit(record.unwrap_or((c >> 1) as u8)),
+                marks: Vec::new(),
+            }),
             Some(0) => Err(VmError::Guest(
                 "stopped without reporting an exit status (a kernel panic, or isola-init never ran): run `isola -v run ...` to see the kernel's messages".into(),
             )),

@@ -74,7 +74,7 @@ impl Booted {
     /// The outcome of a boot that must have worked; COM1 shows why if not.
     fn ok(&self) -> kvm::Outcome {
         match &self.outcome {
-            Ok(o) => *o,
+            Ok(o) => o.clone(),
             Err(e) => panic!("{e}\nCOM1:\n{}", self.com1),
         }
     }
@@ -310,4 +310,16 @@ fn pvh_and_the_64_bit_boot_protocol_give_the_guest_the_same_facts() {
             .collect()
     };
     assert_eq!(facts(&pvh.com1), facts(&zero_page.com1));
+}
+
+#[test]
+fn the_boot_timer_notes_each_mark_with_its_time() {
+    let Some(b) = boot("exit=0", None, None, 64, 1) else {
+        return;
+    };
+    let marks = b.ok().marks;
+    // The test guest writes 1 first thing and 2 right before it exits.
+    let kinds: Vec<u8> = marks.iter().map(|(k, _)| *k).collect();
+    assert_eq!(kinds, [1, 2], "{marks:?}");
+    assert!(marks[0].1 < marks[1].1, "{marks:?}");
 }

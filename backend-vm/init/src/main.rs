@@ -94,6 +94,7 @@ struct Running {
 
 /// Everything up to the workload's exec, in order.
 fn start() -> Result<Running, Failure> {
+    report::mark(report::MARK_INIT);
     mounts::mount_all()?;
     // Raw as early as possible: until then COM2 echoes what the host sends.
     let ttys = tty::open()?;
@@ -173,6 +174,7 @@ fn start() -> Result<Running, Failure> {
                 let _ = nix::sys::wait::waitpid(child, None);
                 return Err(failure);
             }
+            report::mark(report::MARK_WORKLOAD);
             Ok(Running {
                 pid: child.as_raw(),
                 signals_in,

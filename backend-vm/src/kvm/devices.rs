@@ -14,6 +14,10 @@ pub const COM1_IRQ: u32 = 4;
 pub const COM2_IRQ: u32 = 3;
 /// QEMU's isa-debug-exit: the byte written is the guest's exit status.
 pub const EXIT_PORT: u16 = 0xf4;
+/// isola's boot timer: the guest writes a mark (isola-init: 1 when it
+/// starts, 2 when the workload starts) and the monitor notes the time.
+/// Elsewhere (QEMU) nothing is there and the write is ignored.
+pub const BOOT_TIMER_PORT: u16 = 0x4f0;
 const I8042_COMMAND: u16 = 0x64;
 const I8042_RESET: u8 = 0xfe;
 const UART_PORTS: u16 = 8;
@@ -38,6 +42,8 @@ pub enum Action {
     Exit(u8),
     /// The guest pulsed the i8042 reset line (Linux's `reboot=k`).
     Reset,
+    /// The guest wrote this mark to the boot timer.
+    Mark(u8),
 }
 
 pub struct Devices {
@@ -50,6 +56,7 @@ impl Devices {
         let byte = data.first().copied().unwrap_or(0);
         match port {
             EXIT_PORT => return Action::Exit(byte),
+            BOOT_TIMER_PORT => return Action::Mark(byte),
             I8042_COMMAND if byte == I8042_RESET => return Action::Reset,
             _ => {}
         }

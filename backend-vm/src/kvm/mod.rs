@@ -22,6 +22,7 @@ use vm_superio::Serial;
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 pub use boot::{Loaded, Protocol};
+pub use devices::BOOT_TIMER_PORT;
 use devices::{Devices, IrqTrigger};
 
 #[derive(Debug, thiserror::Error)]
@@ -72,14 +73,18 @@ pub enum End {
     Reset,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
     pub end: End,
     pub loaded: Loaded,
+    /// The boot timer's marks (see `devices::BOOT_TIMER_PORT`), each with
+    /// its time since `run` began.
+    pub marks: Vec<(u8, Duration)>,
 }
 
 /// Boot `config.kernel` and run it until it exits, resets or fails.
 pub fn run(config: &VmConfig, io: GuestIo) -> Result<Outcome, VmError> {
+    let started = std::time::Instant::now();
     let kvm = Kvm::new().map_err(|e| {
         VmError::Unavailable(match e.errno() {
             libc::ENOENT => "there is no /dev/kvm: load kvm_intel or kvm_amd (and enable virtualization in the firmware)".into(),
@@ -141,13 +146,18 @@ pub fn run(config: &VmConfig, io: GuestIo) -> Result<Outcome, VmError> {
     // The others wait, as on a PC, for the boot CPU's INIT and SIPI.
     cpu::boot_state(&vcpus[0], loaded.entry, loaded.pvh)?;
 
-    let end = vcpus::run_all(vcpus, &devices, config.timeout)?;
+    let marks = vcpus::Marks::new(started);
+    let end = vcpus::run_all(vcpus, &devices, config.timeout, &marks)?;
     for uart in [&devices.com1, &devices.com2] {
         if let Ok(mut u) = uart.lock() {
             let _ = u.writer_mut().flush();
         }
     }
-    Ok(Outcome { end, loaded })
+    Ok(Outcome {
+        end,
+        loaded,
+        marks: marks.into_inner(),
+    })
 }
 
 /// Copy `input` into COM1's receive FIFO, waiting while the guest has not

@@ -12,11 +12,37 @@ use super::devices::{Action, Devices};
 use super::kick::{self, Stop};
 use super::{End, VmError};
 
+/// The boot timer's marks, each with when it came (since `start`).
+pub struct Marks {
+    start: std::time::Instant,
+    seen: Mutex<Vec<(u8, Duration)>>,
+}
+
+impl Marks {
+    pub fn new(start: std::time::Instant) -> Marks {
+        Marks {
+            start,
+            seen: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn note(&self, mark: u8) {
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.push((mark, self.start.elapsed()));
+        }
+    }
+
+    pub fn into_inner(self) -> Vec<(u8, Duration)> {
+        self.seen.into_inner().unwrap_or_default()
+    }
+}
+
 /// Run every vCPU to the VM's end.
 pub fn run_all(
     vcpus: Vec<VcpuFd>,
     devices: &Devices,
     timeout: Option<Duration>,
+    marks: &Marks,
 ) -> Result<End, VmError> {
     kick::install()?;
     let stop = Arc::new(Stop::default());
@@ -37,7 +63,7 @@ pub fn run_all(
                 .name(format!("isola-vcpu{id}"))
                 .spawn_scoped(s, move || {
                     stop.register();
-                    let end = vcpu_loop(vcpu, devices, stop);
+                    let end = vcpu_loop(vcpu, devices, stop, marks);
                     stop.unregister();
                     if let Some(end) = end {
                         if let Ok(mut r) = result.lock() {
@@ -70,7 +96,12 @@ pub fn run_all(
 }
 
 /// One vCPU's exits, until it ends the VM (`Some`) or is stopped (`None`).
-fn vcpu_loop(mut vcpu: VcpuFd, devices: &Devices, stop: &Stop) -> Option<Result<End, VmError>> {
+fn vcpu_loop(
+    mut vcpu: VcpuFd,
+    devices: &Devices,
+    stop: &Stop,
+    marks: &Marks,
+) -> Option<Result<End, VmError>> {
     loop {
         if stop.is_set() {
             return None;
@@ -85,6 +116,7 @@ fn vcpu_loop(mut vcpu: VcpuFd, devices: &Devices, stop: &Stop) -> Option<Result<
                 Action::Continue => {}
                 Action::Exit(code) => return Some(Ok(End::Exit(code))),
                 Action::Reset => return Some(Ok(End::Reset)),
+                Action::Mark(mark) => marks.note(mark),
             },
             VcpuExit::IoIn(port, data) => devices.port_in(port, data),
             VcpuExit::MmioRead(_, data) => data.fill(0xff),

@@ -29,6 +29,9 @@ use uart::{COM1, COM2};
 
 // QEMU's isa-debug-exit port: the byte written is the guest's exit status.
 const EXIT_PORT: u16 = 0xf4;
+// isola's boot-timer port: the monitor notes when each mark is written
+// (isola-init writes 1 when it starts and 2 when the workload starts).
+const BOOT_TIMER_PORT: u16 = 0x4f0;
 const ECHO_MAX: usize = 120;
 // Consecutive empty polls before giving up on echo input, so a monitor that
 // never delivers input still lets the guest exit.
@@ -38,6 +41,7 @@ const INITRD_HEAD: u64 = 16;
 /// Entered from `_start` (Linux's 64-bit protocol, `info` = the zero page)
 /// or from the PVH entry (`info` = hvm_start_info); `protocol` says which.
 extern "C" fn main(info: u64, protocol: u64) -> ! {
+    port::outb(BOOT_TIMER_PORT, 1);
     COM1.str("isola-testguest: started\n");
     let line = if protocol == entry::PVH {
         COM1.str("boot: pvh\n");
@@ -169,6 +173,7 @@ fn echo() {
 }
 
 fn exit(status: u8) -> ! {
+    port::outb(BOOT_TIMER_PORT, 2);
     port::outb(EXIT_PORT, status);
     // In case the monitor does not stop the guest at the exit port.
     loop {

@@ -10,14 +10,6 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 use tempfile::TempDir;
 
-/// Trees that exist on a stock Debian 12 host, the first present one is used.
-const CANDIDATES: &[&str] = &[
-    "/usr/lib/python3.11",
-    "/usr/share/perl/5.36",
-    "/usr/lib/x86_64-linux-gnu/perl-base",
-    "/usr/share/zoneinfo",
-];
-
 /// The same read buffer the image import puts in front of unpack.
 const READ_BUFFER: usize = 256 * 1024;
 
@@ -29,15 +21,7 @@ struct Layer {
 }
 
 fn build_layer() -> Layer {
-    let src = CANDIDATES
-        .iter()
-        .map(Path::new)
-        .find(|p| p.is_dir())
-        .unwrap_or_else(|| {
-            panic!("none of the layer source trees exists on this host: {CANDIDATES:?}")
-        });
-    // A candidate may be a symlink to its versioned directory (perl's 5.36).
-    let src = src.canonicalize().expect("resolving the layer source tree");
+    let src = isola_bench::corpus::source_tree();
     let work = tempfile::Builder::new()
         .prefix("isola-bench-unpack-")
         .tempdir()

@@ -3,4 +3,5 @@
 //! benchmark issue.
 
 pub mod bundle;
+pub mod corpus;
 pub mod startup;

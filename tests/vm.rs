@@ -281,3 +281,26 @@ fn too_little_memory_for_the_kernel_is_said_before_booting() {
     );
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
+
+#[test]
+fn the_guest_s_oom_killer_is_reported_as_137_with_a_message() {
+    let Some(isola) = isola() else { return };
+    // A string doubled until the guest's memory runs out.
+    let out = vm(
+        &isola,
+        &[
+            "--memory",
+            "96m",
+            "isola/busybox",
+            "sh",
+            "-c",
+            "a=xxxxxxxxxxxxxxxx; while :; do a=\"$a$a\"; done",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(137), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("ran out of memory"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -304,3 +304,41 @@ fn the_guest_s_oom_killer_is_reported_as_137_with_a_message() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn stdin_reaches_the_workload_with_i_and_only_once_it_runs() {
+    use std::io::Write;
+    let Some(isola) = isola() else { return };
+    let mut child = Command::new(env!("CARGO_BIN_EXE_isola"))
+        .args([
+            "run",
+            "--rm",
+            "-i",
+            "--backend",
+            "vm",
+            "--vmm",
+            "qemu",
+            "isola/busybox",
+            "head",
+            "-n",
+            "2",
+        ])
+        .env("ISOLA_ROOT", isola.root())
+        .env("ISOLA_INIT", init())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Written before the guest has booted: held until the workload runs,
+    // so none of it is lost or echoed.
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"first line\nsecond line\nthird\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "first line\nsecond line\n");
+}

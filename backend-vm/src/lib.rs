@@ -8,4 +8,4 @@ pub mod kernel_store;
 pub mod kvm;
 pub mod monitor;
 pub mod qemu;
-mod qemu_com2;
+mod qemu_serial;

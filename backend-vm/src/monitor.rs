@@ -60,6 +60,8 @@ impl Monitor for Kvm {
             memory_bytes: artifact.memory_bytes,
             vcpus: artifact.vcpus,
             protocol: crate::kvm::Protocol::Auto,
+            // isola-init's "workload started" mark.
+            input_after_mark: Some(2),
             timeout: None,
         };
         let io = crate::kvm::GuestIo {

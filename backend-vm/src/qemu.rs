@@ -20,6 +20,7 @@ impl Qemu {
         &self,
         artifact: &Artifact,
         initrd: &std::path::Path,
+        com1: &std::path::Path,
         com2: &std::path::Path,
     ) -> Command {
         let mut c = Command::new(BINARY);
@@ -29,8 +30,9 @@ impl Qemu {
         c.args(["-m", &format!("{}M", artifact.memory_bytes >> 20)]);
         c.args(["-smp", &artifact.vcpus.to_string()]);
         c.args(["-nodefaults", "-no-user-config", "-nographic", "-no-reboot"]);
-        // COM1: our stdin/stdout. COM2: FIFOs isola relays (see qemu_com2).
-        c.args(["-chardev", "stdio,id=com1,signal=off"]);
+        // Both UARTs are FIFOs isola relays (see qemu_serial).
+        c.arg("-chardev")
+            .arg(format!("pipe,id=com1,path={}", com1.display()));
         c.arg("-chardev")
             .arg(format!("pipe,id=com2,path={}", com2.display()));
         // microvm makes only the first -serial a port: COM2 is a device of its own.
@@ -39,7 +41,7 @@ impl Qemu {
         c.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
         c.arg("-kernel").arg(&artifact.kernel);
         c.arg("-initrd").arg(initrd);
-        let mut cmdline = format!("{} {}", artifact.cmdline, crate::qemu_com2::CMDLINE_FLAG);
+        let mut cmdline = format!("{} {}", artifact.cmdline, crate::qemu_serial::CMDLINE_FLAG);
         if !self.kvm {
             // microvm has no HPET or PM timer: under TCG the kernel may
             // fail to calibrate the TSC and hang. TCG passes the host's
@@ -75,14 +77,10 @@ impl Monitor for Qemu {
                 .map_err(|e| VmError::Config(format!("writing the initrd: {e}")))?;
         }
         let dir = tempfile::tempdir()
-            .map_err(|e| VmError::Config(format!("a temporary directory for COM2: {e}")))?;
-        let com2 = crate::qemu_com2::make_fifos(dir.path())?;
-        let mut cmd = self.command(artifact, joined.path(), &com2);
-        cmd.stdin(if stdin {
-            Stdio::inherit()
-        } else {
-            Stdio::null()
-        });
+            .map_err(|e| VmError::Config(format!("a temporary directory for the UARTs: {e}")))?;
+        let (com1, com2) = crate::qemu_serial::make_fifos(dir.path())?;
+        let mut cmd = self.command(artifact, joined.path(), &com1, &com2);
+        cmd.stdin(Stdio::null()).stdout(Stdio::null());
         // Its own process group: a Ctrl-C reaches isola, which passes it to
         // the workload, instead of killing QEMU.
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
@@ -93,7 +91,7 @@ impl Monitor for Qemu {
                 format!("cannot start {BINARY}: {e}")
             })
         })?;
-        let relay = match crate::qemu_com2::Relay::start(&com2) {
+        let relay = match crate::qemu_serial::Relay::start(&com1, &com2, stdin) {
             Ok(r) => r,
             Err(e) => {
                 let _ = child.kill();

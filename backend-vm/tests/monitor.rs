@@ -110,6 +110,7 @@ fn boot_with(
         memory_bytes: mib << 20,
         vcpus,
         protocol,
+        input_after_mark: None,
         timeout: Some(Duration::from_secs(20)),
     };
     let io = GuestIo {
@@ -192,6 +193,7 @@ fn bad_kernels_and_sizes_are_refused_in_one_sentence() {
             memory_bytes: mib << 20,
             vcpus: 1,
             protocol: kvm::Protocol::Auto,
+            input_after_mark: None,
             timeout: Some(Duration::from_secs(5)),
         };
         let io = GuestIo {
@@ -240,6 +242,7 @@ fn a_guest_that_runs_too_long_is_stopped_at_the_deadline() {
         memory_bytes: 64 << 20,
         vcpus: 2,
         protocol: kvm::Protocol::Auto,
+        input_after_mark: None,
         timeout: Some(Duration::from_millis(300)),
     };
     let io = GuestIo {

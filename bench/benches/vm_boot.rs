@@ -39,6 +39,7 @@ fn bench(c: &mut Criterion) {
                     memory_bytes: 128 << 20,
                     vcpus: 1,
                     protocol,
+                    input_after_mark: None,
                     timeout: Some(Duration::from_secs(10)),
                 };
                 let io = GuestIo {

@@ -71,6 +71,7 @@ pub fn run(cmd: &VmCommand) -> Result<i32> {
         } else {
             Protocol::Auto
         },
+        input_after_mark: None,
         timeout,
     };
     let io = GuestIo {

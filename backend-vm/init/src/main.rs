@@ -175,6 +175,7 @@ fn start() -> Result<Running, Failure> {
                 return Err(failure);
             }
             report::mark(report::MARK_WORKLOAD);
+            report::started();
             Ok(Running {
                 pid: child.as_raw(),
                 signals_in,

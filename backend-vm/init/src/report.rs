@@ -9,10 +9,21 @@ use crate::tty;
 
 /// QEMU's isa-debug-exit, which isola's own monitor implements too.
 const EXIT_PORT: u16 = 0xf4;
-/// The status record on COM2, when the kernel command line has
-/// `isola.status=com2`: `ESC _ isola-exit N ESC \`.
+/// The records on COM2, when the kernel command line has
+/// `isola.status=com2`: `ESC _ isola-started ESC \` when the workload
+/// starts (see [`started`]) and `ESC _ isola-exit N ESC \` at the end.
 pub const STATUS_PREFIX: &str = "\x1b_isola-exit ";
 pub const STATUS_END: &str = "\x1b\\";
+
+/// Tell a monitor that asked for records that the workload runs: it then
+/// starts passing stdin on (before, the guest's tty would echo it).
+pub fn started() {
+    if status_on_com2() {
+        if let Ok(mut com2) = OpenOptions::new().write(true).open(tty::COM2) {
+            let _ = write!(com2, "\x1b_isola-started{STATUS_END}");
+        }
+    }
+}
 
 fn status_on_com2() -> bool {
     std::fs::read_to_string("/proc/cmdline")

@@ -51,6 +51,10 @@ pub struct VmConfig {
     pub memory_bytes: u64,
     /// vCPUs, 1 to [`mptable::MAX_CPUS`].
     pub vcpus: u8,
+    /// Hold COM1 input until the guest writes this boot-timer mark
+    /// (isola-init's 2: the workload started; before that the guest's tty
+    /// would echo the input). `None`: feed it at once.
+    pub input_after_mark: Option<u8>,
     /// PVH or Linux's 64-bit protocol (see [`Protocol`]).
     pub protocol: Protocol,
     /// Stop the guest after this long (`None`: let it run).
@@ -127,8 +131,15 @@ pub fn run(config: &VmConfig, io: GuestIo) -> Result<Outcome, VmError> {
         com1: uart(io.com1_out, devices::COM1_IRQ)?,
         com2: uart(io.com2_out, devices::COM2_IRQ)?,
     };
+    let mut marks = vcpus::Marks::new(started);
     if let Some(input) = io.com1_in {
-        feed(input, Arc::clone(&devices.com1));
+        let open = Arc::new(std::sync::atomic::AtomicBool::new(
+            config.input_after_mark.is_none(),
+        ));
+        if let Some(mark) = config.input_after_mark {
+            marks.gate = Some((mark, Arc::clone(&open)));
+        }
+        feed(input, Arc::clone(&devices.com1), open);
     }
 
     mptable::write(&mem, config.vcpus)?;
@@ -146,7 +157,6 @@ pub fn run(config: &VmConfig, io: GuestIo) -> Result<Outcome, VmError> {
     // The others wait, as on a PC, for the boot CPU's INIT and SIPI.
     cpu::boot_state(&vcpus[0], loaded.entry, loaded.pvh)?;
 
-    let marks = vcpus::Marks::new(started);
     let end = vcpus::run_all(vcpus, &devices, config.timeout, &marks)?;
     for uart in [&devices.com1, &devices.com2] {
         if let Ok(mut u) = uart.lock() {
@@ -162,8 +172,15 @@ pub fn run(config: &VmConfig, io: GuestIo) -> Result<Outcome, VmError> {
 
 /// Copy `input` into COM1's receive FIFO, waiting while the guest has not
 /// drained it. The thread ends with the input (or with isola).
-fn feed(mut input: Box<dyn Read + Send>, com1: Arc<Mutex<devices::Uart>>) {
+fn feed(
+    mut input: Box<dyn Read + Send>,
+    com1: Arc<Mutex<devices::Uart>>,
+    open: Arc<std::sync::atomic::AtomicBool>,
+) {
     std::thread::spawn(move || {
+        while !open.load(std::sync::atomic::Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
         let mut buf = [0u8; 64];
         loop {
             let n = match input.read(&mut buf) {

@@ -16,6 +16,8 @@ use super::{End, VmError};
 pub struct Marks {
     start: std::time::Instant,
     seen: Mutex<Vec<(u8, Duration)>>,
+    /// Set when the mark `gate` arrives (what COM1 input waits for).
+    pub gate: Option<(u8, Arc<std::sync::atomic::AtomicBool>)>,
 }
 
 impl Marks {
@@ -23,10 +25,16 @@ impl Marks {
         Marks {
             start,
             seen: Mutex::new(Vec::new()),
+            gate: None,
         }
     }
 
     fn note(&self, mark: u8) {
+        if let Some((gate, open)) = &self.gate {
+            if *gate == mark {
+                open.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
         if let Ok(mut seen) = self.seen.lock() {
             seen.push((mark, self.start.elapsed()));
         }

@@ -1,0 +1,255 @@
+//! The guest's UARTs under QEMU: FIFO pairs isola relays, so that it can do
+//! what a plain stdio chardev cannot. COM1 out goes to our stdout, and our
+//! stdin goes in only once isola-init says the workload started (before
+//! that the guest's tty would echo it, and the UART's small FIFO drop it).
+//! COM2 out goes to our stderr, minus isola-init's records; into COM2 go the
+//! signals isola receives, one byte each.
+//!
+//! Records (asked for with `isola.status=com2` on the kernel command line):
+//! `ESC _ isola-started ESC \` when the workload starts, and
+//! `ESC _ isola-exit N ESC \` at the end, since QEMU's exit code keeps only
+//! 7 bits of the status.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{SigSet, SigmaskHow};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+
+use crate::kvm::VmError;
+
+const RECORD: &[u8] = b"\x1b_isola-";
+const END: &[u8] = b"\x1b\\";
+/// What isola-init is told on the command line to send its records.
+pub const CMDLINE_FLAG: &str = "isola.status=com2";
+
+/// The FIFOs QEMU's `-chardev pipe,path=BASE` opens, BASE.in and BASE.out,
+/// for COM1 and COM2 in `dir`.
+pub fn make_fifos(dir: &Path) -> Result<(PathBuf, PathBuf), VmError> {
+    let make = |name: &str| -> Result<PathBuf, VmError> {
+        let base = dir.join(name);
+        for end in ["in", "out"] {
+            let path = base.with_extension(end);
+            nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600))
+                .map_err(|e| VmError::Config(format!("making the FIFO {}: {e}", path.display())))?;
+        }
+        Ok(base)
+    };
+    Ok((make("com1")?, make("com2")?))
+}
+
+/// Relays both UARTs until `finish`; returns the status from isola-init's
+/// exit record, if one came.
+pub struct Relay {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<Option<u8>>,
+}
+
+struct Ends {
+    com1_out: File,
+    com1_in: File,
+    com2_out: File,
+    com2_in: File,
+    signals: SignalFd,
+    stdin: bool,
+}
+
+impl Relay {
+    pub fn start(com1: &Path, com2: &Path, stdin: bool) -> Result<Relay, VmError> {
+        // Read-write, non-blocking: opening never waits for QEMU, and a read
+        // end never sees EOF while we hold it; `stop` ends the loop.
+        let open = |base: &Path, end: &str| {
+            let path = base.with_extension(end);
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+                .open(&path)
+                .map_err(|e| VmError::Config(format!("opening {}: {e}", path.display())))
+        };
+        let mut mask = SigSet::empty();
+        for s in isola_core::backend::RELAYED_SIGNALS {
+            mask.add(s);
+        }
+        mask.thread_block()
+            .map_err(|e| VmError::Config(format!("blocking signals: {e}")))?;
+        let ends = Ends {
+            com1_out: open(com1, "out")?,
+            com1_in: open(com1, "in")?,
+            com2_out: open(com2, "out")?,
+            com2_in: open(com2, "in")?,
+            signals: SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+                .map_err(|e| VmError::Config(format!("signalfd: {e}")))?,
+            stdin,
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("isola-serial".into())
+            .spawn(move || relay(ends, &flag))
+            .map_err(|e| VmError::Config(format!("starting the serial relay: {e}")))?;
+        Ok(Relay { stop, thread })
+    }
+
+    pub fn finish(self) -> Option<u8> {
+        self.stop.store(true, Ordering::SeqCst);
+        let status = self.thread.join().ok().flatten();
+        let _ = nix::sys::signal::pthread_sigmask(
+            SigmaskHow::SIG_SETMASK,
+            Some(&SigSet::empty()),
+            None,
+        );
+        status
+    }
+}
+
+fn relay(mut e: Ends, stop: &AtomicBool) -> Option<u8> {
+    let (mut stdout, mut stderr) = (std::io::stdout(), std::io::stderr());
+    let stdin_fd = std::io::stdin();
+    let mut stdin_open = e.stdin;
+    let mut started = false;
+    let mut status = None;
+    let mut held: Vec<u8> = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let stopping = stop.load(Ordering::SeqCst);
+        let feed = stdin_open && started;
+        {
+            let mut fds = vec![
+                PollFd::new(e.com1_out.as_fd(), PollFlags::POLLIN),
+                PollFd::new(e.com2_out.as_fd(), PollFlags::POLLIN),
+                PollFd::new(e.signals.as_fd(), PollFlags::POLLIN),
+            ];
+            if feed {
+                // SAFETY: fd 0 stays open for the life of the process.
+                let fd0 = unsafe { BorrowedFd::borrow_raw(0) };
+                fds.push(PollFd::new(fd0, PollFlags::POLLIN));
+            }
+            let _ = poll(
+                &mut fds,
+                PollTimeout::from(if stopping { 0u16 } else { 50 }),
+            );
+        }
+        while let Ok(Some(info)) = e.signals.read_signal() {
+            let _ = write_all(&mut e.com2_in, &[info.ssi_signo as u8]);
+        }
+        let mut got = false;
+        while let Ok(n) = e.com1_out.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            got = true;
+            let _ = stdout.write_all(&buf[..n]);
+        }
+        let _ = stdout.flush();
+        while let Ok(n) = e.com2_out.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            got = true;
+            held.extend_from_slice(&buf[..n]);
+            while let Some((at, len, body)) = next_record(&held) {
+                let _ = stderr.write_all(&held[..at]);
+                match body.as_slice() {
+                    b"started" => started = true,
+                    b => status = parse_exit(b).or(status),
+                }
+                held.drain(..at + len);
+            }
+            let keep = record_start(&held);
+            let _ = stderr.write_all(&held[..keep]);
+            held.drain(..keep);
+        }
+        if feed {
+            // Only read what is there: poll said so, or it is EOF (0).
+            match nix::unistd::read(&stdin_fd, &mut buf) {
+                Ok(0) => stdin_open = false, // the guest's tty cannot be told EOF
+                Ok(n) => {
+                    let _ = write_all(&mut e.com1_in, &buf[..n]);
+                }
+                Err(nix::errno::Errno::EAGAIN) | Err(nix::errno::Errno::EINTR) => {}
+                Err(_) => stdin_open = false,
+            }
+        }
+        if stopping && !got {
+            break;
+        }
+    }
+    let _ = stderr.write_all(&held);
+    status
+}
+
+/// Write all of `bytes` to a non-blocking FIFO, waiting while it is full.
+fn write_all(f: &mut File, mut bytes: &[u8]) -> std::io::Result<()> {
+    while !bytes.is_empty() {
+        match f.write(bytes) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(1))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// The first whole record in `bytes`: where it starts, its length, its body.
+fn next_record(bytes: &[u8]) -> Option<(usize, usize, Vec<u8>)> {
+    let at = bytes.windows(RECORD.len()).position(|w| w == RECORD)?;
+    let body_start = at + RECORD.len();
+    let end = bytes[body_start..]
+        .windows(END.len())
+        .position(|w| w == END)?;
+    let body = bytes[body_start..body_start + end].to_vec();
+    Some((at, RECORD.len() + end + END.len(), body))
+}
+
+/// Where a possible record starts in `bytes` (everything before it can be
+/// passed on), or `bytes.len()`.
+fn record_start(bytes: &[u8]) -> usize {
+    for (i, _) in bytes.iter().enumerate().filter(|(_, b)| **b == 0x1b) {
+        let rest = &bytes[i..];
+        let n = rest.len().min(RECORD.len());
+        if rest[..n] == RECORD[..n] {
+            return i;
+        }
+    }
+    bytes.len()
+}
+
+fn parse_exit(body: &[u8]) -> Option<u8> {
+    let digits = body.strip_prefix(b"exit ")?;
+    std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_are_found_held_back_and_parsed() {
+        let stream = b"err\x1b_isola-started\x1b\\more\x1b[0m\x1b_isola-exit 137\x1b\\";
+        let (at, len, body) = next_record(stream).unwrap();
+        assert_eq!(
+            (&stream[..at], body.as_slice()),
+            (&b"err"[..], &b"started"[..])
+        );
+        let rest = &stream[at + len..];
+        let (at, _, body) = next_record(rest).unwrap();
+        assert_eq!(&rest[..at], b"more\x1b[0m");
+        assert_eq!(parse_exit(&body), Some(137));
+        // A partial record at the end of a read is held back.
+        assert_eq!(record_start(b"abc\x1b_iso"), 3);
+        assert_eq!(record_start(b"abc\x1b[31m"), 8);
+        assert_eq!(next_record(b"abc\x1b_isola-exi"), None);
+        assert_eq!(parse_exit(b"exit x"), None);
+    }
+}

@@ -121,9 +121,29 @@ fn rmi_force_by_id_removes_every_name() {
         .as_str()
         .unwrap()
         .to_string();
+    // A guest root filesystem the VM backend cached for it, and one of
+    // another image still being built.
+    let rootfs = isola.root().join("vm/rootfs");
+    std::fs::create_dir_all(&rootfs).unwrap();
+    let hex = id.trim_start_matches("sha256:");
+    std::fs::write(
+        rootfs.join(format!("{hex}-0123456789abcdef.cpio")),
+        "archive",
+    )
+    .unwrap();
+    std::fs::write(rootfs.join(".building-x.cpio"), "in progress").unwrap();
     isola.ok(["rmi", "--force", &id]);
     assert_eq!(isola.json(["images", "--json"]), json!([]));
     assert_eq!(count(&isola.root().join("layers")), 0);
+    let left: Vec<_> = std::fs::read_dir(&rootfs)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        left,
+        [".building-x.cpio"],
+        "the image's archive goes, a fresh build stays"
+    );
 }
 
 #[test]

@@ -80,4 +80,9 @@ impl Root {
     pub fn tmp(&self) -> PathBuf {
         self.dir.join("tmp")
     }
+
+    /// The VM backend's guest root filesystems, `<image digest hex>-<id>.cpio`.
+    pub fn vm_rootfs(&self) -> PathBuf {
+        self.dir.join("vm/rootfs")
+    }
 }

@@ -74,14 +74,48 @@ pub fn prune(store: &ImageStore) -> Result<Removed, ImageError> {
     Ok(out)
 }
 
-/// Delete blobs and layers the catalog no longer reaches, and stale staging
-/// left by an import that died.
+/// The VM backend's cached guest root filesystems of images that are gone,
+/// and half-built ones (`.building-*`) an hour old: a build in progress
+/// renames its file within seconds.
+fn collect_guest_rootfs(
+    root: &crate::Root,
+    live_images: &HashSet<String>,
+    out: &mut Removed,
+) -> Result<(), ImageError> {
+    let Ok(entries) = fs::read_dir(root.vm_rootfs()) else {
+        return Ok(());
+    };
+    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let stale = if name.starts_with(".building-") {
+            entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t < hour_ago)
+        } else {
+            let hex = name.split('-').next().unwrap_or_default();
+            !live_images.contains(hex)
+        };
+        if stale {
+            out.bytes_freed += disk_usage(&entry.path()).unwrap_or(0);
+            remove_any(&entry.path())
+                .map_err(io_ctx(format!("removing the guest root filesystem {name}")))?;
+        }
+    }
+    Ok(())
+}
+
+/// Delete blobs and layers the catalog no longer reaches, stale staging
+/// left by an import that died, and guest root filesystems of gone images.
 fn collect(store: &ImageStore, catalog: &Catalog, out: &mut Removed) -> Result<(), ImageError> {
     let root = store.root();
     let mut live_blobs = HashSet::new();
     let mut live_layers = HashSet::new();
+    let mut live_images = HashSet::new();
     for entry in catalog.images.values() {
         let image = store.load(&entry.manifest, catalog)?;
+        live_images.insert(image.digest.digest().to_string());
         live_blobs.insert(image.digest.digest().to_string());
         live_blobs.insert(image.config_digest.digest().to_string());
         for layer in store.layers(&image) {
@@ -117,6 +151,7 @@ fn collect(store: &ImageStore, catalog: &Catalog, out: &mut Removed) -> Result<(
     {
         remove_any(&entry.path()).map_err(io_ctx("removing stale staging"))?;
     }
+    collect_guest_rootfs(root, &live_images, out)?;
     tracing::info!(
         blobs = out.blobs_removed,
         layers = out.layers_removed,

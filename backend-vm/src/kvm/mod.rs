@@ -156,6 +156,10 @@ pub fn run(config: &VmConfig, io: GuestIo) -> Result<Outcome, VmError> {
     }
     // The others wait, as on a PC, for the boot CPU's INIT and SIPI.
     cpu::boot_state(&vcpus[0], loaded.entry, loaded.pvh)?;
+    // Set-up is over: the /dev/kvm handle (VM creation, CPUID queries) is
+    // not needed while the guest runs; the VM and vCPU fds are. The kernel
+    // and initrd files were closed when they were read.
+    drop(kvm);
 
     let end = vcpus::run_all(vcpus, &devices, config.timeout, &marks)?;
     for uart in [&devices.com1, &devices.com2] {

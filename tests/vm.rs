@@ -191,6 +191,24 @@ fn what_the_vm_backend_cannot_do_yet_is_refused_in_one_sentence() {
     assert!(e.contains("--network host"), "{e}");
     let e = run(&["--vmm", "vbox", "isola/busybox", "true"]);
     assert!(e.contains("unknown --vmm"), "{e}");
+    let e = run(&[
+        "--vmm",
+        "qemu",
+        "--kernel",
+        "/etc/hostname",
+        "isola/busybox",
+        "true",
+    ]);
+    assert!(e.contains("not a kernel isola can boot"), "{e}");
+    let e = run(&[
+        "--vmm",
+        "qemu",
+        "--kernel",
+        "/nonexistent/vmlinuz",
+        "isola/busybox",
+        "true",
+    ]);
+    assert!(e.contains("--kernel"), "{e}");
     if std::path::Path::new("/sys/module/kvm_pvm").exists() {
         // On PVM isola's own monitor says at once why it cannot boot Linux.
         let e = run(&["isola/busybox", "true"]);

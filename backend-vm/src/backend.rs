@@ -50,6 +50,7 @@ impl Backend for VmBackend {
         let monitor = self.monitor(&flavour)?;
         let unavailable = BackendError::Unavailable;
         let kernel = kernel::find(&self.state_dir, self.kernel.as_deref()).map_err(unavailable)?;
+        refuse_non_kernel(&kernel)?;
         let init = find_init().map_err(BackendError::Unavailable)?;
 
         let rootfs = ctx
@@ -177,6 +178,22 @@ fn check_memory(artifact: &Artifact) -> Result<(), BackendError> {
         )));
     }
     Ok(())
+}
+
+/// A file that is neither an ELF nor a bzImage would only make the monitor
+/// fail later with its own words: say it now.
+fn refuse_non_kernel(kernel: &Path) -> Result<(), BackendError> {
+    let mut head = [0u8; 0x210];
+    let n = std::fs::File::open(kernel)
+        .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
+        .unwrap_or(0);
+    if crate::kernel_store::is_bootable(&head[..n]) {
+        return Ok(());
+    }
+    Err(BackendError::Unavailable(format!(
+        "{} is not a kernel isola can boot (neither an ELF vmlinux nor a bzImage): give one with --kernel",
+        kernel.display()
+    )))
 }
 
 fn refuse_unsupported(spec: &RunSpec) -> Result<(), BackendError> {

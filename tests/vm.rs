@@ -360,3 +360,36 @@ fn stdin_reaches_the_workload_with_i_and_only_once_it_runs() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "first line\nsecond line\n");
 }
+
+#[test]
+fn a_guest_kernel_panic_is_shown_and_reported_not_hung() {
+    let Some(isola) = isola() else { return };
+    // An "init" the guest kernel cannot run: it panics (init= keeps it from
+    // falling back to the image's own /sbin/init or /bin/sh).
+    let fake = isola.scratch("fake").join("init");
+    std::fs::write(&fake, "#!/no/such/interpreter\n").unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_isola"))
+        .args([
+            "run",
+            "--rm",
+            "--backend",
+            "vm",
+            "--vmm",
+            "qemu",
+            "isola/busybox",
+            "true",
+        ])
+        .env("ISOLA_ROOT", isola.root())
+        .env("ISOLA_INIT", &fake)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    let err = text(&out.stderr);
+    assert!(err.contains("Kernel panic - not syncing"), "{err}");
+    assert!(
+        err.contains("stopped without reporting an exit status"),
+        "{err}"
+    );
+}

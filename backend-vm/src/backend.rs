@@ -36,7 +36,7 @@ pub struct VmBackend {
 /// The kernel's own messages stay off the workload's stdout: only
 /// emergencies (a panic) reach COM2, the workload's stderr.
 pub const CMDLINE: &str =
-    "rdinit=/.isola/init console=ttyS1 quiet loglevel=1 panic=-1 reboot=k i8042.noaux edd=off";
+    "rdinit=/.isola/init init=/.isola/init console=ttyS1 quiet loglevel=1 panic=-1 reboot=k i8042.noaux edd=off";
 
 impl Backend for VmBackend {
     fn name(&self) -> &'static str {

@@ -10,15 +10,15 @@
 //! COM2), 125 when isola-init fails (`isola-init: <what failed>: <why>` on
 //! COM2), 126/127 when the command cannot run / is not found.
 //!
-//! Trying it by hand under QEMU's TCG (the lead's integration tests will
-//! automate this on top of the QEMU adapter):
+//! Trying it by hand under QEMU's TCG (tests/vm.rs does this through
+//! `isola run --backend vm --vmm qemu`; docs/vm.md has the whole protocol):
 //!
 //! ```sh
 //! RUSTFLAGS="-C target-feature=+crt-static" cargo build --release -p isola-init \
 //!   --target x86_64-unknown-linux-gnu
 //! mkdir -p /tmp/g/bin /tmp/g/.isola && cd /tmp/g && cp /bin/busybox bin/
 //! for a in $(bin/busybox --list); do [ -e bin/$a ] || ln -s busybox bin/$a; done
-//! cp /work/main/target/x86_64-unknown-linux-gnu/release/isola-init init
+//! cp /work/main/target/x86_64-unknown-linux-gnu/release/isola-init .isola/init
 //! echo '{"version":1,"args":["sh","-c","echo hi; id; exit 42"],"env":[],"cwd":"/w",
 //!   "uid":1000,"gid":1000,"groups":[],"hostname":"box","read_only":false,
 //!   "pids_limit":null,"stdin":false,"tty":false}' > .isola/spec.json
@@ -28,7 +28,8 @@
 //!   -chardev file,id=com2,path=/tmp/com2 -device isa-serial,chardev=com2,index=1 \
 //!   -device isa-debug-exit,iobase=0xf4,iosize=0x04 -initrd /tmp/g.cpio \
 //!   -kernel /boot/vmlinuz-6.1.0-56-cloud-amd64 \
-//!   -append "console=ttyS1 quiet loglevel=1 panic=-1 edd=off tsc_early_khz=2500000"
+//!   -append "rdinit=/.isola/init init=/.isola/init console=ttyS1 quiet loglevel=1 \
+//!     panic=-1 edd=off tsc_early_khz=2500000"
 //! echo $?   # (status << 1 | 1) mod 256: 85 for 42
 //! ```
 //!

@@ -64,15 +64,22 @@ fn vm(isola: &Isola, args: &[&str]) -> Output {
 }
 
 fn vm_on(vmm: &str, isola: &Isola, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_isola"))
-        .args(["run", "--rm", "--backend", "vm", "--vmm", vmm])
+    vm_command(vmm, isola, args)
+        .output()
+        .expect("running isola")
+}
+
+/// `isola run --rm --backend vm --vmm VMM ARGS...` with this test's store and
+/// isola-init, stdin from /dev/null.
+fn vm_command(vmm: &str, isola: &Isola, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_isola"));
+    c.args(["run", "--rm", "--backend", "vm", "--vmm", vmm])
         .args(args)
         .env("ISOLA_ROOT", isola.root())
         .env("ISOLA_INIT", init())
         .env_remove("ISOLA_LOG")
-        .stdin(Stdio::null())
-        .output()
-        .expect("running isola")
+        .stdin(Stdio::null());
+    c
 }
 
 fn text(b: &[u8]) -> String {
@@ -222,22 +229,7 @@ fn what_the_vm_backend_cannot_do_yet_is_refused_in_one_sentence() {
 /// workload printed after that, isola's stderr and its exit code.
 fn term_after_ready(isola: &Isola, script: &str) -> (String, String, Option<i32>) {
     use std::io::Read;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_isola"))
-        .args([
-            "run",
-            "--rm",
-            "--backend",
-            "vm",
-            "--vmm",
-            "qemu",
-            "isola/busybox",
-            "sh",
-            "-c",
-        ])
-        .arg(script)
-        .env("ISOLA_ROOT", isola.root())
-        .env("ISOLA_INIT", init())
-        .stdin(Stdio::null())
+    let mut child = vm_command("qemu", isola, &["isola/busybox", "sh", "-c", script])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -327,22 +319,7 @@ fn the_guest_s_oom_killer_is_reported_as_137_with_a_message() {
 fn stdin_reaches_the_workload_with_i_and_only_once_it_runs() {
     use std::io::Write;
     let Some(isola) = isola() else { return };
-    let mut child = Command::new(env!("CARGO_BIN_EXE_isola"))
-        .args([
-            "run",
-            "--rm",
-            "-i",
-            "--backend",
-            "vm",
-            "--vmm",
-            "qemu",
-            "isola/busybox",
-            "head",
-            "-n",
-            "2",
-        ])
-        .env("ISOLA_ROOT", isola.root())
-        .env("ISOLA_INIT", init())
+    let mut child = vm_command("qemu", &isola, &["-i", "isola/busybox", "head", "-n", "2"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -369,20 +346,8 @@ fn a_guest_kernel_panic_is_shown_and_reported_not_hung() {
     let fake = isola.scratch("fake").join("init");
     std::fs::write(&fake, "#!/no/such/interpreter\n").unwrap();
     std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_isola"))
-        .args([
-            "run",
-            "--rm",
-            "--backend",
-            "vm",
-            "--vmm",
-            "qemu",
-            "isola/busybox",
-            "true",
-        ])
-        .env("ISOLA_ROOT", isola.root())
+    let out = vm_command("qemu", &isola, &["isola/busybox", "true"])
         .env("ISOLA_INIT", &fake)
-        .stdin(Stdio::null())
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(125));

@@ -13,7 +13,7 @@ use isola_guest_spec::GuestSpec;
 use crate::host::{self, KvmFlavour};
 use crate::kvm::{End, VmError};
 use crate::monitor::{Artifact, Monitor};
-use crate::{guest, kernel, qemu};
+use crate::{guest, kernel, kernel_format, qemu};
 
 const DEFAULT_MEMORY: u64 = 256 << 20;
 
@@ -50,7 +50,13 @@ impl Backend for VmBackend {
         let monitor = self.monitor(&flavour)?;
         let unavailable = BackendError::Unavailable;
         let kernel = kernel::find(&self.state_dir, self.kernel.as_deref()).map_err(unavailable)?;
-        refuse_non_kernel(&kernel)?;
+        // Anything else would only make the monitor fail later in its own words.
+        let Some(format) = kernel_format::file_format(&kernel) else {
+            return Err(BackendError::Unavailable(format!(
+                "{} is not a kernel isola can boot (neither an ELF vmlinux nor a bzImage): give one with --kernel",
+                kernel.display()
+            )));
+        };
         let init = find_init().map_err(BackendError::Unavailable)?;
 
         let rootfs = ctx
@@ -81,7 +87,7 @@ impl Backend for VmBackend {
                 .cpus
                 .map_or(1, |c| c.ceil().clamp(1.0, 32.0) as u8),
         };
-        check_memory(&artifact)?;
+        check_memory(&artifact, format)?;
         let booting = t0.elapsed();
         let ran = ctx.explain.step(
             &format!("boot the guest on the {} monitor", monitor.name()),
@@ -146,20 +152,11 @@ const MEMORY_SLACK: u64 = 23 << 20;
 
 /// A guest whose kernel cannot even decompress reboots at once with no word
 /// (the kernel has no console yet): say it before booting. A bzImage's
-/// setup header gives the size it unpacks to (`init_size`, at 0x260).
-fn check_memory(artifact: &Artifact) -> Result<(), BackendError> {
-    let mut header = [0u8; 0x264];
-    let read = std::fs::File::open(&artifact.kernel)
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut header));
-    if read.is_err() || &header[0x202..0x206] != b"HdrS" {
+/// setup header gives the size it unpacks to.
+fn check_memory(artifact: &Artifact, format: kernel_format::Format) -> Result<(), BackendError> {
+    let kernel_format::Format::BzImage { init_size } = format else {
         return Ok(());
-    }
-    let init_size = u64::from(u32::from_le_bytes([
-        header[0x260],
-        header[0x261],
-        header[0x262],
-        header[0x263],
-    ]));
+    };
     let initrds: u64 = artifact
         .initrds
         .iter()
@@ -178,22 +175,6 @@ fn check_memory(artifact: &Artifact) -> Result<(), BackendError> {
         )));
     }
     Ok(())
-}
-
-/// A file that is neither an ELF nor a bzImage would only make the monitor
-/// fail later with its own words: say it now.
-fn refuse_non_kernel(kernel: &Path) -> Result<(), BackendError> {
-    let mut head = [0u8; 0x210];
-    let n = std::fs::File::open(kernel)
-        .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
-        .unwrap_or(0);
-    if crate::kernel_store::is_bootable(&head[..n]) {
-        return Ok(());
-    }
-    Err(BackendError::Unavailable(format!(
-        "{} is not a kernel isola can boot (neither an ELF vmlinux nor a bzImage): give one with --kernel",
-        kernel.display()
-    )))
 }
 
 fn refuse_unsupported(spec: &RunSpec) -> Result<(), BackendError> {

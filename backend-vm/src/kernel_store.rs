@@ -10,11 +10,12 @@ use std::path::{Path, PathBuf};
 use isola_core::fsutil::{atomic_write, Lock};
 use isola_core::Root;
 
+use crate::kernel_format;
+
 /// The file in `kernels/` that holds the default's name; so never a kernel's.
 const DEFAULT_FILE: &str = "default";
 const MAX_NAME_LEN: usize = 128;
 /// Where a bzImage's setup header carries "HdrS" (Linux boot protocol).
-const BZIMAGE_MAGIC_AT: usize = 0x202;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KernelStoreError {
@@ -116,12 +117,9 @@ pub fn add(state_dir: &Path, path: &Path, name: Option<&str>) -> Result<Name, Ke
         return Err(KernelStoreError::NotAFile(path.to_path_buf()));
     }
     // Refuse before creating anything, so a wrong file leaves no trace.
-    let mut head = Vec::with_capacity(BZIMAGE_MAGIC_AT + 4);
-    (&mut source)
-        .take(BZIMAGE_MAGIC_AT as u64 + 4)
-        .read_to_end(&mut head)
+    let format = kernel_format::read_format(&mut source)
         .map_err(io_ctx(format!("reading {}", path.display())))?;
-    if !is_bootable(&head) {
+    if format.is_none() {
         return Err(KernelStoreError::NotAKernel(path.to_path_buf()));
     }
     source
@@ -223,13 +221,6 @@ pub fn default_path(state_dir: &Path) -> Result<Option<PathBuf>, KernelStoreErro
     Ok(Some(path))
 }
 
-/// What the boot protocols isola's monitors speak start with: an ELF
-/// header (a vmlinux, booted by PVH) or a bzImage's setup header.
-pub fn is_bootable(head: &[u8]) -> bool {
-    head.starts_with(b"\x7fELF")
-        || head.get(BZIMAGE_MAGIC_AT..BZIMAGE_MAGIC_AT + 4) == Some(b"HdrS")
-}
-
 fn read_default(dir: &Path) -> Result<Option<Name>, KernelStoreError> {
     let file = dir.join(DEFAULT_FILE);
     match fs::read_to_string(&file) {
@@ -278,7 +269,7 @@ mod tests {
     fn bzimage(dir: &Path, file: &str) -> PathBuf {
         let p = dir.join(file);
         let mut bytes = vec![0u8; 0x1000];
-        bytes[BZIMAGE_MAGIC_AT..BZIMAGE_MAGIC_AT + 4].copy_from_slice(b"HdrS");
+        bytes[0x202..0x206].copy_from_slice(b"HdrS");
         fs::write(&p, bytes).unwrap();
         p
     }
@@ -311,20 +302,6 @@ mod tests {
                 "{err}"
             );
         }
-    }
-
-    #[test]
-    fn elf_and_bzimage_boot_and_nothing_else() {
-        assert!(is_bootable(b"\x7fELF\x02\x01"));
-        let mut bz = vec![0u8; 0x300];
-        bz[0x202..0x206].copy_from_slice(b"HdrS");
-        assert!(is_bootable(&bz));
-        assert!(is_bootable(&bz[..0x206]));
-        assert!(!is_bootable(&bz[..0x205]));
-        assert!(!is_bootable(b""));
-        assert!(!is_bootable(b"\x7fEL"));
-        assert!(!is_bootable(b"#!/bin/sh\necho not a kernel\n"));
-        assert!(!is_bootable(&[0u8; 0x300]));
     }
 
     #[test]

@@ -4,6 +4,7 @@ pub mod backend;
 pub mod guest;
 pub mod host;
 pub mod kernel;
+pub mod kernel_format;
 pub mod kernel_store;
 pub mod kvm;
 pub mod monitor;

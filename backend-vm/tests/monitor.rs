@@ -45,6 +45,30 @@ fn kvm_usable() -> bool {
     }
 }
 
+/// A boot of `kernel` with no initrd, by the default protocol, stopped
+/// after 20 s at most.
+fn config(kernel: PathBuf, cmdline: &str, mib: u64, vcpus: u8) -> VmConfig {
+    VmConfig {
+        kernel,
+        initrd: None,
+        cmdline: cmdline.into(),
+        memory_bytes: mib << 20,
+        vcpus,
+        protocol: kvm::Protocol::Auto,
+        input_after_mark: None,
+        timeout: Some(Duration::from_secs(20)),
+    }
+}
+
+/// UARTs that lead nowhere.
+fn silent() -> GuestIo {
+    GuestIo {
+        com1_out: Box::new(std::io::sink()),
+        com2_out: Box::new(std::io::sink()),
+        com1_in: None,
+    }
+}
+
 #[derive(Clone, Default)]
 struct Capture(Arc<Mutex<Vec<u8>>>);
 
@@ -104,14 +128,9 @@ fn boot_with(
     }
     let (com1, com2) = (Capture::default(), Capture::default());
     let config = VmConfig {
-        kernel,
         initrd: initrd.map(<[u8]>::to_vec),
-        cmdline: cmdline.into(),
-        memory_bytes: mib << 20,
-        vcpus,
         protocol,
-        input_after_mark: None,
-        timeout: Some(Duration::from_secs(20)),
+        ..config(kernel, cmdline, mib, vcpus)
     };
     let io = GuestIo {
         com1_out: Box::new(com1.clone()),
@@ -187,21 +206,10 @@ fn bad_kernels_and_sizes_are_refused_in_one_sentence() {
     std::fs::write(&not_a_kernel, b"this is not a kernel").unwrap();
     let run = |kernel: PathBuf, mib: u64, initrd: Option<Vec<u8>>| {
         let config = VmConfig {
-            kernel,
             initrd,
-            cmdline: String::new(),
-            memory_bytes: mib << 20,
-            vcpus: 1,
-            protocol: kvm::Protocol::Auto,
-            input_after_mark: None,
-            timeout: Some(Duration::from_secs(5)),
+            ..config(kernel, "", mib, 1)
         };
-        let io = GuestIo {
-            com1_out: Box::new(std::io::sink()),
-            com2_out: Box::new(std::io::sink()),
-            com1_in: None,
-        };
-        kvm::run(&config, io).unwrap_err().to_string()
+        kvm::run(&config, silent()).unwrap_err().to_string()
     };
     let e = run(dir.path().join("missing"), 64, None);
     assert!(e.contains("cannot open the kernel"), "{e}");
@@ -236,21 +244,10 @@ fn a_guest_that_runs_too_long_is_stopped_at_the_deadline() {
     }
     // "echo" with no input: the guest polls COM1 for seconds.
     let config = VmConfig {
-        kernel,
-        initrd: None,
-        cmdline: "echo".into(),
-        memory_bytes: 64 << 20,
-        vcpus: 2,
-        protocol: kvm::Protocol::Auto,
-        input_after_mark: None,
         timeout: Some(Duration::from_millis(300)),
+        ..config(kernel, "echo", 64, 2)
     };
-    let io = GuestIo {
-        com1_out: Box::new(std::io::sink()),
-        com2_out: Box::new(std::io::sink()),
-        com1_in: None,
-    };
-    let err = kvm::run(&config, io).unwrap_err();
+    let err = kvm::run(&config, silent()).unwrap_err();
     assert!(matches!(err, kvm::VmError::Timeout(_)), "{err}");
     assert!(err.to_string().contains("did not finish within"), "{err}");
 }

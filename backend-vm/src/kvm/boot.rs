@@ -4,7 +4,6 @@
 //! note, else the zero page of Linux's 64-bit boot protocol.
 
 use std::fs::File;
-use std::io::Read;
 use std::path::Path;
 
 use linux_loader::cmdline::Cmdline;
@@ -185,8 +184,10 @@ fn load_kernel(
     file: &mut File,
     path: &Path,
 ) -> Result<KernelLoaderResult, VmError> {
-    let mut magic = [0u8; 4];
-    let is_elf = file.read_exact(&mut magic).is_ok() && magic == *b"\x7fELF";
+    let is_elf = matches!(
+        crate::kernel_format::read_format(file),
+        Ok(Some(crate::kernel_format::Format::Elf))
+    );
     let himem = Some(GuestAddress(HIMEM));
     if is_elf {
         return Elf::load(mem, None, file, himem).map_err(|e| {

@@ -323,3 +323,16 @@ fn the_boot_timer_notes_each_mark_with_its_time() {
     assert_eq!(kinds, [1, 2], "{marks:?}");
     assert!(marks[0].1 < marks[1].1, "{marks:?}");
 }
+
+#[test]
+fn a_quiet_guest_exits_at_once_through_either_entry() {
+    // `quiet` is what the monitor benchmark boots: no serial output, only
+    // the status; it must still find its command line through both entries.
+    for protocol in [kvm::Protocol::Auto, kvm::Protocol::Linux64] {
+        let Some(b) = boot_with(protocol, "quiet exit=5", None, None, 64, 1) else {
+            return;
+        };
+        assert_eq!(b.ok().end, End::Exit(5), "{protocol:?}");
+        assert_eq!((b.com1.as_str(), b.com2.as_str()), ("", ""), "{protocol:?}");
+    }
+}

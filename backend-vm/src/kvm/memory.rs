@@ -8,6 +8,12 @@ use super::layout::MMIO_HOLE;
 use super::VmError;
 
 /// Map `bytes` of guest RAM from address 0 and hand it to the VM.
+///
+/// Called first on a new VM, before the irqchip and PIT. KVM waits for an
+/// SRCU grace period on each memslot change, and the kernel takes the
+/// slow, timer-driven path for one that follows another grace period too
+/// closely (creating the irqchip ends one): registering 128 MiB took 4–7 ms
+/// after KVM_CREATE_IRQCHIP and 0.1–0.2 ms as the VM's first act.
 pub fn create(vm: &VmFd, bytes: u64) -> Result<GuestMemoryMmap, VmError> {
     if !(16 << 20..=MMIO_HOLE).contains(&bytes) {
         return Err(VmError::Config(format!(

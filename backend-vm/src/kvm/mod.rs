@@ -99,6 +99,8 @@ pub fn run(config: &VmConfig, io: GuestIo) -> Result<Outcome, VmError> {
     let vm = kvm
         .create_vm()
         .map_err(|e| VmError::Kvm("KVM_CREATE_VM", e))?;
+    // Guest memory first: see `memory::create` for why the order matters.
+    let mem = memory::create(&vm, config.memory_bytes)?;
     vm.set_tss_address(layout::TSS as usize)
         .map_err(|e| VmError::Kvm("KVM_SET_TSS_ADDR", e))?;
     vm.create_irq_chip()
@@ -109,7 +111,6 @@ pub fn run(config: &VmConfig, io: GuestIo) -> Result<Outcome, VmError> {
     })
     .map_err(|e| VmError::Kvm("KVM_CREATE_PIT2", e))?;
 
-    let mem = memory::create(&vm, config.memory_bytes)?;
     cpu::write_tables(&mem)?;
     let loaded = boot::load(
         &mem,

@@ -1,5 +1,5 @@
 //! The 64-bit entry point the monitor jumps to (the ELF's e_entry): our own
-//! stack, a cleared .bss, then `main` with the boot_params address from RSI.
+//! stack, then `main` with the boot_params address from RSI.
 //! The PVH entry (pvh.rs) reaches `main` by its own way.
 
 /// How the guest was entered, `main`'s second argument: the information's
@@ -8,22 +8,18 @@ pub const LINUX64: u64 = 0;
 pub const PVH: u64 = 1;
 
 // The monitor makes no promise about RSP, so nothing may touch the stack
-// before it is set. Only plain moves and compares here: the PVM host emulates
-// CPL0 code and rejects less common instructions.
+// before it is set. Only plain moves here: the PVM host emulates CPL0 code
+// and rejects less common instructions. .bss is not cleared: an ELF loader
+// zero-fills what a segment's p_memsz has beyond its file bytes (QEMU does;
+// isola's monitor loads into fresh, zeroed guest memory), and under PVM a
+// loop storing 16 KiB of zeros costs the emulator some 20 ms.
 core::arch::global_asm!(
     ".section .text._start, \"ax\"",
     ".global _start",
     "_start:",
     "    lea rsp, [rip + __stack_top]",
     "    xor ebp, ebp",
-    "    lea rdi, [rip + __bss_start]",
-    "    lea rcx, [rip + __bss_end]",
-    "2:  cmp rdi, rcx",
-    "    jae 3f",
-    "    mov qword ptr [rdi], 0",
-    "    add rdi, 8",
-    "    jmp 2b",
-    "3:  mov rdi, rsi",
+    "    mov rdi, rsi",
     "    mov esi, {linux64}",
     "    call {main}",
     "4:  hlt",

@@ -26,11 +26,13 @@ const LARGE_PAGE_SIZE: u32 = 1 << 21;
 //
 // The loader enters in 32-bit protected mode, paging off, flat CS/DS/ES/SS,
 // interrupts off, EBX = the hvm_start_info address; nothing else, not even
-// a stack, is promised. EBX is left alone up to `main`. The tables are in
-// .bss, so .bss is cleared here, before they are built, and the 64-bit half
-// does not clear it again. Only lgdt, segment and control-register loads,
-// moves, ALU ops, rdmsr/wrmsr and a far return (`retf`, to load CS): the
-// PVM host's emulator runs all of them.
+// a stack, is promised. EBX is left alone up to `main`. The page tables
+// are built by the assembler, in .data, not at run time: under PVM every
+// CPL0 instruction goes through the emulator, and a loop filling 512
+// entries would cost more than the rest of the boot (.bss needs no
+// clearing either: see entry.rs). Only lgdt, segment and control-register
+// loads, moves, ALU ops, rdmsr/wrmsr and a far return (`retf`, to load CS):
+// the PVM host's emulator runs all of them.
 // Numeric labels avoid 0 and 1: Intel syntax would read `1b` as binary.
 core::arch::global_asm!(
     ".pushsection .note.Xen, \"a\", @note",
@@ -53,26 +55,6 @@ core::arch::global_asm!(
     "    mov es, eax",
     "    mov ss, eax",
     "    mov esp, offset __stack_top",
-    "    mov edi, offset __bss_start",
-    "    mov ecx, offset __bss_end",
-    "2:  cmp edi, ecx",
-    "    jae 3f",
-    "    mov dword ptr [edi], 0",
-    "    add edi, 4",
-    "    jmp 2b",
-    // The page directory: 512 large pages, the first 1 GiB. The high
-    // halves of the entries stay as cleared.
-    "3:  mov edi, offset isola_pvh_pd",
-    "    mov eax, {large_page}",
-    "4:  mov dword ptr [edi], eax",
-    "    add eax, {large_page_size}",
-    "    add edi, 8",
-    "    cmp edi, offset isola_pvh_pd + 4096",
-    "    jb 4b",
-    "    mov eax, offset isola_pvh_pd + {table}",
-    "    mov dword ptr [isola_pvh_pdpt], eax",
-    "    mov eax, offset isola_pvh_pdpt + {table}",
-    "    mov dword ptr [isola_pvh_pml4], eax",
     // Long mode: PAE, CR3, EFER.LME, then paging; the far return loads
     // the 64-bit code segment.
     "    mov eax, cr4",
@@ -118,11 +100,21 @@ core::arch::global_asm!(
     "    .long isola_pvh_gdt",
     ".popsection",
     "",
-    ".pushsection .bss.pvh_tables, \"aw\", @nobits",
+    // The first 1 GiB identity-mapped with 2 MiB pages.
+    ".pushsection .data.pvh_tables, \"aw\"",
     ".balign 4096",
-    "isola_pvh_pml4: .space 4096",
-    "isola_pvh_pdpt: .space 4096",
-    "isola_pvh_pd: .space 4096",
+    "isola_pvh_pml4:",
+    "    .quad isola_pvh_pdpt + {table}",
+    "    .fill 511, 8, 0",
+    "isola_pvh_pdpt:",
+    "    .quad isola_pvh_pd + {table}",
+    "    .fill 511, 8, 0",
+    "isola_pvh_pd:",
+    "    .set isola_pvh_page, {large_page}",
+    "    .rept 512",
+    "    .quad isola_pvh_page",
+    "    .set isola_pvh_page, isola_pvh_page + {large_page_size}",
+    "    .endr",
     ".popsection",
     note_type = const PHYS32_ENTRY,
     data = const DATA,

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use crate::kvm::{End, VmError};
 use crate::monitor::{Artifact, Monitor, Ran};
 
-const BINARY: &str = "qemu-system-x86_64";
+pub const BINARY: &str = "qemu-system-x86_64";
 
 pub struct Qemu {
     /// Use KVM (hardware hosts) rather than TCG.

@@ -16,6 +16,19 @@ use serde::Serialize;
 pub struct Contender {
     pub name: String,
     pub argv: Vec<String>,
+    /// The exit status of a run that worked (QEMU's isa-debug-exit turns
+    /// the guest's 0 into 1).
+    pub success: i32,
+}
+
+impl Contender {
+    pub fn new(name: impl Into<String>, argv: Vec<String>) -> Self {
+        Contender {
+            name: name.into(),
+            argv,
+            success: 0,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -23,6 +36,9 @@ pub struct Result {
     pub name: String,
     /// Wall time of each run, milliseconds, in run order.
     pub ms: Vec<f64>,
+    /// CPU time (user + system) of each run and what it waited for,
+    /// milliseconds, in run order.
+    pub cpu_ms: Vec<f64>,
     /// Median peak resident set of the started process and what it waited
     /// for, KiB (`None` without GNU time).
     pub peak_rss_kib: Option<u64>,
@@ -69,6 +85,7 @@ pub fn measure(
         .map(|c| Result {
             name: c.name.clone(),
             ms: Vec::new(),
+            cpu_ms: Vec::new(),
             peak_rss_kib: None,
             error: None,
         })
@@ -78,8 +95,11 @@ pub fn measure(
             if r.error.is_some() {
                 continue;
             }
-            match run_once(&c.argv) {
-                Ok(ms) if round >= warmup => r.ms.push(ms),
+            match run_once(c) {
+                Ok((ms, cpu)) if round >= warmup => {
+                    r.ms.push(ms);
+                    r.cpu_ms.push(cpu);
+                }
                 Ok(_) => {}
                 Err(e) => r.error = Some(e),
             }
@@ -131,7 +151,17 @@ pub fn paired_ratio(a: &Result, b: &Result) -> Option<f64> {
     Some(r[r.len() / 2])
 }
 
-fn run_once(argv: &[String]) -> std::result::Result<f64, String> {
+/// Median of `values`, for a column of per-run figures.
+pub fn median(values: &[f64]) -> Option<f64> {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted.get(sorted.len() / 2).copied()
+}
+
+/// One run: its wall time and the CPU time of everything it waited for.
+fn run_once(c: &Contender) -> std::result::Result<(f64, f64), String> {
+    let argv = &c.argv;
+    let cpu_before = children_cpu_ms();
     let t = Instant::now();
     let out = Command::new(&argv[0])
         .args(&argv[1..])
@@ -141,7 +171,8 @@ fn run_once(argv: &[String]) -> std::result::Result<f64, String> {
         .output()
         .map_err(|e| format!("{}: {e}", argv[0]))?;
     let ms = t.elapsed().as_secs_f64() * 1e3;
-    if !out.status.success() {
+    let cpu = children_cpu_ms() - cpu_before;
+    if out.status.code() != Some(c.success) {
         let err = String::from_utf8_lossy(&out.stderr);
         return Err(err
             .lines()
@@ -149,7 +180,20 @@ fn run_once(argv: &[String]) -> std::result::Result<f64, String> {
             .unwrap_or("exited non-zero")
             .to_string());
     }
-    Ok(ms)
+    Ok((ms, cpu))
+}
+
+/// User + system time of all waited-for children so far, milliseconds:
+/// runs are one at a time, so the difference around one is its own.
+fn children_cpu_ms() -> f64 {
+    // SAFETY: getrusage fills the struct it is given and nothing else.
+    let usage = unsafe {
+        let mut usage = std::mem::zeroed::<libc::rusage>();
+        libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage);
+        usage
+    };
+    let ms = |t: libc::timeval| t.tv_sec as f64 * 1e3 + t.tv_usec as f64 / 1e3;
+    ms(usage.ru_utime) + ms(usage.ru_stime)
 }
 
 #[cfg(test)]
@@ -161,12 +205,14 @@ mod tests {
         let a = Result {
             name: "a".into(),
             ms: vec![4.0, 2.0, 6.0],
+            cpu_ms: vec![],
             peak_rss_kib: None,
             error: None,
         };
         let b = Result {
             name: "b".into(),
             ms: vec![2.0, 2.0, 2.0],
+            cpu_ms: vec![],
             peak_rss_kib: None,
             error: None,
         };
@@ -177,12 +223,32 @@ mod tests {
 
     #[test]
     fn a_failing_contender_keeps_its_error() {
-        let c = Contender {
-            name: "false".into(),
-            argv: vec!["sh".into(), "-c".into(), "echo nope >&2; exit 3".into()],
-        };
+        let c = Contender::new(
+            "false",
+            vec!["sh".into(), "-c".into(), "echo nope >&2; exit 3".into()],
+        );
         let r = measure(&[c], 3, 0, |_| {});
         assert_eq!(r[0].error.as_deref(), Some("nope"));
         assert!(r[0].ms.is_empty());
+    }
+
+    #[test]
+    fn the_expected_status_counts_as_success_and_cpu_time_is_measured() {
+        // A busy loop of a few ms, exiting 1 as QEMU does for a guest's 0.
+        let c = Contender {
+            success: 1,
+            ..Contender::new(
+                "busy",
+                vec![
+                    "sh".into(),
+                    "-c".into(),
+                    "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; exit 1".into(),
+                ],
+            )
+        };
+        let r = measure(&[c], 2, 0, |_| {});
+        assert_eq!(r[0].error, None);
+        assert_eq!(r[0].cpu_ms.len(), 2);
+        assert!(r[0].cpu_ms.iter().all(|&ms| ms > 0.0), "{:?}", r[0].cpu_ms);
     }
 }

@@ -9,6 +9,7 @@ mod kick;
 mod layout;
 mod memory;
 pub mod mptable;
+mod pit;
 mod vcpus;
 
 use std::io::{Read, Write};
@@ -16,7 +17,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kvm_bindings::{kvm_pit_config, KVM_MAX_CPUID_ENTRIES, KVM_PIT_SPEAKER_DUMMY};
+use kvm_bindings::KVM_MAX_CPUID_ENTRIES;
 use kvm_ioctls::Kvm;
 use vm_superio::Serial;
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
@@ -105,11 +106,7 @@ pub fn run(config: &VmConfig, io: GuestIo) -> Result<Outcome, VmError> {
         .map_err(|e| VmError::Kvm("KVM_SET_TSS_ADDR", e))?;
     vm.create_irq_chip()
         .map_err(|e| VmError::Kvm("KVM_CREATE_IRQCHIP", e))?;
-    vm.create_pit2(kvm_pit_config {
-        flags: KVM_PIT_SPEAKER_DUMMY,
-        ..Default::default()
-    })
-    .map_err(|e| VmError::Kvm("KVM_CREATE_PIT2", e))?;
+    let _pit = pit::create(&vm)?;
 
     cpu::write_tables(&mem)?;
     let loaded = boot::load(

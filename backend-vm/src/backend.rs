@@ -33,10 +33,13 @@ pub struct VmBackend {
     pub state_dir: PathBuf,
 }
 
-/// The kernel's own messages stay off the workload's stdout: only
-/// emergencies (a panic) reach COM2, the workload's stderr.
+/// The kernel's console is COM2, the workload's stderr, with warnings and
+/// worse (a panic and its trace): the monitors hold it back until
+/// isola-init runs and show its last lines only if it never does.
+/// isola-init then turns the console down to emergencies, as `quiet` asks
+/// (`loglevel=5` after it sets the boot's level).
 pub const CMDLINE: &str =
-    "rdinit=/.isola/init init=/.isola/init console=ttyS1 quiet loglevel=1 panic=-1 reboot=k i8042.noaux edd=off";
+    "rdinit=/.isola/init init=/.isola/init console=ttyS1 quiet loglevel=5 panic=-1 reboot=k i8042.noaux edd=off";
 
 impl Backend for VmBackend {
     fn name(&self) -> &'static str {
@@ -72,15 +75,18 @@ impl Backend for VmBackend {
             .map_err(|e| setup("writing the run spec for the guest", e))?;
         let mut phases = vec![(Phase::RootfsReady, t0.elapsed())];
 
+        let verbose = tracing::enabled!(tracing::Level::DEBUG);
         let artifact = Artifact {
             kernel,
             initrds: vec![rootfs, spec_archive.clone()],
-            cmdline: if tracing::enabled!(tracing::Level::DEBUG) {
-                // isola -v: the kernel's whole log on COM2 (the stderr stream).
-                CMDLINE.replace(" quiet loglevel=1", " loglevel=7")
+            cmdline: if verbose {
+                // isola -v: the kernel's whole log on COM2 (the stderr
+                // stream), live, all the way through.
+                CMDLINE.replace(" quiet loglevel=5", " loglevel=7")
             } else {
                 CMDLINE.to_string()
             },
+            kernel_log: verbose,
             memory_bytes: spec.limits.memory.unwrap_or(DEFAULT_MEMORY),
             vcpus: spec
                 .limits
@@ -111,13 +117,16 @@ impl Backend for VmBackend {
         phases.push((Phase::WorkloadExited, t0.elapsed()));
         let _ = std::fs::remove_file(&spec_archive);
         phases.push((Phase::TornDown, t0.elapsed()));
-        let end = ran.map(|r| r.end);
-        let status = match end.map_err(vm_error)? {
+        let ran = ran.map_err(vm_error)?;
+        let status = match ran.end {
             End::Exit(code) => ExitStatus::Exited(i32::from(code)),
             End::Reset => {
                 return Err(setup(
                     "running the guest",
-                    VmError::Guest("reset itself before isola-init reported an exit status".into()),
+                    VmError::Guest(crate::console_tail::with_lines(
+                        "reset itself before isola-init reported an exit status (with panic=-1, a kernel panic does that)",
+                        ran.console.as_deref(),
+                    )),
                 ))
             }
         };

@@ -1,6 +1,7 @@
 //! The VM backend: isola's KVM monitor and the guest artifact it boots.
 
 pub mod backend;
+mod console_tail;
 pub mod guest;
 pub mod host;
 pub mod kernel;

@@ -4,8 +4,11 @@
 //! workload's stdin/stdout, COM2 its stderr, port 0xf4 its exit status.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::console_tail::{self, HeldWriter, Tail};
 use crate::kvm::{End, VmError};
 
 /// How a guest run went.
@@ -15,6 +18,9 @@ pub struct Ran {
     /// Boot-timer marks with their time since the monitor started (isola's
     /// monitor only: QEMU has no boot timer).
     pub marks: Vec<(u8, Duration)>,
+    /// The guest's last console lines, when isola-init never started (the
+    /// kernel's boot log is held back until it does; see `console_tail`).
+    pub console: Option<String>,
 }
 
 /// What a VM boots.
@@ -26,6 +32,9 @@ pub struct Artifact {
     pub cmdline: String,
     pub memory_bytes: u64,
     pub vcpus: u8,
+    /// Show the kernel's console (COM2) live from the start (isola -v),
+    /// instead of holding it until isola-init runs.
+    pub kernel_log: bool,
 }
 
 pub trait Monitor {
@@ -64,14 +73,36 @@ impl Monitor for Kvm {
             input_after_mark: Some(2),
             timeout: None,
         };
+        // The kernel's console until isola-init's first mark, then stderr.
+        let released = Arc::new(AtomicBool::new(artifact.kernel_log));
+        let tail = Arc::new(Mutex::new(Tail::default()));
         let io = crate::kvm::GuestIo {
             com1_out: Box::new(std::io::stdout()),
-            com2_out: Box::new(std::io::stderr()),
+            com2_out: Box::new(HeldWriter {
+                out: Box::new(std::io::stderr()),
+                released: Arc::clone(&released),
+                tail: Arc::clone(&tail),
+            }),
             com1_in: stdin.then(|| Box::new(std::io::stdin()) as Box<dyn std::io::Read + Send>),
+            on_mark: vec![(1, Arc::clone(&released))],
         };
-        crate::kvm::run(&config, io).map(|o| Ran {
-            end: o.end,
-            marks: o.marks,
-        })
+        let outcome = crate::kvm::run(&config, io);
+        let console = if released.load(Ordering::SeqCst) {
+            None
+        } else {
+            tail.lock().ok().and_then(|t| t.text())
+        };
+        match outcome {
+            Ok(o) => Ok(Ran {
+                end: o.end,
+                marks: o.marks,
+                console,
+            }),
+            Err(VmError::Guest(sentence)) => Err(VmError::Guest(console_tail::with_lines(
+                &sentence,
+                console.as_deref(),
+            ))),
+            Err(e) => Err(e),
+        }
     }
 }

@@ -91,7 +91,7 @@ impl Monitor for Qemu {
                 format!("cannot start {BINARY}: {e}")
             })
         })?;
-        let relay = match crate::qemu_serial::Relay::start(&com1, &com2, stdin) {
+        let relay = match crate::qemu_serial::Relay::start(&com1, &com2, stdin, !artifact.kernel_log) {
             Ok(r) => r,
             Err(e) => {
                 let _ = child.kill();
@@ -100,18 +100,20 @@ impl Monitor for Qemu {
             }
         };
         let status = child.wait();
-        let record = relay.finish();
+        let relayed = relay.finish();
         let status = status.map_err(|e| VmError::Config(format!("waiting for {BINARY}: {e}")))?;
         match status.code() {
             // isa-debug-exit: QEMU exits with (status << 1) | 1, keeping 7
             // bits; isola-init's record on COM2 has the whole status.
             Some(c) if c & 1 == 1 => Ok(Ran {
-                end: End::Exit(record.unwrap_or((c >> 1) as u8)),
+                end: End::Exit(relayed.status.unwrap_or((c >> 1) as u8)),
                 marks: Vec::new(),
+                console: relayed.console,
             }),
-            Some(0) => Err(VmError::Guest(
-                "stopped without reporting an exit status (a kernel panic, or isola-init never ran): run `isola -v run ...` to see the kernel's messages".into(),
-            )),
+            Some(0) => Err(VmError::Guest(crate::console_tail::with_lines(
+                "stopped without reporting an exit status (a kernel panic, or isola-init never ran): `isola -v run ...` shows the kernel's whole log",
+                relayed.console.as_deref(),
+            ))),
             Some(c) => Err(VmError::Guest(format!("could not be run by {BINARY} (exit status {c})"))),
             None => Err(VmError::Guest(format!("{BINARY} was killed by a signal"))),
         }

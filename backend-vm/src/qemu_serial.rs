@@ -6,9 +6,11 @@
 //! signals isola receives, one byte each.
 //!
 //! Records (asked for with `isola.status=com2` on the kernel command line):
-//! `ESC _ isola-started ESC \` when the workload starts, and
-//! `ESC _ isola-exit N ESC \` at the end, since QEMU's exit code keeps only
-//! 7 bits of the status.
+//! `ESC _ isola-init ESC \` once isola-init runs (until then COM2 carries
+//! the kernel's console, held back: see `console_tail`), `ESC _
+//! isola-started ESC \` when the workload starts, and `ESC _ isola-exit N
+//! ESC \` at the end, since QEMU's exit code keeps only 7 bits of the
+//! status.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
@@ -23,6 +25,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, SigmaskHow};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
+use crate::console_tail::Tail;
 use crate::kvm::VmError;
 
 const RECORD: &[u8] = b"\x1b_isola-";
@@ -45,11 +48,19 @@ pub fn make_fifos(dir: &Path) -> Result<(PathBuf, PathBuf), VmError> {
     Ok((make("com1")?, make("com2")?))
 }
 
-/// Relays both UARTs until `finish`; returns the status from isola-init's
-/// exit record, if one came.
+/// Relays both UARTs until `finish`.
 pub struct Relay {
     stop: Arc<AtomicBool>,
-    thread: std::thread::JoinHandle<Option<u8>>,
+    thread: std::thread::JoinHandle<Relayed>,
+}
+
+/// What the relay learnt from COM2.
+#[derive(Debug, Default)]
+pub struct Relayed {
+    /// The status from isola-init's exit record, if one came.
+    pub status: Option<u8>,
+    /// The console's last lines, if isola-init never said it runs.
+    pub console: Option<String>,
 }
 
 struct Ends {
@@ -59,10 +70,17 @@ struct Ends {
     com2_in: File,
     signals: SignalFd,
     stdin: bool,
+    /// Hold COM2 back until isola-init's first record.
+    hold_console: bool,
 }
 
 impl Relay {
-    pub fn start(com1: &Path, com2: &Path, stdin: bool) -> Result<Relay, VmError> {
+    pub fn start(
+        com1: &Path,
+        com2: &Path,
+        stdin: bool,
+        hold_console: bool,
+    ) -> Result<Relay, VmError> {
         // Read-write, non-blocking: opening never waits for QEMU, and a read
         // end never sees EOF while we hold it; `stop` ends the loop.
         let open = |base: &Path, end: &str| {
@@ -88,6 +106,7 @@ impl Relay {
             signals: SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
                 .map_err(|e| VmError::Config(format!("signalfd: {e}")))?,
             stdin,
+            hold_console,
         };
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
@@ -98,20 +117,28 @@ impl Relay {
         Ok(Relay { stop, thread })
     }
 
-    pub fn finish(self) -> Option<u8> {
+    pub fn finish(self) -> Relayed {
         self.stop.store(true, Ordering::SeqCst);
-        let status = self.thread.join().ok().flatten();
+        let relayed = self.thread.join().unwrap_or_default();
         let _ = nix::sys::signal::pthread_sigmask(
             SigmaskHow::SIG_SETMASK,
             Some(&SigSet::empty()),
             None,
         );
-        status
+        relayed
     }
 }
 
-fn relay(mut e: Ends, stop: &AtomicBool) -> Option<u8> {
+fn relay(mut e: Ends, stop: &AtomicBool) -> Relayed {
     let (mut stdout, mut stderr) = (std::io::stdout(), std::io::stderr());
+    // Where COM2's text goes: the held console, until isola-init runs.
+    let mut console = e.hold_console.then(Tail::default);
+    let mut to_stderr = |console: &mut Option<Tail>, bytes: &[u8]| match console {
+        Some(tail) => tail.push(bytes),
+        None => {
+            let _ = stderr.write_all(bytes);
+        }
+    };
     let stdin_fd = std::io::stdin();
     let mut stdin_open = e.stdin;
     let mut started = false;
@@ -156,15 +183,16 @@ fn relay(mut e: Ends, stop: &AtomicBool) -> Option<u8> {
             got = true;
             held.extend_from_slice(&buf[..n]);
             while let Some((at, len, body)) = next_record(&held) {
-                let _ = stderr.write_all(&held[..at]);
+                to_stderr(&mut console, &held[..at]);
                 match body.as_slice() {
+                    b"init" => console = None,
                     b"started" => started = true,
                     b => status = parse_exit(b).or(status),
                 }
                 held.drain(..at + len);
             }
             let keep = record_start(&held);
-            let _ = stderr.write_all(&held[..keep]);
+            to_stderr(&mut console, &held[..keep]);
             held.drain(..keep);
         }
         if feed {
@@ -182,8 +210,11 @@ fn relay(mut e: Ends, stop: &AtomicBool) -> Option<u8> {
             break;
         }
     }
-    let _ = stderr.write_all(&held);
-    status
+    to_stderr(&mut console, &held);
+    Relayed {
+        status,
+        console: console.and_then(|t| t.text()),
+    }
 }
 
 /// Write all of `bytes` to a non-blocking FIFO, waiting while it is full.

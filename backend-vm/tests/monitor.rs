@@ -66,6 +66,7 @@ fn silent() -> GuestIo {
         com1_out: Box::new(std::io::sink()),
         com2_out: Box::new(std::io::sink()),
         com1_in: None,
+        on_mark: Vec::new(),
     }
 }
 
@@ -136,6 +137,7 @@ fn boot_with(
         com1_out: Box::new(com1.clone()),
         com2_out: Box::new(com2.clone()),
         com1_in: input.map(|b| Box::new(b) as Box<dyn std::io::Read + Send>),
+        on_mark: Vec::new(),
     };
     let outcome = kvm::run(&config, io);
     Some(Booted {

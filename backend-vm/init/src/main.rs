@@ -99,6 +99,7 @@ fn start() -> Result<Running, Failure> {
     mounts::mount_all()?;
     // Raw as early as possible: until then COM2 echoes what the host sends.
     let ttys = tty::open()?;
+    report::init_running();
     let spec = spec::load()?;
     if !spec.hostname.is_empty() {
         nix::unistd::sethostname(&spec.hostname).map_err(|e| {

@@ -10,10 +10,28 @@ use crate::tty;
 /// QEMU's isa-debug-exit, which isola's own monitor implements too.
 const EXIT_PORT: u16 = 0xf4;
 /// The records on COM2, when the kernel command line has
-/// `isola.status=com2`: `ESC _ isola-started ESC \` when the workload
+/// `isola.status=com2`: `ESC _ isola-init ESC \` once isola-init runs
+/// (see [`init_running`]), `ESC _ isola-started ESC \` when the workload
 /// starts (see [`started`]) and `ESC _ isola-exit N ESC \` at the end.
 pub const STATUS_PREFIX: &str = "\x1b_isola-exit ";
 pub const STATUS_END: &str = "\x1b\\";
+
+/// isola-init is up: the kernel's console goes down to emergencies when
+/// the command line says `quiet` (isola -v leaves it out), and a monitor
+/// that asked for records is told, so that it stops holding the console
+/// back and passes COM2 on as the workload's stderr.
+pub fn init_running() {
+    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    if cmdline.split_whitespace().any(|w| w == "quiet") {
+        // Only the console's level: the log itself keeps everything.
+        let _ = std::fs::write("/proc/sys/kernel/printk", "1");
+    }
+    if status_on_com2() {
+        if let Ok(mut com2) = OpenOptions::new().write(true).open(tty::COM2) {
+            let _ = write!(com2, "\x1b_isola-init{STATUS_END}");
+        }
+    }
+}
 
 /// Tell a monitor that asked for records that the workload runs: it then
 /// starts passing stdin on (before, the guest's tty would echo it).

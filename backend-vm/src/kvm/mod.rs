@@ -14,6 +14,7 @@ mod vcpus;
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -67,6 +68,8 @@ pub struct GuestIo {
     pub com1_out: Box<dyn Write + Send>,
     pub com2_out: Box<dyn Write + Send>,
     pub com1_in: Option<Box<dyn Read + Send>>,
+    /// Flags to set when the guest writes these boot-timer marks.
+    pub on_mark: Vec<(u8, Arc<AtomicBool>)>,
 }
 
 /// How a guest ended.
@@ -130,12 +133,11 @@ pub fn run(config: &VmConfig, io: GuestIo) -> Result<Outcome, VmError> {
         com2: uart(io.com2_out, devices::COM2_IRQ)?,
     };
     let mut marks = vcpus::Marks::new(started);
+    marks.gates = io.on_mark;
     if let Some(input) = io.com1_in {
-        let open = Arc::new(std::sync::atomic::AtomicBool::new(
-            config.input_after_mark.is_none(),
-        ));
+        let open = Arc::new(AtomicBool::new(config.input_after_mark.is_none()));
         if let Some(mark) = config.input_after_mark {
-            marks.gate = Some((mark, Arc::clone(&open)));
+            marks.gates.push((mark, Arc::clone(&open)));
         }
         feed(input, Arc::clone(&devices.com1), open);
     }
@@ -177,7 +179,7 @@ pub fn run(config: &VmConfig, io: GuestIo) -> Result<Outcome, VmError> {
 fn feed(
     mut input: Box<dyn Read + Send>,
     com1: Arc<Mutex<devices::Uart>>,
-    open: Arc<std::sync::atomic::AtomicBool>,
+    open: Arc<AtomicBool>,
 ) {
     std::thread::spawn(move || {
         while !open.load(std::sync::atomic::Ordering::SeqCst) {

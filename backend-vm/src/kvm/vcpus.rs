@@ -16,8 +16,9 @@ use super::{End, VmError};
 pub struct Marks {
     start: std::time::Instant,
     seen: Mutex<Vec<(u8, Duration)>>,
-    /// Set when the mark `gate` arrives (what COM1 input waits for).
-    pub gate: Option<(u8, Arc<std::sync::atomic::AtomicBool>)>,
+    /// Flags set when their mark arrives (what COM1 input and COM2's
+    /// pass-through wait for).
+    pub gates: Vec<(u8, Arc<std::sync::atomic::AtomicBool>)>,
 }
 
 impl Marks {
@@ -25,12 +26,12 @@ impl Marks {
         Marks {
             start,
             seen: Mutex::new(Vec::new()),
-            gate: None,
+            gates: Vec::new(),
         }
     }
 
     fn note(&self, mark: u8) {
-        if let Some((gate, open)) = &self.gate {
+        for (gate, open) in &self.gates {
             if *gate == mark {
                 open.store(true, std::sync::atomic::Ordering::SeqCst);
             }

@@ -38,7 +38,10 @@ pub fn create(vm: &VmFd, bytes: u64) -> Result<GuestMemoryMmap, VmError> {
             userspace_addr: host as u64,
         };
         // SAFETY: the region stays mapped as long as `mem` lives, and the
-        // VM (whose fd the caller drops before `mem`) is the only other user.
+        // VM is its only other user: its vCPU threads are joined before
+        // `run` returns and `mem` is dropped (should the VM's fd outlive
+        // the mapping for a moment, KVM drops its view of it through the
+        // MMU notifier; no guest code can run then).
         unsafe { vm.set_user_memory_region(entry) }
             .map_err(|e| VmError::Kvm("KVM_SET_USER_MEMORY_REGION", e))?;
     }

@@ -132,7 +132,12 @@ impl Backend for VmBackend {
         };
         Ok(Outcome {
             status,
-            message: None,
+            // Held console lines with an exit status: isola-init ran but
+            // failed before it could announce itself (QEMU only), and its
+            // own message is among them.
+            message: ran.console.map(|lines| {
+                format!("the guest ended before isola-init was up; its last console lines:\n{lines}")
+            }),
             phases,
             counters: Vec::new(),
         })

@@ -7,6 +7,9 @@ mod commands;
 mod output;
 
 use clap::Parser;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 fn main() {
     // Like other Unix tools, end quietly when the reader of our output goes
@@ -45,11 +48,19 @@ fn init_tracing(verbose: u8) {
     let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_target(false);
-    // EnvFilter parses directives with regexes: only pay for it when asked.
-    match std::env::var("ISOLA_LOG") {
-        Ok(filter) => builder
-            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+    // ISOLA_LOG: `level` or `target=level,...` directives. Parsed by
+    // `Targets`, not EnvFilter: EnvFilter's regex engine would be 150 KiB
+    // of code in every isola process, and code is resident set here.
+    match std::env::var("ISOLA_LOG").map(|f| f.parse::<Targets>()) {
+        Ok(Ok(targets)) => builder
+            .with_max_level(tracing::Level::TRACE)
+            .finish()
+            .with(targets)
             .init(),
+        Ok(Err(e)) => {
+            builder.with_max_level(level).init();
+            tracing::warn!("ignoring ISOLA_LOG: {e} (give a level, or target=level,...)");
+        }
         Err(_) => builder.with_max_level(level).init(),
     }
 }

@@ -14,7 +14,7 @@
 //! `isola run --backend vm --vmm qemu`; docs/vm.md has the whole protocol):
 //!
 //! ```sh
-//! RUSTFLAGS="-C target-feature=+crt-static" cargo build --release -p isola-init \
+//! RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static" cargo build --release -p isola-init \
 //!   --target x86_64-unknown-linux-gnu
 //! mkdir -p /tmp/g/bin /tmp/g/.isola && cd /tmp/g && cp /bin/busybox bin/
 //! for a in $(bin/busybox --list); do [ -e bin/$a ] || ln -s busybox bin/$a; done

@@ -71,7 +71,10 @@ fn bench_monitor_measures_isola_and_qemu_run_by_run() {
         for key in ["ms", "cpu_ms"] {
             let runs = r[key].as_array().expect(key);
             assert_eq!(runs.len(), 2, "{r}");
-            assert!(runs.iter().all(|v| v.as_f64().is_some_and(|x| x > 0.0)), "{r}");
+            assert!(
+                runs.iter().all(|v| v.as_f64().is_some_and(|x| x > 0.0)),
+                "{r}"
+            );
         }
     }
     // The table, for people, on stderr.

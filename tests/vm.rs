@@ -361,11 +361,15 @@ fn a_guest_kernel_panic_is_shown_and_reported_not_hung() {
     let lines: Vec<&str> = lines.lines().filter(|l| l.starts_with("  ")).collect();
     assert!((2..=20).contains(&lines.len()), "{err}");
     assert!(
-        lines.iter().any(|l| l.contains("Failed to execute /.isola/init")),
+        lines
+            .iter()
+            .any(|l| l.contains("Failed to execute /.isola/init")),
         "{err}"
     );
     assert!(
-        lines.iter().any(|l| l.contains("Kernel panic - not syncing")),
+        lines
+            .iter()
+            .any(|l| l.contains("Kernel panic - not syncing")),
         "{err}"
     );
 }

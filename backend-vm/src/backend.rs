@@ -136,7 +136,9 @@ impl Backend for VmBackend {
             // failed before it could announce itself (QEMU only), and its
             // own message is among them.
             message: ran.console.map(|lines| {
-                format!("the guest ended before isola-init was up; its last console lines:\n{lines}")
+                format!(
+                    "the guest ended before isola-init was up; its last console lines:\n{lines}"
+                )
             }),
             phases,
             counters: Vec::new(),

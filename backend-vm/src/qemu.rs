@@ -91,14 +91,15 @@ impl Monitor for Qemu {
                 format!("cannot start {BINARY}: {e}")
             })
         })?;
-        let relay = match crate::qemu_serial::Relay::start(&com1, &com2, stdin, !artifact.kernel_log) {
-            Ok(r) => r,
-            Err(e) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(e);
-            }
-        };
+        let relay =
+            match crate::qemu_serial::Relay::start(&com1, &com2, stdin, !artifact.kernel_log) {
+                Ok(r) => r,
+                Err(e) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(e);
+                }
+            };
         let status = child.wait();
         let relayed = relay.finish();
         let status = status.map_err(|e| VmError::Config(format!("waiting for {BINARY}: {e}")))?;

@@ -176,11 +176,7 @@ pub fn run(config: &VmConfig, io: GuestIo) -> Result<Outcome, VmError> {
 
 /// Copy `input` into COM1's receive FIFO, waiting while the guest has not
 /// drained it. The thread ends with the input (or with isola).
-fn feed(
-    mut input: Box<dyn Read + Send>,
-    com1: Arc<Mutex<devices::Uart>>,
-    open: Arc<AtomicBool>,
-) {
+fn feed(mut input: Box<dyn Read + Send>, com1: Arc<Mutex<devices::Uart>>, open: Arc<AtomicBool>) {
     std::thread::spawn(move || {
         while !open.load(std::sync::atomic::Ordering::SeqCst) {
             std::thread::sleep(Duration::from_millis(1));

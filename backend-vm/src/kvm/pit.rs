@@ -53,14 +53,10 @@ pub fn create(vm: &VmFd) -> Result<ReinjectOff, VmError> {
             };
             // SAFETY: KVM reads a kvm_reinject_control from the pointer
             // and keeps nothing; `file` is the VM's fd.
-            let r = unsafe {
-                vmm_sys_util::ioctl::ioctl_with_ref(&file, KVM_REINJECT_CONTROL(), &off)
-            };
+            let r =
+                unsafe { vmm_sys_util::ioctl::ioctl_with_ref(&file, KVM_REINJECT_CONTROL(), &off) };
             if r < 0 {
-                tracing::debug!(
-                    "KVM_REINJECT_CONTROL: {}",
-                    std::io::Error::last_os_error()
-                );
+                tracing::debug!("KVM_REINJECT_CONTROL: {}", std::io::Error::last_os_error());
             }
         })
         .map_err(|e| VmError::Config(format!("a thread for the PIT: {e}")))?;

@@ -336,6 +336,31 @@ fn stdin_reaches_the_workload_with_i_and_only_once_it_runs() {
 }
 
 #[test]
+fn the_end_of_stdin_reaches_the_workload_and_every_byte_passes() {
+    use std::io::Write;
+    let Some(isola) = isola() else { return };
+    // Every byte value, the framing's escape (0xff) and 0x00 included, and
+    // more than the UART's FIFO holds. sha256sum ends only at EOF.
+    let input: Vec<u8> = (0..20_000u32).map(|i| (i * 7 % 256) as u8).collect();
+    let mut child = vm_command("qemu", &isola, &["-i", "isola/busybox", "sha256sum"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        format!(
+            "{}  -\n",
+            common::fixture::sha256(&input).trim_start_matches("sha256:")
+        )
+    );
+}
+
+#[test]
 fn a_guest_kernel_panic_is_shown_and_reported_not_hung() {
     let Some(isola) = isola() else { return };
     // An "init" the guest kernel cannot run: it panics (init= keeps it from

@@ -11,3 +11,4 @@ pub mod kvm;
 pub mod monitor;
 pub mod qemu;
 mod qemu_serial;
+mod stdin_frame;

@@ -83,7 +83,11 @@ impl Monitor for Kvm {
                 released: Arc::clone(&released),
                 tail: Arc::clone(&tail),
             }),
-            com1_in: stdin.then(|| Box::new(std::io::stdin()) as Box<dyn std::io::Read + Send>),
+            // Framed, so that isola-init can tell the workload its input ended.
+            com1_in: stdin.then(|| {
+                Box::new(crate::stdin_frame::Framed::new(std::io::stdin()))
+                    as Box<dyn std::io::Read + Send>
+            }),
             on_mark: vec![(1, Arc::clone(&released))],
         };
         let outcome = crate::kvm::run(&config, io);

@@ -197,13 +197,23 @@ fn relay(mut e: Ends, stop: &AtomicBool) -> Relayed {
         }
         if feed {
             // Only read what is there: poll said so, or it is EOF (0).
+            // Framed (see stdin_frame), ending with the marker that makes
+            // isola-init close the workload's stdin.
             match nix::unistd::read(&stdin_fd, &mut buf) {
-                Ok(0) => stdin_open = false, // the guest's tty cannot be told EOF
+                Ok(0) => {
+                    stdin_open = false;
+                    let _ = write_all(&mut e.com1_in, &crate::stdin_frame::END);
+                }
                 Ok(n) => {
-                    let _ = write_all(&mut e.com1_in, &buf[..n]);
+                    let mut framed = Vec::with_capacity(n + 16);
+                    crate::stdin_frame::encode(&buf[..n], &mut framed);
+                    let _ = write_all(&mut e.com1_in, &framed);
                 }
                 Err(nix::errno::Errno::EAGAIN) | Err(nix::errno::Errno::EINTR) => {}
-                Err(_) => stdin_open = false,
+                Err(_) => {
+                    stdin_open = false;
+                    let _ = write_all(&mut e.com1_in, &crate::stdin_frame::END);
+                }
             }
         }
         if stopping && !got {

@@ -55,6 +55,7 @@ mod rootfs;
 mod signals;
 mod spec;
 mod status;
+mod stdin;
 mod stop;
 mod supervise;
 mod tty;
@@ -90,6 +91,7 @@ struct Running {
     pid: libc::pid_t,
     signals_in: SignalFd,
     ttys: tty::Ttys,
+    stdin: Option<stdin::Relay>,
     oom_kills_before: u64,
 }
 
@@ -127,10 +129,24 @@ fn start() -> Result<Running, Failure> {
     let dev_null = File::open("/dev/null")
         .map_err(|e| Failure::setup("cannot open /dev/null", fail::describe_io(&e)))?;
     let com1 = ttys.com1.as_raw_fd();
-    let stdio = match (spec.tty, spec.stdin) {
+    // -i without -t: a pipe PID 1 feeds from COM1 (see stdin.rs), so that
+    // the host can end the input.
+    let stdin_pipe = if spec.stdin && !spec.tty {
+        let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|e| Failure::errno("cannot create the stdin pipe", e))?;
+        nix::fcntl::fcntl(
+            &w,
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+        )
+        .map_err(|e| Failure::errno("cannot configure the stdin pipe", e))?;
+        Some((r, w, tty::open_input()?))
+    } else {
+        None
+    };
+    let stdio = match (spec.tty, &stdin_pipe) {
         (true, _) => [com1; 3],
-        (false, true) => [com1, com1, ttys.com2.as_raw_fd()],
-        (false, false) => [dev_null.as_raw_fd(), com1, ttys.com2.as_raw_fd()],
+        (false, Some((r, _, _))) => [r.as_raw_fd(), com1, ttys.com2.as_raw_fd()],
+        (false, None) => [dev_null.as_raw_fd(), com1, ttys.com2.as_raw_fd()],
     };
     let launch = child::Launch {
         args: command::c_strings(&spec.args, "argument")?,
@@ -171,6 +187,10 @@ fn start() -> Result<Running, Failure> {
         }
         Ok(ForkResult::Parent { child }) => {
             drop(report_w);
+            let stdin = stdin_pipe.map(|(r, w, com1_in)| {
+                drop(r);
+                stdin::Relay::new(com1_in, w)
+            });
             if let Some(failure) = child::wait_for_exec(report_r) {
                 // Reaped so it is not left a zombie; its status is the failure's.
                 let _ = nix::sys::wait::waitpid(child, None);
@@ -182,6 +202,7 @@ fn start() -> Result<Running, Failure> {
                 pid: child.as_raw(),
                 signals_in,
                 ttys,
+                stdin,
                 oom_kills_before,
             })
         }
@@ -189,11 +210,12 @@ fn start() -> Result<Running, Failure> {
 }
 
 /// Supervises the running workload; returns the status byte to report.
-fn wait(running: Running) -> u8 {
+fn wait(mut running: Running) -> u8 {
     let ended = supervise::until_exit(
         running.pid,
         &running.signals_in,
         Some(&running.ttys.control),
+        running.stdin.as_mut(),
     );
     if ended.is_oom_kill(running.oom_kills_before, status::oom_kills()) {
         report::say("the workload ran out of memory");

@@ -1,6 +1,6 @@
 //! PID 1's loop while the workload runs: forwards signals (the host's bytes
-//! on COM2, and those sent to PID 1), reaps every child, and returns when
-//! the workload itself has ended.
+//! on COM2, and those sent to PID 1), feeds the workload's stdin pipe,
+//! reaps every child, and returns when the workload itself has ended.
 
 use std::fs::File;
 use std::io::Read;
@@ -18,6 +18,7 @@ pub fn until_exit(
     workload: libc::pid_t,
     signals_in: &SignalFd,
     mut control: Option<&File>,
+    mut stdin: Option<&mut crate::stdin::Relay>,
 ) -> Ended {
     let mut stop = Stop::default();
     loop {
@@ -29,6 +30,9 @@ pub fn until_exit(
         if let Some(c) = control {
             fds.push(PollFd::new(c.as_fd(), PollFlags::POLLIN));
         }
+        let stdin_fd = stdin.as_deref().and_then(crate::stdin::Relay::poll_fd);
+        let stdin_at = stdin_fd.is_some().then_some(fds.len());
+        fds.extend(stdin_fd);
         // Wake for the end of a grace period as well.
         let timeout = stop.timeout().map_or(PollTimeout::NONE, |t| {
             PollTimeout::try_from(t.as_millis().min(60_000) as u32 + 1).unwrap_or(PollTimeout::MAX)
@@ -41,9 +45,18 @@ pub fn until_exit(
         }
         let control_events = fds
             .get(1)
+            .filter(|_| control.is_some())
             .and_then(|f| f.revents())
             .unwrap_or(PollFlags::empty());
+        let stdin_ready = stdin_at
+            .and_then(|i| fds[i].revents())
+            .is_some_and(|r| !r.is_empty());
         drop(fds);
+        if stdin_ready {
+            if let Some(relay) = stdin.as_deref_mut() {
+                relay.step();
+            }
+        }
         while let Ok(Some(info)) = signals_in.read_signal() {
             if info.ssi_signo != libc::SIGCHLD as u32 {
                 stop.forward(workload, info.ssi_signo as libc::c_int);

@@ -42,6 +42,12 @@ pub fn open() -> Result<Ttys, Failure> {
     })
 }
 
+/// COM1 once more, for reading only and non-blocking: the stdin relay's
+/// own open file, so the workload's stdout on COM1 stays blocking.
+pub fn open_input() -> Result<File, Failure> {
+    open_one(COM1, true, false, libc::O_NONBLOCK)
+}
+
 fn open_one(path: &str, read: bool, write: bool, extra: libc::c_int) -> Result<File, Failure> {
     OpenOptions::new()
         .read(read)

@@ -11,4 +11,5 @@ pub mod kvm;
 pub mod monitor;
 pub mod qemu;
 mod qemu_serial;
+mod signal_bytes;
 mod stdin_frame;

@@ -76,6 +76,8 @@ impl Monitor for Kvm {
         // The kernel's console until isola-init's first mark, then stderr.
         let released = Arc::new(AtomicBool::new(artifact.kernel_log));
         let tail = Arc::new(Mutex::new(Tail::default()));
+        // Ctrl-C, SIGTERM and the rest reach the workload through COM2.
+        let (signals, _unblock) = crate::signal_bytes::SignalBytes::start()?;
         let io = crate::kvm::GuestIo {
             com1_out: Box::new(std::io::stdout()),
             com2_out: Box::new(HeldWriter {
@@ -88,6 +90,7 @@ impl Monitor for Kvm {
                 Box::new(crate::stdin_frame::Framed::new(std::io::stdin()))
                     as Box<dyn std::io::Read + Send>
             }),
+            com2_in: Some(Box::new(signals)),
             on_mark: vec![(1, Arc::clone(&released))],
         };
         let outcome = crate::kvm::run(&config, io);

@@ -66,6 +66,7 @@ fn silent() -> GuestIo {
         com1_out: Box::new(std::io::sink()),
         com2_out: Box::new(std::io::sink()),
         com1_in: None,
+        com2_in: None,
         on_mark: Vec::new(),
     }
 }
@@ -105,10 +106,17 @@ impl Booted {
     }
 }
 
+/// Bytes the host sends the guest, and on which UART.
+#[derive(Clone, Copy)]
+enum Input {
+    Com1(&'static [u8]),
+    Com2(&'static [u8]),
+}
+
 fn boot(
     cmdline: &str,
     initrd: Option<&[u8]>,
-    input: Option<&'static [u8]>,
+    input: Option<Input>,
     mib: u64,
     vcpus: u8,
 ) -> Option<Booted> {
@@ -119,7 +127,7 @@ fn boot_with(
     protocol: kvm::Protocol,
     cmdline: &str,
     initrd: Option<&[u8]>,
-    input: Option<&'static [u8]>,
+    input: Option<Input>,
     mib: u64,
     vcpus: u8,
 ) -> Option<Booted> {
@@ -136,7 +144,14 @@ fn boot_with(
     let io = GuestIo {
         com1_out: Box::new(com1.clone()),
         com2_out: Box::new(com2.clone()),
-        com1_in: input.map(|b| Box::new(b) as Box<dyn std::io::Read + Send>),
+        com1_in: match input {
+            Some(Input::Com1(b)) => Some(Box::new(b) as Box<dyn std::io::Read + Send>),
+            _ => None,
+        },
+        com2_in: match input {
+            Some(Input::Com2(b)) => Some(Box::new(b) as Box<dyn std::io::Read + Send>),
+            _ => None,
+        },
         on_mark: Vec::new(),
     };
     let outcome = kvm::run(&config, io);
@@ -188,7 +203,13 @@ fn boots_reads_its_boot_info_writes_both_uarts_and_exits_with_its_status() {
 
 #[test]
 fn com1_input_reaches_the_guest() {
-    let Some(b) = boot("echo", None, Some(b"ping from the host\n"), 64, 1) else {
+    let Some(b) = boot(
+        "echo",
+        None,
+        Some(Input::Com1(b"ping from the host\n")),
+        64,
+        1,
+    ) else {
         return;
     };
     let outcome = b.ok();
@@ -196,6 +217,16 @@ fn com1_input_reaches_the_guest() {
     assert!(b.com1.contains("initrd: 0x0 0\n"), "{}", b.com1);
     assert!(b.com1.contains("echo: ready\n"), "{}", b.com1);
     assert!(b.com1.contains("echo: ping from the host\n"), "{}", b.com1);
+}
+
+#[test]
+fn com2_input_reaches_the_guest() {
+    // COM2's receive side is isola-init's control channel: signal bytes.
+    let Some(b) = boot("echo2", None, Some(Input::Com2(b"\x02\x0f\n")), 64, 1) else {
+        return;
+    };
+    assert_eq!(b.ok().end, End::Exit(0));
+    assert!(b.com1.contains("echo2: \x02\x0f\n"), "{}", b.com1);
 }
 
 #[test]

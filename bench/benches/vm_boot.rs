@@ -49,6 +49,7 @@ fn bench(c: &mut Criterion) {
                     com1_out: Box::new(std::io::sink()),
                     com2_out: Box::new(std::io::sink()),
                     com1_in: None,
+                    com2_in: None,
                     on_mark: Vec::new(),
                 };
                 let outcome = kvm::run(&config, io).expect("boot");

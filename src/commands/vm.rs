@@ -80,6 +80,7 @@ pub fn run(cmd: &VmCommand) -> Result<i32> {
         com1_in: args
             .interactive
             .then(|| Box::new(std::io::stdin()) as Box<dyn std::io::Read + Send>),
+        com2_in: None,
         on_mark: Vec::new(),
     };
     let outcome = kvm::run(&config, io).context("running the guest on isola's monitor")?;

@@ -53,7 +53,7 @@ pub struct VmConfig {
     pub memory_bytes: u64,
     /// vCPUs, 1 to [`mptable::MAX_CPUS`].
     pub vcpus: u8,
-    /// Hold COM1 input until the guest writes this boot-timer mark
+    /// Hold COM1 and COM2 input until the guest writes this boot-timer mark
     /// (isola-init's 2: the workload started; before that the guest's tty
     /// would echo the input). `None`: feed it at once.
     pub input_after_mark: Option<u8>,
@@ -68,6 +68,8 @@ pub struct GuestIo {
     pub com1_out: Box<dyn Write + Send>,
     pub com2_out: Box<dyn Write + Send>,
     pub com1_in: Option<Box<dyn Read + Send>>,
+    /// Into COM2: isola-init's control channel (a signal number a byte).
+    pub com2_in: Option<Box<dyn Read + Send>>,
     /// Flags to set when the guest writes these boot-timer marks.
     pub on_mark: Vec<(u8, Arc<AtomicBool>)>,
 }
@@ -134,12 +136,15 @@ pub fn run(config: &VmConfig, io: GuestIo) -> Result<Outcome, VmError> {
     };
     let mut marks = vcpus::Marks::new(started);
     marks.gates = io.on_mark;
-    if let Some(input) = io.com1_in {
-        let open = Arc::new(AtomicBool::new(config.input_after_mark.is_none()));
-        if let Some(mark) = config.input_after_mark {
-            marks.gates.push((mark, Arc::clone(&open)));
+    // Both inputs wait for the same mark (see `VmConfig::input_after_mark`).
+    let open = Arc::new(AtomicBool::new(config.input_after_mark.is_none()));
+    if let Some(mark) = config.input_after_mark {
+        marks.gates.push((mark, Arc::clone(&open)));
+    }
+    for (input, uart) in [(io.com1_in, &devices.com1), (io.com2_in, &devices.com2)] {
+        if let Some(input) = input {
+            feed(input, Arc::clone(uart), Arc::clone(&open));
         }
-        feed(input, Arc::clone(&devices.com1), open);
     }
 
     mptable::write(&mem, config.vcpus)?;
@@ -174,9 +179,9 @@ pub fn run(config: &VmConfig, io: GuestIo) -> Result<Outcome, VmError> {
     })
 }
 
-/// Copy `input` into COM1's receive FIFO, waiting while the guest has not
-/// drained it. The thread ends with the input (or with isola).
-fn feed(mut input: Box<dyn Read + Send>, com1: Arc<Mutex<devices::Uart>>, open: Arc<AtomicBool>) {
+/// Copy `input` into a UART's receive FIFO, waiting while the guest has
+/// not drained it. The thread ends with the input (or with isola).
+fn feed(mut input: Box<dyn Read + Send>, uart: Arc<Mutex<devices::Uart>>, open: Arc<AtomicBool>) {
     std::thread::spawn(move || {
         while !open.load(std::sync::atomic::Ordering::SeqCst) {
             std::thread::sleep(Duration::from_millis(1));
@@ -189,7 +194,7 @@ fn feed(mut input: Box<dyn Read + Send>, com1: Arc<Mutex<devices::Uart>>, open: 
             };
             let mut rest = &buf[..n];
             while !rest.is_empty() {
-                let taken = match com1.lock() {
+                let taken = match uart.lock() {
                     Ok(mut u) => u.enqueue_raw_bytes(rest).unwrap_or(0),
                     Err(_) => return,
                 };

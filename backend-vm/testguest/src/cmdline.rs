@@ -1,6 +1,6 @@
 //! The command-line switches the tests drive the guest with:
-//! `timer`, `smp`, `echo`, `quiet` (no output) and `exit=N`, as
-//! space-separated tokens.
+//! `timer`, `smp`, `echo` (a line from COM1), `echo2` (from COM2), `quiet`
+//! (no output) and `exit=N`, as space-separated tokens.
 
 fn tokens(line: &[u8]) -> impl Iterator<Item = &[u8]> {
     line.split(|&b| b == b' ').filter(|t| !t.is_empty())

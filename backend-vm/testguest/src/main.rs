@@ -25,7 +25,7 @@ use core::mem::MaybeUninit;
 use boot_info::{BootInfo, Region};
 use boot_params::BootParams;
 use start_info::{Invalid, StartInfo};
-use uart::{COM1, COM2};
+use uart::{Uart, COM1, COM2};
 
 // QEMU's isa-debug-exit port: the byte written is the guest's exit status.
 const EXIT_PORT: u16 = 0xf4;
@@ -93,7 +93,10 @@ extern "C" fn main(info: u64, protocol: u64) -> ! {
         smp::run();
     }
     if cmdline::has_token(line, b"echo") {
-        echo();
+        echo(&COM1, "echo");
+    }
+    if cmdline::has_token(line, b"echo2") {
+        echo(&COM2, "echo2");
     }
 
     let status = cmdline::exit_status(line);
@@ -162,16 +165,16 @@ fn unreadable(addr: u64) {
     COM1.str("<unreadable ").hex(addr).str(">");
 }
 
-/// Reads one line from COM1 and prints it back.
-fn echo() {
-    COM1.str("echo: ready\n");
+/// Reads one line from `port` and prints it back on COM1 after `name`.
+fn echo(port: &Uart, name: &str) {
+    COM1.str(name).str(": ready\n");
     // Left uninitialised: zeroing it would call memset, whose `rep stos`
     // is one more instruction for the PVM emulator to get wrong.
     let mut line = [MaybeUninit::<u8>::uninit(); ECHO_MAX];
     let mut len = 0;
     let mut idle = 0;
     while len < ECHO_MAX {
-        match COM1.try_read() {
+        match port.try_read() {
             Some(b'\n') => break,
             // A terminal's Enter sends "\r\n"; the line is what precedes it.
             Some(b'\r') => idle = 0,
@@ -181,7 +184,7 @@ fn echo() {
                 idle = 0;
             }
             None if idle == ECHO_IDLE_POLLS => {
-                COM1.str("echo: timeout\n");
+                COM1.str(name).str(": timeout\n");
                 return;
             }
             None => idle += 1,
@@ -189,7 +192,7 @@ fn echo() {
     }
     // SAFETY: the loop above wrote line[..len].
     let line = unsafe { core::slice::from_raw_parts(line.as_ptr().cast::<u8>(), len) };
-    COM1.str("echo: ").bytes(line).str("\n");
+    COM1.str(name).str(": ").bytes(line).str("\n");
 }
 
 fn exit(status: u8) -> ! {

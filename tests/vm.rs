@@ -361,6 +361,75 @@ fn the_end_of_stdin_reaches_the_workload_and_every_byte_passes() {
 }
 
 #[test]
+fn with_t_the_workload_gets_a_terminal_the_caller_s_size_and_keys() {
+    use std::io::Write;
+    let Some(isola) = isola() else { return };
+    if !common::tool("script") {
+        return;
+    }
+    // Under a pty of script's (the caller's terminal), sized first.
+    let cmd = format!(
+        "stty cols 91 rows 27; {} run --rm -t --backend vm --vmm qemu isola/busybox \
+         sh -c 'tty; stty size; read line; echo got:$line'",
+        env!("CARGO_BIN_EXE_isola")
+    );
+    let mut child = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("ISOLA_ROOT", isola.root())
+        .env("ISOLA_INIT", init())
+        .env_remove("ISOLA_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Typed before the guest is up: held until the workload runs, then
+    // read by the guest's terminal a line at a time (Enter is \r).
+    child.stdin.take().unwrap().write_all(b"hello\r").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = text(&out.stdout);
+    assert!(
+        text.contains("/dev/ttyS0"),
+        "the guest's terminal: {text:?}"
+    );
+    assert!(text.contains("27 91"), "the caller's window size: {text:?}");
+    assert!(
+        text.contains("got:hello"),
+        "keys reach the workload: {text:?}"
+    );
+
+    // Once the workload runs (and the caller's terminal is raw), Ctrl-C is
+    // a byte like any other, which the guest's terminal turns into SIGINT
+    // for the workload: 130 long before `sleep` would end.
+    let cmd = format!(
+        "{} run --rm -t --backend vm --vmm qemu isola/busybox sh -c 'echo ready; sleep 600'; echo status:$?",
+        env!("CARGO_BIN_EXE_isola")
+    );
+    let mut child = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("ISOLA_ROOT", isola.root())
+        .env("ISOLA_INIT", init())
+        .env_remove("ISOLA_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("ready") {
+        let mut line = String::new();
+        if std::io::BufRead::read_line(&mut stdout, &mut line).unwrap() == 0 {
+            panic!("ended before the workload ran: {seen:?}");
+        }
+        seen.push_str(&line);
+    }
+    child.stdin.take().unwrap().write_all(b"\x03").unwrap();
+    std::io::Read::read_to_string(&mut stdout, &mut seen).unwrap();
+    child.wait().unwrap();
+    assert!(seen.contains("status:130"), "{seen:?}");
+}
+
+#[test]
 fn a_guest_kernel_panic_is_shown_and_reported_not_hung() {
     let Some(isola) = isola() else { return };
     // An "init" the guest kernel cannot run: it panics (init= keeps it from

@@ -12,7 +12,6 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use crate::runtime::setup_err;
-use crate::tty;
 
 /// Puts the signal mask back when dropped.
 pub struct RestoreMask(pub SigSet);
@@ -35,7 +34,7 @@ pub fn relay_until_exit(
     // As with docker run: -t puts the caller's terminal in raw mode (the
     // sandbox's pty does the line discipline) and shows the output; -i also
     // sends what is typed.
-    let _raw = master.and_then(|_| tty::RawMode::enter());
+    let _raw = master.and_then(|_| isola_core::terminal::RawMode::enter());
     let stdin = std::io::stdin();
     let mut stdin_open = master.is_some() && interactive;
     let mut stops = 0;
@@ -77,8 +76,10 @@ pub fn relay_until_exit(
                 match sig {
                     Signal::SIGCHLD => {}
                     Signal::SIGWINCH => {
-                        if let (Some(m), Some(ws)) = (master, tty::window_size(stdin.as_fd())) {
-                            tty::set_window_size(m.as_fd(), &ws);
+                        if let (Some(m), Some(ws)) =
+                            (master, isola_core::terminal::window_size(stdin.as_fd()))
+                        {
+                            isola_core::terminal::set_window_size(m.as_fd(), &ws);
                         }
                     }
                     s => {

@@ -291,8 +291,8 @@ fn start_and_wait(
     // With -t, the child sends the pty master before it execs (or fails).
     let master = parent_sock.as_ref().and_then(tty::recv_fd);
     if let Some(m) = &master {
-        if let Some(ws) = tty::window_size(std::io::stdin().as_fd()) {
-            tty::set_window_size(m.as_fd(), &ws);
+        if let Some(ws) = isola_core::terminal::window_size(std::io::stdin().as_fd()) {
+            isola_core::terminal::set_window_size(m.as_fd(), &ws);
         }
     }
 

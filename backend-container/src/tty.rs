@@ -1,35 +1,16 @@
 //! `-t`: the workload gets a pseudo-terminal. The caller's terminal goes raw
-//! while it runs (so Ctrl-C and arrows reach the workload), bytes are copied
-//! both ways, and window-size changes are passed on.
+//! while it runs (`isola_core::terminal`), bytes are copied both ways, and
+//! window-size changes are passed on.
 
 use std::io::{IoSlice, IoSliceMut};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 
 use nix::fcntl::OFlag;
-use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt, Winsize};
+use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
 use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
 use nix::sys::stat::Mode;
-use nix::sys::termios::{self, SetArg, Termios};
 
 use crate::child::Fail;
-
-/// The caller's window size, if stdin is a terminal.
-pub fn window_size(fd: BorrowedFd<'_>) -> Option<Winsize> {
-    let mut ws: Winsize = Winsize {
-        ws_row: 0,
-        ws_col: 0,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: TIOCGWINSZ writes one winsize into `ws`, which outlives the call.
-    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) };
-    (r == 0).then_some(ws)
-}
-
-pub fn set_window_size(fd: BorrowedFd<'_>, ws: &Winsize) {
-    // SAFETY: TIOCSWINSZ reads one winsize from `ws`.
-    unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, ws) };
-}
 
 /// In the child, once its own devpts is mounted at /dev/pts: a pty pair
 /// from that instance, so `tty` and ttyname() inside name a device that
@@ -94,26 +75,4 @@ pub fn become_controlling(slave: &OwnedFd) -> Result<(), Fail> {
     nix::unistd::dup2_stdout(slave).map_err(|e| Fail::sys("dup2 pty", e))?;
     nix::unistd::dup2_stderr(slave).map_err(|e| Fail::sys("dup2 pty", e))?;
     Ok(())
-}
-
-/// Puts the caller's terminal in raw mode; restores it when dropped.
-pub struct RawMode {
-    saved: Termios,
-}
-
-impl RawMode {
-    pub fn enter() -> Option<RawMode> {
-        let stdin = std::io::stdin();
-        let saved = termios::tcgetattr(stdin.as_fd()).ok()?;
-        let mut raw = saved.clone();
-        termios::cfmakeraw(&mut raw);
-        termios::tcsetattr(stdin.as_fd(), SetArg::TCSANOW, &raw).ok()?;
-        Some(RawMode { saved })
-    }
-}
-
-impl Drop for RawMode {
-    fn drop(&mut self) {
-        let _ = termios::tcsetattr(std::io::stdin().as_fd(), SetArg::TCSANOW, &self.saved);
-    }
 }

@@ -3,6 +3,7 @@
 //! quiet command line) run by a monitor; its exit-port status becomes the
 //! sandbox's exit status.
 
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -12,7 +13,7 @@ use isola_guest_spec::GuestSpec;
 
 use crate::host::{self, KvmFlavour};
 use crate::kvm::{End, VmError};
-use crate::monitor::{Artifact, Monitor};
+use crate::monitor::{Artifact, Input, Monitor};
 use crate::{guest, kernel, kernel_format, qemu};
 
 const DEFAULT_MEMORY: u64 = 256 << 20;
@@ -98,7 +99,16 @@ impl Backend for VmBackend {
         let ran = ctx.explain.step(
             &format!("boot the guest on the {} monitor", monitor.name()),
             "the workload gets a kernel of its own: the host kernel is reached only through the monitor's few devices",
-            || monitor.run(&artifact, spec.process.stdin),
+            || {
+                // -t: the caller's terminal raw while the guest runs, so that
+                // Ctrl-C and the like reach the guest's terminal as bytes.
+                let _raw = spec
+                    .process
+                    .tty
+                    .then(isola_core::terminal::RawMode::enter)
+                    .flatten();
+                monitor.run(&artifact, input(spec))
+            },
         );
         // isola-init's boot-timer marks: 1 when it starts (the guest is up),
         // 2 when the workload starts. Without them (QEMU) only the boot's start.
@@ -205,10 +215,16 @@ fn refuse_unsupported(spec: &RunSpec) -> Result<(), BackendError> {
     if spec.network == Network::Host {
         return no("the VM backend has no --network host (a guest has only lo)");
     }
-    if spec.process.tty {
-        return no("the VM backend has no -t terminal yet");
-    }
     Ok(())
+}
+
+/// What the guest's COM1 takes from the caller's stdin.
+fn input(spec: &RunSpec) -> Input {
+    match (spec.process.tty, spec.process.stdin) {
+        (true, _) => Input::Terminal,
+        (false, true) => Input::Pipe,
+        (false, false) => Input::None,
+    }
 }
 
 fn guest_spec(spec: &RunSpec) -> GuestSpec {
@@ -225,6 +241,13 @@ fn guest_spec(spec: &RunSpec) -> GuestSpec {
         pids_limit: spec.limits.pids,
         stdin: spec.process.stdin,
         tty: spec.process.tty,
+        tty_size: spec
+            .process
+            .tty
+            .then(|| isola_core::terminal::window_size(std::io::stdin().as_fd()))
+            .flatten()
+            .filter(|ws| ws.ws_row > 0 && ws.ws_col > 0)
+            .map(|ws| [ws.ws_row, ws.ws_col]),
     }
 }
 

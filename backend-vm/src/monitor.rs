@@ -37,13 +37,25 @@ pub struct Artifact {
     pub kernel_log: bool,
 }
 
+/// What the caller's stdin is to the guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Input {
+    /// Not read (no `-i`).
+    None,
+    /// The workload's stdin, a pipe in the guest: framed (see
+    /// `stdin_frame`), so that its end reaches the workload.
+    Pipe,
+    /// `-t`: raw bytes for the guest's terminal on COM1.
+    Terminal,
+}
+
 pub trait Monitor {
     /// `isola` or `qemu`, as `--vmm` takes it.
     fn name(&self) -> &'static str;
 
     /// Boot `artifact` with the guest's COM1 on this process's stdout (and
-    /// stdin when `stdin`), COM2 on its stderr, until the guest ends.
-    fn run(&self, artifact: &Artifact, stdin: bool) -> Result<Ran, VmError>;
+    /// stdin, as `input` says), COM2 on its stderr, until the guest ends.
+    fn run(&self, artifact: &Artifact, input: Input) -> Result<Ran, VmError>;
 }
 
 /// isola's own monitor on /dev/kvm.
@@ -54,7 +66,7 @@ impl Monitor for Kvm {
         "isola"
     }
 
-    fn run(&self, artifact: &Artifact, stdin: bool) -> Result<Ran, VmError> {
+    fn run(&self, artifact: &Artifact, input: Input) -> Result<Ran, VmError> {
         let mut initrd = Vec::new();
         for path in &artifact.initrds {
             let bytes = std::fs::read(path).map_err(|e| {
@@ -85,11 +97,11 @@ impl Monitor for Kvm {
                 released: Arc::clone(&released),
                 tail: Arc::clone(&tail),
             }),
-            // Framed, so that isola-init can tell the workload its input ended.
-            com1_in: stdin.then(|| {
-                Box::new(crate::stdin_frame::Framed::new(std::io::stdin()))
-                    as Box<dyn std::io::Read + Send>
-            }),
+            com1_in: match input {
+                Input::None => None,
+                Input::Pipe => Some(Box::new(crate::stdin_frame::Framed::new(std::io::stdin()))),
+                Input::Terminal => Some(Box::new(std::io::stdin())),
+            },
             com2_in: Some(Box::new(signals)),
             on_mark: vec![(1, Arc::clone(&released))],
         };

@@ -5,7 +5,7 @@
 use std::process::{Command, Stdio};
 
 use crate::kvm::{End, VmError};
-use crate::monitor::{Artifact, Monitor, Ran};
+use crate::monitor::{Artifact, Input, Monitor, Ran};
 
 pub const BINARY: &str = "qemu-system-x86_64";
 
@@ -60,7 +60,7 @@ impl Monitor for Qemu {
         "qemu"
     }
 
-    fn run(&self, artifact: &Artifact, stdin: bool) -> Result<Ran, VmError> {
+    fn run(&self, artifact: &Artifact, input: Input) -> Result<Ran, VmError> {
         // QEMU takes one initrd: the archives go in one file, in order.
         let joined = tempfile::NamedTempFile::new()
             .map_err(|e| VmError::Config(format!("a temporary initrd file: {e}")))?;
@@ -92,7 +92,7 @@ impl Monitor for Qemu {
             })
         })?;
         let relay =
-            match crate::qemu_serial::Relay::start(&com1, &com2, stdin, !artifact.kernel_log) {
+            match crate::qemu_serial::Relay::start(&com1, &com2, input, !artifact.kernel_log) {
                 Ok(r) => r,
                 Err(e) => {
                     let _ = child.kill();

@@ -3,7 +3,7 @@
 //! stdin goes in only once isola-init says the workload started (before
 //! that the guest's tty would echo it, and the UART's small FIFO drop it).
 //! COM2 out goes to our stderr, minus isola-init's records; into COM2 go the
-//! signals isola receives, one byte each.
+//! signals isola receives, one byte each, once the workload runs.
 //!
 //! Records (asked for with `isola.status=com2` on the kernel command line):
 //! `ESC _ isola-init ESC \` once isola-init runs (until then COM2 carries
@@ -27,6 +27,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use crate::console_tail::Tail;
 use crate::kvm::VmError;
+use crate::monitor::Input;
 
 const RECORD: &[u8] = b"\x1b_isola-";
 const END: &[u8] = b"\x1b\\";
@@ -69,7 +70,7 @@ struct Ends {
     com2_out: File,
     com2_in: File,
     signals: SignalFd,
-    stdin: bool,
+    stdin: Input,
     /// Hold COM2 back until isola-init's first record.
     hold_console: bool,
 }
@@ -78,7 +79,7 @@ impl Relay {
     pub fn start(
         com1: &Path,
         com2: &Path,
-        stdin: bool,
+        stdin: Input,
         hold_console: bool,
     ) -> Result<Relay, VmError> {
         // Read-write, non-blocking: opening never waits for QEMU, and a read
@@ -140,14 +141,16 @@ fn relay(mut e: Ends, stop: &AtomicBool) -> Relayed {
         }
     };
     let stdin_fd = std::io::stdin();
-    let mut stdin_open = e.stdin;
+    let mut stdin_open = e.stdin != Input::None;
+    let framed = e.stdin == Input::Pipe;
     let mut started = false;
+    let mut early_signals: Vec<u8> = Vec::new();
     let mut status = None;
     let mut held: Vec<u8> = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
         let stopping = stop.load(Ordering::SeqCst);
-        let feed = stdin_open && started;
+        let mut feed = stdin_open && started;
         {
             let mut fds = vec![
                 PollFd::new(e.com1_out.as_fd(), PollFlags::POLLIN),
@@ -163,9 +166,18 @@ fn relay(mut e: Ends, stop: &AtomicBool) -> Relayed {
                 &mut fds,
                 PollTimeout::from(if stopping { 0u16 } else { 50 }),
             );
+            // Read stdin only when poll says there is something (or its
+            // end): a terminal's read would block the whole relay.
+            feed = feed && fds[3].revents().is_some_and(|r| !r.is_empty());
         }
+        // Held until the workload runs: before, isola-init is not reading
+        // COM2 yet and the byte would be lost.
         while let Ok(Some(info)) = e.signals.read_signal() {
-            let _ = write_all(&mut e.com2_in, &[info.ssi_signo as u8]);
+            early_signals.push(info.ssi_signo as u8);
+        }
+        if started && !early_signals.is_empty() {
+            let _ = write_all(&mut e.com2_in, &early_signals);
+            early_signals.clear();
         }
         let mut got = false;
         while let Ok(n) = e.com1_out.read(&mut buf) {
@@ -196,23 +208,29 @@ fn relay(mut e: Ends, stop: &AtomicBool) -> Relayed {
             held.drain(..keep);
         }
         if feed {
-            // Only read what is there: poll said so, or it is EOF (0).
             // Framed (see stdin_frame), ending with the marker that makes
             // isola-init close the workload's stdin.
             match nix::unistd::read(&stdin_fd, &mut buf) {
                 Ok(0) => {
                     stdin_open = false;
-                    let _ = write_all(&mut e.com1_in, &crate::stdin_frame::END);
+                    if framed {
+                        let _ = write_all(&mut e.com1_in, &crate::stdin_frame::END);
+                    }
+                }
+                Ok(n) if framed => {
+                    let mut bytes = Vec::with_capacity(n + 16);
+                    crate::stdin_frame::encode(&buf[..n], &mut bytes);
+                    let _ = write_all(&mut e.com1_in, &bytes);
                 }
                 Ok(n) => {
-                    let mut framed = Vec::with_capacity(n + 16);
-                    crate::stdin_frame::encode(&buf[..n], &mut framed);
-                    let _ = write_all(&mut e.com1_in, &framed);
+                    let _ = write_all(&mut e.com1_in, &buf[..n]);
                 }
                 Err(nix::errno::Errno::EAGAIN) | Err(nix::errno::Errno::EINTR) => {}
                 Err(_) => {
                     stdin_open = false;
-                    let _ = write_all(&mut e.com1_in, &crate::stdin_frame::END);
+                    if framed {
+                        let _ = write_all(&mut e.com1_in, &crate::stdin_frame::END);
+                    }
                 }
             }
         }

@@ -376,6 +376,7 @@ fn the_spec_archive_unpacks_to_the_spec_json() {
         pids_limit: None,
         stdin: false,
         tty: false,
+        tty_size: None,
     };
     let tmp = tempfile::tempdir().unwrap();
     let archive = tmp.path().join("spec.cpio");

@@ -10,6 +10,7 @@ pub mod instance;
 pub mod root;
 pub mod scratch;
 pub mod spec;
+pub mod terminal;
 pub mod user;
 pub mod volume;
 

@@ -112,6 +112,10 @@ fn start() -> Result<Running, Failure> {
     if spec.tty {
         tty::make_terminal(&ttys.com1)
             .map_err(|e| Failure::errno(format!("cannot configure {}", tty::COM1), e))?;
+        if let Some([rows, cols]) = spec.tty_size {
+            tty::set_size(&ttys.com1, rows, cols)
+                .map_err(|e| Failure::errno(format!("cannot size {}", tty::COM1), e))?;
+        }
     }
     let cgroup_procs = spec.pids_limit.map(cgroup::limit_pids).transpose()?;
     // Created as root, as Docker creates a missing working directory, and

@@ -2,7 +2,7 @@
 //! out and the host's signals in. Raw, so bytes pass through unchanged.
 
 use std::fs::{File, OpenOptions};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::fs::OpenOptionsExt;
 
 use nix::sys::termios::{
@@ -93,6 +93,19 @@ pub fn make_terminal(fd: impl AsFd) -> nix::Result<()> {
         | LocalFlags::ECHOCTL
         | LocalFlags::ECHOKE;
     termios::tcsetattr(fd.as_fd(), SetArg::TCSANOW, &t)
+}
+
+/// The terminal's window size (TIOCSWINSZ), as the caller's is.
+pub fn set_size(fd: impl AsFd, rows: u16, cols: u16) -> nix::Result<()> {
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads one winsize from `ws`, which outlives the call.
+    let r = unsafe { libc::ioctl(fd.as_fd().as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+    nix::errno::Errno::result(r).map(drop)
 }
 
 /// Waits until both UARTs have sent what was written to them, so stopping

@@ -10,6 +10,9 @@
 //!  "pids_limit":null,"stdin":false,"tty":false}
 //! ```
 //!
+//! With `"tty":true`, `"tty_size":[ROWS,COLS]` gives the caller's window
+//! size when it has one.
+//!
 //! Unknown fields are refused, so a newer isola with an older init fails
 //! clearly instead of silently dropping a setting.
 
@@ -43,6 +46,9 @@ pub struct GuestSpec {
     pub stdin: bool,
     /// Give the workload a terminal.
     pub tty: bool,
+    /// With `tty`: the caller's window size, rows and columns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tty_size: Option<[u16; 2]>,
 }
 
 #[derive(Debug)]
@@ -102,6 +108,7 @@ mod tests {
             pids_limit: Some(20),
             stdin: false,
             tty: false,
+            tty_size: None,
         }
     }
 

@@ -430,6 +430,62 @@ fn with_t_the_workload_gets_a_terminal_the_caller_s_size_and_keys() {
 }
 
 #[test]
+fn with_t_a_new_window_size_reaches_the_workload() {
+    let Some(isola) = isola() else { return };
+    if !common::tool("script") {
+        return;
+    }
+    // script's pty is the caller's terminal; `tty` names it for the resize.
+    let cmd = format!(
+        "tty; stty rows 20 cols 70; {} run --rm -t --backend vm --vmm qemu isola/busybox \
+         sh -c 'trap \"stty size; exit 0\" WINCH; echo ready; while :; do sleep 1; done'; \
+         echo status:$?",
+        env!("CARGO_BIN_EXE_isola")
+    );
+    let mut child = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("ISOLA_ROOT", isola.root())
+        .env("ISOLA_INIT", init())
+        .env_remove("ISOLA_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("ready") {
+        let mut line = String::new();
+        if std::io::BufRead::read_line(&mut stdout, &mut line).unwrap() == 0 {
+            panic!("ended before the workload ran: {seen:?}");
+        }
+        seen.push_str(&line);
+    }
+    let pts = seen
+        .lines()
+        .find(|l| l.starts_with("/dev/pts/"))
+        .unwrap_or_else(|| panic!("no pty named: {seen:?}"))
+        .trim()
+        .to_string();
+    // Resizing the caller's terminal sends isola SIGWINCH.
+    let terminal = std::fs::OpenOptions::new().write(true).open(&pts).unwrap();
+    let size = isola_core::terminal::Winsize {
+        ws_row: 33,
+        ws_col: 99,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    isola_core::terminal::set_window_size(std::os::fd::AsFd::as_fd(&terminal), &size);
+    std::io::Read::read_to_string(&mut stdout, &mut seen).unwrap();
+    drop(child.stdin.take());
+    child.wait().unwrap();
+    assert!(
+        seen.contains("33 99"),
+        "the new size in the guest: {seen:?}"
+    );
+    assert!(seen.contains("status:0"), "{seen:?}");
+}
+
+#[test]
 fn a_guest_kernel_panic_is_shown_and_reported_not_hung() {
     let Some(isola) = isola() else { return };
     // An "init" the guest kernel cannot run: it panics (init= keeps it from

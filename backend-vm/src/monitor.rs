@@ -89,7 +89,8 @@ impl Monitor for Kvm {
         let released = Arc::new(AtomicBool::new(artifact.kernel_log));
         let tail = Arc::new(Mutex::new(Tail::default()));
         // Ctrl-C, SIGTERM and the rest reach the workload through COM2.
-        let (signals, _unblock) = crate::signal_bytes::SignalBytes::start()?;
+        let (signals, _unblock) =
+            crate::signal_bytes::SignalBytes::start(input == Input::Terminal)?;
         let io = crate::kvm::GuestIo {
             com1_out: Box::new(std::io::stdout()),
             com2_out: Box::new(HeldWriter {

@@ -93,10 +93,7 @@ impl Relay {
                 .open(&path)
                 .map_err(|e| VmError::Config(format!("opening {}: {e}", path.display())))
         };
-        let mut mask = SigSet::empty();
-        for s in isola_core::backend::RELAYED_SIGNALS {
-            mask.add(s);
-        }
+        let mask = crate::signal_bytes::relayed(stdin == Input::Terminal);
         mask.thread_block()
             .map_err(|e| VmError::Config(format!("blocking signals: {e}")))?;
         let ends = Ends {
@@ -173,7 +170,12 @@ fn relay(mut e: Ends, stop: &AtomicBool) -> Relayed {
         // Held until the workload runs: before, isola-init is not reading
         // COM2 yet and the byte would be lost.
         while let Ok(Some(info)) = e.signals.read_signal() {
-            early_signals.push(info.ssi_signo as u8);
+            if info.ssi_signo == libc::SIGWINCH as u32 {
+                early_signals
+                    .extend(crate::signal_bytes::window_size_message().unwrap_or_default());
+            } else {
+                early_signals.push(info.ssi_signo as u8);
+            }
         }
         if started && !early_signals.is_empty() {
             let _ = write_all(&mut e.com2_in, &early_signals);

@@ -1,8 +1,11 @@
 //! The signals isola passes on to the workload, as isola-init reads them on
-//! COM2: one byte, the signal's number. isola's own monitor feeds these
-//! into COM2's receive side (the QEMU relay writes them itself).
+//! COM2: one byte, the signal's number; and with `-t`, each new window size
+//! of the caller's terminal (SIGWINCH), as [`window_size_message`]. isola's
+//! own monitor feeds these into COM2's receive side (the QEMU relay writes
+//! them itself).
 
 use std::io::Read;
+use std::os::fd::AsFd;
 
 use nix::errno::Errno;
 use nix::sys::signal::{SigSet, SigmaskHow};
@@ -10,11 +13,37 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use crate::kvm::VmError;
 
+/// isola-init's mark for a window size (its signals.rs): rows and columns
+/// follow, big-endian.
+const WINDOW_SIZE: u8 = 0xfe;
+
+/// The COM2 message for the caller's current window size, if stdin is a
+/// terminal.
+pub fn window_size_message() -> Option<[u8; 5]> {
+    let ws = isola_core::terminal::window_size(std::io::stdin().as_fd())?;
+    let [r0, r1] = ws.ws_row.to_be_bytes();
+    let [c0, c1] = ws.ws_col.to_be_bytes();
+    Some([WINDOW_SIZE, r0, r1, c0, c1])
+}
+
+/// The signals to block and pass on: SIGWINCH as well with a terminal.
+pub fn relayed(terminal: bool) -> SigSet {
+    let mut mask = SigSet::empty();
+    for s in isola_core::backend::RELAYED_SIGNALS {
+        mask.add(s);
+    }
+    if terminal {
+        mask.add(nix::sys::signal::Signal::SIGWINCH);
+    }
+    mask
+}
+
 /// Reads the relayed signals as bytes, blocking until one comes. While it
 /// lives, the creating thread (and every thread it starts) has them
 /// blocked, so they wait in the signalfd instead of ending isola.
 pub struct SignalBytes {
     fd: SignalFd,
+    pending: Vec<u8>,
 }
 
 /// Puts the calling thread's signal mask back when dropped.
@@ -27,18 +56,22 @@ impl Drop for Unblock {
 }
 
 impl SignalBytes {
-    pub fn start() -> Result<(SignalBytes, Unblock), VmError> {
-        let mut mask = SigSet::empty();
-        for s in isola_core::backend::RELAYED_SIGNALS {
-            mask.add(s);
-        }
+    /// `terminal`: pass on window-size changes too (-t).
+    pub fn start(terminal: bool) -> Result<(SignalBytes, Unblock), VmError> {
+        let mask = relayed(terminal);
         let mut old = SigSet::empty();
         nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&mask), Some(&mut old))
             .map_err(|e| VmError::Config(format!("blocking signals: {e}")))?;
         let unblock = Unblock(old);
         let fd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC)
             .map_err(|e| VmError::Config(format!("signalfd: {e}")))?;
-        Ok((SignalBytes { fd }, unblock))
+        Ok((
+            SignalBytes {
+                fd,
+                pending: Vec::new(),
+            },
+            unblock,
+        ))
     }
 }
 
@@ -47,16 +80,21 @@ impl Read for SignalBytes {
         if buf.is_empty() {
             return Ok(0);
         }
-        loop {
+        while self.pending.is_empty() {
             match self.fd.read_signal() {
-                Ok(Some(info)) => {
-                    buf[0] = info.ssi_signo as u8;
-                    return Ok(1);
+                Ok(Some(info)) if info.ssi_signo == libc::SIGWINCH as u32 => {
+                    self.pending
+                        .extend(window_size_message().unwrap_or_default());
                 }
+                Ok(Some(info)) => self.pending.push(info.ssi_signo as u8),
                 Ok(None) | Err(Errno::EINTR) => {}
                 Err(e) => return Err(e.into()),
             }
         }
+        let n = buf.len().min(self.pending.len());
+        buf[..n].copy_from_slice(&self.pending[..n]);
+        self.pending.drain(..n);
+        Ok(n)
     }
 }
 
@@ -68,7 +106,7 @@ mod tests {
     fn a_relayed_signal_becomes_its_number() {
         // On a thread of its own: the mask is the thread's.
         std::thread::spawn(|| {
-            let (mut bytes, unblock) = SignalBytes::start().unwrap();
+            let (mut bytes, unblock) = SignalBytes::start(false).unwrap();
             // SAFETY: tgkill(2) on our own thread with a signal it blocks.
             let r = unsafe {
                 libc::syscall(

@@ -92,6 +92,8 @@ struct Running {
     signals_in: SignalFd,
     ttys: tty::Ttys,
     stdin: Option<stdin::Relay>,
+    /// COM1 is the workload's terminal (-t): window sizes go to it.
+    terminal: bool,
     oom_kills_before: u64,
 }
 
@@ -207,6 +209,7 @@ fn start() -> Result<Running, Failure> {
                 signals_in,
                 ttys,
                 stdin,
+                terminal: launch.terminal,
                 oom_kills_before,
             })
         }
@@ -220,6 +223,7 @@ fn wait(mut running: Running) -> u8 {
         &running.signals_in,
         Some(&running.ttys.control),
         running.stdin.as_mut(),
+        running.terminal.then_some(&running.ttys.com1),
     );
     if ended.is_oom_kill(running.oom_kills_before, status::oom_kills()) {
         report::say("the workload ran out of memory");

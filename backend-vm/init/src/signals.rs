@@ -1,5 +1,6 @@
 //! Which signals reach the workload: one byte per signal from the host on
-//! COM2 (the byte is the signal number), and those sent to PID 1 itself.
+//! COM2 (the byte is the signal number), and those sent to PID 1 itself;
+//! and, on the same channel with `-t`, the caller's new window sizes.
 
 use nix::sys::signal::{SigSet, Signal};
 
@@ -7,6 +8,44 @@ use nix::sys::signal::{SigSet, Signal};
 /// other byte is not a signal and is ignored.
 pub fn from_byte(byte: u8) -> Option<libc::c_int> {
     (1..=64).contains(&byte).then_some(byte as libc::c_int)
+}
+
+/// On COM2, the start of a window size: rows then columns follow, each a
+/// big-endian u16.
+pub const WINDOW_SIZE: u8 = 0xfe;
+
+/// One message of the host's on COM2.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Control {
+    Signal(libc::c_int),
+    WindowSize { rows: u16, cols: u16 },
+}
+
+/// Reads the host's COM2 bytes into messages, across reads.
+#[derive(Debug, Default)]
+pub struct ControlParser {
+    size: Option<Vec<u8>>,
+}
+
+impl ControlParser {
+    pub fn feed(&mut self, byte: u8) -> Option<Control> {
+        if let Some(size) = &mut self.size {
+            size.push(byte);
+            if size.len() < 4 {
+                return None;
+            }
+            let s = self.size.take()?;
+            return Some(Control::WindowSize {
+                rows: u16::from_be_bytes([s[0], s[1]]),
+                cols: u16::from_be_bytes([s[2], s[3]]),
+            });
+        }
+        if byte == WINDOW_SIZE {
+            self.size = Some(Vec::with_capacity(4));
+            return None;
+        }
+        from_byte(byte).map(Control::Signal)
+    }
 }
 
 /// Signals PID 1 takes from the kernel or from processes in the guest
@@ -58,6 +97,27 @@ mod tests {
         assert_eq!(from_byte(65), None);
         assert_eq!(from_byte(b'\n'), Some(10));
         assert_eq!(from_byte(255), None);
+    }
+
+    #[test]
+    fn window_sizes_are_read_across_reads_between_signals() {
+        let mut p = ControlParser::default();
+        let got: Vec<Control> = [15, WINDOW_SIZE, 0, 40, 0x01]
+            .into_iter()
+            .chain([0x2c, 2, 255])
+            .filter_map(|b| p.feed(b))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                Control::Signal(15),
+                Control::WindowSize {
+                    rows: 40,
+                    cols: 300
+                },
+                Control::Signal(2),
+            ]
+        );
     }
 
     #[test]

@@ -19,8 +19,10 @@ pub fn until_exit(
     signals_in: &SignalFd,
     mut control: Option<&File>,
     mut stdin: Option<&mut crate::stdin::Relay>,
+    terminal: Option<&File>,
 ) -> Ended {
     let mut stop = Stop::default();
+    let mut parser = signals::ControlParser::default();
     loop {
         // First, so an end that happened before the loop is not missed.
         if let Some(ended) = reap(workload) {
@@ -66,7 +68,7 @@ pub fn until_exit(
             PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL,
         ) {
             if let Some(c) = control {
-                if !forward_bytes(workload, c, &mut stop) {
+                if !forward_bytes(workload, c, &mut parser, terminal, &mut stop) {
                     // Hung up or broken: signals from the host are over, the
                     // workload is not. Stop polling it to avoid a busy loop.
                     control = None;
@@ -77,16 +79,30 @@ pub fn until_exit(
     }
 }
 
-/// Forwards each signal byte waiting on COM2. False once the port cannot
-/// be read any more.
-fn forward_bytes(workload: libc::pid_t, mut control: &File, stop: &mut Stop) -> bool {
+/// Acts on the host's messages waiting on COM2: signals go to the
+/// workload, window sizes to its terminal (whose kernel then sends it
+/// SIGWINCH). False once the port cannot be read any more.
+fn forward_bytes(
+    workload: libc::pid_t,
+    mut control: &File,
+    parser: &mut signals::ControlParser,
+    terminal: Option<&File>,
+    stop: &mut Stop,
+) -> bool {
     let mut buf = [0u8; 64];
     loop {
         match control.read(&mut buf) {
             Ok(0) => return false,
             Ok(n) => {
-                for signal in buf[..n].iter().filter_map(|b| signals::from_byte(*b)) {
-                    stop.forward(workload, signal);
+                for message in buf[..n].iter().filter_map(|b| parser.feed(*b)) {
+                    match message {
+                        signals::Control::Signal(signal) => stop.forward(workload, signal),
+                        signals::Control::WindowSize { rows, cols } => {
+                            if let Some(t) = terminal {
+                                let _ = crate::tty::set_size(t, rows, cols);
+                            }
+                        }
+                    }
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,

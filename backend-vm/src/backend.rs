@@ -14,7 +14,7 @@ use isola_guest_spec::GuestSpec;
 use crate::host::{self, KvmFlavour};
 use crate::kvm::{End, VmError};
 use crate::monitor::{Artifact, Input, Monitor};
-use crate::{guest, kernel, kernel_format, qemu};
+use crate::{guest, kernel, kernel_format, qemu, vmlinux};
 
 const DEFAULT_MEMORY: u64 = 256 << 20;
 
@@ -62,6 +62,17 @@ impl Backend for VmBackend {
             )));
         };
         let init = find_init().map_err(BackendError::Unavailable)?;
+        let boot_kernel = match format {
+            kernel_format::Format::BzImage { .. } => ctx
+                .explain
+                .step(
+                    "take the kernel's ELF vmlinux out of its bzImage (once; cached)",
+                    "entered through its PVH note, the guest skips the bzImage's own decompressor",
+                    || vmlinux::for_boot(&self.state_dir, &kernel),
+                )
+                .unwrap_or_else(|| kernel.clone()),
+            kernel_format::Format::Elf => kernel.clone(),
+        };
 
         let rootfs = ctx
             .explain
@@ -78,7 +89,7 @@ impl Backend for VmBackend {
 
         let verbose = tracing::enabled!(tracing::Level::DEBUG);
         let artifact = Artifact {
-            kernel,
+            kernel: boot_kernel,
             initrds: vec![rootfs, spec_archive.clone()],
             cmdline: if verbose {
                 // isola -v: the kernel's whole log on COM2 (the stderr

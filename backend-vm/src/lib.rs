@@ -13,3 +13,4 @@ pub mod qemu;
 mod qemu_serial;
 mod signal_bytes;
 mod stdin_frame;
+pub mod vmlinux;

@@ -201,16 +201,13 @@ fn read_all(reader: impl Read, size: usize) -> Result<Vec<u8>, String> {
 /// Whether an ELF64 file has Xen's PHYS32_ENTRY note (type 18, name "Xen"),
 /// the PVH entry point, in one of its PT_NOTE segments.
 pub fn has_pvh_note(elf: &[u8]) -> bool {
-    let u16_at = |at: usize| {
-        elf.get(at..at + 2)
-            .map(|b| u16::from_le_bytes([b[0], b[1]]) as usize)
-    };
-    let u32_at = |at: usize| {
-        elf.get(at..at + 4)
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
-    };
+    // Offsets come from the file: every sum is checked.
+    let field = |at: usize, n: usize| elf.get(at..at.checked_add(n)?);
+    let u16_at = |at: usize| field(at, 2).map(|b| u16::from_le_bytes([b[0], b[1]]) as usize);
+    let u32_at =
+        |at: usize| field(at, 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
     let u64_at = |at: usize| {
-        elf.get(at..at + 8)
+        field(at, 8)
             .and_then(|b| b.try_into().ok())
             .map(|b| u64::from_le_bytes(b) as usize)
     };
@@ -227,7 +224,10 @@ pub fn has_pvh_note(elf: &[u8]) -> bool {
         if u32_at(ph) != Some(4) {
             return false;
         }
-        let (Some(offset), Some(size)) = (u64_at(ph + 8), u64_at(ph + 32)) else {
+        let (Some(offset), Some(size)) = (
+            ph.checked_add(8).and_then(u64_at),
+            ph.checked_add(32).and_then(u64_at),
+        ) else {
             return false;
         };
         let Some(mut notes) = elf.get(offset..offset.saturating_add(size)) else {

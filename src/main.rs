@@ -6,7 +6,6 @@ mod cli;
 mod commands;
 mod output;
 
-use clap::Parser;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -21,14 +20,14 @@ fn main() {
             nix::sys::signal::SigHandler::SigDfl,
         )
     };
-    let cli = cli::Cli::parse();
+    let cli = cli::Cli::parse_args();
     // Like docker run, 125 says isola itself failed, not the workload.
     let failure_code = if matches!(cli.command, cli::Command::Run(_)) {
         125
     } else {
         1
     };
-    init_tracing(cli.verbose);
+    init_tracing(cli.globals.verbose);
     match commands::run(cli) {
         Ok(code) => std::process::exit(code),
         Err(e) => {

@@ -27,10 +27,10 @@ use crate::cli::{Cli, Command, ImageCommand};
 /// Run the command; the exit code isola should end with.
 pub fn run(cli: Cli) -> Result<i32> {
     let store = || -> Result<ImageStore> {
-        ImageStore::open(Root::new(&cli.root))
-            .with_context(|| format!("opening the store at {}", cli.root.display()))
+        ImageStore::open(Root::new(&cli.globals.root))
+            .with_context(|| format!("opening the store at {}", cli.globals.root.display()))
     };
-    let root = Root::new(&cli.root);
+    let root = Root::new(&cli.globals.root);
     let done = match &cli.command {
         Command::Run(args) => return run::run(&root, args),
         Command::Images(j) => images::run(&store()?, j.json),
@@ -50,7 +50,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Rm { ids } => ps::rm(&root, ids),
         Command::Prune => ps::prune(&root),
         Command::Bench(cmd) => bench::run(&root, cmd),
-        Command::Info(j) => info::run(&cli.root, j.json),
+        Command::Info(j) => info::run(&cli.globals.root, j.json),
         Command::Vm(cmd) => return vm::run(cmd),
     };
     done.map(|()| 0)

@@ -32,8 +32,8 @@ pub struct Globals {
 impl Cli {
     /// The command line, parsed. For `isola run`, the path every sandbox
     /// start takes, only `run`'s part of the command tree is built: clap's
-    /// derive builds every subcommand's arguments on each parse (~30 of an
-    /// `isola run`'s ~160 page faults). The same definitions either way.
+    /// derive builds every subcommand's arguments on each parse (24 page
+    /// faults of a run's ~225 here). The same definitions either way.
     pub fn parse_args() -> Cli {
         let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
         if subcommand_name(&args) != Some("run") {

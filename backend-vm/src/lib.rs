@@ -2,6 +2,7 @@
 
 pub mod backend;
 mod console_tail;
+mod file_key;
 pub mod guest;
 pub mod host;
 pub mod kernel;

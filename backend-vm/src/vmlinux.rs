@@ -10,10 +10,7 @@
 //! compressed length); gzip and zstd payloads are unpacked too.
 
 use std::io::Read;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-
-use sha2::{Digest, Sha256};
 
 const SETUP_SECTS_AT: usize = 0x1f1;
 const VERSION_AT: usize = 0x206;
@@ -30,7 +27,7 @@ const KEEP: usize = 4;
 /// it is (no PVH note, a compression isola cannot unpack, an error).
 pub fn for_boot(state_dir: &Path, kernel: &Path) -> Option<PathBuf> {
     let dir = state_dir.join("vm/vmlinux");
-    let key = cache_key(kernel)?;
+    let key = crate::file_key::key(kernel)?;
     let elf = dir.join(format!("{key}.elf"));
     let without = dir.join(format!("{key}.none"));
     if elf.is_file() {
@@ -60,43 +57,8 @@ pub fn for_boot(state_dir: &Path, kernel: &Path) -> Option<PathBuf> {
     let tmp = tempfile::NamedTempFile::new_in(&dir).ok()?;
     std::fs::write(tmp.path(), &bytes).ok()?;
     tmp.persist(&path).ok()?;
-    trim(&dir);
+    crate::file_key::trim(&dir, KEEP);
     (!bytes.is_empty()).then_some(path)
-}
-
-/// Names a kernel file by where it is and which version of it is there,
-/// without reading its megabytes on every boot.
-fn cache_key(kernel: &Path) -> Option<String> {
-    let path = std::fs::canonicalize(kernel).ok()?;
-    let m = std::fs::metadata(&path).ok()?;
-    let mut h = Sha256::new();
-    h.update(path.as_os_str().as_encoded_bytes());
-    for n in [
-        m.dev(),
-        m.ino(),
-        m.len(),
-        m.mtime() as u64,
-        m.mtime_nsec() as u64,
-    ] {
-        h.update(n.to_le_bytes());
-    }
-    Some(hex::encode(&h.finalize()[..12]))
-}
-
-/// Keeps the newest [`KEEP`] entries of the cache.
-fn trim(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    let mut files: Vec<(std::time::SystemTime, PathBuf)> = entries
-        .flatten()
-        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
-        .collect();
-    files.sort();
-    let excess = files.len().saturating_sub(KEEP);
-    for (_, path) in files.into_iter().take(excess) {
-        let _ = std::fs::remove_file(path);
-    }
 }
 
 /// The uncompressed vmlinux of a bzImage.

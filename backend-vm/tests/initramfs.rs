@@ -339,6 +339,14 @@ fn the_cache_builds_once_per_image_and_init() {
         .collect();
     names.sort();
     assert_eq!(names.len(), 2, "{names:?}");
+
+    // Each init's hash is remembered; rewriting the file in place (same
+    // path and inode) gives a new hash, not the remembered one.
+    assert_eq!(fs::read_dir(state.join("vm/init-ids")).unwrap().count(), 2);
+    std::thread::sleep(std::time::Duration::from_millis(10));
+    fs::write(&other_init, b"rebuilt in place").unwrap();
+    let rebuilt = guest::rootfs(&state, &digest, &layers, &other_init).unwrap();
+    assert_ne!(rebuilt, other);
 }
 
 #[test]

@@ -42,7 +42,10 @@ pub fn rootfs(
 ) -> Result<PathBuf, GuestError> {
     let hex = digest_hex(image_digest)?;
     let dir = root_dir.join("vm").join("rootfs");
-    let path = dir.join(format!("{hex}-{}.cpio", init_id(init)?));
+    let path = dir.join(format!(
+        "{hex}-{}.cpio",
+        remembered_init_id(root_dir, init)?
+    ));
     if fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
         return Ok(path);
     }
@@ -88,6 +91,37 @@ fn digest_hex(image_digest: &str) -> Result<&str, GuestError> {
 /// Bumped when the archive's layout changes (where isola-init goes, which
 /// nodes are added), so archives cached by an older isola are not booted.
 const LAYOUT: &[u8] = b"isola-initramfs-layout-2";
+
+/// Hashes of isola-init kept, one per version of the file seen.
+const INIT_IDS_KEPT: usize = 8;
+
+/// [`init_id`], remembered under `vm/init-ids/` per version of the file
+/// (see `file_key`): hashing the 3 MB binary took ~40 ms of every VM run.
+fn remembered_init_id(root_dir: &Path, init: &Path) -> Result<String, GuestError> {
+    let Some(key) = crate::file_key::key(init) else {
+        return init_id(init);
+    };
+    let dir = root_dir.join("vm").join("init-ids");
+    let memo = dir.join(&key);
+    if let Ok(id) = fs::read_to_string(&memo) {
+        if id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(id);
+        }
+    }
+    let id = init_id(init)?;
+    // Best effort: without the memo the next run hashes again.
+    let remembered = fs::create_dir_all(&dir)
+        .and_then(|()| tempfile::NamedTempFile::new_in(&dir))
+        .and_then(|tmp| {
+            fs::write(tmp.path(), &id)?;
+            tmp.persist(&memo).map_err(|e| e.error)?;
+            Ok(())
+        });
+    if remembered.is_ok() {
+        crate::file_key::trim(&dir, INIT_IDS_KEPT);
+    }
+    Ok(id)
+}
 
 /// The first 16 hex digits of the SHA-256 of the layout and the isola-init
 /// binary: a new init or layout gives a new archive, and stale ones are

@@ -360,6 +360,36 @@ fn the_end_of_stdin_reaches_the_workload_and_every_byte_passes() {
     );
 }
 
+/// `sh -c cmd` under `script`, whose pty is the caller's terminal; its
+/// stdin and stdout piped to the test.
+fn under_script(isola: &Isola, cmd: &str) -> std::process::Child {
+    Command::new("script")
+        .args(["-qec", cmd, "/dev/null"])
+        .env("ISOLA_ROOT", isola.root())
+        .env("ISOLA_INIT", init())
+        .env_remove("ISOLA_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Reads `child`'s stdout until the workload prints "ready"; the reader
+/// and what it read.
+fn until_ready(child: &mut std::process::Child) -> (impl std::io::Read, String) {
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("ready") {
+        let mut line = String::new();
+        if std::io::BufRead::read_line(&mut stdout, &mut line).unwrap() == 0 {
+            panic!("ended before the workload ran: {seen:?}");
+        }
+        seen.push_str(&line);
+    }
+    (stdout, seen)
+}
+
 #[test]
 fn with_t_the_workload_gets_a_terminal_the_caller_s_size_and_keys() {
     use std::io::Write;
@@ -373,16 +403,7 @@ fn with_t_the_workload_gets_a_terminal_the_caller_s_size_and_keys() {
          sh -c 'tty; stty size; read line; echo got:$line'",
         env!("CARGO_BIN_EXE_isola")
     );
-    let mut child = Command::new("script")
-        .args(["-qec", &cmd, "/dev/null"])
-        .env("ISOLA_ROOT", isola.root())
-        .env("ISOLA_INIT", init())
-        .env_remove("ISOLA_LOG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = under_script(&isola, &cmd);
     // Typed before the guest is up: held until the workload runs, then
     // read by the guest's terminal a line at a time (Enter is \r).
     child.stdin.take().unwrap().write_all(b"hello\r").unwrap();
@@ -405,24 +426,8 @@ fn with_t_the_workload_gets_a_terminal_the_caller_s_size_and_keys() {
         "{} run --rm -t --backend vm --vmm qemu isola/busybox sh -c 'echo ready; sleep 600'; echo status:$?",
         env!("CARGO_BIN_EXE_isola")
     );
-    let mut child = Command::new("script")
-        .args(["-qec", &cmd, "/dev/null"])
-        .env("ISOLA_ROOT", isola.root())
-        .env("ISOLA_INIT", init())
-        .env_remove("ISOLA_LOG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut seen = String::new();
-    while !seen.contains("ready") {
-        let mut line = String::new();
-        if std::io::BufRead::read_line(&mut stdout, &mut line).unwrap() == 0 {
-            panic!("ended before the workload ran: {seen:?}");
-        }
-        seen.push_str(&line);
-    }
+    let mut child = under_script(&isola, &cmd);
+    let (mut stdout, mut seen) = until_ready(&mut child);
     child.stdin.take().unwrap().write_all(b"\x03").unwrap();
     std::io::Read::read_to_string(&mut stdout, &mut seen).unwrap();
     child.wait().unwrap();
@@ -442,24 +447,8 @@ fn with_t_a_new_window_size_reaches_the_workload() {
          echo status:$?",
         env!("CARGO_BIN_EXE_isola")
     );
-    let mut child = Command::new("script")
-        .args(["-qec", &cmd, "/dev/null"])
-        .env("ISOLA_ROOT", isola.root())
-        .env("ISOLA_INIT", init())
-        .env_remove("ISOLA_LOG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut seen = String::new();
-    while !seen.contains("ready") {
-        let mut line = String::new();
-        if std::io::BufRead::read_line(&mut stdout, &mut line).unwrap() == 0 {
-            panic!("ended before the workload ran: {seen:?}");
-        }
-        seen.push_str(&line);
-    }
+    let mut child = under_script(&isola, &cmd);
+    let (mut stdout, mut seen) = until_ready(&mut child);
     let pts = seen
         .lines()
         .find(|l| l.starts_with("/dev/pts/"))

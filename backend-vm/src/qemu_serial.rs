@@ -210,18 +210,18 @@ fn relay(mut e: Ends, stop: &AtomicBool) -> Relayed {
             held.drain(..keep);
         }
         if feed {
-            // Framed (see stdin_frame), ending with the marker that makes
+            // Framed (see isola_guest_spec::wire), ending with the marker that makes
             // isola-init close the workload's stdin.
             match nix::unistd::read(&stdin_fd, &mut buf) {
                 Ok(0) => {
                     stdin_open = false;
                     if framed {
-                        let _ = write_all(&mut e.com1_in, &crate::stdin_frame::END);
+                        let _ = write_all(&mut e.com1_in, &isola_guest_spec::wire::END);
                     }
                 }
                 Ok(n) if framed => {
                     let mut bytes = Vec::with_capacity(n + 16);
-                    crate::stdin_frame::encode(&buf[..n], &mut bytes);
+                    isola_guest_spec::wire::encode(&buf[..n], &mut bytes);
                     let _ = write_all(&mut e.com1_in, &bytes);
                 }
                 Ok(n) => {
@@ -231,7 +231,7 @@ fn relay(mut e: Ends, stop: &AtomicBool) -> Relayed {
                 Err(_) => {
                     stdin_open = false;
                     if framed {
-                        let _ = write_all(&mut e.com1_in, &crate::stdin_frame::END);
+                        let _ = write_all(&mut e.com1_in, &isola_guest_spec::wire::END);
                     }
                 }
             }

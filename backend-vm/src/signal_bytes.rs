@@ -13,17 +13,11 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use crate::kvm::VmError;
 
-/// isola-init's mark for a window size (its signals.rs): rows and columns
-/// follow, big-endian.
-const WINDOW_SIZE: u8 = 0xfe;
-
 /// The COM2 message for the caller's current window size, if stdin is a
 /// terminal.
 pub fn window_size_message() -> Option<[u8; 5]> {
     let ws = isola_core::terminal::window_size(std::io::stdin().as_fd())?;
-    let [r0, r1] = ws.ws_row.to_be_bytes();
-    let [c0, c1] = ws.ws_col.to_be_bytes();
-    Some([WINDOW_SIZE, r0, r1, c0, c1])
+    Some(isola_guest_spec::wire::window_size(ws.ws_row, ws.ws_col))
 }
 
 /// The signals to block and pass on: SIGWINCH as well with a terminal.

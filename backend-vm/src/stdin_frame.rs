@@ -1,23 +1,9 @@
-//! The host's half of the stdin framing isola-init undoes (see its
-//! stdin.rs): COM1 input with `-i` is the workload's data with each 0xff
-//! doubled, then 0xff 0x00 when the caller's stdin ends, so the workload
-//! reads EOF after the last byte however the two UARTs interleave.
+//! The caller's stdin, framed for COM1 as `isola_guest_spec::wire` says,
+//! with the end marker after its last byte.
 
 use std::io::Read;
 
-const ESCAPE: u8 = 0xff;
-/// The end of the input.
-pub const END: [u8; 2] = [ESCAPE, 0x00];
-
-/// Appends `data`, framed, to `out`.
-pub fn encode(data: &[u8], out: &mut Vec<u8>) {
-    for &b in data {
-        out.push(b);
-        if b == ESCAPE {
-            out.push(ESCAPE);
-        }
-    }
-}
+use isola_guest_spec::wire::{encode, END};
 
 /// A reader of `inner`'s bytes framed, with [`END`] after its last.
 pub struct Framed<R> {

@@ -2,6 +2,7 @@
 //! COM2 (the byte is the signal number), and those sent to PID 1 itself;
 //! and, on the same channel with `-t`, the caller's new window sizes.
 
+use isola_guest_spec::wire::WINDOW_SIZE;
 use nix::sys::signal::{SigSet, Signal};
 
 /// The host's byte as a signal number: 1..=64 (SIGRTMAX on x86_64); any
@@ -9,10 +10,6 @@ use nix::sys::signal::{SigSet, Signal};
 pub fn from_byte(byte: u8) -> Option<libc::c_int> {
     (1..=64).contains(&byte).then_some(byte as libc::c_int)
 }
-
-/// On COM2, the start of a window size: rows then columns follow, each a
-/// big-endian u16.
-pub const WINDOW_SIZE: u8 = 0xfe;
 
 /// One message of the host's on COM2.
 #[derive(Debug, PartialEq, Eq)]

@@ -1,47 +1,14 @@
 //! The workload's stdin with `-i` (no terminal): a pipe, fed from COM1.
-//! The host frames what it sends so that the end of its input can travel
-//! in the same stream: 0xff 0xff is a data byte 0xff, 0xff 0x00 is the end
-//! (the pipe is then closed and the workload reads EOF), any other byte is
-//! itself. A tty cannot carry an end of input in raw mode, and a marker on
-//! COM2 could overtake the last bytes still on their way through COM1.
+//! The host frames what it sends (`isola_guest_spec::wire`) so that the end
+//! of its input travels in the same stream: a tty in raw mode cannot carry
+//! one. At the end the pipe is closed and the workload reads EOF.
 
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 
+use isola_guest_spec::wire::Decoder;
 use nix::poll::{PollFd, PollFlags};
-
-pub const ESCAPE: u8 = 0xff;
-pub const END: u8 = 0x00;
-
-/// Undoes the host's framing, a read at a time.
-#[derive(Debug, Default)]
-pub struct Decoder {
-    escaped: bool,
-    pub ended: bool,
-}
-
-impl Decoder {
-    /// Appends the data in `framed` to `out`; stops at the end marker.
-    pub fn decode(&mut self, framed: &[u8], out: &mut Vec<u8>) {
-        for &b in framed {
-            if self.ended {
-                return;
-            }
-            match (self.escaped, b) {
-                (false, ESCAPE) => self.escaped = true,
-                (false, b) => out.push(b),
-                (true, ESCAPE) => {
-                    out.push(ESCAPE);
-                    self.escaped = false;
-                }
-                (true, END) => self.ended = true,
-                // Reserved: dropped, so a later use cannot corrupt data.
-                (true, _) => self.escaped = false,
-            }
-        }
-    }
-}
 
 /// Copies COM1 into the workload's stdin pipe from PID 1's loop, without
 /// ever blocking it: COM1 is read only when the pipe has taken everything
@@ -82,15 +49,15 @@ impl Relay {
         let Some(pipe) = self.pipe.as_mut() else {
             return;
         };
-        if self.pending.is_empty() && !self.decoder.ended {
+        if self.pending.is_empty() && !self.decoder.ended() {
             let mut buf = [0u8; 4096];
             match self.com1.read(&mut buf) {
                 Ok(n) if n > 0 => self.decoder.decode(&buf[..n], &mut self.pending),
                 // A hung-up line will not bring the end marker: end here.
-                Ok(_) => self.decoder.ended = true,
+                Ok(_) => self.decoder.end(),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(_) => self.decoder.ended = true,
+                Err(_) => self.decoder.end(),
             }
         }
         while !self.pending.is_empty() {
@@ -103,11 +70,11 @@ impl Relay {
                 // The workload closed its stdin: nothing more to give it.
                 Err(_) => {
                     self.pending.clear();
-                    self.decoder.ended = true;
+                    self.decoder.end();
                 }
             }
         }
-        if self.decoder.ended {
+        if self.decoder.ended() {
             self.pipe = None;
         }
     }
@@ -116,20 +83,6 @@ impl Relay {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn escapes_and_the_end_are_undone_across_reads() {
-        let mut d = Decoder::default();
-        let mut out = Vec::new();
-        d.decode(b"ab\xff", &mut out);
-        d.decode(b"\xffc\xff\x07d", &mut out);
-        assert_eq!(out, b"ab\xffcd");
-        assert!(!d.ended);
-        d.decode(b"e\xff", &mut out);
-        d.decode(b"\x00after", &mut out);
-        assert_eq!(out, b"ab\xffcde");
-        assert!(d.ended);
-    }
 
     #[test]
     fn the_relay_feeds_the_pipe_and_closes_it_at_the_end() {

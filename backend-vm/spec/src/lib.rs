@@ -16,6 +16,8 @@
 //! Unknown fields are refused, so a newer isola with an older init fails
 //! clearly instead of silently dropping a setting.
 
+pub mod wire;
+
 use serde::{Deserialize, Serialize};
 
 /// Where the spec is in the guest's root filesystem.

@@ -1,0 +1,100 @@
+//! The bytes isola sends the guest besides the spec, shared by isola and
+//! isola-init so the two sides cannot drift.
+//!
+//! COM1 input with `-i` (no terminal) is framed: a data byte 0xff is sent as
+//! 0xff 0xff, and 0xff 0x00 ends the input, in band, so that no marker on
+//! another UART can overtake the last bytes. On COM2, next to the one-byte
+//! signal numbers, [`WINDOW_SIZE`] starts a new window size with `-t`.
+
+const ESCAPE: u8 = 0xff;
+/// The end of the input on COM1.
+pub const END: [u8; 2] = [ESCAPE, 0x00];
+/// On COM2: rows then columns follow, each a big-endian u16.
+pub const WINDOW_SIZE: u8 = 0xfe;
+
+/// Appends `data`, framed, to `out`.
+pub fn encode(data: &[u8], out: &mut Vec<u8>) {
+    for &b in data {
+        out.push(b);
+        if b == ESCAPE {
+            out.push(ESCAPE);
+        }
+    }
+}
+
+/// The COM2 message for a window of `rows` by `cols`.
+pub fn window_size(rows: u16, cols: u16) -> [u8; 5] {
+    let [r0, r1] = rows.to_be_bytes();
+    let [c0, c1] = cols.to_be_bytes();
+    [WINDOW_SIZE, r0, r1, c0, c1]
+}
+
+/// Undoes [`encode`] and finds [`END`], a read at a time.
+#[derive(Debug, Default)]
+pub struct Decoder {
+    escaped: bool,
+    ended: bool,
+}
+
+impl Decoder {
+    /// Appends the data in `framed` to `out`; stops at the end marker.
+    pub fn decode(&mut self, framed: &[u8], out: &mut Vec<u8>) {
+        for &b in framed {
+            if self.ended {
+                return;
+            }
+            match (self.escaped, b) {
+                (false, ESCAPE) => self.escaped = true,
+                (false, b) => out.push(b),
+                (true, ESCAPE) => {
+                    out.push(ESCAPE);
+                    self.escaped = false;
+                }
+                (true, b) if b == END[1] => self.ended = true,
+                // Reserved: dropped, so a later use cannot corrupt data.
+                (true, _) => self.escaped = false,
+            }
+        }
+    }
+
+    pub fn ended(&self) -> bool {
+        self.ended
+    }
+
+    /// The input is over without a marker (the line hung up).
+    pub fn end(&mut self) {
+        self.ended = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_is_encoded_decodes_across_reads() {
+        let data: Vec<u8> = (0..=255u8).chain([0xff, 0xff, 0x00]).collect();
+        let mut framed = Vec::new();
+        encode(&data, &mut framed);
+        framed.extend_from_slice(&END);
+        framed.extend_from_slice(b"after the end");
+        let mut d = Decoder::default();
+        let mut out = Vec::new();
+        for chunk in framed.chunks(3) {
+            d.decode(chunk, &mut out);
+        }
+        assert_eq!(out, data);
+        assert!(d.ended());
+        // A reserved escape is dropped.
+        let mut d = Decoder::default();
+        let mut out = Vec::new();
+        d.decode(b"a\xff\x07b", &mut out);
+        assert_eq!(out, b"ab");
+        assert!(!d.ended());
+    }
+
+    #[test]
+    fn window_sizes_are_big_endian() {
+        assert_eq!(window_size(40, 300), [WINDOW_SIZE, 0, 40, 1, 0x2c]);
+    }
+}

@@ -41,7 +41,11 @@ impl Qemu {
         c.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
         c.arg("-kernel").arg(&artifact.kernel);
         c.arg("-initrd").arg(initrd);
-        let mut cmdline = format!("{} {}", artifact.cmdline, crate::qemu_serial::CMDLINE_FLAG);
+        let mut cmdline = format!(
+            "{} {}",
+            artifact.cmdline,
+            isola_guest_spec::wire::RECORDS_FLAG
+        );
         if !self.kvm {
             // microvm has no HPET or PM timer: under TCG the kernel may
             // fail to calibrate the TSC and hang. TCG passes the host's

@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use isola_guest_spec::wire;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, SigmaskHow};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -29,10 +30,8 @@ use crate::console_tail::Tail;
 use crate::kvm::VmError;
 use crate::monitor::Input;
 
-const RECORD: &[u8] = b"\x1b_isola-";
-const END: &[u8] = b"\x1b\\";
-/// What isola-init is told on the command line to send its records.
-pub const CMDLINE_FLAG: &str = "isola.status=com2";
+const RECORD: &[u8] = wire::RECORD_START.as_bytes();
+const END: &[u8] = wire::RECORD_END.as_bytes();
 
 /// The FIFOs QEMU's `-chardev pipe,path=BASE` opens, BASE.in and BASE.out,
 /// for COM1 and COM2 in `dir`.

@@ -5,16 +5,12 @@ use std::fs::OpenOptions;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 
+use isola_guest_spec::wire;
+
 use crate::tty;
 
 /// QEMU's isa-debug-exit, which isola's own monitor implements too.
 const EXIT_PORT: u16 = 0xf4;
-/// The records on COM2, when the kernel command line has
-/// `isola.status=com2`: `ESC _ isola-init ESC \` once isola-init runs
-/// (see [`init_running`]), `ESC _ isola-started ESC \` when the workload
-/// starts (see [`started`]) and `ESC _ isola-exit N ESC \` at the end.
-pub const STATUS_PREFIX: &str = "\x1b_isola-exit ";
-pub const STATUS_END: &str = "\x1b\\";
 
 /// isola-init is up: the kernel's console goes down to emergencies when
 /// the command line says `quiet` (isola -v leaves it out), and a monitor
@@ -28,7 +24,7 @@ pub fn init_running() {
     }
     if status_on_com2() {
         if let Ok(mut com2) = OpenOptions::new().write(true).open(tty::COM2) {
-            let _ = write!(com2, "\x1b_isola-init{STATUS_END}");
+            let _ = com2.write_all(wire::record("init").as_bytes());
         }
     }
 }
@@ -38,14 +34,14 @@ pub fn init_running() {
 pub fn started() {
     if status_on_com2() {
         if let Ok(mut com2) = OpenOptions::new().write(true).open(tty::COM2) {
-            let _ = write!(com2, "\x1b_isola-started{STATUS_END}");
+            let _ = com2.write_all(wire::record("started").as_bytes());
         }
     }
 }
 
 fn status_on_com2() -> bool {
     std::fs::read_to_string("/proc/cmdline")
-        .map(|c| c.split_whitespace().any(|w| w == "isola.status=com2"))
+        .map(|c| c.split_whitespace().any(|w| w == wire::RECORDS_FLAG))
         .unwrap_or(false)
 }
 
@@ -99,7 +95,7 @@ pub fn finish(status: u8) -> ! {
         // that asks for it gets the whole status first, as an APC string
         // (which terminals ignore) that it removes from the stderr stream.
         if let Ok(mut com2) = OpenOptions::new().write(true).open(tty::COM2) {
-            let _ = write!(com2, "{STATUS_PREFIX}{status}{STATUS_END}");
+            let _ = com2.write_all(wire::record(&format!("exit {status}")).as_bytes());
         }
     }
     tty::drain_all();

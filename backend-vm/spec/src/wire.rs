@@ -5,12 +5,28 @@
 //! 0xff 0xff, and 0xff 0x00 ends the input, in band, so that no marker on
 //! another UART can overtake the last bytes. On COM2, next to the one-byte
 //! signal numbers, [`WINDOW_SIZE`] starts a new window size with `-t`.
+//!
+//! Under QEMU (`isola.status=com2` on the kernel command line) isola-init
+//! also writes records on COM2 that the host takes out of the stderr
+//! stream: [`record`]`("init")`, `("started")` and `("exit N")`.
 
 const ESCAPE: u8 = 0xff;
 /// The end of the input on COM1.
 pub const END: [u8; 2] = [ESCAPE, 0x00];
 /// On COM2: rows then columns follow, each a big-endian u16.
 pub const WINDOW_SIZE: u8 = 0xfe;
+
+/// Asks isola-init for its COM2 records, on the kernel command line.
+pub const RECORDS_FLAG: &str = "isola.status=com2";
+/// A record is an APC string, which terminals ignore: this, its body, then
+/// [`RECORD_END`].
+pub const RECORD_START: &str = "\x1b_isola-";
+pub const RECORD_END: &str = "\x1b\\";
+
+/// The record whose body is `body`.
+pub fn record(body: &str) -> String {
+    format!("{RECORD_START}{body}{RECORD_END}")
+}
 
 /// Appends `data`, framed, to `out`.
 pub fn encode(data: &[u8], out: &mut Vec<u8>) {

@@ -204,7 +204,9 @@ pub struct RunArgs {
     /// With --backend vm: the guest kernel (default: ISOLA_KERNEL, else the kernel store's default (`isola kernel ls`), else /boot/vmlinuz-$(uname -r), else the newest /boot/vmlinuz-*)
     #[arg(long, value_name = "PATH")]
     pub kernel: Option<PathBuf>,
-    /// Remove the sandbox's directory when it exits
+    /// Remove the sandbox's directory when it exits. Its root filesystem is
+    /// then never synced to disk (fsync there is a no-op), as podman does
+    /// for --rm; volumes are synced as usual
     #[arg(long)]
     pub rm: bool,
     /// Set an environment variable (KEY=VALUE, or KEY to copy it from here)

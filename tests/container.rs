@@ -487,6 +487,38 @@ fn nothing_written_reaches_the_next_sandbox() {
 }
 
 #[test]
+fn only_rm_sandboxes_skip_syncing_their_root() {
+    let Some(isola) = isola() else { return };
+    let root_opts = |out: &str| {
+        out.lines()
+            .find(|l| l.split(' ').nth(1) == Some("/"))
+            .unwrap_or_else(|| panic!("no / in {out}"))
+            .to_string()
+    };
+    // Three --rm runs, so that pooled directories (left by a volatile mount
+    // with overlayfs' marker in them) are tidied and taken again.
+    for _ in 0..3 {
+        let (code, out, err) = sh(&isola, &[], "cat /proc/mounts");
+        assert_eq!(code, 0, "{err}");
+        assert!(root_opts(&out).contains("volatile"), "{out}");
+    }
+    let pool: Vec<String> = fs::read_dir(isola.root().join("instances/.pool"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        pool.iter().any(|n| !n.starts_with("dirty-")),
+        "a tidied directory is ready: {pool:?}"
+    );
+    let out = isola.cmd(["run", "isola/busybox", "cat", "/proc/mounts"]);
+    let out = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !root_opts(&out).contains("volatile"),
+        "a kept sandbox's writes are synced: {out}"
+    );
+}
+
+#[test]
 fn kept_sandboxes_are_listed_and_removed() {
     let Some(isola) = isola() else { return };
     let out = isola.cmd(["run", "isola/busybox", "sh", "-c", "echo x > /file; exit 3"]);

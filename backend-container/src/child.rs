@@ -70,6 +70,8 @@ pub struct ChildConfig {
     pub lower: String,
     pub upper: PathBuf,
     pub work: PathBuf,
+    /// Mount the overlay `volatile`: no sync of the upper filesystem, ever.
+    pub volatile: bool,
     pub rootfs: PathBuf,
     pub mounts: Vec<(ChildMount, String, bool)>,
     pub hostname: String,
@@ -118,6 +120,7 @@ fn setup(cfg: &ChildConfig) -> Result<(), Fail> {
                 &cfg.lower,
                 &cfg.upper,
                 &cfg.work,
+                cfg.volatile,
                 &cfg.rootfs,
             )
         },

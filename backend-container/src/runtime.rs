@@ -5,7 +5,7 @@
 
 use std::fs;
 use std::io::Read;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 use std::time::Instant;
 
@@ -86,7 +86,12 @@ pub fn run(spec: &RunSpec, ctx: &RunContext) -> Result<Outcome, BackendError> {
 
     let (counters, destroyed) = match group {
         Some(group) => (
-            counters(&group.stats()),
+            // Kept with the sandbox's state; a `--rm` one keeps nothing.
+            if ctx.ephemeral {
+                Vec::new()
+            } else {
+                counters(&group.stats())
+            },
             ex.step(
                 "remove the cgroup",
                 "nothing of the sandbox may outlive it",
@@ -189,17 +194,12 @@ fn start_and_wait(
     let args = exec::cstrings(&spec.process.args, "argument").map_err(BackendError::Unavailable)?;
     let env = exec::cstrings(&spec.process.env, "environment variable")
         .map_err(BackendError::Unavailable)?;
-    let (go_r, go_w) = pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| setup_err("pipe", e))?;
+    // Sockets, not pipes, where isola writes to the child: a child that
+    // already failed must not kill isola with SIGPIPE (MSG_NOSIGNAL).
+    let (go_w, go_r) = socketpair()?;
     let (rep_r, rep_w) = pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| setup_err("pipe", e))?;
     let pty_sock = if spec.process.tty {
-        let (a, b) = nix::sys::socket::socketpair(
-            nix::sys::socket::AddressFamily::Unix,
-            nix::sys::socket::SockType::Stream,
-            None,
-            nix::sys::socket::SockFlag::SOCK_CLOEXEC,
-        )
-        .map_err(|e| setup_err("socketpair", e))?;
-        Some((a, b))
+        Some(socketpair()?)
     } else {
         None
     };
@@ -230,6 +230,7 @@ fn start_and_wait(
         lower,
         upper: ctx.instance_dir.join("upper"),
         work: ctx.instance_dir.join("work"),
+        volatile: ctx.ephemeral,
         rootfs: ctx.instance_dir.clone(),
         mounts,
         hostname: spec.hostname.clone(),
@@ -284,7 +285,11 @@ fn start_and_wait(
         let _ = waitpid(pid, None);
         return Err(e);
     }
-    let _ = nix::unistd::write(&go_w, b"c");
+    let _ = nix::sys::socket::send(
+        go_w.as_raw_fd(),
+        b"c",
+        nix::sys::socket::MsgFlags::MSG_NOSIGNAL,
+    );
     drop(go_w);
     // Started only now: the child waits for the cgroup before exec.
     let _idle = ctx.idle.start();
@@ -339,6 +344,16 @@ fn start_and_wait(
         phases: Vec::new(),
         counters: Vec::new(),
     })
+}
+
+fn socketpair() -> Result<(OwnedFd, OwnedFd), BackendError> {
+    nix::sys::socket::socketpair(
+        nix::sys::socket::AddressFamily::Unix,
+        nix::sys::socket::SockType::Stream,
+        None,
+        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|e| setup_err("socketpair", e))
 }
 
 fn human(bytes: u64) -> String {

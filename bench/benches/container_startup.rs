@@ -62,6 +62,7 @@ fn bench(c: &mut Criterion) {
                 instance_dir: inst.clone(),
                 explain: Explain::default(),
                 idle: Default::default(),
+                ephemeral: true,
             };
             let outcome = backend.run(&spec, &ctx).expect("run");
             assert_eq!(outcome.status.code(), 0);

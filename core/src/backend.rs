@@ -44,6 +44,10 @@ pub struct RunContext {
     pub instance_dir: PathBuf,
     pub explain: Explain,
     pub idle: IdleWork,
+    /// The sandbox's writable layer is thrown away at exit (`--rm`), so
+    /// nothing in it needs to reach the disk: the backend may skip syncing
+    /// it (overlayfs' `volatile`, as podman does for `--rm` containers).
+    pub ephemeral: bool,
 }
 
 /// Housekeeping the frontend wants done while the workload runs (tidying

@@ -7,7 +7,10 @@
 //! overlayfs removes and remakes `work/work` at every mount: the same cost
 //! again, on the start-up path. So a directory comes back "dirty"
 //! (`dirty-<id>`, with `work/work`) and [`tidy`] removes that while a later
-//! sandbox's workload runs, when isola would otherwise only wait.
+//! sandbox's workload runs, when isola would otherwise only wait. A `--rm`
+//! sandbox's overlay is mounted `volatile`, which leaves
+//! `work/work/incompat/volatile` and makes overlayfs refuse the work dir
+//! until that is gone: so only tidy directories are claimed.
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -37,41 +40,36 @@ fn entries(pool: &Path) -> Vec<String> {
     }
 }
 
-/// Move a pooled directory to `dest`, a tidy one if there is any; false if
-/// the pool is empty (or other processes took the last ones first).
+/// Move a tidy pooled directory to `dest`; false if there is none (or
+/// other processes took the last ones first).
 pub fn claim(root: &Root, dest: &Path) -> bool {
     let pool = pool(root);
-    let names = entries(&pool);
-    let (dirty, tidy): (Vec<&String>, Vec<&String>) = names
+    entries(&pool)
         .iter()
-        .filter(|n| !n.ends_with(TIDYING))
-        .partition(|n| n.starts_with(DIRTY));
-    tidy.into_iter()
-        .chain(dirty)
+        .filter(|n| !n.ends_with(TIDYING) && !n.starts_with(DIRTY))
         .any(|name| fs::rename(pool.join(name), dest).is_ok())
 }
 
-/// Return `dir` to the pool if it is pristine and the pool has room.
-/// Returns false when the caller must remove it.
+/// Return `dir` to the pool, to be tidied, if its `upper/` shows that the
+/// sandbox wrote nothing and the pool has room. Returns false when the
+/// caller must remove it. Only `upper/` is checked here, on the exit path;
+/// the rest of the directory (isola's and overlayfs' own) is checked by
+/// [`tidy`] before anyone may claim it.
 pub fn recycle(root: &Root, dir: &Path, id: &str) -> bool {
     let pool = pool(root);
-    if !pristine(dir) || entries(&pool).len() >= POOL_MAX {
+    if !upper_pristine(&dir.join("upper")) || entries(&pool).len() >= POOL_MAX {
         return false;
     }
-    let _ = fs::create_dir(&pool);
-    let name = if dir.join("work/work").exists() {
-        format!("{DIRTY}{id}")
-    } else {
-        id.to_string()
-    };
-    fs::rename(dir, pool.join(name)).is_ok()
+    let dest = pool.join(format!("{DIRTY}{id}"));
+    fs::rename(dir, &dest).is_ok()
+        || (fs::create_dir(&pool).is_ok() && fs::rename(dir, &dest).is_ok())
 }
 
 /// Make one dirty pooled directory tidy: remove its `work/work`, so that
-/// the overlayfs mount of the sandbox that claims it does not have to. With
-/// nothing to tidy and fewer than two tidy ones (each run claims one and
-/// returns one dirty), make a new one. Errors only mean the pool stays as
-/// it is.
+/// the overlayfs mount of the sandbox that claims it does not have to, and
+/// check that nothing else is in it (otherwise it goes). With nothing to
+/// tidy and fewer than two tidy ones (each run claims one and returns one
+/// dirty), make a new one. Errors only mean the pool stays as it is.
 pub fn tidy(root: &Root) {
     let pool = pool(root);
     let names = entries(&pool);
@@ -88,8 +86,9 @@ pub fn tidy(root: &Root) {
     if fs::rename(pool.join(name), &busy).is_err() {
         return;
     }
-    if fs::remove_dir(busy.join("work/work")).is_err() || fs::rename(&busy, pool.join(id)).is_err()
-    {
+    let work_work = busy.join("work/work");
+    let cleared = !work_work.exists() || remove_any(&work_work).is_ok();
+    if !cleared || !only_upper_and_work(&busy) || fs::rename(&busy, pool.join(id)).is_err() {
         let _ = remove_any(&busy);
     }
 }
@@ -114,31 +113,26 @@ pub fn prune(root: &Root) -> usize {
         .count()
 }
 
-/// Exactly an empty `upper/` (root-owned, 0755, no xattrs but overlay's
-/// uuid: the merged root takes its attributes from it) and a `work/` holding at most overlayfs' own
-/// empty `work/`.
-fn pristine(dir: &Path) -> bool {
+/// An empty `upper/`, root-owned, 0755, with no xattrs but overlayfs'
+/// uuid: the merged root takes its attributes from it.
+fn upper_pristine(upper: &Path) -> bool {
+    fs::symlink_metadata(upper).is_ok_and(|m| {
+        m.is_dir() && m.uid() == 0 && m.gid() == 0 && m.permissions().mode() & 0o7777 == 0o755
+    }) && empty(upper)
+        // Overlayfs marks an upper root with its own uuid: that may stay.
+        && xattr::list(upper).map(|mut l| l.all(|n| n == "trusted.overlay.uuid")).unwrap_or(false)
+}
+
+/// A sandbox directory holding exactly `upper/` and an empty `work/`.
+fn only_upper_and_work(dir: &Path) -> bool {
     let names: Vec<_> = match fs::read_dir(dir) {
         Ok(d) => d.flatten().map(|e| e.file_name()).collect(),
         Err(_) => return false,
     };
-    if names.len() != 2 || !names.iter().all(|n| n == "upper" || n == "work") {
-        return false;
-    }
-    let upper = dir.join("upper");
-    let upper_ok = fs::symlink_metadata(&upper).is_ok_and(|m| {
-        m.is_dir() && m.uid() == 0 && m.gid() == 0 && m.permissions().mode() & 0o7777 == 0o755
-    }) && empty(&upper)
-        // Overlayfs marks an upper root with its own uuid: that may stay.
-        && xattr::list(&upper).map(|mut l| l.all(|n| n == "trusted.overlay.uuid")).unwrap_or(false);
-    let work = dir.join("work");
-    let work_ok = match fs::read_dir(&work) {
-        Ok(d) => d
-            .flatten()
-            .all(|e| e.file_name() == "work" && empty(&e.path())),
-        Err(_) => false,
-    };
-    upper_ok && work_ok
+    names.len() == 2
+        && names.iter().all(|n| n == "upper" || n == "work")
+        && fs::symlink_metadata(dir.join("work")).is_ok_and(|m| m.is_dir())
+        && empty(&dir.join("work"))
 }
 
 fn empty(dir: &Path) -> bool {
@@ -164,7 +158,7 @@ mod tests {
     }
 
     #[test]
-    fn only_pristine_dirs_go_back() {
+    fn only_dirs_whose_upper_is_untouched_go_back() {
         let t = tempfile::tempdir().unwrap();
         let root = Root::new(t.path());
         let clean = make(t.path(), "a");
@@ -175,6 +169,7 @@ mod tests {
         if nix::unistd::geteuid().is_root() {
             assert!(recycle(&root, &clean, "a"));
             assert!(!clean.exists());
+            assert_eq!(pooled(&root), ["dirty-a"]);
         }
         assert!(
             !recycle(&root, &wrote, "b"),
@@ -185,40 +180,60 @@ mod tests {
             "nor one whose root changed mode"
         );
         let dest = t.path().join("instances/new");
-        assert_eq!(claim(&root, &dest), nix::unistd::geteuid().is_root());
+        assert!(!claim(&root, &dest), "a dirty dir is never claimed");
     }
 
     #[test]
-    fn dirty_dirs_are_tidied_and_tidy_ones_claimed_first() {
+    fn dirty_dirs_are_tidied_before_anyone_claims_them() {
         if !nix::unistd::geteuid().is_root() {
-            // pristine() wants a root-owned upper/.
+            // upper_pristine() wants a root-owned upper/.
             eprintln!("SKIPPED: needs root");
             return;
         }
         let t = tempfile::tempdir().unwrap();
         let root = Root::new(t.path());
-        assert!(recycle(&root, &make(t.path(), "a"), "a"));
+        let a = make(t.path(), "a");
+        // What a volatile overlay mount leaves behind.
+        fs::create_dir_all(a.join("work/work/incompat/volatile")).unwrap();
+        fs::write(a.join("work/work/incompat/volatile/dirty"), "").unwrap();
+        assert!(recycle(&root, &a, "a"));
         assert!(recycle(&root, &make(t.path(), "b"), "b"));
         assert_eq!(pooled(&root), ["dirty-a", "dirty-b"]);
+        let dest = t.path().join("instances/new");
+        assert!(!claim(&root, &dest));
 
         tidy(&root);
-        let after = pooled(&root);
-        assert_eq!(after.len(), 2);
-        let tidied = after
-            .iter()
-            .find(|n| !n.starts_with(DIRTY))
-            .unwrap()
-            .clone();
-        assert!(pool(&root).join(&tidied).join("work").is_dir());
-        assert!(!pool(&root).join(&tidied).join("work/work").exists());
-
-        let dest = t.path().join("instances/new");
+        tidy(&root);
+        assert_eq!(pooled(&root), ["a", "b"]);
+        for id in ["a", "b"] {
+            assert!(pool(&root).join(id).join("work").is_dir());
+            assert!(!pool(&root).join(id).join("work/work").exists());
+        }
         assert!(claim(&root, &dest));
-        assert!(!dest.join("work/work").exists(), "the tidy one comes first");
         assert_eq!(pooled(&root).len(), 1);
-        // A sandbox that mounted nothing comes back tidy.
+        assert!(!dest.join("work/work").exists());
+        // Back it comes, dirty until tidied again.
         assert!(recycle(&root, &dest, "new"));
-        assert!(pooled(&root).contains(&"new".to_string()));
+        assert!(pooled(&root).contains(&"dirty-new".to_string()));
+    }
+
+    #[test]
+    fn tidy_removes_a_dir_with_anything_else_in_it() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("SKIPPED: needs root");
+            return;
+        }
+        let t = tempfile::tempdir().unwrap();
+        let root = Root::new(t.path());
+        let a = make(t.path(), "a");
+        fs::write(a.join("state.json"), "{}").unwrap();
+        assert!(recycle(&root, &a, "a"));
+        let b = make(t.path(), "b");
+        fs::write(b.join("work/stray"), "").unwrap();
+        assert!(recycle(&root, &b, "b"));
+        tidy(&root);
+        tidy(&root);
+        assert_eq!(pooled(&root), Vec::<String>::new());
     }
 
     #[test]
@@ -236,8 +251,10 @@ mod tests {
         let names = pooled(&root);
         assert_eq!(names.len(), 2, "{names:?}");
         let fresh = pool(&root).join(&names[0]);
-        assert!(pristine(&fresh), "a made dir is as a pristine returned one");
-        assert!(!fresh.join("work/work").exists());
+        assert!(
+            upper_pristine(&fresh.join("upper")) && only_upper_and_work(&fresh),
+            "a made dir is as a tidied returned one"
+        );
         let dest = t.path().join("instances/new");
         assert!(claim(&root, &dest));
     }

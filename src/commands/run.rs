@@ -186,6 +186,7 @@ pub fn run(root: &Root, args: &RunArgs) -> Result<i32> {
             let root = root.clone();
             IdleWork::new(move || isola_core::scratch::tidy(&root))
         },
+        ephemeral: args.rm,
     };
     let outcome = match backend.run(&spec, &ctx) {
         Ok(o) => o,

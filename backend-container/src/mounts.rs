@@ -8,6 +8,7 @@ use std::fs;
 use std::os::unix::fs::{symlink, DirBuilderExt};
 use std::path::{Component, Path, PathBuf};
 
+use nix::errno::Errno;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::stat::{makedev, mknod, Mode, SFlag};
 use nix::unistd::{chdir, pivot_root};
@@ -26,6 +27,36 @@ pub const MASKED: &[&str] = &[
     "/proc/timer_list",
     "/proc/timer_stats",
     "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+/// An empty read-only tmpfs over a directory, /dev/null over a file.
+fn mask(dest: &Path, dir: bool) -> nix::Result<()> {
+    if dir {
+        mount(
+            Some("tmpfs"),
+            dest,
+            Some("tmpfs"),
+            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            Some("size=0"),
+        )
+    } else {
+        mount(
+            Some("/dev/null"),
+            dest,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+    }
+}
+
+/// Those of [`MASKED`] that are directories on Linux.
+const MASKED_DIRS: &[&str] = &[
+    "/proc/acpi",
+    "/proc/asound",
     "/proc/scsi",
     "/sys/firmware",
     "/sys/devices/virtual/powercap",
@@ -167,6 +198,17 @@ pub fn secure_join(root: &Path, path: &str) -> PathBuf {
     root.join(out)
 }
 
+/// A directory to mount on. One mkdir in the common cases (fresh, or the
+/// image has it); std's recursive create would stat it after EEXIST, and a
+/// non-directory fails the mount itself with ENOTDIR.
+fn mount_point(path: &Path) -> Result<(), Fail> {
+    match fs::DirBuilder::new().mode(0o755).create(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(_) => mkdir_p(path),
+    }
+}
+
 fn mkdir_p(path: &Path) -> Result<(), Fail> {
     fs::DirBuilder::new()
         .recursive(true)
@@ -235,7 +277,7 @@ fn remount_ro(dest: &Path, extra: MsFlags) -> Result<(), Fail> {
 pub fn kernel_filesystems(rootfs: &Path, privileged: bool) -> Result<(), Fail> {
     let nosuid_noexec_nodev = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV;
     let proc_dir = rootfs.join("proc");
-    mkdir_p(&proc_dir)?;
+    mount_point(&proc_dir)?;
     m(
         Some("proc"),
         &proc_dir,
@@ -244,7 +286,7 @@ pub fn kernel_filesystems(rootfs: &Path, privileged: bool) -> Result<(), Fail> {
         None,
     )?;
     let sys = rootfs.join("sys");
-    mkdir_p(&sys)?;
+    mount_point(&sys)?;
     let sys_flags = nosuid_noexec_nodev
         | if privileged {
             MsFlags::empty()
@@ -254,7 +296,7 @@ pub fn kernel_filesystems(rootfs: &Path, privileged: bool) -> Result<(), Fail> {
     m(Some("sysfs"), &sys, Some("sysfs"), sys_flags, None)?;
 
     let dev = rootfs.join("dev");
-    mkdir_p(&dev)?;
+    mount_point(&dev)?;
     if privileged {
         m(
             Some("/dev"),
@@ -297,7 +339,7 @@ pub fn kernel_filesystems(rootfs: &Path, privileged: bool) -> Result<(), Fail> {
                 .map_err(|e| Fail::io(format!("creating /dev/{link}"), e))?;
         }
         let pts = dev.join("pts");
-        mkdir_p(&pts)?;
+        mount_point(&pts)?;
         m(
             Some("devpts"),
             &pts,
@@ -307,7 +349,7 @@ pub fn kernel_filesystems(rootfs: &Path, privileged: bool) -> Result<(), Fail> {
         )?;
     }
     let shm = dev.join("shm");
-    mkdir_p(&shm)?;
+    mount_point(&shm)?;
     m(
         Some("shm"),
         &shm,
@@ -316,7 +358,7 @@ pub fn kernel_filesystems(rootfs: &Path, privileged: bool) -> Result<(), Fail> {
         Some("mode=1777,size=65536k"),
     )?;
     let mqueue = dev.join("mqueue");
-    mkdir_p(&mqueue)?;
+    mount_point(&mqueue)?;
     m(
         Some("mqueue"),
         &mqueue,
@@ -327,36 +369,39 @@ pub fn kernel_filesystems(rootfs: &Path, privileged: bool) -> Result<(), Fail> {
     Ok(())
 }
 
-/// Hide and freeze what runc's default spec hides and freezes.
+/// Hide and freeze what runc's default spec hides and freezes. Each path
+/// is mounted on as what it is on Linux (a directory gets an empty
+/// read-only tmpfs, a file /dev/null) without a stat first; ENOENT means
+/// this kernel lacks it, and a path of the other kind is tried again as
+/// that.
 pub fn mask_paths(rootfs: &Path) -> Result<(), Fail> {
     for path in MASKED {
         let dest = rootfs.join(&path[1..]);
-        match fs::symlink_metadata(&dest) {
-            Ok(md) if md.is_dir() => m(
-                Some("tmpfs"),
-                &dest,
-                Some("tmpfs"),
-                MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-                Some("size=0"),
-            )?,
-            Ok(_) => m(Some("/dev/null"), &dest, None, MsFlags::MS_BIND, None)?,
-            Err(_) => {} // not on this kernel
+        let is_dir = MASKED_DIRS.contains(path);
+        match mask(&dest, is_dir) {
+            Ok(()) | Err(Errno::ENOENT) => {}
+            Err(Errno::ENOTDIR | Errno::EISDIR | Errno::EINVAL) => match mask(&dest, !is_dir) {
+                Ok(()) | Err(Errno::ENOENT) => {}
+                Err(e) => return Err(Fail::sys(format!("masking {path}"), e)),
+            },
+            Err(e) => return Err(Fail::sys(format!("masking {path}"), e)),
         }
     }
     for path in READ_ONLY {
         let dest = rootfs.join(&path[1..]);
-        if dest.exists() {
-            m(
-                Some(&dest.to_string_lossy()),
-                &dest,
-                None,
-                MsFlags::MS_BIND | MsFlags::MS_REC,
-                None,
-            )?;
-            remount_ro(
+        match mount(
+            Some(&dest),
+            &dest,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        ) {
+            Ok(()) => remount_ro(
                 &dest,
                 MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-            )?;
+            )?,
+            Err(Errno::ENOENT) => {}
+            Err(e) => return Err(Fail::sys(format!("making {path} read-only"), e)),
         }
     }
     Ok(())
@@ -414,5 +459,18 @@ mod tests {
         assert_eq!(secure_join(root, "/real/rel/x"), root.join("real/dir/x"));
         assert_eq!(secure_join(root, "/../../x"), root.join("x"));
         assert_eq!(secure_join(root, "plain/new"), root.join("plain/new"));
+    }
+
+    #[test]
+    fn masked_dirs_are_masked_paths_and_are_dirs_here() {
+        for dir in MASKED_DIRS {
+            assert!(MASKED.contains(dir), "{dir}");
+        }
+        // Where this host has them, the kind guessed first is the right one.
+        for path in MASKED {
+            if let Ok(m) = fs::symlink_metadata(path) {
+                assert_eq!(m.is_dir(), MASKED_DIRS.contains(path), "{path}");
+            }
+        }
     }
 }

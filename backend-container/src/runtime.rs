@@ -291,8 +291,8 @@ fn start_and_wait(
         nix::sys::socket::MsgFlags::MSG_NOSIGNAL,
     );
     drop(go_w);
-    // Started only now: the child waits for the cgroup before exec.
-    let _idle = ctx.idle.start();
+    // The child needs nothing more from isola before exec.
+    ctx.idle.run();
     // With -t, the child sends the pty master before it execs (or fails).
     let master = parent_sock.as_ref().and_then(tty::recv_fd);
     if let Some(m) = &master {

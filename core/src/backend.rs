@@ -51,8 +51,10 @@ pub struct RunContext {
 }
 
 /// Housekeeping the frontend wants done while the workload runs (tidying
-/// the scratch pool): the backend calls [`IdleWork::start`] once the
-/// sandbox's processes exist, and it runs on a thread of its own meanwhile.
+/// the scratch pool): the backend calls [`IdleWork::run`] where it would
+/// otherwise only wait for the sandbox. It runs right there, on the
+/// calling thread: a thread of its own cost more CPU (its stack, its
+/// malloc arena) than the work, on a run that is CPU-bound.
 #[derive(Clone, Default)]
 pub struct IdleWork(Option<Arc<dyn Fn() + Send + Sync>>);
 
@@ -61,27 +63,9 @@ impl IdleWork {
         IdleWork(Some(Arc::new(work)))
     }
 
-    /// Start the work on a new thread; dropping the guard waits for it.
-    /// Call it only after the last fork or clone of the run: a child made
-    /// while another thread runs may inherit a lock held by that thread.
-    pub fn start(&self) -> IdleGuard {
-        let thread = self.0.clone().and_then(|work| {
-            std::thread::Builder::new()
-                .name("isola-idle".into())
-                .spawn(move || work())
-                .ok()
-        });
-        IdleGuard(thread)
-    }
-}
-
-/// Waits for the idle work when dropped.
-pub struct IdleGuard(Option<std::thread::JoinHandle<()>>);
-
-impl Drop for IdleGuard {
-    fn drop(&mut self) {
-        if let Some(t) = self.0.take() {
-            let _ = t.join();
+    pub fn run(&self) {
+        if let Some(work) = &self.0 {
+            work();
         }
     }
 }

@@ -199,15 +199,14 @@ impl Hierarchy {
                 mounts.check(limits)?;
                 let group = mounts.group(parent, name);
                 let cgroup = Cgroup::new(name, Group::V1(group.clone()));
-                cgroup.clear_leftover()?;
-                cgroup.or_rollback(group.make().and_then(|()| group.apply(limits)))?
+                let made = cgroup.unless_leftover(|| group.make());
+                cgroup.or_rollback(made.and_then(|()| group.apply(limits)))?
             }
             Layout::V2(root) => {
                 let controllers = v2::controllers(root, limits)?;
                 let dir = v2::dir(root, parent, name);
                 let cgroup = Cgroup::new(name, Group::V2(dir.clone()));
-                cgroup.clear_leftover()?;
-                let made = v2::make(root, parent, &dir, &controllers);
+                let made = cgroup.unless_leftover(|| v2::make(root, parent, &dir, &controllers));
                 cgroup.or_rollback(made.and_then(|()| v2::apply(&dir, limits)))?
             }
         };
@@ -399,15 +398,25 @@ impl Cgroup {
         teardown::destroy(&self.paths(), teardown::TIMEOUT)
     }
 
-    /// A cgroup of this name left by a crash is torn down before reuse, so
+    /// Run `make`; if a cgroup of this name was left by a crash (a
+    /// directory already there), tear it down and make it again, so that
     /// the new sandbox starts with no strangers, counters or limits in it.
-    fn clear_leftover(&self) -> Result<(), CgroupError> {
-        let paths = self.paths();
-        if !paths.iter().any(|p| p.exists()) {
-            return Ok(());
+    /// Asking mkdir rather than checking first saves a stat per controller
+    /// on every run.
+    fn unless_leftover(
+        &self,
+        make: impl Fn() -> Result<(), CgroupError>,
+    ) -> Result<(), CgroupError> {
+        match make() {
+            Err(CgroupError::Create { source, .. })
+                if source.kind() == std::io::ErrorKind::AlreadyExists =>
+            {
+                tracing::info!("removing the leftover cgroup {:?}", self.paths());
+                self.kill_and_remove()?;
+                make()
+            }
+            other => other,
         }
-        tracing::info!("removing the leftover cgroup {paths:?}");
-        self.kill_and_remove()
     }
 
     /// The cgroup when it was made whole; otherwise whatever was made of it

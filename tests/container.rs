@@ -398,6 +398,15 @@ fn volumes_persist_and_read_only_means_it() {
         fs::read_to_string(host.join("out")).unwrap(),
         "from-sandbox\n"
     );
+    // Under /dev too: binds go on top of the sandbox's own /dev.
+    let flag = format!("{}:/dev/hostdir", host.display());
+    let (_, out, err) = sh(&isola, &["-v", &flag], "cat /dev/hostdir/in");
+    assert_eq!(out, "from-host", "{err}");
+    // Except with --privileged, whose /dev is the host's.
+    let (code, _, err) = sh(&isola, &["--privileged", "-v", &flag], "true");
+    assert_ne!(code, 0);
+    assert!(err.contains("/dev is the host's own"), "{err}");
+    assert!(!std::path::Path::new("/dev/hostdir").exists());
     // The root filesystem itself, read-only.
     let (_, out, _) = sh(&isola, &["--read-only"], "touch /x 2>/dev/null; echo $?");
     assert_eq!(out, "1\n");

@@ -126,10 +126,26 @@ fn setup(cfg: &ChildConfig) -> Result<(), Fail> {
         },
     )?;
     ex.step(
+        "mount /proc, /sys (read-only), /dev (tmpfs with 6 devices), /dev/pts, /dev/shm, /dev/mqueue",
+        "the workload sees its own processes and only harmless devices",
+        || mounts::kernel_filesystems(&cfg.rootfs, cfg.privileged),
+    )?;
+    // After /dev, /proc and /sys, as Docker does: a bind at /dev/foo must
+    // not end up under the /dev tmpfs.
+    ex.step(
         "mount binds and volumes",
         "host directories and named volumes appear inside",
         || {
             for (source, target, ro) in &cfg.mounts {
+                // --privileged binds the host's /dev: a mount point made
+                // under it would be made on the host.
+                if cfg.privileged
+                    && mounts::secure_join(&cfg.rootfs, target).starts_with(cfg.rootfs.join("dev"))
+                {
+                    return Err(Fail::msg(format!(
+                        "{target}: with --privileged, /dev is the host's own; mount volumes elsewhere"
+                    )));
+                }
                 match source {
                     ChildMount::Bind(src) => mounts::bind(src, &cfg.rootfs, target, *ro)?,
                     ChildMount::Volume(dev) => mounts::volume(dev, &cfg.rootfs, target, *ro)?,
@@ -137,11 +153,6 @@ fn setup(cfg: &ChildConfig) -> Result<(), Fail> {
             }
             Ok::<(), Fail>(())
         },
-    )?;
-    ex.step(
-        "mount /proc, /sys (read-only), /dev (tmpfs with 6 devices), /dev/pts, /dev/shm, /dev/mqueue",
-        "the workload sees its own processes and only harmless devices",
-        || mounts::kernel_filesystems(&cfg.rootfs, cfg.privileged),
     )?;
     if !cfg.privileged {
         ex.step(

@@ -528,6 +528,21 @@ fn only_rm_sandboxes_skip_syncing_their_root() {
 }
 
 #[test]
+fn a_sandbox_that_fails_early_is_reported_every_time() {
+    let Some(isola) = isola() else { return };
+    // The child fails in its first milliseconds, while isola may still be
+    // making its cgroup and about to give it the go-ahead: isola must
+    // report the failure, never die of SIGPIPE writing to a child gone.
+    let host = isola.scratch("early");
+    let flag = format!("{}:/dev/x", host.display());
+    for _ in 0..20 {
+        let (code, _, err) = sh(&isola, &["--privileged", "-v", &flag], "true");
+        assert_eq!(code, 125, "{err}");
+        assert!(err.contains("/dev is the host's own"), "{err}");
+    }
+}
+
+#[test]
 fn kept_sandboxes_are_listed_and_removed() {
     let Some(isola) = isola() else { return };
     let out = isola.cmd(["run", "isola/busybox", "sh", "-c", "echo x > /file; exit 3"]);

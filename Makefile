@@ -24,10 +24,11 @@ testguest: setup
 	$(CARGO) build --release --manifest-path $(TESTGUEST_MANIFEST) --target x86_64-unknown-none
 
 # isola-init, the guest's PID 1, static for the guest's initramfs (`make
-# release` puts it beside isola, where the VM backend looks for it); and the
-# static isola that tests/cgroup_v2.rs runs inside a cgroup v2 guest.
+# release` puts it beside isola, where the VM backend looks for it); the
+# static isola that tests/cgroup_v2.rs runs inside a cgroup v2 guest; and
+# isola-probe, which tests/probe.rs runs on the host and in a container.
 guest-init: setup
-	RUSTFLAGS="$(RELEASE_RUSTFLAGS)" $(CARGO) build --release -p isola-init -p isola --target $(RELEASE_TARGET)
+	RUSTFLAGS="$(RELEASE_RUSTFLAGS)" $(CARGO) build --release -p isola-init -p isola -p isola-probe --target $(RELEASE_TARGET)
 
 build: setup testguest
 	$(CARGO) build --workspace

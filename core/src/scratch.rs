@@ -7,10 +7,10 @@
 //! overlayfs removes and remakes `work/work` at every mount: the same cost
 //! again, on the start-up path. So a directory comes back "dirty"
 //! (`dirty-<id>`, with `work/work`) and [`tidy`] removes that while a later
-//! sandbox's workload runs, when isola would otherwise only wait. A `--rm`
-//! sandbox's overlay is mounted `volatile`, which leaves
-//! `work/work/incompat/volatile` and makes overlayfs refuse the work dir
-//! until that is gone: so only tidy directories are claimed.
+//! sandbox starts, when isola would otherwise only wait for its child. A
+//! `--rm` sandbox's overlay is mounted `volatile`, which leaves
+//! `work/work/incompat/volatile/dirty` and makes overlayfs refuse the work
+//! dir until that is gone: so only tidied directories are claimed.
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};

@@ -32,27 +32,6 @@ pub const MASKED: &[&str] = &[
     "/sys/devices/virtual/powercap",
 ];
 
-/// An empty read-only tmpfs over a directory, /dev/null over a file.
-fn mask(dest: &Path, dir: bool) -> nix::Result<()> {
-    if dir {
-        mount(
-            Some("tmpfs"),
-            dest,
-            Some("tmpfs"),
-            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-            Some("size=0"),
-        )
-    } else {
-        mount(
-            Some("/dev/null"),
-            dest,
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
-        )
-    }
-}
-
 /// Those of [`MASKED`] that are directories on Linux.
 const MASKED_DIRS: &[&str] = &[
     "/proc/acpi",
@@ -405,6 +384,27 @@ pub fn mask_paths(rootfs: &Path) -> Result<(), Fail> {
         }
     }
     Ok(())
+}
+
+/// An empty read-only tmpfs over a directory, /dev/null over a file.
+fn mask(dest: &Path, dir: bool) -> nix::Result<()> {
+    if dir {
+        mount(
+            Some("tmpfs"),
+            dest,
+            Some("tmpfs"),
+            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            Some("size=0"),
+        )
+    } else {
+        mount(
+            Some("/dev/null"),
+            dest,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+    }
 }
 
 /// Make `rootfs` the root and drop the host's root from this namespace.

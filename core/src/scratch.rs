@@ -151,6 +151,21 @@ mod tests {
         d
     }
 
+    /// A scratch store, for tests whose pool checks want a root-owned
+    /// `upper/`. Without root: fail under CI, else skip.
+    fn as_root() -> Option<(tempfile::TempDir, Root)> {
+        if !nix::unistd::geteuid().is_root() {
+            if std::env::var("CI").as_deref() == Ok("true") {
+                panic!("this test needs root, which CI runs as");
+            }
+            eprintln!("SKIPPED: this test needs root");
+            return None;
+        }
+        let t = tempfile::tempdir().unwrap();
+        let root = Root::new(t.path());
+        Some((t, root))
+    }
+
     fn pooled(root: &Root) -> Vec<String> {
         let mut names = entries(&pool(root));
         names.sort();
@@ -185,13 +200,7 @@ mod tests {
 
     #[test]
     fn dirty_dirs_are_tidied_before_anyone_claims_them() {
-        if !nix::unistd::geteuid().is_root() {
-            // upper_pristine() wants a root-owned upper/.
-            eprintln!("SKIPPED: needs root");
-            return;
-        }
-        let t = tempfile::tempdir().unwrap();
-        let root = Root::new(t.path());
+        let Some((t, root)) = as_root() else { return };
         let a = make(t.path(), "a");
         // What a volatile overlay mount leaves behind.
         fs::create_dir_all(a.join("work/work/incompat/volatile")).unwrap();
@@ -219,12 +228,7 @@ mod tests {
 
     #[test]
     fn tidy_removes_a_dir_with_anything_else_in_it() {
-        if !nix::unistd::geteuid().is_root() {
-            eprintln!("SKIPPED: needs root");
-            return;
-        }
-        let t = tempfile::tempdir().unwrap();
-        let root = Root::new(t.path());
+        let Some((t, root)) = as_root() else { return };
         let a = make(t.path(), "a");
         fs::write(a.join("state.json"), "{}").unwrap();
         assert!(recycle(&root, &a, "a"));
@@ -238,12 +242,7 @@ mod tests {
 
     #[test]
     fn with_nothing_to_tidy_the_pool_grows_to_two_ready_dirs() {
-        if !nix::unistd::geteuid().is_root() {
-            eprintln!("SKIPPED: needs root");
-            return;
-        }
-        let t = tempfile::tempdir().unwrap();
-        let root = Root::new(t.path());
+        let Some((t, root)) = as_root() else { return };
         fs::create_dir_all(t.path().join("instances")).unwrap();
         tidy(&root);
         tidy(&root);

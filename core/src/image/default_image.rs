@@ -130,7 +130,7 @@ fn find_busybox() -> Result<PathBuf, DefaultImageError> {
 }
 
 /// An x86-64 ELF with no PT_INTERP program header needs no dynamic loader.
-fn is_static_elf(b: &[u8]) -> bool {
+pub fn is_static_elf(b: &[u8]) -> bool {
     const PT_INTERP: u32 = 3;
     let u16_at = |o: usize| {
         b.get(o..o + 2)

@@ -4,6 +4,7 @@
 mod candidate;
 mod catalog;
 pub mod default_image;
+pub mod derive;
 pub mod digest;
 mod docker_archive;
 mod error;

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::reach::{self, Reach};
 use crate::status;
+use crate::syscalls::{self, Surface};
 
 /// Bumped when a field changes meaning.
 const SCHEMA: u32 = 1;
@@ -44,6 +45,10 @@ pub struct Facts {
     /// This process's cgroup limits, where its cgroup files are visible.
     pub cgroup_memory_limit: Option<String>,
     pub cgroup_pids_limit: Option<String>,
+    /// Which system call numbers reach the kernel; null when that could
+    /// not be measured, and `syscalls_error` says why.
+    pub syscalls: Option<Surface>,
+    pub syscalls_error: Option<String>,
 }
 
 pub fn collect() -> Facts {
@@ -52,6 +57,10 @@ pub fn collect() -> Facts {
     let cap_eff = field("CapEff").map(str::to_string);
     let cgroups = fs::read_to_string("/proc/self/cgroup").ok();
     let uname = uname();
+    let (syscalls, syscalls_error) = match syscalls::scan() {
+        Ok(s) => (Some(s), None),
+        Err(e) => (None, Some(e.to_string())),
+    };
     Facts {
         schema: SCHEMA,
         kernel_release: uname.as_ref().map(|u| u.1.clone()),
@@ -94,6 +103,8 @@ pub fn collect() -> Facts {
         cgroup_pids_limit: cgroups
             .as_deref()
             .and_then(|c| cgroup_file(c, "pids", "pids.max", "pids.max")),
+        syscalls,
+        syscalls_error,
     }
 }
 
@@ -165,7 +176,7 @@ fn kernel_log() -> Reach {
     }
 }
 
-fn meminfo(key: &str) -> Option<u64> {
+pub fn meminfo(key: &str) -> Option<u64> {
     let text = fs::read_to_string("/proc/meminfo").ok()?;
     status::field(&text, key)?
         .trim_end_matches("kB")
@@ -218,5 +229,7 @@ mod tests {
         assert!(f.net_interfaces.unwrap().contains(&"lo".to_string()));
         assert!(f.mounts.unwrap() >= 1);
         assert!(f.mem_total_kib.unwrap() > 0);
+        // One or the other: the surface, or why it could not be measured.
+        assert_ne!(f.syscalls.is_some(), f.syscalls_error.is_some());
     }
 }

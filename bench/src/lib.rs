@@ -1,7 +1,20 @@
-//! isola-bench: the comparative harness. Today it measures startup against
-//! the peers installed on the host; the full report arrives with the
-//! benchmark issue.
+//! isola-bench: the comparative harness. It measures startup, memory, disk,
+//! runtime overhead, density and isolation for each isola backend and the
+//! peers installed on the host, and writes the results and their report.
 
 pub mod bundle;
+pub mod compare;
 pub mod corpus;
+pub mod disk;
+pub mod isolation;
+pub mod memory;
+pub mod peers;
+pub mod plan;
+pub mod procfs;
+pub mod report;
+pub mod results;
+pub mod runtime;
+pub mod sandbox;
 pub mod startup;
+pub mod suite;
+mod time;

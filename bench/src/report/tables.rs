@@ -1,0 +1,533 @@
+//! The results as titled tables of display strings, one per dimension: the
+//! terminal and the HTML page both print these, so the text is the same.
+
+use super::{
+    fmt_bytes, fmt_mib_of_kib, fmt_ms, fmt_rate, fmt_ratio, label, median, ordered, rank, subject,
+};
+use crate::results::{Results, StartupSeries};
+
+/// `(title, headers, rows)`; every row has as many cells as there are
+/// headers.
+pub type Table = (String, Vec<String>, Vec<Vec<String>>);
+
+const NONE: &str = "-";
+
+/// Every table with at least one row, in report order. A dimension that did
+/// not run has no table; its reason is in the errors table.
+pub fn render(results: &Results) -> Vec<Table> {
+    [
+        startup_warm(results),
+        startup_cold(results),
+        phases(results),
+        monitor(results),
+        memory(results),
+        disk_image(results),
+        disk_per_sandbox(results),
+        disk_vm_extra(results),
+        disk_sharing(results),
+        runtime(results),
+        density(results),
+        isolation(results),
+        errors(results),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+fn table(title: &str, headers: &[&str], rows: Vec<Vec<String>>) -> Option<Table> {
+    if rows.is_empty() {
+        return None;
+    }
+    Some((
+        title.to_string(),
+        headers.iter().map(|h| h.to_string()).collect(),
+        rows,
+    ))
+}
+
+fn opt_mib(kib: Option<u64>) -> String {
+    kib.map_or_else(|| NONE.to_string(), fmt_mib_of_kib)
+}
+
+fn series_rows(results: &Results, series: &[StartupSeries]) -> Vec<Vec<String>> {
+    ordered(results, series, |s| &s.subject)
+        .into_iter()
+        .map(|s| {
+            let paired = s
+                .paired
+                .iter()
+                .map(|(other, ratio)| format!("{} vs {}", fmt_ratio(*ratio), label(results, other)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            vec![
+                label(results, &s.subject).to_string(),
+                s.ms.len().to_string(),
+                fmt_ms(s.summary.min),
+                fmt_ms(s.summary.median),
+                fmt_ms(s.summary.p90),
+                fmt_ms(s.summary.max),
+                median(&s.cpu_ms).map_or_else(|| NONE.to_string(), fmt_ms),
+                opt_mib(s.peak_rss_kib),
+                if paired.is_empty() {
+                    NONE.to_string()
+                } else {
+                    paired
+                },
+            ]
+        })
+        .collect()
+}
+
+const SERIES_HEADERS: [&str; 9] = [
+    "subject",
+    "runs",
+    "min ms",
+    "median ms",
+    "p90 ms",
+    "max ms",
+    "CPU ms (median)",
+    "peak RSS MiB",
+    "paired ratio (median)",
+];
+
+pub fn startup_warm(results: &Results) -> Option<Table> {
+    table(
+        "Startup, warm: start to exit of /bin/true",
+        &SERIES_HEADERS,
+        series_rows(results, &results.startup.warm),
+    )
+}
+
+pub fn monitor(results: &Results) -> Option<Table> {
+    table(
+        "Monitor: the test guest booted to its exit",
+        &SERIES_HEADERS,
+        series_rows(results, &results.startup.monitor),
+    )
+}
+
+pub fn startup_cold(results: &Results) -> Option<Table> {
+    let rows = ordered(results, &results.startup.cold, |c| &c.subject)
+        .into_iter()
+        .map(|c| {
+            let warm = results
+                .startup
+                .warm
+                .iter()
+                .find(|w| w.subject == c.subject)
+                .map(|w| w.summary.median);
+            vec![
+                label(results, &c.subject).to_string(),
+                fmt_ms(c.ms),
+                warm.map_or_else(|| NONE.to_string(), fmt_ms),
+                warm.filter(|w| *w > 0.0)
+                    .map_or_else(|| NONE.to_string(), |w| fmt_ratio(c.ms / w)),
+            ]
+        })
+        .collect();
+    table(
+        "Startup, cold: the first run after the image was imported",
+        &["subject", "cold ms", "warm median ms", "cold / warm"],
+        rows,
+    )
+}
+
+pub fn phases(results: &Results) -> Option<Table> {
+    let mut rows = Vec::new();
+    for p in ordered(results, &results.startup.phases, |p| &p.subject) {
+        let total = p.at_ms.last().map_or(0.0, |(_, at)| *at);
+        let mut previous = 0.0;
+        for (phase, at) in &p.at_ms {
+            let takes = at - previous;
+            previous = *at;
+            let share = if total > 0.0 {
+                format!("{:.0}%", 100.0 * takes / total)
+            } else {
+                NONE.to_string()
+            };
+            rows.push(vec![
+                label(results, &p.subject).to_string(),
+                phase.clone(),
+                fmt_ms(*at),
+                fmt_ms(takes),
+                share,
+            ]);
+        }
+    }
+    table(
+        "Startup phases (median)",
+        &["subject", "phase", "ends at ms", "takes ms", "share"],
+        rows,
+    )
+}
+
+pub fn memory(results: &Results) -> Option<Table> {
+    let rows = ordered(results, &results.memory, |m| &m.subject)
+        .into_iter()
+        .map(|m| {
+            vec![
+                label(results, &m.subject).to_string(),
+                fmt_mib_of_kib(m.host_pss_kib),
+                opt_mib(m.cgroup_kib),
+                opt_mib(m.vmm_rss_kib),
+                opt_mib(m.guest_touched_kib),
+                opt_mib(m.inside_total_kib),
+                opt_mib(m.inside_available_kib),
+            ]
+        })
+        .collect();
+    table(
+        "Memory: one idle sandbox",
+        &[
+            "subject",
+            "host PSS MiB",
+            "cgroup MiB",
+            "VMM RSS MiB",
+            "guest touched MiB",
+            "MemTotal inside MiB",
+            "MemAvailable inside MiB",
+        ],
+        rows,
+    )
+}
+
+pub fn disk_image(results: &Results) -> Option<Table> {
+    let i = &results.disk.image;
+    if i.name.is_empty() && i.bytes == 0 {
+        return None;
+    }
+    table(
+        "Disk: the image in the store",
+        &[
+            "image",
+            "layers",
+            "size",
+            "shared with other images",
+            "unique to it",
+        ],
+        vec![vec![
+            i.name.clone(),
+            i.layers.to_string(),
+            fmt_bytes(i.bytes),
+            fmt_bytes(i.shared_bytes),
+            fmt_bytes(i.unique_bytes),
+        ]],
+    )
+}
+
+fn disk_items(results: &Results, title: &str, items: &[crate::results::DiskItem]) -> Option<Table> {
+    let rows = ordered(results, items, |d| &d.subject)
+        .into_iter()
+        .map(|d| {
+            vec![
+                label(results, &d.subject).to_string(),
+                d.what.clone(),
+                fmt_bytes(d.bytes),
+            ]
+        })
+        .collect();
+    table(title, &["subject", "what", "size"], rows)
+}
+
+pub fn disk_per_sandbox(results: &Results) -> Option<Table> {
+    disk_items(
+        results,
+        "Disk: what one sandbox adds while it exists",
+        &results.disk.per_sandbox,
+    )
+}
+
+pub fn disk_vm_extra(results: &Results) -> Option<Table> {
+    disk_items(
+        results,
+        "Disk: what the VM backend needs besides the store",
+        &results.disk.vm_extra,
+    )
+}
+
+pub fn disk_sharing(results: &Results) -> Option<Table> {
+    let rows = results
+        .disk
+        .sharing
+        .iter()
+        .map(|s| {
+            let saved = if s.sum_of_images_bytes > 0 {
+                format!(
+                    "{:.0}%",
+                    100.0 * (1.0 - s.store_bytes as f64 / s.sum_of_images_bytes as f64)
+                )
+            } else {
+                NONE.to_string()
+            };
+            vec![
+                s.images.to_string(),
+                fmt_bytes(s.store_bytes),
+                fmt_bytes(s.sum_of_images_bytes),
+                saved,
+            ]
+        })
+        .collect();
+    table(
+        "Disk: N images sharing one base layer",
+        &["images", "store holds", "sum of the images", "saved"],
+        rows,
+    )
+}
+
+pub fn runtime(results: &Results) -> Option<Table> {
+    let mut workloads: Vec<&str> = Vec::new();
+    for f in &results.runtime {
+        if !workloads.contains(&f.workload.as_str()) {
+            workloads.push(&f.workload);
+        }
+    }
+    let mut figures: Vec<_> = results.runtime.iter().collect();
+    // Grouped by workload (first seen first), then in subject order.
+    figures.sort_by_key(|f| {
+        (
+            workloads.iter().position(|w| *w == f.workload),
+            rank(results, &f.subject),
+        )
+    });
+    let rows = figures
+        .into_iter()
+        .map(|f| {
+            let is_host = subject(results, &f.subject).is_some_and(|s| s.kind == "host");
+            vec![
+                f.workload.clone(),
+                label(results, &f.subject).to_string(),
+                fmt_rate(f.rate),
+                f.unit.clone(),
+                match f.ratio_to_host {
+                    Some(r) => fmt_ratio(r),
+                    None if is_host => "baseline".to_string(),
+                    None => NONE.to_string(),
+                },
+            ]
+        })
+        .collect();
+    table(
+        "Runtime: workloads inside each sandbox",
+        &["workload", "subject", "rate", "unit", "vs host"],
+        rows,
+    )
+}
+
+pub fn density(results: &Results) -> Option<Table> {
+    let rows = ordered(results, &results.density, |d| &d.subject)
+        .into_iter()
+        .map(|d| {
+            let per = if d.sandboxes > 0 {
+                fmt_mib_of_kib(d.host_pss_kib / d.sandboxes as u64)
+            } else {
+                NONE.to_string()
+            };
+            vec![
+                label(results, &d.subject).to_string(),
+                d.sandboxes.to_string(),
+                fmt_ms(d.all_running_ms),
+                fmt_mib_of_kib(d.host_pss_kib),
+                per,
+            ]
+        })
+        .collect();
+    table(
+        "Density: N sandboxes at once",
+        &[
+            "subject",
+            "sandboxes",
+            "all running ms",
+            "host PSS MiB (all)",
+            "per sandbox MiB",
+        ],
+        rows,
+    )
+}
+
+pub fn isolation(results: &Results) -> Option<Table> {
+    // A column for every subject any row has a value for, in subject order.
+    let mut columns: Vec<&str> = Vec::new();
+    for row in &results.isolation.rows {
+        for (id, _) in &row.values {
+            if !columns.contains(&id.as_str()) {
+                columns.push(id);
+            }
+        }
+    }
+    columns.sort_by_key(|id| rank(results, id));
+
+    let mut headers = vec!["".to_string()];
+    headers.extend(columns.iter().map(|id| label(results, id).to_string()));
+    headers.push("why it matters".to_string());
+
+    let rows: Vec<Vec<String>> = results
+        .isolation
+        .rows
+        .iter()
+        .map(|row| {
+            let mut cells = vec![row.label.clone()];
+            cells.extend(columns.iter().map(|id| {
+                row.values
+                    .iter()
+                    .find(|(s, _)| s == id)
+                    .map_or_else(|| NONE.to_string(), |(_, v)| v.clone())
+            }));
+            cells.push(row.why.clone());
+            cells
+        })
+        .collect();
+    if rows.is_empty() {
+        return None;
+    }
+    Some((
+        "Isolation: what the sandbox lets through".to_string(),
+        headers,
+        rows,
+    ))
+}
+
+pub fn errors(results: &Results) -> Option<Table> {
+    let rows = results
+        .errors
+        .iter()
+        .map(|e| {
+            vec![
+                label(results, &e.subject).to_string(),
+                e.dimension.clone(),
+                e.message.clone(),
+            ]
+        })
+        .collect();
+    table("Errors", &["subject", "dimension", "error"], rows)
+}
+
+/// Whether a row is about an emulated subject: the page shades those rows.
+pub(crate) fn row_is_emulated(results: &Results, row: &[String]) -> bool {
+    results
+        .subjects
+        .iter()
+        .filter(|s| s.emulated)
+        .any(|s| row.contains(&s.label))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::sample;
+
+    fn find<'a>(tables: &'a [Table], prefix: &str) -> &'a Table {
+        tables
+            .iter()
+            .find(|t| t.0.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no table {prefix:?}"))
+    }
+
+    #[test]
+    fn every_row_is_as_wide_as_its_headers() {
+        for (title, headers, rows) in render(&sample()) {
+            for row in &rows {
+                assert_eq!(row.len(), headers.len(), "{title}: {row:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn warm_startup_uses_labels_and_human_units() {
+        let tables = render(&sample());
+        let (_, headers, rows) = find(&tables, "Startup, warm");
+        assert_eq!(headers[0], "subject");
+        let firsts: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
+        assert_eq!(
+            firsts,
+            [
+                "isola container",
+                "vm (qemu-tcg: emulated, not KVM speed)",
+                "crun 1.8.1"
+            ]
+        );
+        let container = &rows[0];
+        assert_eq!(container[1], "6");
+        assert_eq!(container[2], "4.90");
+        assert_eq!(container[7], "2.7");
+        assert_eq!(container[8], "0.49x vs crun 1.8.1");
+    }
+
+    #[test]
+    fn phases_are_durations_between_consecutive_ends() {
+        let tables = render(&sample());
+        let (_, _, rows) = find(&tables, "Startup phases");
+        assert_eq!(rows.len(), 8);
+        let mounts = rows
+            .iter()
+            .find(|r| r[0] == "isola container" && r[1] == "mounts")
+            .unwrap();
+        assert_eq!(mounts[2], "2.10");
+        assert_eq!(mounts[3], "1.30");
+        let first = &rows[0];
+        assert_eq!(
+            (first[1].as_str(), first[3].as_str()),
+            ("image lookup", "0.80")
+        );
+    }
+
+    #[test]
+    fn disk_runtime_isolation_and_errors() {
+        let tables = render(&sample());
+        assert_eq!(find(&tables, "Disk: the image").2[0][2], "4.2 MiB");
+        assert_eq!(find(&tables, "Disk: what one sandbox").2[0][2], "12.0 KiB");
+        assert_eq!(find(&tables, "Disk: N images").2[2][3], "68%");
+
+        let (_, _, rows) = find(&tables, "Runtime");
+        assert_eq!(rows.len(), 5);
+        assert_eq!(rows[0][..3], ["cpu", "host (no sandbox)", "1,000,000"]);
+        assert_eq!(rows[0][4], "baseline");
+        assert_eq!(rows[2][4], "0.08x");
+        assert_eq!(rows[3][0], "memcpy");
+
+        let (_, headers, rows) = find(&tables, "Isolation");
+        assert_eq!(
+            headers,
+            &[
+                "",
+                "host (no sandbox)",
+                "isola container",
+                "vm (qemu-tcg: emulated, not KVM speed)",
+                "why it matters"
+            ]
+        );
+        assert_eq!(
+            rows[0],
+            [
+                "kernel",
+                "shared",
+                "shared",
+                "own",
+                "a kernel bug is a host bug"
+            ]
+        );
+
+        let (_, _, rows) = find(&tables, "Errors");
+        assert_eq!(rows[0][0], "runc 1.1.5");
+        assert!(rows[0][2].contains("<script>"));
+    }
+
+    #[test]
+    fn empty_dimensions_have_no_table() {
+        let tables = render(&sample());
+        assert!(tables.iter().all(|t| !t.0.starts_with("Monitor")));
+        let titles: Vec<&str> = tables.iter().map(|t| t.0.as_str()).collect();
+        assert_eq!(titles.len(), 12, "{titles:?}");
+    }
+
+    #[test]
+    fn emulated_rows_are_recognised() {
+        let r = sample();
+        let row = |s: &str| vec![s.to_string(), "1".to_string()];
+        assert!(row_is_emulated(
+            &r,
+            &row("vm (qemu-tcg: emulated, not KVM speed)")
+        ));
+        assert!(!row_is_emulated(&r, &row("isola container")));
+    }
+}

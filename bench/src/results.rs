@@ -1,0 +1,230 @@
+//! The benchmark's results: what `isola bench --out DIR` writes as
+//! `results.json`, what the report draws from and what `--compare` reads.
+//! docs/benchmarks.md documents every field; bump [`SCHEMA`] when one
+//! changes meaning.
+
+use serde::{Deserialize, Serialize};
+
+pub const SCHEMA: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Results {
+    pub schema: u32,
+    /// When the run started, RFC 3339 UTC.
+    pub created: String,
+    pub isola_version: String,
+    pub machine: Machine,
+    pub config: Config,
+    /// Who was measured, in the order tables and charts show them.
+    pub subjects: Vec<Subject>,
+    pub harness: Harness,
+    pub startup: Startup,
+    pub memory: Vec<Memory>,
+    pub disk: Disk,
+    pub runtime: Vec<RuntimeFigure>,
+    pub density: Vec<Density>,
+    pub isolation: Isolation,
+    /// A subject or dimension that could not run, with its own error line.
+    pub errors: Vec<RunError>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Machine {
+    pub cpu_model: String,
+    pub cores: usize,
+    pub mem_total_kib: u64,
+    pub kernel: String,
+    /// `v1`, `v2` or `hybrid`.
+    pub cgroup: String,
+    /// `hardware`, `pvm` or `none`.
+    pub kvm: String,
+    /// The guest kernel the VM rows boot (path and size), if any.
+    pub guest_kernel: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Config {
+    pub image: String,
+    pub backends: Vec<String>,
+    pub peers: Vec<String>,
+    pub runs: usize,
+    pub warmup: usize,
+    pub density: usize,
+    pub quick: bool,
+}
+
+/// One thing measured: an isola backend, a peer runtime, or the host itself
+/// (the baseline of the runtime and isolation dimensions).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Subject {
+    /// Stable key used everywhere else in this file: `host`, `container`,
+    /// `vm`, `floor`, `crun`, `runc`, `qemu-microvm`, `monitor-isola`,
+    /// `monitor-qemu`.
+    pub id: String,
+    /// What tables and charts print, e.g. "vm (qemu-tcg: emulated, not KVM
+    /// speed)".
+    pub label: String,
+    /// `host`, `isola` or `peer`.
+    pub kind: String,
+    /// The guest's CPU is emulated (QEMU TCG): its figures are not KVM
+    /// figures and are never shown without saying so.
+    pub emulated: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Harness {
+    /// The harness's own cost per measured run (spawn, wait, bookkeeping),
+    /// median milliseconds, measured by timing a no-op run.
+    pub overhead_ms: f64,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Summary {
+    pub min: f64,
+    pub median: f64,
+    pub p90: f64,
+    pub max: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Startup {
+    /// Warm start-to-exit of `/bin/true`, one series per subject.
+    pub warm: Vec<StartupSeries>,
+    /// The first run after the image was imported: it builds the per-image
+    /// artefacts (the VM's rootfs archive) the warm runs reuse.
+    pub cold: Vec<ColdStart>,
+    /// Median time from the start of the backend's run at which each phase
+    /// ended, per isola backend.
+    pub phases: Vec<Phases>,
+    /// The bare monitor: the test guest booted to its exit, isola's monitor
+    /// against QEMU microvm (`monitor-isola`, `monitor-qemu`).
+    pub monitor: Vec<StartupSeries>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StartupSeries {
+    pub subject: String,
+    /// Wall time of each run, milliseconds, in run order.
+    pub ms: Vec<f64>,
+    /// CPU time of each run (user + system of all it waited for), ms.
+    pub cpu_ms: Vec<f64>,
+    pub summary: Summary,
+    pub peak_rss_kib: Option<u64>,
+    /// Median of run-by-run ratios to another subject of the same
+    /// interleaved series: `(subject, ratio)`.
+    pub paired: Vec<(String, f64)>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ColdStart {
+    pub subject: String,
+    pub ms: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Phases {
+    pub subject: String,
+    /// `(phase label, ms since the backend's start)`, in phase order.
+    pub at_ms: Vec<(String, f64)>,
+}
+
+/// One idle sandbox (the probe waiting), seen from the host and from inside.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Memory {
+    pub subject: String,
+    /// What the host pays: PSS of every process of the sandbox (isola's
+    /// own included; the VMM's for a VM), KiB.
+    pub host_pss_kib: u64,
+    /// The container's cgroup charge (pages and kernel memory), KiB.
+    pub cgroup_kib: Option<u64>,
+    /// The VMM's resident set, and the part of it that is guest memory
+    /// the guest has touched, KiB.
+    pub vmm_rss_kib: Option<u64>,
+    pub guest_touched_kib: Option<u64>,
+    /// MemTotal and MemAvailable as the workload reads them inside.
+    pub inside_total_kib: Option<u64>,
+    pub inside_available_kib: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Disk {
+    /// The benchmark image in the store.
+    pub image: ImageDisk,
+    /// What one sandbox adds while it exists, per backend.
+    pub per_sandbox: Vec<DiskItem>,
+    /// What the VM backend needs besides the store: kernel, rootfs archive.
+    pub vm_extra: Vec<DiskItem>,
+    /// N images sharing one base layer: what the store really holds against
+    /// what they would take unshared, for N = 1, 2, ...
+    pub sharing: Vec<Sharing>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ImageDisk {
+    pub name: String,
+    pub layers: usize,
+    pub bytes: u64,
+    pub shared_bytes: u64,
+    pub unique_bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DiskItem {
+    pub subject: String,
+    pub what: String,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Sharing {
+    pub images: usize,
+    pub store_bytes: u64,
+    pub sum_of_images_bytes: u64,
+}
+
+/// One workload on one subject.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RuntimeFigure {
+    /// `cpu`, `getpid`, `fork_exec`, `write_fsync`, `memcpy`, `stdout`.
+    pub workload: String,
+    pub subject: String,
+    /// Operations per second (MiB/s for `memcpy` and `stdout`).
+    pub rate: f64,
+    pub unit: String,
+    /// `rate` over the host's: 1.0 is no overhead, below 1 is slower.
+    pub ratio_to_host: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Density {
+    pub subject: String,
+    pub sandboxes: usize,
+    /// From the first start until every sandbox's workload was running.
+    pub all_running_ms: f64,
+    /// Host memory of all of them, idle (sum of PSS), KiB.
+    pub host_pss_kib: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Isolation {
+    pub rows: Vec<IsolationRow>,
+    /// The probe's own JSON per subject, as it printed it.
+    pub facts: Vec<(String, serde_json::Value)>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IsolationRow {
+    pub key: String,
+    pub label: String,
+    /// Why it matters, in a few words.
+    pub why: String,
+    /// `(subject, value as shown)`.
+    pub values: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunError {
+    pub subject: String,
+    pub dimension: String,
+    pub message: String,
+}

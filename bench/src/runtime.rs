@@ -1,0 +1,127 @@
+//! Runtime overhead: the probe's small workloads (CPU, syscalls, spawning,
+//! fsync, memory copy, stdout) on the host and in each sandbox, as rates
+//! and ratios to the host's.
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use crate::results::RuntimeFigure;
+use crate::sandbox::{self, Isola, Runner};
+
+/// Every subject's figures, and an error line per subject that failed.
+pub fn measure(
+    isola: &Isola,
+    runners: &[(String, Runner)],
+    work_ms: u64,
+    host_dir: &Path,
+) -> (Vec<RuntimeFigure>, Vec<(String, String)>) {
+    let ms = work_ms.to_string();
+    let mut figures = Vec::new();
+    let mut errors = Vec::new();
+    for (subject, runner) in runners {
+        let on_host = matches!(runner, Runner::Host { .. });
+        // fsync on the sandbox's own root: a kept sandbox, whose root is
+        // synced as a user's would be (an `--rm` one skips syncing).
+        let dir = if on_host {
+            host_dir.display().to_string()
+        } else {
+            "/".to_string()
+        };
+        let before = sandbox::instance_ids(&isola.root);
+        let argv = runner.probe(&["work", "--ms", &ms, "--dir", &dir], &[], !on_host);
+        let batch = sandbox::json(&argv);
+        if !on_host {
+            if let Err(e) = remove_new_instances(isola, &before) {
+                errors.push((subject.clone(), format!("removing its kept sandbox: {e}")));
+            }
+        }
+        let stdout = stdout_rate(&runner.probe(&["work", "stdout", "--ms", &ms], &[], false));
+        match (batch, stdout) {
+            (Err(e), _) | (_, Err(e)) => errors.push((subject.clone(), e)),
+            (Ok(serde_json::Value::Array(items)), Ok(out)) => {
+                for item in items.iter().chain(std::iter::once(&out)) {
+                    if let Some(f) = figure(subject, item) {
+                        figures.push(f);
+                    }
+                }
+            }
+            (Ok(other), Ok(_)) => errors.push((subject.clone(), format!("work printed {other}"))),
+        }
+    }
+    for i in 0..figures.len() {
+        let host = figures
+            .iter()
+            .find(|f| f.subject == "host" && f.workload == figures[i].workload)
+            .map(|f| f.rate);
+        figures[i].ratio_to_host = host.filter(|&h| h > 0.0).map(|h| figures[i].rate / h);
+    }
+    (figures, errors)
+}
+
+fn figure(subject: &str, item: &serde_json::Value) -> Option<RuntimeFigure> {
+    Some(RuntimeFigure {
+        workload: item["workload"].as_str()?.to_string(),
+        subject: subject.to_string(),
+        rate: item["rate"].as_f64()?,
+        unit: item["unit"].as_str().unwrap_or_default().to_string(),
+        ratio_to_host: None,
+    })
+}
+
+/// The stdout workload: the data goes to us through the sandbox's output
+/// path, drained as a caller would; the probe reports its rate on stderr.
+fn stdout_rate(argv: &[String]) -> Result<serde_json::Value, String> {
+    let mut child = Command::new(&argv[0])
+        .args(&argv[1..])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("{}: {e}", argv[0]))?;
+    let mut out = child.stdout.take().ok_or("no stdout pipe")?;
+    let drain = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 1 << 16];
+        let mut total = 0u64;
+        while let Ok(n) = out.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            total += n as u64;
+        }
+        total
+    });
+    let mut err = Vec::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_end(&mut err);
+    }
+    let status = child.wait().map_err(|e| e.to_string())?;
+    let _ = drain.join();
+    if !status.success() {
+        return Err(sandbox::error_line(&err, status));
+    }
+    // Its result is a one-element array on the last line of stderr.
+    let text = String::from_utf8_lossy(&err);
+    let last = text
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('['))
+        .unwrap_or("");
+    let parsed: serde_json::Value = serde_json::from_str(last)
+        .map_err(|e| format!("the stdout workload printed {last:?}: {e}"))?;
+    Ok(parsed[0].clone())
+}
+
+/// `isola rm` of the sandboxes created since `before` was listed.
+pub fn remove_new_instances(isola: &Isola, before: &[String]) -> Result<(), String> {
+    let new: Vec<String> = sandbox::instance_ids(&isola.root)
+        .into_iter()
+        .filter(|id| !before.contains(id))
+        .collect();
+    if new.is_empty() {
+        return Ok(());
+    }
+    let mut args = vec!["rm".to_string()];
+    args.extend(new);
+    sandbox::output(&isola.argv(&args)).map(drop)
+}

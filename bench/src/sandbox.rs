@@ -1,0 +1,230 @@
+//! How the harness runs a command on each subject: on the host itself, or
+//! in an isola sandbox started as a user starts one (`isola run`), and an
+//! idle sandbox it can measure while it waits.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Where the probe lives in the benchmark image.
+pub const PROBE_IN_IMAGE: &str = "/usr/bin/isola-probe";
+
+/// The isola binary and its state directory.
+#[derive(Debug, Clone)]
+pub struct Isola {
+    pub exe: PathBuf,
+    pub root: PathBuf,
+}
+
+impl Isola {
+    pub fn argv<S: AsRef<str>>(&self, args: &[S]) -> Vec<String> {
+        let mut v = vec![
+            self.exe.display().to_string(),
+            "--root".into(),
+            self.root.display().to_string(),
+        ];
+        v.extend(args.iter().map(|a| a.as_ref().to_string()));
+        v
+    }
+}
+
+/// How one subject runs a program.
+#[derive(Debug, Clone)]
+pub enum Runner {
+    /// Directly on the host; the probe is this binary.
+    Host { probe: PathBuf },
+    /// `isola run` with these flags (`--backend vm ...`) on `image`.
+    Isola {
+        isola: Isola,
+        flags: Vec<String>,
+        image: String,
+    },
+}
+
+impl Runner {
+    /// The command line running the probe with `args`; `run_flags` go to
+    /// `isola run` (limits), `keep` leaves the sandbox's directory (no `--rm`).
+    pub fn probe(&self, args: &[&str], run_flags: &[&str], keep: bool) -> Vec<String> {
+        match self {
+            Runner::Host { probe } => std::iter::once(probe.display().to_string())
+                .chain(args.iter().map(|a| a.to_string()))
+                .collect(),
+            Runner::Isola {
+                isola,
+                flags,
+                image,
+            } => {
+                let mut a: Vec<String> = vec!["run".into()];
+                if !keep {
+                    a.push("--rm".into());
+                }
+                a.extend(flags.iter().cloned());
+                a.extend(run_flags.iter().map(|s| s.to_string()));
+                a.push(image.clone());
+                a.push(PROBE_IN_IMAGE.into());
+                a.extend(args.iter().map(|s| s.to_string()));
+                isola.argv(&a)
+            }
+        }
+    }
+
+    /// `isola run --rm` of `cmd` (for startup), or `None` on the host.
+    pub fn command(&self, cmd: &[&str]) -> Option<Vec<String>> {
+        match self {
+            Runner::Host { .. } => None,
+            Runner::Isola {
+                isola,
+                flags,
+                image,
+            } => {
+                let mut a: Vec<String> = vec!["run".into(), "--rm".into()];
+                a.extend(flags.iter().cloned());
+                a.push(image.clone());
+                a.extend(cmd.iter().map(|s| s.to_string()));
+                Some(isola.argv(&a))
+            }
+        }
+    }
+}
+
+/// Run `argv` to completion; its stdout, or its own error line.
+pub fn output(argv: &[String]) -> Result<Vec<u8>, String> {
+    let out = Command::new(&argv[0])
+        .args(&argv[1..])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("{}: {e}", argv[0]))?;
+    if !out.status.success() {
+        return Err(error_line(&out.stderr, out.status));
+    }
+    Ok(out.stdout)
+}
+
+/// Run `argv` and parse its stdout as JSON.
+pub fn json(argv: &[String]) -> Result<serde_json::Value, String> {
+    let out = output(argv)?;
+    serde_json::from_slice(&out).map_err(|e| {
+        format!(
+            "{} printed no JSON ({e}): {:?}",
+            argv.last().map(String::as_str).unwrap_or_default(),
+            String::from_utf8_lossy(&out)
+                .chars()
+                .take(200)
+                .collect::<String>()
+        )
+    })
+}
+
+/// The first non-empty line of a program's stderr, else its status.
+pub fn error_line(stderr: &[u8], status: std::process::ExitStatus) -> String {
+    String::from_utf8_lossy(stderr)
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("exited with {status}"))
+}
+
+/// A sandbox started with the probe's `idle`: it prints one JSON line when
+/// its workload runs, then waits for SIGTERM.
+pub struct Idle {
+    child: Child,
+    lines: mpsc::Receiver<(Instant, String)>,
+    stderr: mpsc::Receiver<Vec<u8>>,
+    pub started: Instant,
+}
+
+impl Idle {
+    pub fn start(argv: &[String]) -> Result<Idle, String> {
+        let started = Instant::now();
+        let mut child = Command::new(&argv[0])
+            .args(&argv[1..])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("{}: {e}", argv[0]))?;
+        let (tx, lines) = mpsc::channel();
+        let stdout = child.stdout.take().ok_or("no stdout pipe")?;
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send((Instant::now(), line)).is_err() {
+                    break;
+                }
+            }
+        });
+        let (etx, stderr) = mpsc::channel();
+        let mut err = child.stderr.take().ok_or("no stderr pipe")?;
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = err.read_to_end(&mut buf);
+            let _ = etx.send(buf);
+        });
+        Ok(Idle {
+            child,
+            lines,
+            stderr,
+            started,
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Wait for the ready line: when it came, and what it said.
+    pub fn ready(&mut self, timeout: Duration) -> Result<(Instant, serde_json::Value), String> {
+        match self.lines.recv_timeout(timeout) {
+            Ok((at, line)) => serde_json::from_str(&line)
+                .map(|v| (at, v))
+                .map_err(|e| format!("the idle probe printed {line:?}: {e}")),
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                Err(format!("not running after {} s", timeout.as_secs()))
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let status = self.child.wait().map_err(|e| e.to_string())?;
+                let err = self
+                    .stderr
+                    .recv_timeout(Duration::from_secs(5))
+                    .unwrap_or_default();
+                Err(error_line(&err, status))
+            }
+        }
+    }
+
+    /// SIGTERM (isola passes it to the workload, which exits), then wait;
+    /// SIGKILL after `grace`.
+    pub fn stop(mut self, grace: Duration) {
+        let pid = nix_pid(self.child.id());
+        // SAFETY: kill only sends a signal to our own child.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn nix_pid(pid: u32) -> libc::pid_t {
+    pid as libc::pid_t
+}
+
+/// The IDs under `instances/` now: kept sandboxes are found by the
+/// difference before and after their run.
+pub fn instance_ids(root: &Path) -> Vec<String> {
+    let mut ids: Vec<String> = std::fs::read_dir(root.join("instances"))
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().into_string().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    ids.sort();
+    ids
+}

@@ -1,0 +1,339 @@
+//! Runs a [`Plan`]: every dimension, for every subject, into one
+//! [`Results`]. A subject that fails a dimension is reported with its own
+//! error line and the run goes on.
+
+use isola_core::image::ImageStore;
+use isola_core::Root;
+
+use crate::isolation::{self, Probed};
+use crate::plan::Plan;
+use crate::results::{
+    ColdStart, Config, Disk, Harness, Isolation, Machine, Phases, Results, RunError, Startup,
+    StartupSeries, Summary,
+};
+use crate::startup::{self, Contender};
+use crate::{disk, memory, runtime, sandbox};
+
+/// Told what the run is doing.
+pub trait Progress {
+    /// Dimension `done` of `total` starts (`done == total`: all finished).
+    fn step(&mut self, what: &str, done: usize, total: usize);
+    /// A line on where the current dimension is.
+    fn detail(&mut self, what: &str);
+}
+
+/// The dimensions, in the order they run.
+pub const DIMENSIONS: [&str; 6] = [
+    "startup",
+    "memory",
+    "disk",
+    "runtime",
+    "density",
+    "isolation",
+];
+
+pub fn run(plan: &Plan, machine: Machine, config: Config, progress: &mut dyn Progress) -> Results {
+    let mut errors = plan.errors.clone();
+    let mut fail = |subject: &str, dimension: &str, message: String| {
+        errors.push(RunError {
+            subject: subject.to_string(),
+            dimension: dimension.to_string(),
+            message,
+        })
+    };
+    let created = crate::time::now_rfc3339();
+    let total = DIMENSIONS.len();
+    let mut step = 0;
+    let mut next = |what: &str, progress: &mut dyn Progress| {
+        progress.step(what, step, total);
+        step += 1;
+    };
+
+    next("startup", progress);
+    let harness = Harness {
+        overhead_ms: harness_overhead(plan),
+    };
+    let cold = cold_starts(plan, &mut fail);
+    let (warm, monitor) = warm_starts(plan, &mut fail, progress);
+    let phases = phases(plan, &mut fail);
+
+    next("memory", progress);
+    let mut memory = Vec::new();
+    let mut vmm_seccomp = Vec::new();
+    for b in &plan.backends {
+        match memory::idle(b) {
+            Ok((m, seccomp)) => {
+                memory.push(m);
+                vmm_seccomp.push((b.subject.id.clone(), seccomp));
+            }
+            Err(e) => fail(&b.subject.id, "memory", e),
+        }
+    }
+
+    next("disk", progress);
+    let disk = disk(plan, &mut fail);
+
+    next("runtime", progress);
+    let (runtime, runtime_errors) =
+        runtime::measure(&plan.isola, &plan.runners(), plan.work_ms, &plan.work_dir);
+    for (subject, e) in runtime_errors {
+        fail(&subject, "runtime", e);
+    }
+
+    next("density", progress);
+    let mut density = Vec::new();
+    for b in &plan.backends {
+        match memory::density(b, plan.density) {
+            Ok(d) => density.push(d),
+            Err(e) => fail(&b.subject.id, "density", e),
+        }
+    }
+
+    next("isolation", progress);
+    let mut probed: Vec<Probed> = Vec::new();
+    for (subject, runner) in plan.runners() {
+        match isolation::probe(&subject, &runner) {
+            Ok(mut p) => {
+                p.vmm_seccomp = vmm_seccomp
+                    .iter()
+                    .find(|(s, _)| *s == subject)
+                    .and_then(|(_, m)| *m);
+                probed.push(p)
+            }
+            Err(e) => fail(&subject, "isolation", e),
+        }
+    }
+    progress.step("done", total, total);
+
+    Results {
+        schema: crate::results::SCHEMA,
+        created,
+        isola_version: env!("CARGO_PKG_VERSION").to_string(),
+        machine,
+        config,
+        subjects: plan.subjects(),
+        harness,
+        startup: Startup {
+            warm,
+            cold,
+            phases,
+            monitor,
+        },
+        memory,
+        disk,
+        runtime,
+        density,
+        isolation: Isolation {
+            rows: isolation::rows(&probed),
+            facts: probed.into_iter().map(|p| (p.subject, p.facts)).collect(),
+        },
+        errors,
+    }
+}
+
+/// The harness's own cost per measured run: the same spawn-and-wait path
+/// timing the smallest static program there is (the probe doing nothing).
+/// An upper bound: it includes that program's own exec and exit.
+fn harness_overhead(plan: &Plan) -> f64 {
+    let noop = Contender::new(
+        "noop",
+        vec![plan.host_probe.display().to_string(), "noop".into()],
+    );
+    let r = startup::measure(&[noop], 20, 3, |_| {});
+    r.first()
+        .and_then(|r| r.summary())
+        .map(|s| s.median)
+        .unwrap_or(f64::NAN)
+}
+
+/// One run per backend with its per-image artefacts removed first: what
+/// the first start after an import costs.
+fn cold_starts(plan: &Plan, fail: &mut impl FnMut(&str, &str, String)) -> Vec<ColdStart> {
+    let mut out = Vec::new();
+    for b in &plan.backends {
+        for a in b.artefact_files() {
+            let _ = std::fs::remove_file(a);
+        }
+        let Some(argv) = b.runner.command(&["/bin/true"]) else {
+            continue;
+        };
+        let r = startup::measure(&[Contender::new(&b.subject.id, argv)], 1, 0, |_| {});
+        match r.first() {
+            Some(r) if r.error.is_none() => out.push(ColdStart {
+                subject: b.subject.id.clone(),
+                ms: r.ms[0],
+            }),
+            Some(r) => fail(
+                &b.subject.id,
+                "startup (cold)",
+                r.error.clone().unwrap_or_default(),
+            ),
+            None => {}
+        }
+    }
+    out
+}
+
+/// Warm runs of every backend and startup peer, interleaved run by run;
+/// then the bare monitors, interleaved with each other.
+fn warm_starts(
+    plan: &Plan,
+    fail: &mut impl FnMut(&str, &str, String),
+    progress: &mut dyn Progress,
+) -> (Vec<StartupSeries>, Vec<StartupSeries>) {
+    let contenders: Vec<Contender> = plan
+        .backends
+        .iter()
+        .filter_map(|b| {
+            Some(Contender::new(
+                &b.subject.id,
+                b.runner.command(&["/bin/true"])?,
+            ))
+        })
+        .chain(plan.peers.iter().map(|(_, c)| c.clone()))
+        .collect();
+    let mut series = |cs: &[Contender], what: &str, progress: &mut dyn Progress| {
+        let results = startup::measure(cs, plan.runs, plan.warmup, |done| {
+            progress.detail(&format!("{what}: run {done}/{}", plan.runs))
+        });
+        for r in &results {
+            if let Some(e) = &r.error {
+                fail(&r.name, "startup", e.clone());
+            }
+        }
+        to_series(&results)
+    };
+    let warm = series(&contenders, "startup", progress);
+    let monitor: Vec<Contender> = plan.monitor.iter().map(|(_, c)| c.clone()).collect();
+    let monitor = if monitor.is_empty() {
+        Vec::new()
+    } else {
+        series(&monitor, "monitor", progress)
+    };
+    (warm, monitor)
+}
+
+fn to_series(results: &[startup::Result]) -> Vec<StartupSeries> {
+    results
+        .iter()
+        .filter_map(|r| {
+            let s = r.summary()?;
+            Some(StartupSeries {
+                subject: r.name.clone(),
+                ms: r.ms.clone(),
+                cpu_ms: r.cpu_ms.clone(),
+                summary: Summary {
+                    min: s.min,
+                    median: s.median,
+                    p90: s.p90,
+                    max: s.max,
+                },
+                peak_rss_kib: r.peak_rss_kib,
+                // isola's rows against every other; a peer's against isola's.
+                paired: results
+                    .iter()
+                    .filter(|o| o.name != r.name && !o.ms.is_empty())
+                    .filter(|o| is_isola(&r.name) || is_isola(&o.name))
+                    .filter_map(|o| Some((o.name.clone(), startup::paired_ratio(r, o)?)))
+                    .collect(),
+            })
+        })
+        .collect()
+}
+
+fn is_isola(name: &str) -> bool {
+    matches!(name, "container" | "vm" | "monitor-isola")
+}
+
+/// Where each backend's time goes: a few more runs, each writing the phase
+/// times isola measured, and the median of each.
+fn phases(plan: &Plan, fail: &mut impl FnMut(&str, &str, String)) -> Vec<Phases> {
+    let n = plan.runs.clamp(1, 5);
+    let file = plan.work_dir.join("phases.json");
+    let file_s = file.display().to_string();
+    let mut out = Vec::new();
+    for b in &plan.backends {
+        let sandbox::Runner::Isola {
+            isola,
+            flags,
+            image,
+        } = &b.runner
+        else {
+            continue;
+        };
+        let mut runs: Vec<Vec<(String, f64)>> = Vec::new();
+        for _ in 0..n {
+            let mut a = vec!["run".to_string(), "--rm".into(), "--phases-to".into()];
+            a.push(file_s.clone());
+            a.extend(flags.iter().cloned());
+            a.extend([image.clone(), "/bin/true".into()]);
+            let parsed = sandbox::output(&isola.argv(&a)).and_then(|_| {
+                let text = std::fs::read(&file).map_err(|e| e.to_string())?;
+                let v: serde_json::Value =
+                    serde_json::from_slice(&text).map_err(|e| e.to_string())?;
+                serde_json::from_value::<Vec<(String, f64)>>(v["phases_ms"].clone())
+                    .map_err(|e| e.to_string())
+            });
+            match parsed {
+                Ok(p) => runs.push(p),
+                Err(e) => {
+                    fail(&b.subject.id, "startup (phases)", e);
+                    break;
+                }
+            }
+        }
+        let Some(first) = runs.first() else { continue };
+        let at_ms = first
+            .iter()
+            .enumerate()
+            .map(|(i, (label, _))| {
+                let values: Vec<f64> = runs.iter().filter_map(|r| r.get(i).map(|p| p.1)).collect();
+                (label.clone(), startup::median(&values).unwrap_or(f64::NAN))
+            })
+            .collect();
+        out.push(Phases {
+            subject: b.subject.id.clone(),
+            at_ms,
+        });
+    }
+    let _ = std::fs::remove_file(&file);
+    out
+}
+
+fn disk(plan: &Plan, fail: &mut impl FnMut(&str, &str, String)) -> Disk {
+    let store = ImageStore::open(Root::new(&plan.isola.root));
+    let image = store
+        .map_err(|e| e.to_string())
+        .and_then(|s| disk::image(&s, &plan.image));
+    let image = image.unwrap_or_else(|e| {
+        fail("store", "disk", e);
+        crate::results::ImageDisk {
+            name: plan.image.clone(),
+            layers: 0,
+            bytes: 0,
+            shared_bytes: 0,
+            unique_bytes: 0,
+        }
+    });
+    let mut per_sandbox = Vec::new();
+    let mut vm_extra = Vec::new();
+    for b in &plan.backends {
+        match disk::per_sandbox(&plan.isola, b) {
+            Ok(item) => per_sandbox.push(item),
+            Err(e) => fail(&b.subject.id, "disk", e),
+        }
+        vm_extra.extend(disk::vm_extra(b));
+    }
+    let scratch = plan.work_dir.join("sharing");
+    let sharing = disk::sharing(&scratch, plan.sharing_images).unwrap_or_else(|e| {
+        fail("store", "disk (sharing)", e);
+        Vec::new()
+    });
+    let _ = std::fs::remove_dir_all(&scratch);
+    Disk {
+        image,
+        per_sandbox,
+        vm_extra,
+        sharing,
+    }
+}

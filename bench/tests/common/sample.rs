@@ -1,0 +1,263 @@
+//! A small but complete `Results`: a container, an emulated VM and a peer
+//! that refused to run, shared by the library's unit tests and the
+//! integration tests. The includer brings the schema's types in as
+//! `super::results`, so the same file compiles in both places.
+
+use super::results::*;
+
+fn subject(id: &str, label: &str, kind: &str, emulated: bool) -> Subject {
+    Subject {
+        id: id.into(),
+        label: label.into(),
+        kind: kind.into(),
+        emulated,
+    }
+}
+
+fn summary(ms: &[f64]) -> Summary {
+    let mut sorted = ms.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let pick = |q: f64| sorted[((sorted.len() - 1) as f64 * q).round() as usize];
+    Summary {
+        min: sorted[0],
+        median: pick(0.5),
+        p90: pick(0.9),
+        max: sorted[sorted.len() - 1],
+    }
+}
+
+fn series(subject: &str, ms: Vec<f64>, rss: Option<u64>, paired: &[(&str, f64)]) -> StartupSeries {
+    StartupSeries {
+        subject: subject.into(),
+        cpu_ms: ms.iter().map(|m| m * 0.9).collect(),
+        summary: summary(&ms),
+        ms,
+        peak_rss_kib: rss,
+        paired: paired.iter().map(|(s, r)| (s.to_string(), *r)).collect(),
+    }
+}
+
+fn item(subject: &str, what: &str, bytes: u64) -> DiskItem {
+    DiskItem {
+        subject: subject.into(),
+        what: what.into(),
+        bytes,
+    }
+}
+
+fn figure(
+    workload: &str,
+    subject: &str,
+    rate: f64,
+    unit: &str,
+    ratio: Option<f64>,
+) -> RuntimeFigure {
+    RuntimeFigure {
+        workload: workload.into(),
+        subject: subject.into(),
+        rate,
+        unit: unit.into(),
+        ratio_to_host: ratio,
+    }
+}
+
+fn row(key: &str, label: &str, why: &str, values: &[(&str, &str)]) -> IsolationRow {
+    IsolationRow {
+        key: key.into(),
+        label: label.into(),
+        why: why.into(),
+        values: values
+            .iter()
+            .map(|(s, v)| (s.to_string(), v.to_string()))
+            .collect(),
+    }
+}
+
+pub fn sample() -> Results {
+    const VM: &str = "vm (qemu-tcg: emulated, not KVM speed)";
+    Results {
+        schema: SCHEMA,
+        created: "2025-01-02T03:04:05Z".into(),
+        isola_version: "0.1.0".into(),
+        machine: Machine {
+            cpu_model: "Intel Xeon Processor @ 2.50GHz".into(),
+            cores: 2,
+            mem_total_kib: 4_028_000,
+            kernel: "6.18.44".into(),
+            cgroup: "hybrid".into(),
+            kvm: "none".into(),
+            guest_kernel: Some("/var/lib/isola/vmlinux (9.8 MiB)".into()),
+        },
+        config: Config {
+            image: "isola/busybox".into(),
+            backends: vec!["container".into(), "vm".into()],
+            peers: vec!["crun".into()],
+            runs: 6,
+            warmup: 2,
+            density: 4,
+            quick: true,
+        },
+        subjects: vec![
+            subject("host", "host (no sandbox)", "host", false),
+            subject("container", "isola container", "isola", false),
+            subject("vm", VM, "isola", true),
+            subject("crun", "crun 1.8.1", "peer", false),
+            subject("runc", "runc 1.1.5", "peer", false),
+        ],
+        harness: Harness { overhead_ms: 0.42 },
+        startup: Startup {
+            warm: vec![
+                series(
+                    "container",
+                    vec![5.1, 5.4, 4.9, 6.2, 5.3, 5.0],
+                    Some(2_764),
+                    &[("crun", 0.49)],
+                ),
+                series(
+                    "vm",
+                    vec![812.0, 790.5, 845.25, 801.0, 799.0, 830.0],
+                    Some(151_000),
+                    &[("container", 152.3)],
+                ),
+                series(
+                    "crun",
+                    vec![10.9, 11.2, 10.4, 13.1, 10.7, 11.0],
+                    Some(3_380),
+                    &[("container", 2.05)],
+                ),
+            ],
+            cold: vec![
+                ColdStart {
+                    subject: "container".into(),
+                    ms: 9.5,
+                },
+                ColdStart {
+                    subject: "vm".into(),
+                    ms: 1_420.0,
+                },
+            ],
+            phases: vec![
+                Phases {
+                    subject: "container".into(),
+                    at_ms: vec![
+                        ("image lookup".into(), 0.8),
+                        ("mounts".into(), 2.1),
+                        ("namespaces".into(), 3.0),
+                        ("exec".into(), 4.4),
+                    ],
+                },
+                Phases {
+                    subject: "vm".into(),
+                    at_ms: vec![
+                        ("image lookup".into(), 0.9),
+                        ("rootfs archive".into(), 12.0),
+                        ("kernel boot".into(), 610.0),
+                        ("init".into(), 790.0),
+                    ],
+                },
+            ],
+            monitor: vec![],
+        },
+        memory: vec![
+            Memory {
+                subject: "container".into(),
+                host_pss_kib: 1_536,
+                cgroup_kib: Some(1_024),
+                vmm_rss_kib: None,
+                guest_touched_kib: None,
+                inside_total_kib: Some(4_028_000),
+                inside_available_kib: Some(3_100_000),
+            },
+            Memory {
+                subject: "vm".into(),
+                host_pss_kib: 98_304,
+                cgroup_kib: None,
+                vmm_rss_kib: Some(102_400),
+                guest_touched_kib: Some(40_960),
+                inside_total_kib: Some(125_000),
+                inside_available_kib: Some(101_000),
+            },
+        ],
+        disk: Disk {
+            image: ImageDisk {
+                name: "isola/busybox".into(),
+                layers: 2,
+                bytes: 4_400_000,
+                shared_bytes: 4_000_000,
+                unique_bytes: 400_000,
+            },
+            per_sandbox: vec![
+                item("container", "upper dir and scratch", 12_288),
+                item("vm", "overlay disk", 1_048_576),
+            ],
+            vm_extra: vec![
+                item("vm", "kernel", 10_276_044),
+                item("vm", "rootfs archive", 2_300_000),
+            ],
+            sharing: vec![
+                Sharing {
+                    images: 1,
+                    store_bytes: 4_400_000,
+                    sum_of_images_bytes: 4_400_000,
+                },
+                Sharing {
+                    images: 2,
+                    store_bytes: 4_800_000,
+                    sum_of_images_bytes: 8_800_000,
+                },
+                Sharing {
+                    images: 4,
+                    store_bytes: 5_600_000,
+                    sum_of_images_bytes: 17_600_000,
+                },
+            ],
+        },
+        runtime: vec![
+            figure("cpu", "host", 1_000_000.0, "ops/s", None),
+            figure("cpu", "container", 990_000.0, "ops/s", Some(0.99)),
+            figure("cpu", "vm", 80_000.0, "ops/s", Some(0.08)),
+            figure("memcpy", "host", 9_000.0, "MiB/s", None),
+            figure("memcpy", "container", 8_950.5, "MiB/s", Some(0.994)),
+        ],
+        density: vec![
+            Density {
+                subject: "container".into(),
+                sandboxes: 4,
+                all_running_ms: 31.5,
+                host_pss_kib: 6_144,
+            },
+            Density {
+                subject: "vm".into(),
+                sandboxes: 4,
+                all_running_ms: 3_900.0,
+                host_pss_kib: 393_216,
+            },
+        ],
+        isolation: Isolation {
+            rows: vec![
+                row(
+                    "kernel",
+                    "kernel",
+                    "a kernel bug is a host bug",
+                    &[("host", "shared"), ("container", "shared"), ("vm", "own")],
+                ),
+                row(
+                    "pid_ns",
+                    "PID namespace",
+                    "cannot see or signal host processes",
+                    &[("host", "no"), ("container", "yes"), ("vm", "guest")],
+                ),
+            ],
+            facts: vec![(
+                "container".into(),
+                serde_json::json!({"pid": 1, "uid": 0, "kernel": "6.18.44"}),
+            )],
+        },
+        errors: vec![RunError {
+            subject: "runc".into(),
+            dimension: "startup".into(),
+            message: "runc: <script>alert('x')</script> & cgroups in hybrid mode not supported"
+                .into(),
+        }],
+    }
+}

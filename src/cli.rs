@@ -143,9 +143,8 @@ pub enum Command {
     /// Image maintenance
     #[command(subcommand)]
     Image(ImageCommand),
-    /// Measure startup and compare with the peers installed here
-    #[command(subcommand)]
-    Bench(crate::commands::bench::BenchCommand),
+    /// Benchmark the isolation levels side by side, with the peers installed here
+    Bench(crate::commands::bench::BenchArgs),
     /// Manage named volumes
     #[command(subcommand)]
     Volume(crate::commands::volume::VolumeCommand),
@@ -263,6 +262,9 @@ pub struct RunArgs {
     /// Say what each step does and why, with its duration
     #[arg(long)]
     pub explain: bool,
+    /// Write the phase times as JSON to FILE when the sandbox ends (for `isola bench`)
+    #[arg(long, hide = true, value_name = "FILE")]
+    pub phases_to: Option<std::path::PathBuf>,
     /// Image name[:tag] or ID
     pub image: String,
     /// Command and arguments (default: the image's Entrypoint and Cmd)

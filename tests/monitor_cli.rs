@@ -65,7 +65,7 @@ fn bench_monitor_measures_isola_and_qemu_run_by_run() {
     let results: Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
     let results = results.as_array().expect("an array");
     let names: Vec<&str> = results.iter().filter_map(|r| r["name"].as_str()).collect();
-    assert_eq!(names, ["isola monitor", "qemu microvm"]);
+    assert_eq!(names, ["monitor-isola", "monitor-qemu"]);
     for r in results {
         assert_eq!(r["error"], Value::Null, "{r}");
         for key in ["ms", "cpu_ms"] {

@@ -16,7 +16,7 @@ use crate::kvm::{End, VmError};
 use crate::monitor::{Artifact, Input, Monitor};
 use crate::{guest, kernel, kernel_format, qemu, vmlinux};
 
-const DEFAULT_MEMORY: u64 = 256 << 20;
+pub const DEFAULT_MEMORY: u64 = 256 << 20;
 
 /// Which monitor runs the guest (`--vmm`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,15 +1,57 @@
-//! `isola bench startup`: start-to-exit of `/bin/true` in the default image,
-//! isola against the peers installed here, interleaved run by run; `isola
-//! bench monitor`: the KVM monitor alone with the test guest, against QEMU.
+//! `isola bench`: the whole comparative benchmark (see bench_suite.rs);
+//! `isola bench startup` and `isola bench monitor`: one dimension alone;
+//! `isola bench --compare OLD NEW`: what changed between two runs.
 
 use std::io::Write;
-
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
+use isola_bench::peers;
+use isola_bench::sandbox::Isola;
 use isola_bench::startup::{self, Contender};
 use isola_core::image::{default_image, ImageStore};
 use isola_core::Root;
+
+#[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub command: Option<BenchCommand>,
+    /// Image to run; it needs isola-probe at /usr/bin/isola-probe (default:
+    /// isola/bench, the default image with isola-probe added)
+    pub image: Option<String>,
+    /// Isolation levels to measure
+    #[arg(long, value_delimiter = ',', default_value = "container,vm")]
+    pub backends: Vec<String>,
+    /// Peers: auto (every one found here), none, or a list of floor,runc,crun,qemu
+    #[arg(long, default_value = "auto")]
+    pub peers: String,
+    /// Measured startup runs per subject (default 20; 3 with --quick)
+    #[arg(long)]
+    pub runs: Option<usize>,
+    /// Sandboxes started at once for the density figures (default 10; 2 with --quick)
+    #[arg(long)]
+    pub density: Option<usize>,
+    /// Write results.json, the SVG charts and report.html into DIR
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Few runs and short workloads: a check that everything runs, not figures to quote
+    #[arg(long)]
+    pub quick: bool,
+    /// The guest kernel for the VM rows (default: as `isola run --backend vm`)
+    #[arg(long, value_name = "PATH")]
+    pub kernel: Option<PathBuf>,
+    /// The test guest for the bare-monitor rows (default: ISOLA_TESTGUEST, else
+    /// the `make testguest` build)
+    #[arg(long, value_name = "PATH")]
+    pub guest: Option<PathBuf>,
+    /// Print results.json on stdout too
+    #[arg(long)]
+    pub json: bool,
+    /// Compare two results.json files: the change of every figure
+    #[arg(long, num_args = 2, value_names = ["OLD", "NEW"])]
+    pub compare: Option<Vec<PathBuf>>,
+}
 
 #[derive(clap::Subcommand, Debug)]
 pub enum BenchCommand {
@@ -64,16 +106,25 @@ pub struct StartupArgs {
     pub json: bool,
 }
 
-pub fn run(root: &Root, cmd: &BenchCommand) -> Result<()> {
-    match cmd {
-        BenchCommand::Startup(args) => startup(root, args),
-        BenchCommand::Monitor(args) => monitor(root, args),
+pub fn run(root: &Root, args: &BenchArgs) -> Result<()> {
+    match (&args.command, &args.compare) {
+        (Some(BenchCommand::Startup(a)), _) => startup(root, a),
+        (Some(BenchCommand::Monitor(a)), _) => monitor(root, a),
+        (None, Some(files)) => super::bench_suite::compare(&files[0], &files[1]),
+        (None, None) => super::bench_suite::run(root, args),
     }
+}
+
+fn isola(root: &Root) -> Result<Isola> {
+    Ok(Isola {
+        exe: std::env::current_exe().context("finding isola's own binary")?,
+        root: root.dir().to_path_buf(),
+    })
 }
 
 fn startup(root: &Root, args: &StartupArgs) -> Result<()> {
     if args.backend != "container" {
-        bail!("only --backend container can be measured yet");
+        bail!("only --backend container can be measured here; `isola bench` measures both");
     }
     if args.runs == 0 {
         bail!("--runs must be at least 1");
@@ -88,65 +139,41 @@ fn startup(root: &Root, args: &StartupArgs) -> Result<()> {
     std::fs::create_dir_all(&rootfs)?;
     store.export(&image, &rootfs)?;
 
-    let exe = std::env::current_exe().context("finding isola's own binary")?;
+    let isola = isola(root)?;
     let mut contenders = vec![Contender::new(
         "isola",
-        vec![
-            exe.display().to_string(),
-            "--root".into(),
-            root.dir().display().to_string(),
-            "run".into(),
-            "--rm".into(),
-            args.image.clone(),
-            "/bin/true".into(),
-        ],
+        isola.argv(&["run", "--rm", &args.image, "/bin/true"]),
     )];
-    let wanted: Vec<&str> = match args.peers.as_str() {
-        "auto" => vec!["floor", "runc", "crun"],
-        "none" => vec![],
-        list => list.split(',').map(str::trim).collect(),
-    };
-    for peer in wanted {
-        match peer {
-            "floor" if found("unshare") && found("chroot") => contenders.push(Contender::new(
-                "floor (unshare+chroot)",
-                [
-                    "unshare",
-                    "-fpmiun",
-                    &format!("--mount-proc={}/proc", rootfs.display()),
-                    "chroot",
-                ]
-                .iter()
-                .map(|s| s.to_string())
-                .chain([rootfs.display().to_string(), "/bin/true".to_string()])
-                .collect(),
-            )),
-            "runc" | "crun" if found(peer) => {
-                // Each runtime's own bundle (its config.json) on the shared rootfs.
-                let bundle = work.path().join(peer);
-                std::fs::create_dir_all(&bundle)?;
-                isola_bench::bundle::write_config(peer, &bundle, &rootfs, &["/bin/true"])?;
-                contenders.push(Contender::new(
-                    peer,
-                    vec![
-                        peer.into(),
-                        "run".into(),
-                        "--bundle".into(),
-                        bundle.display().to_string(),
-                        format!("isola-bench-{peer}"),
-                    ],
-                ));
-            }
-            "floor" | "runc" | "crun" if args.peers != "auto" => {
-                bail!("peer {peer} is not installed on this host")
-            }
-            "floor" | "runc" | "crun" => {}
-            other => bail!("unknown peer {other:?}: use floor, runc or crun"),
-        }
-    }
-
+    let (wanted, auto) = peer_list(&args.peers)?;
+    let wanted: Vec<&str> = wanted
+        .iter()
+        .copied()
+        .filter(|p| peers::CONTAINER_PEERS.contains(p))
+        .collect();
+    contenders.extend(
+        peers::container_peers(&wanted, auto, &rootfs, work.path())
+            .map_err(anyhow::Error::msg)?
+            .into_iter()
+            .map(|(_, c)| c),
+    );
     let results = measure(&contenders, args.runs, args.warmup);
     print_results(&results, "floor", "VS FLOOR", args.json)
+}
+
+/// `--peers`: the names asked for, and whether they were found (`auto`)
+/// rather than named (a named one that is missing is an error).
+pub fn peer_list(peers: &str) -> Result<(Vec<&str>, bool)> {
+    let (list, auto): (Vec<&str>, bool) = match peers {
+        "auto" => (vec!["floor", "runc", "crun", "qemu"], true),
+        "none" => (vec![], false),
+        list => (list.split(',').map(str::trim).collect(), false),
+    };
+    for p in &list {
+        if !matches!(*p, "floor" | "runc" | "crun" | "qemu") {
+            bail!("unknown peer {p:?}: use floor, runc, crun or qemu (or auto, none)");
+        }
+    }
+    Ok((list, auto))
 }
 
 fn monitor(root: &Root, args: &MonitorArgs) -> Result<()> {
@@ -161,67 +188,23 @@ fn monitor(root: &Root, args: &MonitorArgs) -> Result<()> {
     }
     let memory = isola_core::volume::parse_size(&args.memory)
         .with_context(|| format!("--memory {:?}", args.memory))?;
-    let guest = args.guest.display().to_string();
-    // `quiet`: the guest writes its status and nothing else, so the figures
-    // are the monitors' (on PVM every guest instruction at CPL0 is emulated).
-    let cmdline = "quiet exit=0";
-    let exe = std::env::current_exe().context("finding isola's own binary")?;
-    let mut contenders = vec![Contender::new(
-        "isola monitor",
-        [
-            &exe.display().to_string(),
-            "--root",
-            &root.dir().display().to_string(),
-            "vm",
-            "boot",
-            &guest,
-            "--memory",
-            &format!("{}m", memory >> 20),
-            "--append",
-            cmdline,
-        ]
-        .map(String::from)
-        .to_vec(),
-    )];
-    if !args.no_qemu {
-        if !found(isola_vm::qemu::BINARY) {
-            bail!(
-                "{} is not installed: install qemu-system-x86 or pass --no-qemu",
-                isola_vm::qemu::BINARY
-            );
-        }
-        contenders.push(Contender {
-            // isa-debug-exit makes the guest's status N QEMU's 2N+1.
-            success: 1,
-            ..Contender::new(
-                "qemu microvm",
-                [
-                    isola_vm::qemu::BINARY,
-                    "-M",
-                    "microvm,x-option-roms=off,isa-serial=on",
-                    "-accel",
-                    "kvm",
-                    "-m",
-                    &format!("{}M", memory >> 20),
-                    "-nodefaults",
-                    "-no-user-config",
-                    "-nographic",
-                    "-serial",
-                    "stdio",
-                    "-device",
-                    "isa-debug-exit,iobase=0xf4,iosize=0x04",
-                    "-kernel",
-                    &guest,
-                    "-append",
-                    cmdline,
-                ]
-                .map(String::from)
-                .to_vec(),
-            )
-        });
-    }
+    let qemu = if args.no_qemu {
+        None
+    } else if peers::found(isola_vm::qemu::BINARY) {
+        Some(isola_vm::qemu::BINARY)
+    } else {
+        bail!(
+            "{} is not installed: install qemu-system-x86 or pass --no-qemu",
+            isola_vm::qemu::BINARY
+        );
+    };
+    let contenders: Vec<Contender> =
+        peers::monitor_contenders(&isola(root)?, &args.guest, memory >> 20, qemu)
+            .into_iter()
+            .map(|(_, c)| c)
+            .collect();
     let results = measure(&contenders, args.runs, args.warmup);
-    print_results(&results, "qemu", "VS QEMU", args.json)
+    print_results(&results, "monitor-qemu", "VS QEMU", args.json)
 }
 
 fn measure(contenders: &[Contender], runs: usize, warmup: usize) -> Vec<startup::Result> {
@@ -294,9 +277,4 @@ fn print_results(
         );
     }
     Ok(())
-}
-
-fn found(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
 }

@@ -222,6 +222,11 @@ pub fn run(root: &Root, args: &RunArgs) -> Result<i32> {
         .iter()
         .map(|(p, d)| (p.label().to_string(), d.as_secs_f64() * 1e3))
         .collect();
+    if let Some(path) = &args.phases_to {
+        let json = serde_json::json!({ "phases_ms": inst.state.phases_ms });
+        std::fs::write(path, json.to_string())
+            .with_context(|| format!("writing the phase times to {}", path.display()))?;
+    }
     if args.rm {
         inst.remove().context("removing the sandbox directory")?;
     } else {

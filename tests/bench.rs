@@ -1,0 +1,282 @@
+//! `isola bench --quick` for real: both backends (the VM on QEMU where this
+//! host's KVM cannot boot Linux, and labelled so), figures for each in every
+//! dimension, an isolation matrix that tells a container from a VM, the
+//! report rendered by headless Chromium, and `--compare` reading it back.
+
+#[path = "../bench/tests/common/browser.rs"]
+mod browser;
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::Isola;
+use serde_json::Value;
+
+fn built(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("target/x86_64-unknown-linux-gnu/release")
+        .join(name)
+}
+
+fn has_guest_kernel() -> bool {
+    std::fs::read_dir("/boot")
+        .map(|d| {
+            d.flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with("vmlinuz-"))
+        })
+        .unwrap_or(false)
+}
+
+fn bench(isola: &Isola, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_isola"))
+        .arg("bench")
+        .args(args)
+        .env("ISOLA_ROOT", isola.root())
+        .env("ISOLA_INIT", built("isola-init"))
+        .env("ISOLA_PROBE", built("isola-probe"))
+        .env_remove("ISOLA_LOG")
+        .output()
+        .expect("running isola bench")
+}
+
+/// The entries of `list` (objects with a `subject`) for `subject`.
+fn of<'a>(list: &'a Value, subject: &str) -> Vec<&'a Value> {
+    list.as_array()
+        .unwrap_or_else(|| panic!("not a list: {list}"))
+        .iter()
+        .filter(|v| v["subject"] == subject)
+        .collect()
+}
+
+/// The `(subject, value)` pairs of an isolation row, as a lookup.
+fn cell<'a>(rows: &'a Value, key: &str, subject: &str) -> &'a str {
+    let row = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["key"] == key)
+        .unwrap_or_else(|| panic!("no isolation row {key}"));
+    row["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v[0] == subject)
+        .and_then(|v| v[1].as_str())
+        .unwrap_or_else(|| panic!("no {subject} in row {key}: {row}"))
+}
+
+#[test]
+fn a_quick_benchmark_measures_both_backends_and_writes_its_report() {
+    if !(common::root_user()
+        && common::tool("qemu-system-x86_64")
+        && common::host_has(
+            "a guest kernel in /boot (scripts/setup installs linux-image-cloud-amd64)",
+            has_guest_kernel(),
+        )
+        && common::host_has(
+            "isola-init and isola-probe built static (make test builds them)",
+            built("isola-init").is_file() && built("isola-probe").is_file(),
+        )
+        && common::host_has(
+            "headless Chromium (scripts/setup installs chromium-headless-shell)",
+            Path::new(browser::CHROMIUM).exists(),
+        ))
+    {
+        return;
+    }
+    let isola = Isola::new();
+    let dir = isola.scratch("report");
+    let out = bench(
+        &isola,
+        &[
+            "--quick",
+            "--peers",
+            "floor",
+            "--out",
+            dir.to_str().unwrap(),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "isola bench failed:\n{stderr}");
+    for title in [
+        "Startup, warm",
+        "Memory",
+        "Disk",
+        "Runtime",
+        "Density",
+        "Isolation",
+    ] {
+        assert!(stderr.contains(title), "no {title} table:\n{stderr}");
+    }
+
+    let r: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("results.json")).unwrap()).unwrap();
+    assert_eq!(r["schema"], 1);
+    assert!(r["machine"]["cores"].as_u64().unwrap() >= 1);
+    let overhead = r["harness"]["overhead_ms"].as_f64().unwrap();
+    assert!(overhead.is_finite() && overhead > 0.0, "{overhead}");
+
+    // The VM is labelled emulated exactly when KVM here cannot boot Linux.
+    let info: Value = serde_json::from_str(&isola.ok(["info", "--json"])).unwrap();
+    let vm = r["subjects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "vm")
+        .expect("a vm subject");
+    let emulated = info["vm_linux_guests"] != true;
+    assert_eq!(vm["emulated"], emulated);
+    assert_eq!(
+        vm["label"]
+            .as_str()
+            .unwrap()
+            .contains("emulated, not KVM speed"),
+        emulated
+    );
+
+    // Every dimension has figures for both backends.
+    for backend in ["container", "vm"] {
+        let warm = of(&r["startup"]["warm"], backend);
+        assert_eq!(warm[0]["ms"].as_array().unwrap().len(), 3, "{backend}");
+        assert_eq!(of(&r["startup"]["cold"], backend).len(), 1, "{backend}");
+        let phases = &of(&r["startup"]["phases"], backend)[0]["at_ms"];
+        assert!(phases.as_array().unwrap().len() >= 4, "{backend}: {phases}");
+        let memory = of(&r["memory"], backend)[0];
+        assert!(memory["host_pss_kib"].as_u64().unwrap() > 0, "{memory}");
+        assert!(memory["inside_total_kib"].as_u64().unwrap() > 0, "{memory}");
+        assert_eq!(of(&r["disk"]["per_sandbox"], backend).len(), 1);
+        for workload in [
+            "cpu",
+            "getpid",
+            "fork_exec",
+            "write_fsync",
+            "memcpy",
+            "stdout",
+        ] {
+            let f: Vec<_> = of(&r["runtime"], backend)
+                .into_iter()
+                .filter(|f| f["workload"] == workload)
+                .collect();
+            assert_eq!(f.len(), 1, "{backend} {workload}");
+            assert!(f[0]["rate"].as_f64().unwrap() > 0.0, "{}", f[0]);
+            assert!(f[0]["ratio_to_host"].as_f64().unwrap() > 0.0, "{}", f[0]);
+        }
+        let density = of(&r["density"], backend)[0];
+        assert_eq!(density["sandboxes"], 2);
+        assert!(density["host_pss_kib"].as_u64().unwrap() > 0);
+    }
+    // A container costs the host its processes; a VM its guest's memory too.
+    let pss = |b| of(&r["memory"], b)[0]["host_pss_kib"].as_u64().unwrap();
+    assert!(pss("vm") > pss("container"));
+    assert!(
+        of(&r["memory"], "vm")[0]["guest_touched_kib"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    assert!(of(&r["memory"], "container")[0]["cgroup_kib"]
+        .as_u64()
+        .is_some());
+    // What a VM needs besides the store, and layer sharing on real data.
+    assert_eq!(of(&r["disk"]["vm_extra"], "vm").len(), 2);
+    let sharing = r["disk"]["sharing"].as_array().unwrap();
+    assert_eq!(sharing.len(), 3);
+    let last = &sharing[2];
+    assert!(last["store_bytes"].as_u64() < last["sum_of_images_bytes"].as_u64());
+    assert!(
+        r["startup"]["warm"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["subject"] == "floor"),
+        "the floor peer ran"
+    );
+
+    // The isolation matrix, from facts observed in each.
+    let facts = |s: &str| {
+        r["isolation"]["facts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f[0] == s)
+            .map(|f| f[1].clone())
+            .unwrap_or_else(|| panic!("no facts for {s}"))
+    };
+    let (host, container, guest) = (facts("host"), facts("container"), facts("vm"));
+    assert_eq!(container["boot_id"], host["boot_id"]);
+    assert_ne!(guest["boot_id"], host["boot_id"]);
+    let rows = &r["isolation"]["rows"];
+    assert!(cell(rows, "kernel", "container").starts_with("host's"));
+    assert!(cell(rows, "kernel", "vm").starts_with("own"));
+    assert_eq!(cell(rows, "processes", "container"), "1");
+    assert!(cell(rows, "syscalls", "vm").starts_with("0 "));
+    assert!(cell(rows, "memory_limit", "container").starts_with("enforced"));
+    assert!(cell(rows, "memory_limit", "vm").starts_with("enforced"));
+    assert!(cell(rows, "memory_limit", "host").starts_with("none"));
+    assert!(cell(rows, "pids_limit", "container").starts_with("enforced"));
+    // Only peers and the bare monitor may be missing, each with its reason.
+    for e in r["errors"].as_array().unwrap() {
+        assert!(
+            !["host", "container", "vm", "floor"].contains(&e["subject"].as_str().unwrap()),
+            "{e}"
+        );
+    }
+
+    // The report: charts beside it and inline, and a page that renders.
+    for svg in ["startup.svg", "phases.svg", "memory.svg", "disk.svg"] {
+        assert!(dir.join(svg).is_file(), "{svg}");
+    }
+    let html = dir.join("report.html");
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("<svg") && !page.contains("https://"));
+    let pixels = browser::screenshot(&html, &dir.join("report.png"), std::time::Instant::now());
+    let white = pixels.iter().filter(|p| **p == [255, 255, 255]).count();
+    assert!(
+        white < pixels.len() * 96 / 100,
+        "the rendered report is blank"
+    );
+    assert!(
+        browser::hues(&pixels).len() >= 3,
+        "the rendered report shows no charts in colour"
+    );
+
+    // --compare reads two results back: the same file changes nothing.
+    let same = bench(
+        &isola,
+        &[
+            "--compare",
+            dir.join("results.json").to_str().unwrap(),
+            dir.join("results.json").to_str().unwrap(),
+        ],
+    );
+    assert!(same.status.success());
+    let text = String::from_utf8_lossy(&same.stdout);
+    assert!(
+        text.contains("startup.warm[container].summary.median"),
+        "{text}"
+    );
+}
+
+#[test]
+fn bad_bench_flags_are_refused_with_what_to_do() {
+    let isola = Isola::new();
+    let err = String::from_utf8_lossy(&bench(&isola, &["--peers", "docker"]).stderr).into_owned();
+    assert!(err.contains("unknown peer \"docker\""), "{err}");
+    let err =
+        String::from_utf8_lossy(&bench(&isola, &["--backends", "gvisor"]).stderr).into_owned();
+    assert!(err.contains("gvisor") && err.contains("container"), "{err}");
+    let file = isola.scratch("cmp").join("bad.json");
+    std::fs::write(&file, "{\"schema\": 99}").unwrap();
+    let good = isola.scratch("cmp").join("good.json");
+    std::fs::write(&good, "{\"schema\": 1}").unwrap();
+    let out = bench(
+        &isola,
+        &["--compare", good.to_str().unwrap(), file.to_str().unwrap()],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("schema"), "{err}");
+    // Nothing was stored by any of them.
+    assert!(!isola.root().join("images.json").exists());
+}

@@ -5,14 +5,16 @@
 use serde_json::Value;
 
 use crate::results::IsolationRow;
-use crate::sandbox::{self, Runner};
+use crate::sandbox::{self, Limits, Runner};
 
 /// Limits set on the sandboxes for the observed-limits rows, and what the
 /// probe tries to exceed them by. A VM's memory limit is its guest's memory,
 /// kernel included: 128 MiB leaves a guest room to boot.
-const MEMORY_LIMIT: &str = "128m";
+const LIMITS: Limits = Limits {
+    memory_mib: 128,
+    pids: 32,
+};
 const MEMORY_TRY_MIB: &str = "256";
-const PIDS_LIMIT: &str = "32";
 const PIDS_TRY: &str = "64";
 
 /// What the probe reported on one subject.
@@ -26,16 +28,14 @@ pub struct Probed {
 
 /// Facts and limits of one subject, or its error line.
 pub fn probe(subject: &str, runner: &Runner) -> Result<Probed, String> {
-    let facts = sandbox::json(&runner.probe(&["facts"], &[], false))?;
-    let run_flags: &[&str] = match runner {
-        Runner::Host { .. } => &[],
-        Runner::Isola { .. } => &["--memory", MEMORY_LIMIT, "--pids-limit", PIDS_LIMIT],
+    let facts = sandbox::json(&runner.probe(&["facts"], None, false)?)?;
+    // The host runs without limits: its row shows what "none" looks like.
+    let limits = match runner {
+        Runner::Host { .. } => None,
+        _ => Some(LIMITS),
     };
-    let limits = sandbox::json(&runner.probe(
-        &["limits", "--memory-mib", MEMORY_TRY_MIB, "--pids", PIDS_TRY],
-        run_flags,
-        false,
-    ))?;
+    let tries = ["limits", "--memory-mib", MEMORY_TRY_MIB, "--pids", PIDS_TRY];
+    let limits = sandbox::json(&runner.probe(&tries, limits, false)?)?;
     Ok(Probed {
         subject: subject.to_string(),
         facts,

@@ -17,7 +17,7 @@ const SETTLE: Duration = Duration::from_millis(300);
 /// What one idle sandbox costs, and the seccomp mode of its VMM (a VM's
 /// own host syscall surface), if it has one.
 pub fn idle(b: &BackendPlan) -> Result<(Memory, Option<u8>), String> {
-    let mut idle = Idle::start(&b.runner.probe(&["idle"], &[], false))?;
+    let mut idle = Idle::start(&b.runner.probe(&["idle"], None, false)?)?;
     let measured = idle.ready(READY_TIMEOUT).map(|(_, inside)| {
         std::thread::sleep(SETTLE);
         let pids = procfs::tree(idle.pid());
@@ -61,12 +61,15 @@ fn vmm_pid(tree: &[u32]) -> u32 {
 /// K sandboxes started at once: time until every workload runs, and their
 /// memory in total once all are idle.
 pub fn density(b: &BackendPlan, k: usize) -> Result<Density, String> {
-    let argv = b.runner.probe(&["idle"], &[], false);
+    // A command line each: an OCI runtime's container ID is per run.
+    let argvs = (0..k)
+        .map(|_| b.runner.probe(&["idle"], None, false))
+        .collect::<Result<Vec<_>, _>>()?;
     let t0 = Instant::now();
     let mut started = Vec::with_capacity(k);
     let mut failure = None;
-    for _ in 0..k {
-        match Idle::start(&argv) {
+    for argv in &argvs {
+        match Idle::start(argv) {
             Ok(i) => started.push(i),
             Err(e) => {
                 failure = Some(e);

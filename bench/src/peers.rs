@@ -58,7 +58,7 @@ pub fn container_peers(
                 // Each runtime's own bundle (its config.json) on the shared rootfs.
                 let dir = work.join(peer);
                 std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-                bundle::write_config(peer, &dir, rootfs, &["/bin/true"])
+                bundle::write_config(peer, &dir, rootfs, &["/bin/true"], None)
                     .map_err(|e| e.to_string())?;
                 out.push((
                     subject(peer, peer),

@@ -19,6 +19,10 @@ pub struct Plan {
     /// Startup peers (floor, crun, runc, QEMU microvm), run interleaved
     /// with isola's backends.
     pub peers: Vec<(Subject, Contender)>,
+    /// The startup peers that run the probe too (runc, crun): measured in
+    /// the memory, runtime, density and isolation dimensions when their
+    /// startup runs worked.
+    pub oci: Vec<BackendPlan>,
     /// The bare monitor: the test guest on isola's monitor and on QEMU.
     pub monitor: Vec<(Subject, Contender)>,
     /// Peers that were asked for or found but cannot run here.
@@ -78,8 +82,8 @@ impl Plan {
             .collect()
     }
 
-    /// The host and each backend, with how each runs the probe.
-    pub fn runners(&self) -> Vec<(String, Runner)> {
+    /// The host and each of `measured`, with how each runs the probe.
+    pub fn runners(&self, measured: &[&BackendPlan]) -> Vec<(String, Runner)> {
         std::iter::once((
             self.host.id.clone(),
             Runner::Host {
@@ -87,7 +91,7 @@ impl Plan {
             },
         ))
         .chain(
-            self.backends
+            measured
                 .iter()
                 .map(|b| (b.subject.id.clone(), b.runner.clone())),
         )

@@ -29,14 +29,17 @@ pub fn measure(
             "/".to_string()
         };
         let before = sandbox::instance_ids(&isola.root);
-        let argv = runner.probe(&["work", "--ms", &ms, "--dir", &dir], &[], !on_host);
-        let batch = sandbox::json(&argv);
+        let batch = runner
+            .probe(&["work", "--ms", &ms, "--dir", &dir], None, !on_host)
+            .and_then(|argv| sandbox::json(&argv));
         if !on_host {
             if let Err(e) = remove_new_instances(isola, &before) {
                 errors.push((subject.clone(), format!("removing its kept sandbox: {e}")));
             }
         }
-        let stdout = stdout_rate(&runner.probe(&["work", "stdout", "--ms", &ms], &[], false));
+        let stdout = runner
+            .probe(&["work", "stdout", "--ms", &ms], None, false)
+            .and_then(|argv| stdout_rate(&argv));
         match (batch, stdout) {
             (Err(e), _) | (_, Err(e)) => errors.push((subject.clone(), e)),
             (Ok(serde_json::Value::Array(items)), Ok(out)) => {

@@ -5,6 +5,7 @@
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -30,6 +31,13 @@ impl Isola {
     }
 }
 
+/// Limits a sandbox is started with, for the observed-limits rows.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub memory_mib: u64,
+    pub pids: u64,
+}
+
 /// How one subject runs a program.
 #[derive(Debug, Clone)]
 pub enum Runner {
@@ -41,16 +49,32 @@ pub enum Runner {
         flags: Vec<String>,
         image: String,
     },
+    /// An OCI runtime (runc, crun) on a bundle of the same rootfs, its
+    /// config.json from the runtime's own default spec; a bundle per run
+    /// under `work`.
+    Oci {
+        runtime: String,
+        rootfs: PathBuf,
+        work: PathBuf,
+    },
 }
 
+/// Numbers the OCI runtimes' bundles and container IDs, unique per run.
+static RUN: AtomicUsize = AtomicUsize::new(0);
+
 impl Runner {
-    /// The command line running the probe with `args`; `run_flags` go to
-    /// `isola run` (limits), `keep` leaves the sandbox's directory (no `--rm`).
-    pub fn probe(&self, args: &[&str], run_flags: &[&str], keep: bool) -> Vec<String> {
+    /// The command line running the probe with `args` under `limits`;
+    /// `keep` leaves an isola sandbox's directory (no `--rm`).
+    pub fn probe(
+        &self,
+        args: &[&str],
+        limits: Option<Limits>,
+        keep: bool,
+    ) -> Result<Vec<String>, String> {
         match self {
-            Runner::Host { probe } => std::iter::once(probe.display().to_string())
+            Runner::Host { probe } => Ok(std::iter::once(probe.display().to_string())
                 .chain(args.iter().map(|a| a.to_string()))
-                .collect(),
+                .collect()),
             Runner::Isola {
                 isola,
                 flags,
@@ -61,19 +85,45 @@ impl Runner {
                     a.push("--rm".into());
                 }
                 a.extend(flags.iter().cloned());
-                a.extend(run_flags.iter().map(|s| s.to_string()));
+                if let Some(l) = limits {
+                    a.extend([
+                        "--memory".into(),
+                        format!("{}m", l.memory_mib),
+                        "--pids-limit".into(),
+                        l.pids.to_string(),
+                    ]);
+                }
                 a.push(image.clone());
                 a.push(PROBE_IN_IMAGE.into());
                 a.extend(args.iter().map(|s| s.to_string()));
-                isola.argv(&a)
+                Ok(isola.argv(&a))
+            }
+            Runner::Oci {
+                runtime,
+                rootfs,
+                work,
+            } => {
+                let n = RUN.fetch_add(1, Ordering::Relaxed);
+                let dir = work.join(format!("{runtime}-{n}"));
+                std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                let mut argv = vec![PROBE_IN_IMAGE];
+                argv.extend(args);
+                crate::bundle::write_config(runtime, &dir, rootfs, &argv, limits)
+                    .map_err(|e| e.to_string())?;
+                Ok(vec![
+                    runtime.clone(),
+                    "run".into(),
+                    "--bundle".into(),
+                    dir.display().to_string(),
+                    format!("isola-bench-{runtime}-{}-{n}", std::process::id()),
+                ])
             }
         }
     }
 
-    /// `isola run --rm` of `cmd` (for startup), or `None` on the host.
+    /// `isola run --rm` of `cmd` (for startup), or `None` for the others.
     pub fn command(&self, cmd: &[&str]) -> Option<Vec<String>> {
         match self {
-            Runner::Host { .. } => None,
             Runner::Isola {
                 isola,
                 flags,
@@ -85,6 +135,7 @@ impl Runner {
                 a.extend(cmd.iter().map(|s| s.to_string()));
                 Some(isola.argv(&a))
             }
+            Runner::Host { .. } | Runner::Oci { .. } => None,
         }
     }
 }

@@ -6,7 +6,7 @@ use isola_core::image::ImageStore;
 use isola_core::Root;
 
 use crate::isolation::{self, Probed};
-use crate::plan::Plan;
+use crate::plan::{BackendPlan, Plan};
 use crate::results::{
     ColdStart, Config, Disk, Harness, Isolation, Machine, Phases, Results, RunError, Startup,
     StartupSeries, Summary,
@@ -57,10 +57,22 @@ pub fn run(plan: &Plan, machine: Machine, config: Config, progress: &mut dyn Pro
     let (warm, monitor) = warm_starts(plan, &mut fail, progress);
     let phases = phases(plan, &mut fail);
 
+    // The OCI peers whose startup runs worked run the other workloads too.
+    let measured: Vec<&BackendPlan> = plan
+        .backends
+        .iter()
+        .chain(
+            plan.oci
+                .iter()
+                .filter(|p| warm.iter().any(|s| s.subject == p.subject.id)),
+        )
+        .collect();
+    let runners = plan.runners(&measured);
+
     next("memory", progress);
     let mut memory = Vec::new();
     let mut vmm_seccomp = Vec::new();
-    for b in &plan.backends {
+    for &b in &measured {
         match memory::idle(b) {
             Ok((m, seccomp)) => {
                 memory.push(m);
@@ -75,14 +87,14 @@ pub fn run(plan: &Plan, machine: Machine, config: Config, progress: &mut dyn Pro
 
     next("runtime", progress);
     let (runtime, runtime_errors) =
-        runtime::measure(&plan.isola, &plan.runners(), plan.work_ms, &plan.work_dir);
+        runtime::measure(&plan.isola, &runners, plan.work_ms, &plan.work_dir);
     for (subject, e) in runtime_errors {
         fail(&subject, "runtime", e);
     }
 
     next("density", progress);
     let mut density = Vec::new();
-    for b in &plan.backends {
+    for &b in &measured {
         match memory::density(b, plan.density) {
             Ok(d) => density.push(d),
             Err(e) => fail(&b.subject.id, "density", e),
@@ -91,7 +103,7 @@ pub fn run(plan: &Plan, machine: Machine, config: Config, progress: &mut dyn Pro
 
     next("isolation", progress);
     let mut probed: Vec<Probed> = Vec::new();
-    for (subject, runner) in plan.runners() {
+    for (subject, runner) in runners {
         match isolation::probe(&subject, &runner) {
             Ok(mut p) => {
                 p.vmm_seccomp = vmm_seccomp

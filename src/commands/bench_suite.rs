@@ -63,6 +63,7 @@ pub fn run(root: &Root, args: &BenchArgs) -> Result<()> {
         host_probe: probe,
         backends: Vec::new(),
         peers: Vec::new(),
+        oci: Vec::new(),
         monitor: Vec::new(),
         errors: Vec::new(),
         work_dir: work.path().to_path_buf(),
@@ -158,10 +159,22 @@ pub fn run(root: &Root, args: &BenchArgs) -> Result<()> {
         let rootfs = work.path().join("rootfs");
         std::fs::create_dir_all(&rootfs)?;
         store.export(&store.get(&image)?, &rootfs)?;
-        plan.peers.extend(
-            peers::container_peers(&container_peers, auto, &rootfs, work.path())
-                .map_err(anyhow::Error::msg)?,
-        );
+        let found = peers::container_peers(&container_peers, auto, &rootfs, work.path())
+            .map_err(anyhow::Error::msg)?;
+        for (subject, _) in found.iter().filter(|(s, _)| s.id != "floor") {
+            plan.oci.push(BackendPlan {
+                subject: subject.clone(),
+                runner: Runner::Oci {
+                    runtime: subject.id.clone(),
+                    rootfs: rootfs.clone(),
+                    work: work.path().join("bundles"),
+                },
+                artefacts: None,
+                guest_memory_kib: None,
+                kernel: None,
+            });
+        }
+        plan.peers.extend(found);
     }
     monitor_rows(&mut plan, args, kvm.as_str() != "none");
 

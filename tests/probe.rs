@@ -10,17 +10,22 @@ use serde_json::Value;
 
 const PROBE: &str = "target/x86_64-unknown-linux-gnu/release/isola-probe";
 
-fn probe_on_host(probe: &Path, args: &[&str]) -> Value {
-    let out = std::process::Command::new(probe)
-        .args(args)
-        .output()
-        .unwrap();
+/// A successful run's stdout as JSON, else its stderr in the failure.
+fn json_of(out: &std::process::Output) -> Value {
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn probe_on_host(probe: &Path, args: &[&str]) -> Value {
+    let out = std::process::Command::new(probe)
+        .args(args)
+        .output()
+        .unwrap();
+    json_of(&out)
 }
 
 #[test]
@@ -96,12 +101,7 @@ fn probe_in_container(isola: &Isola, probe: &Path, run_opts: &[&str], args: &[&s
     cmd.extend(["-v", &bind, "isola/busybox", "/probe"]);
     cmd.extend(args);
     let out = isola.cmd(&cmd);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    json_of(&out)
 }
 
 #[test]

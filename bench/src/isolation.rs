@@ -207,6 +207,20 @@ const ROWS: &[(&str, &str, &str, Cell)] = &[
 ];
 
 /// The matrix, a column per probed subject (the host first).
+/// Rows whose answer, in a guest, is about the guest's own kernel.
+const GUEST_KERNEL_ROWS: [&str; 10] = [
+    "processes",
+    "mounts",
+    "capabilities",
+    "seccomp",
+    "no_new_privs",
+    "devices",
+    "dev_kvm",
+    "proc_kcore",
+    "proc_modules",
+    "kernel_log",
+];
+
 pub fn rows(probed: &[Probed]) -> Vec<IsolationRow> {
     let Some(host) = probed.iter().find(|p| p.subject == "host") else {
         return Vec::new();
@@ -218,7 +232,16 @@ pub fn rows(probed: &[Probed]) -> Vec<IsolationRow> {
             why: why.to_string(),
             values: probed
                 .iter()
-                .map(|p| (p.subject.clone(), cell(p, host)))
+                .map(|p| {
+                    let mut v = cell(p, host);
+                    // Inside a VM these are the guest kernel's, not the host's.
+                    if GUEST_KERNEL_ROWS.contains(key)
+                        && p.facts["boot_id"] != host.facts["boot_id"]
+                    {
+                        v.push_str(" (guest's)");
+                    }
+                    (p.subject.clone(), v)
+                })
                 .collect(),
         })
         .collect()
@@ -236,4 +259,51 @@ fn list(v: &Value) -> String {
     v.as_array()
         .map(|a| a.iter().map(s).collect::<Vec<_>>().join(", "))
         .unwrap_or_else(|| "?".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn probed(subject: &str, boot_id: &str, reached: u64, killed: Option<u64>) -> Probed {
+        Probed {
+            subject: subject.into(),
+            facts: json!({
+                "boot_id": boot_id,
+                "kernel_release": "6.1",
+                "processes_visible": 3,
+                "syscalls": {"tested": 374, "reached": reached},
+            }),
+            limits: json!({"memory": {"touched_mib": 60, "killed_by": killed}, "pids": {}}),
+            vmm_seccomp: None,
+        }
+    }
+
+    #[test]
+    fn a_guest_is_told_apart_from_the_host_and_a_container() {
+        let rows = rows(&[
+            probed("host", "a", 374, None),
+            probed("container", "a", 303, Some(9)),
+            probed("vm", "b", 374, Some(9)),
+        ]);
+        let cell = |key: &str, subject: &str| {
+            let row = rows.iter().find(|r| r.key == key).unwrap();
+            row.values
+                .iter()
+                .find(|v| v.0 == subject)
+                .unwrap()
+                .1
+                .clone()
+        };
+        assert_eq!(cell("kernel", "container"), "host's (6.1)");
+        assert_eq!(cell("kernel", "vm"), "own (6.1)");
+        assert_eq!(cell("processes", "container"), "3");
+        assert_eq!(cell("processes", "vm"), "3 (guest's)");
+        assert_eq!(cell("syscalls", "container"), "303 of 374");
+        assert_eq!(cell("syscalls", "vm"), "0 (its own kernel: 374 of 374)");
+        assert_eq!(cell("memory_limit", "host"), "none: touched 60 MiB");
+        assert!(cell("memory_limit", "vm").starts_with("enforced"));
+        assert!(rows.iter().all(|r| !r.why.is_empty()));
+    }
 }

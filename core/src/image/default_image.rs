@@ -154,6 +154,19 @@ pub fn is_static_elf(b: &[u8]) -> bool {
     })
 }
 
+/// A layer entry's header as every layer isola makes has it: owner root,
+/// mtime 0, so the same files always give the same layer digest.
+pub(super) fn tar_header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(kind);
+    h.set_mode(mode);
+    h.set_size(size);
+    h.set_mtime(0);
+    h.set_uid(0);
+    h.set_gid(0);
+    h
+}
+
 /// The layer, deterministic: sorted entries, owner root, mtime 0.
 fn layer_tar(busybox: &[u8], applets: &[String]) -> std::io::Result<Vec<u8>> {
     let mut b = tar::Builder::new(Vec::new());
@@ -171,16 +184,6 @@ fn layer_tar(busybox: &[u8], applets: &[String]) -> std::io::Result<Vec<u8>> {
             p = d.parent();
         }
     }
-    let header = |kind: tar::EntryType, mode: u32, size: u64| {
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(kind);
-        h.set_mode(mode);
-        h.set_size(size);
-        h.set_mtime(0);
-        h.set_uid(0);
-        h.set_gid(0);
-        h
-    };
     for d in &dirs {
         let mode = match d.as_str() {
             "tmp" => 0o1777,
@@ -188,19 +191,19 @@ fn layer_tar(busybox: &[u8], applets: &[String]) -> std::io::Result<Vec<u8>> {
             _ => 0o755,
         };
         b.append_data(
-            &mut header(tar::EntryType::Directory, mode, 0),
+            &mut tar_header(tar::EntryType::Directory, mode, 0),
             format!("{d}/"),
             std::io::empty(),
         )?;
     }
     b.append_data(
-        &mut header(tar::EntryType::Regular, 0o755, busybox.len() as u64),
+        &mut tar_header(tar::EntryType::Regular, 0o755, busybox.len() as u64),
         "bin/busybox",
         busybox,
     )?;
     for (path, body) in [("etc/passwd", PASSWD), ("etc/group", GROUP)] {
         b.append_data(
-            &mut header(tar::EntryType::Regular, 0o644, body.len() as u64),
+            &mut tar_header(tar::EntryType::Regular, 0o644, body.len() as u64),
             path,
             body.as_bytes(),
         )?;
@@ -210,7 +213,7 @@ fn layer_tar(busybox: &[u8], applets: &[String]) -> std::io::Result<Vec<u8>> {
     links.dedup();
     for a in links {
         b.append_link(
-            &mut header(tar::EntryType::Symlink, 0o777, 0),
+            &mut tar_header(tar::EntryType::Symlink, 0o777, 0),
             a,
             "/bin/busybox",
         )?;

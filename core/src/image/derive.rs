@@ -9,6 +9,7 @@ use oci_spec::image::{
     Descriptor, HistoryBuilder, ImageIndexBuilder, ImageManifestBuilder, MediaType, SCHEMA_VERSION,
 };
 
+use super::default_image::tar_header;
 use super::digest;
 use super::error::{io_ctx, ImageError};
 use super::{Image, ImageStore, ImportOptions, Imported};
@@ -58,19 +59,9 @@ fn layer_tar(files: &[NewFile]) -> std::io::Result<Vec<u8>> {
             p = d.parent();
         }
     }
-    let header = |kind: tar::EntryType, mode: u32, size: u64| {
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(kind);
-        h.set_mode(mode);
-        h.set_size(size);
-        h.set_mtime(0);
-        h.set_uid(0);
-        h.set_gid(0);
-        h
-    };
     for d in &dirs {
         b.append_data(
-            &mut header(tar::EntryType::Directory, 0o755, 0),
+            &mut tar_header(tar::EntryType::Directory, 0o755, 0),
             d,
             std::io::empty(),
         )?;
@@ -79,7 +70,7 @@ fn layer_tar(files: &[NewFile]) -> std::io::Result<Vec<u8>> {
     sorted.sort_by(|a, b| a.path.cmp(&b.path));
     for f in sorted {
         b.append_data(
-            &mut header(tar::EntryType::Regular, f.mode, f.data.len() as u64),
+            &mut tar_header(tar::EntryType::Regular, f.mode, f.data.len() as u64),
             &f.path,
             f.data.as_slice(),
         )?;

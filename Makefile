@@ -41,7 +41,7 @@ test: setup testguest guest-init
 	$(CARGO) test --workspace
 	@CHECK_TEST_DIRS=1 scripts/check-leftovers
 
-demo: release
+demo: release testguest
 	@scripts/demo $(ISOLA_RELEASE)
 
 clean:

@@ -31,6 +31,8 @@ fn the_readme_tour_runs() {
         bin_dir.display(),
         std::env::var("PATH").unwrap_or_default()
     );
+    let built = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/x86_64-unknown-linux-gnu/release");
     let mut ran = 0;
     for line in tour.lines().filter_map(|l| l.strip_prefix("$ ")) {
         let line = line.replace("/tmp/", &format!("{}/", scratch.display()));
@@ -38,6 +40,8 @@ fn the_readme_tour_runs() {
             .args(["-euo", "pipefail", "-c", &line])
             .env("PATH", &path)
             .env("ISOLA_ROOT", isola.root())
+            // `isola bench` puts the static probe in its image.
+            .env("ISOLA_PROBE", built.join("isola-probe"))
             .output()
             .unwrap();
         assert!(

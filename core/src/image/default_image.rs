@@ -280,6 +280,15 @@ fn write_layout(dir: &Path, layer: &[u8], busybox: &Path, version: &str) -> std:
         .map_err(invalid)?;
     let manifest = serde_json::to_vec(&manifest)?;
     let manifest_digest = put(&manifest)?;
+    write_index(dir, &manifest, manifest_digest)
+}
+
+/// The layout's index, naming its one manifest, and its oci-layout marker.
+pub(super) fn write_index(
+    dir: &Path,
+    manifest: &[u8],
+    manifest_digest: oci_spec::image::Digest,
+) -> std::io::Result<()> {
     let index = ImageIndexBuilder::default()
         .schema_version(SCHEMA_VERSION)
         .manifests(vec![Descriptor::new(
@@ -288,7 +297,7 @@ fn write_layout(dir: &Path, layer: &[u8], busybox: &Path, version: &str) -> std:
             manifest_digest,
         )])
         .build()
-        .map_err(invalid)?;
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
     fs::write(dir.join("index.json"), serde_json::to_vec(&index)?)?;
     fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)
 }

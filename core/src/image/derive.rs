@@ -6,10 +6,10 @@ use std::fs;
 use std::path::Path;
 
 use oci_spec::image::{
-    Descriptor, HistoryBuilder, ImageIndexBuilder, ImageManifestBuilder, MediaType, SCHEMA_VERSION,
+    Descriptor, HistoryBuilder, ImageManifestBuilder, MediaType, SCHEMA_VERSION,
 };
 
-use super::default_image::tar_header;
+use super::default_image::{tar_header, write_index};
 use super::digest;
 use super::error::{io_ctx, ImageError};
 use super::{Image, ImageStore, ImportOptions, Imported};
@@ -150,22 +150,7 @@ fn write_layout(
         source: e.into(),
     })?;
     let manifest_digest = put(&manifest)?;
-    let index = ImageIndexBuilder::default()
-        .schema_version(SCHEMA_VERSION)
-        .manifests(vec![Descriptor::new(
-            MediaType::ImageManifest,
-            manifest.len() as u64,
-            manifest_digest,
-        )])
-        .build()
-        .map_err(invalid)?;
-    let index = serde_json::to_vec(&index).map_err(|e| ImageError::Io {
-        context: "encoding a derived image's index".into(),
-        source: e.into(),
-    })?;
-    fs::write(dir.join("index.json"), index).map_err(io_ctx("writing index.json"))?;
-    fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)
-        .map_err(io_ctx("writing oci-layout"))
+    write_index(dir, &manifest, manifest_digest).map_err(io_ctx("writing a derived image's index"))
 }
 
 #[cfg(test)]

@@ -298,6 +298,8 @@ fn bad_bench_flags_are_refused_with_what_to_do() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("schema"), "{err}");
+    let err = String::from_utf8_lossy(&bench(&isola, &["no/such:image"]).stderr).into_owned();
+    assert!(err.contains("no/such:image"), "{err}");
     // Nothing was stored by any of them.
     assert!(!isola.root().join("images.json").exists());
 }

@@ -39,7 +39,11 @@ pub fn run(root: &Root, args: &BenchArgs) -> Result<()> {
     let store = ImageStore::open(root.clone())?;
     let probe = find_probe()?;
     let image = match &args.image {
-        Some(i) => i.clone(),
+        Some(i) => {
+            // Named and missing: said once, before anything starts.
+            default_image::get(&store, i)?;
+            i.clone()
+        }
         None => bench_image(&store, &probe)?,
     };
     let work = tempfile::Builder::new()

@@ -110,8 +110,8 @@ pub struct StartupSeries {
     pub cpu_ms: Vec<f64>,
     pub summary: Summary,
     pub peak_rss_kib: Option<u64>,
-    /// Median of run-by-run ratios to another subject of the same
-    /// interleaved series: `(subject, ratio)`.
+    /// Median of the run-by-run ratios "this subject's time / the other's"
+    /// within the same interleaved series: `(other subject, ratio)`.
     pub paired: Vec<(String, f64)>,
 }
 

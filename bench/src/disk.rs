@@ -13,8 +13,7 @@ use isola_core::Root;
 
 use crate::plan::BackendPlan;
 use crate::results::{DiskItem, ImageDisk, Sharing};
-use crate::runtime::remove_new_instances;
-use crate::sandbox::{self, Isola};
+use crate::sandbox::{self, remove_new_instances, Isola};
 
 /// The image's figures from the store's own accounting (`isola du`).
 pub fn image(store: &ImageStore, name: &str) -> Result<ImageDisk, String> {
@@ -38,16 +37,10 @@ pub fn image(store: &ImageStore, name: &str) -> Result<ImageDisk, String> {
 /// small file (the container's upper dir; the VM's spec archive).
 pub fn per_sandbox(isola: &Isola, b: &BackendPlan) -> Result<DiskItem, String> {
     let before = sandbox::instance_ids(&isola.root);
-    let argv = match &b.runner {
-        sandbox::Runner::Isola { flags, image, .. } => {
-            let mut a = vec!["run".to_string()];
-            a.extend(flags.iter().cloned());
-            a.extend([image.clone(), "sh".into(), "-c".into()]);
-            a.push("echo sandbox > /written".into());
-            isola.argv(&a)
-        }
-        _ => return Err("only isola's sandboxes are measured here".into()),
-    };
+    let argv = b
+        .runner
+        .isola_run(&[], true, &["sh", "-c", "echo sandbox > /written"])
+        .ok_or("only isola's sandboxes are measured here")?;
     let ran = sandbox::output(&argv);
     let new: Vec<String> = sandbox::instance_ids(&isola.root)
         .into_iter()

@@ -108,11 +108,10 @@ pub fn density(b: &BackendPlan, k: usize) -> Result<Density, String> {
     };
     // All told to stop first, so their teardowns overlap.
     for idle in &started {
-        // SAFETY: kill only sends a signal to our own child.
-        unsafe { libc::kill(idle.pid() as libc::pid_t, libc::SIGTERM) };
+        idle.terminate();
     }
     for idle in started {
-        idle.stop(STOP_GRACE);
+        idle.wait(STOP_GRACE);
     }
     result
 }

@@ -4,7 +4,6 @@
 
 use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use crate::results::RuntimeFigure;
 use crate::sandbox::{self, Isola, Runner};
@@ -33,7 +32,7 @@ pub fn measure(
             .probe(&["work", "--ms", &ms, "--dir", &dir], None, !on_host)
             .and_then(|argv| sandbox::json(&argv));
         if !on_host {
-            if let Err(e) = remove_new_instances(isola, &before) {
+            if let Err(e) = sandbox::remove_new_instances(isola, &before) {
                 errors.push((subject.clone(), format!("removing its kept sandbox: {e}")));
             }
         }
@@ -75,13 +74,7 @@ fn figure(subject: &str, item: &serde_json::Value) -> Option<RuntimeFigure> {
 /// The stdout workload: the data goes to us through the sandbox's output
 /// path, drained as a caller would; the probe reports its rate on stderr.
 fn stdout_rate(argv: &[String]) -> Result<serde_json::Value, String> {
-    let mut child = Command::new(&argv[0])
-        .args(&argv[1..])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("{}: {e}", argv[0]))?;
+    let mut child = sandbox::spawn_piped(argv)?;
     let mut out = child.stdout.take().ok_or("no stdout pipe")?;
     let drain = std::thread::spawn(move || {
         let mut buf = vec![0u8; 1 << 16];
@@ -113,18 +106,4 @@ fn stdout_rate(argv: &[String]) -> Result<serde_json::Value, String> {
     let parsed: serde_json::Value = serde_json::from_str(last)
         .map_err(|e| format!("the stdout workload printed {last:?}: {e}"))?;
     Ok(parsed[0].clone())
-}
-
-/// `isola rm` of the sandboxes created since `before` was listed.
-pub fn remove_new_instances(isola: &Isola, before: &[String]) -> Result<(), String> {
-    let new: Vec<String> = sandbox::instance_ids(&isola.root)
-        .into_iter()
-        .filter(|id| !before.contains(id))
-        .collect();
-    if new.is_empty() {
-        return Ok(());
-    }
-    let mut args = vec!["rm".to_string()];
-    args.extend(new);
-    sandbox::output(&isola.argv(&args)).map(drop)
 }

@@ -75,28 +75,22 @@ impl Runner {
             Runner::Host { probe } => Ok(std::iter::once(probe.display().to_string())
                 .chain(args.iter().map(|a| a.to_string()))
                 .collect()),
-            Runner::Isola {
-                isola,
-                flags,
-                image,
-            } => {
-                let mut a: Vec<String> = vec!["run".into()];
-                if !keep {
-                    a.push("--rm".into());
-                }
-                a.extend(flags.iter().cloned());
-                if let Some(l) = limits {
-                    a.extend([
-                        "--memory".into(),
-                        format!("{}m", l.memory_mib),
-                        "--pids-limit".into(),
-                        l.pids.to_string(),
-                    ]);
-                }
-                a.push(image.clone());
-                a.push(PROBE_IN_IMAGE.into());
-                a.extend(args.iter().map(|s| s.to_string()));
-                Ok(isola.argv(&a))
+            Runner::Isola { .. } => {
+                let flags: Vec<String> = limits
+                    .map(|l| {
+                        vec![
+                            "--memory".into(),
+                            format!("{}m", l.memory_mib),
+                            "--pids-limit".into(),
+                            l.pids.to_string(),
+                        ]
+                    })
+                    .unwrap_or_default();
+                let cmd: Vec<&str> = std::iter::once(PROBE_IN_IMAGE)
+                    .chain(args.iter().copied())
+                    .collect();
+                self.isola_run(&flags, keep, &cmd)
+                    .ok_or_else(|| "not an isola sandbox".to_string())
             }
             Runner::Oci {
                 runtime,
@@ -123,20 +117,30 @@ impl Runner {
 
     /// `isola run --rm` of `cmd` (for startup), or `None` for the others.
     pub fn command(&self, cmd: &[&str]) -> Option<Vec<String>> {
-        match self {
-            Runner::Isola {
-                isola,
-                flags,
-                image,
-            } => {
-                let mut a: Vec<String> = vec!["run".into(), "--rm".into()];
-                a.extend(flags.iter().cloned());
-                a.push(image.clone());
-                a.extend(cmd.iter().map(|s| s.to_string()));
-                Some(isola.argv(&a))
-            }
-            Runner::Host { .. } | Runner::Oci { .. } => None,
+        self.isola_run(&[], false, cmd)
+    }
+
+    /// `isola run` of `cmd` with the backend's flags and `extra` ones;
+    /// `keep` leaves the sandbox's directory (no `--rm`). `None` for the
+    /// host and the OCI runtimes.
+    pub fn isola_run(&self, extra: &[String], keep: bool, cmd: &[&str]) -> Option<Vec<String>> {
+        let Runner::Isola {
+            isola,
+            flags,
+            image,
+        } = self
+        else {
+            return None;
+        };
+        let mut a: Vec<String> = vec!["run".into()];
+        if !keep {
+            a.push("--rm".into());
         }
+        a.extend(flags.iter().cloned());
+        a.extend(extra.iter().cloned());
+        a.push(image.clone());
+        a.extend(cmd.iter().map(|s| s.to_string()));
+        Some(isola.argv(&a))
     }
 }
 
@@ -183,19 +187,11 @@ pub struct Idle {
     child: Child,
     lines: mpsc::Receiver<(Instant, String)>,
     stderr: mpsc::Receiver<Vec<u8>>,
-    pub started: Instant,
 }
 
 impl Idle {
     pub fn start(argv: &[String]) -> Result<Idle, String> {
-        let started = Instant::now();
-        let mut child = Command::new(&argv[0])
-            .args(&argv[1..])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("{}: {e}", argv[0]))?;
+        let mut child = spawn_piped(argv)?;
         let (tx, lines) = mpsc::channel();
         let stdout = child.stdout.take().ok_or("no stdout pipe")?;
         std::thread::spawn(move || {
@@ -216,7 +212,6 @@ impl Idle {
             child,
             lines,
             stderr,
-            started,
         })
     }
 
@@ -244,12 +239,21 @@ impl Idle {
         }
     }
 
-    /// SIGTERM (isola passes it to the workload, which exits), then wait;
-    /// SIGKILL after `grace`.
-    pub fn stop(mut self, grace: Duration) {
-        let pid = nix_pid(self.child.id());
+    /// SIGTERM: isola (or the OCI runtime) passes it to the workload,
+    /// which exits.
+    pub fn terminate(&self) {
         // SAFETY: kill only sends a signal to our own child.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+    }
+
+    /// [`Idle::terminate`], then [`Idle::wait`].
+    pub fn stop(self, grace: Duration) {
+        self.terminate();
+        self.wait(grace);
+    }
+
+    /// Wait for the end; SIGKILL after `grace`.
+    pub fn wait(mut self, grace: Duration) {
         let deadline = Instant::now() + grace;
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
@@ -262,8 +266,29 @@ impl Idle {
     }
 }
 
-fn nix_pid(pid: u32) -> libc::pid_t {
-    pid as libc::pid_t
+/// `argv` started with its stdout and stderr piped to us.
+pub fn spawn_piped(argv: &[String]) -> Result<Child, String> {
+    Command::new(&argv[0])
+        .args(&argv[1..])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("{}: {e}", argv[0]))
+}
+
+/// `isola rm` of the sandboxes created since `before` was listed.
+pub fn remove_new_instances(isola: &Isola, before: &[String]) -> Result<(), String> {
+    let new: Vec<String> = instance_ids(&isola.root)
+        .into_iter()
+        .filter(|id| !before.contains(id))
+        .collect();
+    if new.is_empty() {
+        return Ok(());
+    }
+    let mut args = vec!["rm".to_string()];
+    args.extend(new);
+    output(&isola.argv(&args)).map(drop)
 }
 
 /// The IDs under `instances/` now: kept sandboxes are found by the

@@ -71,10 +71,28 @@ pub struct Summary {
     pub max: f64,
 }
 
-/// Run each contender `warmup` times, then `runs` times interleaved. A
-/// contender whose first run fails is dropped with its error; `progress`
-/// is called after each round.
+/// Run each contender `warmup` times, then `runs` times interleaved, then
+/// measure the peak RSS of those that worked. A contender whose first run
+/// fails is dropped with its error; `progress` is called after each round.
 pub fn measure(
+    contenders: &[Contender],
+    runs: usize,
+    warmup: usize,
+    progress: impl FnMut(usize),
+) -> Vec<Result> {
+    let mut results = measure_times(contenders, runs, warmup, progress);
+    for (c, r) in contenders
+        .iter()
+        .zip(results.iter_mut())
+        .filter(|(_, r)| r.error.is_none())
+    {
+        r.peak_rss_kib = peak_rss(&c.argv, 5);
+    }
+    results
+}
+
+/// [`measure`] without the peak RSS runs: times only.
+pub fn measure_times(
     contenders: &[Contender],
     runs: usize,
     warmup: usize,
@@ -107,13 +125,6 @@ pub fn measure(
         if round >= warmup {
             progress(round - warmup + 1);
         }
-    }
-    for (c, r) in contenders
-        .iter()
-        .zip(results.iter_mut())
-        .filter(|(_, r)| r.error.is_none())
-    {
-        r.peak_rss_kib = peak_rss(&c.argv, 5);
     }
     results
 }

@@ -151,7 +151,7 @@ fn harness_overhead(plan: &Plan) -> f64 {
         "noop",
         vec![plan.host_probe.display().to_string(), "noop".into()],
     );
-    let r = startup::measure(&[noop], 20, 3, |_| {});
+    let r = startup::measure_times(&[noop], 20, 3, |_| {});
     r.first()
         .and_then(|r| r.summary())
         .map(|s| s.median)
@@ -169,7 +169,7 @@ fn cold_starts(plan: &Plan, fail: &mut impl FnMut(&str, &str, String)) -> Vec<Co
         let Some(argv) = b.runner.command(&["/bin/true"]) else {
             continue;
         };
-        let r = startup::measure(&[Contender::new(&b.subject.id, argv)], 1, 0, |_| {});
+        let r = startup::measure_times(&[Contender::new(&b.subject.id, argv)], 1, 0, |_| {});
         match r.first() {
             Some(r) if r.error.is_none() => out.push(ColdStart {
                 subject: b.subject.id.clone(),
@@ -262,24 +262,15 @@ fn is_isola(name: &str) -> bool {
 fn phases(plan: &Plan, fail: &mut impl FnMut(&str, &str, String)) -> Vec<Phases> {
     let n = plan.runs.clamp(1, 5);
     let file = plan.work_dir.join("phases.json");
-    let file_s = file.display().to_string();
+    let extra = ["--phases-to".to_string(), file.display().to_string()];
     let mut out = Vec::new();
     for b in &plan.backends {
-        let sandbox::Runner::Isola {
-            isola,
-            flags,
-            image,
-        } = &b.runner
-        else {
+        let Some(argv) = b.runner.isola_run(&extra, false, &["/bin/true"]) else {
             continue;
         };
         let mut runs: Vec<Vec<(String, f64)>> = Vec::new();
         for _ in 0..n {
-            let mut a = vec!["run".to_string(), "--rm".into(), "--phases-to".into()];
-            a.push(file_s.clone());
-            a.extend(flags.iter().cloned());
-            a.extend([image.clone(), "/bin/true".into()]);
-            let parsed = sandbox::output(&isola.argv(&a)).and_then(|_| {
+            let parsed = sandbox::output(&argv).and_then(|_| {
                 let text = std::fs::read(&file).map_err(|e| e.to_string())?;
                 let v: serde_json::Value =
                     serde_json::from_slice(&text).map_err(|e| e.to_string())?;

@@ -37,14 +37,14 @@ pub fn run(root: &Root, args: &BenchArgs) -> Result<()> {
         bail!("isola bench starts containers, which needs root; run it as root");
     }
     let store = ImageStore::open(root.clone())?;
-    let probe = find_probe()?;
+    let (probe, probe_bytes) = find_probe()?;
     let image = match &args.image {
         Some(i) => {
             // Named and missing: said once, before anything starts.
             default_image::get(&store, i)?;
             i.clone()
         }
-        None => bench_image(&store, &probe)?,
+        None => bench_image(&store, &probe_bytes)?,
     };
     let work = tempfile::Builder::new()
         .prefix("isola-bench-")
@@ -113,9 +113,9 @@ pub fn run(root: &Root, args: &BenchArgs) -> Result<()> {
                 true,
             )
         };
-        let mut flags = vec!["--backend", "vm", "--vmm", vmm];
         let kernel_s = kernel.display().to_string();
-        flags.extend(["--kernel", &kernel_s]);
+        let vm_flags = |vmm| ["--backend", "vm", "--vmm", vmm, "--kernel", &kernel_s];
+        let flags = vm_flags(vmm);
         let digest = store.resolve(&image)?;
         plan.backends.push(BackendPlan {
             subject: Subject {
@@ -131,9 +131,7 @@ pub fn run(root: &Root, args: &BenchArgs) -> Result<()> {
         });
         if wanted_peers.contains(&"qemu") {
             if kvm.can_boot_linux() && peers::found(isola_vm::qemu::BINARY) {
-                let mut qflags = flags.clone();
-                qflags[3] = "qemu";
-                let r = runner(&isola, &qflags, &image);
+                let r = runner(&isola, &vm_flags("qemu"), &image);
                 if let Some(argv) = r.command(&["/bin/true"]) {
                     plan.peers.push((
                         peers::subject("qemu-microvm", "qemu microvm (same kernel and rootfs)"),
@@ -266,8 +264,8 @@ fn monitor_rows(plan: &mut Plan, args: &BenchArgs, has_kvm: bool) {
 }
 
 /// isola-probe, static: `ISOLA_PROBE`, else next to the isola binary
-/// (where `make release` puts it).
-fn find_probe() -> Result<PathBuf> {
+/// (where `make release` puts it): its path and its bytes.
+fn find_probe() -> Result<(PathBuf, Vec<u8>)> {
     let path = match std::env::var_os("ISOLA_PROBE").filter(|p| !p.is_empty()) {
         Some(p) => PathBuf::from(p),
         None => std::env::current_exe()
@@ -286,13 +284,12 @@ fn find_probe() -> Result<PathBuf> {
             path.display()
         );
     }
-    Ok(path)
+    Ok((path, bytes))
 }
 
 /// The default image with the probe in it, made (or found unchanged) now.
-fn bench_image(store: &ImageStore, probe: &Path) -> Result<String> {
+fn bench_image(store: &ImageStore, probe: &[u8]) -> Result<String> {
     let base = default_image::ensure(store)?;
-    let data = std::fs::read(probe).with_context(|| format!("reading {}", probe.display()))?;
     derive::add_layer(
         store,
         &base,
@@ -300,7 +297,7 @@ fn bench_image(store: &ImageStore, probe: &Path) -> Result<String> {
         &[NewFile {
             path: "usr/bin/isola-probe".into(),
             mode: 0o755,
-            data,
+            data: probe.to_vec(),
         }],
         "COPY isola-probe /usr/bin/",
     )

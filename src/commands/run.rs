@@ -222,15 +222,22 @@ pub fn run(root: &Root, args: &RunArgs) -> Result<i32> {
         .iter()
         .map(|(p, d)| (p.label().to_string(), d.as_secs_f64() * 1e3))
         .collect();
-    if let Some(path) = &args.phases_to {
-        let json = serde_json::json!({ "phases_ms": inst.state.phases_ms });
-        std::fs::write(path, json.to_string())
-            .with_context(|| format!("writing the phase times to {}", path.display()))?;
-    }
+    // Taken before the directory goes; written after, so a bad path can
+    // not leave the sandbox's directory behind.
+    let phases = args.phases_to.as_ref().map(|path| {
+        (
+            path,
+            serde_json::json!({ "phases_ms": inst.state.phases_ms }),
+        )
+    });
     if args.rm {
         inst.remove().context("removing the sandbox directory")?;
     } else {
         inst.exited(code).context("recording the exit status")?;
+    }
+    if let Some((path, phases)) = phases {
+        std::fs::write(path, phases.to_string())
+            .with_context(|| format!("writing the phase times to {}", path.display()))?;
     }
     Ok(code)
 }

@@ -333,7 +333,8 @@ fn looks_numeric(cell: &str) -> bool {
     c.starts_with(|ch: char| ch.is_ascii_digit()) && cell.len() < 24
 }
 
-fn table(page: &mut String, r: &Results, (title, headers, rows): &Table) {
+/// A table's caption and header row, and the opening of its body.
+fn table_head(page: &mut String, title: &str, headers: &[String]) {
     let _ = write!(
         page,
         "<table>\n<caption>{}</caption>\n<thead><tr>",
@@ -343,6 +344,10 @@ fn table(page: &mut String, r: &Results, (title, headers, rows): &Table) {
         let _ = write!(page, "<th>{}</th>", escape(h));
     }
     page.push_str("</tr></thead>\n<tbody>\n");
+}
+
+fn table(page: &mut String, r: &Results, (title, headers, rows): &Table) {
+    table_head(page, title, headers);
     for row in rows {
         let class = if tables::row_is_emulated(r, row) {
             " class=\"emu\""
@@ -364,15 +369,7 @@ fn table(page: &mut String, r: &Results, (title, headers, rows): &Table) {
 }
 
 fn error_table(page: &mut String, (title, headers, rows): &Table) {
-    let _ = write!(
-        page,
-        "<table>\n<caption>{}</caption>\n<thead><tr>",
-        escape(title)
-    );
-    for h in headers {
-        let _ = write!(page, "<th>{}</th>", escape(h));
-    }
-    page.push_str("</tr></thead>\n<tbody>\n");
+    table_head(page, title, headers);
     for row in rows {
         page.push_str("<tr>");
         let last = row.len().saturating_sub(1);

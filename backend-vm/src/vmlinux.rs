@@ -160,59 +160,9 @@ fn read_all(reader: impl Read, size: usize) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-/// Whether an ELF64 file has Xen's PHYS32_ENTRY note (type 18, name "Xen"),
-/// the PVH entry point, in one of its PT_NOTE segments.
+/// Whether an ELF64 image has Xen's PHYS32_ENTRY note, the PVH entry point.
 pub fn has_pvh_note(elf: &[u8]) -> bool {
-    // Offsets come from the file: every sum is checked.
-    let field = |at: usize, n: usize| elf.get(at..at.checked_add(n)?);
-    let u16_at = |at: usize| field(at, 2).map(|b| u16::from_le_bytes([b[0], b[1]]) as usize);
-    let u32_at =
-        |at: usize| field(at, 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
-    let u64_at = |at: usize| {
-        field(at, 8)
-            .and_then(|b| b.try_into().ok())
-            .map(|b| u64::from_le_bytes(b) as usize)
-    };
-    // ELFCLASS64, little-endian.
-    if !elf.starts_with(b"\x7fELF\x02\x01") {
-        return false;
-    }
-    let (Some(phoff), Some(phentsize), Some(phnum)) = (u64_at(0x20), u16_at(0x36), u16_at(0x38))
-    else {
-        return false;
-    };
-    (0..phnum).any(|i| {
-        let ph = phoff.saturating_add(i.saturating_mul(phentsize));
-        if u32_at(ph) != Some(4) {
-            return false;
-        }
-        let (Some(offset), Some(size)) = (
-            ph.checked_add(8).and_then(u64_at),
-            ph.checked_add(32).and_then(u64_at),
-        ) else {
-            return false;
-        };
-        let Some(mut notes) = elf.get(offset..offset.saturating_add(size)) else {
-            return false;
-        };
-        while notes.len() >= 12 {
-            let word = |at: usize| {
-                u32::from_le_bytes([notes[at], notes[at + 1], notes[at + 2], notes[at + 3]])
-                    as usize
-            };
-            let (namesz, descsz, kind) = (word(0), word(4), word(8));
-            let name_end = 12 + namesz.div_ceil(4) * 4;
-            if notes.get(12..12 + namesz) == Some(b"Xen\0") && kind == 18 {
-                return true;
-            }
-            let next = name_end + descsz.div_ceil(4) * 4;
-            match notes.get(next..) {
-                Some(rest) if next > 0 => notes = rest,
-                _ => break,
-            }
-        }
-        false
-    })
+    crate::elf_notes::has(elf, crate::elf_notes::PVH)
 }
 
 #[cfg(test)]
@@ -280,34 +230,5 @@ mod tests {
         truncated.truncate(5 * 512 + 20);
         assert!(extract(&truncated).unwrap_err().contains("beyond the end"));
         assert_eq!(extract(b"not a kernel"), Err("not a bzImage".into()));
-    }
-
-    #[test]
-    fn the_pvh_note_is_found_in_a_pt_note_segment() {
-        // ELF64 header, one PT_NOTE program header, then two notes.
-        let mut e = vec![0u8; 64 + 56];
-        e[..6].copy_from_slice(b"\x7fELF\x02\x01");
-        e[0x20..0x28].copy_from_slice(&64u64.to_le_bytes());
-        e[0x36..0x38].copy_from_slice(&56u16.to_le_bytes());
-        e[0x38..0x3a].copy_from_slice(&1u16.to_le_bytes());
-        let mut notes = Vec::new();
-        for (name, kind) in [(&b"GNU\0"[..], 3u32), (&b"Xen\0"[..], 18)] {
-            notes.extend_from_slice(&4u32.to_le_bytes());
-            notes.extend_from_slice(&8u32.to_le_bytes());
-            notes.extend_from_slice(&kind.to_le_bytes());
-            notes.extend_from_slice(name);
-            notes.extend_from_slice(&[0x11; 8]);
-        }
-        let ph = 64;
-        e[ph..ph + 4].copy_from_slice(&4u32.to_le_bytes());
-        e[ph + 8..ph + 16].copy_from_slice(&(120u64).to_le_bytes());
-        e[ph + 32..ph + 40].copy_from_slice(&(notes.len() as u64).to_le_bytes());
-        e.extend_from_slice(&notes);
-        assert!(has_pvh_note(&e));
-        // The same file with the note's type changed: no PVH entry.
-        let at = 120 + 24 + 8;
-        e[at..at + 4].copy_from_slice(&17u32.to_le_bytes());
-        assert!(!has_pvh_note(&e));
-        assert!(!has_pvh_note(b"\x7fELF\x02\x01"));
     }
 }

@@ -15,7 +15,7 @@ ISOLA_RELEASE := target/$(RELEASE_TARGET)/release/isola
 # dir: it is built for x86_64-unknown-none, never for the host.
 TESTGUEST_MANIFEST := backend-vm/testguest/Cargo.toml
 
-.PHONY: setup testguest guest-init build release test demo clean
+.PHONY: setup testguest guest-init kernel test-kernel build release test demo clean
 
 setup:
 	@scripts/setup
@@ -30,13 +30,25 @@ testguest: setup
 guest-init: setup
 	RUSTFLAGS="$(RELEASE_RUSTFLAGS)" $(CARGO) build --release -p isola-init -p isola -p isola-probe --target $(RELEASE_TARGET)
 
+# isola's guest kernel (docs/kernel.md), stored in isola's kernel store.
+kernel: release
+	@scripts/setup --kernel
+	@scripts/build-kernel --add $(ISOLA_RELEASE)
+
+# The kernel the whole-path VM tests boot on isola's monitor: on a PVM host
+# the PVM test kernel, else isola's kernel. Built once, then cached by its
+# config and patches (a few minutes the first time).
+test-kernel: setup
+	@scripts/setup --kernel
+	@scripts/build-kernel --for-host >/dev/null
+
 build: setup testguest
 	$(CARGO) build --workspace
 
 release: setup
 	RUSTFLAGS="$(RELEASE_RUSTFLAGS)" $(CARGO) build --release --workspace --target $(RELEASE_TARGET)
 
-test: setup testguest guest-init
+test: setup testguest guest-init test-kernel
 	$(CARGO) build --workspace --all-targets
 	$(CARGO) test --workspace
 	@CHECK_TEST_DIRS=1 scripts/check-leftovers

@@ -82,7 +82,7 @@ fn add_list_and_choose_the_default() {
     let table = isola.ok(["kernel", "ls"]);
     let mut lines = table.lines();
     let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
-    assert_eq!(header, ["NAME", "SIZE", "DEFAULT", "SOURCE"]);
+    assert_eq!(header, ["NAME", "SIZE", "DEFAULT", "SOURCE", "NOTE"]);
     let row: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
     assert_eq!(row, ["custom", "8.0", "KiB", "yes", "store"]);
 

@@ -14,7 +14,7 @@ use isola_guest_spec::GuestSpec;
 use crate::host::{self, KvmFlavour};
 use crate::kvm::{End, VmError};
 use crate::monitor::{Artifact, Input, Monitor};
-use crate::{guest, kernel, kernel_format, qemu, vmlinux};
+use crate::{elf_notes, guest, kernel, kernel_format, qemu, vmlinux};
 
 pub const DEFAULT_MEMORY: u64 = 256 << 20;
 
@@ -51,9 +51,22 @@ impl Backend for VmBackend {
         let t0 = Instant::now();
         refuse_unsupported(spec)?;
         let flavour = host::detect();
-        let monitor = self.monitor(&flavour)?;
         let unavailable = BackendError::Unavailable;
         let kernel = kernel::find(&self.state_dir, self.kernel.as_deref()).map_err(unavailable)?;
+        let pvm_kernel = elf_notes::file_has(&kernel, elf_notes::PVM_TEST_KERNEL);
+        let monitor = self.monitor(&flavour, pvm_kernel)?;
+        let vcpus = spec
+            .limits
+            .cpus
+            .map_or(1, |c| c.ceil().clamp(1.0, 32.0) as u8);
+        if pvm_kernel && flavour == KvmFlavour::Pvm && self.vmm == Vmm::Isola && vcpus > 1 {
+            // Its second vCPU never leaves the real-mode trampoline under
+            // PVM's emulator (docs/kernel.md): refuse rather than hang.
+            return Err(BackendError::Unavailable(format!(
+                "isola's PVM test kernel runs on one vCPU on a PVM host (a second one never \
+                 starts there): give --cpus 1 or less, not {vcpus}"
+            )));
+        }
         // Anything else would only make the monitor fail later in its own words.
         let Some(format) = kernel_format::file_format(&kernel) else {
             return Err(BackendError::Unavailable(format!(
@@ -100,10 +113,7 @@ impl Backend for VmBackend {
             },
             kernel_log: verbose,
             memory_bytes: spec.limits.memory.unwrap_or(DEFAULT_MEMORY),
-            vcpus: spec
-                .limits
-                .cpus
-                .map_or(1, |c| c.ceil().clamp(1.0, 32.0) as u8),
+            vcpus,
         };
         check_memory(&artifact, format)?;
         let booting = t0.elapsed();
@@ -122,7 +132,8 @@ impl Backend for VmBackend {
             },
         );
         // isola-init's boot-timer marks: 1 when it starts (the guest is up),
-        // 2 when the workload starts. Without them (QEMU) only the boot's start.
+        // 2 when the workload starts. Without them (a guest that never got
+        // that far) only the boot's start.
         let mark = |m: u8| -> Option<Duration> {
             let marks = ran.as_ref().ok()?;
             marks
@@ -168,13 +179,32 @@ impl Backend for VmBackend {
 }
 
 impl VmBackend {
-    fn monitor(&self, flavour: &KvmFlavour) -> Result<Box<dyn Monitor>, BackendError> {
+    /// The monitor for this host and kernel. isola's PVM test kernel is
+    /// the one Linux isola's monitor boots on a PVM host; it is named
+    /// whenever it boots, as it is not a kernel for real work.
+    fn monitor(
+        &self,
+        flavour: &KvmFlavour,
+        pvm_kernel: bool,
+    ) -> Result<Box<dyn Monitor>, BackendError> {
+        if pvm_kernel {
+            tracing::warn!("{PVM_KERNEL_NOTICE}");
+        }
         match self.vmm {
             Vmm::Isola if flavour.can_boot_linux() => Ok(Box::new(crate::monitor::Kvm)),
+            Vmm::Isola if *flavour == KvmFlavour::Pvm && pvm_kernel => {
+                Ok(Box::new(crate::monitor::Kvm))
+            }
             Vmm::Isola => Err(BackendError::Unavailable(format!(
                 "isola's monitor cannot boot a Linux guest on this host: {}; use --vmm qemu \
-                 (a software CPU here: slow), --backend container, or a host with hardware KVM",
-                flavour.describe()
+                 (a software CPU here: slow), --backend container, or a host with hardware KVM{}",
+                flavour.describe(),
+                if *flavour == KvmFlavour::Pvm {
+                    " (for tests, isola's PVM test kernel boots here: build it with \
+                     `scripts/build-kernel --pvm` and give it with --kernel)"
+                } else {
+                    ""
+                }
             ))),
             Vmm::Qemu => Ok(Box::new(qemu::Qemu {
                 kvm: flavour.can_boot_linux(),
@@ -182,6 +212,11 @@ impl VmBackend {
         }
     }
 }
+
+/// What a user who boots isola's PVM test kernel is told.
+pub const PVM_KERNEL_NOTICE: &str = "this kernel is isola's PVM test kernel: patched to boot on \
+     PVM hosts for isola's tests, slow (each guest syscall takes a page fault) and not for real \
+     work; on hardware KVM use the kernel `scripts/build-kernel` builds";
 
 /// Room the guest needs besides the decompressed kernel and the
 /// initramfs (measured with the Debian kernel and the default image: 80 MiB boots, 77 does not).

@@ -15,8 +15,8 @@ use crate::kvm::{End, VmError};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ran {
     pub end: End,
-    /// Boot-timer marks with their time since the monitor started (isola's
-    /// monitor only: QEMU has no boot timer).
+    /// Boot-timer marks with their time since the monitor started (on
+    /// QEMU, which has no boot timer: when isola-init's records came).
     pub marks: Vec<(u8, Duration)>,
     /// The guest's last console lines, when isola-init never started (the
     /// kernel's boot log is held back until it does; see `console_tail`).
@@ -84,13 +84,16 @@ impl Monitor for Kvm {
             // isola-init's "workload started" mark.
             input_after_mark: Some(2),
             timeout: None,
+            deadline: crate::kvm::Deadline::default(),
         };
         // The kernel's console until isola-init's first mark, then stderr.
         let released = Arc::new(AtomicBool::new(artifact.kernel_log));
         let tail = Arc::new(Mutex::new(Tail::default()));
         // Ctrl-C, SIGTERM and the rest reach the workload through COM2.
-        let (signals, _unblock) =
-            crate::signal_bytes::SignalBytes::start(input == Input::Terminal)?;
+        let (signals, _unblock) = crate::signal_bytes::SignalBytes::start(
+            input == Input::Terminal,
+            config.deadline.clone(),
+        )?;
         let io = crate::kvm::GuestIo {
             com1_out: Box::new(std::io::stdout()),
             com2_out: Box::new(HeldWriter {

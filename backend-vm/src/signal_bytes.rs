@@ -11,7 +11,9 @@ use nix::errno::Errno;
 use nix::sys::signal::{SigSet, SigmaskHow};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
-use crate::kvm::VmError;
+use std::time::Duration;
+
+use crate::kvm::{Deadline, VmError};
 
 /// The COM2 message for the caller's current window size, if stdin is a
 /// terminal.
@@ -38,7 +40,14 @@ pub fn relayed(terminal: bool) -> SigSet {
 pub struct SignalBytes {
     fd: SignalFd,
     pending: Vec<u8>,
+    /// Armed by SIGTERM: the guest must end within [`SIGNAL_GRACE`].
+    deadline: Deadline,
 }
+
+/// How long a guest has to end after a SIGTERM before its monitor stops
+/// it: isola-init's own 10 s before it kills the workload, and time to
+/// report (on PVM, seconds).
+pub const SIGNAL_GRACE: Duration = Duration::from_secs(20);
 
 /// Puts the calling thread's signal mask back when dropped.
 pub struct Unblock(SigSet);
@@ -50,8 +59,10 @@ impl Drop for Unblock {
 }
 
 impl SignalBytes {
-    /// `terminal`: pass on window-size changes too (-t).
-    pub fn start(terminal: bool) -> Result<(SignalBytes, Unblock), VmError> {
+    /// `terminal`: pass on window-size changes too (-t). A SIGTERM arms
+    /// `deadline`: isola-init ends the workload within its grace period,
+    /// and a guest with no isola-init up yet to take the signal is stopped.
+    pub fn start(terminal: bool, deadline: Deadline) -> Result<(SignalBytes, Unblock), VmError> {
         let mask = relayed(terminal);
         let mut old = SigSet::empty();
         nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&mask), Some(&mut old))
@@ -63,6 +74,7 @@ impl SignalBytes {
             SignalBytes {
                 fd,
                 pending: Vec::new(),
+                deadline,
             },
             unblock,
         ))
@@ -80,7 +92,12 @@ impl Read for SignalBytes {
                     self.pending
                         .extend(window_size_message().unwrap_or_default());
                 }
-                Ok(Some(info)) => self.pending.push(info.ssi_signo as u8),
+                Ok(Some(info)) => {
+                    if info.ssi_signo == libc::SIGTERM as u32 {
+                        self.deadline.arm(SIGNAL_GRACE);
+                    }
+                    self.pending.push(info.ssi_signo as u8)
+                }
                 Ok(None) | Err(Errno::EINTR) => {}
                 Err(e) => return Err(e.into()),
             }
@@ -100,7 +117,7 @@ mod tests {
     fn a_relayed_signal_becomes_its_number() {
         // On a thread of its own: the mask is the thread's.
         std::thread::spawn(|| {
-            let (mut bytes, unblock) = SignalBytes::start(false).unwrap();
+            let (mut bytes, unblock) = SignalBytes::start(false, Deadline::default()).unwrap();
             // SAFETY: tgkill(2) on our own thread with a signal it blocks.
             let r = unsafe {
                 libc::syscall(

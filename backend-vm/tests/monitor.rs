@@ -57,6 +57,7 @@ fn config(kernel: PathBuf, cmdline: &str, mib: u64, vcpus: u8) -> VmConfig {
         protocol: kvm::Protocol::Auto,
         input_after_mark: None,
         timeout: Some(Duration::from_secs(20)),
+        deadline: Default::default(),
     }
 }
 
@@ -283,6 +284,29 @@ fn a_guest_that_runs_too_long_is_stopped_at_the_deadline() {
     let err = kvm::run(&config, silent()).unwrap_err();
     assert!(matches!(err, kvm::VmError::Timeout(_)), "{err}");
     assert!(err.to_string().contains("did not finish within"), "{err}");
+}
+
+#[test]
+fn a_deadline_set_while_the_guest_runs_stops_it() {
+    let Some(kernel) = guest() else {
+        return;
+    };
+    if !kvm_usable() {
+        return;
+    }
+    // As after a SIGTERM that a guest without isola-init cannot take.
+    let config = config(kernel, "echo", 64, 1);
+    let deadline = config.deadline.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(200));
+        deadline.arm(Duration::from_millis(100));
+    });
+    let err = kvm::run(&config, silent()).unwrap_err();
+    assert!(matches!(err, kvm::VmError::Unresponsive(_)), "{err}");
+    assert!(
+        err.to_string().contains("of the signal isola passed on"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -44,6 +44,7 @@ fn bench(c: &mut Criterion) {
                     protocol,
                     input_after_mark: None,
                     timeout: Some(Duration::from_secs(10)),
+                    deadline: Default::default(),
                 };
                 let io = GuestIo {
                     com1_out: Box::new(std::io::sink()),

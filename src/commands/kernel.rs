@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use isola_core::Root;
-use isola_vm::{kernel, kernel_store};
+use isola_vm::{elf_notes, kernel, kernel_store};
 use serde::Serialize;
 
 use crate::output;
@@ -48,6 +48,9 @@ struct Row {
     /// "store", or "/boot" for the kernel found there.
     source: &'static str,
     path: PathBuf,
+    /// isola's PVM test kernel (scripts/build-kernel --pvm): for tests on
+    /// PVM hosts, not for real work.
+    pvm_test: bool,
 }
 
 pub fn run(root: &Root, cmd: &KernelCommand) -> Result<()> {
@@ -82,6 +85,7 @@ fn ls(dir: &Path, json: bool) -> Result<()> {
             size: k.size,
             default: k.is_default,
             source: "store",
+            pvm_test: elf_notes::file_has(&k.path, elf_notes::PVM_TEST_KERNEL),
             path: k.path,
         })
         .collect();
@@ -97,6 +101,7 @@ fn ls(dir: &Path, json: bool) -> Result<()> {
             // /boot's kernel is booted only when the store has no default.
             default: !has_default,
             source: "/boot",
+            pvm_test: false,
             path,
         });
     }
@@ -120,9 +125,15 @@ fn ls(dir: &Path, json: bool) -> Result<()> {
                 output::size(r.size),
                 if r.default { "yes" } else { "no" }.to_string(),
                 r.source.to_string(),
+                if r.pvm_test {
+                    "PVM test kernel (tests only)"
+                } else {
+                    ""
+                }
+                .to_string(),
             ]
         })
         .collect();
-    output::table(&["NAME", "SIZE", "DEFAULT", "SOURCE"], &table);
+    output::table(&["NAME", "SIZE", "DEFAULT", "SOURCE", "NOTE"], &table);
     Ok(())
 }

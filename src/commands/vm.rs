@@ -73,6 +73,7 @@ pub fn run(cmd: &VmCommand) -> Result<i32> {
         },
         input_after_mark: None,
         timeout,
+        deadline: Default::default(),
     };
     let io = GuestIo {
         com1_out: Box::new(std::io::stdout()),

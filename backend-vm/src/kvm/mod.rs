@@ -43,6 +43,8 @@ pub enum VmError {
     Guest(String),
     #[error("the guest did not finish within {0:?}; it was stopped")]
     Timeout(Duration),
+    #[error("the guest did not end within {0:?} of the signal isola passed on (its kernel or isola-init was not up to take it); it was stopped")]
+    Unresponsive(Duration),
 }
 
 /// What to boot and how.
@@ -61,6 +63,30 @@ pub struct VmConfig {
     pub protocol: Protocol,
     /// Stop the guest after this long (`None`: let it run).
     pub timeout: Option<Duration>,
+    /// A stop that can be set while the guest runs (see [`Deadline`]).
+    pub deadline: Deadline,
+}
+
+/// A time by which the VM is stopped if it has not ended, set while it
+/// runs: after isola passes a signal on, a guest that cannot take it
+/// (its kernel or isola-init not up yet) must not outlive it for long.
+#[derive(Debug, Clone, Default)]
+pub struct Deadline(Arc<Mutex<Option<std::time::Instant>>>);
+
+impl Deadline {
+    /// Stop the VM `after` from now, unless an earlier stop is set.
+    pub fn arm(&self, after: Duration) {
+        let at = std::time::Instant::now() + after;
+        if let Ok(mut d) = self.0.lock() {
+            if d.is_none_or(|old| at < old) {
+                *d = Some(at);
+            }
+        }
+    }
+
+    fn get(&self) -> Option<std::time::Instant> {
+        self.0.lock().ok().and_then(|d| *d)
+    }
 }
 
 /// Where the guest's UARTs lead: COM1 out and in, COM2 out.
@@ -166,7 +192,7 @@ pub fn run(config: &VmConfig, io: GuestIo) -> Result<Outcome, VmError> {
     // and initrd files were closed when they were read.
     drop(kvm);
 
-    let end = vcpus::run_all(vcpus, &devices, config.timeout, &marks)?;
+    let end = vcpus::run_all(vcpus, &devices, config.timeout, &config.deadline, &marks)?;
     for uart in [&devices.com1, &devices.com2] {
         if let Ok(mut u) = uart.lock() {
             let _ = u.writer_mut().flush();
@@ -179,20 +205,31 @@ pub fn run(config: &VmConfig, io: GuestIo) -> Result<Outcome, VmError> {
     })
 }
 
-/// Copy `input` into a UART's receive FIFO, waiting while the guest has
-/// not drained it. The thread ends with the input (or with isola).
+/// Copy `input` into a UART's receive FIFO once `open`, waiting while the
+/// guest has not drained it. `input` is read from the start, so that its
+/// reader sees (and acts on) what comes before the guest can take it. The
+/// threads end with the input (or with isola).
 fn feed(mut input: Box<dyn Read + Send>, uart: Arc<Mutex<devices::Uart>>, open: Arc<AtomicBool>) {
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 64];
+        loop {
+            match input.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    if tx.send(buf[..n].to_vec()).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
     std::thread::spawn(move || {
         while !open.load(std::sync::atomic::Ordering::SeqCst) {
             std::thread::sleep(Duration::from_millis(1));
         }
-        let mut buf = [0u8; 64];
-        loop {
-            let n = match input.read(&mut buf) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => n,
-            };
-            let mut rest = &buf[..n];
+        for chunk in rx {
+            let mut rest = &chunk[..];
             while !rest.is_empty() {
                 let taken = match uart.lock() {
                     Ok(mut u) => u.enqueue_raw_bytes(rest).unwrap_or(0),

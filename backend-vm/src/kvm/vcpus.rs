@@ -4,13 +4,13 @@
 
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kvm_ioctls::{VcpuExit, VcpuFd};
 
 use super::devices::{Action, Devices};
 use super::kick::{self, Stop};
-use super::{End, VmError};
+use super::{Deadline, End, VmError};
 
 /// The boot timer's marks, each with when it came (since `start`).
 pub struct Marks {
@@ -46,24 +46,52 @@ impl Marks {
     }
 }
 
+/// How often the watcher looks for a newly set [`Deadline`].
+const DEADLINE_POLL: Duration = Duration::from_millis(100);
+
 /// Run every vCPU to the VM's end.
 pub fn run_all(
     vcpus: Vec<VcpuFd>,
     devices: &Devices,
     timeout: Option<Duration>,
+    deadline: &Deadline,
     marks: &Marks,
 ) -> Result<End, VmError> {
     kick::install()?;
     let stop = Arc::new(Stop::default());
     let result: Mutex<Option<Result<End, VmError>>> = Mutex::new(None);
     let (done_tx, done_rx) = mpsc::channel::<()>();
+    let started = Instant::now();
     std::thread::scope(|s| {
-        let stop_on_time = &stop;
+        let (stop_on_time, result_on_time) = (&stop, &result);
         let watcher = s.spawn(move || {
-            let Some(t) = timeout else { return };
-            if done_rx.recv_timeout(t) == Err(RecvTimeoutError::Timeout) {
-                stop_on_time.stop_all();
+            // The deadline may be set at any time: look at it often.
+            let fixed = timeout.map(|t| started + t);
+            loop {
+                let armed = deadline.get();
+                let next = fixed.into_iter().chain(armed).min();
+                let wait = next.map_or(DEADLINE_POLL, |at| {
+                    at.saturating_duration_since(Instant::now())
+                        .min(DEADLINE_POLL)
+                });
+                match done_rx.recv_timeout(wait) {
+                    Err(RecvTimeoutError::Timeout) => {}
+                    _ => return,
+                }
+                let now = Instant::now();
+                if fixed.is_some_and(|at| now >= at) {
+                    break;
+                }
+                if armed.is_some_and(|at| now >= at) {
+                    if let Ok(mut r) = result_on_time.lock() {
+                        r.get_or_insert(Err(VmError::Unresponsive(
+                            crate::signal_bytes::SIGNAL_GRACE,
+                        )));
+                    }
+                    break;
+                }
             }
+            stop_on_time.stop_all();
         });
         let mut threads = Vec::new();
         for (id, vcpu) in vcpus.into_iter().enumerate() {

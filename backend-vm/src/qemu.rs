@@ -3,6 +3,7 @@
 //! software CPU) elsewhere, such as PVM hosts where Linux cannot run on KVM.
 
 use std::process::{Command, Stdio};
+use std::time::Instant;
 
 use crate::kvm::{End, VmError};
 use crate::monitor::{Artifact, Input, Monitor, Ran};
@@ -88,6 +89,7 @@ impl Monitor for Qemu {
         // Its own process group: a Ctrl-C reaches isola, which passes it to
         // the workload, instead of killing QEMU.
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let spawned = Instant::now();
         let mut child = cmd.spawn().map_err(|e| {
             VmError::Unavailable(if e.kind() == std::io::ErrorKind::NotFound {
                 format!("{BINARY} is not installed: install qemu-system-x86, or use --vmm isola")
@@ -112,7 +114,11 @@ impl Monitor for Qemu {
             // bits; isola-init's record on COM2 has the whole status.
             Some(c) if c & 1 == 1 => Ok(Ran {
                 end: End::Exit(relayed.status.unwrap_or((c >> 1) as u8)),
-                marks: Vec::new(),
+                marks: relayed
+                    .marks
+                    .iter()
+                    .map(|&(mark, at)| (mark, at.saturating_duration_since(spawned)))
+                    .collect(),
                 console: relayed.console,
             }),
             Some(0) => Err(VmError::Guest(crate::console_tail::with_lines(

@@ -19,7 +19,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use isola_guest_spec::wire;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -61,6 +61,9 @@ pub struct Relayed {
     pub status: Option<u8>,
     /// The console's last lines, if isola-init never said it runs.
     pub console: Option<String>,
+    /// When isola-init's records came: 1 when it runs, 2 when the
+    /// workload does (the boot-timer marks of isola's own monitor).
+    pub marks: Vec<(u8, Instant)>,
 }
 
 struct Ends {
@@ -142,6 +145,7 @@ fn relay(mut e: Ends, stop: &AtomicBool) -> Relayed {
     let mut started = false;
     let mut early_signals: Vec<u8> = Vec::new();
     let mut status = None;
+    let mut marks = Vec::new();
     let mut held: Vec<u8> = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
@@ -198,8 +202,14 @@ fn relay(mut e: Ends, stop: &AtomicBool) -> Relayed {
             while let Some((at, len, body)) = next_record(&held) {
                 to_stderr(&mut console, &held[..at]);
                 match body.as_slice() {
-                    b"init" => console = None,
-                    b"started" => started = true,
+                    b"init" => {
+                        console = None;
+                        marks.push((1, Instant::now()));
+                    }
+                    b"started" => {
+                        started = true;
+                        marks.push((2, Instant::now()));
+                    }
                     b => status = parse_exit(b).or(status),
                 }
                 held.drain(..at + len);
@@ -243,6 +253,7 @@ fn relay(mut e: Ends, stop: &AtomicBool) -> Relayed {
     Relayed {
         status,
         console: console.and_then(|t| t.text()),
+        marks,
     }
 }
 

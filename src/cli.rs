@@ -144,7 +144,7 @@ pub enum Command {
     #[command(subcommand)]
     Image(ImageCommand),
     /// Benchmark the isolation levels side by side, with the peers installed here
-    Bench(crate::commands::bench::BenchArgs),
+    Bench(Box<crate::commands::bench::BenchArgs>),
     /// Manage named volumes
     #[command(subcommand)]
     Volume(crate::commands::volume::VolumeCommand),

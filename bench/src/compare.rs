@@ -51,7 +51,7 @@ const KEY_FIELDS: [&str; 7] = ["subject", "workload", "key", "id", "name", "what
 
 /// Per-run raw series: their summaries are compared instead, and run `k` of
 /// one benchmark has nothing to do with run `k` of another.
-const RAW_SERIES: [&str; 2] = ["ms", "cpu_ms"];
+const RAW_SERIES: [&str; 4] = ["ms", "cpu_ms", "to_init_ms", "to_exit_ms"];
 
 /// Not figures: the probe's own facts, shown as the isolation rows.
 const SKIPPED: [&str; 2] = ["schema", "isolation.facts"];

@@ -25,6 +25,10 @@ pub struct Plan {
     pub oci: Vec<BackendPlan>,
     /// The bare monitor: the test guest on isola's monitor and on QEMU.
     pub monitor: Vec<(Subject, Contender)>,
+    /// Guest kernels timed to init, each on a monitor that boots it here.
+    pub kernels: Vec<KernelPlan>,
+    /// Boots per guest kernel (under emulation each takes seconds to minutes).
+    pub kernel_runs: usize,
     /// Peers that were asked for or found but cannot run here.
     pub errors: Vec<RunError>,
     /// Scratch space on the host's disk (fsync files, bundles, phase files).
@@ -36,6 +40,15 @@ pub struct Plan {
     pub work_ms: u64,
     /// How many images share a base in the disk dimension's lesson.
     pub sharing_images: usize,
+}
+
+/// A guest kernel on one monitor: `isola run --backend vm --vmm VMM
+/// --kernel KERNEL`.
+pub struct KernelPlan {
+    pub subject: Subject,
+    pub kernel: PathBuf,
+    pub vmm: &'static str,
+    pub runner: Runner,
 }
 
 /// One isola backend as the benchmark runs it.
@@ -79,6 +92,7 @@ impl Plan {
             .chain(self.backends.iter().map(|b| b.subject.clone()))
             .chain(self.peers.iter().map(|(s, _)| s.clone()))
             .chain(self.monitor.iter().map(|(s, _)| s.clone()))
+            .chain(self.kernels.iter().map(|k| k.subject.clone()))
             .collect()
     }
 

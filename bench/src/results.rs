@@ -59,7 +59,7 @@ pub struct Config {
 pub struct Subject {
     /// Stable key used everywhere else in this file: `host`, `container`,
     /// `vm`, `floor`, `crun`, `runc`, `qemu-microvm`, `monitor-isola`,
-    /// `monitor-qemu`.
+    /// `monitor-qemu`, `kernel-<monitor>-<kernel name>`.
     pub id: String,
     /// What tables and charts print, e.g. "vm (qemu-tcg: emulated, not KVM
     /// speed)".
@@ -99,6 +99,28 @@ pub struct Startup {
     /// The bare monitor: the test guest booted to its exit, isola's monitor
     /// against QEMU microvm (`monitor-isola`, `monitor-qemu`).
     pub monitor: Vec<StartupSeries>,
+    /// Guest kernels booted to init and to exit with `/bin/true`: isola's
+    /// own kernels against the distribution's, each on a monitor that can
+    /// boot it here (subjects `kernel-<monitor>-<kernel name>`).
+    #[serde(default)]
+    pub kernels: Vec<KernelBoot>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KernelBoot {
+    pub subject: String,
+    /// The kernel's file and size.
+    pub kernel: String,
+    pub kernel_bytes: u64,
+    /// `isola` or `qemu`.
+    pub vmm: String,
+    /// From isola's start to isola-init's first mark, ms, per run.
+    pub to_init_ms: Vec<f64>,
+    /// From isola's start to the guest's end, ms, per run.
+    pub to_exit_ms: Vec<f64>,
+    /// The medians of the two.
+    pub to_init_median_ms: Option<f64>,
+    pub to_exit_median_ms: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -2,15 +2,17 @@
 //! [`Results`]. A subject that fails a dimension is reported with its own
 //! error line and the run goes on.
 
+use isola_core::backend::Phase;
 use isola_core::image::ImageStore;
 use isola_core::Root;
 
 use crate::isolation::{self, Probed};
 use crate::plan::{BackendPlan, Plan};
 use crate::results::{
-    ColdStart, Config, Disk, Harness, Isolation, Machine, Phases, Results, RunError, Startup,
-    StartupSeries, Summary,
+    ColdStart, Config, Disk, Harness, Isolation, KernelBoot, Machine, Phases, Results, RunError,
+    Startup, StartupSeries, Summary,
 };
+use crate::sandbox::Runner;
 use crate::startup::{self, Contender};
 use crate::{disk, memory, runtime, sandbox};
 
@@ -56,6 +58,7 @@ pub fn run(plan: &Plan, machine: Machine, config: Config, progress: &mut dyn Pro
     let cold = cold_starts(plan, &mut fail);
     let (warm, monitor) = warm_starts(plan, &mut fail, progress);
     let phases = phases(plan, &mut fail);
+    let kernels = kernels(plan, &mut fail);
 
     // The OCI peers whose startup runs worked run the other workloads too.
     let measured: Vec<&BackendPlan> = plan
@@ -130,6 +133,7 @@ pub fn run(plan: &Plan, machine: Machine, config: Config, progress: &mut dyn Pro
             cold,
             phases,
             monitor,
+            kernels,
         },
         memory,
         disk,
@@ -260,31 +264,15 @@ fn is_isola(name: &str) -> bool {
 /// Where each backend's time goes: a few more runs, each writing the phase
 /// times isola measured, and the median of each.
 fn phases(plan: &Plan, fail: &mut impl FnMut(&str, &str, String)) -> Vec<Phases> {
-    let n = plan.runs.clamp(1, 5);
-    let file = plan.work_dir.join("phases.json");
-    let extra = ["--phases-to".to_string(), file.display().to_string()];
     let mut out = Vec::new();
     for b in &plan.backends {
-        let Some(argv) = b.runner.isola_run(&extra, false, &["/bin/true"]) else {
-            continue;
-        };
-        let mut runs: Vec<Vec<(String, f64)>> = Vec::new();
-        for _ in 0..n {
-            let parsed = sandbox::output(&argv).and_then(|_| {
-                let text = std::fs::read(&file).map_err(|e| e.to_string())?;
-                let v: serde_json::Value =
-                    serde_json::from_slice(&text).map_err(|e| e.to_string())?;
-                serde_json::from_value::<Vec<(String, f64)>>(v["phases_ms"].clone())
-                    .map_err(|e| e.to_string())
-            });
-            match parsed {
-                Ok(p) => runs.push(p),
-                Err(e) => {
-                    fail(&b.subject.id, "startup (phases)", e);
-                    break;
-                }
+        let runs = match phase_runs(plan, &b.runner, plan.runs.clamp(1, 5)) {
+            Ok(runs) => runs,
+            Err(e) => {
+                fail(&b.subject.id, "startup (phases)", e);
+                continue;
             }
-        }
+        };
         let Some(first) = runs.first() else { continue };
         let at_ms = first
             .iter()
@@ -299,8 +287,60 @@ fn phases(plan: &Plan, fail: &mut impl FnMut(&str, &str, String)) -> Vec<Phases>
             at_ms,
         });
     }
-    let _ = std::fs::remove_file(&file);
     out
+}
+
+/// Each guest kernel booted to init and to exit, a few times.
+fn kernels(plan: &Plan, fail: &mut impl FnMut(&str, &str, String)) -> Vec<KernelBoot> {
+    let mut out = Vec::new();
+    for k in &plan.kernels {
+        let runs = match phase_runs(plan, &k.runner, plan.kernel_runs) {
+            Ok(runs) => runs,
+            Err(e) => {
+                fail(&k.subject.id, "startup (guest kernels)", e);
+                continue;
+            }
+        };
+        let at = |phase: Phase| -> Vec<f64> {
+            runs.iter()
+                .filter_map(|r| r.iter().find(|(l, _)| l == phase.label()).map(|p| p.1))
+                .collect()
+        };
+        let (to_init_ms, to_exit_ms) = (at(Phase::SandboxCreated), at(Phase::WorkloadExited));
+        out.push(KernelBoot {
+            subject: k.subject.id.clone(),
+            kernel: k.kernel.display().to_string(),
+            kernel_bytes: std::fs::metadata(&k.kernel).map_or(0, |m| m.len()),
+            vmm: k.vmm.to_string(),
+            to_init_median_ms: startup::median(&to_init_ms),
+            to_exit_median_ms: startup::median(&to_exit_ms),
+            to_init_ms,
+            to_exit_ms,
+        });
+    }
+    out
+}
+
+/// `n` runs of `/bin/true` that write the phase times isola measured:
+/// `(phase label, ms since the backend's start)` per run.
+fn phase_runs(plan: &Plan, runner: &Runner, n: usize) -> Result<Vec<Vec<(String, f64)>>, String> {
+    let file = plan.work_dir.join("phases.json");
+    let extra = ["--phases-to".to_string(), file.display().to_string()];
+    let Some(argv) = runner.isola_run(&extra, false, &["/bin/true"]) else {
+        return Ok(Vec::new());
+    };
+    let mut runs = Vec::new();
+    for _ in 0..n {
+        sandbox::output(&argv)?;
+        let text = std::fs::read(&file).map_err(|e| e.to_string())?;
+        let _ = std::fs::remove_file(&file);
+        let v: serde_json::Value = serde_json::from_slice(&text).map_err(|e| e.to_string())?;
+        runs.push(
+            serde_json::from_value::<Vec<(String, f64)>>(v["phases_ms"].clone())
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    Ok(runs)
 }
 
 fn disk(plan: &Plan, fail: &mut impl FnMut(&str, &str, String)) -> Disk {

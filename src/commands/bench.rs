@@ -41,6 +41,11 @@ pub struct BenchArgs {
     /// The guest kernel for the VM rows (default: as `isola run --backend vm`)
     #[arg(long, value_name = "PATH")]
     pub kernel: Option<PathBuf>,
+    /// Guest kernels to time to init, as paths or names in isola's kernel
+    /// store (default: the VM rows' kernel and the isola-* kernels that
+    /// `make kernel` stores)
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub kernels: Option<Vec<String>>,
     /// The test guest for the bare-monitor rows (default: ISOLA_TESTGUEST, else
     /// the `make testguest` build)
     #[arg(long, value_name = "PATH")]

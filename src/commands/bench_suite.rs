@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use isola_bench::plan::{BackendPlan, Plan};
+use isola_bench::plan::{BackendPlan, KernelPlan, Plan};
 use isola_bench::results::{Config, Machine, Subject};
 use isola_bench::sandbox::{Isola, Runner};
 use isola_bench::startup::Contender;
@@ -15,6 +15,8 @@ use isola_bench::{compare as cmp, peers, report, suite};
 use isola_core::image::derive::{self, NewFile};
 use isola_core::image::{default_image, ImageStore};
 use isola_core::Root;
+use isola_vm::host::KvmFlavour;
+use isola_vm::kernel_store;
 
 use super::bench::{peer_list, BenchArgs};
 
@@ -69,6 +71,8 @@ pub fn run(root: &Root, args: &BenchArgs) -> Result<()> {
         peers: Vec::new(),
         oci: Vec::new(),
         monitor: Vec::new(),
+        kernels: Vec::new(),
+        kernel_runs: if args.quick { 1 } else { 3 },
         errors: Vec::new(),
         work_dir: work.path().to_path_buf(),
         runs,
@@ -102,10 +106,13 @@ pub fn run(root: &Root, args: &BenchArgs) -> Result<()> {
             kernel.display(),
             crate::output::size(std::fs::metadata(&kernel).map(|m| m.len()).unwrap_or(0))
         ));
-        // isola's own monitor where it can boot Linux; QEMU where it can't,
-        // on a software CPU when KVM can't run Linux either: said in the label.
+        // isola's own monitor where it can boot Linux (on PVM: isola's PVM
+        // test kernel only); QEMU where it can't, on a software CPU when KVM
+        // can't run Linux either: said in the label.
         let (vmm, label, emulated) = if kvm.can_boot_linux() {
             ("isola", "vm".to_string(), false)
+        } else if kvm == KvmFlavour::Pvm && is_pvm_test_kernel(&kernel) {
+            ("isola", format!("vm ({PVM_LABEL})"), true)
         } else {
             (
                 "qemu",
@@ -179,6 +186,7 @@ pub fn run(root: &Root, args: &BenchArgs) -> Result<()> {
         plan.peers.extend(found);
     }
     monitor_rows(&mut plan, args, kvm.as_str() != "none");
+    kernel_rows(&mut plan, args, root, &kvm, &image)?;
 
     let machine = machine(kvm.as_str(), guest_kernel);
     let config = Config {
@@ -232,6 +240,92 @@ fn runner(isola: &Isola, flags: &[&str], image: &str) -> Runner {
         flags: flags.iter().map(|s| s.to_string()).collect(),
         image: image.to_string(),
     }
+}
+
+/// How a row booting isola's PVM test kernel on isola's monitor is labelled.
+const PVM_LABEL: &str = "isola monitor + PVM test kernel: a software hypervisor, not KVM speed";
+
+fn is_pvm_test_kernel(kernel: &Path) -> bool {
+    isola_vm::elf_notes::file_has(kernel, isola_vm::elf_notes::PVM_TEST_KERNEL)
+}
+
+/// The guest kernels timed to init: those `--kernels` names, else the VM
+/// rows' kernel and the stored isola-* kernels. Each boots on isola's
+/// monitor where it can; otherwise on QEMU (TCG without hardware KVM).
+fn kernel_rows(
+    plan: &mut Plan,
+    args: &BenchArgs,
+    root: &Root,
+    kvm: &KvmFlavour,
+    image: &str,
+) -> Result<()> {
+    let stored = kernel_store::list(root.dir())?;
+    let mut kernels: Vec<(String, PathBuf)> = Vec::new();
+    match &args.kernels {
+        Some(given) => {
+            for k in given {
+                let path = Path::new(k);
+                if path.is_file() {
+                    let name = path.file_name().unwrap_or_default().to_string_lossy();
+                    kernels.push((name.into_owned(), path.to_path_buf()));
+                } else if let Some(e) = stored.iter().find(|e| e.name.as_str() == k) {
+                    kernels.push((k.clone(), e.path.clone()));
+                } else {
+                    bail!("--kernels: {k} is neither a file nor a kernel in isola's store (`isola kernel ls` lists them)");
+                }
+            }
+        }
+        None => {
+            if args.backends.iter().any(|b| b == "vm") {
+                if let Ok(k) = isola_vm::kernel::find(root.dir(), args.kernel.as_deref()) {
+                    let name = k.file_name().unwrap_or_default().to_string_lossy();
+                    kernels.push((name.into_owned(), k));
+                }
+            }
+            for e in stored
+                .iter()
+                .filter(|e| e.name.as_str().starts_with("isola-"))
+            {
+                if !kernels.iter().any(|(_, p)| *p == e.path) {
+                    kernels.push((e.name.to_string(), e.path.clone()));
+                }
+            }
+        }
+    }
+    for (name, kernel) in kernels {
+        let pvm = is_pvm_test_kernel(&kernel);
+        let (vmm, label, emulated) = if kvm.can_boot_linux() {
+            ("isola", format!("isola monitor + {name}"), false)
+        } else if pvm && *kvm == KvmFlavour::Pvm {
+            ("isola", format!("{name} ({PVM_LABEL})"), true)
+        } else if pvm {
+            continue;
+        } else {
+            ("qemu", format!("qemu-tcg + {name} (emulated)"), true)
+        };
+        let k = kernel.display().to_string();
+        plan.kernels.push(KernelPlan {
+            subject: Subject {
+                id: format!("kernel-{vmm}-{name}"),
+                label,
+                kind: if name.starts_with("isola-") {
+                    "isola"
+                } else {
+                    "peer"
+                }
+                .into(),
+                emulated,
+            },
+            runner: runner(
+                &plan.isola,
+                &["--backend", "vm", "--vmm", vmm, "--kernel", &k],
+                image,
+            ),
+            kernel,
+            vmm,
+        });
+    }
+    Ok(())
 }
 
 /// The bare monitor rows need KVM and the test guest; without them they

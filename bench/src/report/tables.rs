@@ -20,6 +20,7 @@ pub fn render(results: &Results) -> Vec<Table> {
         startup_cold(results),
         phases(results),
         monitor(results),
+        kernels(results),
         memory(results),
         disk_image(results),
         disk_per_sandbox(results),
@@ -104,6 +105,27 @@ pub fn monitor(results: &Results) -> Option<Table> {
         "Monitor: the test guest booted to its exit",
         &SERIES_HEADERS,
         series_rows(results, &results.startup.monitor),
+    )
+}
+
+pub fn kernels(results: &Results) -> Option<Table> {
+    let ms = |m: Option<f64>| m.map_or_else(|| NONE.to_string(), fmt_ms);
+    let rows = ordered(results, &results.startup.kernels, |k| &k.subject)
+        .into_iter()
+        .map(|k| {
+            vec![
+                label(results, &k.subject).to_string(),
+                fmt_bytes(k.kernel_bytes),
+                ms(k.to_init_median_ms),
+                ms(k.to_exit_median_ms),
+                k.to_exit_ms.len().to_string(),
+            ]
+        })
+        .collect();
+    table(
+        "Guest kernels: isola run to isola-init, and to exit (median)",
+        &["subject", "kernel size", "to init ms", "to exit ms", "runs"],
+        rows,
     )
 }
 
@@ -517,7 +539,24 @@ mod tests {
         let tables = render(&sample());
         assert!(tables.iter().all(|t| !t.0.starts_with("Monitor")));
         let titles: Vec<&str> = tables.iter().map(|t| t.0.as_str()).collect();
-        assert_eq!(titles.len(), 12, "{titles:?}");
+        assert_eq!(titles.len(), 13, "{titles:?}");
+    }
+
+    #[test]
+    fn guest_kernels_show_medians_to_init_and_exit() {
+        let tables = render(&sample());
+        let (_, headers, rows) = find(&tables, "Guest kernels");
+        assert_eq!(headers[2], "to init ms");
+        assert_eq!(
+            rows[0],
+            [
+                "qemu-tcg + isola-6.1.192-0123456789ab (emulated)",
+                "18.1 MiB",
+                "2010.00",
+                "2300.00",
+                "3"
+            ]
+        );
     }
 
     #[test]

@@ -103,6 +103,12 @@ pub fn sample() -> Results {
             subject("vm", VM, "isola", true),
             subject("crun", "crun 1.8.1", "peer", false),
             subject("runc", "runc 1.1.5", "peer", false),
+            subject(
+                "kernel-qemu-isola-6.1.192-0123456789ab",
+                "qemu-tcg + isola-6.1.192-0123456789ab (emulated)",
+                "isola",
+                true,
+            ),
         ],
         harness: Harness { overhead_ms: 0.42 },
         startup: Startup {
@@ -157,6 +163,16 @@ pub fn sample() -> Results {
                 },
             ],
             monitor: vec![],
+            kernels: vec![KernelBoot {
+                subject: "kernel-qemu-isola-6.1.192-0123456789ab".into(),
+                kernel: "/var/lib/isola/kernels/isola-6.1.192-0123456789ab".into(),
+                kernel_bytes: 18_939_392,
+                vmm: "qemu".into(),
+                to_init_ms: vec![2_010.0, 1_990.5, 2_050.0],
+                to_exit_ms: vec![2_300.0, 2_280.0, 2_350.0],
+                to_init_median_ms: Some(2_010.0),
+                to_exit_median_ms: Some(2_300.0),
+            }],
         },
         memory: vec![
             Memory {

@@ -95,12 +95,24 @@ fn a_quick_benchmark_measures_both_backends_and_writes_its_report() {
     {
         return;
     }
+    // On a PVM host, the whole path on isola's monitor with isola's PVM
+    // test kernel, once: a boot takes a minute or two there.
+    let pvm_kernel = if Path::new("/sys/module/kvm_pvm").exists() {
+        match common::isola_kernel_for_host() {
+            Some(k) => Some(k),
+            None => return,
+        }
+    } else {
+        None
+    };
     let isola = Isola::new();
     let dir = isola.scratch("report");
-    let out = bench(
-        &isola,
-        &["--quick", "--peers", "auto", "--out", dir.to_str().unwrap()],
-    );
+    let mut args = vec!["--quick", "--peers", "auto", "--out", dir.to_str().unwrap()];
+    let kernel_arg = pvm_kernel.as_ref().map(|k| k.display().to_string());
+    if let Some(k) = &kernel_arg {
+        args.extend(["--kernels", k.as_str()]);
+    }
+    let out = bench(&isola, &args);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "isola bench failed:\n{stderr}");
     for title in [
@@ -138,6 +150,26 @@ fn a_quick_benchmark_measures_both_backends_and_writes_its_report() {
             .contains("emulated, not KVM speed"),
         emulated
     );
+
+    // The guest kernels: isola's PVM test kernel booted on isola's
+    // monitor, timed to init and to exit, and labelled as what it is.
+    if pvm_kernel.is_some() {
+        let k = &r["startup"]["kernels"][0];
+        assert_eq!(k["vmm"], "isola", "{k}");
+        let to_init = k["to_init_median_ms"].as_f64().unwrap_or(0.0);
+        let to_exit = k["to_exit_median_ms"].as_f64().unwrap_or(0.0);
+        assert!(0.0 < to_init && to_init < to_exit, "{k}");
+        let subject = r["subjects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == k["subject"])
+            .expect("a subject for the kernel row");
+        let label = subject["label"].as_str().unwrap();
+        assert!(label.contains("isola monitor + PVM test kernel"), "{label}");
+        assert_eq!(subject["emulated"], true);
+        assert!(stderr.contains("Guest kernels"), "{stderr}");
+    }
 
     // Every dimension has figures for both backends.
     for backend in ["container", "vm"] {

@@ -27,6 +27,23 @@ pub fn host_has(what: &str, ok: bool) -> bool {
     false
 }
 
+/// isola's guest kernel for this host as `make test` builds it
+/// (scripts/build-kernel --for-host): the PVM test kernel on a PVM host.
+pub fn isola_kernel_for_host() -> Option<PathBuf> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/build-kernel");
+    let out = Command::new(script)
+        .args(["--for-host", "--cached"])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .expect("running scripts/build-kernel");
+    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    host_has(
+        "isola's guest kernel for this host (make test runs scripts/build-kernel --for-host)",
+        out.status.success() && path.is_file(),
+    )
+    .then_some(path)
+}
+
 pub fn root_user() -> bool {
     host_has("root (uid 0)", nix::unistd::geteuid().is_root())
 }

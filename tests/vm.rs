@@ -217,6 +217,7 @@ fn what_the_vm_backend_cannot_do_yet_is_refused_in_one_sentence() {
         // On PVM isola's own monitor says at once why it cannot boot Linux.
         let e = run(&["isola/busybox", "true"]);
         assert!(e.contains("PVM") && e.contains("--vmm qemu"), "{e}");
+        assert!(e.contains("scripts/build-kernel --pvm"), "{e}");
         assert_eq!(e.trim().lines().count(), 1, "{e}");
     }
 }

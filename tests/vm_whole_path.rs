@@ -212,3 +212,49 @@ fn a_kernel_panic_is_reported_with_the_last_console_lines() {
         assert!(lines.iter().any(|l| l.contains(want)), "{want}: {err}");
     }
 }
+
+#[test]
+fn sigterm_stops_a_guest_whose_init_is_not_up_yet() {
+    let Some((isola, kernel)) = setup() else { return };
+    if !pvm_host() {
+        // On hardware KVM the guest is up before a signal could be sent.
+        eprintln!("SKIPPED off PVM: the guest boots too fast to be caught booting");
+        return;
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_isola"))
+        .args(["run", "--rm", "--backend", "vm", "--vmm", "isola", "--kernel"])
+        .arg(&kernel)
+        .args(["--memory", "128m", "isola/busybox", "true"])
+        .env("ISOLA_ROOT", isola.root())
+        .env("ISOLA_INIT", init())
+        .env_remove("ISOLA_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running isola");
+    // Seconds into a boot that takes a minute or more here: isola has long
+    // been running the guest, whose kernel is still booting.
+    std::thread::sleep(Duration::from_secs(10));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("isola still ran a minute after SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert_eq!(status.code(), Some(125), "{err}");
+    assert!(err.contains("of the signal isola passed on"), "{err}");
+}

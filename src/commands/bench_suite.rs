@@ -150,7 +150,11 @@ pub fn run(root: &Root, args: &BenchArgs) -> Result<()> {
             } else if !kvm.can_boot_linux() {
                 plan.errors.push(peers::not_run(
                     "qemu-microvm",
-                    "not run as a peer: the vm row itself runs on QEMU here, since this host's KVM cannot boot Linux",
+                    if vmm == "qemu" {
+                        "not run as a peer: the vm row itself runs on QEMU here, since this host's KVM cannot boot Linux"
+                    } else {
+                        "not run as a peer: QEMU cannot use this host's KVM for Linux, and a software CPU against isola's monitor would compare nothing"
+                    },
                 ));
             }
         }

@@ -215,14 +215,24 @@ fn a_kernel_panic_is_reported_with_the_last_console_lines() {
 
 #[test]
 fn sigterm_stops_a_guest_whose_init_is_not_up_yet() {
-    let Some((isola, kernel)) = setup() else { return };
+    let Some((isola, kernel)) = setup() else {
+        return;
+    };
     if !pvm_host() {
         // On hardware KVM the guest is up before a signal could be sent.
         eprintln!("SKIPPED off PVM: the guest boots too fast to be caught booting");
         return;
     }
     let mut child = Command::new(env!("CARGO_BIN_EXE_isola"))
-        .args(["run", "--rm", "--backend", "vm", "--vmm", "isola", "--kernel"])
+        .args([
+            "run",
+            "--rm",
+            "--backend",
+            "vm",
+            "--vmm",
+            "isola",
+            "--kernel",
+        ])
         .arg(&kernel)
         .args(["--memory", "128m", "isola/busybox", "true"])
         .env("ISOLA_ROOT", isola.root())
@@ -254,7 +264,12 @@ fn sigterm_stops_a_guest_whose_init_is_not_up_yet() {
         std::thread::sleep(Duration::from_millis(100));
     };
     let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     assert_eq!(status.code(), Some(125), "{err}");
     assert!(err.contains("of the signal isola passed on"), "{err}");
 }

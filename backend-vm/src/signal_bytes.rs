@@ -6,12 +6,11 @@
 
 use std::io::Read;
 use std::os::fd::AsFd;
+use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::sys::signal::{SigSet, SigmaskHow};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-
-use std::time::Duration;
 
 use crate::kvm::{Deadline, VmError};
 

@@ -56,23 +56,30 @@ fn run(isola: &Isola, kernel: &Path, args: &[&str]) -> Output {
     run_with_init(isola, kernel, &init(), args)
 }
 
+/// `isola run --rm --backend vm --vmm isola --kernel K ARGS...` with this
+/// test's store and `init`, stdin from /dev/null.
+fn command(isola: &Isola, kernel: &Path, init: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_isola"));
+    c.args([
+        "run",
+        "--rm",
+        "--backend",
+        "vm",
+        "--vmm",
+        "isola",
+        "--kernel",
+    ])
+    .arg(kernel)
+    .args(args)
+    .env("ISOLA_ROOT", isola.root())
+    .env("ISOLA_INIT", init)
+    .env_remove("ISOLA_LOG")
+    .stdin(Stdio::null());
+    c
+}
+
 fn run_with_init(isola: &Isola, kernel: &Path, init: &Path, args: &[&str]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_isola"))
-        .args([
-            "run",
-            "--rm",
-            "--backend",
-            "vm",
-            "--vmm",
-            "isola",
-            "--kernel",
-        ])
-        .arg(kernel)
-        .args(args)
-        .env("ISOLA_ROOT", isola.root())
-        .env("ISOLA_INIT", init)
-        .env_remove("ISOLA_LOG")
-        .stdin(Stdio::null())
+    let mut child = command(isola, kernel, init, args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -223,22 +230,8 @@ fn sigterm_stops_a_guest_whose_init_is_not_up_yet() {
         eprintln!("SKIPPED off PVM: the guest boots too fast to be caught booting");
         return;
     }
-    let mut child = Command::new(env!("CARGO_BIN_EXE_isola"))
-        .args([
-            "run",
-            "--rm",
-            "--backend",
-            "vm",
-            "--vmm",
-            "isola",
-            "--kernel",
-        ])
-        .arg(&kernel)
-        .args(["--memory", "128m", "isola/busybox", "true"])
-        .env("ISOLA_ROOT", isola.root())
-        .env("ISOLA_INIT", init())
-        .env_remove("ISOLA_LOG")
-        .stdin(Stdio::null())
+    let args = ["--memory", "128m", "isola/busybox", "true"];
+    let mut child = command(&isola, &kernel, &init(), &args)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

@@ -15,7 +15,6 @@ use crate::kernel_format;
 /// The file in `kernels/` that holds the default's name; so never a kernel's.
 const DEFAULT_FILE: &str = "default";
 const MAX_NAME_LEN: usize = 128;
-/// Where a bzImage's setup header carries "HdrS" (Linux boot protocol).
 
 #[derive(Debug, thiserror::Error)]
 pub enum KernelStoreError {

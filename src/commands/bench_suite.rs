@@ -280,11 +280,9 @@ fn kernel_rows(
             }
         }
         None => {
-            if args.backends.iter().any(|b| b == "vm") {
-                if let Ok(k) = isola_vm::kernel::find(root.dir(), args.kernel.as_deref()) {
-                    let name = k.file_name().unwrap_or_default().to_string_lossy();
-                    kernels.push((name.into_owned(), k));
-                }
+            if let Some(k) = plan.backends.iter().find_map(|b| b.kernel.clone()) {
+                let name = k.file_name().unwrap_or_default().to_string_lossy();
+                kernels.push((name.into_owned(), k));
             }
             for e in stored
                 .iter()

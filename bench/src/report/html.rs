@@ -97,6 +97,17 @@ fn sections(r: &Results) -> Vec<Section> {
             charts: &["monitor.svg"],
         },
         Section {
+            id: "kernels",
+            title: "Guest kernels",
+            method: "Each guest kernel boots the image to /bin/true a few times, on \
+                     isola's monitor where it can boot there, else on QEMU's software \
+                     CPU: the median time from isola's start to isola-init's start, \
+                     and to the guest's end."
+                .to_string(),
+            tables: vec![tables::kernels(r)],
+            charts: &[],
+        },
+        Section {
             id: "memory",
             title: "Memory",
             method: "One idle sandbox (the probe waiting), seen from the host and \
@@ -489,6 +500,7 @@ mod tests {
         assert!(page.contains(EMULATED_NOTE));
         for id in [
             "startup",
+            "kernels",
             "memory",
             "disk",
             "runtime",

@@ -1,6 +1,8 @@
 //! `--explain`: one line before and after each step of building a sandbox,
 //! saying what is done, why, and how long it took — for people learning how
-//! containers and VMs work. Silent unless enabled.
+//! containers and VMs work. Silent unless enabled. Steps of two processes
+//! (isola and the sandbox's first process) run at once and their lines
+//! interleave, so the line after a step names it again.
 
 use std::io::Write;
 use std::time::Instant;
@@ -23,7 +25,7 @@ impl Explain {
         let out = step();
         let _ = writeln!(
             std::io::stderr(),
-            "explain:   done in {:.3} ms",
+            "explain:   done in {:.3} ms: {what}",
             t.elapsed().as_secs_f64() * 1e3
         );
         out

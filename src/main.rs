@@ -2,6 +2,7 @@
 //! and measure what each isolation level costs. This binary only parses the
 //! command line and calls the libraries.
 
+mod backends;
 mod cli;
 mod commands;
 mod output;

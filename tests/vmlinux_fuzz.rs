@@ -3,7 +3,7 @@
 //! gzip or zstd followed by anything — taking the vmlinux out of it returns
 //! an error or an ELF, and neither panics nor allocates without bound.
 
-use isola_vm::vmlinux;
+use isola_vm::kernel::vmlinux;
 use proptest::prelude::*;
 
 /// A bzImage with the given payload fields and bytes after the header.

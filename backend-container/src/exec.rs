@@ -6,6 +6,7 @@ use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
+use isola_core::spec::SpecError;
 use nix::errno::Errno;
 
 /// Why exec failed, as the exit code and message the user gets.
@@ -27,9 +28,7 @@ pub fn exec(args: &[CString], env: &[CString]) -> ExecFailure {
         .iter()
         .find_map(|e| e.to_bytes().strip_prefix(b"PATH="))
         .map(|p| p.to_vec())
-        .unwrap_or_else(|| {
-            b"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_vec()
-        });
+        .unwrap_or_else(|| isola_core::spec::DEFAULT_PATH.as_bytes().to_vec());
     let candidates: Vec<CString> = if name.contains('/') {
         vec![program.clone()]
     } else {
@@ -85,12 +84,16 @@ fn describe(name: &str, err: Errno) -> ExecFailure {
     }
 }
 
-/// Strings for execve; an argument or variable with a NUL byte is refused.
-pub fn cstrings(items: &[String], what: &str) -> Result<Vec<CString>, String> {
+/// Strings for execve; an argument or variable with a NUL byte is refused
+/// (`RunSpec::validate` refuses it first).
+pub fn cstrings(items: &[String], what: &'static str) -> Result<Vec<CString>, SpecError> {
     items
         .iter()
         .map(|s| {
-            CString::new(s.as_bytes()).map_err(|_| format!("{what} {s:?} contains a NUL byte"))
+            CString::new(s.as_bytes()).map_err(|_| SpecError::Nul {
+                what,
+                value: s.clone(),
+            })
         })
         .collect()
 }

@@ -13,7 +13,8 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::stat::{makedev, mknod, Mode, SFlag};
 use nix::unistd::{chdir, pivot_root};
 
-use crate::child::Fail;
+use crate::fail::Fail;
+use crate::rootfs::Rootfs;
 
 /// /proc and /sys entries hidden as runc's default spec hides them: they
 /// leak host facts or let a root workload poke the host kernel.
@@ -100,20 +101,15 @@ pub fn make_private() -> Result<(), Fail> {
 /// (`ovl_sync_fs`), 1 to 11 ms on the exit path here. The price: overlayfs
 /// leaves `work/work/incompat/volatile/dirty` behind and refuses that work
 /// dir until it is removed (see `isola_core::scratch`).
-pub fn overlay(
-    layers_dir: &Path,
-    lower: &str,
-    upper: &Path,
-    work: &Path,
-    volatile: bool,
-    rootfs: &Path,
-) -> Result<(), Fail> {
+pub fn overlay(rootfs: &Rootfs) -> Result<(), Fail> {
+    let layers_dir = &rootfs.layers_dir;
     chdir(layers_dir).map_err(|e| Fail::sys(format!("entering {}", layers_dir.display()), e))?;
     let data = format!(
-        "lowerdir={lower},upperdir={},workdir={}{}",
-        upper.display(),
-        work.display(),
-        if volatile { ",volatile" } else { "" }
+        "lowerdir={},upperdir={},workdir={}{}",
+        rootfs.lower,
+        rootfs.upper.display(),
+        rootfs.work.display(),
+        if rootfs.volatile { ",volatile" } else { "" }
     );
     if data.len() >= 4096 {
         return Err(Fail::msg(format!(
@@ -123,7 +119,7 @@ pub fn overlay(
     }
     mount(
         Some("overlay"),
-        rootfs,
+        &rootfs.target,
         Some("overlay"),
         MsFlags::empty(),
         Some(data.as_str()),

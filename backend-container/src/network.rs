@@ -5,7 +5,7 @@ use std::os::fd::AsRawFd;
 
 use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
 
-use crate::child::Fail;
+use crate::fail::Fail;
 
 /// `ip link set lo up`, with one ioctl pair instead of netlink.
 pub fn loopback_up() -> Result<(), Fail> {

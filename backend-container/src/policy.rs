@@ -4,7 +4,7 @@
 
 use isola_core::spec::{Security, User};
 
-use crate::child::Fail;
+use crate::fail::Fail;
 use crate::security::{caps, seccomp, CapSet, Program, SecurityError};
 
 pub struct Prepared {

@@ -1,5 +1,6 @@
 //! While the workload runs: signals isola gets are passed on (read from a
-//! signalfd), and with -t the pty's bytes are relayed, until it exits.
+//! signalfd that `Blocked` sets up before the child is cloned), and with
+//! -t the pty's bytes are relayed, until it exits.
 
 use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
@@ -7,18 +8,43 @@ use std::os::fd::{AsFd, OwnedFd};
 use isola_core::backend::BackendError;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
-use nix::sys::signalfd::SignalFd;
+use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-use crate::runtime::setup_err;
+/// The relayed signals (and SIGCHLD, SIGWINCH) blocked and readable from a
+/// signalfd, from before the child is cloned (it inherits the mask and
+/// clears it before exec) until this is dropped.
+pub struct Blocked {
+    pub fd: SignalFd,
+    old: SigSet,
+}
 
-/// Puts the signal mask back when dropped.
-pub struct RestoreMask(pub SigSet);
+impl Blocked {
+    pub fn new() -> Result<Blocked, BackendError> {
+        let mut mask = SigSet::empty();
+        mask.add(Signal::SIGCHLD);
+        mask.add(Signal::SIGWINCH);
+        for s in isola_core::backend::RELAYED_SIGNALS {
+            mask.add(s);
+        }
+        let mut old = SigSet::empty();
+        nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), Some(&mut old))
+            .map_err(|e| BackendError::step("blocking signals", e))?;
+        let blocked = |fd| Blocked { fd, old };
+        match SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK) {
+            Ok(fd) => Ok(blocked(fd)),
+            Err(e) => {
+                let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
+                Err(BackendError::step("signalfd", e))
+            }
+        }
+    }
+}
 
-impl Drop for RestoreMask {
+impl Drop for Blocked {
     fn drop(&mut self) {
-        let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&self.0), None);
+        let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&self.old), None);
     }
 }
 
@@ -49,7 +75,7 @@ pub fn relay_until_exit(
                 return Ok(status);
             }
             Ok(_) => {}
-            Err(e) => return Err(setup_err("waiting for the workload", e)),
+            Err(e) => return Err(BackendError::step("waiting for the workload", e)),
         }
         let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
         if let Some(m) = master {
@@ -61,7 +87,7 @@ pub fn relay_until_exit(
         match poll(&mut fds, PollTimeout::NONE) {
             Ok(_) => {}
             Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(setup_err("poll", e)),
+            Err(e) => return Err(BackendError::step("poll", e)),
         }
         let ready: Vec<bool> = fds
             .iter()

@@ -2,15 +2,13 @@
 //! while it runs (`isola_core::terminal`), bytes are copied both ways, and
 //! window-size changes are passed on.
 
-use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 
 use nix::fcntl::OFlag;
 use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
-use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
 use nix::sys::stat::Mode;
 
-use crate::child::Fail;
+use crate::fail::Fail;
 
 /// In the child, once its own devpts is mounted at /dev/pts: a pty pair
 /// from that instance, so `tty` and ttyname() inside name a device that
@@ -26,38 +24,6 @@ pub fn open_in_sandbox() -> Result<(OwnedFd, OwnedFd), Fail> {
     // SAFETY: into_raw_fd hands over sole ownership of the open master fd.
     let master = unsafe { OwnedFd::from_raw_fd(master.into_raw_fd()) };
     Ok((master, slave))
-}
-
-/// Pass `fd` over a unix socket (SCM_RIGHTS): the child sends the pty
-/// master to the parent, which relays it.
-pub fn send_fd(sock: &OwnedFd, fd: &OwnedFd) -> Result<(), Fail> {
-    let fds = [fd.as_raw_fd()];
-    let cmsg = [ControlMessage::ScmRights(&fds)];
-    let iov = [IoSlice::new(b"t")];
-    sendmsg::<()>(sock.as_raw_fd(), &iov, &cmsg, MsgFlags::empty(), None)
-        .map_err(|e| Fail::sys("passing the pty to isola", e))?;
-    Ok(())
-}
-
-/// The fd the child sent, or `None` if it exited before sending one.
-pub fn recv_fd(sock: &OwnedFd) -> Option<OwnedFd> {
-    let mut byte = [0u8; 1];
-    let mut iov = [IoSliceMut::new(&mut byte)];
-    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-    let msg = recvmsg::<()>(
-        sock.as_raw_fd(),
-        &mut iov,
-        Some(&mut space),
-        MsgFlags::MSG_CMSG_CLOEXEC,
-    )
-    .ok()?;
-    for c in msg.cmsgs().ok()? {
-        if let ControlMessageOwned::ScmRights(fds) = c {
-            // SAFETY: the kernel just installed this fd in our table for us.
-            return fds.first().map(|fd| unsafe { OwnedFd::from_raw_fd(*fd) });
-        }
-    }
-    None
 }
 
 /// In the child: a session of its own with the pty as controlling terminal

@@ -7,14 +7,18 @@ use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use isola_core::backend::{Backend, BackendError, ExitStatus, Outcome, Phase, RunContext};
+use isola_core::backend::{
+    Backend, BackendError, Description, ExitStatus, HostFact, Outcome, Phase, RunContext, Sandbox,
+    Stats,
+};
 use isola_core::spec::{Network, RunSpec};
 use isola_guest_spec::GuestSpec;
 
 use crate::host::{self, KvmFlavour};
+use crate::kernel::{elf_notes, format as kernel_format, vmlinux};
 use crate::kvm::{End, VmError};
-use crate::monitor::{Artifact, Input, Monitor};
-use crate::{elf_notes, guest, kernel, kernel_format, qemu, vmlinux};
+use crate::monitor::{qemu, Artifact, Input, Monitor};
+use crate::{guest, kernel};
 
 pub const DEFAULT_MEMORY: u64 = 256 << 20;
 
@@ -23,6 +27,9 @@ pub const DEFAULT_MEMORY: u64 = 256 << 20;
 pub enum Vmm {
     Isola,
     Qemu,
+    /// isola's monitor where it can boot the kernel here, else QEMU (on a
+    /// software CPU where this host's KVM cannot run Linux).
+    Auto,
 }
 
 pub struct VmBackend {
@@ -42,51 +49,169 @@ pub struct VmBackend {
 pub const CMDLINE: &str =
     "rdinit=/.isola/init init=/.isola/init console=ttyS1 quiet loglevel=5 panic=-1 reboot=k i8042.noaux edd=off";
 
+/// How a row booting isola's PVM test kernel on isola's monitor is labelled.
+pub const PVM_EMULATED: &str =
+    "isola monitor + PVM test kernel: a software hypervisor, not KVM speed";
+/// How a VM on QEMU with a software CPU is labelled.
+pub const TCG_EMULATED: &str = "qemu-tcg: emulated, not KVM speed";
+
+/// The first stage: which kernel, which monitor, how many vCPUs, and
+/// whether it runs emulated; every refusal about them.
+struct Choice {
+    kernel: PathBuf,
+    format: kernel_format::Format,
+    pvm_kernel: bool,
+    vmm: Vmm,
+    /// Whether QEMU uses KVM.
+    qemu_kvm: bool,
+    emulated: Option<&'static str>,
+    vcpus: u8,
+    memory: u64,
+}
+
+impl Choice {
+    fn monitor(&self) -> Box<dyn Monitor> {
+        if self.pvm_kernel {
+            tracing::warn!("{PVM_KERNEL_NOTICE}");
+        }
+        match self.vmm {
+            Vmm::Qemu => Box::new(qemu::Qemu { kvm: self.qemu_kvm }),
+            _ => Box::new(crate::monitor::Isola),
+        }
+    }
+}
+
+impl VmBackend {
+    fn choose(&self, spec: &RunSpec) -> Result<Choice, BackendError> {
+        let flavour = host::detect();
+        let kernel = kernel::find(&self.state_dir, self.kernel.as_deref())
+            .map_err(BackendError::unavailable)?;
+        // Anything else would only make the monitor fail later in its own words.
+        let Some(format) = kernel_format::file_format(&kernel) else {
+            return Err(BackendError::unavailable(format!(
+                "{} is not a kernel isola can boot (neither an ELF vmlinux nor a bzImage): give one with --kernel",
+                kernel.display()
+            )));
+        };
+        let pvm_kernel = elf_notes::file_has(&kernel, elf_notes::PVM_TEST_KERNEL);
+        let isola_boots = flavour.can_boot_linux() || (flavour == KvmFlavour::Pvm && pvm_kernel);
+        let vmm = match self.vmm {
+            Vmm::Auto if isola_boots => Vmm::Isola,
+            Vmm::Auto if pvm_kernel => {
+                return Err(BackendError::unavailable(format!(
+                    "{} is isola's PVM test kernel, which boots only on isola's monitor on a                      PVM host or with hardware KVM",
+                    kernel.display()
+                )))
+            }
+            Vmm::Auto => Vmm::Qemu,
+            Vmm::Isola if !isola_boots => {
+                return Err(BackendError::unavailable(format!(
+                    "isola's monitor cannot boot a Linux guest on this host: {}; use --vmm qemu \
+                     (a software CPU here: slow), --backend container, or a host with hardware KVM{}",
+                    flavour.describe(),
+                    if flavour == KvmFlavour::Pvm {
+                        " (for tests, isola's PVM test kernel boots here: build it with \
+                         `scripts/build-kernel --pvm` and give it with --kernel)"
+                    } else {
+                        ""
+                    }
+                )))
+            }
+            other => other,
+        };
+        let emulated = match vmm {
+            Vmm::Qemu if !flavour.can_boot_linux() => Some(TCG_EMULATED),
+            Vmm::Isola if !flavour.can_boot_linux() => Some(PVM_EMULATED),
+            _ => None,
+        };
+        let vcpus = spec
+            .limits
+            .cpus
+            .map_or(1, |c| c.ceil().clamp(1.0, 32.0) as u8);
+        if pvm_kernel && flavour == KvmFlavour::Pvm && vmm == Vmm::Isola && vcpus > 1 {
+            // Its second vCPU never leaves the real-mode trampoline under
+            // PVM's emulator (docs/kernel.md): refuse rather than hang.
+            return Err(BackendError::unavailable(format!(
+                "isola's PVM test kernel runs on one vCPU on a PVM host (a second one never \
+                 starts there): give --cpus 1 or less, not {vcpus}"
+            )));
+        }
+        Ok(Choice {
+            kernel,
+            format,
+            pvm_kernel,
+            vmm,
+            qemu_kvm: flavour.can_boot_linux(),
+            emulated,
+            vcpus,
+            memory: spec.limits.memory.unwrap_or(DEFAULT_MEMORY),
+        })
+    }
+}
+
 impl Backend for VmBackend {
     fn name(&self) -> &'static str {
         "vm"
     }
 
-    fn run(&self, spec: &RunSpec, ctx: &RunContext) -> Result<Outcome, BackendError> {
-        let t0 = Instant::now();
+    fn check(&self, spec: &RunSpec) -> Result<(), BackendError> {
+        spec.validate()?;
         refuse_unsupported(spec)?;
-        let flavour = host::detect();
-        let unavailable = BackendError::Unavailable;
-        let kernel = kernel::find(&self.state_dir, self.kernel.as_deref()).map_err(unavailable)?;
-        let pvm_kernel = elf_notes::file_has(&kernel, elf_notes::PVM_TEST_KERNEL);
-        let monitor = self.monitor(&flavour, pvm_kernel)?;
-        let vcpus = spec
-            .limits
-            .cpus
-            .map_or(1, |c| c.ceil().clamp(1.0, 32.0) as u8);
-        if pvm_kernel && flavour == KvmFlavour::Pvm && self.vmm == Vmm::Isola && vcpus > 1 {
-            // Its second vCPU never leaves the real-mode trampoline under
-            // PVM's emulator (docs/kernel.md): refuse rather than hang.
-            return Err(BackendError::Unavailable(format!(
-                "isola's PVM test kernel runs on one vCPU on a PVM host (a second one never \
-                 starts there): give --cpus 1 or less, not {vcpus}"
-            )));
-        }
-        // Anything else would only make the monitor fail later in its own words.
-        let Some(format) = kernel_format::file_format(&kernel) else {
-            return Err(BackendError::Unavailable(format!(
-                "{} is not a kernel isola can boot (neither an ELF vmlinux nor a bzImage): give one with --kernel",
-                kernel.display()
-            )));
+        self.choose(spec)?;
+        find_init().map_err(BackendError::unavailable)?;
+        Ok(())
+    }
+
+    fn describe(&self, spec: &RunSpec) -> Result<Description, BackendError> {
+        let c = self.choose(spec)?;
+        let monitor = match c.vmm {
+            Vmm::Qemu => "qemu",
+            _ => "isola",
         };
-        let init = find_init().map_err(BackendError::Unavailable)?;
-        let boot_kernel = match format {
+        let kernel = c.kernel.display().to_string();
+        Ok(Description {
+            runs_on: match (c.vmm, c.emulated) {
+                (Vmm::Qemu, Some(_)) => "QEMU microvm with a software CPU (TCG)".to_string(),
+                (Vmm::Qemu, None) => "QEMU microvm on KVM".to_string(),
+                (_, Some(_)) => "isola's monitor on PVM, a software hypervisor".to_string(),
+                _ => "isola's monitor on KVM".to_string(),
+            },
+            monitor: Some(monitor.to_string()),
+            emulated: c.emulated.map(str::to_string),
+            kernel: Some(c.kernel.clone()),
+            guest_memory: Some(c.memory),
+            flags: vec!["--vmm".into(), monitor.into(), "--kernel".into(), kernel],
+            artefacts: Some((
+                isola_core::Root::new(&self.state_dir).vm_rootfs(),
+                format!("{}-", spec.image_digest.trim_start_matches("sha256:")),
+            )),
+        })
+    }
+
+    fn host_report(&self) -> Vec<HostFact> {
+        let kvm = host::detect();
+        vec![
+            HostFact::text("kvm", "kvm", kvm.as_str().to_string()),
+            HostFact::text("kvm_detail", "kvm detail", kvm.describe()),
+            HostFact::flag("vm_linux_guests", kvm.can_boot_linux(), None),
+            HostFact::line("vm backend", vm_backend_line(&kvm)),
+        ]
+    }
+
+    fn create(&self, spec: &RunSpec, ctx: &RunContext) -> Result<Box<dyn Sandbox>, BackendError> {
+        let choice = self.choose(spec)?;
+        let init = find_init().map_err(BackendError::unavailable)?;
+        let boot_kernel = match choice.format {
             kernel_format::Format::BzImage { .. } => ctx
                 .explain
                 .step(
                     "take the kernel's ELF vmlinux out of its bzImage (once; cached)",
                     "entered through its PVH note, the guest skips the bzImage's own decompressor",
-                    || vmlinux::for_boot(&self.state_dir, &kernel),
+                    || vmlinux::for_boot(&self.state_dir, &choice.kernel),
                 )
-                .unwrap_or_else(|| kernel.clone()),
-            kernel_format::Format::Elf => kernel.clone(),
+                .unwrap_or_else(|| choice.kernel.clone()),
+            kernel_format::Format::Elf => choice.kernel.clone(),
         };
-
         let rootfs = ctx
             .explain
             .step(
@@ -94,12 +219,11 @@ impl Backend for VmBackend {
                 "the guest has no access to the host's files: its root filesystem is the image, copied into RAM at boot",
                 || guest::rootfs(&self.state_dir, &spec.image_digest, &spec.layers, &init),
             )
-            .map_err(|e| setup("building the guest's root filesystem", e))?;
+            .map_err(|e| BackendError::step("building the guest's root filesystem", e))?;
         let spec_archive = ctx.instance_dir.join("spec.cpio");
         std::fs::write(&spec_archive, guest::spec_archive(&guest_spec(spec)))
-            .map_err(|e| setup("writing the run spec for the guest", e))?;
-        let mut phases = vec![(Phase::RootfsReady, t0.elapsed())];
-
+            .map_err(|e| BackendError::step("writing the run spec for the guest", e))?;
+        let phases = vec![(Phase::RootfsReady, ctx.clock.elapsed())];
         let verbose = tracing::enabled!(tracing::Level::DEBUG);
         let artifact = Artifact {
             kernel: boot_kernel,
@@ -112,23 +236,70 @@ impl Backend for VmBackend {
                 CMDLINE.to_string()
             },
             kernel_log: verbose,
-            memory_bytes: spec.limits.memory.unwrap_or(DEFAULT_MEMORY),
-            vcpus,
+            memory_bytes: choice.memory,
+            vcpus: choice.vcpus,
         };
-        check_memory(&artifact, format)?;
-        let booting = t0.elapsed();
-        let ran = ctx.explain.step(
-            &format!("boot the guest on the {} monitor", monitor.name()),
+        let sandbox = VmSandbox {
+            monitor: choice.monitor(),
+            artifact,
+            input: input(spec),
+            tty: spec.process.tty,
+            spec_archive,
+            explain: ctx.explain,
+            clock: ctx.clock,
+            phases,
+            started: false,
+        };
+        check_memory(&sandbox.artifact, choice.format)?;
+        Ok(Box::new(sandbox))
+    }
+}
+
+/// One guest, from its artifact on.
+struct VmSandbox {
+    monitor: Box<dyn Monitor>,
+    artifact: Artifact,
+    input: Input,
+    tty: bool,
+    spec_archive: PathBuf,
+    explain: isola_core::explain::Explain,
+    clock: Instant,
+    phases: Vec<(Phase, Duration)>,
+    started: bool,
+}
+
+impl Sandbox for VmSandbox {
+    fn start(&mut self) -> Result<(), BackendError> {
+        if self.started {
+            return Err(BackendError::State("was started already"));
+        }
+        self.started = true;
+        Ok(())
+    }
+
+    fn signal(&mut self, _signal: nix::sys::signal::Signal) -> Result<(), BackendError> {
+        Err(BackendError::NotSupported {
+            what: "signalling a VM from outside its run",
+            why: "the guest takes signals only from the isola that runs it",
+        })
+    }
+
+    fn wait(&mut self) -> Result<Outcome, BackendError> {
+        if !self.started {
+            return Err(BackendError::State("was not started"));
+        }
+        let booting = self.clock.elapsed();
+        let ran = self.explain.step(
+            &format!("boot the guest on the {} monitor", self.monitor.name()),
             "the workload gets a kernel of its own: the host kernel is reached only through the monitor's few devices",
             || {
                 // -t: the caller's terminal raw while the guest runs, so that
                 // Ctrl-C and the like reach the guest's terminal as bytes.
-                let _raw = spec
-                    .process
+                let _raw = self
                     .tty
                     .then(isola_core::terminal::RawMode::enter)
                     .flatten();
-                monitor.run(&artifact, input(spec))
+                self.monitor.run(&self.artifact, self.input)
             },
         );
         // isola-init's boot-timer marks: 1 when it starts (the guest is up),
@@ -142,18 +313,17 @@ impl Backend for VmBackend {
                 .find(|(k, _)| *k == m)
                 .map(|(_, at)| booting + *at)
         };
+        let mut phases = self.phases.clone();
         phases.push((Phase::SandboxCreated, mark(1).unwrap_or(booting)));
         if let Some(at) = mark(2) {
             phases.push((Phase::WorkloadStarted, at));
         }
-        phases.push((Phase::WorkloadExited, t0.elapsed()));
-        let _ = std::fs::remove_file(&spec_archive);
-        phases.push((Phase::TornDown, t0.elapsed()));
+        phases.push((Phase::WorkloadExited, self.clock.elapsed()));
         let ran = ran.map_err(vm_error)?;
         let status = match ran.end {
             End::Exit(code) => ExitStatus::Exited(i32::from(code)),
             End::Reset => {
-                return Err(setup(
+                return Err(BackendError::step(
                     "running the guest",
                     VmError::Guest(crate::console_tail::with_lines(
                         "reset itself before isola-init reported an exit status (with panic=-1, a kernel panic does that)",
@@ -176,39 +346,42 @@ impl Backend for VmBackend {
             counters: Vec::new(),
         })
     }
+
+    fn stats(&self) -> Result<Stats, BackendError> {
+        Ok(Stats {
+            memory_limit: Some(self.artifact.memory_bytes),
+            ..Stats::default()
+        })
+    }
+
+    fn teardown(&mut self) -> Result<(), BackendError> {
+        match std::fs::remove_file(&self.spec_archive) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(BackendError::step("removing the guest's run spec", e))
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
-impl VmBackend {
-    /// The monitor for this host and kernel. isola's PVM test kernel is
-    /// the one Linux isola's monitor boots on a PVM host; it is named
-    /// whenever it boots, as it is not a kernel for real work.
-    fn monitor(
-        &self,
-        flavour: &KvmFlavour,
-        pvm_kernel: bool,
-    ) -> Result<Box<dyn Monitor>, BackendError> {
-        if pvm_kernel {
-            tracing::warn!("{PVM_KERNEL_NOTICE}");
+impl Drop for VmSandbox {
+    fn drop(&mut self) {
+        let _ = self.teardown();
+    }
+}
+
+/// Whether `isola run --backend vm` can boot a Linux guest here, and why not.
+fn vm_backend_line(kvm: &KvmFlavour) -> String {
+    match kvm {
+        KvmFlavour::Hardware { .. } => {
+            "Linux guests boot on isola's KVM monitor (`isola run --backend vm`)".to_string()
         }
-        match self.vmm {
-            Vmm::Isola if flavour.can_boot_linux() => Ok(Box::new(crate::monitor::Kvm)),
-            Vmm::Isola if *flavour == KvmFlavour::Pvm && pvm_kernel => {
-                Ok(Box::new(crate::monitor::Kvm))
-            }
-            Vmm::Isola => Err(BackendError::Unavailable(format!(
-                "isola's monitor cannot boot a Linux guest on this host: {}; use --vmm qemu \
-                 (a software CPU here: slow), --backend container, or a host with hardware KVM{}",
-                flavour.describe(),
-                if *flavour == KvmFlavour::Pvm {
-                    " (for tests, isola's PVM test kernel boots here: build it with \
-                     `scripts/build-kernel --pvm` and give it with --kernel)"
-                } else {
-                    ""
-                }
-            ))),
-            Vmm::Qemu => Ok(Box::new(qemu::Qemu {
-                kvm: flavour.can_boot_linux(),
-            })),
+        KvmFlavour::Pvm => "cannot boot a Linux guest here: PVM cannot run an unmodified \
+                            Linux kernel at a useful speed; use a host with hardware KVM"
+            .to_string(),
+        KvmFlavour::Unavailable { .. } => {
+            "cannot boot a Linux guest here: it needs a usable /dev/kvm (see kvm detail)"
+                .to_string()
         }
     }
 }
@@ -238,7 +411,7 @@ fn check_memory(artifact: &Artifact, format: kernel_format::Format) -> Result<()
     let need = init_size + initrds + MEMORY_SLACK;
     if artifact.memory_bytes < need {
         let mib = |b: u64| b.div_ceil(1 << 20);
-        return Err(BackendError::Unavailable(format!(
+        return Err(BackendError::unavailable(format!(
             "the guest needs at least {} MiB of memory (the kernel unpacks to {} MiB and the image's initramfs is {} MiB): give --memory {}m or more",
             mib(need),
             mib(init_size),
@@ -251,7 +424,7 @@ fn check_memory(artifact: &Artifact, format: kernel_format::Format) -> Result<()
 
 fn refuse_unsupported(spec: &RunSpec) -> Result<(), BackendError> {
     let no = |what: &str| {
-        Err(BackendError::Unavailable(format!(
+        Err(BackendError::Unsupported(format!(
             "{what}; use --backend container for it"
         )))
     };
@@ -324,16 +497,9 @@ pub fn find_init() -> Result<PathBuf, String> {
     }
 }
 
-fn setup(what: &str, e: impl std::error::Error + Send + Sync + 'static) -> BackendError {
-    BackendError::Setup {
-        what: what.into(),
-        source: Box::new(e),
-    }
-}
-
 fn vm_error(e: VmError) -> BackendError {
     match e {
-        VmError::Unavailable(msg) => BackendError::Unavailable(msg),
-        other => setup("running the guest", other),
+        VmError::Unavailable(msg) => BackendError::unavailable(msg),
+        other => BackendError::step("running the guest", other),
     }
 }

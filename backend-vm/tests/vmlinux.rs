@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use isola_vm::{kernel, kernel_format, vmlinux};
+use isola_vm::kernel::{self, format as kernel_format, vmlinux};
 
 /// The kernel in /boot; under CI its absence fails the test.
 fn boot_kernel() -> Option<PathBuf> {

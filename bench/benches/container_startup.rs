@@ -5,11 +5,10 @@
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use isola_core::backend::{Backend, RunContext};
+use isola_core::backend::{self, Backend, RunContext};
 use isola_core::explain::Explain;
 use isola_core::image::{default_image, ImageStore};
-use isola_core::instance;
-use isola_core::spec::{Limits, Network, Process, RunSpec, Security, User};
+use isola_core::spec::RunSpec;
 use isola_core::Root;
 
 fn bench(c: &mut Criterion) {
@@ -25,46 +24,33 @@ fn bench(c: &mut Criterion) {
     let store = ImageStore::open(root.clone()).expect("store");
     let image = default_image::ensure(&store).expect("the default image (needs a static busybox)");
     let layers = store.layer_dirs(&image);
-    let backend = isola_container::ContainerBackend;
+    let backend = isola_container::ContainerBackend::default();
     let mut group = c.benchmark_group("container_startup");
     group
         .sample_size(30)
         .measurement_time(Duration::from_secs(5));
     group.bench_function("true", |b| {
         b.iter(|| {
-            let id = instance::new_id().expect("id");
+            let id = isola_core::id::new_id().expect("id");
             let inst = dir.path().join("instances").join(&id);
             std::fs::create_dir_all(&inst).expect("instance dir");
-            let spec = RunSpec {
-                id: id.clone(),
-                image: "isola/busybox".into(),
-                image_digest: image.digest.to_string(),
-                layers: layers.clone(),
-                process: Process {
-                    args: vec!["/bin/true".into()],
-                    env: vec!["PATH=/bin".into()],
-                    cwd: "/".into(),
-                    user: User::default(),
-                    tty: false,
-                    stdin: false,
-                },
-                hostname: id,
-                limits: Limits::default(),
-                mounts: Vec::new(),
-                network: Network::None,
-                read_only: false,
-                security: Security {
-                    seccomp: true,
-                    ..Security::default()
-                },
-            };
+            let spec = RunSpec::new(
+                &id,
+                "isola/busybox",
+                image.digest.as_ref(),
+                layers.clone(),
+                vec!["/bin/true".into()],
+            );
             let ctx = RunContext {
                 instance_dir: inst.clone(),
                 explain: Explain::default(),
+                state_dir: dir.path().to_path_buf(),
                 idle: Default::default(),
                 ephemeral: true,
+                clock: std::time::Instant::now(),
             };
-            let outcome = backend.run(&spec, &ctx).expect("run");
+            backend.check(&spec).expect("check");
+            let outcome = backend::run_to_end(&backend, &spec, &ctx).expect("run");
             assert_eq!(outcome.status.code(), 0);
             std::fs::remove_dir_all(&inst).expect("remove instance");
         })

@@ -1,8 +1,13 @@
 //! What one benchmark run measures: the subjects (host, isola's backends,
 //! the peers found here), how each is started, and how many times. The
-//! frontend builds it from its flags and the host; [`crate::suite`] runs it.
+//! rows of isola's backends come from asking each backend how it would run
+//! here (`Backend::describe`); the frontend puts the plan together from its
+//! flags, and [`crate::suite`] runs it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use isola_core::backend::{Backend, BackendError, Description};
+use isola_core::spec::RunSpec;
 
 use crate::results::{RunError, Subject};
 use crate::sandbox::{Isola, Runner};
@@ -47,7 +52,7 @@ pub struct Plan {
 pub struct KernelPlan {
     pub subject: Subject,
     pub kernel: PathBuf,
-    pub vmm: &'static str,
+    pub vmm: String,
     pub runner: Runner,
 }
 
@@ -63,6 +68,8 @@ pub struct BackendPlan {
     pub guest_memory_kib: Option<u64>,
     /// The guest kernel a VM boots (the disk dimension counts it).
     pub kernel: Option<PathBuf>,
+    /// How the backend said it runs here (isola's rows only).
+    pub how: Option<Description>,
 }
 
 impl BackendPlan {
@@ -110,5 +117,233 @@ impl Plan {
                 .map(|b| (b.subject.id.clone(), b.runner.clone())),
         )
         .collect()
+    }
+}
+
+/// Why a plan could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("the {backend} rows cannot run here")]
+    Backend {
+        backend: String,
+        #[source]
+        source: BackendError,
+    },
+    #[error("peer qemu is not installed: install qemu-system-x86")]
+    NoQemu,
+    #[error(
+        "--kernels: {0} is neither a file nor a kernel in isola's store (`isola kernel ls` lists them)"
+    )]
+    NoKernel(String),
+}
+
+/// The row of isola backend `name`, run as its `describe` says it will
+/// run here (the VM: on whichever monitor boots its kernel, emulated or
+/// not, as the label then says).
+pub fn backend_row(
+    name: &str,
+    backend: &dyn Backend,
+    spec: &RunSpec,
+    isola: &Isola,
+) -> Result<BackendPlan, PlanError> {
+    let how = backend
+        .describe(spec)
+        .map_err(|source| PlanError::Backend {
+            backend: name.to_string(),
+            source,
+        })?;
+    let mut flags = Vec::new();
+    if name != "container" {
+        flags.extend(["--backend".to_string(), name.to_string()]);
+    }
+    flags.extend(how.flags.iter().cloned());
+    Ok(BackendPlan {
+        subject: Subject {
+            id: name.to_string(),
+            label: match &how.emulated {
+                Some(why) => format!("{name} ({why})"),
+                None => name.to_string(),
+            },
+            kind: "isola".into(),
+            emulated: how.emulated.is_some(),
+        },
+        runner: Runner::Isola {
+            isola: isola.clone(),
+            flags,
+            image: spec.image.clone(),
+        },
+        artefacts: how.artefacts.clone(),
+        guest_memory_kib: how.guest_memory.map(|b| b >> 10),
+        kernel: how.kernel.clone(),
+        how: Some(how),
+    })
+}
+
+/// QEMU microvm booting the VM row's kernel and rootfs, as a startup peer,
+/// where it can run on KVM beside isola's monitor; otherwise why not.
+pub fn qemu_peer(
+    vm: &BackendPlan,
+    isola: &Isola,
+    image: &str,
+    qemu_found: bool,
+    auto: bool,
+) -> Result<Result<(Subject, Contender), RunError>, PlanError> {
+    let how = vm.how.clone().unwrap_or_default();
+    let on_kvm = how.monitor.as_deref() == Some("isola") && how.emulated.is_none();
+    if !on_kvm {
+        return Ok(Err(crate::peers::not_run(
+            "qemu-microvm",
+            if how.monitor.as_deref() == Some("qemu") {
+                "not run as a peer: the vm row itself runs on QEMU here, since this host's KVM cannot boot Linux"
+            } else {
+                "not run as a peer: QEMU cannot use this host's KVM for Linux, and a software CPU against isola's monitor would compare nothing"
+            },
+        )));
+    }
+    if !qemu_found {
+        return if auto {
+            Ok(Err(crate::peers::not_run(
+                "qemu-microvm",
+                "not run: qemu-system-x86_64 is not installed",
+            )))
+        } else {
+            Err(PlanError::NoQemu)
+        };
+    }
+    let mut flags = vec![
+        "--backend".to_string(),
+        "vm".into(),
+        "--vmm".into(),
+        "qemu".into(),
+    ];
+    if let Some(k) = &how.kernel {
+        flags.extend(["--kernel".to_string(), k.display().to_string()]);
+    }
+    let runner = Runner::Isola {
+        isola: isola.clone(),
+        flags,
+        image: image.to_string(),
+    };
+    Ok(match runner.command(&["/bin/true"]) {
+        Some(argv) => Ok((
+            crate::peers::subject("qemu-microvm", "qemu microvm (same kernel and rootfs)"),
+            Contender::new("qemu-microvm", argv),
+        )),
+        None => Err(crate::peers::not_run(
+            "qemu-microvm",
+            "not run: no command line",
+        )),
+    })
+}
+
+/// The guest kernels to time to init: those `given` (paths or names in
+/// `stored`), else the VM row's kernel and the stored isola-* kernels.
+pub fn kernels_to_time(
+    given: Option<&[String]>,
+    vm_kernel: Option<&Path>,
+    stored: &[(String, PathBuf)],
+) -> Result<Vec<(String, PathBuf)>, PlanError> {
+    let name_of = |p: &Path| {
+        p.file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned()
+    };
+    let mut kernels: Vec<(String, PathBuf)> = Vec::new();
+    match given {
+        Some(given) => {
+            for k in given {
+                let path = Path::new(k);
+                if path.is_file() {
+                    kernels.push((name_of(path), path.to_path_buf()));
+                } else if let Some((_, p)) = stored.iter().find(|(n, _)| n == k) {
+                    kernels.push((k.clone(), p.clone()));
+                } else {
+                    return Err(PlanError::NoKernel(k.clone()));
+                }
+            }
+        }
+        None => {
+            if let Some(k) = vm_kernel {
+                kernels.push((name_of(k), k.to_path_buf()));
+            }
+            for (name, path) in stored.iter().filter(|(n, _)| n.starts_with("isola-")) {
+                if !kernels.iter().any(|(_, p)| p == path) {
+                    kernels.push((name.clone(), path.clone()));
+                }
+            }
+        }
+    }
+    Ok(kernels)
+}
+
+/// Each kernel booted to init on whichever monitor boots it here, as the
+/// VM backend describes it; a kernel nothing here boots is left out.
+pub fn kernel_rows(
+    kernels: &[(String, PathBuf)],
+    vm_with_kernel: &dyn Fn(&Path) -> Option<Box<dyn Backend>>,
+    spec: &RunSpec,
+    isola: &Isola,
+) -> Vec<KernelPlan> {
+    let mut rows = Vec::new();
+    for (name, kernel) in kernels {
+        let Some(Ok(how)) = vm_with_kernel(kernel).map(|vm| vm.describe(spec)) else {
+            continue;
+        };
+        let vmm = how.monitor.clone().unwrap_or_else(|| "isola".into());
+        let label = match (&how.emulated, vmm.as_str()) {
+            (None, _) => format!("{vmm} monitor + {name}"),
+            (Some(why), "isola") => format!("{name} ({why})"),
+            (Some(_), _) => format!("qemu-tcg + {name} (emulated)"),
+        };
+        let mut flags = vec!["--backend".to_string(), "vm".into()];
+        flags.extend(how.flags.iter().cloned());
+        rows.push(KernelPlan {
+            subject: Subject {
+                id: format!("kernel-{vmm}-{name}"),
+                label,
+                kind: if name.starts_with("isola-") {
+                    "isola"
+                } else {
+                    "peer"
+                }
+                .into(),
+                emulated: how.emulated.is_some(),
+            },
+            runner: Runner::Isola {
+                isola: isola.clone(),
+                flags,
+                image: spec.image.clone(),
+            },
+            kernel: kernel.clone(),
+            vmm,
+        });
+    }
+    rows
+}
+
+/// The bare monitor rows (the test guest on isola's monitor and QEMU's),
+/// or why they cannot run: they need /dev/kvm and the test guest.
+pub fn monitor_rows(
+    isola: &Isola,
+    guest: &Path,
+    has_kvm: bool,
+    qemu: Option<&str>,
+) -> Result<Vec<(Subject, Contender)>, RunError> {
+    if !has_kvm {
+        Err(crate::peers::not_run(
+            "monitor-isola",
+            "not run: the bare monitor needs /dev/kvm",
+        ))
+    } else if !guest.is_file() {
+        Err(crate::peers::not_run(
+            "monitor-isola",
+            &format!(
+                "not run: no test guest at {} (`make testguest` builds it; or give --guest)",
+                guest.display()
+            ),
+        ))
+    } else {
+        Ok(crate::peers::monitor_contenders(isola, guest, 128, qemu))
     }
 }

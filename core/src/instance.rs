@@ -18,9 +18,10 @@ use crate::{scratch, Root};
 pub struct State {
     pub id: String,
     pub image: String,
+    /// The backend that runs it, by [`crate::backend::Backend::name`]: a
+    /// name, not an enum, so that a new backend needs no change here.
     pub backend: String,
-    /// `running` or `exited`.
-    pub status: String,
+    pub status: Status,
     pub pid: Option<i32>,
     pub exit_code: Option<i32>,
     pub created: u64,
@@ -32,6 +33,27 @@ pub struct State {
     pub counters: Vec<(String, u64)>,
 }
 
+/// Where a sandbox is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Running,
+    Exited,
+    /// Said "running", but the isola that ran it is gone (killed with
+    /// SIGKILL): found so by [`list`], never written.
+    Dead,
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Status::Running => "running",
+            Status::Exited => "exited",
+            Status::Dead => "dead",
+        })
+    }
+}
+
 pub struct Instance {
     pub dir: PathBuf,
     pub state: State,
@@ -40,13 +62,6 @@ pub struct Instance {
     /// Held for the sandbox's life: a directory nobody holds locked belongs
     /// to an isola that is gone (see [`prune`]).
     _alive: Flock<fs::File>,
-}
-
-/// A fresh random ID: 12 hex digits, like a short container ID.
-pub fn new_id() -> io::Result<String> {
-    let mut b = [0u8; 6];
-    fs::File::open("/dev/urandom").and_then(|mut f| io::Read::read_exact(&mut f, &mut b))?;
-    Ok(hex::encode(b))
 }
 
 impl Instance {
@@ -80,7 +95,7 @@ impl Instance {
                 id: id.to_string(),
                 image: image.to_string(),
                 backend: backend.to_string(),
-                status: "running".into(),
+                status: Status::Running,
                 pid: Some(std::process::id() as i32),
                 exit_code: None,
                 created,
@@ -100,7 +115,7 @@ impl Instance {
     }
 
     pub fn exited(&mut self, code: i32) -> io::Result<()> {
-        self.state.status = "exited".into();
+        self.state.status = Status::Exited;
         self.state.exit_code = Some(code);
         self.state.pid = None;
         self.save()
@@ -147,8 +162,8 @@ pub fn list(root: &Root) -> io::Result<Vec<State>> {
         let Ok(mut state) = serde_json::from_slice::<State>(&bytes) else {
             continue;
         };
-        if state.status == "running" && !is_live(&entry.path()) {
-            state.status = "dead".into();
+        if state.status == Status::Running && !is_live(&entry.path()) {
+            state.status = Status::Dead;
         }
         out.push(state);
     }

@@ -1,10 +1,12 @@
-//! isola-core: what both backends share. Today that is the image store (layers
-//! stored and unpacked once, shared by every image); the run spec, the backend
-//! trait, volumes and instances join it as the backends arrive.
+//! isola-core: what every backend and the frontend share: the image store
+//! (layers stored and unpacked once, shared by every image), the run spec,
+//! the backend and sandbox traits, volumes, instances on disk, and the
+//! small pieces around them (explain, terminal, user lookup).
 
 pub mod backend;
 pub mod explain;
 pub mod fsutil;
+pub mod id;
 pub mod image;
 pub mod instance;
 pub mod root;

@@ -94,7 +94,7 @@ pub fn tidy(root: &Root) {
 }
 
 fn add_fresh(pool: &Path) -> std::io::Result<()> {
-    let id = crate::instance::new_id()?;
+    let id = crate::id::new_id()?;
     let busy = pool.join(format!("{id}{TIDYING}"));
     fs::create_dir_all(busy.join("work"))?;
     fs::create_dir(busy.join("upper"))?;

@@ -12,6 +12,8 @@ use isola_bench::startup::{self, Contender};
 use isola_core::image::{default_image, ImageStore};
 use isola_core::Root;
 
+use crate::backends::vm::QEMU;
+
 #[derive(clap::Args, Debug)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct BenchArgs {
@@ -195,12 +197,12 @@ fn monitor(root: &Root, args: &MonitorArgs) -> Result<()> {
         .with_context(|| format!("--memory {:?}", args.memory))?;
     let qemu = if args.no_qemu {
         None
-    } else if peers::found(isola_vm::qemu::BINARY) {
-        Some(isola_vm::qemu::BINARY)
+    } else if peers::found(QEMU) {
+        Some(QEMU)
     } else {
         bail!(
             "{} is not installed: install qemu-system-x86 or pass --no-qemu",
-            isola_vm::qemu::BINARY
+            QEMU
         );
     };
     let contenders: Vec<Contender> =

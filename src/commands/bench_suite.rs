@@ -1,22 +1,22 @@
-//! `isola bench [IMAGE]`: builds the benchmark's plan from the flags and
-//! this host (which backends, which peers, which monitor for the VM, what
-//! is emulated), runs it with a progress bar, prints a table per dimension
-//! and writes the report; `--compare` reads two results back.
+//! `isola bench [IMAGE]`: puts the benchmark's plan together from the flags
+//! (which backends, which peers; each backend's rows as it describes them:
+//! `isola_bench::plan`), runs it with a progress bar, prints a table per
+//! dimension and writes the report; `--compare` reads two results back.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use isola_bench::plan::{BackendPlan, KernelPlan, Plan};
+use isola_bench::plan::{self, BackendPlan, Plan};
 use isola_bench::results::{Config, Machine, Subject};
 use isola_bench::sandbox::{Isola, Runner};
-use isola_bench::startup::Contender;
 use isola_bench::{compare as cmp, peers, report, suite};
 use isola_core::image::derive::{self, NewFile};
 use isola_core::image::{default_image, ImageStore};
+use isola_core::spec::RunSpec;
 use isola_core::Root;
-use isola_vm::host::KvmFlavour;
-use isola_vm::kernel_store;
+
+use crate::backends::{self, vm::kernel_store, vm::QEMU};
 
 use super::bench::{peer_list, BenchArgs};
 
@@ -30,7 +30,7 @@ pub fn run(root: &Root, args: &BenchArgs) -> Result<()> {
         bail!("--runs and --density must be at least 1");
     }
     for b in &args.backends {
-        if !matches!(b.as_str(), "container" | "vm") {
+        if !backends::NAMES.contains(&b.as_str()) {
             bail!("unknown backend {b:?} in --backends: use container, vm or both");
         }
     }
@@ -56,7 +56,18 @@ pub fn run(root: &Root, args: &BenchArgs) -> Result<()> {
         exe: std::env::current_exe().context("finding isola's own binary")?,
         root: root.dir().to_path_buf(),
     };
-    let kvm = isola_vm::host::detect();
+    let facts: Vec<_> = backends::all(root.dir())
+        .iter()
+        .flat_map(|b| b.host_report())
+        .collect();
+    let fact = |key: &str| {
+        facts
+            .iter()
+            .find(|f| f.key == Some(key))
+            .and_then(|f| f.value.as_str().map(str::to_string))
+            .unwrap_or_default()
+    };
+    let kvm = fact("kvm");
     let mut plan = Plan {
         isola: isola.clone(),
         image: image.clone(),
@@ -81,83 +92,47 @@ pub fn run(root: &Root, args: &BenchArgs) -> Result<()> {
         work_ms: if args.quick { 100 } else { 300 },
         sharing_images: if args.quick { 3 } else { 5 },
     };
-    let mut guest_kernel = None;
-    for b in &args.backends {
-        if b == "container" {
-            plan.backends.push(BackendPlan {
-                subject: Subject {
-                    id: "container".into(),
-                    label: "container".into(),
-                    kind: "isola".into(),
-                    emulated: false,
-                },
-                runner: runner(&isola, &[], &image),
-                artefacts: None,
-                guest_memory_kib: None,
-                kernel: None,
-            });
-            continue;
-        }
-        let kernel = isola_vm::kernel::find(root.dir(), args.kernel.as_deref())
-            .map_err(anyhow::Error::msg)
-            .context("the vm rows need a guest kernel")?;
-        guest_kernel = Some(format!(
-            "{} ({})",
-            kernel.display(),
-            crate::output::size(std::fs::metadata(&kernel).map(|m| m.len()).unwrap_or(0))
-        ));
-        // isola's own monitor where it can boot Linux (on PVM: isola's PVM
-        // test kernel only); QEMU where it can't, on a software CPU when KVM
-        // can't run Linux either: said in the label.
-        let (vmm, label, emulated) = if kvm.can_boot_linux() {
-            ("isola", "vm".to_string(), false)
-        } else if kvm == KvmFlavour::Pvm && is_pvm_test_kernel(&kernel) {
-            ("isola", format!("vm ({PVM_LABEL})"), true)
-        } else {
-            (
-                "qemu",
-                "vm (qemu-tcg: emulated, not KVM speed)".to_string(),
-                true,
-            )
-        };
-        let kernel_s = kernel.display().to_string();
-        let vm_flags = |vmm| ["--backend", "vm", "--vmm", vmm, "--kernel", &kernel_s];
-        let flags = vm_flags(vmm);
-        let digest = store.resolve(&image)?;
-        plan.backends.push(BackendPlan {
-            subject: Subject {
-                id: "vm".into(),
-                label,
-                kind: "isola".into(),
-                emulated,
+    let resolved = store.get(&image)?;
+    let spec = RunSpec::new(
+        "bench",
+        &image,
+        resolved.digest.as_ref(),
+        store.layer_dirs(&resolved),
+        vec!["/bin/true".into()],
+    );
+    // The VM rows run on whichever monitor boots their kernel here.
+    let vm_with_kernel = |kernel: Option<PathBuf>| {
+        backends::build(
+            "vm",
+            &backends::Options {
+                state_dir: root.dir().to_path_buf(),
+                vmm: Some("auto".into()),
+                kernel,
             },
-            runner: runner(&isola, &flags, &image),
-            artefacts: Some((root.vm_rootfs(), format!("{}-", digest.digest()))),
-            guest_memory_kib: Some(isola_vm::backend::DEFAULT_MEMORY >> 10),
-            kernel: Some(kernel.clone()),
-        });
-        if wanted_peers.contains(&"qemu") {
-            if kvm.can_boot_linux() && peers::found(isola_vm::qemu::BINARY) {
-                let r = runner(&isola, &vm_flags("qemu"), &image);
-                if let Some(argv) = r.command(&["/bin/true"]) {
-                    plan.peers.push((
-                        peers::subject("qemu-microvm", "qemu microvm (same kernel and rootfs)"),
-                        Contender::new("qemu-microvm", argv),
-                    ));
-                }
-            } else if kvm.can_boot_linux() && !auto {
-                bail!("peer qemu is not installed: install qemu-system-x86");
-            } else if !kvm.can_boot_linux() {
-                plan.errors.push(peers::not_run(
-                    "qemu-microvm",
-                    if vmm == "qemu" {
-                        "not run as a peer: the vm row itself runs on QEMU here, since this host's KVM cannot boot Linux"
-                    } else {
-                        "not run as a peer: QEMU cannot use this host's KVM for Linux, and a software CPU against isola's monitor would compare nothing"
-                    },
-                ));
+        )
+    };
+    let mut guest_kernel = None;
+    for name in &args.backends {
+        let backend = match name.as_str() {
+            "vm" => vm_with_kernel(args.kernel.clone())?,
+            other => backends::build(other, &backends::Options::default())?,
+        };
+        let row = plan::backend_row(name, backend.as_ref(), &spec, &isola)
+            .context(format!("the {name} rows"))?;
+        if let Some(kernel) = &row.kernel {
+            guest_kernel = Some(format!(
+                "{} ({})",
+                kernel.display(),
+                crate::output::size(std::fs::metadata(kernel).map(|m| m.len()).unwrap_or(0))
+            ));
+        }
+        if name == "vm" && wanted_peers.contains(&"qemu") {
+            match plan::qemu_peer(&row, &isola, &image, peers::found(QEMU), auto)? {
+                Ok(peer) => plan.peers.push(peer),
+                Err(not_run) => plan.errors.push(not_run),
             }
         }
+        plan.backends.push(row);
     }
     if plan.backends.is_empty() {
         bail!("--backends names no backend: use container, vm or both");
@@ -171,7 +146,7 @@ pub fn run(root: &Root, args: &BenchArgs) -> Result<()> {
     if !container_peers.is_empty() {
         let rootfs = work.path().join("rootfs");
         std::fs::create_dir_all(&rootfs)?;
-        store.export(&store.get(&image)?, &rootfs)?;
+        store.export(&resolved, &rootfs)?;
         let found = peers::container_peers(&container_peers, auto, &rootfs, work.path())
             .map_err(anyhow::Error::msg)?;
         for (subject, _) in found.iter().filter(|(s, _)| s.id != "floor") {
@@ -185,14 +160,37 @@ pub fn run(root: &Root, args: &BenchArgs) -> Result<()> {
                 artefacts: None,
                 guest_memory_kib: None,
                 kernel: None,
+                how: None,
             });
         }
         plan.peers.extend(found);
     }
-    monitor_rows(&mut plan, args, kvm.as_str() != "none");
-    kernel_rows(&mut plan, args, root, &kvm, &image)?;
+    let guest = args
+        .guest
+        .clone()
+        .or_else(|| std::env::var_os("ISOLA_TESTGUEST").map(PathBuf::from))
+        .unwrap_or_else(|| {
+            PathBuf::from("backend-vm/testguest/target/x86_64-unknown-none/release/isola-testguest")
+        });
+    let qemu = peers::found(QEMU).then_some(QEMU);
+    match plan::monitor_rows(&isola, &guest, kvm != "none", qemu) {
+        Ok(rows) => plan.monitor = rows,
+        Err(not_run) => plan.errors.push(not_run),
+    }
+    let stored: Vec<(String, PathBuf)> = kernel_store::list(root.dir())?
+        .into_iter()
+        .map(|k| (k.name.to_string(), k.path))
+        .collect();
+    let vm_kernel = plan.backends.iter().find_map(|b| b.kernel.clone());
+    let kernels = plan::kernels_to_time(args.kernels.as_deref(), vm_kernel.as_deref(), &stored)?;
+    plan.kernels = plan::kernel_rows(
+        &kernels,
+        &|k: &Path| vm_with_kernel(Some(k.to_path_buf())).ok(),
+        &spec,
+        &isola,
+    );
 
-    let machine = machine(kvm.as_str(), guest_kernel);
+    let machine = machine(&kvm, fact("cgroups"), guest_kernel);
     let config = Config {
         image,
         backends: args.backends.clone(),
@@ -238,127 +236,6 @@ pub fn run(root: &Root, args: &BenchArgs) -> Result<()> {
     Ok(())
 }
 
-fn runner(isola: &Isola, flags: &[&str], image: &str) -> Runner {
-    Runner::Isola {
-        isola: isola.clone(),
-        flags: flags.iter().map(|s| s.to_string()).collect(),
-        image: image.to_string(),
-    }
-}
-
-/// How a row booting isola's PVM test kernel on isola's monitor is labelled.
-const PVM_LABEL: &str = "isola monitor + PVM test kernel: a software hypervisor, not KVM speed";
-
-fn is_pvm_test_kernel(kernel: &Path) -> bool {
-    isola_vm::elf_notes::file_has(kernel, isola_vm::elf_notes::PVM_TEST_KERNEL)
-}
-
-/// The guest kernels timed to init: those `--kernels` names, else the VM
-/// rows' kernel and the stored isola-* kernels. Each boots on isola's
-/// monitor where it can; otherwise on QEMU (TCG without hardware KVM).
-fn kernel_rows(
-    plan: &mut Plan,
-    args: &BenchArgs,
-    root: &Root,
-    kvm: &KvmFlavour,
-    image: &str,
-) -> Result<()> {
-    let stored = kernel_store::list(root.dir())?;
-    let mut kernels: Vec<(String, PathBuf)> = Vec::new();
-    match &args.kernels {
-        Some(given) => {
-            for k in given {
-                let path = Path::new(k);
-                if path.is_file() {
-                    let name = path.file_name().unwrap_or_default().to_string_lossy();
-                    kernels.push((name.into_owned(), path.to_path_buf()));
-                } else if let Some(e) = stored.iter().find(|e| e.name.as_str() == k) {
-                    kernels.push((k.clone(), e.path.clone()));
-                } else {
-                    bail!("--kernels: {k} is neither a file nor a kernel in isola's store (`isola kernel ls` lists them)");
-                }
-            }
-        }
-        None => {
-            if let Some(k) = plan.backends.iter().find_map(|b| b.kernel.clone()) {
-                let name = k.file_name().unwrap_or_default().to_string_lossy();
-                kernels.push((name.into_owned(), k));
-            }
-            for e in stored
-                .iter()
-                .filter(|e| e.name.as_str().starts_with("isola-"))
-            {
-                if !kernels.iter().any(|(_, p)| *p == e.path) {
-                    kernels.push((e.name.to_string(), e.path.clone()));
-                }
-            }
-        }
-    }
-    for (name, kernel) in kernels {
-        let pvm = is_pvm_test_kernel(&kernel);
-        let (vmm, label, emulated) = if kvm.can_boot_linux() {
-            ("isola", format!("isola monitor + {name}"), false)
-        } else if pvm && *kvm == KvmFlavour::Pvm {
-            ("isola", format!("{name} ({PVM_LABEL})"), true)
-        } else if pvm {
-            continue;
-        } else {
-            ("qemu", format!("qemu-tcg + {name} (emulated)"), true)
-        };
-        let k = kernel.display().to_string();
-        plan.kernels.push(KernelPlan {
-            subject: Subject {
-                id: format!("kernel-{vmm}-{name}"),
-                label,
-                kind: if name.starts_with("isola-") {
-                    "isola"
-                } else {
-                    "peer"
-                }
-                .into(),
-                emulated,
-            },
-            runner: runner(
-                &plan.isola,
-                &["--backend", "vm", "--vmm", vmm, "--kernel", &k],
-                image,
-            ),
-            kernel,
-            vmm,
-        });
-    }
-    Ok(())
-}
-
-/// The bare monitor rows need KVM and the test guest; without them they
-/// are reported as not run, with what to do.
-fn monitor_rows(plan: &mut Plan, args: &BenchArgs, has_kvm: bool) {
-    let guest = args
-        .guest
-        .clone()
-        .or_else(|| std::env::var_os("ISOLA_TESTGUEST").map(PathBuf::from))
-        .unwrap_or_else(|| {
-            PathBuf::from("backend-vm/testguest/target/x86_64-unknown-none/release/isola-testguest")
-        });
-    if !has_kvm {
-        plan.errors.push(peers::not_run(
-            "monitor-isola",
-            "not run: the bare monitor needs /dev/kvm",
-        ));
-    } else if !guest.is_file() {
-        plan.errors.push(peers::not_run(
-            "monitor-isola",
-            &format!(
-                "not run: no test guest at {} (`make testguest` builds it; or give --guest)",
-                guest.display()
-            ),
-        ));
-    } else {
-        let qemu = peers::found(isola_vm::qemu::BINARY).then_some(isola_vm::qemu::BINARY);
-        plan.monitor = peers::monitor_contenders(&plan.isola, &guest, 128, qemu);
-    }
-}
-
 /// isola-probe, static: `ISOLA_PROBE`, else next to the isola binary
 /// (where `make release` puts it): its path and its bytes.
 fn find_probe() -> Result<(PathBuf, Vec<u8>)> {
@@ -401,7 +278,7 @@ fn bench_image(store: &ImageStore, probe: &[u8]) -> Result<String> {
     Ok(BENCH_IMAGE.to_string())
 }
 
-fn machine(kvm: &str, guest_kernel: Option<String>) -> Machine {
+fn machine(kvm: &str, cgroup: String, guest_kernel: Option<String>) -> Machine {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     Machine {
         cpu_model: cpuinfo
@@ -414,10 +291,7 @@ fn machine(kvm: &str, guest_kernel: Option<String>) -> Machine {
         kernel: nix::sys::utsname::uname()
             .map(|u| u.release().to_string_lossy().into_owned())
             .unwrap_or_default(),
-        cgroup: match isola_container::cgroup::detect() {
-            Ok(h) => h.to_string(),
-            Err(e) => e.to_string(),
-        },
+        cgroup,
         kvm: kvm.to_string(),
         guest_kernel,
     }

@@ -3,9 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::backends::vm::{elf_notes, kernel, kernel_store};
 use anyhow::{Context, Result};
 use isola_core::Root;
-use isola_vm::{elf_notes, kernel, kernel_store};
 use serde::Serialize;
 
 use crate::output;

@@ -15,6 +15,7 @@ mod ps;
 mod rmi;
 mod run;
 mod run_flags;
+mod run_spec;
 mod tag;
 pub(crate) mod vm;
 pub(crate) mod volume;

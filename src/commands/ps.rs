@@ -2,7 +2,7 @@
 //! `--rm`), and their removal.
 
 use anyhow::{bail, Context, Result};
-use isola_core::instance::{self, State};
+use isola_core::instance::{self, State, Status};
 use isola_core::Root;
 
 use crate::output;
@@ -19,8 +19,8 @@ pub fn ps(root: &Root, json: bool) -> Result<()> {
                 s.id.clone(),
                 s.image.clone(),
                 s.backend.clone(),
-                match (s.status.as_str(), s.exit_code) {
-                    ("exited", Some(c)) => format!("exited ({c})"),
+                match (s.status, s.exit_code) {
+                    (Status::Exited, Some(c)) => format!("exited ({c})"),
                     (st, _) => st.to_string(),
                 },
             ]
@@ -35,7 +35,7 @@ pub fn rm(root: &Root, ids: &[String]) -> Result<()> {
     for given in ids {
         match instance::remove(root, given) {
             Ok(id) => {
-                cleanup(&id, None)?;
+                cleanup(root, &id, None)?;
                 println!("{id}")
             }
             Err(e) => {
@@ -55,7 +55,7 @@ pub fn rm(root: &Root, ids: &[String]) -> Result<()> {
 /// outside their directory.
 pub fn prune(root: &Root) -> Result<()> {
     for stale in instance::stale(root).context("listing sandboxes")? {
-        cleanup(&stale.id, stale.backend.as_deref())?;
+        cleanup(root, &stale.id, stale.backend.as_deref())?;
         isola_core::fsutil::remove_any(&stale.dir)
             .with_context(|| format!("removing sandbox {}", stale.id))?;
         println!("{}", stale.id);
@@ -66,10 +66,11 @@ pub fn prune(root: &Root) -> Result<()> {
 
 /// A `--rm` sandbox that died left no state, so which backend ran it is not
 /// known: every backend clears what it may have left under that ID.
-fn cleanup(id: &str, backend: Option<&str>) -> Result<()> {
-    use isola_core::backend::Backend;
-    if backend.is_none_or(|b| b == "container") {
-        isola_container::ContainerBackend.cleanup(id)?;
+fn cleanup(root: &Root, id: &str, ran_on: Option<&str>) -> Result<()> {
+    for backend in crate::backends::all(root.dir()) {
+        if ran_on.is_none_or(|name| name == backend.name()) {
+            backend.cleanup(id)?;
+        }
     }
     Ok(())
 }

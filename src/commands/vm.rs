@@ -6,9 +6,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::backends::vm::kvm::{self, End, GuestIo, Protocol, VmConfig};
 use anyhow::{bail, Context, Result};
 use isola_core::volume::parse_size;
-use isola_vm::kvm::{self, End, GuestIo, Protocol, VmConfig};
 
 #[derive(clap::Subcommand, Debug)]
 pub enum VmCommand {

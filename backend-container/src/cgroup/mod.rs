@@ -9,6 +9,7 @@ mod v2;
 
 use std::fmt;
 use std::io;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -56,6 +57,13 @@ pub enum CgroupError {
     Write {
         path: PathBuf,
         value: String,
+        hint: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot open {path}: {hint}")]
+    Open {
+        path: PathBuf,
         hint: &'static str,
         #[source]
         source: io::Error,
@@ -131,6 +139,13 @@ pub struct Hierarchy {
     layout: Layout,
 }
 
+/// Whether /sys/fs/cgroup is a cgroup2 mount (a unified host): one statfs,
+/// where [`detect`] reads and parses all of mountinfo.
+pub fn unified_at_default() -> bool {
+    nix::sys::statfs::statfs("/sys/fs/cgroup")
+        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
+}
+
 /// Detects the host's cgroup layout from /proc/self/mountinfo: v2 (unified),
 /// v1, or hybrid (v1 controllers beside a v2 hierarchy that holds none of
 /// ours), which is used as v1.
@@ -152,6 +167,15 @@ impl Hierarchy {
         match self.layout {
             Layout::V1(_) => Version::V1,
             Layout::V2(_) => Version::V2,
+        }
+    }
+
+    /// Refuses, before anything is made, a limit whose controller the
+    /// host lacks.
+    pub fn check(&self, limits: &Limits) -> Result<(), CgroupError> {
+        match &self.layout {
+            Layout::V1(mounts) => mounts.check(limits),
+            Layout::V2(root) => v2::controllers(root, limits).map(|_| ()),
         }
     }
 
@@ -270,6 +294,15 @@ fn cfs_quota(cpus: f64) -> u64 {
     ((cpus * CFS_PERIOD_US as f64).round() as u64).max(CFS_MIN_QUOTA_US)
 }
 
+/// See [`Cgroup::entry`].
+#[derive(Debug)]
+pub enum Entry {
+    /// v1: each controller's `tasks` file, open for writing.
+    Tasks(Vec<std::fs::File>),
+    /// v2: the cgroup's directory, for CLONE_INTO_CGROUP.
+    Directory(std::fs::File),
+}
+
 #[derive(Debug, Clone, PartialEq)]
 enum Group {
     V1(v1::Group),
@@ -345,6 +378,37 @@ impl Cgroup {
     /// it join before exec so the workload never runs outside the limits.
     pub fn procs_files(&self) -> Vec<PathBuf> {
         self.paths().iter().map(|d| d.join(fs::PROCS)).collect()
+    }
+
+    /// How a new process gets in without the global lock that moving a
+    /// process from outside takes (`cgroup_threadgroup_rwsem`: the write
+    /// waits for an RCU grace period, milliseconds on an idle host). On
+    /// v1 a single thread writing "0" to each controller's `tasks` file
+    /// moves only itself and skips that lock; on v2 clone3 can create the
+    /// process inside the cgroup (CLONE_INTO_CGROUP).
+    pub fn entry(&self) -> Result<Entry, CgroupError> {
+        let open = |path: PathBuf, write: bool| {
+            std::fs::OpenOptions::new()
+                .write(write)
+                .read(!write)
+                .custom_flags(if write { 0 } else { libc::O_DIRECTORY })
+                .open(&path)
+                .map_err(|source| CgroupError::Open {
+                    hint: fs::hint(&source),
+                    path,
+                    source,
+                })
+        };
+        match &self.group {
+            Group::V1(group) => Ok(Entry::Tasks(
+                group
+                    .dirs()
+                    .into_iter()
+                    .map(|d| open(d.join("tasks"), true))
+                    .collect::<Result<_, _>>()?,
+            )),
+            Group::V2(dir) => Ok(Entry::Directory(open(dir.clone(), false)?)),
+        }
     }
 
     /// Moves process `pid` (0: the calling process) into the cgroup.

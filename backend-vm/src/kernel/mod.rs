@@ -4,7 +4,12 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::kernel_store;
+pub mod elf_notes;
+pub mod format;
+pub mod store;
+pub mod vmlinux;
+
+use self::store as kernel_store;
 
 /// The kernel to boot, or a sentence saying how to give one. `state_dir` is
 /// isola's state directory, which holds the kernel store.

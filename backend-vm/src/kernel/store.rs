@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use isola_core::fsutil::{atomic_write, Lock};
 use isola_core::Root;
 
-use crate::kernel_format;
+use super::format as kernel_format;
 
 /// The file in `kernels/` that holds the default's name; so never a kernel's.
 const DEFAULT_FILE: &str = "default";

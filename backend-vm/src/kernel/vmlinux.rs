@@ -162,7 +162,7 @@ fn read_all(reader: impl Read, size: usize) -> Result<Vec<u8>, String> {
 
 /// Whether an ELF64 image has Xen's PHYS32_ENTRY note, the PVH entry point.
 pub fn has_pvh_note(elf: &[u8]) -> bool {
-    crate::elf_notes::has(elf, crate::elf_notes::PVH)
+    super::elf_notes::has(elf, super::elf_notes::PVH)
 }
 
 #[cfg(test)]

@@ -185,8 +185,8 @@ fn load_kernel(
     path: &Path,
 ) -> Result<KernelLoaderResult, VmError> {
     let is_elf = matches!(
-        crate::kernel_format::read_format(file),
-        Ok(Some(crate::kernel_format::Format::Elf))
+        crate::kernel::format::read_format(file),
+        Ok(Some(crate::kernel::format::Format::Elf))
     );
     let himem = Some(GuestAddress(HIMEM));
     if is_elf {

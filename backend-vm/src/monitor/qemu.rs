@@ -5,8 +5,8 @@
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
+use super::{Artifact, Input, Monitor, Ran};
 use crate::kvm::{End, VmError};
-use crate::monitor::{Artifact, Input, Monitor, Ran};
 
 pub const BINARY: &str = "qemu-system-x86_64";
 
@@ -83,7 +83,7 @@ impl Monitor for Qemu {
         }
         let dir = tempfile::tempdir()
             .map_err(|e| VmError::Config(format!("a temporary directory for the UARTs: {e}")))?;
-        let (com1, com2) = crate::qemu_serial::make_fifos(dir.path())?;
+        let (com1, com2) = super::qemu_serial::make_fifos(dir.path())?;
         let mut cmd = self.command(artifact, joined.path(), &com1, &com2);
         cmd.stdin(Stdio::null()).stdout(Stdio::null());
         // Its own process group: a Ctrl-C reaches isola, which passes it to
@@ -98,7 +98,7 @@ impl Monitor for Qemu {
             })
         })?;
         let relay =
-            match crate::qemu_serial::Relay::start(&com1, &com2, input, !artifact.kernel_log) {
+            match super::qemu_serial::Relay::start(&com1, &com2, input, !artifact.kernel_log) {
                 Ok(r) => r,
                 Err(e) => {
                     let _ = child.kill();

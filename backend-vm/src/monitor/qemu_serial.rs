@@ -26,9 +26,9 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, SigmaskHow};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
+use super::Input;
 use crate::console_tail::Tail;
 use crate::kvm::VmError;
-use crate::monitor::Input;
 
 const RECORD: &[u8] = wire::RECORD_START.as_bytes();
 const END: &[u8] = wire::RECORD_END.as_bytes();

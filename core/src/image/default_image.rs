@@ -18,7 +18,6 @@ use super::{Image, ImageStore, ImportOptions};
 use crate::fsutil::Lock;
 
 pub const NAME: &str = "isola/busybox:latest";
-const PATH_ENV: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const PASSWD: &str =
     "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n";
 const GROUP: &str = "root:x:0:\nnogroup:x:65534:\n";
@@ -238,7 +237,7 @@ fn write_layout(dir: &Path, layer: &[u8], busybox: &Path, version: &str) -> std:
         .created("1970-01-01T00:00:00Z")
         .config(
             ConfigBuilder::default()
-                .env(vec![PATH_ENV.to_string()])
+                .env(vec![format!("PATH={}", crate::spec::DEFAULT_PATH)])
                 .cmd(vec!["sh".to_string()])
                 .working_dir("/")
                 .build()

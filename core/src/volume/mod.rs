@@ -232,6 +232,12 @@ impl VolumeStore {
         })
     }
 
+    /// Where volume `name`'s ext4 image is (or will be once created).
+    pub fn image_path(&self, name: &str) -> Result<PathBuf, VolumeError> {
+        validate_name(name)?;
+        Ok(self.dir(name).join(IMAGE))
+    }
+
     /// The volume `name`, created with the default size if it does not exist
     /// (what `-v NAME:/path` does).
     pub fn get_or_create(&self, name: &str) -> Result<Volume, VolumeError> {

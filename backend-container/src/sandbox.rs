@@ -1,0 +1,420 @@
+//! One container as a handle whose methods are its stages: `create` (prepare
+//! the root filesystem → spawn the child into new namespaces → join the
+//! cgroup → wait until the child is parked just before exec), then `start`
+//! (release it), `wait` (relay signals and the terminal until it exits),
+//! and `teardown` (the child, the cgroup, the loop devices), also on Drop.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::time::Duration;
+
+use isola_core::backend::{
+    BackendError, ExitStatus, IdleWork, Outcome, Phase, RunContext, Sandbox, Stats,
+};
+use isola_core::explain::Explain;
+use isola_core::spec::{Network, RunSpec};
+use nix::sched::CloneFlags;
+use nix::sys::signal::Signal;
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::Pid;
+
+use crate::cgroup::{self, Cgroup, Entry};
+use crate::child::{self, ChildConfig};
+use crate::loopdev::LoopDevice;
+use crate::message::{self, Channel, Order, Report};
+use crate::relay::{relay_until_exit, Blocked};
+use crate::spawn::{self, Spawned};
+use crate::{exec, policy, rootfs};
+
+/// Where a container is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Parked before exec, waiting for `start`.
+    Created,
+    Started,
+    /// Its first process has exited and been reaped.
+    Exited,
+}
+
+pub struct ContainerSandbox {
+    id: String,
+    explain: Explain,
+    clock: std::time::Instant,
+    ephemeral: bool,
+    idle: IdleWork,
+    /// For the message when the OOM killer ends the workload.
+    memory_limit: Option<u64>,
+    /// `-i`: the caller's stdin goes to the pty (without -t the child
+    /// reads isola's stdin directly).
+    interactive: bool,
+    phases: Vec<(Phase, Duration)>,
+    pid: Pid,
+    pidfd: OwnedFd,
+    channel: Channel,
+    /// With -t: the pty's master end, which isola relays.
+    terminal: Option<OwnedFd>,
+    group: Option<Cgroup>,
+    loops: Vec<LoopDevice>,
+    blocked: Option<Blocked>,
+    stage: Stage,
+}
+
+/// `hierarchy` finds the host's cgroup layout (once); on v1 it is asked
+/// only after the clone, while the child builds its mounts.
+pub fn create<'h>(
+    spec: &RunSpec,
+    ctx: &RunContext,
+    hierarchy: &dyn Fn() -> Result<&'h cgroup::Hierarchy, BackendError>,
+) -> Result<ContainerSandbox, BackendError> {
+    let ex = ctx.explain;
+    // Stage 1: the root filesystem's pieces on the host.
+    let mut rootfs = rootfs::prepare(spec, &ctx.instance_dir, ctx.ephemeral)?;
+    let prepared = policy::prepare(&spec.security)
+        .map_err(|e| BackendError::step("preparing the security policy", e))?;
+    let args = exec::cstrings(&spec.process.args, "argument")?;
+    let env = exec::cstrings(&spec.process.env, "environment variable")?;
+    let mut phases = vec![(Phase::RootfsReady, ctx.clock.elapsed())];
+
+    // On v2 the cgroup comes first: the child is born in it. On v1 it is
+    // made while the child builds its mounts.
+    let mut group = None;
+    let mut born_in = None;
+    if cgroup::unified_at_default() {
+        let g = make_cgroup(hierarchy()?, spec, ex)?;
+        born_in = match g.entry() {
+            Ok(Entry::Directory(dir)) => Some(dir),
+            Ok(Entry::Tasks(_)) => None,
+            Err(e) => {
+                let _ = g.destroy();
+                return Err(BackendError::step("opening the sandbox's cgroup", e));
+            }
+        };
+        group = Some(g);
+    }
+
+    // Stage 2: spawn. Signals are read from a signalfd, so they are blocked
+    // first; the child inherits the mask and clears it before exec.
+    let blocked = Blocked::new()?;
+    let (ours, theirs) = message::pair().map_err(|e| BackendError::step("socketpair", e))?;
+    let cfg = ChildConfig {
+        spec,
+        rootfs: &rootfs,
+        channel: &theirs,
+        args: &args,
+        env: &env,
+        policy: &prepared,
+        explain: ex,
+    };
+    let mut flags = CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWIPC;
+    if spec.network == Network::None {
+        flags |= CloneFlags::CLONE_NEWNET;
+    }
+    let spawned = ex.step(
+        "clone3(CLONE_NEWPID|CLONE_NEWNS|CLONE_NEWUTS|CLONE_NEWIPC|CLONE_NEWNET|CLONE_PIDFD)",
+        "the workload gets its own process tree (it is PID 1), mount table, hostname, IPC and network",
+        || {
+            // SAFETY: isola is single-threaded here (the frontend starts no
+            // thread before a container is created).
+            unsafe {
+                spawn::spawn(flags, born_in.as_ref().map(|d| d.as_fd()), || {
+                    // Die with isola rather than linger.
+                    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+                    child::main(&cfg)
+                })
+            }
+        },
+    );
+    drop(theirs); // EOF on our end now means the child exec'd or died
+    drop(born_in);
+    let Spawned { pid, pidfd } = match spawned {
+        Ok(s) => s,
+        Err(e) => {
+            if let Some(g) = group {
+                let _ = g.destroy();
+            }
+            return Err(BackendError::step("clone3", e));
+        }
+    };
+    phases.push((Phase::SandboxCreated, ctx.clock.elapsed()));
+    let mut sandbox = ContainerSandbox {
+        id: spec.id.clone(),
+        explain: ex,
+        clock: ctx.clock,
+        ephemeral: ctx.ephemeral,
+        idle: ctx.idle.clone(),
+        memory_limit: spec.limits.memory,
+        interactive: spec.process.stdin,
+        phases,
+        pid,
+        pidfd,
+        channel: ours,
+        terminal: None,
+        group,
+        loops: std::mem::take(&mut rootfs.loops),
+        blocked: Some(blocked),
+        stage: Stage::Created,
+    };
+    // From here on, a failure tears down through Drop.
+    sandbox.join_cgroup(hierarchy, spec)?;
+    sandbox.await_ready()?;
+    Ok(sandbox)
+}
+
+/// `isola/<id>` with the spec's limits.
+fn make_cgroup(
+    hierarchy: &cgroup::Hierarchy,
+    spec: &RunSpec,
+    ex: Explain,
+) -> Result<Cgroup, BackendError> {
+    ex.step(
+        &format!("create cgroup isola/{} with the limits", spec.id),
+        "memory, CPU time and the number of processes are capped by the kernel, not by the workload's good will",
+        || hierarchy.create(&spec.id, &spec.limits),
+    )
+    .map_err(cgroup_error)
+}
+
+fn cgroup_error(e: cgroup::CgroupError) -> BackendError {
+    if e.is_host_unavailable() {
+        BackendError::Unavailable {
+            reason: e.to_string(),
+            source: None,
+        }
+    } else {
+        BackendError::step("creating the sandbox's cgroup", e)
+    }
+}
+
+impl ContainerSandbox {
+    /// Stage 3: on v1, make the cgroup and hand the child its `tasks`
+    /// files (it moves itself); on v2 it is in already.
+    fn join_cgroup<'h>(
+        &mut self,
+        hierarchy: &dyn Fn() -> Result<&'h cgroup::Hierarchy, BackendError>,
+        spec: &RunSpec,
+    ) -> Result<(), BackendError> {
+        let files = match &self.group {
+            Some(_) => Vec::new(),
+            None => {
+                let group = self
+                    .group
+                    .insert(make_cgroup(hierarchy()?, spec, self.explain)?);
+                match group
+                    .entry()
+                    .map_err(|e| BackendError::step("opening the sandbox's cgroup", e))?
+                {
+                    Entry::Tasks(files) => files,
+                    // A v2 hierarchy found after a v1 one: the old way.
+                    Entry::Directory(_) => {
+                        group.add_pid(self.pid.as_raw()).map_err(|e| {
+                            BackendError::step("moving the sandbox into its cgroup", e)
+                        })?;
+                        Vec::new()
+                    }
+                }
+            }
+        };
+        let fds: Vec<_> = files.iter().map(|f| f.as_raw_fd()).collect();
+        match self.channel.order(&Order::Join, &fds) {
+            // The child failed and is gone: what it reported says why.
+            Err(message::MessageError::Io(nix::errno::Errno::EPIPE)) => Ok(()),
+            other => other.map_err(|e| BackendError::step("handing the sandbox its cgroup", e)),
+        }
+    }
+
+    /// Stage 4: the child's reports until it is parked before exec (or
+    /// failed, which is the error).
+    fn await_ready(&mut self) -> Result<(), BackendError> {
+        loop {
+            match self.channel.next_report() {
+                Ok(Some((Report::Terminal, mut fds))) => {
+                    if let Some(master) = fds.pop() {
+                        if let Some(ws) =
+                            isola_core::terminal::window_size(std::io::stdin().as_fd())
+                        {
+                            isola_core::terminal::set_window_size(master.as_fd(), &ws);
+                        }
+                        self.terminal = Some(master);
+                    }
+                }
+                Ok(Some((Report::Ready, _))) => return Ok(()),
+                Ok(Some((Report::SetupFailed(fail), _))) => {
+                    return Err(BackendError::step("setting up the container", fail))
+                }
+                Ok(Some((report, _))) => {
+                    return Err(BackendError::step(
+                        "setting up the container",
+                        message::MessageError::Unexpected(format!("{report:?}")),
+                    ))
+                }
+                Ok(None) => {
+                    return Err(BackendError::step(
+                        "setting up the container",
+                        message::MessageError::Closed,
+                    ))
+                }
+                Err(e) => return Err(BackendError::step("setting up the container", e)),
+            }
+        }
+    }
+
+    fn exit_status(&self, status: WaitStatus) -> ExitStatus {
+        match status {
+            WaitStatus::Exited(_, code) => ExitStatus::Exited(code),
+            WaitStatus::Signaled(_, Signal::SIGKILL, _)
+                if self.group.as_ref().is_some_and(|g| g.oom_killed()) =>
+            {
+                ExitStatus::OutOfMemory
+            }
+            WaitStatus::Signaled(_, sig, _) => ExitStatus::Signaled(sig as i32),
+            _ => ExitStatus::Exited(1),
+        }
+    }
+}
+
+impl Sandbox for ContainerSandbox {
+    fn start(&mut self) -> Result<(), BackendError> {
+        if self.stage != Stage::Created {
+            return Err(BackendError::State("was started already"));
+        }
+        self.channel
+            .order(&Order::Start, &[])
+            .map_err(|e| BackendError::step("starting the workload", e))?;
+        self.stage = Stage::Started;
+        Ok(())
+    }
+
+    fn signal(&mut self, signal: Signal) -> Result<(), BackendError> {
+        if self.stage == Stage::Exited {
+            return Err(BackendError::State("has exited"));
+        }
+        spawn::send_signal(&self.pidfd, signal)
+            .map_err(|e| BackendError::step(format!("sending {signal} to the workload"), e))
+    }
+
+    fn wait(&mut self) -> Result<Outcome, BackendError> {
+        match self.stage {
+            Stage::Created => return Err(BackendError::State("was not started")),
+            Stage::Exited => return Err(BackendError::State("has exited already")),
+            Stage::Started => {}
+        }
+        // The child needs nothing more from isola before exec.
+        self.idle.run();
+        // The end of the child's channel is its exec; a report before it
+        // says why exec failed.
+        let exec_failure = match self.channel.next_report() {
+            Ok(Some((Report::ExecFailed { message, .. }, _))) => Some(message),
+            _ => None,
+        };
+        self.phases
+            .push((Phase::WorkloadStarted, self.clock.elapsed()));
+        let blocked = self
+            .blocked
+            .as_ref()
+            .ok_or(BackendError::State("has no signal relay"))?;
+        let status = relay_until_exit(
+            self.pid,
+            &blocked.fd,
+            self.terminal.as_ref(),
+            self.interactive,
+        )?;
+        self.stage = Stage::Exited;
+        self.terminal = None;
+        self.phases
+            .push((Phase::WorkloadExited, self.clock.elapsed()));
+        let status = self.exit_status(status);
+        let message = match status {
+            ExitStatus::OutOfMemory => Some(format!(
+                "the workload ran out of memory: the kernel's OOM killer stopped it at the {} limit",
+                self.memory_limit
+                    .map(human)
+                    .unwrap_or_else(|| "memory".into())
+            )),
+            _ => exec_failure,
+        };
+        // Kept with the sandbox's state; a `--rm` one keeps nothing.
+        let counters = match &self.group {
+            Some(g) if !self.ephemeral => counters(&g.stats()),
+            _ => Vec::new(),
+        };
+        Ok(Outcome {
+            status,
+            message,
+            phases: self.phases.clone(),
+            counters,
+        })
+    }
+
+    fn stats(&self) -> Result<Stats, BackendError> {
+        let Some(group) = &self.group else {
+            return Err(BackendError::State("has no cgroup"));
+        };
+        let s = group.stats();
+        Ok(Stats {
+            cpu_usec: s.cpu.and_then(|c| c.usage_usec),
+            memory_bytes: s.memory.map(|m| m.current),
+            memory_limit: self.memory_limit,
+            pids: s.pids,
+        })
+    }
+
+    fn teardown(&mut self) -> Result<(), BackendError> {
+        if self.stage != Stage::Exited {
+            // Killing PID 1 of the namespace ends every process in it.
+            let _ = spawn::send_signal(&self.pidfd, Signal::SIGKILL);
+            let _ = waitpid(self.pid, None);
+            self.stage = Stage::Exited;
+        }
+        self.terminal = None;
+        let destroyed = match self.group.take() {
+            Some(group) => self.explain.step(
+                "remove the cgroup",
+                "nothing of the sandbox may outlive it",
+                || group.destroy(),
+            ),
+            None => Ok(()),
+        };
+        // AUTOCLEAR: the devices detach now that nothing mounts them.
+        self.loops.clear();
+        self.blocked = None;
+        destroyed.map_err(|e| {
+            BackendError::step(format!("removing the cgroup of sandbox {}", self.id), e)
+        })
+    }
+}
+
+impl Drop for ContainerSandbox {
+    fn drop(&mut self) {
+        if let Err(e) = self.teardown() {
+            tracing::warn!("tearing down sandbox {}: {e}", self.id);
+        }
+    }
+}
+
+fn counters(stats: &cgroup::Stats) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    if let Some(cpu) = stats.cpu {
+        out.push(("cpu.nr_periods".to_string(), cpu.nr_periods));
+        out.push(("cpu.nr_throttled".to_string(), cpu.nr_throttled));
+        out.push(("cpu.throttled_usec".to_string(), cpu.throttled_usec));
+        if let Some(u) = cpu.usage_usec {
+            out.push(("cpu.usage_usec".to_string(), u));
+        }
+    }
+    if let Some(peak) = stats.memory.and_then(|m| m.peak) {
+        out.push(("memory.peak_bytes".to_string(), peak));
+    }
+    out
+}
+
+fn human(bytes: u64) -> String {
+    if bytes.is_multiple_of(1 << 30) {
+        format!("{} GiB", bytes >> 30)
+    } else if bytes.is_multiple_of(1 << 20) {
+        format!("{} MiB", bytes >> 20)
+    } else {
+        format!("{bytes} bytes")
+    }
+}

@@ -1,0 +1,121 @@
+//! clone3(2) for the container's first process: new namespaces, a pidfd
+//! for it from the start (signals never go to a recycled PID), and on
+//! cgroup v2 its cgroup from birth (CLONE_INTO_CGROUP), so that nobody has
+//! to move it there. Without CLONE_VM and a stack it is fork-like: the
+//! child runs on a copy of isola's memory, so it may read isola's data
+//! (the spec, the prepared policy) by reference.
+
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+use nix::errno::Errno;
+use nix::sched::CloneFlags;
+use nix::unistd::Pid;
+
+const CLONE_PIDFD: u64 = 0x1000;
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+pub struct Spawned {
+    pub pid: Pid,
+    pub pidfd: OwnedFd,
+}
+
+/// Start `child` in a new process with `flags`; in the child, its return
+/// value is the exit code and nothing returns into isola's frames.
+///
+/// # Safety
+/// The calling process must be single-threaded: the child is a copy of
+/// this thread alone, and a lock another thread held (malloc's, stdio's)
+/// would stay locked in it forever.
+pub unsafe fn spawn(
+    flags: CloneFlags,
+    cgroup: Option<BorrowedFd>,
+    child: impl FnOnce() -> i32,
+) -> Result<Spawned, Errno> {
+    let mut pidfd: libc::c_int = -1;
+    // SAFETY: clone_args is plain data; zeroed is its "nothing asked" value.
+    let mut args: libc::clone_args = unsafe { std::mem::zeroed() };
+    args.flags = flags.bits() as u64 | CLONE_PIDFD;
+    args.pidfd = &mut pidfd as *mut libc::c_int as u64;
+    args.exit_signal = libc::SIGCHLD as u64;
+    if let Some(dir) = cgroup {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = dir.as_raw_fd() as u64;
+    }
+    // SAFETY: `args` is a valid clone_args of the size given; with no
+    // CLONE_VM and no stack the child gets a copy of this process, as
+    // with fork, and returns here with 0.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut args as *mut libc::clone_args,
+            std::mem::size_of::<libc::clone_args>(),
+        )
+    };
+    match ret {
+        -1 => Err(Errno::last()),
+        0 => {
+            // A panic must not unwind into the parent's frames, whose
+            // destructors would run here (detaching its loop devices...).
+            let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(child)).unwrap_or(127);
+            // SAFETY: ends this process without running anything of isola's.
+            unsafe { libc::_exit(code) }
+        }
+        pid => Ok(Spawned {
+            pid: Pid::from_raw(pid as i32),
+            // SAFETY: the kernel returned a new pidfd, owned by no one else.
+            pidfd: unsafe { OwnedFd::from_raw_fd(pidfd) },
+        }),
+    }
+}
+
+/// Send `signal` to the process behind `pidfd`: it can name no other
+/// process, even after this one is gone and its PID reused.
+pub fn send_signal(pidfd: &OwnedFd, signal: nix::sys::signal::Signal) -> Result<(), Errno> {
+    // SAFETY: pidfd_send_signal with a valid pidfd, no siginfo, no flags.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            signal as libc::c_int,
+            std::ptr::null::<libc::siginfo_t>(),
+            0u32,
+        )
+    };
+    if r == -1 {
+        Err(Errno::last())
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_spawned_child_exits_with_its_code_and_its_pidfd_signals_it() {
+        // SAFETY: test threads exist, but the child only calls _exit or pause.
+        let quick = unsafe { spawn(CloneFlags::empty(), None, || 7) }.unwrap();
+        let status = nix::sys::wait::waitpid(quick.pid, None).unwrap();
+        assert_eq!(status, nix::sys::wait::WaitStatus::Exited(quick.pid, 7));
+        // SAFETY: as above.
+        let wait_for_a_signal = || {
+            // SAFETY: pause only waits for a signal.
+            unsafe { libc::pause() };
+            0
+        };
+        // SAFETY: as above.
+        let slow = unsafe { spawn(CloneFlags::empty(), None, wait_for_a_signal) }.unwrap();
+        send_signal(&slow.pidfd, nix::sys::signal::Signal::SIGKILL).unwrap();
+        let status = nix::sys::wait::waitpid(slow.pid, None).unwrap();
+        assert!(matches!(
+            status,
+            nix::sys::wait::WaitStatus::Signaled(_, nix::sys::signal::Signal::SIGKILL, _)
+        ));
+        // Reaped: the pidfd now names nothing, and says so.
+        assert_eq!(
+            send_signal(&slow.pidfd, nix::sys::signal::Signal::SIGTERM),
+            Err(Errno::ESRCH)
+        );
+    }
+}

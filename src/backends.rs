@@ -1,0 +1,74 @@
+//! The one place in the frontend that names backend crates: a backend is
+//! built here from its name and the options the CLI gives, and everything
+//! else goes through `isola_core::backend::Backend`. A new backend is a
+//! crate and a line in [`build`] (and its name in [`NAMES`]).
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use isola_core::backend::Backend;
+
+/// Every backend, by the name `--backend` takes.
+pub const NAMES: &[&str] = &[
+    "container",
+    "vm",
+    #[cfg(feature = "test-backend")]
+    "process",
+];
+
+/// What the CLI may say about how a backend runs sandboxes.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// isola's state directory.
+    pub state_dir: PathBuf,
+    /// `--vmm`: isola, qemu or auto (VM only).
+    pub vmm: Option<String>,
+    /// `--kernel` (VM only).
+    pub kernel: Option<PathBuf>,
+}
+
+/// The backend called `name`.
+pub fn build(name: &str, options: &Options) -> Result<Box<dyn Backend>> {
+    Ok(match name {
+        "container" => Box::new(isola_container::ContainerBackend::default()),
+        "vm" => Box::new(isola_vm::backend::VmBackend {
+            vmm: match options.vmm.as_deref().unwrap_or("isola") {
+                "isola" => isola_vm::backend::Vmm::Isola,
+                "qemu" => isola_vm::backend::Vmm::Qemu,
+                "auto" => isola_vm::backend::Vmm::Auto,
+                other => bail!("unknown --vmm {other:?}: use isola, qemu or auto"),
+            },
+            kernel: options.kernel.clone(),
+            state_dir: options.state_dir.clone(),
+        }),
+        #[cfg(feature = "test-backend")]
+        "process" => Box::new(isola_test_backend::ProcessBackend),
+        other => bail!(
+            "unknown backend {other:?}: use {}",
+            NAMES
+                .join(" or ")
+                .replacen(" or ", ", ", NAMES.len().saturating_sub(2))
+        ),
+    })
+}
+
+/// Every backend, with default options: for what concerns them all
+/// (`isola info`, clearing what a dead sandbox left).
+pub fn all(state_dir: &std::path::Path) -> Vec<Box<dyn Backend>> {
+    let options = Options {
+        state_dir: state_dir.to_path_buf(),
+        ..Options::default()
+    };
+    NAMES
+        .iter()
+        .filter_map(|name| build(name, &options).ok())
+        .collect()
+}
+
+/// The VM backend's own tools, for the commands that exist only for it
+/// (`isola kernel`, `isola vm boot`, the benchmark's bare-monitor rows).
+pub mod vm {
+    pub use isola_vm::kernel::{self, elf_notes, store as kernel_store};
+    pub use isola_vm::kvm;
+    pub use isola_vm::monitor::qemu::BINARY as QEMU;
+}

@@ -48,9 +48,11 @@ build: setup testguest
 release: setup
 	RUSTFLAGS="$(RELEASE_RUSTFLAGS)" $(CARGO) build --release --workspace --target $(RELEASE_TARGET)
 
+# The test-backend feature adds a third, test-only backend to the isola the
+# tests run (tests/architecture.rs).
 test: setup testguest guest-init test-kernel
-	$(CARGO) build --workspace --all-targets
-	$(CARGO) test --workspace
+	$(CARGO) build --workspace --all-targets --features isola/test-backend
+	$(CARGO) test --workspace --features isola/test-backend
 	@CHECK_TEST_DIRS=1 scripts/check-leftovers
 
 demo: release testguest

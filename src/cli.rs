@@ -197,7 +197,7 @@ pub struct RunArgs {
     /// Isolation level: container (namespaces + cgroups) or vm (a KVM guest)
     #[arg(long, default_value = "container", value_name = "BACKEND")]
     pub backend: String,
-    /// With --backend vm: the monitor, isola (its own, on KVM) or qemu (microvm; KVM, or a software CPU where KVM cannot run Linux)
+    /// With --backend vm: the monitor, isola (its own, on KVM), qemu (microvm; KVM, or a software CPU where KVM cannot run Linux) or auto (isola's where it boots the kernel here, else qemu)
     #[arg(long, default_value = "isola", value_name = "VMM")]
     pub vmm: String,
     /// With --backend vm: the guest kernel (default: ISOLA_KERNEL, else the kernel store's default (`isola kernel ls`), else /boot/vmlinuz-$(uname -r), else the newest /boot/vmlinuz-*)

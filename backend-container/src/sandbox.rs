@@ -300,8 +300,9 @@ impl Sandbox for ContainerSandbox {
             Stage::Exited => return Err(BackendError::State("has exited already")),
             Stage::Started => {}
         }
-        // The child needs nothing more from isola before exec.
-        self.idle.run();
+        // The child needs nothing more from isola before exec; isola is
+        // idle until it exits.
+        self.idle.run(&|| !spawn::exited(&self.pidfd));
         // The end of the child's channel is its exec; a report before it
         // says why exec failed.
         let exec_failure = match self.channel.next_report() {

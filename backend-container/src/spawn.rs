@@ -88,6 +88,16 @@ pub fn send_signal(pidfd: &OwnedFd, signal: nix::sys::signal::Signal) -> Result<
     }
 }
 
+/// Whether the process behind `pidfd` has exited (its pidfd is readable
+/// then), without waiting and without reaping it.
+pub fn exited(pidfd: &OwnedFd) -> bool {
+    let mut fds = [nix::poll::PollFd::new(
+        std::os::fd::AsFd::as_fd(pidfd),
+        nix::poll::PollFlags::POLLIN,
+    )];
+    nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO).is_ok_and(|n| n > 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,7 +116,12 @@ mod tests {
         };
         // SAFETY: as above.
         let slow = unsafe { spawn(CloneFlags::empty(), None, wait_for_a_signal) }.unwrap();
+        assert!(!exited(&slow.pidfd));
         send_signal(&slow.pidfd, nix::sys::signal::Signal::SIGKILL).unwrap();
+        // Readable once it is gone, before it is reaped.
+        while !exited(&slow.pidfd) {
+            std::thread::yield_now();
+        }
         let status = nix::sys::wait::waitpid(slow.pid, None).unwrap();
         assert!(matches!(
             status,

@@ -131,20 +131,27 @@ pub struct RunContext {
 
 /// Housekeeping the frontend wants done while the workload runs (tidying
 /// the scratch pool): the backend calls [`IdleWork::run`] where it would
-/// otherwise only wait for the sandbox. It runs right there, on the
-/// calling thread: a thread of its own cost more CPU (its stack, its
-/// malloc arena) than the work, on a run that is CPU-bound.
+/// otherwise only wait for the sandbox, with a test of whether the sandbox
+/// still leaves isola idle; the work stops, between small steps, as soon
+/// as it does not (the workload exited), so that it never delays what the
+/// user waits for. It runs right there, on the calling thread: a thread of
+/// its own cost more CPU (its stack, its malloc arena) than the work, on a
+/// run that is CPU-bound.
 #[derive(Clone, Default)]
-pub struct IdleWork(Option<Arc<dyn Fn() + Send + Sync>>);
+pub struct IdleWork(Option<Arc<IdleFn>>);
+
+type IdleFn = dyn Fn(&dyn Fn() -> bool) + Send + Sync;
 
 impl IdleWork {
-    pub fn new(work: impl Fn() + Send + Sync + 'static) -> IdleWork {
+    /// `work(idle)` is to check `idle()` between its steps and return once
+    /// it is false.
+    pub fn new(work: impl Fn(&dyn Fn() -> bool) + Send + Sync + 'static) -> IdleWork {
         IdleWork(Some(Arc::new(work)))
     }
 
-    pub fn run(&self) {
+    pub fn run(&self, idle: &dyn Fn() -> bool) {
         if let Some(work) = &self.0 {
-            work();
+            work(idle);
         }
     }
 }

@@ -6,12 +6,19 @@
 //!
 //! overlayfs removes and remakes `work/work` at every mount: the same cost
 //! again, on the start-up path. So a directory comes back "dirty"
-//! (`dirty-<id>`, with `work/work`) and [`tidy`] removes that while a later
-//! sandbox starts, when isola would otherwise only wait for its child. A
-//! `--rm` sandbox's overlay is mounted `volatile`, which leaves
+//! (`dirty-<id>`, with `work/work`) and [`tidy`] moves that out of the way
+//! while a later sandbox starts, when isola would otherwise only wait for
+//! its child. A `--rm` sandbox's overlay is mounted `volatile`, which leaves
 //! `work/work/incompat/volatile/dirty` and makes overlayfs refuse the work
 //! dir until that is gone: so only tidied directories are claimed.
-
+//!
+//! What is moved out goes to a trash directory and is removed, a file at a
+//! time, only while isola is idle: on ext4 without a journal, removing a
+//! directory waits for the discard of its block, and for a minute or more
+//! afterwards every new inode in that group is allocated only after
+//! skipping the recently freed ones (`recently_deleted()`): sandboxes
+//! started back to back would pay both on their start-up path. The trash
+//! is kept below [`TRASH_MAX`] entries, and `isola prune` empties it.
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -25,6 +32,10 @@ const POOL_MAX: usize = 8;
 const DIRTY: &str = "dirty-";
 /// A directory being tidied (a leftover if its isola was killed meanwhile).
 const TIDYING: &str = ".tidy";
+/// Where tidied-away `work/work` trees wait to be removed.
+const TRASH: &str = ".trash";
+/// The most trash kept: beyond it, tidying removes some even when busy.
+pub const TRASH_MAX: u64 = 256;
 
 fn pool(root: &Root) -> PathBuf {
     root.dir().join("instances/.pool")
@@ -35,6 +46,7 @@ fn entries(pool: &Path) -> Vec<String> {
         Ok(d) => d
             .flatten()
             .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| n != TRASH)
             .collect(),
         Err(_) => Vec::new(),
     }
@@ -65,18 +77,24 @@ pub fn recycle(root: &Root, dir: &Path, id: &str) -> bool {
         || (fs::create_dir(&pool).is_ok() && fs::rename(dir, &dest).is_ok())
 }
 
-/// Make one dirty pooled directory tidy: remove its `work/work`, so that
-/// the overlayfs mount of the sandbox that claims it does not have to, and
-/// check that nothing else is in it (otherwise it goes). With nothing to
-/// tidy and fewer than two tidy ones (each run claims one and returns one
-/// dirty), make a new one. Errors only mean the pool stays as it is.
-pub fn tidy(root: &Root) {
+/// Make one dirty pooled directory tidy: move its `work/work` to the
+/// trash, so that the overlayfs mount of the sandbox that claims it does
+/// not have to remove it, and check that nothing else is in it (otherwise
+/// it goes). With nothing to tidy and fewer than two tidy ones (each run
+/// claims one and returns one dirty), make a new one. Then, while `idle()`,
+/// empty the trash. Errors only mean the pool stays as it is.
+pub fn tidy(root: &Root, idle: &dyn Fn() -> bool) {
     let pool = pool(root);
-    let names = entries(&pool);
+    tidy_one(&pool);
+    empty_trash(&pool.join(TRASH), idle);
+}
+
+fn tidy_one(pool: &Path) {
+    let names = entries(pool);
     let Some(name) = names.iter().find(|n| n.starts_with(DIRTY)) else {
         let ready = names.iter().filter(|n| !n.ends_with(TIDYING)).count();
         if ready < 2 {
-            let _ = add_fresh(&pool);
+            let _ = add_fresh(pool);
         }
         return;
     };
@@ -87,10 +105,61 @@ pub fn tidy(root: &Root) {
         return;
     }
     let work_work = busy.join("work/work");
-    let cleared = !work_work.exists() || remove_any(&work_work).is_ok();
+    let cleared = !work_work.exists() || to_trash(pool, &work_work, id);
     if !cleared || !only_upper_and_work(&busy) || fs::rename(&busy, pool.join(id)).is_err() {
         let _ = remove_any(&busy);
     }
+}
+
+/// Move `path` into the trash (made on first use).
+fn to_trash(pool: &Path, path: &Path, id: &str) -> bool {
+    let trash = pool.join(TRASH);
+    let dest = trash.join(id);
+    fs::rename(path, &dest).is_ok()
+        || (fs::create_dir(&trash).is_ok() && fs::rename(path, &dest).is_ok())
+        || remove_any(path).is_ok()
+}
+
+/// Remove what is in the trash, one file or directory at a time, while
+/// `idle()`; beyond [`TRASH_MAX`] entries, down to it whatever `idle` says.
+fn empty_trash(trash: &Path, idle: &dyn Fn() -> bool) {
+    // A directory's link count is 2 plus its subdirectories (the trash
+    // holds only directories): the number of entries without reading it,
+    // where the filesystem counts them (btrfs does not).
+    let count = |t: &Path| match fs::symlink_metadata(t).map(|m| m.nlink()) {
+        Ok(n) if n >= 2 => n - 2,
+        _ => fs::read_dir(t).map_or(0, |d| d.count() as u64),
+    };
+    let Ok(entries) = fs::read_dir(trash) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let over = count(trash) > TRASH_MAX;
+        if !over && !idle() {
+            return;
+        }
+        remove_deepest_first(&entry.path(), &|| over || idle());
+    }
+}
+
+/// Remove `dir` and what is in it, deepest first, stopping (leaving the
+/// rest for later) as soon as `go_on()` is false.
+fn remove_deepest_first(dir: &Path, go_on: &dyn Fn() -> bool) -> bool {
+    if let Ok(entries) = fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            let gone = if is_dir {
+                remove_deepest_first(&path, go_on)
+            } else {
+                fs::remove_file(&path).is_ok()
+            };
+            if !gone || !go_on() {
+                return false;
+            }
+        }
+    }
+    fs::remove_dir(dir).is_ok()
 }
 
 fn add_fresh(pool: &Path) -> std::io::Result<()> {
@@ -103,9 +172,10 @@ fn add_fresh(pool: &Path) -> std::io::Result<()> {
     fs::rename(&busy, pool.join(id))
 }
 
-/// Remove what a killed isola left half-tidied in the pool.
+/// Remove what a killed isola left half-tidied in the pool, and the trash.
 pub fn prune(root: &Root) -> usize {
     let pool = pool(root);
+    let _ = remove_any(&pool.join(TRASH));
     entries(&pool)
         .into_iter()
         .filter(|n| n.ends_with(TIDYING))
@@ -211,8 +281,8 @@ mod tests {
         let dest = t.path().join("instances/new");
         assert!(!claim(&root, &dest));
 
-        tidy(&root);
-        tidy(&root);
+        tidy(&root, &|| false);
+        tidy(&root, &|| false);
         assert_eq!(pooled(&root), ["a", "b"]);
         for id in ["a", "b"] {
             assert!(pool(&root).join(id).join("work").is_dir());
@@ -235,8 +305,8 @@ mod tests {
         let b = make(t.path(), "b");
         fs::write(b.join("work/stray"), "").unwrap();
         assert!(recycle(&root, &b, "b"));
-        tidy(&root);
-        tidy(&root);
+        tidy(&root, &|| true);
+        tidy(&root, &|| true);
         assert_eq!(pooled(&root), Vec::<String>::new());
     }
 
@@ -244,9 +314,9 @@ mod tests {
     fn with_nothing_to_tidy_the_pool_grows_to_two_ready_dirs() {
         let Some((t, root)) = as_root() else { return };
         fs::create_dir_all(t.path().join("instances")).unwrap();
-        tidy(&root);
-        tidy(&root);
-        tidy(&root);
+        for _ in 0..3 {
+            tidy(&root, &|| true);
+        }
         let names = pooled(&root);
         assert_eq!(names.len(), 2, "{names:?}");
         let fresh = pool(&root).join(&names[0]);
@@ -274,5 +344,49 @@ mod tests {
             ["z.tidy"],
             "a dir being tidied is not claimed"
         );
+    }
+
+    #[test]
+    fn tidied_away_trees_wait_in_the_trash_until_isola_is_idle() {
+        let Some((t, root)) = as_root() else { return };
+        for id in ["a", "b"] {
+            let d = make(t.path(), id);
+            fs::create_dir_all(d.join("work/work/incompat/volatile")).unwrap();
+            fs::write(d.join("work/work/incompat/volatile/dirty"), "").unwrap();
+            assert!(recycle(&root, &d, id));
+        }
+        let trash = pool(&root).join(TRASH);
+        // Busy: tidied, but nothing removed.
+        tidy(&root, &|| false);
+        assert_eq!(fs::read_dir(&trash).unwrap().count(), 1);
+        assert!(trash.join("a/incompat/volatile/dirty").exists() || trash.join("b/incompat/volatile/dirty").exists());
+        // Idle for three removals: one tree is gone, the other half gone.
+        let left = std::cell::Cell::new(3);
+        let idle = || {
+            left.set(left.get() - 1);
+            left.get() >= 0
+        };
+        tidy(&root, &idle);
+        let remaining: Vec<_> = fs::read_dir(&trash).unwrap().flatten().collect();
+        assert!(!remaining.is_empty() && remaining.len() <= 2, "{remaining:?}");
+        // Idle: all gone; prune removes the trash itself.
+        tidy(&root, &|| true);
+        assert_eq!(fs::read_dir(&trash).unwrap().count(), 0);
+        assert_eq!(pooled(&root), ["a", "b"]);
+        prune(&root);
+        assert!(!trash.exists());
+    }
+
+    #[test]
+    fn a_full_trash_is_emptied_below_its_cap_even_when_busy() {
+        let t = tempfile::tempdir().unwrap();
+        let root = Root::new(t.path());
+        let trash = pool(&root).join(TRASH);
+        for i in 0..TRASH_MAX + 3 {
+            fs::create_dir_all(trash.join(format!("t{i}/incompat"))).unwrap();
+        }
+        tidy(&root, &|| false);
+        let left = fs::read_dir(&trash).unwrap().count() as u64;
+        assert_eq!(left, TRASH_MAX);
     }
 }

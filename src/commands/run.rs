@@ -42,7 +42,7 @@ pub fn run(root: &Root, args: &RunArgs) -> Result<i32> {
         },
         idle: {
             let root = root.clone();
-            IdleWork::new(move || isola_core::scratch::tidy(&root))
+            IdleWork::new(move |idle| isola_core::scratch::tidy(&root, idle))
         },
         ephemeral: args.rm,
         // Phases are timed from here, as the backend's own work starts.

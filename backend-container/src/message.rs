@@ -218,7 +218,10 @@ impl Channel {
                 Some(&mut space),
                 MsgFlags::MSG_CMSG_CLOEXEC,
             ) {
-                Err(Errno::EINTR) => continue,
+                // ECONNRESET: the peer closed with our last message unread;
+                // what it sent before is still queued, and the error is
+                // reported (and cleared) ahead of it.
+                Err(Errno::EINTR | Errno::ECONNRESET) => continue,
                 Err(e) => return Err(MessageError::Io(e)),
                 Ok(msg) => msg,
             };
@@ -283,6 +286,19 @@ mod tests {
         isola.order(&Order::Start, &[]).unwrap();
         assert_eq!(child.next_order().unwrap().unwrap().0, Order::Start);
         drop(child);
+        assert!(isola.next_report().unwrap().is_none());
+    }
+
+    #[test]
+    fn a_report_sent_before_the_peer_closed_on_an_unread_order_still_arrives() {
+        let (isola, child) = pair().unwrap();
+        child
+            .report(&Report::SetupFailed(Fail::msg("early")), &[])
+            .unwrap();
+        isola.order(&Order::Join, &[]).unwrap();
+        drop(child);
+        let (got, _) = isola.next_report().unwrap().unwrap();
+        assert_eq!(got, Report::SetupFailed(Fail::msg("early")));
         assert!(isola.next_report().unwrap().is_none());
     }
 

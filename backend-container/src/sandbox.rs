@@ -219,7 +219,9 @@ impl ContainerSandbox {
         let fds: Vec<_> = files.iter().map(|f| f.as_raw_fd()).collect();
         match self.channel.order(&Order::Join, &fds) {
             // The child failed and is gone: what it reported says why.
-            Err(message::MessageError::Io(nix::errno::Errno::EPIPE)) => Ok(()),
+            Err(message::MessageError::Io(
+                nix::errno::Errno::EPIPE | nix::errno::Errno::ECONNRESET,
+            )) => Ok(()),
             other => other.map_err(|e| BackendError::step("handing the sandbox its cgroup", e)),
         }
     }

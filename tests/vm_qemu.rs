@@ -1,8 +1,9 @@
 //! The VM backend's guest half for real: the default image booted with the
 //! Debian kernel and isola-init under QEMU (`--vmm qemu`; a software CPU on
 //! this PVM host, KVM on hardware hosts), and the refusals that need no boot.
-//! The whole path on isola's own monitor needs hardware KVM (see the monitor
-//! tests in backend-vm/tests for what runs on isola's monitor here).
+//! Where the host has hardware KVM some of them run on isola's own monitor
+//! too; tests/vm_isola_monitor.rs runs the whole path on isola's monitor
+//! with isola's own kernel (the PVM test kernel on a PVM host).
 
 mod common;
 

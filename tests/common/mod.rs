@@ -4,6 +4,7 @@
 //! time.
 #![allow(dead_code)]
 
+pub mod background;
 pub mod fixture;
 
 use std::collections::BTreeMap;
@@ -61,17 +62,25 @@ impl Isola {
         p
     }
 
+    /// `isola ARGS` on this root, not yet started.
+    pub fn command<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_isola"));
+        c.args(args)
+            .env("ISOLA_ROOT", self.root())
+            .env_remove("ISOLA_LOG");
+        c
+    }
+
     pub fn cmd<I, S>(&self, args: I) -> Output
     where
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        Command::new(env!("CARGO_BIN_EXE_isola"))
-            .args(args)
-            .env("ISOLA_ROOT", self.root())
-            .env_remove("ISOLA_LOG")
-            .output()
-            .expect("running isola")
+        self.command(args).output().expect("running isola")
     }
 
     /// Run isola and insist on success (or failure); the output either way.

@@ -6,7 +6,7 @@ use std::io;
 use std::path::Path;
 use std::process::Command;
 
-use crate::sandbox::Limits;
+use isola_core::spec::Limits;
 
 /// Write `dir/config.json` for running `args` in `rootfs` (absolute), from
 /// the runtime's own default spec (`RUNTIME spec`), made non-interactive,
@@ -35,11 +35,19 @@ pub fn write_config(
     spec["process"]["terminal"] = false.into();
     spec["process"]["args"] = args.iter().map(|a| serde_json::Value::from(*a)).collect();
     spec["root"] = serde_json::json!({"path": rootfs, "readonly": false});
-    if let Some(l) = limits {
+    let limits = limits.unwrap_or_default();
+    if let Some(bytes) = limits.memory {
         // Swap included, as isola's --memory is.
-        let bytes = l.memory_mib << 20;
         spec["linux"]["resources"]["memory"] = serde_json::json!({"limit": bytes, "swap": bytes});
-        spec["linux"]["resources"]["pids"] = serde_json::json!({"limit": l.pids});
+    }
+    if let Some(cpus) = limits.cpus {
+        // CPUs' worth of time per 100 ms period, as isola's --cpus is.
+        let period = 100_000u64;
+        let quota = (cpus * period as f64).round() as i64;
+        spec["linux"]["resources"]["cpu"] = serde_json::json!({"quota": quota, "period": period});
+    }
+    if let Some(pids) = limits.pids {
+        spec["linux"]["resources"]["pids"] = serde_json::json!({"limit": pids});
     }
     fs::write(
         &path,

@@ -13,7 +13,7 @@ use isola_core::Root;
 
 use crate::plan::BackendPlan;
 use crate::results::{DiskItem, ImageDisk, Sharing};
-use crate::sandbox::{self, remove_new_instances, Isola};
+use crate::sandbox::{self, remove_new_instances, IsolaCli};
 
 /// The image's figures from the store's own accounting (`isola du`).
 pub fn image(store: &ImageStore, name: &str) -> Result<ImageDisk, String> {
@@ -35,7 +35,7 @@ pub fn image(store: &ImageStore, name: &str) -> Result<ImageDisk, String> {
 
 /// What one kept sandbox's directory holds after a run that wrote one
 /// small file (the container's upper dir; the VM's spec archive).
-pub fn per_sandbox(isola: &Isola, b: &BackendPlan) -> Result<DiskItem, String> {
+pub fn per_sandbox(isola: &IsolaCli, b: &BackendPlan) -> Result<DiskItem, String> {
     let before = sandbox::instance_ids(&isola.root);
     let argv = b
         .runner

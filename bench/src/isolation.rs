@@ -5,14 +5,17 @@
 use serde_json::Value;
 
 use crate::results::IsolationRow;
-use crate::sandbox::{self, Limits, Runner};
+use isola_core::spec::Limits;
+
+use crate::sandbox::{self, Runner};
 
 /// Limits set on the sandboxes for the observed-limits rows, and what the
 /// probe tries to exceed them by. A VM's memory limit is its guest's memory,
 /// kernel included: 128 MiB leaves a guest room to boot.
 const LIMITS: Limits = Limits {
-    memory_mib: 128,
-    pids: 32,
+    memory: Some(128 << 20),
+    cpus: None,
+    pids: Some(32),
 };
 const MEMORY_TRY_MIB: &str = "256";
 const PIDS_TRY: &str = "64";

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use crate::bundle;
 use crate::results::{RunError, Subject};
-use crate::sandbox::Isola;
+use crate::sandbox::IsolaCli;
 use crate::startup::Contender;
 
 pub const CONTAINER_PEERS: [&str; 3] = ["floor", "runc", "crun"];
@@ -86,7 +86,7 @@ pub fn container_peers(
 /// The bare monitor: `guest` (the test guest) booted by isola's monitor
 /// and by QEMU microvm on KVM, with `memory_mib` of guest memory.
 pub fn monitor_contenders(
-    isola: &Isola,
+    isola: &IsolaCli,
     guest: &Path,
     memory_mib: u64,
     qemu: Option<&str>,

@@ -6,11 +6,11 @@ use std::io::Read;
 use std::path::Path;
 
 use crate::results::RuntimeFigure;
-use crate::sandbox::{self, Isola, Runner};
+use crate::sandbox::{self, IsolaCli, Runner};
 
 /// Every subject's figures, and an error line per subject that failed.
 pub fn measure(
-    isola: &Isola,
+    isola: &IsolaCli,
     runners: &[(String, Runner)],
     work_ms: u64,
     host_dir: &Path,

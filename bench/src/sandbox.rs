@@ -9,17 +9,20 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use isola_core::spec::Limits;
+
 /// Where the probe lives in the benchmark image.
 pub const PROBE_IN_IMAGE: &str = "/usr/bin/isola-probe";
 
-/// The isola binary and its state directory.
+/// isola's command line: the binary and the state directory (`--root`)
+/// every command it runs is given.
 #[derive(Debug, Clone)]
-pub struct Isola {
+pub struct IsolaCli {
     pub exe: PathBuf,
     pub root: PathBuf,
 }
 
-impl Isola {
+impl IsolaCli {
     pub fn argv<S: AsRef<str>>(&self, args: &[S]) -> Vec<String> {
         let mut v = vec![
             self.exe.display().to_string(),
@@ -31,13 +34,6 @@ impl Isola {
     }
 }
 
-/// Limits a sandbox is started with, for the observed-limits rows.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    pub memory_mib: u64,
-    pub pids: u64,
-}
-
 /// How one subject runs a program.
 #[derive(Debug, Clone)]
 pub enum Runner {
@@ -45,7 +41,7 @@ pub enum Runner {
     Host { probe: PathBuf },
     /// `isola run` with these flags (`--backend vm ...`) on `image`.
     Isola {
-        isola: Isola,
+        isola: IsolaCli,
         flags: Vec<String>,
         image: String,
     },
@@ -76,16 +72,7 @@ impl Runner {
                 .chain(args.iter().map(|a| a.to_string()))
                 .collect()),
             Runner::Isola { .. } => {
-                let flags: Vec<String> = limits
-                    .map(|l| {
-                        vec![
-                            "--memory".into(),
-                            format!("{}m", l.memory_mib),
-                            "--pids-limit".into(),
-                            l.pids.to_string(),
-                        ]
-                    })
-                    .unwrap_or_default();
+                let flags = limits.map(limit_flags).unwrap_or_default();
                 let cmd: Vec<&str> = std::iter::once(PROBE_IN_IMAGE)
                     .chain(args.iter().copied())
                     .collect();
@@ -142,6 +129,27 @@ impl Runner {
         a.extend(cmd.iter().map(|s| s.to_string()));
         Some(isola.argv(&a))
     }
+}
+
+/// `limits` as `isola run`'s flags.
+fn limit_flags(limits: Limits) -> Vec<String> {
+    let mut flags = Vec::new();
+    if let Some(bytes) = limits.memory {
+        // Whole MiB as people write them; isola takes plain bytes too.
+        let size = if bytes % (1 << 20) == 0 {
+            format!("{}m", bytes >> 20)
+        } else {
+            bytes.to_string()
+        };
+        flags.extend(["--memory".into(), size]);
+    }
+    if let Some(cpus) = limits.cpus {
+        flags.extend(["--cpus".into(), cpus.to_string()]);
+    }
+    if let Some(pids) = limits.pids {
+        flags.extend(["--pids-limit".into(), pids.to_string()]);
+    }
+    flags
 }
 
 /// Run `argv` to completion; its stdout, or its own error line.
@@ -278,7 +286,7 @@ pub fn spawn_piped(argv: &[String]) -> Result<Child, String> {
 }
 
 /// `isola rm` of the sandboxes created since `before` was listed.
-pub fn remove_new_instances(isola: &Isola, before: &[String]) -> Result<(), String> {
+pub fn remove_new_instances(isola: &IsolaCli, before: &[String]) -> Result<(), String> {
     let new: Vec<String> = instance_ids(&isola.root)
         .into_iter()
         .filter(|id| !before.contains(id))

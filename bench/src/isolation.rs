@@ -7,7 +7,7 @@ use serde_json::Value;
 use crate::results::IsolationRow;
 use isola_core::spec::Limits;
 
-use crate::sandbox::{self, Runner};
+use crate::sandbox::{self, Runner, SandboxError};
 
 /// Limits set on the sandboxes for the observed-limits rows, and what the
 /// probe tries to exceed them by. A VM's memory limit is its guest's memory,
@@ -30,7 +30,7 @@ pub struct Probed {
 }
 
 /// Facts and limits of one subject, or its error line.
-pub fn probe(subject: &str, runner: &Runner) -> Result<Probed, String> {
+pub fn probe(subject: &str, runner: &Runner) -> Result<Probed, SandboxError> {
     let facts = sandbox::json(&runner.probe(&["facts"], None, false)?)?;
     // The host runs without limits: its row shows what "none" looks like.
     let limits = match runner {

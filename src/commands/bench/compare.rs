@@ -12,9 +12,7 @@ pub fn run(old: &Path, new: &Path) -> Result<()> {
         serde_json::from_slice(&text)
             .with_context(|| format!("{} is not a results.json of isola bench", p.display()))
     };
-    let changes = cmp::compare(&read(old)?, &read(new)?)
-        .map_err(anyhow::Error::msg)
-        .context("comparing the two results")?;
+    let changes = cmp::compare(&read(old)?, &read(new)?).context("comparing the two results")?;
     print!("{}", cmp::format(&changes));
     Ok(())
 }

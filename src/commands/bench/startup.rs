@@ -39,8 +39,7 @@ pub fn run(root: &Root, args: &StartupArgs) -> Result<()> {
         .filter(|p| peers::CONTAINER_PEERS.contains(p))
         .collect();
     contenders.extend(
-        peers::container_peers(&wanted, auto, &rootfs, work.path())
-            .map_err(anyhow::Error::msg)?
+        peers::container_peers(&wanted, auto, &rootfs, work.path())?
             .into_iter()
             .map(|(_, c)| c),
     );

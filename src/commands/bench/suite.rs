@@ -143,8 +143,7 @@ pub fn run(root: &Root, args: &BenchArgs) -> Result<()> {
         let rootfs = work.path().join("rootfs");
         std::fs::create_dir_all(&rootfs)?;
         store.export(&resolved, &rootfs)?;
-        let found = peers::container_peers(&container_peers, auto, &rootfs, work.path())
-            .map_err(anyhow::Error::msg)?;
+        let found = peers::container_peers(&container_peers, auto, &rootfs, work.path())?;
         for (subject, _) in found.iter().filter(|(s, _)| s.id != "floor") {
             plan.oci.push(BackendPlan {
                 subject: subject.clone(),

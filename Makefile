@@ -35,7 +35,7 @@ kernel: release
 	@scripts/setup --kernel
 	@scripts/build-kernel --add $(ISOLA_RELEASE)
 
-# The kernel the whole-path VM tests boot on isola's monitor: on a PVM host
+# The kernel tests/vm_isola_monitor.rs boots on isola's monitor: on a PVM host
 # the PVM test kernel, else isola's kernel. Built once, then cached by its
 # config and patches (a few minutes the first time).
 test-kernel: setup

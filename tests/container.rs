@@ -7,6 +7,7 @@ mod common;
 use std::fs;
 use std::process::{Command, Stdio};
 
+use common::background::Background;
 use common::fixture::{Layer, Layout, Tar};
 use common::Isola;
 
@@ -21,23 +22,9 @@ fn isola() -> Option<Isola> {
 }
 
 /// Start `isola ARGS` in the background and wait until the workload prints
-/// "ready"; the rest of its stdout is left to read.
-fn start_until_ready(
-    isola: &Isola,
-    args: &[&str],
-) -> (std::process::Child, std::process::ChildStdout) {
-    use std::io::Read;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_isola"))
-        .args(args)
-        .env("ISOLA_ROOT", isola.root())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let mut buf = [0u8; 6];
-    stdout.read_exact(&mut buf).unwrap();
-    assert_eq!(&buf, b"ready\n");
-    (child, stdout)
+/// "ready".
+fn start_until_ready(isola: &Isola, args: &[&str]) -> Background {
+    Background::until_ready(isola.command(args))
 }
 
 /// Run `sh -c script` in a fresh container; (exit code, stdout, stderr).
@@ -314,7 +301,7 @@ fn a_tty_comes_from_the_sandbox() {
 #[test]
 fn sigterm_to_isola_reaches_the_workload() {
     let Some(isola) = isola() else { return };
-    let (mut child, mut stdout) = start_until_ready(
+    let run = start_until_ready(
         &isola,
         &[
             "run",
@@ -325,14 +312,10 @@ fn sigterm_to_isola_reaches_the_workload() {
             "trap 'echo got-term; exit 143' TERM; echo ready; sleep 30 & wait",
         ],
     );
-    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    use std::io::Read;
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-    let mut rest = String::new();
-    stdout.read_to_string(&mut rest).unwrap();
-    let status = child.wait().unwrap();
-    assert_eq!(rest, "got-term\n");
-    assert_eq!(status.code(), Some(143));
+    run.signal(nix::sys::signal::Signal::SIGTERM);
+    let out = run.collect();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "got-term\n");
+    assert_eq!(out.status.code(), Some(143));
 }
 
 #[test]
@@ -348,7 +331,7 @@ fn volumes_persist_and_read_only_means_it() {
     assert_eq!(out, "kept\nwrite=1\n");
 
     // Killed with SIGKILL mid-run: what it wrote is still there.
-    let (child, _stdout) = start_until_ready(
+    let run = start_until_ready(
         &isola,
         &[
             "run",
@@ -361,7 +344,7 @@ fn volumes_persist_and_read_only_means_it() {
             "echo after-kill > /data/k; echo ready; sleep 30",
         ],
     );
-    let isola_pid = child.id();
+    let isola_pid = run.pid();
     // The second rw user is refused while the first holds the volume.
     let err = isola.fail(["run", "--rm", "-v", "data:/data", "isola/busybox", "true"]);
     assert!(err.contains("in use"), "{err}");
@@ -573,7 +556,7 @@ fn kept_sandboxes_are_listed_and_removed() {
 fn prune_clears_what_a_killed_isola_left() {
     let Some(isola) = isola() else { return };
     isola.expect(["run", "isola/busybox", "true"], true); // kept, exited
-    let (mut child, _stdout) = start_until_ready(
+    let mut run = start_until_ready(
         &isola,
         &[
             "run",
@@ -599,8 +582,8 @@ fn prune_clears_what_a_killed_isola_left() {
         .iter()
         .find(|id| isola.root().join("instances").join(id).exists())
         .unwrap();
-    child.kill().unwrap(); // SIGKILL: no teardown; the workload dies with it
-    child.wait().unwrap();
+    run.child.kill().unwrap(); // SIGKILL: no teardown; the workload dies with it
+    run.child.wait().unwrap();
     let dead = [running];
     let cgroup_dirs = |id: &str| -> usize {
         ["memory", "cpu", "pids", "unified"]

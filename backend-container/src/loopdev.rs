@@ -337,6 +337,7 @@ fn configure_at_once(device: &File, backing: &File, info: LoopInfo64) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use isola_test_support::{host_has, root_user};
     use nix::mount::{mount, umount, umount2, MntFlags, MsFlags};
     use std::process::Command;
     use std::time::Instant;
@@ -361,21 +362,6 @@ mod tests {
             loop_info(Path::new("/a"), false).lo_flags,
             LO_FLAGS_AUTOCLEAR
         );
-    }
-
-    /// True when the test can run; without what it needs it fails under CI
-    /// (CI=true) and elsewhere skips, saying why.
-    fn host_has(what: &str, ok: bool) -> bool {
-        if ok {
-            return true;
-        }
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!(
-                "this test needs {what}, which this CI host lacks; scripts/setup should provide it"
-            );
-        }
-        eprintln!("SKIPPED: this test needs {what}");
-        false
     }
 
     fn mkfs_ext4() -> Option<PathBuf> {
@@ -435,7 +421,7 @@ mod tests {
 
     #[test]
     fn attach_mount_autoclear_and_reattach_read_only() {
-        if !host_has("root (uid 0)", nix::unistd::geteuid().is_root()) {
+        if !root_user() {
             return;
         }
         let Some(mkfs) = mkfs_ext4() else {
@@ -506,7 +492,7 @@ mod tests {
 
     #[test]
     fn the_two_step_attach_sets_read_only_and_autoclear() {
-        if !host_has("root (uid 0)", nix::unistd::geteuid().is_root()) {
+        if !root_user() {
             return;
         }
         let tmp = tempfile::tempdir().unwrap();

@@ -10,20 +10,12 @@ use std::process::{Command, Stdio};
 
 use isola_core::image::unpack::OPAQUE_XATTR;
 use isola_guest_spec::GuestSpec;
+use isola_test_support::host_has;
 use isola_vm::guest;
 use nix::sys::stat::{makedev, mknod, Mode, SFlag};
 
 const MTIME: i64 = 1_600_000_000;
 const INIT: &[u8] = b"\x7fELF not really isola-init";
-
-/// Fails under CI, skips with a reason elsewhere.
-fn missing(what: &str) -> bool {
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{what}");
-    }
-    eprintln!("SKIPPED: {what}");
-    true
-}
 
 fn have_cpio() -> bool {
     let found = Command::new("cpio")
@@ -31,7 +23,7 @@ fn have_cpio() -> bool {
         .stdout(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
-    found || !missing("GNU cpio is not installed (scripts/setup installs it)")
+    host_has("GNU cpio (scripts/setup installs it)", found)
 }
 
 fn is_root() -> bool {

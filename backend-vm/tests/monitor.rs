@@ -8,28 +8,18 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use isola_test_support::host_has;
 use isola_vm::kvm::{self, End, GuestIo, VmConfig};
-
-/// Fails under CI, skips with a reason elsewhere.
-fn missing(what: &str) -> bool {
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{what}");
-    }
-    eprintln!("SKIPPED: {what}");
-    true
-}
 
 fn guest() -> Option<PathBuf> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("testguest/target/x86_64-unknown-none/release/isola-testguest");
-    if path.exists() {
-        return Some(path);
-    }
-    missing(&format!(
-        "the test guest is not built ({}); `make test` builds it",
-        path.display()
-    ));
-    None
+    let built = path.exists();
+    host_has(
+        &format!("the test guest `make test` builds ({})", path.display()),
+        built,
+    )
+    .then_some(path)
 }
 
 fn kvm_usable() -> bool {
@@ -39,9 +29,10 @@ fn kvm_usable() -> bool {
         .open("/dev/kvm")
     {
         Ok(_) => true,
-        Err(e) => !missing(&format!(
-            "/dev/kvm cannot be opened ({e}); run as root on a host with KVM"
-        )),
+        Err(e) => host_has(
+            &format!("/dev/kvm to open (here: {e}; run as root on a host with KVM)"),
+            false,
+        ),
     }
 }
 

@@ -7,23 +7,38 @@ use std::fs;
 use std::path::Path;
 
 use isola_core::fsutil::disk_usage;
+use isola_core::image::default_image::DefaultImageError;
 use isola_core::image::derive::{self, NewFile};
-use isola_core::image::{default_image, usage, ImageStore};
+use isola_core::image::{default_image, usage, ImageError, ImageStore};
 use isola_core::Root;
 
 use crate::plan::BackendPlan;
 use crate::results::{DiskItem, ImageDisk, Sharing};
-use crate::sandbox::{self, remove_new_instances, Isola};
+use crate::sandbox::{self, remove_new_instances, IsolaCli, SandboxError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DiskError {
+    #[error(transparent)]
+    Store(#[from] ImageError),
+    #[error(transparent)]
+    DefaultImage(#[from] DefaultImageError),
+    #[error("{0} is not in the store's usage")]
+    NotInUsage(String),
+    #[error("only isola's sandboxes are measured here")]
+    NotIsola,
+    #[error(transparent)]
+    Run(#[from] SandboxError),
+}
 
 /// The image's figures from the store's own accounting (`isola du`).
-pub fn image(store: &ImageStore, name: &str) -> Result<ImageDisk, String> {
-    let digest = store.resolve(name).map_err(|e| e.to_string())?;
-    let u = usage::usage(store).map_err(|e| e.to_string())?;
+pub fn image(store: &ImageStore, name: &str) -> Result<ImageDisk, DiskError> {
+    let digest = store.resolve(name)?;
+    let u = usage::usage(store)?;
     let mine = u
         .images
         .iter()
         .find(|i| i.digest == digest)
-        .ok_or_else(|| format!("{name} is not in the store's usage"))?;
+        .ok_or_else(|| DiskError::NotInUsage(name.to_string()))?;
     Ok(ImageDisk {
         name: name.to_string(),
         layers: mine.layers,
@@ -35,12 +50,12 @@ pub fn image(store: &ImageStore, name: &str) -> Result<ImageDisk, String> {
 
 /// What one kept sandbox's directory holds after a run that wrote one
 /// small file (the container's upper dir; the VM's spec archive).
-pub fn per_sandbox(isola: &Isola, b: &BackendPlan) -> Result<DiskItem, String> {
+pub fn per_sandbox(isola: &IsolaCli, b: &BackendPlan) -> Result<DiskItem, DiskError> {
     let before = sandbox::instance_ids(&isola.root);
     let argv = b
         .runner
         .isola_run(&[], true, &["sh", "-c", "echo sandbox > /written"])
-        .ok_or("only isola's sandboxes are measured here")?;
+        .ok_or(DiskError::NotIsola)?;
     let ran = sandbox::output(&argv);
     let new: Vec<String> = sandbox::instance_ids(&isola.root)
         .into_iter()
@@ -87,10 +102,10 @@ pub fn vm_extra(b: &BackendPlan) -> Vec<DiskItem> {
 
 /// In a scratch store under `scratch`: the default image, then `n - 1`
 /// images on top of it, each adding one small file of its own.
-pub fn sharing(scratch: &Path, n: usize) -> Result<Vec<Sharing>, String> {
-    let store = ImageStore::open(Root::new(scratch)).map_err(|e| e.to_string())?;
-    default_image::build(&store).map_err(|e| e.to_string())?;
-    let base = store.get(default_image::NAME).map_err(|e| e.to_string())?;
+pub fn sharing(scratch: &Path, n: usize) -> Result<Vec<Sharing>, DiskError> {
+    let store = ImageStore::open(Root::new(scratch))?;
+    default_image::build(&store)?;
+    let base = store.get(default_image::NAME)?;
     let mut out = vec![measure_store(&store)?];
     for i in 1..n {
         let file = NewFile {
@@ -104,15 +119,14 @@ pub fn sharing(scratch: &Path, n: usize) -> Result<Vec<Sharing>, String> {
             &format!("lesson/app{i}:latest"),
             &[file],
             &format!("COPY app-{i}.conf /etc/"),
-        )
-        .map_err(|e| e.to_string())?;
+        )?;
         out.push(measure_store(&store)?);
     }
     Ok(out)
 }
 
-fn measure_store(store: &ImageStore) -> Result<Sharing, String> {
-    let u = usage::usage(store).map_err(|e| e.to_string())?;
+fn measure_store(store: &ImageStore) -> Result<Sharing, DiskError> {
+    let u = usage::usage(store)?;
     Ok(Sharing {
         images: u.images.len(),
         store_bytes: u.store_total,

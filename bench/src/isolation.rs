@@ -5,14 +5,17 @@
 use serde_json::Value;
 
 use crate::results::IsolationRow;
-use crate::sandbox::{self, Limits, Runner};
+use isola_core::spec::Limits;
+
+use crate::sandbox::{self, Runner, SandboxError};
 
 /// Limits set on the sandboxes for the observed-limits rows, and what the
 /// probe tries to exceed them by. A VM's memory limit is its guest's memory,
 /// kernel included: 128 MiB leaves a guest room to boot.
 const LIMITS: Limits = Limits {
-    memory_mib: 128,
-    pids: 32,
+    memory: Some(128 << 20),
+    cpus: None,
+    pids: Some(32),
 };
 const MEMORY_TRY_MIB: &str = "256";
 const PIDS_TRY: &str = "64";
@@ -27,7 +30,7 @@ pub struct Probed {
 }
 
 /// Facts and limits of one subject, or its error line.
-pub fn probe(subject: &str, runner: &Runner) -> Result<Probed, String> {
+pub fn probe(subject: &str, runner: &Runner) -> Result<Probed, SandboxError> {
     let facts = sandbox::json(&runner.probe(&["facts"], None, false)?)?;
     // The host runs without limits: its row shows what "none" looks like.
     let limits = match runner {

@@ -3,6 +3,7 @@
 //! peers installed on the host, and writes the results and their report.
 
 pub mod bundle;
+mod chain;
 pub mod compare;
 pub mod corpus;
 pub mod disk;

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use crate::plan::BackendPlan;
 use crate::procfs;
 use crate::results::{Density, Memory};
-use crate::sandbox::Idle;
+use crate::sandbox::{Idle, SandboxError};
 
 /// Long enough for K emulated guests booting at once on two cores.
 const READY_TIMEOUT: Duration = Duration::from_secs(300);
@@ -16,7 +16,7 @@ const SETTLE: Duration = Duration::from_millis(300);
 
 /// What one idle sandbox costs, and the seccomp mode of its VMM (a VM's
 /// own host syscall surface), if it has one.
-pub fn idle(b: &BackendPlan) -> Result<(Memory, Option<u8>), String> {
+pub fn idle(b: &BackendPlan) -> Result<(Memory, Option<u8>), SandboxError> {
     let mut idle = Idle::start(&b.runner.probe(&["idle"], None, false)?)?;
     let measured = idle.ready(READY_TIMEOUT).map(|(_, inside)| {
         std::thread::sleep(SETTLE);
@@ -60,7 +60,7 @@ fn vmm_pid(tree: &[u32]) -> u32 {
 
 /// K sandboxes started at once: time until every workload runs, and their
 /// memory in total once all are idle.
-pub fn density(b: &BackendPlan, k: usize) -> Result<Density, String> {
+pub fn density(b: &BackendPlan, k: usize) -> Result<Density, SandboxError> {
     // A command line each: an OCI runtime's container ID is per run.
     let argvs = (0..k)
         .map(|_| b.runner.probe(&["idle"], None, false))

@@ -4,12 +4,20 @@
 
 use std::path::Path;
 
-use crate::bundle;
+use crate::bundle::{self, BundleError};
 use crate::results::{RunError, Subject};
-use crate::sandbox::Isola;
+use crate::sandbox::IsolaCli;
 use crate::startup::Contender;
 
 pub const CONTAINER_PEERS: [&str; 3] = ["floor", "runc", "crun"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum PeersError {
+    #[error("peer {0} is not installed on this host")]
+    NotInstalled(String),
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+}
 
 pub fn subject(id: &str, label: &str) -> Subject {
     Subject {
@@ -34,7 +42,7 @@ pub fn container_peers(
     auto: bool,
     rootfs: &Path,
     work: &Path,
-) -> Result<Vec<(Subject, Contender)>, String> {
+) -> Result<Vec<(Subject, Contender)>, PeersError> {
     let mut out = Vec::new();
     for &peer in wanted {
         match peer {
@@ -57,9 +65,7 @@ pub fn container_peers(
             "runc" | "crun" if found(peer) => {
                 // Each runtime's own bundle (its config.json) on the shared rootfs.
                 let dir = work.join(peer);
-                std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-                bundle::write_config(peer, &dir, rootfs, &["/bin/true"], None)
-                    .map_err(|e| e.to_string())?;
+                bundle::write_config(peer, &dir, rootfs, &["/bin/true"], None)?;
                 out.push((
                     subject(peer, peer),
                     Contender::new(
@@ -75,7 +81,7 @@ pub fn container_peers(
                 ));
             }
             "floor" | "runc" | "crun" if !auto => {
-                return Err(format!("peer {peer} is not installed on this host"))
+                return Err(PeersError::NotInstalled(peer.to_string()))
             }
             _ => {}
         }
@@ -86,7 +92,7 @@ pub fn container_peers(
 /// The bare monitor: `guest` (the test guest) booted by isola's monitor
 /// and by QEMU microvm on KVM, with `memory_mib` of guest memory.
 pub fn monitor_contenders(
-    isola: &Isola,
+    isola: &IsolaCli,
     guest: &Path,
     memory_mib: u64,
     qemu: Option<&str>,

@@ -10,11 +10,11 @@ use isola_core::backend::{Backend, BackendError, Description};
 use isola_core::spec::RunSpec;
 
 use crate::results::{RunError, Subject};
-use crate::sandbox::{Isola, Runner};
+use crate::sandbox::{IsolaCli, Runner};
 use crate::startup::Contender;
 
 pub struct Plan {
-    pub isola: Isola,
+    pub isola: IsolaCli,
     /// The image every sandbox runs (the default image with the probe).
     pub image: String,
     /// The host: baseline of the runtime and isolation dimensions.
@@ -144,7 +144,7 @@ pub fn backend_row(
     name: &str,
     backend: &dyn Backend,
     spec: &RunSpec,
-    isola: &Isola,
+    isola: &IsolaCli,
 ) -> Result<BackendPlan, PlanError> {
     let how = backend
         .describe(spec)
@@ -183,7 +183,7 @@ pub fn backend_row(
 /// where it can run on KVM beside isola's monitor; otherwise why not.
 pub fn qemu_peer(
     vm: &BackendPlan,
-    isola: &Isola,
+    isola: &IsolaCli,
     image: &str,
     qemu_found: bool,
     auto: bool,
@@ -283,7 +283,7 @@ pub fn kernel_rows(
     kernels: &[(String, PathBuf)],
     vm_with_kernel: &dyn Fn(&Path) -> Option<Box<dyn Backend>>,
     spec: &RunSpec,
-    isola: &Isola,
+    isola: &IsolaCli,
 ) -> Vec<KernelPlan> {
     let mut rows = Vec::new();
     for (name, kernel) in kernels {
@@ -325,7 +325,7 @@ pub fn kernel_rows(
 /// The bare monitor rows (the test guest on isola's monitor and QEMU's),
 /// or why they cannot run: they need /dev/kvm and the test guest.
 pub fn monitor_rows(
-    isola: &Isola,
+    isola: &IsolaCli,
     guest: &Path,
     has_kvm: bool,
     qemu: Option<&str>,

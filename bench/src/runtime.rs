@@ -6,15 +6,32 @@ use std::io::Read;
 use std::path::Path;
 
 use crate::results::RuntimeFigure;
-use crate::sandbox::{self, Isola, Runner};
+use crate::sandbox::{self, IsolaCli, Runner, SandboxError};
 
-/// Every subject's figures, and an error line per subject that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error(transparent)]
+    Run(#[from] SandboxError),
+    #[error("removing its kept sandbox")]
+    Cleanup(#[source] SandboxError),
+    /// The batch of workloads printed something else than a list.
+    #[error("work printed {0}")]
+    NotAList(serde_json::Value),
+    #[error("the stdout workload printed {printed:?}")]
+    StdoutRate {
+        printed: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// Every subject's figures, and an error per subject that failed.
 pub fn measure(
-    isola: &Isola,
+    isola: &IsolaCli,
     runners: &[(String, Runner)],
     work_ms: u64,
     host_dir: &Path,
-) -> (Vec<RuntimeFigure>, Vec<(String, String)>) {
+) -> (Vec<RuntimeFigure>, Vec<(String, RuntimeError)>) {
     let ms = work_ms.to_string();
     let mut figures = Vec::new();
     let mut errors = Vec::new();
@@ -30,14 +47,16 @@ pub fn measure(
         let before = sandbox::instance_ids(&isola.root);
         let batch = runner
             .probe(&["work", "--ms", &ms, "--dir", &dir], None, !on_host)
-            .and_then(|argv| sandbox::json(&argv));
+            .and_then(|argv| sandbox::json(&argv))
+            .map_err(RuntimeError::from);
         if !on_host {
             if let Err(e) = sandbox::remove_new_instances(isola, &before) {
-                errors.push((subject.clone(), format!("removing its kept sandbox: {e}")));
+                errors.push((subject.clone(), RuntimeError::Cleanup(e)));
             }
         }
         let stdout = runner
             .probe(&["work", "stdout", "--ms", &ms], None, false)
+            .map_err(RuntimeError::from)
             .and_then(|argv| stdout_rate(&argv));
         match (batch, stdout) {
             (Err(e), _) | (_, Err(e)) => errors.push((subject.clone(), e)),
@@ -48,7 +67,7 @@ pub fn measure(
                     }
                 }
             }
-            (Ok(other), Ok(_)) => errors.push((subject.clone(), format!("work printed {other}"))),
+            (Ok(other), Ok(_)) => errors.push((subject.clone(), RuntimeError::NotAList(other))),
         }
     }
     for i in 0..figures.len() {
@@ -73,9 +92,9 @@ fn figure(subject: &str, item: &serde_json::Value) -> Option<RuntimeFigure> {
 
 /// The stdout workload: the data goes to us through the sandbox's output
 /// path, drained as a caller would; the probe reports its rate on stderr.
-fn stdout_rate(argv: &[String]) -> Result<serde_json::Value, String> {
+fn stdout_rate(argv: &[String]) -> Result<serde_json::Value, RuntimeError> {
     let mut child = sandbox::spawn_piped(argv)?;
-    let mut out = child.stdout.take().ok_or("no stdout pipe")?;
+    let mut out = child.stdout.take().ok_or(SandboxError::NoPipe("stdout"))?;
     let drain = std::thread::spawn(move || {
         let mut buf = vec![0u8; 1 << 16];
         let mut total = 0u64;
@@ -91,10 +110,10 @@ fn stdout_rate(argv: &[String]) -> Result<serde_json::Value, String> {
     if let Some(mut e) = child.stderr.take() {
         let _ = e.read_to_end(&mut err);
     }
-    let status = child.wait().map_err(|e| e.to_string())?;
+    let status = child.wait().map_err(SandboxError::Wait)?;
     let _ = drain.join();
     if !status.success() {
-        return Err(sandbox::error_line(&err, status));
+        return Err(SandboxError::Failed(sandbox::error_line(&err, status)).into());
     }
     // Its result is a one-element array on the last line of stderr.
     let text = String::from_utf8_lossy(&err);
@@ -103,7 +122,10 @@ fn stdout_rate(argv: &[String]) -> Result<serde_json::Value, String> {
         .rev()
         .find(|l| l.starts_with('['))
         .unwrap_or("");
-    let parsed: serde_json::Value = serde_json::from_str(last)
-        .map_err(|e| format!("the stdout workload printed {last:?}: {e}"))?;
+    let parsed: serde_json::Value =
+        serde_json::from_str(last).map_err(|source| RuntimeError::StdoutRate {
+            printed: last.to_string(),
+            source,
+        })?;
     Ok(parsed[0].clone())
 }

@@ -11,6 +11,9 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::chain::chain;
+use crate::sandbox::{spawn_error, SandboxError};
+
 /// One way of starting a sandbox: a command line run to completion.
 #[derive(Debug, Clone)]
 pub struct Contender {
@@ -119,7 +122,7 @@ pub fn measure_times(
                     r.cpu_ms.push(cpu);
                 }
                 Ok(_) => {}
-                Err(e) => r.error = Some(e),
+                Err(e) => r.error = Some(chain(&e)),
             }
         }
         if round >= warmup {
@@ -170,7 +173,7 @@ pub fn median(values: &[f64]) -> Option<f64> {
 }
 
 /// One run: its wall time and the CPU time of everything it waited for.
-fn run_once(c: &Contender) -> std::result::Result<(f64, f64), String> {
+fn run_once(c: &Contender) -> std::result::Result<(f64, f64), SandboxError> {
     let argv = &c.argv;
     let cpu_before = children_cpu_ms();
     let t = Instant::now();
@@ -180,16 +183,17 @@ fn run_once(c: &Contender) -> std::result::Result<(f64, f64), String> {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .output()
-        .map_err(|e| format!("{}: {e}", argv[0]))?;
+        .map_err(spawn_error(argv))?;
     let ms = t.elapsed().as_secs_f64() * 1e3;
     let cpu = children_cpu_ms() - cpu_before;
     if out.status.code() != Some(c.success) {
         let err = String::from_utf8_lossy(&out.stderr);
-        return Err(err
-            .lines()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("exited non-zero")
-            .to_string());
+        return Err(SandboxError::Failed(
+            err.lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("exited non-zero")
+                .to_string(),
+        ));
     }
     Ok((ms, cpu))
 }

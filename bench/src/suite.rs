@@ -6,6 +6,8 @@ use isola_core::backend::Phase;
 use isola_core::image::ImageStore;
 use isola_core::Root;
 
+use crate::chain::chain;
+use crate::disk::DiskError;
 use crate::isolation::{self, Probed};
 use crate::plan::{BackendPlan, Plan};
 use crate::results::{
@@ -13,6 +15,7 @@ use crate::results::{
     Startup, StartupSeries, Summary,
 };
 use crate::sandbox::Runner;
+use crate::sandbox::SandboxError;
 use crate::startup::{self, Contender};
 use crate::{disk, memory, runtime, sandbox};
 
@@ -81,7 +84,7 @@ pub fn run(plan: &Plan, machine: Machine, config: Config, progress: &mut dyn Pro
                 memory.push(m);
                 vmm_seccomp.push((b.subject.id.clone(), seccomp));
             }
-            Err(e) => fail(&b.subject.id, "memory", e),
+            Err(e) => fail(&b.subject.id, "memory", chain(&e)),
         }
     }
 
@@ -92,7 +95,7 @@ pub fn run(plan: &Plan, machine: Machine, config: Config, progress: &mut dyn Pro
     let (runtime, runtime_errors) =
         runtime::measure(&plan.isola, &runners, plan.work_ms, &plan.work_dir);
     for (subject, e) in runtime_errors {
-        fail(&subject, "runtime", e);
+        fail(&subject, "runtime", chain(&e));
     }
 
     next("density", progress);
@@ -100,7 +103,7 @@ pub fn run(plan: &Plan, machine: Machine, config: Config, progress: &mut dyn Pro
     for &b in &measured {
         match memory::density(b, plan.density) {
             Ok(d) => density.push(d),
-            Err(e) => fail(&b.subject.id, "density", e),
+            Err(e) => fail(&b.subject.id, "density", chain(&e)),
         }
     }
 
@@ -115,7 +118,7 @@ pub fn run(plan: &Plan, machine: Machine, config: Config, progress: &mut dyn Pro
                     .and_then(|(_, m)| *m);
                 probed.push(p)
             }
-            Err(e) => fail(&subject, "isolation", e),
+            Err(e) => fail(&subject, "isolation", chain(&e)),
         }
     }
     progress.step("done", total, total);
@@ -269,7 +272,7 @@ fn phases(plan: &Plan, fail: &mut impl FnMut(&str, &str, String)) -> Vec<Phases>
         let runs = match phase_runs(plan, &b.runner, plan.runs.clamp(1, 5)) {
             Ok(runs) => runs,
             Err(e) => {
-                fail(&b.subject.id, "startup (phases)", e);
+                fail(&b.subject.id, "startup (phases)", chain(&e));
                 continue;
             }
         };
@@ -297,7 +300,7 @@ fn kernels(plan: &Plan, fail: &mut impl FnMut(&str, &str, String)) -> Vec<Kernel
         let runs = match phase_runs(plan, &k.runner, plan.kernel_runs) {
             Ok(runs) => runs,
             Err(e) => {
-                fail(&k.subject.id, "startup (guest kernels)", e);
+                fail(&k.subject.id, "startup (guest kernels)", chain(&e));
                 continue;
             }
         };
@@ -321,9 +324,24 @@ fn kernels(plan: &Plan, fail: &mut impl FnMut(&str, &str, String)) -> Vec<Kernel
     out
 }
 
+/// Why the phase times of a run could not be had.
+#[derive(Debug, thiserror::Error)]
+enum PhasesError {
+    #[error(transparent)]
+    Run(#[from] SandboxError),
+    #[error(transparent)]
+    Read(#[from] std::io::Error),
+    #[error(transparent)]
+    Parse(#[from] serde_json::Error),
+}
+
 /// `n` runs of `/bin/true` that write the phase times isola measured:
 /// `(phase label, ms since the backend's start)` per run.
-fn phase_runs(plan: &Plan, runner: &Runner, n: usize) -> Result<Vec<Vec<(String, f64)>>, String> {
+fn phase_runs(
+    plan: &Plan,
+    runner: &Runner,
+    n: usize,
+) -> Result<Vec<Vec<(String, f64)>>, PhasesError> {
     let file = plan.work_dir.join("phases.json");
     let extra = ["--phases-to".to_string(), file.display().to_string()];
     let Some(argv) = runner.isola_run(&extra, false, &["/bin/true"]) else {
@@ -332,24 +350,22 @@ fn phase_runs(plan: &Plan, runner: &Runner, n: usize) -> Result<Vec<Vec<(String,
     let mut runs = Vec::new();
     for _ in 0..n {
         sandbox::output(&argv)?;
-        let text = std::fs::read(&file).map_err(|e| e.to_string())?;
+        let text = std::fs::read(&file)?;
         let _ = std::fs::remove_file(&file);
-        let v: serde_json::Value = serde_json::from_slice(&text).map_err(|e| e.to_string())?;
-        runs.push(
-            serde_json::from_value::<Vec<(String, f64)>>(v["phases_ms"].clone())
-                .map_err(|e| e.to_string())?,
-        );
+        let v: serde_json::Value = serde_json::from_slice(&text)?;
+        runs.push(serde_json::from_value::<Vec<(String, f64)>>(
+            v["phases_ms"].clone(),
+        )?);
     }
     Ok(runs)
 }
 
 fn disk(plan: &Plan, fail: &mut impl FnMut(&str, &str, String)) -> Disk {
-    let store = ImageStore::open(Root::new(&plan.isola.root));
-    let image = store
-        .map_err(|e| e.to_string())
+    let image = ImageStore::open(Root::new(&plan.isola.root))
+        .map_err(DiskError::from)
         .and_then(|s| disk::image(&s, &plan.image));
     let image = image.unwrap_or_else(|e| {
-        fail("store", "disk", e);
+        fail("store", "disk", chain(&e));
         crate::results::ImageDisk {
             name: plan.image.clone(),
             layers: 0,
@@ -363,13 +379,13 @@ fn disk(plan: &Plan, fail: &mut impl FnMut(&str, &str, String)) -> Disk {
     for b in &plan.backends {
         match disk::per_sandbox(&plan.isola, b) {
             Ok(item) => per_sandbox.push(item),
-            Err(e) => fail(&b.subject.id, "disk", e),
+            Err(e) => fail(&b.subject.id, "disk", chain(&e)),
         }
         vm_extra.extend(disk::vm_extra(b));
     }
     let scratch = plan.work_dir.join("sharing");
     let sharing = disk::sharing(&scratch, plan.sharing_images).unwrap_or_else(|e| {
-        fail("store", "disk (sharing)", e);
+        fail("store", "disk (sharing)", chain(&e));
         Vec::new()
     });
     let _ = std::fs::remove_dir_all(&scratch);

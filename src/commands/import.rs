@@ -1,13 +1,13 @@
 //! `isola import PATH`: bring an image archive or layout into the store.
 
-use anyhow::{anyhow, Result};
-use isola_core::image::{digest, ImageStore, ImportOptions};
+use anyhow::Result;
+use isola_core::image::{digest, ImageStore, ImportOptions, Platform};
 
 use crate::cli::ImportArgs;
 use crate::output;
 
 pub fn run(store: &ImageStore, args: &ImportArgs) -> Result<()> {
-    let platform = args.platform.parse().map_err(|e: String| anyhow!(e))?;
+    let platform: Platform = args.platform.parse()?;
     let opts = ImportOptions {
         name: args.name.clone(),
         reference: args.reference.clone(),

@@ -1,7 +1,6 @@
 //! One module per subcommand; each turns its arguments into library calls.
 
 pub(crate) mod bench;
-mod bench_suite;
 mod du;
 mod export;
 mod history;

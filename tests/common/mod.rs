@@ -1,8 +1,10 @@
 //! Shared by the integration tests: a throwaway ISOLA_ROOT driven through the
-//! real `isola` binary, host checks that skip (or fail under CI), and
-//! fixtures made at test time.
+//! real `isola` binary, the host checks (skip, or fail under CI) of
+//! isola-test-support and those of this crate, and fixtures made at test
+//! time.
 #![allow(dead_code)]
 
+pub mod background;
 pub mod fixture;
 
 use std::collections::BTreeMap;
@@ -12,20 +14,10 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+// Each test binary uses some of these, none all of them.
+#[allow(unused_imports)]
+pub use isola_test_support::{host_has, root_user, tool};
 use sha2::{Digest, Sha256};
-
-/// True when the test can run. Without what it needs it fails under CI
-/// (CI=true) and elsewhere skips, saying why.
-pub fn host_has(what: &str, ok: bool) -> bool {
-    if ok {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("this test needs {what}, which this CI host lacks; scripts/setup should provide it");
-    }
-    eprintln!("SKIPPED: this test needs {what}");
-    false
-}
 
 /// isola's guest kernel for this host as `make test` builds it
 /// (scripts/build-kernel --for-host): the PVM test kernel on a PVM host.
@@ -42,17 +34,6 @@ pub fn isola_kernel_for_host() -> Option<PathBuf> {
         out.status.success() && path.is_file(),
     )
     .then_some(path)
-}
-
-pub fn root_user() -> bool {
-    host_has("root (uid 0)", nix::unistd::geteuid().is_root())
-}
-
-pub fn tool(name: &str) -> bool {
-    let found = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
-        .unwrap_or(false);
-    host_has(&format!("`{name}` on PATH (run scripts/setup)"), found)
 }
 
 /// One test's ISOLA_ROOT, removed with it.
@@ -81,17 +62,25 @@ impl Isola {
         p
     }
 
+    /// `isola ARGS` on this root, not yet started.
+    pub fn command<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_isola"));
+        c.args(args)
+            .env("ISOLA_ROOT", self.root())
+            .env_remove("ISOLA_LOG");
+        c
+    }
+
     pub fn cmd<I, S>(&self, args: I) -> Output
     where
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        Command::new(env!("CARGO_BIN_EXE_isola"))
-            .args(args)
-            .env("ISOLA_ROOT", self.root())
-            .env_remove("ISOLA_LOG")
-            .output()
-            .expect("running isola")
+        self.command(args).output().expect("running isola")
     }
 
     /// Run isola and insist on success (or failure); the output either way.

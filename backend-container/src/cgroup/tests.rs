@@ -7,24 +7,9 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
 use std::process::{Child, Command};
 
+use isola_test_support::{host_has, root_user};
+
 use super::*;
-
-/// True when the test can run. Without what it needs it fails under CI
-/// (CI=true) and elsewhere skips, saying why (the project's rule).
-fn host_has(what: &str, ok: bool) -> bool {
-    if ok {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("this test needs {what}, which this CI host lacks");
-    }
-    eprintln!("SKIPPED: this test needs {what}");
-    false
-}
-
-fn root_user() -> bool {
-    host_has("root (uid 0)", nix::unistd::geteuid().is_root())
-}
 
 const LIMITS: Limits = Limits {
     memory: Some(32 << 20),

@@ -8,6 +8,7 @@
 use std::ffi::CString;
 
 use ::caps::Capability;
+use isola_test_support::root_user;
 use nix::errno::Errno;
 use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitStatus};
@@ -60,19 +61,6 @@ fn explain(code: i32) -> &'static str {
         70 => "execve failed after apply, no_new_privs and install",
         _ => "unknown check (a shell check failed or the child crashed)",
     }
-}
-
-/// True when running as root. Otherwise fails under CI (CI=true) and
-/// elsewhere skips, saying why.
-fn root(test: &str) -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{test} needs root (uid 0), which this CI host lacks");
-    }
-    eprintln!("SKIPPED: {test} needs root (uid 0)");
-    false
 }
 
 /// Run `child` in a forked process; its return value becomes the exit code.
@@ -162,7 +150,7 @@ fn raw_clone(flags: libc::c_long) -> libc::c_long {
 
 #[test]
 fn apply_as_root_leaves_exactly_dockers_default_set() {
-    if !root("apply_as_root_leaves_exactly_dockers_default_set") {
+    if !root_user() {
         return;
     }
     let set = caps::resolve(&[], &[], false).expect("resolve");
@@ -196,7 +184,7 @@ fn apply_as_root_leaves_exactly_dockers_default_set() {
 
 #[test]
 fn apply_as_uid_1000_keeps_the_set_across_the_uid_switch() {
-    if !root("apply_as_uid_1000_keeps_the_set_across_the_uid_switch") {
+    if !root_user() {
         return;
     }
     let set = CapSet::docker_default();
@@ -246,7 +234,7 @@ fn apply_as_uid_1000_keeps_the_set_across_the_uid_switch() {
 
 #[test]
 fn default_filter_denies_what_docker_denies() {
-    if !root("default_filter_denies_what_docker_denies") {
+    if !root_user() {
         return;
     }
     // Capabilities are left whole here, so each EPERM below is the filter's
@@ -356,7 +344,7 @@ fn default_filter_denies_what_docker_denies() {
 
 #[test]
 fn filter_with_sys_admin_allows_namespaces_and_clone3() {
-    if !root("filter_with_sys_admin_allows_namespaces_and_clone3") {
+    if !root_user() {
         return;
     }
     let mut set = CapSet::docker_default();
@@ -389,7 +377,7 @@ fn filter_with_sys_admin_allows_namespaces_and_clone3() {
 
 #[test]
 fn filter_kills_i386_system_calls() {
-    if !root("filter_kills_i386_system_calls") {
+    if !root_user() {
         return;
     }
     let program = seccomp::default_filter(&CapSet::docker_default()).expect("filter");
@@ -420,7 +408,7 @@ fn filter_kills_i386_system_calls() {
 
 #[test]
 fn the_whole_sequence_then_exec_as_uid_1000() {
-    if !root("the_whole_sequence_then_exec_as_uid_1000") {
+    if !root_user() {
         return;
     }
     let sh = CString::new("/bin/sh").unwrap();

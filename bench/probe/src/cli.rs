@@ -1,6 +1,7 @@
 //! The command line: which subcommand, with which options. Parsing only;
 //! main runs what it returns.
 
+use std::num::ParseIntError;
 use std::path::PathBuf;
 
 use crate::limits;
@@ -21,7 +22,33 @@ pub enum Command {
     Help,
 }
 
-pub fn parse(args: &[String]) -> Result<Command, String> {
+/// Arguments refused, and why.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CliError {
+    #[error("unknown arguments: {0}")]
+    Unknown(String),
+    #[error("limits: unknown argument {0}")]
+    LimitsArgument(String),
+    #[error("work: unknown option {0}")]
+    WorkOption(String),
+    #[error("work: unknown workload `{name}`; the workloads are {valid}")]
+    Workload { name: String, valid: String },
+    #[error("work: --ms must be at least 1")]
+    NoTime,
+    #[error("work: `stdout` must be asked for alone: its data is the output")]
+    StdoutNotAlone,
+    #[error("{0} needs a value")]
+    NoValue(String),
+    #[error("{name} takes a whole number, not `{given}`")]
+    NotANumber {
+        name: String,
+        given: String,
+        #[source]
+        source: ParseIntError,
+    },
+}
+
+pub fn parse(args: &[String]) -> Result<Command, CliError> {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     match args.as_slice() {
         [] | ["facts"] => Ok(Command::Facts),
@@ -31,11 +58,11 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
         ["-h" | "--help"] => Ok(Command::Help),
         ["limits", rest @ ..] => limits(rest),
         ["work", rest @ ..] => work(rest),
-        _ => Err(format!("unknown arguments: {}", args.join(" "))),
+        _ => Err(CliError::Unknown(args.join(" "))),
     }
 }
 
-fn limits(args: &[&str]) -> Result<Command, String> {
+fn limits(args: &[&str]) -> Result<Command, CliError> {
     let mut memory_mib = limits::DEFAULT_MEMORY_MIB;
     let mut pids = limits::DEFAULT_PIDS;
     let mut args = Args(args.iter());
@@ -45,13 +72,13 @@ fn limits(args: &[&str]) -> Result<Command, String> {
                 memory_mib = number(&mut args, "--memory-mib", value)?
             }
             Arg::Option("--pids", value) => pids = number(&mut args, "--pids", value)?,
-            _ => return Err(format!("limits: unknown argument {}", arg.text())),
+            _ => return Err(CliError::LimitsArgument(arg.text())),
         }
     }
     Ok(Command::Limits { memory_mib, pids })
 }
 
-fn work(args: &[&str]) -> Result<Command, String> {
+fn work(args: &[&str]) -> Result<Command, CliError> {
     let mut workloads = Vec::new();
     let mut ms = work::DEFAULT_MS;
     let mut dir = std::env::temp_dir();
@@ -62,24 +89,24 @@ fn work(args: &[&str]) -> Result<Command, String> {
             Arg::Option("--dir", value) => {
                 dir = PathBuf::from(value_of(&mut args, "--dir", value)?)
             }
-            Arg::Option(..) => return Err(format!("work: unknown option {}", arg.text())),
+            Arg::Option(..) => return Err(CliError::WorkOption(arg.text())),
             Arg::Plain(name) => match Workload::from_name(name) {
                 Some(w) => workloads.push(w),
                 None => {
                     let valid: Vec<_> = Workload::ALL.iter().map(|w| w.name()).collect();
-                    return Err(format!(
-                        "work: unknown workload `{name}`; the workloads are {}",
-                        valid.join(", ")
-                    ));
+                    return Err(CliError::Workload {
+                        name: name.to_string(),
+                        valid: valid.join(", "),
+                    });
                 }
             },
         }
     }
     if ms == 0 {
-        return Err("work: --ms must be at least 1".into());
+        return Err(CliError::NoTime);
     }
     if workloads.contains(&Workload::Stdout) && workloads.len() > 1 {
-        return Err("work: `stdout` must be asked for alone: its data is the output".into());
+        return Err(CliError::StdoutNotAlone);
     }
     if workloads.is_empty() {
         workloads = Workload::defaults();
@@ -123,32 +150,35 @@ fn value_of<'a>(
     args: &mut Args<'a, '_>,
     name: &str,
     given: Option<&'a str>,
-) -> Result<&'a str, String> {
+) -> Result<&'a str, CliError> {
     match given {
         Some(v) => Ok(v),
         None => args
             .0
             .next()
             .copied()
-            .ok_or(format!("{name} needs a value")),
+            .ok_or_else(|| CliError::NoValue(name.to_string())),
     }
 }
 
-fn number<'a, T: std::str::FromStr>(
+fn number<'a, T: std::str::FromStr<Err = ParseIntError>>(
     args: &mut Args<'a, '_>,
     name: &str,
     given: Option<&'a str>,
-) -> Result<T, String> {
+) -> Result<T, CliError> {
     let v = value_of(args, name, given)?;
-    v.parse()
-        .map_err(|_| format!("{name} takes a whole number, not `{v}`"))
+    v.parse().map_err(|source| CliError::NotANumber {
+        name: name.to_string(),
+        given: v.to_string(),
+        source,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn parse_str(line: &str) -> Result<Command, String> {
+    fn parse_str(line: &str) -> Result<Command, CliError> {
         let args: Vec<String> = line.split_whitespace().map(str::to_string).collect();
         parse(&args)
     }
@@ -196,19 +226,16 @@ mod tests {
 
     #[test]
     fn bad_arguments_are_refused_with_a_reason() {
-        let err = parse_str("work cpu gpu").unwrap_err();
+        let err = parse_str("work cpu gpu").unwrap_err().to_string();
         assert!(
             err.contains("`gpu`") && err.contains("fork_exec, write_fsync"),
             "{err}"
         );
-        assert!(parse_str("work stdout cpu").unwrap_err().contains("alone"));
+        let err = |line: &str| parse_str(line).unwrap_err().to_string();
+        assert!(err("work stdout cpu").contains("alone"));
         assert!(parse_str("work --ms 0").is_err());
-        assert!(parse_str("work --ms")
-            .unwrap_err()
-            .contains("needs a value"));
-        assert!(parse_str("limits --pids many")
-            .unwrap_err()
-            .contains("`many`"));
+        assert!(err("work --ms").contains("needs a value"));
+        assert!(err("limits --pids many").contains("`many`"));
         assert!(parse_str("limits --bogus 1").is_err());
         assert!(parse_str("facts extra").is_err());
         assert!(parse_str("nonsense").is_err());

@@ -59,7 +59,7 @@ pub fn collect() -> Facts {
     let uname = uname();
     let (syscalls, syscalls_error) = match syscalls::scan() {
         Ok(s) => (Some(s), None),
-        Err(e) => (None, Some(e.to_string())),
+        Err(e) => (None, Some(crate::chain::chain(&e))),
     };
     Facts {
         schema: SCHEMA,

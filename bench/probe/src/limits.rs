@@ -9,8 +9,9 @@ use serde::Serialize;
 use crate::child::{self, Exit};
 use crate::errno;
 
+/// What this process's limits let it do, whatever they are configured as.
 #[derive(Debug, Serialize)]
-pub struct Limits {
+pub struct Observed {
     pub memory: Memory,
     pub pids: Pids,
 }
@@ -40,8 +41,8 @@ const MIB: usize = 1 << 20;
 /// Touching memory that swaps can crawl; past this the child is stopped.
 const MEMORY_TIME: Duration = Duration::from_secs(60);
 
-pub fn observe(memory_mib: u64, pids: u32) -> Limits {
-    Limits {
+pub fn observe(memory_mib: u64, pids: u32) -> Observed {
+    Observed {
         memory: memory(memory_mib),
         pids: self::pids(pids),
     }

@@ -2,6 +2,7 @@
 //! from where it runs (host, container, VM), for the benchmark's isolation
 //! matrix. Static, so that the same binary runs in any image and guest.
 
+mod chain;
 mod child;
 mod cli;
 mod errno;
@@ -51,7 +52,7 @@ fn main() {
         Command::Facts => print(&facts::collect()),
         Command::Syscalls => match syscalls::scan() {
             Ok(surface) => print(&surface),
-            Err(e) => fail(&format!("syscalls: {e}")),
+            Err(e) => fail(&format!("syscalls: {}", chain::chain(&e))),
         },
         Command::Limits { memory_mib, pids } => print(&limits::observe(memory_mib, pids)),
         Command::Work(options) => match work::run(&options) {
@@ -60,7 +61,7 @@ fn main() {
                 eprintln!("{}", json(&outcomes))
             }
             Ok(outcomes) => print(&outcomes),
-            Err(e) => fail(&format!("work: {e}")),
+            Err(e) => fail(&format!("work: {}", chain::chain(&e))),
         },
         Command::Idle => {
             if let Err(e) = idle::run(&mut std::io::stdout().lock()) {

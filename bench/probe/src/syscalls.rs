@@ -12,7 +12,6 @@
 //! counts as blocked; and a filter above that itself notifies a supervisor
 //! is outranked by ours, so its calls count as reached.
 
-use std::fmt;
 use std::io;
 use std::os::fd::RawFd;
 use std::sync::mpsc;
@@ -31,40 +30,42 @@ pub struct Surface {
     pub blocked_nrs: Vec<u32>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum ScanError {
     /// Forking or waiting for a scanning child.
-    Child(io::Error),
-    /// The child could not stack its filter; the child's own words.
+    #[error("running the scan's child")]
+    Child(#[source] io::Error),
+    /// The child could not stack its filter; the child's own words (they
+    /// crossed from the child as text).
+    #[error("stacking the scan's filter: {0}")]
     Setup(String),
     /// The child ended before its filter was in place.
+    #[error("the scan ended before its filter was in place ({0:?})")]
     Died(Exit),
-    /// No answer within LIMIT; the number being tried, if one was.
-    Hung(Option<u32>),
+    /// No answer within LIMIT before the first number was tried.
+    #[error("the scan did not start within {LIMIT:?}")]
+    NotStarted,
+    /// No answer within LIMIT at this number.
+    #[error("no answer within {LIMIT:?} at system call {0}")]
+    Hung(u32),
     /// The child left the scan at this number other than by being killed.
+    #[error("the scan ended at system call {1} ({0:?})")]
     Ended(Exit, u32),
 }
 
-impl fmt::Display for ScanError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ScanError::Child(e) => write!(f, "running the scan's child: {e}"),
-            ScanError::Setup(msg) => write!(f, "stacking the scan's filter: {msg}"),
-            ScanError::Died(exit) => {
-                write!(
-                    f,
-                    "the scan ended before its filter was in place ({exit:?})"
-                )
-            }
-            ScanError::Hung(Some(nr)) => {
-                write!(f, "no answer within {LIMIT:?} at system call {nr}")
-            }
-            ScanError::Hung(None) => write!(f, "the scan did not start within {LIMIT:?}"),
-            ScanError::Ended(exit, nr) => {
-                write!(f, "the scan ended at system call {nr} ({exit:?})")
-            }
-        }
-    }
+/// Why the scanning thread could not put its filter in place; sent to the
+/// parent as text, as [`ScanError::Setup`].
+#[derive(Debug, thiserror::Error)]
+enum FilterError {
+    #[error("prctl(PR_SET_NO_NEW_PRIVS): {}", errno_name(.0))]
+    NoNewPrivs(#[source] io::Error),
+    // EBUSY: a filter above has a listener already, and one is allowed.
+    #[error("seccomp(NEW_LISTENER): {}", errno_name(.0))]
+    Listener(#[source] io::Error),
+}
+
+fn errno_name(e: &io::Error) -> String {
+    errno::name(e.raw_os_error().unwrap_or(0))
 }
 
 /// In a sixth argument, marks the calls our filter hands to the supervisor;
@@ -119,7 +120,7 @@ fn scan_numbers(nrs: &[u32]) -> Result<Surface, ScanError> {
             Some((b'E', msg)) => {
                 return Err(ScanError::Setup(String::from_utf8_lossy(msg).into_owned()))
             }
-            _ if report.timed_out => return Err(ScanError::Hung(None)),
+            _ if report.timed_out => return Err(ScanError::NotStarted),
             _ => return Err(ScanError::Died(report.exit)),
         };
         let done = results.len().min(todo.len());
@@ -135,7 +136,7 @@ fn scan_numbers(nrs: &[u32]) -> Result<Surface, ScanError> {
         }
         let at = todo[done];
         if report.timed_out {
-            return Err(ScanError::Hung(Some(at)));
+            return Err(ScanError::Hung(at));
         }
         match report.exit {
             Exit::Signal(_) | Exit::Code(THREAD_KILLED) => {
@@ -181,12 +182,12 @@ fn scan_child(out: RawFd, nrs: &[u32]) -> i32 {
     }
 }
 
-fn scan_thread(out: RawFd, nrs: &[u32], tx: mpsc::SyncSender<Result<RawFd, String>>) {
+fn scan_thread(out: RawFd, nrs: &[u32], tx: mpsc::SyncSender<Result<RawFd, FilterError>>) {
     const NONE: libc::c_long = -1;
     let listener = match stack_filter() {
         Ok(fd) => fd,
-        Err(msg) => {
-            let _ = tx.send(Err(msg));
+        Err(e) => {
+            let _ = tx.send(Err(e));
             return;
         }
     };
@@ -225,10 +226,10 @@ fn raw(nr: libc::c_long, a: libc::c_long, b: libc::c_long, c: libc::c_long) {
 }
 
 /// no_new_privs, then our filter on this thread; the listener's descriptor.
-fn stack_filter() -> Result<RawFd, String> {
+fn stack_filter() -> Result<RawFd, FilterError> {
     // SAFETY: prctl with these arguments only sets a flag of this thread.
     if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
-        return Err(format!("prctl(PR_SET_NO_NEW_PRIVS): {}", errno::last()));
+        return Err(FilterError::NoNewPrivs(io::Error::last_os_error()));
     }
     let filter = filter();
     let prog = libc::sock_fprog {
@@ -246,8 +247,7 @@ fn stack_filter() -> Result<RawFd, String> {
         )
     };
     if fd < 0 {
-        // EBUSY: a filter above has a listener already, and one is allowed.
-        return Err(format!("seccomp(NEW_LISTENER): {}", errno::last()));
+        return Err(FilterError::Listener(io::Error::last_os_error()));
     }
     Ok(fd as RawFd)
 }

@@ -103,12 +103,24 @@ pub struct Outcome {
     pub unit: &'static str,
 }
 
+/// A workload that failed: its name, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{workload}")]
+pub struct WorkError {
+    pub workload: &'static str,
+    #[source]
+    pub source: io::Error,
+}
+
 /// Run each workload in turn; the first failure ends the run, named.
-pub fn run(options: &Options) -> Result<Vec<Outcome>, String> {
+pub fn run(options: &Options) -> Result<Vec<Outcome>, WorkError> {
     let time = Duration::from_millis(options.ms);
     let mut outcomes = Vec::new();
     for &w in &options.workloads {
-        let (ops, seconds) = run_one(w, time, options).map_err(|e| format!("{}: {e}", w.name()))?;
+        let (ops, seconds) = run_one(w, time, options).map_err(|source| WorkError {
+            workload: w.name(),
+            source,
+        })?;
         outcomes.push(Outcome {
             workload: w.name(),
             ops,
@@ -199,7 +211,7 @@ mod tests {
             ms: 10,
             dir: "/nonexistent/dir".into(),
         };
-        let err = run(&options).unwrap_err();
+        let err = crate::chain::chain(&run(&options).unwrap_err());
         assert!(err.starts_with("write_fsync: "), "{err}");
     }
 }

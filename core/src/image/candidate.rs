@@ -52,10 +52,15 @@ impl Default for Platform {
     }
 }
 
-impl std::str::FromStr for Platform {
-    type Err = String;
+/// A platform that is not `OS/ARCH[/VARIANT]`.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid platform {0:?}: expected OS/ARCH[/VARIANT], e.g. linux/amd64")]
+pub struct PlatformError(String);
 
-    fn from_str(s: &str) -> Result<Self, String> {
+impl std::str::FromStr for Platform {
+    type Err = PlatformError;
+
+    fn from_str(s: &str) -> Result<Self, PlatformError> {
         let parts: Vec<&str> = s.split('/').collect();
         match parts.as_slice() {
             [os, arch] if !os.is_empty() && !arch.is_empty() => Ok(Platform {
@@ -70,9 +75,7 @@ impl std::str::FromStr for Platform {
                     variant: Some(variant.to_string()),
                 })
             }
-            _ => Err(format!(
-                "invalid platform {s:?}: expected OS/ARCH[/VARIANT], e.g. linux/amd64"
-            )),
+            _ => Err(PlatformError(s.to_string())),
         }
     }
 }

@@ -5,16 +5,29 @@ use oci_spec::image::{Digest, DigestAlgorithm};
 use sha2::{Digest as _, Sha256};
 use std::io::{self, Read, Write};
 
+/// Why an untrusted digest string is refused. The messages are embedded in
+/// the image errors that name the image and the descriptor, so each says
+/// its cause in words too.
+#[derive(Debug, thiserror::Error)]
+pub enum DigestError {
+    #[error("invalid digest {given:?}: {source}")]
+    Invalid {
+        given: String,
+        source: oci_spec::OciSpecError,
+    },
+    #[error("unsupported digest algorithm in {0:?}: only sha256 is supported")]
+    Algorithm(String),
+}
+
 /// Parse an untrusted digest string; only sha256 is accepted, as in every
 /// image isola can run.
-pub fn parse(s: &str) -> Result<Digest, String> {
-    let d: Digest = s
-        .parse()
-        .map_err(|e| format!("invalid digest {s:?}: {e}"))?;
+pub fn parse(s: &str) -> Result<Digest, DigestError> {
+    let d: Digest = s.parse().map_err(|source| DigestError::Invalid {
+        given: s.to_string(),
+        source,
+    })?;
     if *d.algorithm() != DigestAlgorithm::Sha256 {
-        return Err(format!(
-            "unsupported digest algorithm in {s:?}: only sha256 is supported"
-        ));
+        return Err(DigestError::Algorithm(s.to_string()));
     }
     Ok(d)
 }

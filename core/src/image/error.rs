@@ -4,14 +4,19 @@
 use std::io;
 use std::path::PathBuf;
 
+use super::reference::ReferenceError;
 use super::unpack::UnpackError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
     #[error("image {0:?} not found (`isola images` lists the stored images; `isola import PATH` adds one)")]
     NotFound(String),
-    #[error("{0}")]
-    BadReference(String),
+    #[error(transparent)]
+    BadReference(#[from] ReferenceError),
+    /// The name an import took from its source (or its file name) is no
+    /// image name: the user is told to give one.
+    #[error("{0}; name the image with --name NAME:TAG")]
+    BadSourceName(ReferenceError),
     #[error("{given:?} matches several images ({matches}); give more of the ID, or a name")]
     Ambiguous { given: String, matches: String },
     #[error("cannot import {path}: {why}")]

@@ -182,11 +182,11 @@ fn choose_name(opts: &ImportOptions, c: &Candidate, path: &Path) -> Result<Refer
         (None, None) => stem(path),
     };
     Reference::parse(&given).map_err(|why| {
-        ImageError::BadReference(if opts.name.is_none() {
-            format!("{why}; name the image with --name NAME:TAG")
+        if opts.name.is_none() {
+            ImageError::BadSourceName(why)
         } else {
-            why
-        })
+            ImageError::BadReference(why)
+        }
     })
 }
 

@@ -92,13 +92,13 @@ pub fn candidate(
             ),
         })?;
     let cfg = manifest.config();
-    digest::parse(cfg.digest().as_ref()).map_err(|why| invalid(label, why))?;
+    digest::parse(cfg.digest().as_ref()).map_err(|why| invalid(label, why.to_string()))?;
     let config = read_verified(src, label, "config", cfg.digest(), Some(cfg.size()))?;
 
     let count = manifest.layers().len();
     let mut layers = Vec::with_capacity(count);
     for (i, l) in manifest.layers().iter().enumerate() {
-        digest::parse(l.digest().as_ref()).map_err(|why| invalid(label, why))?;
+        digest::parse(l.digest().as_ref()).map_err(|why| invalid(label, why.to_string()))?;
         let compression = Compression::of_layer(l.media_type()).ok_or_else(|| {
             invalid(
                 label,

@@ -5,6 +5,14 @@ use std::fmt;
 
 pub const DEFAULT_TAG: &str = "latest";
 
+/// An image name refused, and why in words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid image name {given:?}: {why}")]
+pub struct ReferenceError {
+    pub given: String,
+    pub why: &'static str,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Reference {
     pub name: String,
@@ -20,8 +28,11 @@ impl fmt::Display for Reference {
 impl Reference {
     /// Parse `name[:tag]`; the tag defaults to `latest`. The error says what
     /// is wrong in words.
-    pub fn parse(s: &str) -> Result<Reference, String> {
-        let bad = |why: &str| format!("invalid image name {s:?}: {why}");
+    pub fn parse(s: &str) -> Result<Reference, ReferenceError> {
+        let bad = |why: &'static str| ReferenceError {
+            given: s.to_string(),
+            why,
+        };
         if s.is_empty() {
             return Err(bad("it is empty"));
         }

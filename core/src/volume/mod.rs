@@ -434,17 +434,11 @@ fn now() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use isola_test_support::host_has;
 
-    /// Volumes need mkfs.ext4 (not root). Without it: fail under CI, else skip.
+    /// Volumes need mkfs.ext4 (not root).
     fn have_mkfs() -> bool {
-        if mkfs::find_mkfs().is_some() {
-            return true;
-        }
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("this test needs mkfs.ext4, which this CI host lacks; scripts/setup should provide it");
-        }
-        eprintln!("SKIPPED: this test needs mkfs.ext4 (e2fsprogs)");
-        false
+        host_has("mkfs.ext4 (e2fsprogs)", mkfs::find_mkfs().is_some())
     }
 
     fn store() -> (tempfile::TempDir, VolumeStore) {

@@ -1,27 +1,26 @@
 //! `isola bench [IMAGE]`: puts the benchmark's plan together from the flags
 //! (which backends, which peers; each backend's rows as it describes them:
 //! `isola_bench::plan`), runs it with a progress bar, prints a table per
-//! dimension and writes the report; `--compare` reads two results back.
+//! dimension and writes the report.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use isola_bench::plan::{self, BackendPlan, Plan};
 use isola_bench::results::{Config, Machine, Subject};
-use isola_bench::sandbox::{Isola, Runner};
-use isola_bench::{compare as cmp, peers, report, suite};
+use isola_bench::sandbox::Runner;
+use isola_bench::{peers, report, suite};
 use isola_core::image::derive::{self, NewFile};
 use isola_core::image::{default_image, ImageStore};
 use isola_core::spec::RunSpec;
 use isola_core::Root;
 
+use super::progress::Bar;
+use super::{isola_cli, peer_list, BenchArgs};
 use crate::backends::{self, vm::kernel_store, vm::QEMU};
 
-use super::bench::{peer_list, BenchArgs};
-
 /// The benchmark's own image: the default image plus the probe.
-pub const BENCH_IMAGE: &str = "isola/bench:latest";
+const BENCH_IMAGE: &str = "isola/bench:latest";
 
 pub fn run(root: &Root, args: &BenchArgs) -> Result<()> {
     let runs = args.runs.unwrap_or(if args.quick { 3 } else { 20 });
@@ -52,10 +51,7 @@ pub fn run(root: &Root, args: &BenchArgs) -> Result<()> {
         .prefix("isola-bench-")
         .tempdir_in(root.tmp())
         .context("creating a work directory")?;
-    let isola = Isola {
-        exe: std::env::current_exe().context("finding isola's own binary")?,
-        root: root.dir().to_path_buf(),
-    };
+    let isola = isola_cli(root)?;
     let facts: Vec<_> = backends::all(root.dir())
         .iter()
         .flat_map(|b| b.host_report())
@@ -147,8 +143,7 @@ pub fn run(root: &Root, args: &BenchArgs) -> Result<()> {
         let rootfs = work.path().join("rootfs");
         std::fs::create_dir_all(&rootfs)?;
         store.export(&resolved, &rootfs)?;
-        let found = peers::container_peers(&container_peers, auto, &rootfs, work.path())
-            .map_err(anyhow::Error::msg)?;
+        let found = peers::container_peers(&container_peers, auto, &rootfs, work.path())?;
         for (subject, _) in found.iter().filter(|(s, _)| s.id != "floor") {
             plan.oci.push(BackendPlan {
                 subject: subject.clone(),
@@ -208,10 +203,7 @@ pub fn run(root: &Root, args: &BenchArgs) -> Result<()> {
         runs,
         if args.quick { " (--quick)" } else { "" }
     );
-    let mut bar = Bar {
-        tty: std::io::IsTerminal::is_terminal(&std::io::stderr()),
-        ..Bar::default()
-    };
+    let mut bar = Bar::new();
     let results = suite::run(&plan, machine, config, &mut bar);
     bar.finish();
 
@@ -294,71 +286,5 @@ fn machine(kvm: &str, cgroup: String, guest_kernel: Option<String>) -> Machine {
         cgroup,
         kvm: kvm.to_string(),
         guest_kernel,
-    }
-}
-
-pub fn compare(old: &Path, new: &Path) -> Result<()> {
-    let read = |p: &Path| -> Result<serde_json::Value> {
-        let text = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
-        serde_json::from_slice(&text)
-            .with_context(|| format!("{} is not a results.json of isola bench", p.display()))
-    };
-    let changes = cmp::compare(&read(old)?, &read(new)?)
-        .map_err(anyhow::Error::msg)
-        .context("comparing the two results")?;
-    print!("{}", cmp::format(&changes));
-    Ok(())
-}
-
-/// The progress bar on stderr: which dimension, how far, what it does now.
-#[derive(Default)]
-struct Bar {
-    /// Redrawn in place on a terminal; a line per dimension elsewhere.
-    tty: bool,
-    dimension: String,
-    done: usize,
-    total: usize,
-}
-
-impl suite::Progress for Bar {
-    fn step(&mut self, what: &str, done: usize, total: usize) {
-        self.dimension = what.to_string();
-        self.done = done;
-        self.total = total;
-        if self.tty {
-            self.draw("");
-        } else if done < total {
-            eprintln!("[{}/{total}] {what}", done + 1);
-        }
-    }
-
-    fn detail(&mut self, what: &str) {
-        if self.tty {
-            self.draw(what);
-        }
-    }
-}
-
-impl Bar {
-    fn draw(&self, detail: &str) {
-        const WIDTH: usize = 24;
-        let filled = (self.done * WIDTH).checked_div(self.total).unwrap_or(0);
-        let mut err = std::io::stderr().lock();
-        let _ = write!(
-            err,
-            "\r\x1b[K[{}{}] {}/{} {} {detail}",
-            "#".repeat(filled),
-            " ".repeat(WIDTH - filled),
-            self.done,
-            self.total,
-            self.dimension
-        );
-        let _ = err.flush();
-    }
-
-    fn finish(&self) {
-        if self.tty {
-            eprintln!();
-        }
     }
 }

@@ -1,15 +1,18 @@
 //! The VM backend's guest half for real: the default image booted with the
 //! Debian kernel and isola-init under QEMU (`--vmm qemu`; a software CPU on
 //! this PVM host, KVM on hardware hosts), and the refusals that need no boot.
-//! The whole path on isola's own monitor needs hardware KVM (see the monitor
-//! tests in backend-vm/tests for what runs on isola's monitor here).
+//! Where the host has hardware KVM some of them run on isola's own monitor
+//! too; tests/vm_isola_monitor.rs runs the whole path on isola's monitor
+//! with isola's own kernel (the PVM test kernel on a PVM host).
 
 mod common;
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
+use common::background::Background;
 use common::Isola;
+use nix::sys::signal::Signal;
 
 /// isola-init as `make test` builds it (static, for the guest).
 fn init() -> PathBuf {
@@ -223,57 +226,39 @@ fn what_the_vm_backend_cannot_do_yet_is_refused_in_one_sentence() {
 }
 
 /// Start `isola run --backend vm --vmm qemu isola/busybox sh -c SCRIPT`,
-/// wait for the workload's "ready", send isola SIGTERM, and return what the
-/// workload printed after that, isola's stderr and its exit code.
-fn term_after_ready(isola: &Isola, script: &str) -> (String, String, Option<i32>) {
-    use std::io::Read;
-    let mut child = vm_command("qemu", isola, &["isola/busybox", "sh", "-c", script])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let mut ready = [0u8; 6];
-    stdout.read_exact(&mut ready).unwrap();
-    assert_eq!(&ready, b"ready\n");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    let mut rest = String::new();
-    stdout.read_to_string(&mut rest).unwrap();
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    let status = child.wait().unwrap();
-    (rest, err, status.code())
+/// wait for the workload's "ready", send isola SIGTERM, and collect what the
+/// workload printed after that, isola's stderr and its exit status.
+fn term_after_ready(isola: &Isola, script: &str) -> Output {
+    let run = Background::until_ready(vm_command(
+        "qemu",
+        isola,
+        &["isola/busybox", "sh", "-c", script],
+    ));
+    run.signal(Signal::SIGTERM);
+    run.collect()
 }
 
 #[test]
 fn sigterm_to_isola_reaches_the_workload_in_the_guest() {
     let Some(isola) = isola() else { return };
-    let (rest, _, code) = term_after_ready(
+    let out = term_after_ready(
         &isola,
         "trap 'echo got TERM; exit 3' TERM; echo ready; while :; do sleep 1; done",
     );
-    assert_eq!(rest, "got TERM\n");
-    assert_eq!(code, Some(3));
+    assert_eq!(text(&out.stdout), "got TERM\n");
+    assert_eq!(out.status.code(), Some(3));
 }
 
 #[test]
 fn a_workload_that_ignores_sigterm_is_killed_after_the_grace_period() {
     let Some(isola) = isola() else { return };
-    let (rest, err, code) = term_after_ready(
+    let out = term_after_ready(
         &isola,
         "trap '' TERM; echo ready; while :; do sleep 1; done",
     );
-    assert_eq!(rest, "");
-    assert_eq!(code, Some(137), "{err}");
+    let err = text(&out.stderr);
+    assert_eq!(text(&out.stdout), "");
+    assert_eq!(out.status.code(), Some(137), "{err}");
     assert!(err.contains("did not stop within 10 s of SIGTERM"), "{err}");
 }
 

@@ -8,12 +8,13 @@
 
 mod common;
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::background::Background;
 use common::Isola;
+use nix::sys::signal::Signal;
 
 /// Far above a boot on PVM (about 1 to 2 minutes here, see docs/kernel.md):
 /// a guest that takes this long is hung.
@@ -79,38 +80,8 @@ fn command(isola: &Isola, kernel: &Path, init: &Path, args: &[&str]) -> Command 
 }
 
 fn run_with_init(isola: &Isola, kernel: &Path, init: &Path, args: &[&str]) -> Output {
-    let mut child = command(isola, kernel, init, args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("running isola");
-    let drain = |mut r: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut b = Vec::new();
-            let _ = r.read_to_end(&mut b);
-            b
-        })
-    };
-    let stdout = drain(Box::new(child.stdout.take().unwrap()));
-    let stderr = drain(Box::new(child.stderr.take().unwrap()));
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if start.elapsed() > BOUND {
-            let _ = child.kill();
-            let _ = child.wait();
-            let err = String::from_utf8_lossy(&stderr.join().unwrap()).into_owned();
-            panic!("isola run {args:?} still ran after {BOUND:?}: {err}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    Output {
-        status,
-        stdout: stdout.join().unwrap(),
-        stderr: stderr.join().unwrap(),
-    }
+    Background::start(command(isola, kernel, init, args))
+        .collect_within(BOUND, &format!("isola run {args:?}"))
 }
 
 fn text(b: &[u8]) -> String {
@@ -231,38 +202,13 @@ fn sigterm_stops_a_guest_whose_init_is_not_up_yet() {
         return;
     }
     let args = ["--memory", "128m", "isola/busybox", "true"];
-    let mut child = command(&isola, &kernel, &init(), &args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("running isola");
+    let run = Background::start(command(&isola, &kernel, &init(), &args));
     // Seconds into a boot that takes a minute or more here: isola has long
     // been running the guest, whose kernel is still booting.
     std::thread::sleep(Duration::from_secs(10));
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if start.elapsed() > Duration::from_secs(60) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("isola still ran a minute after SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    assert_eq!(status.code(), Some(125), "{err}");
+    run.signal(Signal::SIGTERM);
+    let out = run.collect_within(Duration::from_secs(60), "isola, sent SIGTERM,");
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{err}");
     assert!(err.contains("of the signal isola passed on"), "{err}");
 }

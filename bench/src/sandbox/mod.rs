@@ -2,24 +2,32 @@
 //! in an isola sandbox started as a user starts one (`isola run`), and an
 //! idle sandbox it can measure while it waits.
 
-use std::io::{BufRead, BufReader, Read};
+mod error;
+mod idle;
+
+use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+
+use isola_core::spec::Limits;
+
+pub use self::error::SandboxError;
+pub use self::idle::Idle;
+use crate::bundle;
 
 /// Where the probe lives in the benchmark image.
 pub const PROBE_IN_IMAGE: &str = "/usr/bin/isola-probe";
 
-/// The isola binary and its state directory.
+/// isola's command line: the binary and the state directory (`--root`)
+/// every command it runs is given.
 #[derive(Debug, Clone)]
-pub struct Isola {
+pub struct IsolaCli {
     pub exe: PathBuf,
     pub root: PathBuf,
 }
 
-impl Isola {
+impl IsolaCli {
     pub fn argv<S: AsRef<str>>(&self, args: &[S]) -> Vec<String> {
         let mut v = vec![
             self.exe.display().to_string(),
@@ -31,13 +39,6 @@ impl Isola {
     }
 }
 
-/// Limits a sandbox is started with, for the observed-limits rows.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    pub memory_mib: u64,
-    pub pids: u64,
-}
-
 /// How one subject runs a program.
 #[derive(Debug, Clone)]
 pub enum Runner {
@@ -45,7 +46,7 @@ pub enum Runner {
     Host { probe: PathBuf },
     /// `isola run` with these flags (`--backend vm ...`) on `image`.
     Isola {
-        isola: Isola,
+        isola: IsolaCli,
         flags: Vec<String>,
         image: String,
     },
@@ -70,27 +71,18 @@ impl Runner {
         args: &[&str],
         limits: Option<Limits>,
         keep: bool,
-    ) -> Result<Vec<String>, String> {
+    ) -> Result<Vec<String>, SandboxError> {
         match self {
             Runner::Host { probe } => Ok(std::iter::once(probe.display().to_string())
                 .chain(args.iter().map(|a| a.to_string()))
                 .collect()),
             Runner::Isola { .. } => {
-                let flags: Vec<String> = limits
-                    .map(|l| {
-                        vec![
-                            "--memory".into(),
-                            format!("{}m", l.memory_mib),
-                            "--pids-limit".into(),
-                            l.pids.to_string(),
-                        ]
-                    })
-                    .unwrap_or_default();
+                let flags = limits.map(limit_flags).unwrap_or_default();
                 let cmd: Vec<&str> = std::iter::once(PROBE_IN_IMAGE)
                     .chain(args.iter().copied())
                     .collect();
                 self.isola_run(&flags, keep, &cmd)
-                    .ok_or_else(|| "not an isola sandbox".to_string())
+                    .ok_or(SandboxError::NotIsola)
             }
             Runner::Oci {
                 runtime,
@@ -99,11 +91,9 @@ impl Runner {
             } => {
                 let n = RUN.fetch_add(1, Ordering::Relaxed);
                 let dir = work.join(format!("{runtime}-{n}"));
-                std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
                 let mut argv = vec![PROBE_IN_IMAGE];
                 argv.extend(args);
-                crate::bundle::write_config(runtime, &dir, rootfs, &argv, limits)
-                    .map_err(|e| e.to_string())?;
+                bundle::write_config(runtime, &dir, rootfs, &argv, limits)?;
                 Ok(vec![
                     runtime.clone(),
                     "run".into(),
@@ -144,31 +134,47 @@ impl Runner {
     }
 }
 
+/// `limits` as `isola run`'s flags.
+fn limit_flags(limits: Limits) -> Vec<String> {
+    let mut flags = Vec::new();
+    if let Some(bytes) = limits.memory {
+        // Whole MiB as people write them; isola takes plain bytes too.
+        let size = if bytes % (1 << 20) == 0 {
+            format!("{}m", bytes >> 20)
+        } else {
+            bytes.to_string()
+        };
+        flags.extend(["--memory".into(), size]);
+    }
+    if let Some(cpus) = limits.cpus {
+        flags.extend(["--cpus".into(), cpus.to_string()]);
+    }
+    if let Some(pids) = limits.pids {
+        flags.extend(["--pids-limit".into(), pids.to_string()]);
+    }
+    flags
+}
+
 /// Run `argv` to completion; its stdout, or its own error line.
-pub fn output(argv: &[String]) -> Result<Vec<u8>, String> {
+pub fn output(argv: &[String]) -> Result<Vec<u8>, SandboxError> {
     let out = Command::new(&argv[0])
         .args(&argv[1..])
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| format!("{}: {e}", argv[0]))?;
+        .map_err(spawn_error(argv))?;
     if !out.status.success() {
-        return Err(error_line(&out.stderr, out.status));
+        return Err(SandboxError::Failed(error_line(&out.stderr, out.status)));
     }
     Ok(out.stdout)
 }
 
 /// Run `argv` and parse its stdout as JSON.
-pub fn json(argv: &[String]) -> Result<serde_json::Value, String> {
+pub fn json(argv: &[String]) -> Result<serde_json::Value, SandboxError> {
     let out = output(argv)?;
-    serde_json::from_slice(&out).map_err(|e| {
-        format!(
-            "{} printed no JSON ({e}): {:?}",
-            argv.last().map(String::as_str).unwrap_or_default(),
-            String::from_utf8_lossy(&out)
-                .chars()
-                .take(200)
-                .collect::<String>()
-        )
+    serde_json::from_slice(&out).map_err(|parse| SandboxError::NoJson {
+        command: argv.last().cloned().unwrap_or_default(),
+        printed: String::from_utf8_lossy(&out).chars().take(200).collect(),
+        parse,
     })
 }
 
@@ -181,104 +187,27 @@ pub fn error_line(stderr: &[u8], status: std::process::ExitStatus) -> String {
         .unwrap_or_else(|| format!("exited with {status}"))
 }
 
-/// A sandbox started with the probe's `idle`: it prints one JSON line when
-/// its workload runs, then waits for SIGTERM.
-pub struct Idle {
-    child: Child,
-    lines: mpsc::Receiver<(Instant, String)>,
-    stderr: mpsc::Receiver<Vec<u8>>,
-}
-
-impl Idle {
-    pub fn start(argv: &[String]) -> Result<Idle, String> {
-        let mut child = spawn_piped(argv)?;
-        let (tx, lines) = mpsc::channel();
-        let stdout = child.stdout.take().ok_or("no stdout pipe")?;
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send((Instant::now(), line)).is_err() {
-                    break;
-                }
-            }
-        });
-        let (etx, stderr) = mpsc::channel();
-        let mut err = child.stderr.take().ok_or("no stderr pipe")?;
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = err.read_to_end(&mut buf);
-            let _ = etx.send(buf);
-        });
-        Ok(Idle {
-            child,
-            lines,
-            stderr,
-        })
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Wait for the ready line: when it came, and what it said.
-    pub fn ready(&mut self, timeout: Duration) -> Result<(Instant, serde_json::Value), String> {
-        match self.lines.recv_timeout(timeout) {
-            Ok((at, line)) => serde_json::from_str(&line)
-                .map(|v| (at, v))
-                .map_err(|e| format!("the idle probe printed {line:?}: {e}")),
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                Err(format!("not running after {} s", timeout.as_secs()))
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                let status = self.child.wait().map_err(|e| e.to_string())?;
-                let err = self
-                    .stderr
-                    .recv_timeout(Duration::from_secs(5))
-                    .unwrap_or_default();
-                Err(error_line(&err, status))
-            }
-        }
-    }
-
-    /// SIGTERM: isola (or the OCI runtime) passes it to the workload,
-    /// which exits.
-    pub fn terminate(&self) {
-        // SAFETY: kill only sends a signal to our own child.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
-    }
-
-    /// [`Idle::terminate`], then [`Idle::wait`].
-    pub fn stop(self, grace: Duration) {
-        self.terminate();
-        self.wait(grace);
-    }
-
-    /// Wait for the end; SIGKILL after `grace`.
-    pub fn wait(mut self, grace: Duration) {
-        let deadline = Instant::now() + grace;
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// `argv` started with its stdout and stderr piped to us.
-pub fn spawn_piped(argv: &[String]) -> Result<Child, String> {
+pub fn spawn_piped(argv: &[String]) -> Result<Child, SandboxError> {
     Command::new(&argv[0])
         .args(&argv[1..])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("{}: {e}", argv[0]))
+        .map_err(spawn_error(argv))
+}
+
+/// `argv`'s program could not be started.
+pub fn spawn_error(argv: &[String]) -> impl FnOnce(io::Error) -> SandboxError + '_ {
+    |source| SandboxError::Spawn {
+        program: argv[0].clone(),
+        source,
+    }
 }
 
 /// `isola rm` of the sandboxes created since `before` was listed.
-pub fn remove_new_instances(isola: &Isola, before: &[String]) -> Result<(), String> {
+pub fn remove_new_instances(isola: &IsolaCli, before: &[String]) -> Result<(), SandboxError> {
     let new: Vec<String> = instance_ids(&isola.root)
         .into_iter()
         .filter(|id| !before.contains(id))
@@ -303,4 +232,31 @@ pub fn instance_ids(root: &Path) -> Vec<String> {
         .unwrap_or_default();
     ids.sort();
     ids
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chain::chain;
+
+    fn argv(args: &[&str]) -> Vec<String> {
+        args.iter().map(|a| a.to_string()).collect()
+    }
+
+    /// What results.json records for a subject that failed.
+    #[test]
+    fn a_failure_reads_as_the_program_s_own_words() {
+        let e = output(&argv(&["/nonexistent/isola"])).unwrap_err();
+        assert_eq!(
+            chain(&e),
+            "/nonexistent/isola: No such file or directory (os error 2)"
+        );
+        let e = output(&argv(&["sh", "-c", "echo; echo oops >&2; exit 3"])).unwrap_err();
+        assert_eq!(chain(&e), "oops");
+        let e = json(&argv(&["echo", "hi"])).unwrap_err();
+        assert_eq!(
+            chain(&e),
+            "hi printed no JSON (expected value at line 1 column 1): \"hi\\n\""
+        );
+    }
 }

@@ -1,0 +1,151 @@
+//! `isola bench`: its arguments and the command they pick: the whole
+//! comparative benchmark (suite.rs); one dimension alone, `isola bench
+//! startup` (startup.rs) or `isola bench monitor` (monitor.rs); or what
+//! changed between two runs, `--compare` (compare.rs).
+
+mod compare;
+mod monitor;
+mod progress;
+mod startup;
+mod suite;
+mod timing;
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use isola_bench::sandbox::IsolaCli;
+use isola_core::image::default_image;
+use isola_core::Root;
+
+#[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub command: Option<BenchCommand>,
+    /// Image to run; it needs isola-probe at /usr/bin/isola-probe (default:
+    /// isola/bench, the default image with isola-probe added)
+    pub image: Option<String>,
+    /// Isolation levels to measure
+    #[arg(long, value_delimiter = ',', default_value = "container,vm")]
+    pub backends: Vec<String>,
+    /// Peers: auto (every one found here), none, or a list of floor,runc,crun,qemu
+    #[arg(long, default_value = "auto")]
+    pub peers: String,
+    /// Measured startup runs per subject (default 20; 3 with --quick)
+    #[arg(long)]
+    pub runs: Option<usize>,
+    /// Sandboxes started at once for the density figures (default 10; 2 with --quick)
+    #[arg(long)]
+    pub density: Option<usize>,
+    /// Write results.json, the SVG charts and report.html into DIR
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Few runs and short workloads: a check that everything runs, not figures to quote
+    #[arg(long)]
+    pub quick: bool,
+    /// The guest kernel for the VM rows (default: as `isola run --backend vm`)
+    #[arg(long, value_name = "PATH")]
+    pub kernel: Option<PathBuf>,
+    /// Guest kernels to time to init, as paths or names in isola's kernel
+    /// store (default: the VM rows' kernel and the isola-* kernels that
+    /// `make kernel` stores)
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub kernels: Option<Vec<String>>,
+    /// The test guest for the bare-monitor rows (default: ISOLA_TESTGUEST, else
+    /// the `make testguest` build)
+    #[arg(long, value_name = "PATH")]
+    pub guest: Option<PathBuf>,
+    /// Print results.json on stdout too
+    #[arg(long)]
+    pub json: bool,
+    /// Compare two results.json files: the change of every figure
+    #[arg(long, num_args = 2, value_names = ["OLD", "NEW"])]
+    pub compare: Option<Vec<PathBuf>>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Start-to-exit time of /bin/true (median, p90) and peak RSS, with peers
+    Startup(StartupArgs),
+    /// isola's KVM monitor alone: boot the test guest to its exit, against QEMU microvm
+    Monitor(MonitorArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct MonitorArgs {
+    /// The test guest (`make testguest` builds it at
+    /// backend-vm/testguest/target/x86_64-unknown-none/release/isola-testguest)
+    #[arg(long)]
+    pub guest: PathBuf,
+    /// Guest memory, the same for both monitors
+    #[arg(long, default_value = "128m")]
+    pub memory: String,
+    /// Measured runs per contender
+    #[arg(long, default_value_t = 40)]
+    pub runs: usize,
+    /// Unmeasured runs first
+    #[arg(long, default_value_t = 3)]
+    pub warmup: usize,
+    /// Leave QEMU out
+    #[arg(long)]
+    pub no_qemu: bool,
+    /// Print the results as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct StartupArgs {
+    /// Isolation level to measure
+    #[arg(long, default_value = "container")]
+    pub backend: String,
+    /// Image to start (default: the default image)
+    #[arg(long, default_value = default_image::NAME)]
+    pub image: String,
+    /// Measured runs per contender
+    #[arg(long, default_value_t = 20)]
+    pub runs: usize,
+    /// Unmeasured runs first
+    #[arg(long, default_value_t = 3)]
+    pub warmup: usize,
+    /// Peers: auto (all found), none, or a list of floor,runc,crun
+    #[arg(long, default_value = "auto")]
+    pub peers: String,
+    /// Print the results as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(root: &Root, args: &BenchArgs) -> Result<()> {
+    match (&args.command, &args.compare) {
+        (Some(BenchCommand::Startup(a)), _) => startup::run(root, a),
+        (Some(BenchCommand::Monitor(a)), _) => monitor::run(root, a),
+        (None, Some(files)) => compare::run(&files[0], &files[1]),
+        (None, None) => suite::run(root, args),
+    }
+}
+
+/// This isola's own binary on `root`: what the benchmark starts sandboxes
+/// with, as a user would.
+fn isola_cli(root: &Root) -> Result<IsolaCli> {
+    Ok(IsolaCli {
+        exe: std::env::current_exe().context("finding isola's own binary")?,
+        root: root.dir().to_path_buf(),
+    })
+}
+
+/// `--peers`: the names asked for, and whether they were found (`auto`)
+/// rather than named (a named one that is missing is an error).
+fn peer_list(peers: &str) -> Result<(Vec<&str>, bool)> {
+    let (list, auto): (Vec<&str>, bool) = match peers {
+        "auto" => (vec!["floor", "runc", "crun", "qemu"], true),
+        "none" => (vec![], false),
+        list => (list.split(',').map(str::trim).collect(), false),
+    };
+    for p in &list {
+        if !matches!(*p, "floor" | "runc" | "crun" | "qemu") {
+            bail!("unknown peer {p:?}: use floor, runc, crun or qemu (or auto, none)");
+        }
+    }
+    Ok((list, auto))
+}

@@ -12,6 +12,7 @@ use isola_core::backend::{
     Stats,
 };
 use isola_core::spec::{Network, RunSpec};
+use isola_guest_spec::ports::Mark;
 use isola_guest_spec::GuestSpec;
 
 use crate::host::{self, KvmFlavour};
@@ -302,20 +303,20 @@ impl Sandbox for VmSandbox {
                 self.monitor.run(&self.artifact, self.input)
             },
         );
-        // isola-init's boot-timer marks: 1 when it starts (the guest is up),
-        // 2 when the workload starts. Without them (a guest that never got
+        // isola-init's boot-timer marks: when it starts (the guest is up),
+        // when the workload starts. Without them (a guest that never got
         // that far) only the boot's start.
-        let mark = |m: u8| -> Option<Duration> {
+        let mark = |m: Mark| -> Option<Duration> {
             let marks = ran.as_ref().ok()?;
             marks
                 .marks
                 .iter()
-                .find(|(k, _)| *k == m)
+                .find(|(k, _)| *k == m.byte())
                 .map(|(_, at)| booting + *at)
         };
         let mut phases = self.phases.clone();
-        phases.push((Phase::SandboxCreated, mark(1).unwrap_or(booting)));
-        if let Some(at) = mark(2) {
+        phases.push((Phase::SandboxCreated, mark(Mark::InitUp).unwrap_or(booting)));
+        if let Some(at) = mark(Mark::WorkloadStarted) {
             phases.push((Phase::WorkloadStarted, at));
         }
         phases.push((Phase::WorkloadExited, self.clock.elapsed()));

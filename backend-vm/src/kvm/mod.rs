@@ -18,13 +18,13 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use isola_guest_spec::ports::Mark;
 use kvm_bindings::KVM_MAX_CPUID_ENTRIES;
 use kvm_ioctls::Kvm;
 use vm_superio::Serial;
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 pub use boot::{Loaded, Protocol};
-pub use devices::BOOT_TIMER_PORT;
 use devices::{Devices, IrqTrigger};
 
 #[derive(Debug, thiserror::Error)]
@@ -56,9 +56,9 @@ pub struct VmConfig {
     /// vCPUs, 1 to [`mptable::MAX_CPUS`].
     pub vcpus: u8,
     /// Hold COM1 and COM2 input until the guest writes this boot-timer mark
-    /// (isola-init's 2: the workload started; before that the guest's tty
-    /// would echo the input). `None`: feed it at once.
-    pub input_after_mark: Option<u8>,
+    /// (isola-init's workload started: before that the guest's tty would
+    /// echo the input). `None`: feed it at once.
+    pub input_after_mark: Option<Mark>,
     /// PVH or Linux's 64-bit protocol (see [`Protocol`]).
     pub protocol: Protocol,
     /// Stop the guest after this long (`None`: let it run).
@@ -97,7 +97,7 @@ pub struct GuestIo {
     /// Into COM2: isola-init's control channel (a signal number a byte).
     pub com2_in: Option<Box<dyn Read + Send>>,
     /// Flags to set when the guest writes these boot-timer marks.
-    pub on_mark: Vec<(u8, Arc<AtomicBool>)>,
+    pub on_mark: Vec<(Mark, Arc<AtomicBool>)>,
 }
 
 /// How a guest ended.
@@ -113,7 +113,7 @@ pub enum End {
 pub struct Outcome {
     pub end: End,
     pub loaded: Loaded,
-    /// The boot timer's marks (see `devices::BOOT_TIMER_PORT`), each with
+    /// The bytes written to the boot timer (see `Mark`), each with
     /// its time since `run` began.
     pub marks: Vec<(u8, Duration)>,
 }

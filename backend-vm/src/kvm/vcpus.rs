@@ -6,6 +6,7 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use isola_guest_spec::ports::Mark;
 use kvm_ioctls::{VcpuExit, VcpuFd};
 
 use super::devices::{Action, Devices};
@@ -18,7 +19,7 @@ pub struct Marks {
     seen: Mutex<Vec<(u8, Duration)>>,
     /// Flags set when their mark arrives (what COM1 input and COM2's
     /// pass-through wait for).
-    pub gates: Vec<(u8, Arc<std::sync::atomic::AtomicBool>)>,
+    pub gates: Vec<(Mark, Arc<std::sync::atomic::AtomicBool>)>,
 }
 
 impl Marks {
@@ -32,7 +33,7 @@ impl Marks {
 
     fn note(&self, mark: u8) {
         for (gate, open) in &self.gates {
-            if *gate == mark {
+            if gate.byte() == mark {
                 open.store(true, std::sync::atomic::Ordering::SeqCst);
             }
         }

@@ -5,6 +5,8 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use isola_guest_spec::ports::Mark;
+
 use super::{Artifact, Input, Monitor, Ran};
 use crate::console_tail::{self, HeldWriter, Tail};
 use crate::kvm::VmError;
@@ -32,8 +34,7 @@ impl Monitor for Isola {
             memory_bytes: artifact.memory_bytes,
             vcpus: artifact.vcpus,
             protocol: crate::kvm::Protocol::Auto,
-            // isola-init's "workload started" mark.
-            input_after_mark: Some(2),
+            input_after_mark: Some(Mark::WorkloadStarted),
             timeout: None,
             deadline: crate::kvm::Deadline::default(),
         };
@@ -58,7 +59,7 @@ impl Monitor for Isola {
                 Input::Terminal => Some(Box::new(std::io::stdin())),
             },
             com2_in: Some(Box::new(signals)),
-            on_mark: vec![(1, Arc::clone(&released))],
+            on_mark: vec![(Mark::InitUp, Arc::clone(&released))],
         };
         let outcome = crate::kvm::run(&config, io);
         let console = if released.load(Ordering::SeqCst) {

@@ -39,7 +39,10 @@ impl Qemu {
         // microvm makes only the first -serial a port: COM2 is a device of its own.
         c.args(["-serial", "chardev:com1"]);
         c.args(["-device", "isa-serial,chardev=com2,iobase=0x2f8,irq=3"]);
-        c.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
+        c.arg("-device").arg(format!(
+            "isa-debug-exit,iobase={:#x},iosize=0x04",
+            isola_guest_spec::ports::EXIT
+        ));
         c.arg("-kernel").arg(&artifact.kernel);
         c.arg("-initrd").arg(initrd);
         let mut cmdline = format!(
@@ -117,7 +120,7 @@ impl Monitor for Qemu {
                 marks: relayed
                     .marks
                     .iter()
-                    .map(|&(mark, at)| (mark, at.saturating_duration_since(spawned)))
+                    .map(|&(mark, at)| (mark.byte(), at.saturating_duration_since(spawned)))
                     .collect(),
                 console: relayed.console,
             }),

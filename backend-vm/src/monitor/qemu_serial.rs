@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use isola_guest_spec::ports::Mark;
 use isola_guest_spec::wire;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, SigmaskHow};
@@ -61,9 +62,9 @@ pub struct Relayed {
     pub status: Option<u8>,
     /// The console's last lines, if isola-init never said it runs.
     pub console: Option<String>,
-    /// When isola-init's records came: 1 when it runs, 2 when the
-    /// workload does (the boot-timer marks of isola's own monitor).
-    pub marks: Vec<(u8, Instant)>,
+    /// When isola-init's records came (the boot-timer marks of isola's own
+    /// monitor).
+    pub marks: Vec<(Mark, Instant)>,
 }
 
 struct Ends {
@@ -201,16 +202,15 @@ fn relay(mut e: Ends, stop: &AtomicBool) -> Relayed {
             held.extend_from_slice(&buf[..n]);
             while let Some((at, len, body)) = next_record(&held) {
                 to_stderr(&mut console, &held[..at]);
-                match body.as_slice() {
-                    b"init" => {
-                        console = None;
-                        marks.push((1, Instant::now()));
+                match Mark::from_record(&body) {
+                    Some(mark) => {
+                        if mark == Mark::InitUp {
+                            console = None;
+                        }
+                        started |= mark == Mark::WorkloadStarted;
+                        marks.push((mark, Instant::now()));
                     }
-                    b"started" => {
-                        started = true;
-                        marks.push((2, Instant::now()));
-                    }
-                    b => status = parse_exit(b).or(status),
+                    None => status = parse_exit(&body).or(status),
                 }
                 held.drain(..at + len);
             }

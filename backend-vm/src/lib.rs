@@ -2,6 +2,7 @@
 
 pub mod backend;
 mod console_tail;
+pub mod deadline;
 mod file_key;
 pub mod guest;
 pub mod host;

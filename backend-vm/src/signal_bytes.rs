@@ -6,13 +6,13 @@
 
 use std::io::Read;
 use std::os::fd::AsFd;
-use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::sys::signal::{SigSet, SigmaskHow};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
-use crate::kvm::{Deadline, VmError};
+use crate::deadline::{Deadline, SIGNAL_GRACE};
+use crate::kvm::VmError;
 
 /// The COM2 message for the caller's current window size, if stdin is a
 /// terminal.
@@ -42,11 +42,6 @@ pub struct SignalBytes {
     /// Armed by SIGTERM: the guest must end within [`SIGNAL_GRACE`].
     deadline: Deadline,
 }
-
-/// How long a guest has to end after a SIGTERM before its monitor stops
-/// it: isola-init's own 10 s before it kills the workload, and time to
-/// report (on PVM, seconds).
-pub const SIGNAL_GRACE: Duration = Duration::from_secs(20);
 
 /// Puts the calling thread's signal mask back when dropped.
 pub struct Unblock(SigSet);

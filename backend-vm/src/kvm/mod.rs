@@ -24,6 +24,7 @@ use kvm_ioctls::Kvm;
 use vm_superio::Serial;
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
+use crate::deadline::Deadline;
 pub use boot::{Loaded, Protocol};
 use devices::{Devices, IrqTrigger};
 
@@ -65,28 +66,6 @@ pub struct VmConfig {
     pub timeout: Option<Duration>,
     /// A stop that can be set while the guest runs (see [`Deadline`]).
     pub deadline: Deadline,
-}
-
-/// A time by which the VM is stopped if it has not ended, set while it
-/// runs: after isola passes a signal on, a guest that cannot take it
-/// (its kernel or isola-init not up yet) must not outlive it for long.
-#[derive(Debug, Clone, Default)]
-pub struct Deadline(Arc<Mutex<Option<std::time::Instant>>>);
-
-impl Deadline {
-    /// Stop the VM `after` from now, unless an earlier stop is set.
-    pub fn arm(&self, after: Duration) {
-        let at = std::time::Instant::now() + after;
-        if let Ok(mut d) = self.0.lock() {
-            if d.is_none_or(|old| at < old) {
-                *d = Some(at);
-            }
-        }
-    }
-
-    fn get(&self) -> Option<std::time::Instant> {
-        self.0.lock().ok().and_then(|d| *d)
-    }
 }
 
 /// Where the guest's UARTs lead: COM1 out and in, COM2 out.

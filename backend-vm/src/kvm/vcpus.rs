@@ -11,7 +11,8 @@ use kvm_ioctls::{VcpuExit, VcpuFd};
 
 use super::devices::{Action, Devices};
 use super::kick::{self, Stop};
-use super::{Deadline, End, VmError};
+use super::{End, VmError};
+use crate::deadline::{Deadline, SIGNAL_GRACE};
 
 /// The boot timer's marks, each with when it came (since `start`).
 pub struct Marks {
@@ -85,9 +86,7 @@ pub fn run_all(
                 }
                 if armed.is_some_and(|at| now >= at) {
                     if let Ok(mut r) = result_on_time.lock() {
-                        r.get_or_insert(Err(VmError::Unresponsive(
-                            crate::signal_bytes::SIGNAL_GRACE,
-                        )));
+                        r.get_or_insert(Err(VmError::Unresponsive(SIGNAL_GRACE)));
                     }
                     break;
                 }

@@ -36,7 +36,7 @@ impl Monitor for Isola {
             protocol: crate::kvm::Protocol::Auto,
             input_after_mark: Some(Mark::WorkloadStarted),
             timeout: None,
-            deadline: crate::kvm::Deadline::default(),
+            deadline: crate::deadline::Deadline::default(),
         };
         // The kernel's console until isola-init's first mark, then stderr.
         let released = Arc::new(AtomicBool::new(artifact.kernel_log));

@@ -4,7 +4,7 @@
 //! sandbox's exit status.
 
 use std::os::fd::AsFd;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use isola_core::backend::{
@@ -16,6 +16,7 @@ use isola_guest_spec::ports::Mark;
 use isola_guest_spec::GuestSpec;
 
 use crate::host::{self, KvmFlavour};
+use crate::init_binary::find_init;
 use crate::kernel::{elf_notes, format as kernel_format, vmlinux};
 use crate::kvm::{End, VmError};
 use crate::monitor::{qemu, Artifact, Input, Monitor};
@@ -85,8 +86,7 @@ impl Choice {
 impl VmBackend {
     fn choose(&self, spec: &RunSpec) -> Result<Choice, BackendError> {
         let flavour = host::detect();
-        let kernel = kernel::find(&self.state_dir, self.kernel.as_deref())
-            .map_err(BackendError::unavailable)?;
+        let kernel = kernel::find(&self.state_dir, self.kernel.as_deref())?;
         // Anything else would only make the monitor fail later in its own words.
         let Some(format) = kernel_format::file_format(&kernel) else {
             return Err(BackendError::unavailable(format!(
@@ -159,7 +159,7 @@ impl Backend for VmBackend {
         spec.validate()?;
         refuse_unsupported(spec)?;
         self.choose(spec)?;
-        find_init().map_err(BackendError::unavailable)?;
+        find_init()?;
         Ok(())
     }
 
@@ -201,7 +201,7 @@ impl Backend for VmBackend {
 
     fn create(&self, spec: &RunSpec, ctx: &RunContext) -> Result<Box<dyn Sandbox>, BackendError> {
         let choice = self.choose(spec)?;
-        let init = find_init().map_err(BackendError::unavailable)?;
+        let init = find_init()?;
         let boot_kernel = match choice.format {
             kernel_format::Format::BzImage { .. } => ctx
                 .explain
@@ -468,33 +468,6 @@ fn guest_spec(spec: &RunSpec) -> GuestSpec {
             .flatten()
             .filter(|ws| ws.ws_row > 0 && ws.ws_col > 0)
             .map(|ws| [ws.ws_row, ws.ws_col]),
-    }
-}
-
-/// isola-init: `ISOLA_INIT`, else next to the isola binary (where `make
-/// release` puts both).
-pub fn find_init() -> Result<PathBuf, String> {
-    if let Some(p) = std::env::var_os("ISOLA_INIT").filter(|p| !p.is_empty()) {
-        let p = PathBuf::from(p);
-        return if p.is_file() {
-            Ok(p)
-        } else {
-            Err(format!(
-                "ISOLA_INIT names {}, which is not a file",
-                p.display()
-            ))
-        };
-    }
-    let exe =
-        std::env::current_exe().map_err(|e| format!("cannot find isola's own binary: {e}"))?;
-    let beside = exe.parent().unwrap_or(Path::new("/")).join("isola-init");
-    if beside.is_file() {
-        Ok(beside)
-    } else {
-        Err(format!(
-            "isola-init (the guest's init) is not at {}: build it with `make release`, or name it with ISOLA_INIT",
-            beside.display()
-        ))
     }
 }
 

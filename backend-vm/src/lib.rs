@@ -1,11 +1,13 @@
 //! The VM backend: isola's KVM monitor and the guest artifact it boots.
 
 pub mod backend;
+mod backend_error;
 mod console_tail;
 pub mod deadline;
 mod file_key;
 pub mod guest;
 pub mod host;
+mod init_binary;
 pub mod kernel;
 pub mod kvm;
 pub mod monitor;

@@ -15,10 +15,10 @@ use isola_core::spec::{Network, RunSpec};
 use isola_guest_spec::ports::Mark;
 use isola_guest_spec::GuestSpec;
 
+use crate::guest_exit::{Failure, GuestFailed};
 use crate::host::{self, KvmFlavour};
 use crate::init_binary::find_init;
 use crate::kernel::{elf_notes, format as kernel_format, vmlinux};
-use crate::kvm::{End, VmError};
 use crate::monitor::{qemu, Artifact, Input, Monitor};
 use crate::{guest, kernel};
 
@@ -306,30 +306,23 @@ impl Sandbox for VmSandbox {
         // isola-init's boot-timer marks: when it starts (the guest is up),
         // when the workload starts. Without them (a guest that never got
         // that far) only the boot's start.
-        let mark = |m: Mark| -> Option<Duration> {
-            let marks = ran.as_ref().ok()?;
-            marks
-                .marks
-                .iter()
-                .find(|(k, _)| *k == m.byte())
-                .map(|(_, at)| booting + *at)
-        };
+        let mark = |m: Mark| Some(booting + ran.as_ref().ok()?.mark(m)?);
         let mut phases = self.phases.clone();
         phases.push((Phase::SandboxCreated, mark(Mark::InitUp).unwrap_or(booting)));
         if let Some(at) = mark(Mark::WorkloadStarted) {
             phases.push((Phase::WorkloadStarted, at));
         }
         phases.push((Phase::WorkloadExited, self.clock.elapsed()));
-        let ran = ran.map_err(vm_error)?;
-        let status = match ran.end {
-            End::Exit(code) => ExitStatus::Exited(i32::from(code)),
-            End::Reset => {
+        let ran = ran?;
+        let status = match ran.status {
+            Some(code) => ExitStatus::Exited(i32::from(code)),
+            None => {
                 return Err(BackendError::step(
                     "running the guest",
-                    VmError::Guest(crate::console_tail::with_lines(
-                        "reset itself before isola-init reported an exit status (with panic=-1, a kernel panic does that)",
-                        ran.console.as_deref(),
-                    )),
+                    GuestFailed {
+                        what: Failure::Reset,
+                        console: ran.console,
+                    },
                 ))
             }
         };
@@ -468,12 +461,5 @@ fn guest_spec(spec: &RunSpec) -> GuestSpec {
             .flatten()
             .filter(|ws| ws.ws_row > 0 && ws.ws_col > 0)
             .map(|ws| [ws.ws_row, ws.ws_col]),
-    }
-}
-
-fn vm_error(e: VmError) -> BackendError {
-    match e {
-        VmError::Unavailable(msg) => BackendError::unavailable(msg),
-        other => BackendError::step("running the guest", other),
     }
 }

@@ -6,6 +6,7 @@ mod console_tail;
 pub mod deadline;
 mod file_key;
 pub mod guest;
+pub mod guest_exit;
 pub mod host;
 mod init_binary;
 pub mod kernel;

@@ -12,7 +12,6 @@ use nix::sys::signal::{SigSet, SigmaskHow};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use crate::deadline::{Deadline, SIGNAL_GRACE};
-use crate::kvm::VmError;
 
 /// The COM2 message for the caller's current window size, if stdin is a
 /// terminal.
@@ -56,14 +55,12 @@ impl SignalBytes {
     /// `terminal`: pass on window-size changes too (-t). A SIGTERM arms
     /// `deadline`: isola-init ends the workload within its grace period,
     /// and a guest with no isola-init up yet to take the signal is stopped.
-    pub fn start(terminal: bool, deadline: Deadline) -> Result<(SignalBytes, Unblock), VmError> {
+    pub fn start(terminal: bool, deadline: Deadline) -> Result<(SignalBytes, Unblock), Errno> {
         let mask = relayed(terminal);
         let mut old = SigSet::empty();
-        nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&mask), Some(&mut old))
-            .map_err(|e| VmError::Config(format!("blocking signals: {e}")))?;
+        nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&mask), Some(&mut old))?;
         let unblock = Unblock(old);
-        let fd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC)
-            .map_err(|e| VmError::Config(format!("signalfd: {e}")))?;
+        let fd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC)?;
         Ok((
             SignalBytes {
                 fd,

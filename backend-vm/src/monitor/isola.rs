@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex};
 
 use isola_guest_spec::ports::Mark;
 
-use super::{Artifact, Input, Monitor, Ran};
-use crate::console_tail::{self, HeldWriter, Tail};
-use crate::kvm::VmError;
+use super::{Artifact, Input, Monitor, MonitorError};
+use crate::console_tail::{HeldWriter, Tail};
+use crate::guest_exit::GuestExit;
 
 /// isola's own monitor on /dev/kvm.
 pub struct Isola;
@@ -19,11 +19,12 @@ impl Monitor for Isola {
         "isola"
     }
 
-    fn run(&self, artifact: &Artifact, input: Input) -> Result<Ran, VmError> {
+    fn run(&self, artifact: &Artifact, input: Input) -> Result<GuestExit, MonitorError> {
         let mut initrd = Vec::new();
         for path in &artifact.initrds {
-            let bytes = std::fs::read(path).map_err(|e| {
-                VmError::Config(format!("cannot read the initramfs {}: {e}", path.display()))
+            let bytes = std::fs::read(path).map_err(|source| MonitorError::Initrd {
+                path: path.clone(),
+                source,
             })?;
             initrd.extend(bytes);
         }
@@ -45,7 +46,8 @@ impl Monitor for Isola {
         let (signals, _unblock) = crate::signal_bytes::SignalBytes::start(
             input == Input::Terminal,
             config.deadline.clone(),
-        )?;
+        )
+        .map_err(MonitorError::Signals)?;
         let io = crate::kvm::GuestIo {
             com1_out: Box::new(std::io::stdout()),
             com2_out: Box::new(HeldWriter {
@@ -67,16 +69,15 @@ impl Monitor for Isola {
         } else {
             tail.lock().ok().and_then(|t| t.text())
         };
-        match outcome {
-            Ok(o) => Ok(Ran {
-                end: o.end,
-                marks: o.marks,
-                console,
-            }),
-            Err(VmError::Guest(sentence)) => Err(VmError::Guest(console_tail::with_lines(
-                &sentence,
-                console.as_deref(),
-            ))),
+        match outcome.map_err(MonitorError::from) {
+            Ok(exit) => Ok(GuestExit { console, ..exit }),
+            Err(MonitorError::Guest(mut failed)) => {
+                // A guest it stopped was only booting: nothing to show.
+                if !failed.what.stopped() {
+                    failed.console = console;
+                }
+                Err(MonitorError::Guest(failed))
+            }
             Err(e) => Err(e),
         }
     }

@@ -1,30 +1,21 @@
 //! What runs a guest artifact: isola's own KVM monitor (the product) or
 //! QEMU's microvm (for comparison, and where isola's monitor cannot boot
 //! Linux). Both see the same artifact and speak the same devices: COM1 is the
-//! workload's stdin/stdout, COM2 its stderr, port 0xf4 its exit status.
+//! workload's stdin/stdout, COM2 its stderr, the exit port its exit status.
 
+mod error;
 mod isola;
 pub mod qemu;
+mod qemu_error;
 mod qemu_serial;
 
 use std::path::PathBuf;
-use std::time::Duration;
 
-use crate::kvm::{End, VmError};
+use crate::guest_exit::GuestExit;
 
+pub use error::MonitorError;
 pub use isola::Isola;
-
-/// How a guest run went.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ran {
-    pub end: End,
-    /// Boot-timer marks with their time since the monitor started (on
-    /// QEMU, which has no boot timer: when isola-init's records came).
-    pub marks: Vec<(u8, Duration)>,
-    /// The guest's last console lines, when isola-init never started (the
-    /// kernel's boot log is held back until it does; see `console_tail`).
-    pub console: Option<String>,
-}
+pub use qemu_error::QemuError;
 
 /// What a VM boots.
 #[derive(Debug, Clone)]
@@ -58,5 +49,5 @@ pub trait Monitor {
 
     /// Boot `artifact` with the guest's COM1 on this process's stdout (and
     /// stdin, as `input` says), COM2 on its stderr, until the guest ends.
-    fn run(&self, artifact: &Artifact, input: Input) -> Result<Ran, VmError>;
+    fn run(&self, artifact: &Artifact, input: Input) -> Result<GuestExit, MonitorError>;
 }

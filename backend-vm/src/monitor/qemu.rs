@@ -5,8 +5,8 @@
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use super::{Artifact, Input, Monitor, Ran};
-use crate::kvm::{End, VmError};
+use super::{Artifact, Input, Monitor, MonitorError, QemuError};
+use crate::guest_exit::{Failure, GuestExit, GuestFailed};
 
 pub const BINARY: &str = "qemu-system-x86_64";
 
@@ -68,24 +68,21 @@ impl Monitor for Qemu {
         "qemu"
     }
 
-    fn run(&self, artifact: &Artifact, input: Input) -> Result<Ran, VmError> {
+    fn run(&self, artifact: &Artifact, input: Input) -> Result<GuestExit, MonitorError> {
         // QEMU takes one initrd: the archives go in one file, in order.
-        let joined = tempfile::NamedTempFile::new()
-            .map_err(|e| VmError::Config(format!("a temporary initrd file: {e}")))?;
+        let joined = tempfile::NamedTempFile::new().map_err(QemuError::TempInitrd)?;
         {
             let mut out = std::io::BufWriter::new(joined.as_file());
             for path in &artifact.initrds {
-                let mut f = std::fs::File::open(path).map_err(|e| {
-                    VmError::Config(format!("cannot read the initramfs {}: {e}", path.display()))
+                let mut f = std::fs::File::open(path).map_err(|source| MonitorError::Initrd {
+                    path: path.clone(),
+                    source,
                 })?;
-                std::io::copy(&mut f, &mut out)
-                    .map_err(|e| VmError::Config(format!("writing the initrd: {e}")))?;
+                std::io::copy(&mut f, &mut out).map_err(QemuError::WriteInitrd)?;
             }
-            std::io::Write::flush(&mut out)
-                .map_err(|e| VmError::Config(format!("writing the initrd: {e}")))?;
+            std::io::Write::flush(&mut out).map_err(QemuError::WriteInitrd)?;
         }
-        let dir = tempfile::tempdir()
-            .map_err(|e| VmError::Config(format!("a temporary directory for the UARTs: {e}")))?;
+        let dir = tempfile::tempdir().map_err(QemuError::TempDir)?;
         let (com1, com2) = super::qemu_serial::make_fifos(dir.path())?;
         let mut cmd = self.command(artifact, joined.path(), &com1, &com2);
         cmd.stdin(Stdio::null()).stdout(Stdio::null());
@@ -94,11 +91,11 @@ impl Monitor for Qemu {
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         let spawned = Instant::now();
         let mut child = cmd.spawn().map_err(|e| {
-            VmError::Unavailable(if e.kind() == std::io::ErrorKind::NotFound {
-                format!("{BINARY} is not installed: install qemu-system-x86, or use --vmm isola")
+            if e.kind() == std::io::ErrorKind::NotFound {
+                QemuError::NotInstalled
             } else {
-                format!("cannot start {BINARY}: {e}")
-            })
+                QemuError::Spawn(e)
+            }
         })?;
         let relay =
             match super::qemu_serial::Relay::start(&com1, &com2, input, !artifact.kernel_log) {
@@ -111,12 +108,12 @@ impl Monitor for Qemu {
             };
         let status = child.wait();
         let relayed = relay.finish();
-        let status = status.map_err(|e| VmError::Config(format!("waiting for {BINARY}: {e}")))?;
+        let status = status.map_err(QemuError::Wait)?;
         match status.code() {
             // isa-debug-exit: QEMU exits with (status << 1) | 1, keeping 7
             // bits; isola-init's record on COM2 has the whole status.
-            Some(c) if c & 1 == 1 => Ok(Ran {
-                end: End::Exit(relayed.status.unwrap_or((c >> 1) as u8)),
+            Some(c) if c & 1 == 1 => Ok(GuestExit {
+                status: Some(relayed.status.unwrap_or((c >> 1) as u8)),
                 marks: relayed
                     .marks
                     .iter()
@@ -124,12 +121,15 @@ impl Monitor for Qemu {
                     .collect(),
                 console: relayed.console,
             }),
-            Some(0) => Err(VmError::Guest(crate::console_tail::with_lines(
-                "stopped without reporting an exit status (a kernel panic, or isola-init never ran): `isola -v run ...` shows the kernel's whole log",
-                relayed.console.as_deref(),
-            ))),
-            Some(c) => Err(VmError::Guest(format!("could not be run by {BINARY} (exit status {c})"))),
-            None => Err(VmError::Guest(format!("{BINARY} was killed by a signal"))),
+            // -no-reboot: a reset (a kernel panic with panic=-1) ends QEMU
+            // with 0.
+            Some(0) => Err(GuestFailed {
+                what: Failure::NoStatus,
+                console: relayed.console,
+            }
+            .into()),
+            Some(c) => Err(QemuError::Failed(c).into()),
+            None => Err(QemuError::Killed.into()),
         }
     }
 }

@@ -27,22 +27,25 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, SigmaskHow};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
-use super::Input;
+use super::{Input, MonitorError, QemuError};
 use crate::console_tail::Tail;
-use crate::kvm::VmError;
 
 const RECORD: &[u8] = wire::RECORD_START.as_bytes();
 const END: &[u8] = wire::RECORD_END.as_bytes();
 
 /// The FIFOs QEMU's `-chardev pipe,path=BASE` opens, BASE.in and BASE.out,
 /// for COM1 and COM2 in `dir`.
-pub fn make_fifos(dir: &Path) -> Result<(PathBuf, PathBuf), VmError> {
-    let make = |name: &str| -> Result<PathBuf, VmError> {
+pub fn make_fifos(dir: &Path) -> Result<(PathBuf, PathBuf), QemuError> {
+    let make = |name: &str| -> Result<PathBuf, QemuError> {
         let base = dir.join(name);
         for end in ["in", "out"] {
             let path = base.with_extension(end);
-            nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600))
-                .map_err(|e| VmError::Config(format!("making the FIFO {}: {e}", path.display())))?;
+            nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600)).map_err(
+                |source| QemuError::MakeFifo {
+                    path: path.clone(),
+                    source,
+                },
+            )?;
         }
         Ok(base)
     };
@@ -84,7 +87,7 @@ impl Relay {
         com2: &Path,
         stdin: Input,
         hold_console: bool,
-    ) -> Result<Relay, VmError> {
+    ) -> Result<Relay, MonitorError> {
         // Read-write, non-blocking: opening never waits for QEMU, and a read
         // end never sees EOF while we hold it; `stop` ends the loop.
         let open = |base: &Path, end: &str| {
@@ -94,18 +97,17 @@ impl Relay {
                 .write(true)
                 .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
                 .open(&path)
-                .map_err(|e| VmError::Config(format!("opening {}: {e}", path.display())))
+                .map_err(|source| QemuError::OpenFifo { path, source })
         };
         let mask = crate::signal_bytes::relayed(stdin == Input::Terminal);
-        mask.thread_block()
-            .map_err(|e| VmError::Config(format!("blocking signals: {e}")))?;
+        mask.thread_block().map_err(MonitorError::Signals)?;
         let ends = Ends {
             com1_out: open(com1, "out")?,
             com1_in: open(com1, "in")?,
             com2_out: open(com2, "out")?,
             com2_in: open(com2, "in")?,
             signals: SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
-                .map_err(|e| VmError::Config(format!("signalfd: {e}")))?,
+                .map_err(MonitorError::Signals)?,
             stdin,
             hold_console,
         };
@@ -114,7 +116,7 @@ impl Relay {
         let thread = std::thread::Builder::new()
             .name("isola-serial".into())
             .spawn(move || relay(ends, &flag))
-            .map_err(|e| VmError::Config(format!("starting the serial relay: {e}")))?;
+            .map_err(QemuError::RelayThread)?;
         Ok(Relay { stop, thread })
     }
 

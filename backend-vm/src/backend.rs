@@ -5,21 +5,18 @@
 
 use std::os::fd::AsFd;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
 
 use isola_core::backend::{
-    Backend, BackendError, Description, ExitStatus, HostFact, Outcome, Phase, RunContext, Sandbox,
-    Stats,
+    Backend, BackendError, Description, HostFact, Phase, RunContext, Sandbox,
 };
 use isola_core::spec::{Network, RunSpec};
-use isola_guest_spec::ports::Mark;
 use isola_guest_spec::GuestSpec;
 
-use crate::guest_exit::{Failure, GuestFailed};
 use crate::host::{self, KvmFlavour};
 use crate::init_binary::find_init;
 use crate::kernel::{elf_notes, format as kernel_format, vmlinux};
 use crate::monitor::{qemu, Artifact, Input, Monitor};
+use crate::sandbox::{Parts, VmSandbox};
 use crate::{guest, kernel};
 
 pub const DEFAULT_MEMORY: u64 = 256 << 20;
@@ -240,7 +237,8 @@ impl Backend for VmBackend {
             memory_bytes: choice.memory,
             vcpus: choice.vcpus,
         };
-        let sandbox = VmSandbox {
+        // From here on, a failure removes the spec archive through Drop.
+        let sandbox = VmSandbox::new(Parts {
             monitor: choice.monitor(),
             artifact,
             input: input(spec),
@@ -249,118 +247,9 @@ impl Backend for VmBackend {
             explain: ctx.explain,
             clock: ctx.clock,
             phases,
-            started: false,
-        };
-        check_memory(&sandbox.artifact, choice.format)?;
+        })?;
+        check_memory(sandbox.artifact(), choice.format)?;
         Ok(Box::new(sandbox))
-    }
-}
-
-/// One guest, from its artifact on.
-struct VmSandbox {
-    monitor: Box<dyn Monitor>,
-    artifact: Artifact,
-    input: Input,
-    tty: bool,
-    spec_archive: PathBuf,
-    explain: isola_core::explain::Explain,
-    clock: Instant,
-    phases: Vec<(Phase, Duration)>,
-    started: bool,
-}
-
-impl Sandbox for VmSandbox {
-    fn start(&mut self) -> Result<(), BackendError> {
-        if self.started {
-            return Err(BackendError::State("was started already"));
-        }
-        self.started = true;
-        Ok(())
-    }
-
-    fn signal(&mut self, _signal: nix::sys::signal::Signal) -> Result<(), BackendError> {
-        Err(BackendError::NotSupported {
-            what: "signalling a VM from outside its run",
-            why: "the guest takes signals only from the isola that runs it",
-        })
-    }
-
-    fn wait(&mut self) -> Result<Outcome, BackendError> {
-        if !self.started {
-            return Err(BackendError::State("was not started"));
-        }
-        let booting = self.clock.elapsed();
-        let ran = self.explain.step(
-            &format!("boot the guest on the {} monitor", self.monitor.name()),
-            "the workload gets a kernel of its own: the host kernel is reached only through the monitor's few devices",
-            || {
-                // -t: the caller's terminal raw while the guest runs, so that
-                // Ctrl-C and the like reach the guest's terminal as bytes.
-                let _raw = self
-                    .tty
-                    .then(isola_core::terminal::RawMode::enter)
-                    .flatten();
-                self.monitor.run(&self.artifact, self.input)
-            },
-        );
-        // isola-init's boot-timer marks: when it starts (the guest is up),
-        // when the workload starts. Without them (a guest that never got
-        // that far) only the boot's start.
-        let mark = |m: Mark| Some(booting + ran.as_ref().ok()?.mark(m)?);
-        let mut phases = self.phases.clone();
-        phases.push((Phase::SandboxCreated, mark(Mark::InitUp).unwrap_or(booting)));
-        if let Some(at) = mark(Mark::WorkloadStarted) {
-            phases.push((Phase::WorkloadStarted, at));
-        }
-        phases.push((Phase::WorkloadExited, self.clock.elapsed()));
-        let ran = ran?;
-        let status = match ran.status {
-            Some(code) => ExitStatus::Exited(i32::from(code)),
-            None => {
-                return Err(BackendError::step(
-                    "running the guest",
-                    GuestFailed {
-                        what: Failure::Reset,
-                        console: ran.console,
-                    },
-                ))
-            }
-        };
-        Ok(Outcome {
-            status,
-            // Held console lines with an exit status: isola-init ran but
-            // failed before it could announce itself (QEMU only), and its
-            // own message is among them.
-            message: ran.console.map(|lines| {
-                format!(
-                    "the guest ended before isola-init was up; its last console lines:\n{lines}"
-                )
-            }),
-            phases,
-            counters: Vec::new(),
-        })
-    }
-
-    fn stats(&self) -> Result<Stats, BackendError> {
-        Ok(Stats {
-            memory_limit: Some(self.artifact.memory_bytes),
-            ..Stats::default()
-        })
-    }
-
-    fn teardown(&mut self) -> Result<(), BackendError> {
-        match std::fs::remove_file(&self.spec_archive) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(BackendError::step("removing the guest's run spec", e))
-            }
-            _ => Ok(()),
-        }
-    }
-}
-
-impl Drop for VmSandbox {
-    fn drop(&mut self) {
-        let _ = self.teardown();
     }
 }
 

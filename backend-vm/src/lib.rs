@@ -2,7 +2,9 @@
 
 pub mod backend;
 mod backend_error;
+mod caller_signals;
 mod console_tail;
+mod control;
 pub mod deadline;
 mod file_key;
 pub mod guest;
@@ -12,5 +14,6 @@ mod init_binary;
 pub mod kernel;
 pub mod kvm;
 pub mod monitor;
-mod signal_bytes;
+mod proc_stat;
+mod sandbox;
 mod stdin_frame;

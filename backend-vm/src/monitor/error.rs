@@ -16,8 +16,6 @@ pub enum MonitorError {
         #[source]
         source: io::Error,
     },
-    #[error("blocking the signals isola passes on")]
-    Signals(#[source] nix::errno::Errno),
     #[error(transparent)]
     Kvm(VmError),
     #[error(transparent)]

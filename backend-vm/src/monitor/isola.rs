@@ -1,13 +1,14 @@
 //! isola's own monitor as a [`Monitor`]: the artifact handed to the KVM
-//! VMM in `crate::kvm`, the caller's stdin and signals fed into the UARTs,
-//! the kernel's console held back until isola-init runs.
+//! VMM in `crate::kvm`, the caller's stdin and isola-init's control channel
+//! fed into the UARTs, the kernel's console held back until isola-init runs.
 
+use std::fs::File;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use isola_guest_spec::ports::Mark;
 
-use super::{Artifact, Input, Monitor, MonitorError};
+use super::{Artifact, Input, Monitor, MonitorError, Running};
 use crate::console_tail::{HeldWriter, Tail};
 use crate::guest_exit::GuestExit;
 
@@ -19,7 +20,18 @@ impl Monitor for Isola {
         "isola"
     }
 
-    fn run(&self, artifact: &Artifact, input: Input) -> Result<GuestExit, MonitorError> {
+    fn stops_unresponsive_guests(&self) -> bool {
+        true
+    }
+
+    fn run(
+        &self,
+        artifact: &Artifact,
+        input: Input,
+        control: File,
+        running: &Running,
+    ) -> Result<GuestExit, MonitorError> {
+        running.set_process(std::process::id());
         let mut initrd = Vec::new();
         for path in &artifact.initrds {
             let bytes = std::fs::read(path).map_err(|source| MonitorError::Initrd {
@@ -37,17 +49,11 @@ impl Monitor for Isola {
             protocol: crate::kvm::Protocol::Auto,
             input_after_mark: Some(Mark::WorkloadStarted),
             timeout: None,
-            deadline: crate::deadline::Deadline::default(),
+            deadline: running.deadline.clone(),
         };
         // The kernel's console until isola-init's first mark, then stderr.
         let released = Arc::new(AtomicBool::new(artifact.kernel_log));
         let tail = Arc::new(Mutex::new(Tail::default()));
-        // Ctrl-C, SIGTERM and the rest reach the workload through COM2.
-        let (signals, _unblock) = crate::signal_bytes::SignalBytes::start(
-            input == Input::Terminal,
-            config.deadline.clone(),
-        )
-        .map_err(MonitorError::Signals)?;
         let io = crate::kvm::GuestIo {
             com1_out: Box::new(std::io::stdout()),
             com2_out: Box::new(HeldWriter {
@@ -60,7 +66,8 @@ impl Monitor for Isola {
                 Input::Pipe => Some(Box::new(crate::stdin_frame::Framed::new(std::io::stdin()))),
                 Input::Terminal => Some(Box::new(std::io::stdin())),
             },
-            com2_in: Some(Box::new(signals)),
+            // Held, as COM1's input, until the workload runs.
+            com2_in: Some(Box::new(control)),
             on_mark: vec![(Mark::InitUp, Arc::clone(&released))],
         };
         let outcome = crate::kvm::run(&config, io);

@@ -1,7 +1,8 @@
 //! What runs a guest artifact: isola's own KVM monitor (the product) or
 //! QEMU's microvm (for comparison, and where isola's monitor cannot boot
 //! Linux). Both see the same artifact and speak the same devices: COM1 is the
-//! workload's stdin/stdout, COM2 its stderr, the exit port its exit status.
+//! workload's stdin/stdout, COM2 its stderr and isola-init's control
+//! channel, the exit port its exit status.
 
 mod error;
 mod isola;
@@ -9,8 +10,12 @@ pub mod qemu;
 mod qemu_error;
 mod qemu_serial;
 
+use std::fs::File;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 
+use crate::deadline::Deadline;
 use crate::guest_exit::GuestExit;
 
 pub use error::MonitorError;
@@ -43,11 +48,47 @@ pub enum Input {
     Terminal,
 }
 
-pub trait Monitor {
+/// What a sandbox shares with the thread running its monitor.
+#[derive(Debug, Clone, Default)]
+pub struct Running {
+    /// When the monitor must stop the guest if it has not ended.
+    pub deadline: Deadline,
+    /// The process running the guest once there is one (isola's own for
+    /// isola's monitor, QEMU's for QEMU); 0 before.
+    process: Arc<AtomicU32>,
+}
+
+impl Running {
+    pub fn set_process(&self, pid: u32) {
+        self.process.store(pid, Ordering::SeqCst);
+    }
+
+    pub fn process(&self) -> Option<u32> {
+        Some(self.process.load(Ordering::SeqCst)).filter(|&pid| pid != 0)
+    }
+}
+
+pub trait Monitor: Send {
     /// `isola` or `qemu`, as `--vmm` takes it.
     fn name(&self) -> &'static str;
 
+    /// Whether a SIGTERM isola passes on arms the deadline (see
+    /// `deadline::SIGNAL_GRACE`): isola's monitor does, so that a guest
+    /// whose kernel or isola-init is not up to take it (a slow boot on
+    /// PVM) does not outlive isola's caller for long.
+    fn stops_unresponsive_guests(&self) -> bool {
+        false
+    }
+
     /// Boot `artifact` with the guest's COM1 on this process's stdout (and
-    /// stdin, as `input` says), COM2 on its stderr, until the guest ends.
-    fn run(&self, artifact: &Artifact, input: Input) -> Result<GuestExit, MonitorError>;
+    /// stdin, as `input` says), COM2 on its stderr and `control`'s bytes
+    /// into COM2 once the workload runs, until the guest ends or
+    /// `running.deadline` passes.
+    fn run(
+        &self,
+        artifact: &Artifact,
+        input: Input,
+        control: File,
+        running: &Running,
+    ) -> Result<GuestExit, MonitorError>;
 }

@@ -2,10 +2,16 @@
 //! and devices as isola's monitor, under KVM on hardware hosts and TCG (a
 //! software CPU) elsewhere, such as PVM hosts where Linux cannot run on KVM.
 
+use std::fs::File;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use super::{Artifact, Input, Monitor, MonitorError, QemuError};
+use nix::errno::Errno;
+use nix::sys::wait::{waitid, Id, WaitPidFlag};
+use nix::unistd::Pid;
+
+use super::qemu_serial::{Relay, RelayEnds};
+use super::{Artifact, Input, Monitor, MonitorError, QemuError, Running};
 use crate::guest_exit::{Failure, GuestExit, GuestFailed};
 
 pub const BINARY: &str = "qemu-system-x86_64";
@@ -68,7 +74,13 @@ impl Monitor for Qemu {
         "qemu"
     }
 
-    fn run(&self, artifact: &Artifact, input: Input) -> Result<GuestExit, MonitorError> {
+    fn run(
+        &self,
+        artifact: &Artifact,
+        input: Input,
+        control: File,
+        running: &Running,
+    ) -> Result<GuestExit, MonitorError> {
         // QEMU takes one initrd: the archives go in one file, in order.
         let joined = tempfile::NamedTempFile::new().map_err(QemuError::TempInitrd)?;
         {
@@ -97,18 +109,26 @@ impl Monitor for Qemu {
                 QemuError::Spawn(e)
             }
         })?;
-        let relay =
-            match super::qemu_serial::Relay::start(&com1, &com2, input, !artifact.kernel_log) {
-                Ok(r) => r,
-                Err(e) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Err(e);
-                }
-            };
-        let status = child.wait();
+        running.set_process(child.id());
+        let ends = RelayEnds {
+            stdin: input,
+            hold_console: !artifact.kernel_log,
+            control,
+            deadline: running.deadline.clone(),
+            qemu: Pid::from_raw(child.id() as i32),
+        };
+        let relay = match Relay::start(&com1, &com2, ends) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(e.into());
+            }
+        };
+        // Reaped only once the relay, which may kill QEMU by its pid, is done.
+        let _ = wait_unreaped(child.id());
         let relayed = relay.finish();
-        let status = status.map_err(QemuError::Wait)?;
+        let status = child.wait().map_err(QemuError::Wait)?;
         match status.code() {
             // isa-debug-exit: QEMU exits with (status << 1) | 1, keeping 7
             // bits; isola-init's record on COM2 has the whole status.
@@ -130,6 +150,18 @@ impl Monitor for Qemu {
             .into()),
             Some(c) => Err(QemuError::Failed(c).into()),
             None => Err(QemuError::Killed.into()),
+        }
+    }
+}
+
+/// Wait for process `pid` to end without reaping it: until it is reaped,
+/// its pid names no other process.
+fn wait_unreaped(pid: u32) -> nix::Result<()> {
+    let pid = Pid::from_raw(pid as i32);
+    loop {
+        match waitid(Id::Pid(pid), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT) {
+            Err(Errno::EINTR) => continue,
+            other => return other.map(drop),
         }
     }
 }

@@ -33,6 +33,8 @@ pub enum QemuError {
         #[source]
         source: io::Error,
     },
+    #[error("reading isola-init's control channel")]
+    Control(#[source] io::Error),
     #[error("starting the serial relay")]
     RelayThread(#[source] io::Error),
 }

@@ -12,28 +12,19 @@ use isola_core::backend::{
 use isola_core::spec::{Network, RunSpec};
 use isola_guest_spec::GuestSpec;
 
+use crate::choice::Choice;
+use crate::guest;
 use crate::host::{self, KvmFlavour};
 use crate::init_binary::find_init;
-use crate::kernel::{elf_notes, format as kernel_format, vmlinux};
-use crate::monitor::{qemu, Artifact, Input, Monitor};
+use crate::kernel::{format as kernel_format, vmlinux};
+use crate::monitor::{Artifact, Input};
 use crate::sandbox::{Parts, VmSandbox};
-use crate::{guest, kernel};
 
-pub const DEFAULT_MEMORY: u64 = 256 << 20;
-
-/// Which monitor runs the guest (`--vmm`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Vmm {
-    Isola,
-    Qemu,
-    /// isola's monitor where it can boot the kernel here, else QEMU (on a
-    /// software CPU where this host's KVM cannot run Linux).
-    Auto,
-}
+pub use crate::choice::{Vmm, DEFAULT_MEMORY, PVM_EMULATED, PVM_KERNEL_NOTICE, TCG_EMULATED};
 
 pub struct VmBackend {
     pub vmm: Vmm,
-    /// `--kernel`, else discovered (see [`kernel::find`]).
+    /// `--kernel`, else discovered (see [`crate::kernel::find`]).
     pub kernel: Option<PathBuf>,
     /// isola's state directory, where guest root filesystems are cached and
     /// the kernel store lives.
@@ -48,102 +39,9 @@ pub struct VmBackend {
 pub const CMDLINE: &str =
     "rdinit=/.isola/init init=/.isola/init console=ttyS1 quiet loglevel=5 panic=-1 reboot=k i8042.noaux edd=off";
 
-/// How a row booting isola's PVM test kernel on isola's monitor is labelled.
-pub const PVM_EMULATED: &str =
-    "isola monitor + PVM test kernel: a software hypervisor, not KVM speed";
-/// How a VM on QEMU with a software CPU is labelled.
-pub const TCG_EMULATED: &str = "qemu-tcg: emulated, not KVM speed";
-
-/// The first stage: which kernel, which monitor, how many vCPUs, and
-/// whether it runs emulated; every refusal about them.
-struct Choice {
-    kernel: PathBuf,
-    format: kernel_format::Format,
-    pvm_kernel: bool,
-    vmm: Vmm,
-    /// Whether QEMU uses KVM.
-    qemu_kvm: bool,
-    emulated: Option<&'static str>,
-    vcpus: u8,
-    memory: u64,
-}
-
-impl Choice {
-    fn monitor(&self) -> Box<dyn Monitor> {
-        if self.pvm_kernel {
-            tracing::warn!("{PVM_KERNEL_NOTICE}");
-        }
-        match self.vmm {
-            Vmm::Qemu => Box::new(qemu::Qemu { kvm: self.qemu_kvm }),
-            _ => Box::new(crate::monitor::Isola),
-        }
-    }
-}
-
 impl VmBackend {
     fn choose(&self, spec: &RunSpec) -> Result<Choice, BackendError> {
-        let flavour = host::detect();
-        let kernel = kernel::find(&self.state_dir, self.kernel.as_deref())?;
-        // Anything else would only make the monitor fail later in its own words.
-        let Some(format) = kernel_format::file_format(&kernel) else {
-            return Err(BackendError::unavailable(format!(
-                "{} is not a kernel isola can boot (neither an ELF vmlinux nor a bzImage): give one with --kernel",
-                kernel.display()
-            )));
-        };
-        let pvm_kernel = elf_notes::file_has(&kernel, elf_notes::PVM_TEST_KERNEL);
-        let isola_boots = flavour.can_boot_linux() || (flavour == KvmFlavour::Pvm && pvm_kernel);
-        let vmm = match self.vmm {
-            Vmm::Auto if isola_boots => Vmm::Isola,
-            Vmm::Auto if pvm_kernel => {
-                return Err(BackendError::unavailable(format!(
-                    "{} is isola's PVM test kernel, which boots only on isola's monitor on a                      PVM host or with hardware KVM",
-                    kernel.display()
-                )))
-            }
-            Vmm::Auto => Vmm::Qemu,
-            Vmm::Isola if !isola_boots => {
-                return Err(BackendError::unavailable(format!(
-                    "isola's monitor cannot boot a Linux guest on this host: {}; use --vmm qemu \
-                     (a software CPU here: slow), --backend container, or a host with hardware KVM{}",
-                    flavour.describe(),
-                    if flavour == KvmFlavour::Pvm {
-                        " (for tests, isola's PVM test kernel boots here: build it with \
-                         `scripts/build-kernel --pvm` and give it with --kernel)"
-                    } else {
-                        ""
-                    }
-                )))
-            }
-            other => other,
-        };
-        let emulated = match vmm {
-            Vmm::Qemu if !flavour.can_boot_linux() => Some(TCG_EMULATED),
-            Vmm::Isola if !flavour.can_boot_linux() => Some(PVM_EMULATED),
-            _ => None,
-        };
-        let vcpus = spec
-            .limits
-            .cpus
-            .map_or(1, |c| c.ceil().clamp(1.0, 32.0) as u8);
-        if pvm_kernel && flavour == KvmFlavour::Pvm && vmm == Vmm::Isola && vcpus > 1 {
-            // Its second vCPU never leaves the real-mode trampoline under
-            // PVM's emulator (docs/kernel.md): refuse rather than hang.
-            return Err(BackendError::unavailable(format!(
-                "isola's PVM test kernel runs on one vCPU on a PVM host (a second one never \
-                 starts there): give --cpus 1 or less, not {vcpus}"
-            )));
-        }
-        Ok(Choice {
-            kernel,
-            format,
-            pvm_kernel,
-            vmm,
-            qemu_kvm: flavour.can_boot_linux(),
-            emulated,
-            vcpus,
-            memory: spec.limits.memory.unwrap_or(DEFAULT_MEMORY),
-        })
+        Choice::of(self.vmm, self.kernel.as_deref(), &self.state_dir, spec)
     }
 }
 
@@ -268,11 +166,6 @@ fn vm_backend_line(kvm: &KvmFlavour) -> String {
         }
     }
 }
-
-/// What a user who boots isola's PVM test kernel is told.
-pub const PVM_KERNEL_NOTICE: &str = "this kernel is isola's PVM test kernel: patched to boot on \
-     PVM hosts for isola's tests, slow (each guest syscall takes a page fault) and not for real \
-     work; on hardware KVM use the kernel `scripts/build-kernel` builds";
 
 /// Room the guest needs besides the decompressed kernel and the
 /// initramfs (measured with the Debian kernel and the default image: 80 MiB boots, 77 does not).

@@ -3,6 +3,7 @@
 pub mod backend;
 mod backend_error;
 mod caller_signals;
+mod choice;
 mod console_tail;
 mod control;
 pub mod deadline;

@@ -32,7 +32,7 @@ impl Mark {
             .find(|m| m.byte() == byte)
     }
 
-    /// The body of the COM2 record (see [`crate::wire::record`]) that says
+    /// The body of the COM2 record (see `wire::record`) that says
     /// the same where there is no boot timer.
     pub const fn record(self) -> &'static str {
         match self {

@@ -189,3 +189,37 @@ fn host_tsc_khz() -> Option<u64> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_errors_name_the_binary_and_the_command_line_the_exit_port() {
+        for e in [
+            QemuError::NotInstalled,
+            QemuError::Killed,
+            QemuError::Failed(1),
+        ] {
+            assert!(e.to_string().contains(BINARY), "{e}");
+        }
+        let dir = std::path::Path::new("/tmp");
+        let artifact = Artifact {
+            kernel: dir.join("vmlinux"),
+            initrds: Vec::new(),
+            cmdline: "quiet".into(),
+            memory_bytes: 128 << 20,
+            vcpus: 1,
+            kernel_log: false,
+        };
+        let cmd = Qemu { kvm: true }.command(&artifact, dir, dir, dir);
+        let args: Vec<String> = cmd
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            args.contains(&"isa-debug-exit,iobase=0xf4,iosize=0x04".to_string()),
+            "{args:?}"
+        );
+    }
+}

@@ -4,37 +4,27 @@
 //! sandbox's exit status.
 
 use std::os::fd::AsFd;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
 
 use isola_core::backend::{
-    Backend, BackendError, Description, ExitStatus, HostFact, Outcome, Phase, RunContext, Sandbox,
-    Stats,
+    Backend, BackendError, Description, HostFact, Phase, RunContext, Sandbox,
 };
 use isola_core::spec::{Network, RunSpec};
 use isola_guest_spec::GuestSpec;
 
+use crate::choice::Choice;
+use crate::guest;
 use crate::host::{self, KvmFlavour};
-use crate::kernel::{elf_notes, format as kernel_format, vmlinux};
-use crate::kvm::{End, VmError};
-use crate::monitor::{qemu, Artifact, Input, Monitor};
-use crate::{guest, kernel};
+use crate::init_binary::find_init;
+use crate::kernel::{format as kernel_format, vmlinux};
+use crate::monitor::{Artifact, Input};
+use crate::sandbox::{Parts, VmSandbox};
 
-pub const DEFAULT_MEMORY: u64 = 256 << 20;
-
-/// Which monitor runs the guest (`--vmm`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Vmm {
-    Isola,
-    Qemu,
-    /// isola's monitor where it can boot the kernel here, else QEMU (on a
-    /// software CPU where this host's KVM cannot run Linux).
-    Auto,
-}
+pub use crate::choice::{Vmm, DEFAULT_MEMORY, PVM_EMULATED, PVM_KERNEL_NOTICE, TCG_EMULATED};
 
 pub struct VmBackend {
     pub vmm: Vmm,
-    /// `--kernel`, else discovered (see [`kernel::find`]).
+    /// `--kernel`, else discovered (see [`crate::kernel::find`]).
     pub kernel: Option<PathBuf>,
     /// isola's state directory, where guest root filesystems are cached and
     /// the kernel store lives.
@@ -49,103 +39,9 @@ pub struct VmBackend {
 pub const CMDLINE: &str =
     "rdinit=/.isola/init init=/.isola/init console=ttyS1 quiet loglevel=5 panic=-1 reboot=k i8042.noaux edd=off";
 
-/// How a row booting isola's PVM test kernel on isola's monitor is labelled.
-pub const PVM_EMULATED: &str =
-    "isola monitor + PVM test kernel: a software hypervisor, not KVM speed";
-/// How a VM on QEMU with a software CPU is labelled.
-pub const TCG_EMULATED: &str = "qemu-tcg: emulated, not KVM speed";
-
-/// The first stage: which kernel, which monitor, how many vCPUs, and
-/// whether it runs emulated; every refusal about them.
-struct Choice {
-    kernel: PathBuf,
-    format: kernel_format::Format,
-    pvm_kernel: bool,
-    vmm: Vmm,
-    /// Whether QEMU uses KVM.
-    qemu_kvm: bool,
-    emulated: Option<&'static str>,
-    vcpus: u8,
-    memory: u64,
-}
-
-impl Choice {
-    fn monitor(&self) -> Box<dyn Monitor> {
-        if self.pvm_kernel {
-            tracing::warn!("{PVM_KERNEL_NOTICE}");
-        }
-        match self.vmm {
-            Vmm::Qemu => Box::new(qemu::Qemu { kvm: self.qemu_kvm }),
-            _ => Box::new(crate::monitor::Isola),
-        }
-    }
-}
-
 impl VmBackend {
     fn choose(&self, spec: &RunSpec) -> Result<Choice, BackendError> {
-        let flavour = host::detect();
-        let kernel = kernel::find(&self.state_dir, self.kernel.as_deref())
-            .map_err(BackendError::unavailable)?;
-        // Anything else would only make the monitor fail later in its own words.
-        let Some(format) = kernel_format::file_format(&kernel) else {
-            return Err(BackendError::unavailable(format!(
-                "{} is not a kernel isola can boot (neither an ELF vmlinux nor a bzImage): give one with --kernel",
-                kernel.display()
-            )));
-        };
-        let pvm_kernel = elf_notes::file_has(&kernel, elf_notes::PVM_TEST_KERNEL);
-        let isola_boots = flavour.can_boot_linux() || (flavour == KvmFlavour::Pvm && pvm_kernel);
-        let vmm = match self.vmm {
-            Vmm::Auto if isola_boots => Vmm::Isola,
-            Vmm::Auto if pvm_kernel => {
-                return Err(BackendError::unavailable(format!(
-                    "{} is isola's PVM test kernel, which boots only on isola's monitor on a                      PVM host or with hardware KVM",
-                    kernel.display()
-                )))
-            }
-            Vmm::Auto => Vmm::Qemu,
-            Vmm::Isola if !isola_boots => {
-                return Err(BackendError::unavailable(format!(
-                    "isola's monitor cannot boot a Linux guest on this host: {}; use --vmm qemu \
-                     (a software CPU here: slow), --backend container, or a host with hardware KVM{}",
-                    flavour.describe(),
-                    if flavour == KvmFlavour::Pvm {
-                        " (for tests, isola's PVM test kernel boots here: build it with \
-                         `scripts/build-kernel --pvm` and give it with --kernel)"
-                    } else {
-                        ""
-                    }
-                )))
-            }
-            other => other,
-        };
-        let emulated = match vmm {
-            Vmm::Qemu if !flavour.can_boot_linux() => Some(TCG_EMULATED),
-            Vmm::Isola if !flavour.can_boot_linux() => Some(PVM_EMULATED),
-            _ => None,
-        };
-        let vcpus = spec
-            .limits
-            .cpus
-            .map_or(1, |c| c.ceil().clamp(1.0, 32.0) as u8);
-        if pvm_kernel && flavour == KvmFlavour::Pvm && vmm == Vmm::Isola && vcpus > 1 {
-            // Its second vCPU never leaves the real-mode trampoline under
-            // PVM's emulator (docs/kernel.md): refuse rather than hang.
-            return Err(BackendError::unavailable(format!(
-                "isola's PVM test kernel runs on one vCPU on a PVM host (a second one never \
-                 starts there): give --cpus 1 or less, not {vcpus}"
-            )));
-        }
-        Ok(Choice {
-            kernel,
-            format,
-            pvm_kernel,
-            vmm,
-            qemu_kvm: flavour.can_boot_linux(),
-            emulated,
-            vcpus,
-            memory: spec.limits.memory.unwrap_or(DEFAULT_MEMORY),
-        })
+        Choice::of(self.vmm, self.kernel.as_deref(), &self.state_dir, spec)
     }
 }
 
@@ -158,7 +54,7 @@ impl Backend for VmBackend {
         spec.validate()?;
         refuse_unsupported(spec)?;
         self.choose(spec)?;
-        find_init().map_err(BackendError::unavailable)?;
+        find_init()?;
         Ok(())
     }
 
@@ -200,7 +96,7 @@ impl Backend for VmBackend {
 
     fn create(&self, spec: &RunSpec, ctx: &RunContext) -> Result<Box<dyn Sandbox>, BackendError> {
         let choice = self.choose(spec)?;
-        let init = find_init().map_err(BackendError::unavailable)?;
+        let init = find_init()?;
         let boot_kernel = match choice.format {
             kernel_format::Format::BzImage { .. } => ctx
                 .explain
@@ -239,7 +135,8 @@ impl Backend for VmBackend {
             memory_bytes: choice.memory,
             vcpus: choice.vcpus,
         };
-        let sandbox = VmSandbox {
+        // From here on, a failure removes the spec archive through Drop.
+        let sandbox = VmSandbox::new(Parts {
             monitor: choice.monitor(),
             artifact,
             input: input(spec),
@@ -248,125 +145,9 @@ impl Backend for VmBackend {
             explain: ctx.explain,
             clock: ctx.clock,
             phases,
-            started: false,
-        };
-        check_memory(&sandbox.artifact, choice.format)?;
+        })?;
+        check_memory(sandbox.artifact(), choice.format)?;
         Ok(Box::new(sandbox))
-    }
-}
-
-/// One guest, from its artifact on.
-struct VmSandbox {
-    monitor: Box<dyn Monitor>,
-    artifact: Artifact,
-    input: Input,
-    tty: bool,
-    spec_archive: PathBuf,
-    explain: isola_core::explain::Explain,
-    clock: Instant,
-    phases: Vec<(Phase, Duration)>,
-    started: bool,
-}
-
-impl Sandbox for VmSandbox {
-    fn start(&mut self) -> Result<(), BackendError> {
-        if self.started {
-            return Err(BackendError::State("was started already"));
-        }
-        self.started = true;
-        Ok(())
-    }
-
-    fn signal(&mut self, _signal: nix::sys::signal::Signal) -> Result<(), BackendError> {
-        Err(BackendError::NotSupported {
-            what: "signalling a VM from outside its run",
-            why: "the guest takes signals only from the isola that runs it",
-        })
-    }
-
-    fn wait(&mut self) -> Result<Outcome, BackendError> {
-        if !self.started {
-            return Err(BackendError::State("was not started"));
-        }
-        let booting = self.clock.elapsed();
-        let ran = self.explain.step(
-            &format!("boot the guest on the {} monitor", self.monitor.name()),
-            "the workload gets a kernel of its own: the host kernel is reached only through the monitor's few devices",
-            || {
-                // -t: the caller's terminal raw while the guest runs, so that
-                // Ctrl-C and the like reach the guest's terminal as bytes.
-                let _raw = self
-                    .tty
-                    .then(isola_core::terminal::RawMode::enter)
-                    .flatten();
-                self.monitor.run(&self.artifact, self.input)
-            },
-        );
-        // isola-init's boot-timer marks: 1 when it starts (the guest is up),
-        // 2 when the workload starts. Without them (a guest that never got
-        // that far) only the boot's start.
-        let mark = |m: u8| -> Option<Duration> {
-            let marks = ran.as_ref().ok()?;
-            marks
-                .marks
-                .iter()
-                .find(|(k, _)| *k == m)
-                .map(|(_, at)| booting + *at)
-        };
-        let mut phases = self.phases.clone();
-        phases.push((Phase::SandboxCreated, mark(1).unwrap_or(booting)));
-        if let Some(at) = mark(2) {
-            phases.push((Phase::WorkloadStarted, at));
-        }
-        phases.push((Phase::WorkloadExited, self.clock.elapsed()));
-        let ran = ran.map_err(vm_error)?;
-        let status = match ran.end {
-            End::Exit(code) => ExitStatus::Exited(i32::from(code)),
-            End::Reset => {
-                return Err(BackendError::step(
-                    "running the guest",
-                    VmError::Guest(crate::console_tail::with_lines(
-                        "reset itself before isola-init reported an exit status (with panic=-1, a kernel panic does that)",
-                        ran.console.as_deref(),
-                    )),
-                ))
-            }
-        };
-        Ok(Outcome {
-            status,
-            // Held console lines with an exit status: isola-init ran but
-            // failed before it could announce itself (QEMU only), and its
-            // own message is among them.
-            message: ran.console.map(|lines| {
-                format!(
-                    "the guest ended before isola-init was up; its last console lines:\n{lines}"
-                )
-            }),
-            phases,
-            counters: Vec::new(),
-        })
-    }
-
-    fn stats(&self) -> Result<Stats, BackendError> {
-        Ok(Stats {
-            memory_limit: Some(self.artifact.memory_bytes),
-            ..Stats::default()
-        })
-    }
-
-    fn teardown(&mut self) -> Result<(), BackendError> {
-        match std::fs::remove_file(&self.spec_archive) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(BackendError::step("removing the guest's run spec", e))
-            }
-            _ => Ok(()),
-        }
-    }
-}
-
-impl Drop for VmSandbox {
-    fn drop(&mut self) {
-        let _ = self.teardown();
     }
 }
 
@@ -385,11 +166,6 @@ fn vm_backend_line(kvm: &KvmFlavour) -> String {
         }
     }
 }
-
-/// What a user who boots isola's PVM test kernel is told.
-pub const PVM_KERNEL_NOTICE: &str = "this kernel is isola's PVM test kernel: patched to boot on \
-     PVM hosts for isola's tests, slow (each guest syscall takes a page fault) and not for real \
-     work; on hardware KVM use the kernel `scripts/build-kernel` builds";
 
 /// Room the guest needs besides the decompressed kernel and the
 /// initramfs (measured with the Debian kernel and the default image: 80 MiB boots, 77 does not).
@@ -467,39 +243,5 @@ fn guest_spec(spec: &RunSpec) -> GuestSpec {
             .flatten()
             .filter(|ws| ws.ws_row > 0 && ws.ws_col > 0)
             .map(|ws| [ws.ws_row, ws.ws_col]),
-    }
-}
-
-/// isola-init: `ISOLA_INIT`, else next to the isola binary (where `make
-/// release` puts both).
-pub fn find_init() -> Result<PathBuf, String> {
-    if let Some(p) = std::env::var_os("ISOLA_INIT").filter(|p| !p.is_empty()) {
-        let p = PathBuf::from(p);
-        return if p.is_file() {
-            Ok(p)
-        } else {
-            Err(format!(
-                "ISOLA_INIT names {}, which is not a file",
-                p.display()
-            ))
-        };
-    }
-    let exe =
-        std::env::current_exe().map_err(|e| format!("cannot find isola's own binary: {e}"))?;
-    let beside = exe.parent().unwrap_or(Path::new("/")).join("isola-init");
-    if beside.is_file() {
-        Ok(beside)
-    } else {
-        Err(format!(
-            "isola-init (the guest's init) is not at {}: build it with `make release`, or name it with ISOLA_INIT",
-            beside.display()
-        ))
-    }
-}
-
-fn vm_error(e: VmError) -> BackendError {
-    match e {
-        VmError::Unavailable(msg) => BackendError::unavailable(msg),
-        other => BackendError::step("running the guest", other),
     }
 }

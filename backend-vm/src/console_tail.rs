@@ -75,14 +75,6 @@ impl Write for HeldWriter {
     }
 }
 
-/// Appends the guest's last console lines to `sentence`, if there are any.
-pub fn with_lines(sentence: &str, tail: Option<&str>) -> String {
-    match tail {
-        Some(lines) => format!("{sentence}; the guest's last console lines:\n{lines}"),
-        None => sentence.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

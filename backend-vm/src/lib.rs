@@ -1,12 +1,20 @@
 //! The VM backend: isola's KVM monitor and the guest artifact it boots.
 
 pub mod backend;
+mod backend_error;
+mod caller_signals;
+mod choice;
 mod console_tail;
+mod control;
+pub mod deadline;
 mod file_key;
 pub mod guest;
+pub mod guest_exit;
 pub mod host;
+mod init_binary;
 pub mod kernel;
 pub mod kvm;
 pub mod monitor;
-mod signal_bytes;
+mod proc_stat;
+mod sandbox;
 mod stdin_frame;

@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use isola_test_support::host_has;
-use isola_vm::kvm::{self, End, GuestIo, VmConfig};
+use isola_vm::guest_exit::{Failure, GuestExit, GuestFailed};
+use isola_vm::kvm::{self, GuestIo, VmConfig};
 
 fn guest() -> Option<PathBuf> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -82,15 +83,22 @@ impl Capture {
     }
 }
 
+/// A boot that ended: how, and where the monitor put things.
+#[derive(Clone)]
+struct Ended {
+    exit: GuestExit,
+    loaded: kvm::Loaded,
+}
+
 struct Booted {
-    outcome: Result<kvm::Outcome, kvm::VmError>,
+    outcome: Result<Ended, kvm::VmError>,
     com1: String,
     com2: String,
 }
 
 impl Booted {
     /// The outcome of a boot that must have worked; COM1 shows why if not.
-    fn ok(&self) -> kvm::Outcome {
+    fn ok(&self) -> Ended {
         match &self.outcome {
             Ok(o) => o.clone(),
             Err(e) => panic!("{e}\nCOM1:\n{}", self.com1),
@@ -146,7 +154,13 @@ fn boot_with(
         },
         on_mark: Vec::new(),
     };
-    let outcome = kvm::run(&config, io);
+    let outcome = kvm::Machine::build(&config, io).and_then(|machine| {
+        let loaded = machine.loaded;
+        Ok(Ended {
+            exit: machine.run()?,
+            loaded,
+        })
+    });
     Some(Booted {
         outcome,
         com1: com1.text(),
@@ -161,7 +175,7 @@ fn boots_reads_its_boot_info_writes_both_uarts_and_exits_with_its_status() {
         return;
     };
     let outcome = b.ok();
-    assert_eq!(outcome.end, End::Exit(42), "COM1:\n{}", b.com1);
+    assert_eq!(outcome.exit.status, Some(42), "COM1:\n{}", b.com1);
     let lines: Vec<&str> = b.com1.lines().collect();
     assert_eq!(
         lines.first(),
@@ -205,7 +219,7 @@ fn com1_input_reaches_the_guest() {
         return;
     };
     let outcome = b.ok();
-    assert_eq!(outcome.end, End::Exit(0));
+    assert_eq!(outcome.exit.status, Some(0));
     assert!(b.com1.contains("initrd: 0x0 0\n"), "{}", b.com1);
     assert!(b.com1.contains("echo: ready\n"), "{}", b.com1);
     assert!(b.com1.contains("echo: ping from the host\n"), "{}", b.com1);
@@ -217,7 +231,7 @@ fn com2_input_reaches_the_guest() {
     let Some(b) = boot("echo2", None, Some(Input::Com2(b"\x02\x0f\n")), 64, 1) else {
         return;
     };
-    assert_eq!(b.ok().end, End::Exit(0));
+    assert_eq!(b.ok().exit.status, Some(0));
     assert!(b.com1.contains("echo2: \x02\x0f\n"), "{}", b.com1);
 }
 
@@ -256,7 +270,7 @@ fn the_other_vcpus_stop_when_the_boot_cpu_exits() {
         return;
     };
     let outcome = b.ok();
-    assert_eq!(outcome.end, End::Exit(3));
+    assert_eq!(outcome.exit.status, Some(3));
 }
 
 #[test]
@@ -273,7 +287,16 @@ fn a_guest_that_runs_too_long_is_stopped_at_the_deadline() {
         ..config(kernel, "echo", 64, 2)
     };
     let err = kvm::run(&config, silent()).unwrap_err();
-    assert!(matches!(err, kvm::VmError::Timeout(_)), "{err}");
+    assert!(
+        matches!(
+            err,
+            kvm::VmError::Guest(GuestFailed {
+                what: Failure::Timeout(_),
+                ..
+            })
+        ),
+        "{err}"
+    );
     assert!(err.to_string().contains("did not finish within"), "{err}");
 }
 
@@ -293,7 +316,16 @@ fn a_deadline_set_while_the_guest_runs_stops_it() {
         deadline.arm(Duration::from_millis(100));
     });
     let err = kvm::run(&config, silent()).unwrap_err();
-    assert!(matches!(err, kvm::VmError::Unresponsive(_)), "{err}");
+    assert!(
+        matches!(
+            err,
+            kvm::VmError::Guest(GuestFailed {
+                what: Failure::Unresponsive(_),
+                ..
+            })
+        ),
+        "{err}"
+    );
     assert!(
         err.to_string().contains("of the signal isola passed on"),
         "{err}"
@@ -306,7 +338,7 @@ fn a_timer_interrupt_arrives_through_the_in_kernel_irqchip() {
         return;
     };
     let outcome = b.ok();
-    assert_eq!(outcome.end, End::Exit(0));
+    assert_eq!(outcome.exit.status, Some(0));
     assert!(b.com1.contains("timer: 3 ticks\n"), "{}", b.com1);
 }
 
@@ -316,7 +348,7 @@ fn the_boot_cpu_starts_the_others_it_finds_in_the_mp_table() {
         return;
     };
     let outcome = b.ok();
-    assert_eq!(outcome.end, End::Exit(7));
+    assert_eq!(outcome.exit.status, Some(7));
     for line in ["smp: 3 cpus", "smp: cpu 1 started", "smp: cpu 2 started"] {
         assert!(b.com1.lines().any(|l| l == line), "{line}\n{}", b.com1);
     }
@@ -340,7 +372,7 @@ fn pvh_and_the_64_bit_boot_protocol_give_the_guest_the_same_facts() {
         return;
     };
     for b in [&pvh, &zero_page] {
-        assert_eq!(b.ok().end, End::Exit(9), "{}", b.com1);
+        assert_eq!(b.ok().exit.status, Some(9), "{}", b.com1);
     }
     // The ELF has a PVH note: by default isola enters it there, as Linux's vmlinux.
     assert!(pvh.ok().loaded.pvh);
@@ -365,7 +397,7 @@ fn the_boot_timer_notes_each_mark_with_its_time() {
     let Some(b) = boot("exit=0", None, None, 64, 1) else {
         return;
     };
-    let marks = b.ok().marks;
+    let marks = b.ok().exit.marks;
     // The test guest writes 1 first thing and 2 right before it exits.
     let kinds: Vec<u8> = marks.iter().map(|(k, _)| *k).collect();
     assert_eq!(kinds, [1, 2], "{marks:?}");
@@ -380,7 +412,7 @@ fn a_quiet_guest_exits_at_once_through_either_entry() {
         let Some(b) = boot_with(protocol, "quiet exit=5", None, None, 64, 1) else {
             return;
         };
-        assert_eq!(b.ok().end, End::Exit(5), "{protocol:?}");
+        assert_eq!(b.ok().exit.status, Some(5), "{protocol:?}");
         assert_eq!((b.com1.as_str(), b.com2.as_str()), ("", ""), "{protocol:?}");
     }
 }

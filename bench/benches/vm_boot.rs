@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use isola_vm::kvm::{self, End, GuestIo, Protocol, VmConfig};
+use isola_vm::kvm::{self, GuestIo, Protocol, VmConfig};
 
 fn bench(c: &mut Criterion) {
     let guest = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -53,8 +53,8 @@ fn bench(c: &mut Criterion) {
                     com2_in: None,
                     on_mark: Vec::new(),
                 };
-                let outcome = kvm::run(&config, io).expect("boot");
-                assert_eq!(outcome.end, End::Exit(0));
+                let exit = kvm::run(&config, io).expect("boot");
+                assert_eq!(exit.status, Some(0));
             })
         });
     }

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::backends::vm::kvm::{self, End, GuestIo, Protocol, VmConfig};
+use crate::backends::vm::kvm::{self, GuestIo, Protocol, VmConfig};
 use anyhow::{bail, Context, Result};
 use isola_core::volume::parse_size;
 
@@ -84,9 +84,9 @@ pub fn run(cmd: &VmCommand) -> Result<i32> {
         com2_in: None,
         on_mark: Vec::new(),
     };
-    let outcome = kvm::run(&config, io).context("running the guest on isola's monitor")?;
-    match outcome.end {
-        End::Exit(code) => Ok(i32::from(code)),
-        End::Reset => bail!("the guest reset the machine (i8042) without writing an exit status"),
+    let exit = kvm::run(&config, io).context("running the guest on isola's monitor")?;
+    match exit.status {
+        Some(code) => Ok(i32::from(code)),
+        None => bail!("the guest reset the machine (i8042) without writing an exit status"),
     }
 }

@@ -68,6 +68,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::unistd::ForkResult;
 
 use fail::Failure;
+use isola_guest_spec::ports::Mark;
 
 /// The C entry point, not Rust's `fn main`: the standard library's start-up
 /// aborts when fds 0-2 are closed and /dev/null cannot be opened (an image
@@ -99,7 +100,7 @@ struct Running {
 
 /// Everything up to the workload's exec, in order.
 fn start() -> Result<Running, Failure> {
-    report::mark(report::MARK_INIT);
+    report::mark(Mark::InitUp);
     mounts::mount_all()?;
     // Raw as early as possible: until then COM2 echoes what the host sends.
     let ttys = tty::open()?;
@@ -202,7 +203,7 @@ fn start() -> Result<Running, Failure> {
                 let _ = nix::sys::wait::waitpid(child, None);
                 return Err(failure);
             }
-            report::mark(report::MARK_WORKLOAD);
+            report::mark(Mark::WorkloadStarted);
             report::started();
             Ok(Running {
                 pid: child.as_raw(),

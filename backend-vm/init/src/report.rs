@@ -1,16 +1,15 @@
 //! How isola-init speaks to the host: its one-line messages on COM2 (else
-//! the console, else the kernel log) and the exit status on port 0xf4.
+//! the console, else the kernel log), the exit status on the exit port
+//! (0xf4) and the boot-timer marks.
 
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 
+use isola_guest_spec::ports::{self, Mark};
 use isola_guest_spec::wire;
 
 use crate::tty;
-
-/// QEMU's isa-debug-exit, which isola's own monitor implements too.
-const EXIT_PORT: u16 = 0xf4;
 
 /// isola-init is up: the kernel's console goes down to emergencies when
 /// the command line says `quiet` (isola -v leaves it out), and a monitor
@@ -24,7 +23,7 @@ pub fn init_running() {
     }
     if status_on_com2() {
         if let Ok(mut com2) = OpenOptions::new().write(true).open(tty::COM2) {
-            let _ = com2.write_all(wire::record("init").as_bytes());
+            let _ = com2.write_all(wire::record(Mark::InitUp.record()).as_bytes());
         }
     }
 }
@@ -34,7 +33,7 @@ pub fn init_running() {
 pub fn started() {
     if status_on_com2() {
         if let Ok(mut com2) = OpenOptions::new().write(true).open(tty::COM2) {
-            let _ = com2.write_all(wire::record("started").as_bytes());
+            let _ = com2.write_all(wire::record(Mark::WorkloadStarted.record()).as_bytes());
         }
     }
 }
@@ -110,42 +109,39 @@ pub fn finish(status: u8) -> ! {
     }
 }
 
-/// isola's boot-timer port: the monitor notes when each mark arrives (the
-/// phase times of `--explain` and the benchmark). Ignored elsewhere.
-const BOOT_TIMER_PORT: u16 = 0x4f0;
-pub const MARK_INIT: u8 = 1;
-pub const MARK_WORKLOAD: u8 = 2;
-
-/// Write `value` to the boot timer. The port is granted for the write only:
-/// the workload, forked later, must not inherit access to any port.
+/// Write `mark` to isola's boot timer: the monitor notes when each mark
+/// arrives (the phase times of `--explain` and the benchmark); ignored
+/// elsewhere. The port is granted for the write only: the workload, forked
+/// later, must not inherit access to any port.
 #[cfg(target_arch = "x86_64")]
-pub fn mark(value: u8) {
+pub fn mark(mark: Mark) {
     // SAFETY: ioperm(2) only changes this process's I/O permission bitmap.
-    if unsafe { libc::ioperm(BOOT_TIMER_PORT as libc::c_ulong, 1, 1) } != 0 {
+    if unsafe { libc::ioperm(ports::BOOT_TIMER as libc::c_ulong, 1, 1) } != 0 {
         return;
     }
     // SAFETY: the port was just granted; writing it touches no memory of ours.
     unsafe {
         std::arch::asm!(
             "out dx, al",
-            in("dx") BOOT_TIMER_PORT,
-            in("al") value,
+            in("dx") ports::BOOT_TIMER,
+            in("al") mark.byte(),
             options(nomem, nostack, preserves_flags)
         );
     }
     // SAFETY: as above; this takes the permission back.
-    unsafe { libc::ioperm(BOOT_TIMER_PORT as libc::c_ulong, 1, 0) };
+    unsafe { libc::ioperm(ports::BOOT_TIMER as libc::c_ulong, 1, 0) };
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-pub fn mark(_value: u8) {}
+pub fn mark(_mark: Mark) {}
 
 #[cfg(target_arch = "x86_64")]
 fn write_exit_port(status: u8) {
     // SAFETY: ioperm(2) only changes this process's I/O permission bitmap.
-    if unsafe { libc::ioperm(EXIT_PORT as libc::c_ulong, 1, 1) } != 0 {
+    if unsafe { libc::ioperm(ports::EXIT as libc::c_ulong, 1, 1) } != 0 {
         say(&format!(
-            "cannot report the exit status {status}: no access to port {EXIT_PORT:#x}: {}",
+            "cannot report the exit status {status}: no access to port {:#x}: {}",
+            ports::EXIT,
             crate::fail::describe(nix::errno::Errno::last())
         ));
         return;
@@ -155,7 +151,7 @@ fn write_exit_port(status: u8) {
     unsafe {
         std::arch::asm!(
             "out dx, al",
-            in("dx") EXIT_PORT,
+            in("dx") ports::EXIT,
             in("al") status,
             options(nomem, nostack, preserves_flags)
         );

@@ -16,6 +16,7 @@
 //! Unknown fields are refused, so a newer isola with an older init fails
 //! clearly instead of silently dropping a setting.
 
+pub mod ports;
 pub mod wire;
 
 use serde::{Deserialize, Serialize};

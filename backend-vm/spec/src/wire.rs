@@ -8,7 +8,8 @@
 //!
 //! Under QEMU (`isola.status=com2` on the kernel command line) isola-init
 //! also writes records on COM2 that the host takes out of the stderr
-//! stream: [`record`]`("init")`, `("started")` and `("exit N")`.
+//! stream: [`record`] of each [`Mark::record`](crate::ports::Mark::record)
+//! (`init`, `started`), and `("exit N")`.
 
 const ESCAPE: u8 = 0xff;
 /// The end of the input on COM1.

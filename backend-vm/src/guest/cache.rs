@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::initramfs::{self, ArchiveError};
+use super::archive_error::ArchiveError;
+use super::initramfs;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GuestError {

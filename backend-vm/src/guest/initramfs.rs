@@ -13,32 +13,9 @@ use std::path::{Path, PathBuf};
 
 use isola_guest_spec::GuestSpec;
 
+use super::archive_error::ArchiveError;
 use super::merge::{self, Node, Origin, Stat};
 use super::newc::{self, Header};
-
-#[derive(Debug, thiserror::Error)]
-pub enum ArchiveError {
-    #[error("isola-init not found at {}: build it with make (it is built static for the guest)", .0.display())]
-    InitMissing(PathBuf),
-    #[error("the layer {} is not a directory; the image store is damaged: remove the image with `isola rmi` and import it again", .0.display())]
-    NotALayer(PathBuf),
-    #[error("cannot read {}", path.display())]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    #[error("cannot copy {} into the initramfs", path.display())]
-    Copy {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    #[error("{path} cannot go into an initramfs: {why}")]
-    Unsupported { path: String, why: String },
-    #[error("cannot write the initramfs")]
-    Write(#[source] io::Error),
-}
 
 /// What one archive holds, for timing and benchmarks.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use isola_core::image::unpack::OPAQUE_XATTR;
 
-use super::initramfs::ArchiveError;
+use super::archive_error::ArchiveError;
 
 /// Where an entry's content comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

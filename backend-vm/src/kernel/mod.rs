@@ -9,11 +9,27 @@ pub mod format;
 pub mod store;
 pub mod vmlinux;
 
-use self::store as kernel_store;
+use self::store::{self as kernel_store, KernelStoreError};
 
-/// The kernel to boot, or a sentence saying how to give one. `state_dir` is
-/// isola's state directory, which holds the kernel store.
-pub fn find(state_dir: &Path, flag: Option<&Path>) -> Result<PathBuf, String> {
+/// Why no kernel was found; each says how to give one.
+#[derive(Debug, thiserror::Error)]
+pub enum FindError {
+    #[error("the kernel given by {from} ({}) is not a file", path.display())]
+    NotAFile { from: &'static str, path: PathBuf },
+    /// A broken default is an error, not a reason to boot another kernel.
+    #[error(transparent)]
+    Store(#[from] KernelStoreError),
+    #[error(
+        "no guest kernel: give one with --kernel PATH or ISOLA_KERNEL, add one with \
+         `isola kernel add PATH`, or install one in /boot \
+         (on Debian: apt-get install linux-image-cloud-amd64)"
+    )]
+    NoKernel,
+}
+
+/// The kernel to boot, or why there is none. `state_dir` is isola's state
+/// directory, which holds the kernel store.
+pub fn find(state_dir: &Path, flag: Option<&Path>) -> Result<PathBuf, FindError> {
     let env = std::env::var_os("ISOLA_KERNEL").filter(|k| !k.is_empty());
     find_from(
         flag,
@@ -37,33 +53,27 @@ fn find_from(
     state_dir: &Path,
     boot: &Path,
     release: &str,
-) -> Result<PathBuf, String> {
+) -> Result<PathBuf, FindError> {
     if let Some(k) = flag {
         return existing(k, "--kernel");
     }
     if let Some(k) = env {
         return existing(k, "ISOLA_KERNEL");
     }
-    // A broken default is an error, not a reason to boot another kernel.
-    if let Some(k) = kernel_store::default_path(state_dir).map_err(|e| e.to_string())? {
+    if let Some(k) = kernel_store::default_path(state_dir)? {
         return Ok(k);
     }
-    find_in(boot, release).ok_or_else(|| {
-        "no guest kernel: give one with --kernel PATH or ISOLA_KERNEL, add one with \
-         `isola kernel add PATH`, or install one in /boot \
-         (on Debian: apt-get install linux-image-cloud-amd64)"
-            .to_string()
-    })
+    find_in(boot, release).ok_or(FindError::NoKernel)
 }
 
-fn existing(path: &Path, from: &str) -> Result<PathBuf, String> {
+fn existing(path: &Path, from: &'static str) -> Result<PathBuf, FindError> {
     if path.is_file() {
         Ok(path.to_path_buf())
     } else {
-        Err(format!(
-            "the kernel given by {from} ({}) is not a file",
-            path.display()
-        ))
+        Err(FindError::NotAFile {
+            from,
+            path: path.to_path_buf(),
+        })
     }
 }
 
@@ -116,7 +126,8 @@ mod tests {
             Path::new("/nonexistent"),
             Some(Path::new("/nonexistent/vmlinuz")),
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("--kernel"), "{e}");
     }
 
@@ -125,8 +136,9 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let (state, boot) = (t.path().join("state"), t.path().join("boot"));
         std::fs::create_dir(&boot).unwrap();
-        let find =
-            |flag: Option<&Path>, env: Option<&Path>| find_from(flag, env, &state, &boot, "6.1");
+        let find = |flag: Option<&Path>, env: Option<&Path>| {
+            find_from(flag, env, &state, &boot, "6.1").map_err(|e| e.to_string())
+        };
         let e = find(None, None).unwrap_err();
         assert!(e.contains("isola kernel add"), "{e}");
 

@@ -30,7 +30,7 @@ pub enum KernelStoreError {
     NotFound(String),
     #[error("the store's default kernel, {0}, is missing; choose another with `isola kernel default NAME`")]
     DefaultMissing(Name),
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Io {
         context: String,
         #[source]

@@ -22,6 +22,41 @@ const MAX_VMLINUX: usize = 512 << 20;
 /// Cached kernels kept; older ones are removed as new ones are added.
 const KEEP: usize = 4;
 
+/// Why a bzImage's vmlinux was not taken out (it is then booted as it is).
+#[derive(Debug, thiserror::Error)]
+pub enum ExtractError {
+    #[error("cannot read the kernel")]
+    Read(#[source] std::io::Error),
+    #[error("not a bzImage")]
+    NotABzImage,
+    #[error("its boot protocol is older than 2.08 (no payload fields)")]
+    OldProtocol,
+    #[error("truncated setup header")]
+    TruncatedHeader,
+    #[error("its payload lies beyond the end of the file")]
+    PayloadBeyondEnd,
+    #[error("the payload does not end with a plausible uncompressed size")]
+    NoSize,
+    #[error(
+        "its kernel is compressed with a method isola does not unpack (it does LZ4, gzip and zstd)"
+    )]
+    Compression,
+    #[error("the LZ4 stream ends early")]
+    Lz4Early,
+    #[error("an LZ4 block runs past the end of the stream")]
+    Lz4PastEnd,
+    #[error("an empty LZ4 block")]
+    Lz4Empty,
+    #[error("LZ4")]
+    Lz4(#[source] lz4_flex::block::DecompressError),
+    #[error("unpacking the kernel")]
+    Unpack(#[source] std::io::Error),
+    #[error("the unpacked kernel is not an ELF file")]
+    NotElf,
+    #[error("its vmlinux has no PVH note")]
+    NoPvhNote,
+}
+
 /// The cached ELF for the bzImage at `kernel` if it has a PVH note,
 /// extracting it on first use; None when the bzImage should be booted as
 /// it is (no PVH note, a compression isola cannot unpack, an error).
@@ -38,19 +73,22 @@ pub fn for_boot(state_dir: &Path, kernel: &Path) -> Option<PathBuf> {
     }
     std::fs::create_dir_all(&dir).ok()?;
     let extracted = std::fs::read(kernel)
-        .map_err(|e| e.to_string())
+        .map_err(ExtractError::Read)
         .and_then(|b| extract(&b))
         .and_then(|vmlinux| {
             if has_pvh_note(&vmlinux) {
                 Ok(vmlinux)
             } else {
-                Err("its vmlinux has no PVH note".into())
+                Err(ExtractError::NoPvhNote)
             }
         });
     let (path, bytes) = match extracted {
         Ok(vmlinux) => (elf, vmlinux),
         Err(why) => {
-            tracing::debug!("booting {} as a bzImage: {why}", kernel.display());
+            let cause = std::error::Error::source(&why)
+                .map(|c| format!(": {c}"))
+                .unwrap_or_default();
+            tracing::debug!("booting {} as a bzImage: {why}{cause}", kernel.display());
             (without, Vec::new())
         }
     };
@@ -62,14 +100,14 @@ pub fn for_boot(state_dir: &Path, kernel: &Path) -> Option<PathBuf> {
 }
 
 /// The uncompressed vmlinux of a bzImage.
-pub fn extract(bzimage: &[u8]) -> Result<Vec<u8>, String> {
+pub fn extract(bzimage: &[u8]) -> Result<Vec<u8>, ExtractError> {
     let payload = payload(bzimage)?;
     let size = payload
         .len()
         .checked_sub(4)
         .map(|at| u32::from_le_bytes(payload[at..].try_into().unwrap_or_default()) as usize)
         .filter(|&n| n > 0 && n <= MAX_VMLINUX)
-        .ok_or("the payload does not end with a plausible uncompressed size")?;
+        .ok_or(ExtractError::NoSize)?;
     let vmlinux = if payload.starts_with(&LZ4_LEGACY) {
         lz4_legacy(&payload[4..], size)?
     } else if payload.starts_with(&[0x1f, 0x8b]) {
@@ -77,20 +115,20 @@ pub fn extract(bzimage: &[u8]) -> Result<Vec<u8>, String> {
     } else if payload.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
         // One frame: the payload's size trailer follows it.
         let decoder = zstd::stream::read::Decoder::new(payload)
-            .map_err(|e| e.to_string())?
+            .map_err(ExtractError::Unpack)?
             .single_frame();
         read_all(decoder, size)?
     } else {
-        return Err("its kernel is compressed with a method isola does not unpack (it does LZ4, gzip and zstd)".into());
+        return Err(ExtractError::Compression);
     };
     if !vmlinux.starts_with(b"\x7fELF") {
-        return Err("the unpacked kernel is not an ELF file".into());
+        return Err(ExtractError::NotElf);
     }
     Ok(vmlinux)
 }
 
 /// The compressed kernel, from the setup header's fields.
-fn payload(bzimage: &[u8]) -> Result<&[u8], String> {
+fn payload(bzimage: &[u8]) -> Result<&[u8], ExtractError> {
     let u16_at = |at: usize| {
         bzimage
             .get(at..at + 2)
@@ -102,48 +140,46 @@ fn payload(bzimage: &[u8]) -> Result<&[u8], String> {
             .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
     };
     if bzimage.get(0x202..0x206) != Some(b"HdrS") {
-        return Err("not a bzImage".into());
+        return Err(ExtractError::NotABzImage);
     }
     if u16_at(VERSION_AT).unwrap_or(0) < 0x208 {
-        return Err("its boot protocol is older than 2.08 (no payload fields)".into());
+        return Err(ExtractError::OldProtocol);
     }
     let setup_sects = match bzimage.get(SETUP_SECTS_AT) {
         Some(0) => 4,
         Some(&n) => usize::from(n),
-        None => return Err("truncated setup header".into()),
+        None => return Err(ExtractError::TruncatedHeader),
     };
     let (offset, length) = (u32_at(PAYLOAD_AT), u32_at(PAYLOAD_AT + 4));
-    let start = (setup_sects + 1) * 512 + offset.ok_or("truncated setup header")?;
-    let end = start + length.ok_or("truncated setup header")?;
+    let start = (setup_sects + 1) * 512 + offset.ok_or(ExtractError::TruncatedHeader)?;
+    let end = start + length.ok_or(ExtractError::TruncatedHeader)?;
     bzimage
         .get(start..end)
-        .ok_or_else(|| "its payload lies beyond the end of the file".to_string())
+        .ok_or(ExtractError::PayloadBeyondEnd)
 }
 
 /// The kernel's legacy LZ4 stream: blocks behind a u32 length each, until
 /// `size` bytes are out (the stream's trailer, the size, would otherwise
 /// read as one more length).
-fn lz4_legacy(mut stream: &[u8], size: usize) -> Result<Vec<u8>, String> {
+fn lz4_legacy(mut stream: &[u8], size: usize) -> Result<Vec<u8>, ExtractError> {
     let mut out = vec![0u8; size];
     let mut done = 0;
     while done < size {
         let len = stream
             .get(..4)
             .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
-            .ok_or("the LZ4 stream ends early")?;
+            .ok_or(ExtractError::Lz4Early)?;
         if len.to_le_bytes()[..4] == LZ4_LEGACY {
             // A concatenated stream: its magic, then blocks as before.
             stream = &stream[4..];
             continue;
         }
-        let block = stream
-            .get(4..4 + len)
-            .ok_or("an LZ4 block runs past the end of the stream")?;
+        let block = stream.get(4..4 + len).ok_or(ExtractError::Lz4PastEnd)?;
         let room = (size - done).min(LZ4_BLOCK);
         let n = lz4_flex::block::decompress_into(block, &mut out[done..done + room])
-            .map_err(|e| format!("LZ4: {e}"))?;
+            .map_err(ExtractError::Lz4)?;
         if n == 0 {
-            return Err("an empty LZ4 block".into());
+            return Err(ExtractError::Lz4Empty);
         }
         done += n;
         stream = &stream[4 + len..];
@@ -151,12 +187,12 @@ fn lz4_legacy(mut stream: &[u8], size: usize) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-fn read_all(reader: impl Read, size: usize) -> Result<Vec<u8>, String> {
+fn read_all(reader: impl Read, size: usize) -> Result<Vec<u8>, ExtractError> {
     let mut out = Vec::with_capacity(size);
     reader
         .take(MAX_VMLINUX as u64)
         .read_to_end(&mut out)
-        .map_err(|e| e.to_string())?;
+        .map_err(ExtractError::Unpack)?;
     Ok(out)
 }
 
@@ -202,7 +238,8 @@ mod tests {
         lz4.extend_from_slice(&(block.len() as u32).to_le_bytes());
         lz4.extend_from_slice(&block);
         // Compared as booleans: a failure must not print 80 KB of bytes.
-        let same = |r: Result<Vec<u8>, String>| r.map(|got| got == v);
+        let same =
+            |r: Result<Vec<u8>, ExtractError>| r.map(|got| got == v).map_err(|e| e.to_string());
         assert_eq!(same(extract(&bzimage(&with_size(lz4, v.len())))), Ok(true));
 
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -220,15 +257,24 @@ mod tests {
         let xz = with_size(b"\xfd7zXZ\0 data".to_vec(), v.len());
         assert!(extract(&bzimage(&xz))
             .unwrap_err()
+            .to_string()
             .contains("LZ4, gzip and zstd"));
         let mut lz4 = LZ4_LEGACY.to_vec();
         lz4.extend_from_slice(&1000u32.to_le_bytes());
         lz4.extend_from_slice(b"short");
-        let err = extract(&bzimage(&with_size(lz4, v.len()))).unwrap_err();
+        let err = extract(&bzimage(&with_size(lz4, v.len())))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("past the end"), "{err}");
         let mut truncated = bzimage(b"payload\0\0\0\x01");
         truncated.truncate(5 * 512 + 20);
-        assert!(extract(&truncated).unwrap_err().contains("beyond the end"));
-        assert_eq!(extract(b"not a kernel"), Err("not a bzImage".into()));
+        assert!(extract(&truncated)
+            .unwrap_err()
+            .to_string()
+            .contains("beyond the end"));
+        assert_eq!(
+            extract(b"not a kernel").map_err(|e| e.to_string()),
+            Err("not a bzImage".into())
+        );
     }
 }

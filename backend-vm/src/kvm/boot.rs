@@ -18,10 +18,10 @@ use linux_loader::loader::elf::PvhBootCapability;
 use linux_loader::loader::{load_cmdline, BzImage, Elf, KernelLoader, KernelLoaderResult};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 
+use super::error::{BootError, KernelError, MemoryError, VmError};
 use super::layout::{
     CMDLINE, CMDLINE_MAX, EBDA_START, HIMEM, PVH_INFO, PVH_MEMMAP, PVH_MODLIST, ZERO_PAGE,
 };
-use super::VmError;
 
 const E820_RAM: u32 = 1;
 /// The zero page's "HdrS" magic, boot flag and loader type (0xff: undefined
@@ -61,20 +61,20 @@ pub fn load(
     cmdline: &str,
     protocol: Protocol,
 ) -> Result<Loaded, VmError> {
-    let mut file = File::open(kernel).map_err(|e| {
-        VmError::Kernel(format!("cannot open the kernel {}: {e}", kernel.display()))
+    let mut file = File::open(kernel).map_err(|source| KernelError::Open {
+        path: kernel.to_path_buf(),
+        source,
     })?;
     let result = load_kernel(mem, &mut file, kernel)?;
 
-    let mut line = Cmdline::new(CMDLINE_MAX).map_err(|e| VmError::Config(e.to_string()))?;
-    line.insert_str(cmdline).map_err(|e| {
-        VmError::Config(format!(
-            "kernel command line {cmdline:?}: {e} (at most {} bytes)",
-            CMDLINE_MAX - 1
-        ))
-    })?;
-    load_cmdline(mem, GuestAddress(CMDLINE), &line)
-        .map_err(|e| VmError::Config(format!("writing the kernel command line: {e}")))?;
+    let mut line = Cmdline::new(CMDLINE_MAX).map_err(KernelError::CmdlineBuffer)?;
+    line.insert_str(cmdline)
+        .map_err(|source| KernelError::Cmdline {
+            cmdline: cmdline.to_string(),
+            max: CMDLINE_MAX - 1,
+            source,
+        })?;
+    load_cmdline(mem, GuestAddress(CMDLINE), &line).map_err(KernelError::WriteCmdline)?;
 
     let mem_end = mem.last_addr().0 + 1;
     let initrd_at = match initrd {
@@ -107,7 +107,7 @@ fn write_zero_page(
     cmdline: &str,
     e820: &[(u64, u64)],
     initrd_at: Option<(u64, u64)>,
-) -> Result<(), VmError> {
+) -> Result<(), BootError> {
     let mut params = boot_params::default();
     if let Some(hdr) = result.setup_header {
         // A bzImage brings its own setup header; keep what it says.
@@ -134,7 +134,10 @@ fn write_zero_page(
     }
     params.e820_entries = e820.len() as u8;
     LinuxBootConfigurator::write_bootparams(&BootParams::new(&params, GuestAddress(ZERO_PAGE)), mem)
-        .map_err(|e| VmError::Memory(format!("writing the zero page: {e}")))
+        .map_err(|source| BootError::BootParams {
+            what: "zero page",
+            source,
+        })
 }
 
 /// PVH's `hvm_start_info`, its memory map and the initrd as its one module.
@@ -142,7 +145,7 @@ fn write_start_info(
     mem: &GuestMemoryMmap,
     e820: &[(u64, u64)],
     initrd_at: Option<(u64, u64)>,
-) -> Result<(), VmError> {
+) -> Result<(), BootError> {
     let memmap: Vec<hvm_memmap_table_entry> = e820
         .iter()
         .map(|&(addr, size)| hvm_memmap_table_entry {
@@ -173,8 +176,10 @@ fn write_start_info(
         params.set_modules(&[module], GuestAddress(PVH_MODLIST));
     }
     params.set_sections(&memmap, GuestAddress(PVH_MEMMAP));
-    PvhBootConfigurator::write_bootparams(&params, mem)
-        .map_err(|e| VmError::Memory(format!("writing the PVH start info: {e}")))
+    PvhBootConfigurator::write_bootparams(&params, mem).map_err(|source| BootError::BootParams {
+        what: "PVH start info",
+        source,
+    })
 }
 
 /// An ELF vmlinux (entered at its 64-bit entry) or a bzImage (entered at
@@ -183,25 +188,21 @@ fn load_kernel(
     mem: &GuestMemoryMmap,
     file: &mut File,
     path: &Path,
-) -> Result<KernelLoaderResult, VmError> {
+) -> Result<KernelLoaderResult, KernelError> {
     let is_elf = matches!(
         crate::kernel::format::read_format(file),
         Ok(Some(crate::kernel::format::Format::Elf))
     );
     let himem = Some(GuestAddress(HIMEM));
     if is_elf {
-        return Elf::load(mem, None, file, himem).map_err(|e| {
-            VmError::Kernel(format!(
-                "cannot load the ELF kernel {}: {e}",
-                path.display()
-            ))
+        return Elf::load(mem, None, file, himem).map_err(|source| KernelError::Elf {
+            path: path.to_path_buf(),
+            source,
         });
     }
-    BzImage::load(mem, None, file, himem).map_err(|e| {
-        VmError::Kernel(format!(
-            "{} is neither an ELF vmlinux nor a bzImage isola can load ({e}); give a Linux kernel image",
-            path.display()
-        ))
+    BzImage::load(mem, None, file, himem).map_err(|source| KernelError::NotAKernel {
+        path: path.to_path_buf(),
+        source,
     })
 }
 
@@ -225,13 +226,16 @@ fn place_initrd(
     match addr {
         Some(addr) if addr >= kernel_end => {
             mem.write_slice(bytes, GuestAddress(addr))
-                .map_err(|e| VmError::Memory(format!("writing the initrd: {e}")))?;
+                .map_err(|source| MemoryError::Write {
+                    what: "initrd",
+                    source,
+                })?;
             Ok((addr, size))
         }
-        _ => Err(VmError::Config(format!(
-            "the initrd ({} MiB) and the kernel do not fit in {} MiB of guest memory; give the VM more memory",
-            size >> 20,
-            mem_end >> 20
-        ))),
+        _ => Err(KernelError::InitrdTooBig {
+            initrd_mib: size >> 20,
+            memory_mib: mem_end >> 20,
+        }
+        .into()),
     }
 }

@@ -7,8 +7,8 @@ use kvm_bindings::{kvm_fpu, kvm_lapic_state, kvm_msr_entry, kvm_regs, kvm_segmen
 use kvm_ioctls::VcpuFd;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
+use super::error::BootError;
 use super::layout::{BOOT_STACK, GDT, IDT, PD, PDPT, PML4, PVH_INFO, ZERO_PAGE};
-use super::VmError;
 
 // Control-register and EFER bits.
 const CR0_PE: u64 = 1;
@@ -64,9 +64,9 @@ fn segment(entry: u64, index: u8) -> kvm_segment {
 
 /// Write the GDT, an empty IDT and the identity page tables (2 MiB pages
 /// over the first 1 GiB) into guest memory.
-pub fn write_tables(mem: &GuestMemoryMmap) -> Result<(), VmError> {
-    let w = |what: &str, r: Result<(), vm_memory::GuestMemoryError>| {
-        r.map_err(|e| VmError::Memory(format!("writing the {what}: {e}")))
+pub fn write_tables(mem: &GuestMemoryMmap) -> Result<(), BootError> {
+    let w = |what: &'static str, r: Result<(), vm_memory::GuestMemoryError>| {
+        r.map_err(|source| BootError::Table { what, source })
     };
     for (i, entry) in GDT_ENTRIES.iter().enumerate() {
         w(
@@ -89,8 +89,8 @@ pub fn write_tables(mem: &GuestMemoryMmap) -> Result<(), VmError> {
 
 /// What every vCPU gets: the CPUID KVM supports (with this vCPU's APIC ID
 /// written in), the FPU's reset state, boot MSRs and LINT0/LINT1.
-pub fn setup(vcpu: &VcpuFd, id: u8, cpuid: &CpuId) -> Result<(), VmError> {
-    let kvm = |what: &'static str| move |e| VmError::Kvm(what, e);
+pub fn setup(vcpu: &VcpuFd, id: u8, cpuid: &CpuId) -> Result<(), BootError> {
+    let kvm = |ioctl: &'static str| move |source| BootError::Kvm { ioctl, source };
 
     let mut cpuid = cpuid.clone();
     for e in cpuid.as_mut_slice() {
@@ -117,8 +117,8 @@ pub fn setup(vcpu: &VcpuFd, id: u8, cpuid: &CpuId) -> Result<(), VmError> {
 
 /// Start the boot vCPU at `entry`: in long mode with RSI at the zero page,
 /// or for `pvh` in 32-bit protected mode with RBX at the PVH start info.
-pub fn boot_state(vcpu: &VcpuFd, entry: u64, pvh: bool) -> Result<(), VmError> {
-    let kvm = |what: &'static str| move |e| VmError::Kvm(what, e);
+pub fn boot_state(vcpu: &VcpuFd, entry: u64, pvh: bool) -> Result<(), BootError> {
+    let kvm = |ioctl: &'static str| move |source| BootError::Kvm { ioctl, source };
     let mut sregs = vcpu.get_sregs().map_err(kvm("KVM_GET_SREGS"))?;
     let data = segment(GDT_ENTRIES[2], 2);
     sregs.ds = data;
@@ -161,7 +161,7 @@ pub fn boot_state(vcpu: &VcpuFd, entry: u64, pvh: bool) -> Result<(), VmError> {
 
 /// The MSRs Linux expects at boot (as Firecracker sets them): syscall
 /// entry points cleared, the TSC at zero, fast strings enabled.
-fn set_boot_msrs(vcpu: &VcpuFd) -> Result<(), VmError> {
+fn set_boot_msrs(vcpu: &VcpuFd) -> Result<(), BootError> {
     const MSRS: [(u32, u64); 9] = [
         (0x174, 0),       // IA32_SYSENTER_CS
         (0x175, 0),       // IA32_SYSENTER_ESP
@@ -181,30 +181,29 @@ fn set_boot_msrs(vcpu: &VcpuFd) -> Result<(), VmError> {
             ..Default::default()
         })
         .collect();
-    let msrs = Msrs::from_entries(&entries)
-        .map_err(|e| VmError::Config(format!("building the MSR list: {e:?}")))?;
-    let set = vcpu
-        .set_msrs(&msrs)
-        .map_err(|e| VmError::Kvm("KVM_SET_MSRS", e))?;
+    let msrs = Msrs::from_entries(&entries).map_err(BootError::MsrList)?;
+    let set = vcpu.set_msrs(&msrs).map_err(|source| BootError::Kvm {
+        ioctl: "KVM_SET_MSRS",
+        source,
+    })?;
     if set != entries.len() {
-        return Err(VmError::Config(format!(
-            "KVM took {set} of {} boot MSRs (MSR {:#x} refused)",
-            entries.len(),
-            MSRS[set].0
-        )));
+        return Err(BootError::MsrRefused {
+            set,
+            of: entries.len(),
+            index: MSRS.get(set).map_or(0, |m| m.0),
+        });
     }
     Ok(())
 }
 
 /// LINT0 = ExtINT (the PIC's line), LINT1 = NMI, as a PC's firmware leaves them.
-fn set_lint(vcpu: &VcpuFd) -> Result<(), VmError> {
+fn set_lint(vcpu: &VcpuFd) -> Result<(), BootError> {
     const LVT_LINT0: usize = 0x350;
     const LVT_LINT1: usize = 0x360;
     const DELIVERY_MODE_EXTINT: u32 = 0x7;
     const DELIVERY_MODE_NMI: u32 = 0x4;
-    let mut lapic: kvm_lapic_state = vcpu
-        .get_lapic()
-        .map_err(|e| VmError::Kvm("KVM_GET_LAPIC", e))?;
+    let kvm = |ioctl: &'static str| move |source| BootError::Kvm { ioctl, source };
+    let mut lapic: kvm_lapic_state = vcpu.get_lapic().map_err(kvm("KVM_GET_LAPIC"))?;
     let mut set = |reg: usize, mode: u32| {
         let bytes: [u8; 4] = lapic.regs[reg..reg + 4]
             .iter()
@@ -219,8 +218,7 @@ fn set_lint(vcpu: &VcpuFd) -> Result<(), VmError> {
     };
     set(LVT_LINT0, DELIVERY_MODE_EXTINT);
     set(LVT_LINT1, DELIVERY_MODE_NMI);
-    vcpu.set_lapic(&lapic)
-        .map_err(|e| VmError::Kvm("KVM_SET_LAPIC", e))
+    vcpu.set_lapic(&lapic).map_err(kvm("KVM_SET_LAPIC"))
 }
 
 #[cfg(test)]

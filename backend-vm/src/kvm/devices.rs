@@ -1,10 +1,12 @@
 //! The guest's port-I/O devices, all standard so the same guest runs on
 //! QEMU: two 8250 UARTs (vm-superio) on COM1/COM2 with their IRQs as
-//! irqfds, the isa-debug-exit port (0xf4) and the i8042 reset line.
+//! irqfds, the isa-debug-exit port and isola's boot timer (at the ports
+//! `isola_guest_spec::ports` names) and the i8042 reset line.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
+use isola_guest_spec::ports;
 use vm_superio::{Serial, Trigger};
 use vmm_sys_util::eventfd::EventFd;
 
@@ -12,12 +14,6 @@ pub const COM1: u16 = 0x3f8;
 pub const COM2: u16 = 0x2f8;
 pub const COM1_IRQ: u32 = 4;
 pub const COM2_IRQ: u32 = 3;
-/// QEMU's isa-debug-exit: the byte written is the guest's exit status.
-pub const EXIT_PORT: u16 = 0xf4;
-/// isola's boot timer: the guest writes a mark (isola-init: 1 when it
-/// starts, 2 when the workload starts) and the monitor notes the time.
-/// Elsewhere (QEMU) nothing is there and the write is ignored.
-pub const BOOT_TIMER_PORT: u16 = 0x4f0;
 const I8042_COMMAND: u16 = 0x64;
 const I8042_RESET: u8 = 0xfe;
 const UART_PORTS: u16 = 8;
@@ -42,7 +38,8 @@ pub enum Action {
     Exit(u8),
     /// The guest pulsed the i8042 reset line (Linux's `reboot=k`).
     Reset,
-    /// The guest wrote this mark to the boot timer.
+    /// The guest wrote this byte to the boot timer (isola-init writes a
+    /// `Mark`; any byte is noted).
     Mark(u8),
 }
 
@@ -55,8 +52,8 @@ impl Devices {
     pub fn port_out(&self, port: u16, data: &[u8]) -> Action {
         let byte = data.first().copied().unwrap_or(0);
         match port {
-            EXIT_PORT => return Action::Exit(byte),
-            BOOT_TIMER_PORT => return Action::Mark(byte),
+            ports::EXIT => return Action::Exit(byte),
+            ports::BOOT_TIMER => return Action::Mark(byte),
             I8042_COMMAND if byte == I8042_RESET => return Action::Reset,
             _ => {}
         }

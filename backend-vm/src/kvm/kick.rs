@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::VmError;
+use super::error::VcpuError;
 
 extern "C" fn ignore(_: libc::c_int) {}
 
@@ -15,7 +15,7 @@ fn signal() -> libc::c_int {
 }
 
 /// Install the handler; call once before any vCPU thread runs.
-pub fn install() -> Result<(), VmError> {
+pub fn install() -> Result<(), VcpuError> {
     // SAFETY: sigaction with a zeroed struct and a handler that does nothing.
     let rc = unsafe {
         let mut sa: libc::sigaction = std::mem::zeroed();
@@ -23,9 +23,7 @@ pub fn install() -> Result<(), VmError> {
         libc::sigaction(signal(), &sa, std::ptr::null_mut())
     };
     if rc != 0 {
-        return Err(VmError::Config(
-            "cannot install the vCPU kick signal handler".into(),
-        ));
+        return Err(VcpuError::KickHandler(std::io::Error::last_os_error()));
     }
     Ok(())
 }

@@ -4,7 +4,7 @@
 
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
-use super::VmError;
+use super::error::BootError;
 
 /// The floating pointer structure, then the configuration table right after.
 pub const START: u64 = 0x9fc00;
@@ -27,11 +27,12 @@ pub const MAX_CPUS: u8 =
         / CPU_ENTRY_LEN) as u8;
 
 /// The table for `cpus` vCPUs with APIC IDs 0..cpus (0 the boot CPU).
-pub fn build(cpus: u8) -> Result<Vec<u8>, VmError> {
+pub fn build(cpus: u8) -> Result<Vec<u8>, BootError> {
     if cpus == 0 || cpus > MAX_CPUS {
-        return Err(VmError::Config(format!(
-            "{cpus} vCPUs: isola's monitor runs 1 to {MAX_CPUS}"
-        )));
+        return Err(BootError::Cpus {
+            cpus,
+            max: MAX_CPUS,
+        });
     }
     let ioapic_id = cpus;
     let mut entries = Vec::new();
@@ -83,10 +84,13 @@ pub fn build(cpus: u8) -> Result<Vec<u8>, VmError> {
     Ok(floating)
 }
 
-pub fn write(mem: &GuestMemoryMmap, cpus: u8) -> Result<(), VmError> {
+pub fn write(mem: &GuestMemoryMmap, cpus: u8) -> Result<(), BootError> {
     let bytes = build(cpus)?;
     mem.write_slice(&bytes, GuestAddress(START))
-        .map_err(|e| VmError::Memory(format!("writing the MP table: {e}")))
+        .map_err(|source| BootError::Table {
+            what: "MP table",
+            source,
+        })
 }
 
 /// The byte that makes the sum of `bytes` zero.

@@ -17,7 +17,7 @@ use std::thread::JoinHandle;
 use kvm_bindings::{kvm_pit_config, kvm_reinject_control, KVM_PIT_SPEAKER_DUMMY};
 use kvm_ioctls::VmFd;
 
-use super::VmError;
+use super::error::DeviceError;
 
 // Not wrapped by kvm-ioctls. _IO, though it takes a pointer: the kernel's
 // own definition carries no size.
@@ -29,12 +29,15 @@ vmm_sys_util::ioctl_io_nr!(KVM_REINJECT_CONTROL, kvm_bindings::KVMIO, 0x71);
 pub struct ReinjectOff(Option<JoinHandle<()>>);
 
 /// Create the PIT and start turning its reinjection off.
-pub fn create(vm: &VmFd) -> Result<ReinjectOff, VmError> {
+pub fn create(vm: &VmFd) -> Result<ReinjectOff, DeviceError> {
     vm.create_pit2(kvm_pit_config {
         flags: KVM_PIT_SPEAKER_DUMMY,
         ..Default::default()
     })
-    .map_err(|e| VmError::Kvm("KVM_CREATE_PIT2", e))?;
+    .map_err(|source| DeviceError::Kvm {
+        ioctl: "KVM_CREATE_PIT2",
+        source,
+    })?;
     // SAFETY: dup of a descriptor we own; the new one is owned by `file`.
     let fd = unsafe { libc::dup(vm.as_raw_fd()) };
     if fd < 0 {
@@ -59,7 +62,7 @@ pub fn create(vm: &VmFd) -> Result<ReinjectOff, VmError> {
                 tracing::debug!("KVM_REINJECT_CONTROL: {}", std::io::Error::last_os_error());
             }
         })
-        .map_err(|e| VmError::Config(format!("a thread for the PIT: {e}")))?;
+        .map_err(DeviceError::PitThread)?;
     Ok(ReinjectOff(Some(thread)))
 }
 

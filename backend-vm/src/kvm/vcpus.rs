@@ -6,11 +6,14 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use isola_guest_spec::ports::Mark;
 use kvm_ioctls::{VcpuExit, VcpuFd};
 
 use super::devices::{Action, Devices};
+use super::error::{VcpuError, VmError};
 use super::kick::{self, Stop};
-use super::{Deadline, End, VmError};
+use crate::deadline::{Deadline, SIGNAL_GRACE};
+use crate::guest_exit::{Failure, GuestFailed};
 
 /// The boot timer's marks, each with when it came (since `start`).
 pub struct Marks {
@@ -18,7 +21,7 @@ pub struct Marks {
     seen: Mutex<Vec<(u8, Duration)>>,
     /// Flags set when their mark arrives (what COM1 input and COM2's
     /// pass-through wait for).
-    pub gates: Vec<(u8, Arc<std::sync::atomic::AtomicBool>)>,
+    pub gates: Vec<(Mark, Arc<std::sync::atomic::AtomicBool>)>,
 }
 
 impl Marks {
@@ -32,7 +35,7 @@ impl Marks {
 
     fn note(&self, mark: u8) {
         for (gate, open) in &self.gates {
-            if *gate == mark {
+            if gate.byte() == mark {
                 open.store(true, std::sync::atomic::Ordering::SeqCst);
             }
         }
@@ -49,6 +52,9 @@ impl Marks {
 /// How often the watcher looks for a newly set [`Deadline`].
 const DEADLINE_POLL: Duration = Duration::from_millis(100);
 
+/// What ended the VM: the exit port's status, or `None` for a reset.
+type Ended = Result<Option<u8>, VmError>;
+
 /// Run every vCPU to the VM's end.
 pub fn run_all(
     vcpus: Vec<VcpuFd>,
@@ -56,10 +62,10 @@ pub fn run_all(
     timeout: Option<Duration>,
     deadline: &Deadline,
     marks: &Marks,
-) -> Result<End, VmError> {
+) -> Ended {
     kick::install()?;
     let stop = Arc::new(Stop::default());
-    let result: Mutex<Option<Result<End, VmError>>> = Mutex::new(None);
+    let result: Mutex<Option<Ended>> = Mutex::new(None);
     let (done_tx, done_rx) = mpsc::channel::<()>();
     let started = Instant::now();
     std::thread::scope(|s| {
@@ -84,9 +90,9 @@ pub fn run_all(
                 }
                 if armed.is_some_and(|at| now >= at) {
                     if let Ok(mut r) = result_on_time.lock() {
-                        r.get_or_insert(Err(VmError::Unresponsive(
-                            crate::signal_bytes::SIGNAL_GRACE,
-                        )));
+                        r.get_or_insert(Err(
+                            GuestFailed::new(Failure::Unresponsive(SIGNAL_GRACE)).into()
+                        ));
                     }
                     break;
                 }
@@ -113,9 +119,7 @@ pub fn run_all(
                 Ok(t) => threads.push(t),
                 Err(e) => {
                     if let Ok(mut r) = result.lock() {
-                        r.get_or_insert(Err(VmError::Config(format!(
-                            "starting the thread of vCPU {id}: {e}"
-                        ))));
+                        r.get_or_insert(Err(VcpuError::Thread { id, source: e }.into()));
                     }
                     stop.stop_all();
                     break;
@@ -129,16 +133,14 @@ pub fn run_all(
         let _ = watcher.join();
     });
     let ended = result.into_inner().ok().flatten();
-    ended.unwrap_or_else(|| Err(VmError::Timeout(timeout.unwrap_or_default())))
+    ended.unwrap_or_else(|| {
+        Err(GuestFailed::new(Failure::Timeout(timeout.unwrap_or_default())).into())
+    })
 }
 
 /// One vCPU's exits, until it ends the VM (`Some`) or is stopped (`None`).
-fn vcpu_loop(
-    mut vcpu: VcpuFd,
-    devices: &Devices,
-    stop: &Stop,
-    marks: &Marks,
-) -> Option<Result<End, VmError>> {
+fn vcpu_loop(mut vcpu: VcpuFd, devices: &Devices, stop: &Stop, marks: &Marks) -> Option<Ended> {
+    let failed = |what: Failure| Some(Err(GuestFailed::new(what).into()));
     loop {
         if stop.is_set() {
             return None;
@@ -146,45 +148,35 @@ fn vcpu_loop(
         let exit = match vcpu.run() {
             Ok(exit) => exit,
             Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => continue,
-            Err(e) => return Some(Err(VmError::Kvm("KVM_RUN", e))),
+            Err(source) => {
+                return Some(Err(VcpuError::Kvm {
+                    ioctl: "KVM_RUN",
+                    source,
+                }
+                .into()))
+            }
         };
         match exit {
             VcpuExit::IoOut(port, data) => match devices.port_out(port, data) {
                 Action::Continue => {}
-                Action::Exit(code) => return Some(Ok(End::Exit(code))),
-                Action::Reset => return Some(Ok(End::Reset)),
+                Action::Exit(code) => return Some(Ok(Some(code))),
+                Action::Reset => return Some(Ok(None)),
                 Action::Mark(mark) => marks.note(mark),
             },
             VcpuExit::IoIn(port, data) => devices.port_in(port, data),
             VcpuExit::MmioRead(_, data) => data.fill(0xff),
             VcpuExit::MmioWrite(..) => {}
-            VcpuExit::Hlt => return Some(Err(VmError::Guest("halted with interrupts off".into()))),
-            VcpuExit::Shutdown => {
-                return Some(Err(VmError::Guest(
-                    "triple-faulted (KVM_EXIT_SHUTDOWN): it crashed before it could handle its own exceptions".into(),
-                )))
-            }
+            VcpuExit::Hlt => return failed(Failure::Halted),
+            VcpuExit::Shutdown => return failed(Failure::TripleFault),
             VcpuExit::InternalError => {
                 let run = vcpu.get_kvm_run();
                 // SAFETY: KVM filled the internal-error member for this exit.
                 let suberror = unsafe { run.__bindgen_anon_1.internal.suberror };
-                return Some(Err(VmError::Guest(format!(
-                    "stopped on an instruction KVM could not emulate (KVM_EXIT_INTERNAL_ERROR, suberror {suberror}); on a PVM host this is expected for an unmodified Linux kernel"
-                ))));
+                return failed(Failure::Unemulated { suberror });
             }
-            VcpuExit::FailEntry(reason, _) => {
-                return Some(Err(VmError::Guest(format!(
-                    "could not be entered (KVM_EXIT_FAIL_ENTRY, reason {reason:#x})"
-                ))))
-            }
-            VcpuExit::SystemEvent(kind, _) => {
-                return Some(Err(VmError::Guest(format!("raised system event {kind}"))))
-            }
-            other => {
-                return Some(Err(VmError::Guest(format!(
-                    "made an exit isola does not handle: {other:?}"
-                ))))
-            }
+            VcpuExit::FailEntry(reason, _) => return failed(Failure::FailEntry { reason }),
+            VcpuExit::SystemEvent(kind, _) => return failed(Failure::SystemEvent { kind }),
+            other => return failed(Failure::UnhandledExit(format!("{other:?}"))),
         }
     }
 }

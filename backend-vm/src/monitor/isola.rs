@@ -1,13 +1,16 @@
 //! isola's own monitor as a [`Monitor`]: the artifact handed to the KVM
-//! VMM in `crate::kvm`, the caller's stdin and signals fed into the UARTs,
-//! the kernel's console held back until isola-init runs.
+//! VMM in `crate::kvm`, the caller's stdin and isola-init's control channel
+//! fed into the UARTs, the kernel's console held back until isola-init runs.
 
+use std::fs::File;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::{Artifact, Input, Monitor, Ran};
-use crate::console_tail::{self, HeldWriter, Tail};
-use crate::kvm::VmError;
+use isola_guest_spec::ports::Mark;
+
+use super::{Artifact, Input, Monitor, MonitorError, Running};
+use crate::console_tail::{HeldWriter, Tail};
+use crate::guest_exit::GuestExit;
 
 /// isola's own monitor on /dev/kvm.
 pub struct Isola;
@@ -17,11 +20,23 @@ impl Monitor for Isola {
         "isola"
     }
 
-    fn run(&self, artifact: &Artifact, input: Input) -> Result<Ran, VmError> {
+    fn stops_unresponsive_guests(&self) -> bool {
+        true
+    }
+
+    fn run(
+        &self,
+        artifact: &Artifact,
+        input: Input,
+        control: File,
+        running: &Running,
+    ) -> Result<GuestExit, MonitorError> {
+        running.set_process(std::process::id());
         let mut initrd = Vec::new();
         for path in &artifact.initrds {
-            let bytes = std::fs::read(path).map_err(|e| {
-                VmError::Config(format!("cannot read the initramfs {}: {e}", path.display()))
+            let bytes = std::fs::read(path).map_err(|source| MonitorError::Initrd {
+                path: path.clone(),
+                source,
             })?;
             initrd.extend(bytes);
         }
@@ -32,19 +47,13 @@ impl Monitor for Isola {
             memory_bytes: artifact.memory_bytes,
             vcpus: artifact.vcpus,
             protocol: crate::kvm::Protocol::Auto,
-            // isola-init's "workload started" mark.
-            input_after_mark: Some(2),
+            input_after_mark: Some(Mark::WorkloadStarted),
             timeout: None,
-            deadline: crate::kvm::Deadline::default(),
+            deadline: running.deadline.clone(),
         };
         // The kernel's console until isola-init's first mark, then stderr.
         let released = Arc::new(AtomicBool::new(artifact.kernel_log));
         let tail = Arc::new(Mutex::new(Tail::default()));
-        // Ctrl-C, SIGTERM and the rest reach the workload through COM2.
-        let (signals, _unblock) = crate::signal_bytes::SignalBytes::start(
-            input == Input::Terminal,
-            config.deadline.clone(),
-        )?;
         let io = crate::kvm::GuestIo {
             com1_out: Box::new(std::io::stdout()),
             com2_out: Box::new(HeldWriter {
@@ -57,8 +66,9 @@ impl Monitor for Isola {
                 Input::Pipe => Some(Box::new(crate::stdin_frame::Framed::new(std::io::stdin()))),
                 Input::Terminal => Some(Box::new(std::io::stdin())),
             },
-            com2_in: Some(Box::new(signals)),
-            on_mark: vec![(1, Arc::clone(&released))],
+            // Held, as COM1's input, until the workload runs.
+            com2_in: Some(Box::new(control)),
+            on_mark: vec![(Mark::InitUp, Arc::clone(&released))],
         };
         let outcome = crate::kvm::run(&config, io);
         let console = if released.load(Ordering::SeqCst) {
@@ -66,16 +76,15 @@ impl Monitor for Isola {
         } else {
             tail.lock().ok().and_then(|t| t.text())
         };
-        match outcome {
-            Ok(o) => Ok(Ran {
-                end: o.end,
-                marks: o.marks,
-                console,
-            }),
-            Err(VmError::Guest(sentence)) => Err(VmError::Guest(console_tail::with_lines(
-                &sentence,
-                console.as_deref(),
-            ))),
+        match outcome.map_err(MonitorError::from) {
+            Ok(exit) => Ok(GuestExit { console, ..exit }),
+            Err(MonitorError::Guest(mut failed)) => {
+                // A guest it stopped was only booting: nothing to show.
+                if !failed.what.stopped() {
+                    failed.console = console;
+                }
+                Err(MonitorError::Guest(failed))
+            }
             Err(e) => Err(e),
         }
     }

@@ -1,30 +1,26 @@
 //! What runs a guest artifact: isola's own KVM monitor (the product) or
 //! QEMU's microvm (for comparison, and where isola's monitor cannot boot
 //! Linux). Both see the same artifact and speak the same devices: COM1 is the
-//! workload's stdin/stdout, COM2 its stderr, port 0xf4 its exit status.
+//! workload's stdin/stdout, COM2 its stderr and isola-init's control
+//! channel, the exit port its exit status.
 
+mod error;
 mod isola;
 pub mod qemu;
+mod qemu_error;
 mod qemu_serial;
 
+use std::fs::File;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 
-use crate::kvm::{End, VmError};
+use crate::deadline::Deadline;
+use crate::guest_exit::GuestExit;
 
+pub use error::MonitorError;
 pub use isola::Isola;
-
-/// How a guest run went.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ran {
-    pub end: End,
-    /// Boot-timer marks with their time since the monitor started (on
-    /// QEMU, which has no boot timer: when isola-init's records came).
-    pub marks: Vec<(u8, Duration)>,
-    /// The guest's last console lines, when isola-init never started (the
-    /// kernel's boot log is held back until it does; see `console_tail`).
-    pub console: Option<String>,
-}
+pub use qemu_error::QemuError;
 
 /// What a VM boots.
 #[derive(Debug, Clone)]
@@ -52,11 +48,47 @@ pub enum Input {
     Terminal,
 }
 
-pub trait Monitor {
+/// What a sandbox shares with the thread running its monitor.
+#[derive(Debug, Clone, Default)]
+pub struct Running {
+    /// When the monitor must stop the guest if it has not ended.
+    pub deadline: Deadline,
+    /// The process running the guest once there is one (isola's own for
+    /// isola's monitor, QEMU's for QEMU); 0 before.
+    process: Arc<AtomicU32>,
+}
+
+impl Running {
+    pub fn set_process(&self, pid: u32) {
+        self.process.store(pid, Ordering::SeqCst);
+    }
+
+    pub fn process(&self) -> Option<u32> {
+        Some(self.process.load(Ordering::SeqCst)).filter(|&pid| pid != 0)
+    }
+}
+
+pub trait Monitor: Send {
     /// `isola` or `qemu`, as `--vmm` takes it.
     fn name(&self) -> &'static str;
 
+    /// Whether a SIGTERM isola passes on arms the deadline (see
+    /// `deadline::SIGNAL_GRACE`): isola's monitor does, so that a guest
+    /// whose kernel or isola-init is not up to take it (a slow boot on
+    /// PVM) does not outlive isola's caller for long.
+    fn stops_unresponsive_guests(&self) -> bool {
+        false
+    }
+
     /// Boot `artifact` with the guest's COM1 on this process's stdout (and
-    /// stdin, as `input` says), COM2 on its stderr, until the guest ends.
-    fn run(&self, artifact: &Artifact, input: Input) -> Result<Ran, VmError>;
+    /// stdin, as `input` says), COM2 on its stderr and `control`'s bytes
+    /// into COM2 once the workload runs, until the guest ends or
+    /// `running.deadline` passes.
+    fn run(
+        &self,
+        artifact: &Artifact,
+        input: Input,
+        control: File,
+        running: &Running,
+    ) -> Result<GuestExit, MonitorError>;
 }

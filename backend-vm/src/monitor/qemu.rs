@@ -2,11 +2,17 @@
 //! and devices as isola's monitor, under KVM on hardware hosts and TCG (a
 //! software CPU) elsewhere, such as PVM hosts where Linux cannot run on KVM.
 
+use std::fs::File;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use super::{Artifact, Input, Monitor, Ran};
-use crate::kvm::{End, VmError};
+use nix::errno::Errno;
+use nix::sys::wait::{waitid, Id, WaitPidFlag};
+use nix::unistd::Pid;
+
+use super::qemu_serial::{Relay, RelayEnds};
+use super::{Artifact, Input, Monitor, MonitorError, QemuError, Running};
+use crate::guest_exit::{Failure, GuestExit, GuestFailed};
 
 pub const BINARY: &str = "qemu-system-x86_64";
 
@@ -39,7 +45,10 @@ impl Qemu {
         // microvm makes only the first -serial a port: COM2 is a device of its own.
         c.args(["-serial", "chardev:com1"]);
         c.args(["-device", "isa-serial,chardev=com2,iobase=0x2f8,irq=3"]);
-        c.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
+        c.arg("-device").arg(format!(
+            "isa-debug-exit,iobase={:#x},iosize=0x04",
+            isola_guest_spec::ports::EXIT
+        ));
         c.arg("-kernel").arg(&artifact.kernel);
         c.arg("-initrd").arg(initrd);
         let mut cmdline = format!(
@@ -65,24 +74,27 @@ impl Monitor for Qemu {
         "qemu"
     }
 
-    fn run(&self, artifact: &Artifact, input: Input) -> Result<Ran, VmError> {
+    fn run(
+        &self,
+        artifact: &Artifact,
+        input: Input,
+        control: File,
+        running: &Running,
+    ) -> Result<GuestExit, MonitorError> {
         // QEMU takes one initrd: the archives go in one file, in order.
-        let joined = tempfile::NamedTempFile::new()
-            .map_err(|e| VmError::Config(format!("a temporary initrd file: {e}")))?;
+        let joined = tempfile::NamedTempFile::new().map_err(QemuError::TempInitrd)?;
         {
             let mut out = std::io::BufWriter::new(joined.as_file());
             for path in &artifact.initrds {
-                let mut f = std::fs::File::open(path).map_err(|e| {
-                    VmError::Config(format!("cannot read the initramfs {}: {e}", path.display()))
+                let mut f = std::fs::File::open(path).map_err(|source| MonitorError::Initrd {
+                    path: path.clone(),
+                    source,
                 })?;
-                std::io::copy(&mut f, &mut out)
-                    .map_err(|e| VmError::Config(format!("writing the initrd: {e}")))?;
+                std::io::copy(&mut f, &mut out).map_err(QemuError::WriteInitrd)?;
             }
-            std::io::Write::flush(&mut out)
-                .map_err(|e| VmError::Config(format!("writing the initrd: {e}")))?;
+            std::io::Write::flush(&mut out).map_err(QemuError::WriteInitrd)?;
         }
-        let dir = tempfile::tempdir()
-            .map_err(|e| VmError::Config(format!("a temporary directory for the UARTs: {e}")))?;
+        let dir = tempfile::tempdir().map_err(QemuError::TempDir)?;
         let (com1, com2) = super::qemu_serial::make_fifos(dir.path())?;
         let mut cmd = self.command(artifact, joined.path(), &com1, &com2);
         cmd.stdin(Stdio::null()).stdout(Stdio::null());
@@ -91,42 +103,65 @@ impl Monitor for Qemu {
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         let spawned = Instant::now();
         let mut child = cmd.spawn().map_err(|e| {
-            VmError::Unavailable(if e.kind() == std::io::ErrorKind::NotFound {
-                format!("{BINARY} is not installed: install qemu-system-x86, or use --vmm isola")
+            if e.kind() == std::io::ErrorKind::NotFound {
+                QemuError::NotInstalled
             } else {
-                format!("cannot start {BINARY}: {e}")
-            })
+                QemuError::Spawn(e)
+            }
         })?;
-        let relay =
-            match super::qemu_serial::Relay::start(&com1, &com2, input, !artifact.kernel_log) {
-                Ok(r) => r,
-                Err(e) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Err(e);
-                }
-            };
-        let status = child.wait();
+        running.set_process(child.id());
+        let ends = RelayEnds {
+            stdin: input,
+            hold_console: !artifact.kernel_log,
+            control,
+            deadline: running.deadline.clone(),
+            qemu: Pid::from_raw(child.id() as i32),
+        };
+        let relay = match Relay::start(&com1, &com2, ends) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(e.into());
+            }
+        };
+        // Reaped only once the relay, which may kill QEMU by its pid, is done.
+        let _ = wait_unreaped(child.id());
         let relayed = relay.finish();
-        let status = status.map_err(|e| VmError::Config(format!("waiting for {BINARY}: {e}")))?;
+        let status = child.wait().map_err(QemuError::Wait)?;
         match status.code() {
             // isa-debug-exit: QEMU exits with (status << 1) | 1, keeping 7
             // bits; isola-init's record on COM2 has the whole status.
-            Some(c) if c & 1 == 1 => Ok(Ran {
-                end: End::Exit(relayed.status.unwrap_or((c >> 1) as u8)),
+            Some(c) if c & 1 == 1 => Ok(GuestExit {
+                status: Some(relayed.status.unwrap_or((c >> 1) as u8)),
                 marks: relayed
                     .marks
                     .iter()
-                    .map(|&(mark, at)| (mark, at.saturating_duration_since(spawned)))
+                    .map(|&(mark, at)| (mark.byte(), at.saturating_duration_since(spawned)))
                     .collect(),
                 console: relayed.console,
             }),
-            Some(0) => Err(VmError::Guest(crate::console_tail::with_lines(
-                "stopped without reporting an exit status (a kernel panic, or isola-init never ran): `isola -v run ...` shows the kernel's whole log",
-                relayed.console.as_deref(),
-            ))),
-            Some(c) => Err(VmError::Guest(format!("could not be run by {BINARY} (exit status {c})"))),
-            None => Err(VmError::Guest(format!("{BINARY} was killed by a signal"))),
+            // -no-reboot: a reset (a kernel panic with panic=-1) ends QEMU
+            // with 0.
+            Some(0) => Err(GuestFailed {
+                what: Failure::NoStatus,
+                console: relayed.console,
+            }
+            .into()),
+            Some(c) => Err(QemuError::Failed(c).into()),
+            None => Err(QemuError::Killed.into()),
+        }
+    }
+}
+
+/// Wait for process `pid` to end without reaping it: until it is reaped,
+/// its pid names no other process.
+fn wait_unreaped(pid: u32) -> nix::Result<()> {
+    let pid = Pid::from_raw(pid as i32);
+    loop {
+        match waitid(Id::Pid(pid), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT) {
+            Err(Errno::EINTR) => continue,
+            other => return other.map(drop),
         }
     }
 }
@@ -153,4 +188,38 @@ fn host_tsc_khz() -> Option<u64> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_errors_name_the_binary_and_the_command_line_the_exit_port() {
+        for e in [
+            QemuError::NotInstalled,
+            QemuError::Killed,
+            QemuError::Failed(1),
+        ] {
+            assert!(e.to_string().contains(BINARY), "{e}");
+        }
+        let dir = std::path::Path::new("/tmp");
+        let artifact = Artifact {
+            kernel: dir.join("vmlinux"),
+            initrds: Vec::new(),
+            cmdline: "quiet".into(),
+            memory_bytes: 128 << 20,
+            vcpus: 1,
+            kernel_log: false,
+        };
+        let cmd = Qemu { kvm: true }.command(&artifact, dir, dir, dir);
+        let args: Vec<String> = cmd
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            args.contains(&"isa-debug-exit,iobase=0xf4,iosize=0x04".to_string()),
+            "{args:?}"
+        );
+    }
 }

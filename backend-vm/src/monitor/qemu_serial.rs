@@ -2,8 +2,9 @@
 //! what a plain stdio chardev cannot. COM1 out goes to our stdout, and our
 //! stdin goes in only once isola-init says the workload started (before
 //! that the guest's tty would echo it, and the UART's small FIFO drop it).
-//! COM2 out goes to our stderr, minus isola-init's records; into COM2 go the
-//! signals isola receives, one byte each, once the workload runs.
+//! COM2 out goes to our stderr, minus isola-init's records; into COM2 goes
+//! isola-init's control channel (see `crate::control`), held until the
+//! workload runs. The relay also kills QEMU when the deadline passes.
 //!
 //! Records (asked for with `isola.status=com2` on the kernel command line):
 //! `ESC _ isola-init ESC \` once isola-init runs (until then COM2 carries
@@ -21,27 +22,33 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use isola_guest_spec::ports::Mark;
 use isola_guest_spec::wire;
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::signal::{SigSet, SigmaskHow};
-use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 
-use super::Input;
+use super::{Input, QemuError};
 use crate::console_tail::Tail;
-use crate::kvm::VmError;
+use crate::deadline::Deadline;
 
 const RECORD: &[u8] = wire::RECORD_START.as_bytes();
 const END: &[u8] = wire::RECORD_END.as_bytes();
 
 /// The FIFOs QEMU's `-chardev pipe,path=BASE` opens, BASE.in and BASE.out,
 /// for COM1 and COM2 in `dir`.
-pub fn make_fifos(dir: &Path) -> Result<(PathBuf, PathBuf), VmError> {
-    let make = |name: &str| -> Result<PathBuf, VmError> {
+pub fn make_fifos(dir: &Path) -> Result<(PathBuf, PathBuf), QemuError> {
+    let make = |name: &str| -> Result<PathBuf, QemuError> {
         let base = dir.join(name);
         for end in ["in", "out"] {
             let path = base.with_extension(end);
-            nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600))
-                .map_err(|e| VmError::Config(format!("making the FIFO {}: {e}", path.display())))?;
+            nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600)).map_err(
+                |source| QemuError::MakeFifo {
+                    path: path.clone(),
+                    source,
+                },
+            )?;
         }
         Ok(base)
     };
@@ -61,9 +68,22 @@ pub struct Relayed {
     pub status: Option<u8>,
     /// The console's last lines, if isola-init never said it runs.
     pub console: Option<String>,
-    /// When isola-init's records came: 1 when it runs, 2 when the
-    /// workload does (the boot-timer marks of isola's own monitor).
-    pub marks: Vec<(u8, Instant)>,
+    /// When isola-init's records came (the boot-timer marks of isola's own
+    /// monitor).
+    pub marks: Vec<(Mark, Instant)>,
+}
+
+/// What the relay reads and acts on besides the UARTs.
+pub struct RelayEnds {
+    pub stdin: Input,
+    /// Hold COM2 back until isola-init's first record.
+    pub hold_console: bool,
+    /// isola-init's control channel (see `crate::control`).
+    pub control: File,
+    /// When QEMU is to be killed if it has not ended.
+    pub deadline: Deadline,
+    /// QEMU, not reaped before the relay is finished.
+    pub qemu: Pid,
 }
 
 struct Ends {
@@ -71,19 +91,16 @@ struct Ends {
     com1_in: File,
     com2_out: File,
     com2_in: File,
-    signals: SignalFd,
+    /// `None` once isola has closed its end.
+    control: Option<File>,
     stdin: Input,
-    /// Hold COM2 back until isola-init's first record.
     hold_console: bool,
+    deadline: Deadline,
+    qemu: Pid,
 }
 
 impl Relay {
-    pub fn start(
-        com1: &Path,
-        com2: &Path,
-        stdin: Input,
-        hold_console: bool,
-    ) -> Result<Relay, VmError> {
+    pub fn start(com1: &Path, com2: &Path, rest: RelayEnds) -> Result<Relay, QemuError> {
         // Read-write, non-blocking: opening never waits for QEMU, and a read
         // end never sees EOF while we hold it; `stop` ends the loop.
         let open = |base: &Path, end: &str| {
@@ -93,39 +110,34 @@ impl Relay {
                 .write(true)
                 .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
                 .open(&path)
-                .map_err(|e| VmError::Config(format!("opening {}: {e}", path.display())))
+                .map_err(|source| QemuError::OpenFifo { path, source })
         };
-        let mask = crate::signal_bytes::relayed(stdin == Input::Terminal);
-        mask.thread_block()
-            .map_err(|e| VmError::Config(format!("blocking signals: {e}")))?;
+        // Polled with the UARTs, read as it fills.
+        fcntl(&rest.control, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
+            .map_err(|e| QemuError::Control(e.into()))?;
         let ends = Ends {
             com1_out: open(com1, "out")?,
             com1_in: open(com1, "in")?,
             com2_out: open(com2, "out")?,
             com2_in: open(com2, "in")?,
-            signals: SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
-                .map_err(|e| VmError::Config(format!("signalfd: {e}")))?,
-            stdin,
-            hold_console,
+            control: Some(rest.control),
+            stdin: rest.stdin,
+            hold_console: rest.hold_console,
+            deadline: rest.deadline,
+            qemu: rest.qemu,
         };
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
             .name("isola-serial".into())
             .spawn(move || relay(ends, &flag))
-            .map_err(|e| VmError::Config(format!("starting the serial relay: {e}")))?;
+            .map_err(QemuError::RelayThread)?;
         Ok(Relay { stop, thread })
     }
 
     pub fn finish(self) -> Relayed {
         self.stop.store(true, Ordering::SeqCst);
-        let relayed = self.thread.join().unwrap_or_default();
-        let _ = nix::sys::signal::pthread_sigmask(
-            SigmaskHow::SIG_SETMASK,
-            Some(&SigSet::empty()),
-            None,
-        );
-        relayed
+        self.thread.join().unwrap_or_default()
     }
 }
 
@@ -143,7 +155,10 @@ fn relay(mut e: Ends, stop: &AtomicBool) -> Relayed {
     let mut stdin_open = e.stdin != Input::None;
     let framed = e.stdin == Input::Pipe;
     let mut started = false;
-    let mut early_signals: Vec<u8> = Vec::new();
+    let mut killed = false;
+    // The control channel's bytes, held until the workload runs: before,
+    // isola-init is not reading COM2 yet and they would be lost.
+    let mut control_bytes: Vec<u8> = Vec::new();
     let mut status = None;
     let mut marks = Vec::new();
     let mut held: Vec<u8> = Vec::new();
@@ -155,8 +170,11 @@ fn relay(mut e: Ends, stop: &AtomicBool) -> Relayed {
             let mut fds = vec![
                 PollFd::new(e.com1_out.as_fd(), PollFlags::POLLIN),
                 PollFd::new(e.com2_out.as_fd(), PollFlags::POLLIN),
-                PollFd::new(e.signals.as_fd(), PollFlags::POLLIN),
             ];
+            if let Some(control) = &e.control {
+                fds.push(PollFd::new(control.as_fd(), PollFlags::POLLIN));
+            }
+            let stdin_at = fds.len();
             if feed {
                 // SAFETY: fd 0 stays open for the life of the process.
                 let fd0 = unsafe { BorrowedFd::borrow_raw(0) };
@@ -168,21 +186,25 @@ fn relay(mut e: Ends, stop: &AtomicBool) -> Relayed {
             );
             // Read stdin only when poll says there is something (or its
             // end): a terminal's read would block the whole relay.
-            feed = feed && fds[3].revents().is_some_and(|r| !r.is_empty());
+            feed = feed
+                && fds
+                    .get(stdin_at)
+                    .and_then(|f| f.revents())
+                    .is_some_and(|r| !r.is_empty());
         }
-        // Held until the workload runs: before, isola-init is not reading
-        // COM2 yet and the byte would be lost.
-        while let Ok(Some(info)) = e.signals.read_signal() {
-            if info.ssi_signo == libc::SIGWINCH as u32 {
-                early_signals
-                    .extend(crate::signal_bytes::window_size_message().unwrap_or_default());
-            } else {
-                early_signals.push(info.ssi_signo as u8);
+        if let Some(control) = &mut e.control {
+            if read_available(control, &mut control_bytes) {
+                e.control = None;
             }
         }
-        if started && !early_signals.is_empty() {
-            let _ = write_all(&mut e.com2_in, &early_signals);
-            early_signals.clear();
+        if started && !control_bytes.is_empty() {
+            let _ = write_all(&mut e.com2_in, &control_bytes);
+            control_bytes.clear();
+        }
+        if !killed && e.deadline.passed() {
+            // Not reaped before `finish`: the pid is still QEMU's.
+            let _ = kill(e.qemu, Signal::SIGKILL);
+            killed = true;
         }
         let mut got = false;
         while let Ok(n) = e.com1_out.read(&mut buf) {
@@ -201,16 +223,15 @@ fn relay(mut e: Ends, stop: &AtomicBool) -> Relayed {
             held.extend_from_slice(&buf[..n]);
             while let Some((at, len, body)) = next_record(&held) {
                 to_stderr(&mut console, &held[..at]);
-                match body.as_slice() {
-                    b"init" => {
-                        console = None;
-                        marks.push((1, Instant::now()));
+                match Mark::from_record(&body) {
+                    Some(mark) => {
+                        if mark == Mark::InitUp {
+                            console = None;
+                        }
+                        started |= mark == Mark::WorkloadStarted;
+                        marks.push((mark, Instant::now()));
                     }
-                    b"started" => {
-                        started = true;
-                        marks.push((2, Instant::now()));
-                    }
-                    b => status = parse_exit(b).or(status),
+                    None => status = parse_exit(&body).or(status),
                 }
                 held.drain(..at + len);
             }
@@ -254,6 +275,21 @@ fn relay(mut e: Ends, stop: &AtomicBool) -> Relayed {
         status,
         console: console.and_then(|t| t.text()),
         marks,
+    }
+}
+
+/// Append what the non-blocking `pipe` holds now to `out`; whether its
+/// write end is closed (or it failed: it is not read again either way).
+fn read_available(pipe: &mut File, out: &mut Vec<u8>) -> bool {
+    let mut buf = [0u8; 256];
+    loop {
+        match pipe.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
+            Err(_) => return true,
+        }
     }
 }
 

@@ -1,0 +1,336 @@
+//! One guest as a handle whose methods are its stages: made by `create`
+//! (kernel and monitor chosen, artifact built), `start` boots it on a thread
+//! of the monitor's own, `wait` passes the caller's signals on until it ends
+//! and turns its end into the sandbox's outcome, `teardown` stops a guest
+//! still running and removes the run's files, also on Drop.
+
+use std::fs::File;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use isola_core::backend::{BackendError, ExitStatus, Outcome, Phase, Sandbox, Stats};
+use isola_core::explain::Explain;
+use isola_core::terminal::RawMode;
+use isola_guest_spec::ports::Mark;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::Signal;
+
+use crate::caller_signals::CallerSignals;
+use crate::control::{self, Control};
+use crate::deadline::SIGNAL_GRACE;
+use crate::guest_exit::{Failure, GuestExit, GuestFailed};
+use crate::monitor::{Artifact, Input, Monitor, MonitorError, Running};
+
+/// What `create` hands the sandbox.
+pub struct Parts {
+    pub monitor: Box<dyn Monitor>,
+    pub artifact: Artifact,
+    pub input: Input,
+    pub tty: bool,
+    /// The per-run spec archive, removed at teardown.
+    pub spec_archive: PathBuf,
+    pub explain: Explain,
+    pub clock: Instant,
+    /// The phases so far (the root filesystem's).
+    pub phases: Vec<(Phase, Duration)>,
+}
+
+/// Where a guest is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Created,
+    Started,
+    /// Its monitor's thread has ended and been joined.
+    Ended,
+}
+
+/// The monitor's thread, running the guest.
+struct Booted {
+    thread: JoinHandle<Result<GuestExit, MonitorError>>,
+    /// Hung up when the thread is done.
+    done: OwnedFd,
+    /// When booting began, since the run's clock.
+    at: Duration,
+}
+
+pub struct VmSandbox {
+    monitor: Option<Box<dyn Monitor>>,
+    monitor_name: &'static str,
+    /// A SIGTERM passed on arms the deadline (isola's monitor).
+    term_arms_deadline: bool,
+    artifact: Artifact,
+    input: Input,
+    tty: bool,
+    spec_archive: PathBuf,
+    explain: Explain,
+    clock: Instant,
+    phases: Vec<(Phase, Duration)>,
+    running: Running,
+    /// isola's end of isola-init's control channel, and the monitor's
+    /// until `start` hands it over.
+    control: Option<Control>,
+    control_for_monitor: Option<File>,
+    signals: Option<CallerSignals>,
+    raw: Option<RawMode>,
+    booted: Option<Booted>,
+    stage: Stage,
+}
+
+/// Why the guest boots on a monitor, for `--explain`.
+const BOOT_WHY: &str = "the workload gets a kernel of its own: the host kernel is reached only through the monitor's few devices";
+
+impl VmSandbox {
+    /// The sandbox for `parts`, ready to start: the control channel open
+    /// and the caller's signals blocked, before any thread of its starts.
+    pub fn new(parts: Parts) -> Result<VmSandbox, BackendError> {
+        let (control, control_for_monitor) = control::channel()
+            .map_err(|e| BackendError::step("opening isola-init's control channel", e))?;
+        let mut sandbox = VmSandbox {
+            monitor_name: parts.monitor.name(),
+            term_arms_deadline: parts.monitor.stops_unresponsive_guests(),
+            monitor: Some(parts.monitor),
+            artifact: parts.artifact,
+            input: parts.input,
+            tty: parts.tty,
+            spec_archive: parts.spec_archive,
+            explain: parts.explain,
+            clock: parts.clock,
+            phases: parts.phases,
+            running: Running::default(),
+            control: Some(control),
+            control_for_monitor: Some(control_for_monitor),
+            signals: None,
+            raw: None,
+            booted: None,
+            stage: Stage::Created,
+        };
+        sandbox.signals = Some(
+            CallerSignals::block(sandbox.tty)
+                .map_err(|e| BackendError::step("blocking the signals isola passes on", e))?,
+        );
+        Ok(sandbox)
+    }
+
+    pub fn artifact(&self) -> &Artifact {
+        &self.artifact
+    }
+
+    fn boot_step(&self) -> String {
+        format!("boot the guest on the {} monitor", self.monitor_name)
+    }
+
+    /// `signal` for the workload, into the control channel. A SIGTERM gives
+    /// a guest on isola's monitor [`SIGNAL_GRACE`] to end.
+    fn pass_on(&self, signal: Signal) -> std::io::Result<()> {
+        if signal == Signal::SIGTERM && self.term_arms_deadline {
+            self.running.deadline.arm(SIGNAL_GRACE);
+        }
+        match &self.control {
+            Some(control) => control.signal(signal),
+            None => Ok(()),
+        }
+    }
+
+    /// The caller's signals that came, passed on; with -t a SIGWINCH is the
+    /// caller's new window size.
+    fn relay_signals(&self) {
+        let Some(signals) = &self.signals else {
+            return;
+        };
+        for signal in signals.take() {
+            let passed = match (signal, &self.control) {
+                (Signal::SIGWINCH, Some(control)) => control.window_size(),
+                _ => self.pass_on(signal),
+            };
+            if let Err(e) = passed {
+                tracing::debug!("passing {signal} on to the guest: {e}");
+            }
+        }
+    }
+
+    /// Relay the caller's signals until the monitor's thread is done.
+    fn relay_until_done(&self, done: &OwnedFd) -> Result<(), BackendError> {
+        loop {
+            let mut fds = vec![PollFd::new(done.as_fd(), PollFlags::POLLIN)];
+            if let Some(signals) = &self.signals {
+                fds.push(PollFd::new(signals.fd(), PollFlags::POLLIN));
+            }
+            match poll(&mut fds, PollTimeout::NONE) {
+                Ok(_) => {}
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(BackendError::step("waiting for the guest", e)),
+            }
+            let ended = fds[0].revents().is_some_and(|r| !r.is_empty());
+            drop(fds);
+            self.relay_signals();
+            if ended {
+                return Ok(());
+            }
+        }
+    }
+
+    /// The guest's end as the sandbox's: its status, the phases from its
+    /// boot-timer marks, the message of a guest whose isola-init failed
+    /// before it could announce itself.
+    fn outcome(&self, exit: GuestExit, booting: Duration) -> Result<Outcome, BackendError> {
+        // Without the marks (a guest that never got that far) only the
+        // boot's start.
+        let mark = |m: Mark| exit.mark(m).map(|at| booting + at);
+        let mut phases = self.phases.clone();
+        phases.push((Phase::SandboxCreated, mark(Mark::InitUp).unwrap_or(booting)));
+        if let Some(at) = mark(Mark::WorkloadStarted) {
+            phases.push((Phase::WorkloadStarted, at));
+        }
+        phases.push((Phase::WorkloadExited, self.clock.elapsed()));
+        let Some(code) = exit.status else {
+            return Err(BackendError::step(
+                "running the guest",
+                GuestFailed {
+                    what: Failure::Reset,
+                    console: exit.console,
+                },
+            ));
+        };
+        Ok(Outcome {
+            status: ExitStatus::Exited(i32::from(code)),
+            // Held console lines with an exit status: isola-init ran but
+            // failed before it could announce itself (QEMU only), and its
+            // own message is among them.
+            message: exit.console.map(|lines| {
+                format!(
+                    "the guest ended before isola-init was up; its last console lines:\n{lines}"
+                )
+            }),
+            phases,
+            counters: Vec::new(),
+        })
+    }
+}
+
+impl Sandbox for VmSandbox {
+    fn start(&mut self) -> Result<(), BackendError> {
+        if self.stage != Stage::Created {
+            return Err(BackendError::State("was started already"));
+        }
+        let (Some(monitor), Some(control)) = (self.monitor.take(), self.control_for_monitor.take())
+        else {
+            return Err(BackendError::State("has no monitor to start"));
+        };
+        let (done, done_by_monitor) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|e| BackendError::step("starting the guest", e))?;
+        // -t: the caller's terminal raw while the guest runs, so that
+        // Ctrl-C and the like reach the guest's terminal as bytes.
+        self.raw = self.tty.then(RawMode::enter).flatten();
+        self.explain
+            .say(&format!("{} — {BOOT_WHY}", self.boot_step()));
+        let at = self.clock.elapsed();
+        let (artifact, input, running) = (self.artifact.clone(), self.input, self.running.clone());
+        // Spawned with the caller's signals blocked: the monitor's threads
+        // inherit the mask.
+        let thread = std::thread::Builder::new()
+            .name("isola-monitor".into())
+            .spawn(move || {
+                let ran = monitor.run(&artifact, input, control, &running);
+                drop(done_by_monitor);
+                ran
+            })
+            .map_err(|e| {
+                self.raw = None;
+                BackendError::step("starting the monitor's thread", e)
+            })?;
+        self.booted = Some(Booted { thread, done, at });
+        self.stage = Stage::Started;
+        Ok(())
+    }
+
+    fn signal(&mut self, signal: Signal) -> Result<(), BackendError> {
+        if self.stage == Stage::Ended {
+            return Err(BackendError::State("has exited"));
+        }
+        self.pass_on(signal)
+            .map_err(|e| BackendError::step(format!("passing {signal} on to the guest"), e))
+    }
+
+    fn wait(&mut self) -> Result<Outcome, BackendError> {
+        match self.stage {
+            Stage::Created => return Err(BackendError::State("was not started")),
+            Stage::Ended => return Err(BackendError::State("has exited already")),
+            Stage::Started => {}
+        }
+        let Some(booted) = self.booted.take() else {
+            return Err(BackendError::State("has no guest running"));
+        };
+        let relayed = self.relay_until_done(&booted.done);
+        if relayed.is_err() {
+            // Stopped rather than left running with no one waiting.
+            self.running.deadline.arm(Duration::ZERO);
+        }
+        let joined = booted.thread.join();
+        self.stage = Stage::Ended;
+        self.raw = None;
+        if self.explain.enabled {
+            let ms = (self.clock.elapsed() - booted.at).as_secs_f64() * 1e3;
+            self.explain
+                .say(&format!("  done in {ms:.3} ms: {}", self.boot_step()));
+        }
+        relayed?;
+        let exit = joined
+            .map_err(|_| {
+                BackendError::step(
+                    "running the guest",
+                    std::io::Error::other("the monitor's thread panicked"),
+                )
+            })?
+            .map_err(BackendError::from)?;
+        self.outcome(exit, booted.at)
+    }
+
+    fn stats(&self) -> Result<Stats, BackendError> {
+        // The monitor's own process (isola's, or QEMU's) while it runs.
+        let used = match (self.stage, self.running.process()) {
+            (Stage::Started, Some(pid)) => crate::proc_stat::cpu_and_memory(pid).ok(),
+            _ => None,
+        };
+        Ok(Stats {
+            cpu_usec: used.map(|(cpu, _)| cpu),
+            memory_bytes: used.map(|(_, memory)| memory),
+            memory_limit: Some(self.artifact.memory_bytes),
+            pids: None,
+        })
+    }
+
+    fn teardown(&mut self) -> Result<(), BackendError> {
+        if let Some(booted) = self.booted.take() {
+            // Still running: stopped now (isola's vCPUs are kicked out,
+            // QEMU is killed), and its thread joined.
+            self.running.deadline.arm(Duration::ZERO);
+            let _ = booted.thread.join();
+        }
+        if self.stage == Stage::Started {
+            self.stage = Stage::Ended;
+        }
+        self.raw = None;
+        // The monitor's readers of the channel see its end.
+        self.control = None;
+        self.control_for_monitor = None;
+        // Every thread that blocked the signals is done: they may reach
+        // isola again.
+        self.signals = None;
+        match std::fs::remove_file(&self.spec_archive) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(BackendError::step("removing the guest's run spec", e))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Drop for VmSandbox {
+    fn drop(&mut self) {
+        if let Err(e) = self.teardown() {
+            tracing::warn!("tearing down a guest: {e}");
+        }
+    }
+}

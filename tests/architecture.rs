@@ -143,7 +143,10 @@ fn references(module: &[String], is_dir_module: bool, text: &str) -> Vec<Vec<Str
     let mut i = 0;
     while i < bytes.len() {
         let rest = &text[i..];
-        let boundary = i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_' || bytes[i - 1] == b':');
+        let boundary = i == 0
+            || !(bytes[i - 1].is_ascii_alphanumeric()
+                || bytes[i - 1] == b'_'
+                || bytes[i - 1] == b':');
         let base = if !boundary {
             None
         } else if rest.starts_with("crate::") {
@@ -364,13 +367,27 @@ fn a_third_backend_runs_through_the_traits_alone() {
         false,
     );
     assert_eq!(out.status.code(), Some(7));
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "from a third backend\n");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "from a third backend\n"
+    );
     // What it cannot do is refused up front, in its words, leaving nothing.
-    let err = isola.fail(["run", "--backend", "process", "-v", "/tmp:/x", "isola/busybox", "true"]);
+    let err = isola.fail([
+        "run",
+        "--backend",
+        "process",
+        "-v",
+        "/tmp:/x",
+        "isola/busybox",
+        "true",
+    ]);
     assert!(err.contains("takes no -v volumes"), "{err}");
     assert_eq!(
         fs::read_dir(isola.root().join("instances"))
-            .map(|d| d.flatten().filter(|e| !e.file_name().to_string_lossy().starts_with('.')).count())
+            .map(|d| d
+                .flatten()
+                .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                .count())
             .unwrap_or(0),
         0
     );

@@ -34,7 +34,15 @@ fn every_step_of_a_container_start_is_named_and_timed() {
     let isola = Isola::new();
     isola.ok(["image", "default"]);
     let out = isola.expect(
-        ["run", "--rm", "--explain", "--memory", "64m", "isola/busybox", "true"],
+        [
+            "run",
+            "--rm",
+            "--explain",
+            "--memory",
+            "64m",
+            "isola/busybox",
+            "true",
+        ],
         true,
     );
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -10,17 +10,9 @@ use std::time::{Duration, Instant};
 
 use isola_core::backend::{Backend, ExitStatus, RunContext};
 use isola_core::spec::RunSpec;
+use isola_test_support::host_has;
 use isola_vm::backend::{VmBackend, Vmm};
 use nix::sys::signal::Signal;
-
-/// Fails under CI, skips with a reason elsewhere.
-fn missing(what: &str) -> bool {
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{what}");
-    }
-    eprintln!("SKIPPED: {what}");
-    true
-}
 
 /// A VM backend on QEMU and a spec running `script` in a busybox layer, if
 /// this host has what it takes.
@@ -47,7 +39,7 @@ fn setup(script: &str) -> Option<Setup> {
         .is_ok();
     let busybox = Path::new("/bin/busybox");
     let (Some(kernel), true, true, true) = (kernel, qemu, init.is_file(), busybox.is_file()) else {
-        missing("QEMU, a kernel in /boot, /bin/busybox (static) and isola-init built static (make test)");
+        host_has("QEMU, a kernel in /boot, /bin/busybox (static) and isola-init built static (make test)", false);
         return None;
     };
     // Read by the backend when it builds the guest's root filesystem; the

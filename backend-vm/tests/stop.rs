@@ -7,18 +7,10 @@ use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use isola_test_support::host_has;
 use isola_vm::guest_exit::{Failure, GuestFailed};
 use isola_vm::monitor::qemu::{self, Qemu};
 use isola_vm::monitor::{Artifact, Input, Isola, Monitor, MonitorError, QemuError, Running};
-
-/// Fails under CI, skips with a reason elsewhere.
-fn missing(what: &str) -> bool {
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{what}");
-    }
-    eprintln!("SKIPPED: {what}");
-    true
-}
 
 fn artifact(kernel: PathBuf, cmdline: &str) -> Artifact {
     Artifact {
@@ -59,7 +51,7 @@ fn stopped_after(
 fn isola_s_monitor_stops_a_running_guest_at_the_deadline() {
     let guest = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("testguest/target/x86_64-unknown-none/release/isola-testguest");
-    if !guest.exists() && missing("the test guest is not built; `make test` builds it") {
+    if !guest.exists() && !host_has("the test guest (`make test` builds it)", false) {
         return;
     }
     if std::fs::OpenOptions::new()
@@ -67,7 +59,10 @@ fn isola_s_monitor_stops_a_running_guest_at_the_deadline() {
         .write(true)
         .open("/dev/kvm")
         .is_err()
-        && missing("/dev/kvm cannot be opened; run as root on a host with KVM")
+        && !host_has(
+            "a /dev/kvm this user can open (root, on a host with KVM)",
+            false,
+        )
     {
         return;
     }
@@ -98,14 +93,20 @@ fn qemu_is_killed_at_the_deadline() {
             .map(|e| e.path())
     });
     let Some(kernel) = kernel else {
-        missing("no guest kernel in /boot (scripts/setup installs one)");
+        host_has(
+            "a guest kernel in /boot (scripts/setup installs one)",
+            false,
+        );
         return;
     };
     if std::process::Command::new(qemu::BINARY)
         .arg("--version")
         .output()
         .is_err()
-        && missing(&format!("{} is not installed", qemu::BINARY))
+        && !host_has(
+            &format!("{} (scripts/setup installs it)", qemu::BINARY),
+            false,
+        )
     {
         return;
     }

@@ -356,7 +356,10 @@ mod tests {
         // Busy: tidied, but nothing removed.
         tidy(&root, &|| false);
         assert_eq!(fs::read_dir(&trash).unwrap().count(), 1);
-        assert!(trash.join("a/incompat/volatile/dirty").exists() || trash.join("b/incompat/volatile/dirty").exists());
+        assert!(
+            trash.join("a/incompat/volatile/dirty").exists()
+                || trash.join("b/incompat/volatile/dirty").exists()
+        );
         // Idle for three removals: one tree is gone, the other half gone.
         let left = std::cell::Cell::new(3);
         let idle = || {
@@ -365,7 +368,10 @@ mod tests {
         };
         tidy(&root, &idle);
         let remaining: Vec<_> = fs::read_dir(&trash).unwrap().flatten().collect();
-        assert!(!remaining.is_empty() && remaining.len() <= 2, "{remaining:?}");
+        assert!(
+            !remaining.is_empty() && remaining.len() <= 2,
+            "{remaining:?}"
+        );
         // Idle: all gone; prune removes the trash itself.
         tidy(&root, &|| true);
         assert_eq!(fs::read_dir(&trash).unwrap().count(), 0);

@@ -10,7 +10,7 @@
 //! COM2), 125 when isola-init fails (`isola-init: <what failed>: <why>` on
 //! COM2), 126/127 when the command cannot run / is not found.
 //!
-//! Trying it by hand under QEMU's TCG (tests/vm.rs does this through
+//! Trying it by hand under QEMU's TCG (tests/vm_qemu.rs does this through
 //! `isola run --backend vm --vmm qemu`; docs/vm.md has the whole protocol):
 //!
 //! ```sh

@@ -238,8 +238,7 @@ mod tests {
 
     #[test]
     fn whiteouts_and_opaque_directories_hide_lower_entries() {
-        if !nix::unistd::geteuid().is_root() {
-            eprintln!("SKIPPED: whiteouts (mknod) and trusted xattrs need root");
+        if !isola_test_support::root_user() {
             return;
         }
         use nix::sys::stat::{mknod, Mode, SFlag};

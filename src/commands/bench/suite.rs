@@ -10,6 +10,7 @@ use isola_bench::plan::{self, BackendPlan, Plan};
 use isola_bench::results::{Config, Machine, Subject};
 use isola_bench::sandbox::Runner;
 use isola_bench::{peers, report, suite};
+use isola_core::backend::Backend;
 use isola_core::image::derive::{self, NewFile};
 use isola_core::image::{default_image, ImageStore};
 use isola_core::spec::RunSpec;
@@ -51,21 +52,9 @@ pub fn run(root: &Root, args: &BenchArgs) -> Result<()> {
         .prefix("isola-bench-")
         .tempdir_in(root.tmp())
         .context("creating a work directory")?;
-    let isola = isola_cli(root)?;
-    let facts: Vec<_> = backends::all(root.dir())
-        .iter()
-        .flat_map(|b| b.host_report())
-        .collect();
-    let fact = |key: &str| {
-        facts
-            .iter()
-            .find(|f| f.key == Some(key))
-            .and_then(|f| f.value.as_str().map(str::to_string))
-            .unwrap_or_default()
-    };
-    let kvm = fact("kvm");
+    let host = HostFacts::of(root);
     let mut plan = Plan {
-        isola: isola.clone(),
+        isola: isola_cli(root)?,
         image: image.clone(),
         host: Subject {
             id: "host".into(),
@@ -96,44 +85,8 @@ pub fn run(root: &Root, args: &BenchArgs) -> Result<()> {
         store.layer_dirs(&resolved),
         vec!["/bin/true".into()],
     );
-    // The VM rows run on whichever monitor boots their kernel here.
-    let vm_with_kernel = |kernel: Option<PathBuf>| {
-        backends::build(
-            "vm",
-            &backends::Options {
-                state_dir: root.dir().to_path_buf(),
-                vmm: Some("auto".into()),
-                kernel,
-            },
-        )
-    };
-    let mut guest_kernel = None;
-    for name in &args.backends {
-        let backend = match name.as_str() {
-            "vm" => vm_with_kernel(args.kernel.clone())?,
-            other => backends::build(other, &backends::Options::default())?,
-        };
-        let row = plan::backend_row(name, backend.as_ref(), &spec, &isola)
-            .context(format!("the {name} rows"))?;
-        if let Some(kernel) = &row.kernel {
-            guest_kernel = Some(format!(
-                "{} ({})",
-                kernel.display(),
-                crate::output::size(std::fs::metadata(kernel).map(|m| m.len()).unwrap_or(0))
-            ));
-        }
-        if name == "vm" && wanted_peers.contains(&"qemu") {
-            match plan::qemu_peer(&row, &isola, &image, peers::found(QEMU), auto)? {
-                Ok(peer) => plan.peers.push(peer),
-                Err(not_run) => plan.errors.push(not_run),
-            }
-        }
-        plan.backends.push(row);
-    }
-    if plan.backends.is_empty() {
-        bail!("--backends names no backend: use container, vm or both");
-    }
-
+    let vms = Vms { root };
+    backend_rows(&mut plan, args, &spec, &vms, &wanted_peers, auto)?;
     let container_peers: Vec<&str> = wanted_peers
         .iter()
         .copied()
@@ -143,23 +96,112 @@ pub fn run(root: &Root, args: &BenchArgs) -> Result<()> {
         let rootfs = work.path().join("rootfs");
         std::fs::create_dir_all(&rootfs)?;
         store.export(&resolved, &rootfs)?;
-        let found = peers::container_peers(&container_peers, auto, &rootfs, work.path())?;
-        for (subject, _) in found.iter().filter(|(s, _)| s.id != "floor") {
-            plan.oci.push(BackendPlan {
-                subject: subject.clone(),
-                runner: Runner::Oci {
-                    runtime: subject.id.clone(),
-                    rootfs: rootfs.clone(),
-                    work: work.path().join("bundles"),
-                },
-                artefacts: None,
-                guest_memory_kib: None,
-                kernel: None,
-                how: None,
-            });
-        }
-        plan.peers.extend(found);
+        container_peer_rows(&mut plan, &container_peers, auto, &rootfs)?;
     }
+    monitor_rows(&mut plan, args, host.kvm != "none");
+    kernel_rows(&mut plan, args, &spec, &vms)?;
+    measure_and_report(&plan, host, args)
+}
+
+/// The VM backend for the rows: on whichever monitor boots the kernel here.
+struct Vms<'a> {
+    root: &'a Root,
+}
+
+impl Vms<'_> {
+    fn with_kernel(&self, kernel: Option<PathBuf>) -> Result<Box<dyn Backend>> {
+        backends::build(
+            "vm",
+            &backends::Options {
+                state_dir: self.root.dir().to_path_buf(),
+                vmm: Some("auto".into()),
+                kernel,
+            },
+        )
+    }
+}
+
+/// What the backends say of this host, as the results record it.
+struct HostFacts {
+    kvm: String,
+    cgroups: String,
+}
+
+impl HostFacts {
+    fn of(root: &Root) -> HostFacts {
+        let facts: Vec<_> = backends::all(root.dir())
+            .iter()
+            .flat_map(|b| b.host_report())
+            .collect();
+        let fact = |key: &str| {
+            facts
+                .iter()
+                .find(|f| f.key == Some(key))
+                .and_then(|f| f.value.as_str().map(str::to_string))
+                .unwrap_or_default()
+        };
+        HostFacts {
+            kvm: fact("kvm"),
+            cgroups: fact("cgroups"),
+        }
+    }
+}
+
+/// A row per isola backend asked for, as each describes how it runs here;
+/// beside the VM row, QEMU microvm as its peer where that compares.
+fn backend_rows(
+    plan: &mut Plan,
+    args: &BenchArgs,
+    spec: &RunSpec,
+    vms: &Vms,
+    wanted_peers: &[&str],
+    auto: bool,
+) -> Result<()> {
+    for name in &args.backends {
+        let backend = match name.as_str() {
+            "vm" => vms.with_kernel(args.kernel.clone())?,
+            other => backends::build(other, &backends::Options::default())?,
+        };
+        let row = plan::backend_row(name, backend.as_ref(), spec, &plan.isola)
+            .context(format!("the {name} rows"))?;
+        if name == "vm" && wanted_peers.contains(&"qemu") {
+            match plan::qemu_peer(&row, &plan.isola, &plan.image, peers::found(QEMU), auto)? {
+                Ok(peer) => plan.peers.push(peer),
+                Err(not_run) => plan.errors.push(not_run),
+            }
+        }
+        plan.backends.push(row);
+    }
+    if plan.backends.is_empty() {
+        bail!("--backends names no backend: use container, vm or both");
+    }
+    Ok(())
+}
+
+/// The floor, runc and crun asked for and found, on `rootfs` (the image
+/// flattened); runc and crun also run the probe.
+fn container_peer_rows(plan: &mut Plan, wanted: &[&str], auto: bool, rootfs: &Path) -> Result<()> {
+    let found = peers::container_peers(wanted, auto, rootfs, &plan.work_dir)?;
+    for (subject, _) in found.iter().filter(|(s, _)| s.id != "floor") {
+        plan.oci.push(BackendPlan {
+            subject: subject.clone(),
+            runner: Runner::Oci {
+                runtime: subject.id.clone(),
+                rootfs: rootfs.to_path_buf(),
+                work: plan.work_dir.join("bundles"),
+            },
+            artefacts: None,
+            guest_memory_kib: None,
+            kernel: None,
+            how: None,
+        });
+    }
+    plan.peers.extend(found);
+    Ok(())
+}
+
+/// The bare monitor's rows, or why they cannot run.
+fn monitor_rows(plan: &mut Plan, args: &BenchArgs, has_kvm: bool) {
     let guest = args
         .guest
         .clone()
@@ -168,11 +210,16 @@ pub fn run(root: &Root, args: &BenchArgs) -> Result<()> {
             PathBuf::from("backend-vm/testguest/target/x86_64-unknown-none/release/isola-testguest")
         });
     let qemu = peers::found(QEMU).then_some(QEMU);
-    match plan::monitor_rows(&isola, &guest, kvm != "none", qemu) {
+    match plan::monitor_rows(&plan.isola, &guest, has_kvm, qemu) {
         Ok(rows) => plan.monitor = rows,
         Err(not_run) => plan.errors.push(not_run),
     }
-    let stored: Vec<(String, PathBuf)> = kernel_store::list(root.dir())?
+}
+
+/// The guest kernels timed to init: `--kernels`, else the VM row's and the
+/// stored isola-* ones.
+fn kernel_rows(plan: &mut Plan, args: &BenchArgs, spec: &RunSpec, vms: &Vms) -> Result<()> {
+    let stored: Vec<(String, PathBuf)> = kernel_store::list(vms.root.dir())?
         .into_iter()
         .map(|k| (k.name.to_string(), k.path))
         .collect();
@@ -180,14 +227,30 @@ pub fn run(root: &Root, args: &BenchArgs) -> Result<()> {
     let kernels = plan::kernels_to_time(args.kernels.as_deref(), vm_kernel.as_deref(), &stored)?;
     plan.kernels = plan::kernel_rows(
         &kernels,
-        &|k: &Path| vm_with_kernel(Some(k.to_path_buf())).ok(),
-        &spec,
-        &isola,
+        &|k: &Path| vms.with_kernel(Some(k.to_path_buf())).ok(),
+        spec,
+        &plan.isola,
     );
+    Ok(())
+}
 
-    let machine = machine(&kvm, fact("cgroups"), guest_kernel);
+/// Run the plan with a progress bar, print a table per dimension, and
+/// write the results and the report where asked.
+fn measure_and_report(plan: &Plan, host: HostFacts, args: &BenchArgs) -> Result<()> {
+    let guest_kernel = plan
+        .backends
+        .iter()
+        .find_map(|b| b.kernel.as_ref())
+        .map(|k| {
+            format!(
+                "{} ({})",
+                k.display(),
+                crate::output::size(std::fs::metadata(k).map(|m| m.len()).unwrap_or(0))
+            )
+        });
+    let machine = machine(&host.kvm, host.cgroups, guest_kernel);
     let config = Config {
-        image,
+        image: plan.image.clone(),
         backends: args.backends.clone(),
         peers: plan.peers.iter().map(|(s, _)| s.id.clone()).collect(),
         runs: plan.runs,
@@ -200,11 +263,11 @@ pub fn run(root: &Root, args: &BenchArgs) -> Result<()> {
         config.image,
         plan.backends.len(),
         plan.peers.len() + plan.monitor.len(),
-        runs,
+        plan.runs,
         if args.quick { " (--quick)" } else { "" }
     );
     let mut bar = Bar::new();
-    let results = suite::run(&plan, machine, config, &mut bar);
+    let results = suite::run(plan, machine, config, &mut bar);
     bar.finish();
 
     for (title, header, rows) in report::tables::render(&results) {

@@ -5,6 +5,7 @@
 pub mod cgroup;
 mod child;
 mod exec;
+mod exec_in;
 mod fail;
 pub mod loopdev;
 mod message;

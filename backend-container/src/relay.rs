@@ -50,9 +50,12 @@ impl Drop for Blocked {
 
 /// Wait for the workload, passing on the signals isola gets and, with a pty,
 /// its output (and, with -i, its input). A third Ctrl-C/SIGTERM kills the workload outright,
-/// for one that ignores them (as a PID 1 without handlers does).
+/// for one that ignores them (as a PID 1 without handlers does). Its exit
+/// is seen on its pidfd, not only by SIGCHLD: in a process with other
+/// threads the kernel may hand SIGCHLD to one of those.
 pub fn relay_until_exit(
     pid: Pid,
+    pidfd: &OwnedFd,
     sfd: &SignalFd,
     master: Option<&OwnedFd>,
     interactive: bool,
@@ -77,7 +80,10 @@ pub fn relay_until_exit(
             Ok(_) => {}
             Err(e) => return Err(BackendError::step("waiting for the workload", e)),
         }
-        let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+        let mut fds = vec![
+            PollFd::new(sfd.as_fd(), PollFlags::POLLIN),
+            PollFd::new(pidfd.as_fd(), PollFlags::POLLIN),
+        ];
         if let Some(m) = master {
             fds.push(PollFd::new(m.as_fd(), PollFlags::POLLIN));
             if stdin_open {
@@ -119,7 +125,7 @@ pub fn relay_until_exit(
             }
         }
         if let Some(m) = master {
-            if ready.get(1) == Some(&true) {
+            if ready.get(2) == Some(&true) {
                 match nix::unistd::read(m, &mut buf) {
                     Ok(n) if n > 0 => {
                         let mut out = std::io::stdout().lock();
@@ -129,7 +135,7 @@ pub fn relay_until_exit(
                     _ => {}
                 }
             }
-            if stdin_open && ready.get(2) == Some(&true) {
+            if stdin_open && ready.get(3) == Some(&true) {
                 match nix::unistd::read(&stdin, &mut buf) {
                     Ok(0) | Err(_) => stdin_open = false,
                     Ok(n) => {

@@ -1,8 +1,9 @@
 //! One container as a handle whose methods are its stages: `create` (prepare
 //! the root filesystem → spawn the child into new namespaces → join the
 //! cgroup → wait until the child is parked just before exec), then `start`
-//! (release it), `wait` (relay signals and the terminal until it exits),
-//! and `teardown` (the child, the cgroup, the loop devices), also on Drop.
+//! (release it), `exec` (another process in it, `exec_in`), `wait` (relay
+//! signals and the terminal until it exits), and `teardown` (the child,
+//! the cgroup, the loop devices), also on Drop.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::Duration;
@@ -11,7 +12,7 @@ use isola_core::backend::{
     BackendError, ExitStatus, IdleWork, Outcome, Phase, RunContext, Sandbox, Stats,
 };
 use isola_core::explain::Explain;
-use isola_core::spec::{Network, RunSpec};
+use isola_core::spec::{Network, Process, RunSpec};
 use nix::sched::CloneFlags;
 use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitStatus};
@@ -23,7 +24,7 @@ use crate::loopdev::LoopDevice;
 use crate::message::{self, Channel, Order, Report};
 use crate::relay::{relay_until_exit, Blocked};
 use crate::spawn::{self, Spawned};
-use crate::{exec, policy, rootfs};
+use crate::{exec, exec_in, policy, rootfs};
 
 /// Where a container is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +50,10 @@ pub struct ContainerSandbox {
     phases: Vec<(Phase, Duration)>,
     pid: Pid,
     pidfd: OwnedFd,
+    /// The namespaces it was cloned with, which `exec` joins.
+    namespaces: CloneFlags,
+    /// Its confinement, which `exec` applies to each process it starts.
+    policy: policy::Prepared,
     channel: Channel,
     /// With -t: the pty's master end, which isola relays.
     terminal: Option<OwnedFd>,
@@ -149,6 +154,8 @@ pub fn create<'h>(
         phases,
         pid,
         pidfd,
+        namespaces: flags,
+        policy: prepared,
         channel: ours,
         terminal: None,
         group,
@@ -288,6 +295,49 @@ impl Sandbox for ContainerSandbox {
         Ok(())
     }
 
+    /// As `docker exec`: the process joins the first one's namespaces and
+    /// cgroup, confined alike; the caller's signals go to it until it
+    /// exits. Being in the pid namespace, it dies with the first process.
+    fn exec(&mut self, process: &Process) -> Result<ExitStatus, BackendError> {
+        match self.stage {
+            Stage::Created => return Err(BackendError::State("was not started")),
+            Stage::Exited => return Err(BackendError::State("has exited")),
+            Stage::Started if spawn::exited(&self.pidfd) => {
+                return Err(BackendError::State("has exited"))
+            }
+            Stage::Started => {}
+        }
+        if process.tty {
+            return Err(BackendError::NotSupported {
+                what: "exec with a terminal",
+                why: "a second process's terminal comes with the sandbox lifecycle work",
+            });
+        }
+        let (Some(group), Some(blocked)) = (&self.group, &self.blocked) else {
+            return Err(BackendError::State("has no cgroup or signal relay"));
+        };
+        let target = exec_in::Target {
+            pidfd: self.pidfd.as_fd(),
+            namespaces: self.namespaces,
+            cgroup: group,
+            policy: &self.policy,
+        };
+        let started = self.explain.step(
+            "exec: a helper joins the namespaces (setns on PID 1's pidfd) and clones the process (CLONE_PARENT)",
+            "joining a pid namespace moves only the caller's children; CLONE_PARENT makes isola the process's parent, to wait for it",
+            || exec_in::start(&target, process),
+        );
+        let running = match started {
+            Ok(running) => running,
+            // It exited meanwhile: that is why.
+            Err(_) if spawn::exited(&self.pidfd) => return Err(BackendError::State("has exited")),
+            Err(e) => return Err(e),
+        };
+        let status = relay_until_exit(running.pid(), running.pidfd(), &blocked.fd, None, false)?;
+        running.reaped();
+        Ok(self.exit_status(status))
+    }
+
     fn signal(&mut self, signal: Signal) -> Result<(), BackendError> {
         if self.stage == Stage::Exited {
             return Err(BackendError::State("has exited"));
@@ -319,6 +369,7 @@ impl Sandbox for ContainerSandbox {
             .ok_or(BackendError::State("has no signal relay"))?;
         let status = relay_until_exit(
             self.pid,
+            &self.pidfd,
             &blocked.fd,
             self.terminal.as_ref(),
             self.interactive,

@@ -3,7 +3,8 @@
 //! cgroup v2 its cgroup from birth (CLONE_INTO_CGROUP), so that nobody has
 //! to move it there. Without CLONE_VM and a stack it is fork-like: the
 //! child runs on a copy of isola's memory, so it may read isola's data
-//! (the spec, the prepared policy) by reference.
+//! (the spec, the prepared policy) by reference. `exec` clones with it
+//! too, twice (see `exec_in`).
 
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
@@ -36,7 +37,11 @@ pub unsafe fn spawn(
     let mut args: libc::clone_args = unsafe { std::mem::zeroed() };
     args.flags = flags.bits() as u64 | CLONE_PIDFD;
     args.pidfd = &mut pidfd as *mut libc::c_int as u64;
-    args.exit_signal = libc::SIGCHLD as u64;
+    // CLONE_PARENT makes the child its caller's sibling, which the kernel
+    // gives the caller's own exit signal: clone3 refuses one given then.
+    if !flags.contains(CloneFlags::CLONE_PARENT) {
+        args.exit_signal = libc::SIGCHLD as u64;
+    }
     if let Some(dir) = cgroup {
         args.flags |= CLONE_INTO_CGROUP;
         args.cgroup = dir.as_raw_fd() as u64;
@@ -88,6 +93,19 @@ pub fn send_signal(pidfd: &OwnedFd, signal: nix::sys::signal::Signal) -> Result<
     }
 }
 
+/// A pidfd for `pid`, a child of ours not yet reaped (so the PID cannot
+/// have been reused).
+pub fn open_pidfd(pid: Pid) -> Result<OwnedFd, Errno> {
+    // SAFETY: pidfd_open with no flags returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0u32) };
+    if fd < 0 {
+        Err(Errno::last())
+    } else {
+        // SAFETY: the kernel just made this fd for us.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+    }
+}
+
 /// Whether the process behind `pidfd` has exited (its pidfd is readable
 /// then), without waiting and without reaping it.
 pub fn exited(pidfd: &OwnedFd) -> bool {
@@ -132,5 +150,31 @@ mod tests {
             send_signal(&slow.pidfd, nix::sys::signal::Signal::SIGTERM),
             Err(Errno::ESRCH)
         );
+    }
+
+    #[test]
+    fn a_child_cloned_with_clone_parent_is_its_callers_sibling() {
+        let (pid_in, pid_out) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+        let middle = || {
+            // SAFETY: the middle child has one thread; its own child exits at once.
+            match unsafe { spawn(CloneFlags::CLONE_PARENT, None, || 5) } {
+                Ok(s) => {
+                    let _ = nix::unistd::write(&pid_out, &s.pid.as_raw().to_ne_bytes());
+                    0
+                }
+                Err(e) => e as i32,
+            }
+        };
+        // SAFETY: test threads exist, but the child only clones, writes and exits.
+        let middle = unsafe { spawn(CloneFlags::empty(), None, middle) }.unwrap();
+        drop(pid_out);
+        let status = nix::sys::wait::waitpid(middle.pid, None).unwrap();
+        assert_eq!(status, nix::sys::wait::WaitStatus::Exited(middle.pid, 0));
+        let mut bytes = [0u8; 4];
+        assert_eq!(nix::unistd::read(&pid_in, &mut bytes), Ok(4));
+        // Ours to wait for, with SIGCHLD as its exit signal (no __WALL needed).
+        let sibling = Pid::from_raw(i32::from_ne_bytes(bytes));
+        let status = nix::sys::wait::waitpid(sibling, None).unwrap();
+        assert_eq!(status, nix::sys::wait::WaitStatus::Exited(sibling, 5));
     }
 }

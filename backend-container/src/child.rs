@@ -9,7 +9,6 @@ use std::ffi::CString;
 use isola_core::explain::Explain;
 use isola_core::spec::{Network, RunSpec};
 use nix::sched::{unshare, CloneFlags};
-use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow};
 
 use crate::fail::Fail;
 use crate::message::{Channel, Order, Report};
@@ -162,11 +161,8 @@ fn setup(cfg: &ChildConfig) -> Result<(), Fail> {
          itself takes no global lock, where moving a process from outside waits for an RCU \
          grace period (milliseconds)",
         || {
-            for file in &files {
-                nix::unistd::write(file, b"0")
-                    .map_err(|e| Fail::sys("joining the sandbox's cgroup", e))?;
-            }
-            Ok::<(), Fail>(())
+            crate::cgroup::move_self(&files)
+                .map_err(|e| Fail::sys("joining the sandbox's cgroup", e))
         },
         )?;
     }
@@ -181,22 +177,7 @@ fn setup(cfg: &ChildConfig) -> Result<(), Fail> {
         "root in the sandbox keeps only Docker's default capabilities, cannot gain more, and most dangerous syscalls fail with EPERM",
         || policy::apply(cfg.policy, &spec.process.user),
     )?;
-    // isola blocked signals to read them from a signalfd; the workload
-    // starts with none blocked.
-    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
-        .map_err(|e| Fail::sys("sigprocmask", e))?;
-    // Nothing of isola's (or of whoever started it) beyond stdio reaches the
-    // workload: every other fd closes at exec.
-    // SAFETY: close_range only changes flags on this process's fds.
-    unsafe {
-        libc::syscall(
-            libc::SYS_close_range,
-            3u32,
-            u32::MAX,
-            libc::CLOSE_RANGE_CLOEXEC,
-        )
-    };
-    Ok(())
+    exec::seal()
 }
 
 /// Say so, and wait for the go-ahead; an isola gone meanwhile ends it.

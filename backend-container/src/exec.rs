@@ -8,6 +8,9 @@ use std::path::Path;
 
 use isola_core::spec::SpecError;
 use nix::errno::Errno;
+use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow};
+
+use crate::fail::Fail;
 
 /// Why exec failed, as the exit code and message the user gets.
 pub struct ExecFailure {
@@ -82,6 +85,26 @@ fn describe(name: &str, err: Errno) -> ExecFailure {
             message: format!("{name}: cannot run it: {}", e.desc()),
         },
     }
+}
+
+/// The last step before exec, in the sandbox's first process and in one
+/// exec'd into it: isola blocked the relayed signals to read them from a
+/// signalfd, and the program starts with none blocked; nothing of isola's
+/// (or of whoever started it) beyond stdio reaches the program: every
+/// other fd closes at exec.
+pub fn seal() -> Result<(), Fail> {
+    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+        .map_err(|e| Fail::sys("sigprocmask", e))?;
+    // SAFETY: close_range only changes flags on this process's fds.
+    unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    Ok(())
 }
 
 /// Strings for execve; an argument or variable with a NUL byte is refused

@@ -13,7 +13,7 @@ use isola_core::spec::{Process, SpecError, User};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sched::{setns, CloneFlags};
-use nix::sys::signal::{kill, sigprocmask, SigSet, SigmaskHow, Signal};
+use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 
@@ -250,10 +250,8 @@ fn enter(plan: &Plan) -> Result<(), Fail> {
     if let Entry::Tasks(files) = &plan.entry {
         // A single thread writing 0 moves itself without the global lock
         // a move from outside takes (see `Cgroup::entry`).
-        for file in files {
-            nix::unistd::write(file, b"0")
-                .map_err(|e| Fail::sys("joining the sandbox's cgroup", e))?;
-        }
+        crate::cgroup::move_self(files)
+            .map_err(|e| Fail::sys("joining the sandbox's cgroup", e))?;
     }
     // Here, not in the helper: with cgroup2's nsdelegate (systemd's
     // default) the kernel refuses CLONE_INTO_CGROUP from a caller whose
@@ -275,19 +273,5 @@ fn enter(plan: &Plan) -> Result<(), Fail> {
         )
     })?;
     policy::apply(plan.target.policy, plan.user)?;
-    // isola's relayed signals are blocked (read from its signalfd); the
-    // program starts with none blocked.
-    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
-        .map_err(|e| Fail::sys("sigprocmask", e))?;
-    // Nothing of isola's beyond stdio reaches the program.
-    // SAFETY: close_range only changes flags on this process's fds.
-    unsafe {
-        libc::syscall(
-            libc::SYS_close_range,
-            3u32,
-            u32::MAX,
-            libc::CLOSE_RANGE_CLOEXEC,
-        )
-    };
-    Ok(())
+    exec::seal()
 }

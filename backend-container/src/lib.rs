@@ -124,10 +124,6 @@ impl Backend for ContainerBackend {
     }
 
     fn create(&self, spec: &RunSpec, ctx: &RunContext) -> Result<Box<dyn Sandbox>, BackendError> {
-        // On v2 the child is born in its cgroup, which must exist first.
-        if cgroup::unified_at_default() {
-            self.hierarchy().map_err(Self::unavailable)?;
-        }
         let hierarchy = || self.hierarchy().map_err(Self::unavailable);
         Ok(Box::new(sandbox::create(spec, ctx, &hierarchy)?))
     }

@@ -147,6 +147,19 @@ pub fn relay_until_exit(
     }
 }
 
+/// Whether isola has nothing to do for the workload right now: it has not
+/// exited, no signal waits to be passed on and its pty has nothing to show.
+pub fn quiet(pidfd: &OwnedFd, sfd: &SignalFd, master: Option<&OwnedFd>) -> bool {
+    let mut fds = vec![
+        PollFd::new(pidfd.as_fd(), PollFlags::POLLIN),
+        PollFd::new(sfd.as_fd(), PollFlags::POLLIN),
+    ];
+    if let Some(m) = master {
+        fds.push(PollFd::new(m.as_fd(), PollFlags::POLLIN));
+    }
+    poll(&mut fds, PollTimeout::ZERO) == Ok(0)
+}
+
 /// What the workload wrote to the pty before it exited.
 fn drain(master: &OwnedFd, buf: &mut [u8]) {
     let _ = nix::fcntl::fcntl(

@@ -22,7 +22,7 @@ use crate::cgroup::{self, Cgroup, Entry};
 use crate::child::{self, ChildConfig};
 use crate::loopdev::LoopDevice;
 use crate::message::{self, Channel, Order, Report};
-use crate::relay::{relay_until_exit, Blocked};
+use crate::relay::{self, relay_until_exit, Blocked};
 use crate::spawn::{self, Spawned};
 use crate::{exec, exec_in, policy, rootfs};
 
@@ -352,9 +352,6 @@ impl Sandbox for ContainerSandbox {
             Stage::Exited => return Err(BackendError::State("has exited already")),
             Stage::Started => {}
         }
-        // The child needs nothing more from isola before exec; isola is
-        // idle until it exits.
-        self.idle.run(&|| !spawn::exited(&self.pidfd));
         // The end of the child's channel is its exec; a report before it
         // says why exec failed.
         let exec_failure = match self.channel.next_report() {
@@ -367,6 +364,9 @@ impl Sandbox for ContainerSandbox {
             .blocked
             .as_ref()
             .ok_or(BackendError::State("has no signal relay"))?;
+        // isola is idle while the workload runs and wants nothing of it.
+        self.idle
+            .run(&|| relay::quiet(&self.pidfd, &blocked.fd, self.terminal.as_ref()));
         let status = relay_until_exit(
             self.pid,
             &self.pidfd,

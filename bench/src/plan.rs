@@ -152,10 +152,7 @@ pub fn backend_row(
             backend: name.to_string(),
             source,
         })?;
-    let mut flags = Vec::new();
-    if name != "container" {
-        flags.extend(["--backend".to_string(), name.to_string()]);
-    }
+    let mut flags = vec!["--backend".to_string(), name.to_string()];
     flags.extend(how.flags.iter().cloned());
     Ok(BackendPlan {
         subject: Subject {

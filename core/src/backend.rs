@@ -20,8 +20,8 @@ pub trait Backend {
     /// Short name as the CLI takes it (`container`, `vm`).
     fn name(&self) -> &'static str;
 
-    /// The refusals that need no spec (the user is not root, the host has
-    /// no /dev/kvm): asked first, before the image is even looked up.
+    /// The refusals that need no spec (the container backend's: the user
+    /// is not root): asked first, before the image is even looked up.
     fn check_host(&self) -> Result<(), BackendError> {
         Ok(())
     }
@@ -133,10 +133,10 @@ pub struct RunContext {
 /// the scratch pool): the backend calls [`IdleWork::run`] where it would
 /// otherwise only wait for the sandbox, with a test of whether the sandbox
 /// still leaves isola idle; the work stops, between small steps, as soon
-/// as it does not (the workload exited), so that it never delays what the
-/// user waits for. It runs right there, on the calling thread: a thread of
-/// its own cost more CPU (its stack, its malloc arena) than the work, on a
-/// run that is CPU-bound.
+/// as it does not (the workload exited, a signal or its terminal needs
+/// isola), so that it never delays what the user waits for. It runs right
+/// there, on the calling thread: a thread of its own cost more CPU (its
+/// stack, its malloc arena) than the work, on a run that is CPU-bound.
 #[derive(Clone, Default)]
 pub struct IdleWork(Option<Arc<IdleFn>>);
 

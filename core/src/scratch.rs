@@ -19,6 +19,7 @@
 //! skipping the recently freed ones (`recently_deleted()`): sandboxes
 //! started back to back would pay both on their start-up path. The trash
 //! is kept below [`TRASH_MAX`] entries, and `isola prune` empties it.
+
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};

@@ -3,11 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::backends::vm::{elf_notes, kernel, kernel_store};
 use anyhow::{Context, Result};
 use isola_core::Root;
 use serde::Serialize;
 
+use crate::backends::vm::{elf_notes, kernel, kernel_store};
 use crate::output;
 
 #[derive(clap::Subcommand, Debug)]

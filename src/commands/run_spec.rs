@@ -1,18 +1,18 @@
 //! The run spec of `isola run`, from the image's config and the flags, with
-//! Docker's rules (see `run_flags`). Nothing is made here: named volumes are
-//! created on first use, and leased for the sandbox's life, by [`lease`]
-//! once the backend has accepted the spec.
+//! Docker's rules (see `run_flags`). Nothing is made here: the backend's
+//! `check` (which validates the spec) comes first; named volumes are then
+//! created on first use, and leased for the sandbox's life, by [`lease`].
 
 use anyhow::{bail, Context, Result};
 use isola_core::image::{default_image, ImageStore};
 use isola_core::spec::{Limits, Mount, MountSource, Network, Process, RunSpec, Security};
-use isola_core::volume::{parse_size, VolumeLease, VolumeStore};
+use isola_core::volume::{self, parse_size, VolumeLease, VolumeStore};
 use isola_core::{user, Root};
 
 use super::run_flags::{self, VolumeFlag};
 use crate::cli::RunArgs;
 
-/// The spec, checked for what holds whatever the backend.
+/// The spec, not yet checked.
 pub fn build(root: &Root, args: &RunArgs, id: &str) -> Result<RunSpec> {
     let store = ImageStore::open(root.clone())?;
     let image = default_image::get(&store, &args.image)?;
@@ -52,7 +52,7 @@ pub fn build(root: &Root, args: &RunArgs, id: &str) -> Result<RunSpec> {
         cpus: args.cpus,
         pids: args.pids_limit,
     };
-    let mut spec = RunSpec {
+    let spec = RunSpec {
         id: id.to_string(),
         image: image
             .names
@@ -71,14 +71,11 @@ pub fn build(root: &Root, args: &RunArgs, id: &str) -> Result<RunSpec> {
         },
         hostname: args.hostname.clone().unwrap_or_else(|| id.to_string()),
         limits,
-        mounts: Vec::new(),
+        mounts: mounts(root, &args.volumes)?,
         network: network(&args.network)?,
         read_only: args.read_only,
         security: security(args)?,
     };
-    // A bad spec is refused before any -v flag is looked at.
-    spec.validate()?;
-    spec.mounts = mounts(root, &args.volumes)?;
     Ok(spec)
 }
 
@@ -123,8 +120,6 @@ fn network(mode: &str) -> Result<Network> {
 
 /// `-v` flags as mounts.
 fn mounts(root: &Root, flags: &[String]) -> Result<Vec<Mount>> {
-    // Opened on first use: most runs name no volume.
-    let mut volumes: Option<VolumeStore> = None;
     let mut mounts = Vec::new();
     for raw in flags {
         match run_flags::volume_flag(raw)? {
@@ -142,11 +137,7 @@ fn mounts(root: &Root, flags: &[String]) -> Result<Vec<Mount>> {
                 target,
                 read_only,
             } => {
-                let volumes = match &mut volumes {
-                    Some(v) => v,
-                    None => volumes.insert(VolumeStore::open(root.clone())?),
-                };
-                let image = volumes.image_path(&name)?;
+                let image = volume::image_path(root, &name)?;
                 mounts.push(Mount {
                     source: MountSource::Volume { name, image },
                     target,

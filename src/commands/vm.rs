@@ -6,9 +6,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::backends::vm::kvm::{self, GuestIo, Protocol, VmConfig};
 use anyhow::{bail, Context, Result};
 use isola_core::volume::parse_size;
+
+use crate::backends::vm::kvm::{self, GuestIo, Protocol, VmConfig};
 
 #[derive(clap::Subcommand, Debug)]
 pub enum VmCommand {

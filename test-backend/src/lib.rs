@@ -48,9 +48,12 @@ impl Backend for ProcessBackend {
     }
 
     fn create(&self, spec: &RunSpec, ctx: &RunContext) -> Result<Box<dyn Sandbox>, BackendError> {
-        let mut command = Command::new(&spec.process.args[0]);
+        let Some((program, args)) = spec.process.args.split_first() else {
+            return Err(isola_core::spec::SpecError::NoCommand.into());
+        };
+        let mut command = Command::new(program);
         command
-            .args(&spec.process.args[1..])
+            .args(args)
             .env_clear()
             .envs(spec.process.env.iter().filter_map(|kv| kv.split_once('=')))
             .current_dir(&ctx.instance_dir);

@@ -294,6 +294,15 @@ fn cfs_quota(cpus: f64) -> u64 {
     ((cpus * CFS_PERIOD_US as f64).round() as u64).max(CFS_MIN_QUOTA_US)
 }
 
+/// Move the calling thread, the only one of its process, into the cgroup
+/// whose `tasks` files these are (v1; see [`Cgroup::entry`]).
+pub fn move_self(tasks: &[impl std::os::fd::AsFd]) -> nix::Result<()> {
+    for file in tasks {
+        nix::unistd::write(file, b"0")?;
+    }
+    Ok(())
+}
+
 /// See [`Cgroup::entry`].
 #[derive(Debug)]
 pub enum Entry {

@@ -87,6 +87,13 @@ impl VolumeLease {
     }
 }
 
+/// Where volume `name`'s ext4 image is under `root` (or will be once
+/// created); nothing is opened or made.
+pub fn image_path(root: &Root, name: &str) -> Result<PathBuf, VolumeError> {
+    validate_name(name)?;
+    Ok(root.volumes().join(name).join(IMAGE))
+}
+
 /// The named volumes under one ISOLA_ROOT.
 pub struct VolumeStore {
     root: Root,
@@ -230,12 +237,6 @@ impl VolumeStore {
             created: meta.created,
             image,
         })
-    }
-
-    /// Where volume `name`'s ext4 image is (or will be once created).
-    pub fn image_path(&self, name: &str) -> Result<PathBuf, VolumeError> {
-        validate_name(name)?;
-        Ok(self.dir(name).join(IMAGE))
     }
 
     /// The volume `name`, created with the default size if it does not exist

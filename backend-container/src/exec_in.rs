@@ -6,15 +6,15 @@
 
 use std::ffi::CString;
 use std::fs::File;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
-use isola_core::backend::BackendError;
+use isola_core::backend::{BackendError, Execd, ExitStatus};
 use isola_core::spec::{Process, SpecError, User};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sched::{setns, CloneFlags};
 use nix::sys::signal::{kill, Signal};
-use nix::sys::wait::waitpid;
+use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 
 use crate::cgroup::{Cgroup, Entry};
@@ -45,6 +45,10 @@ struct Plan<'a> {
     /// Without `stdin`: the host's /dev/null, opened here (a /dev/null
     /// opened in the sandbox is whatever its workload made of it).
     null: Option<File>,
+    /// The caller's descriptors for its stdin, stdout and stderr.
+    stdio: Option<[BorrowedFd<'a>; 3]>,
+    /// A terminal of the sandbox's devpts instead.
+    tty: bool,
 }
 
 /// The exec'd process, a child of isola. Dropped before it is reaped, it
@@ -55,21 +59,42 @@ pub struct Running {
     pid: Pid,
     /// Readable once it exits, whichever thread SIGCHLD goes to.
     pidfd: OwnedFd,
+    /// With a terminal: its master end.
+    pub terminal: Option<OwnedFd>,
     reaped: bool,
 }
 
-impl Running {
-    pub fn pid(&self) -> Pid {
-        self.pid
+impl Execd for Running {
+    fn pidfd(&self) -> BorrowedFd<'_> {
+        self.pidfd.as_fd()
     }
 
-    pub fn pidfd(&self) -> &OwnedFd {
-        &self.pidfd
+    fn take_terminal(&mut self) -> Option<OwnedFd> {
+        self.terminal.take()
     }
 
-    /// `waitpid` returned its end: the PID is no longer ours to signal.
-    pub fn reaped(mut self) {
+    fn signal(&self, signal: Signal) -> Result<(), BackendError> {
+        spawn::send_signal(&self.pidfd, signal)
+            .map_err(|e| BackendError::step(format!("sending {signal} to the process"), e))
+    }
+
+    fn wait(mut self: Box<Self>) -> Result<ExitStatus, BackendError> {
+        let status = loop {
+            match waitpid(self.pid, None) {
+                Err(Errno::EINTR) => continue,
+                other => break other,
+            }
+        };
         self.reaped = true;
+        match status {
+            Ok(WaitStatus::Exited(_, code)) => Ok(ExitStatus::Exited(code)),
+            Ok(WaitStatus::Signaled(_, signal, _)) => Ok(ExitStatus::Signaled(signal as i32)),
+            Ok(other) => Err(BackendError::step(
+                "waiting for the process",
+                Fail::msg(format!("unexpected wait status {other:?}")),
+            )),
+            Err(e) => Err(BackendError::step("waiting for the process", e)),
+        }
     }
 }
 
@@ -86,10 +111,16 @@ impl Drop for Running {
 
 const STARTING: &str = "starting a process in the sandbox";
 
-/// Start `process` in the sandbox. On return it has exec'd, or failed to
-/// and exits with 127 or 126 (the reason logged); a failure before exec
-/// (joining, the working directory, confinement) is the error.
-pub fn start(target: &Target, process: &Process) -> Result<Running, BackendError> {
+/// Start `process` in the sandbox, on `stdio` (the caller's own if `None`)
+/// or, with `process.tty`, on a terminal whose master end comes back. On
+/// return it has exec'd, or failed to and exits with 127 or 126 (the
+/// reason logged); a failure before exec (joining, the working directory,
+/// confinement) is the error.
+pub fn start<'a>(
+    target: &'a Target<'a>,
+    process: &Process,
+    stdio: Option<[BorrowedFd<'a>; 3]>,
+) -> Result<Running, BackendError> {
     if process.args.is_empty() {
         return Err(SpecError::NoCommand.into());
     }
@@ -100,7 +131,7 @@ pub fn start(target: &Target, process: &Process) -> Result<Running, BackendError
         what: "working directory",
         value: process.cwd.clone(),
     })?;
-    let null = if process.stdin {
+    let null = if process.stdin || process.tty || stdio.is_some() {
         None
     } else {
         Some(File::open("/dev/null").map_err(|e| BackendError::step("opening /dev/null", e))?)
@@ -116,6 +147,8 @@ pub fn start(target: &Target, process: &Process) -> Result<Running, BackendError
             .entry()
             .map_err(|e| BackendError::step("opening the sandbox's cgroup", e))?,
         null,
+        stdio,
+        tty: process.tty,
     };
     let (ours, theirs) = message::pair().map_err(|e| BackendError::step("socketpair", e))?;
     let (pid_in, pid_out) =
@@ -138,6 +171,7 @@ pub fn start(target: &Target, process: &Process) -> Result<Running, BackendError
         Some((pid, Ok(pidfd))) => Some(Running {
             pid,
             pidfd,
+            terminal: None,
             reaped: false,
         }),
         Some((pid, Err(e))) => {
@@ -147,9 +181,16 @@ pub fn start(target: &Target, process: &Process) -> Result<Running, BackendError
         }
         None => None,
     };
-    let report = ours
+    let mut report = ours
         .next_report()
         .map_err(|e| BackendError::step(STARTING, e))?;
+    let mut terminal = None;
+    if let Some((Report::Terminal, mut fds)) = report {
+        terminal = fds.pop();
+        report = ours
+            .next_report()
+            .map_err(|e| BackendError::step(STARTING, e))?;
+    }
     match report {
         // Its end of the channel closed at exec.
         None => {}
@@ -163,12 +204,14 @@ pub fn start(target: &Target, process: &Process) -> Result<Running, BackendError
             return Err(BackendError::step(STARTING, fail));
         }
     }
-    running.ok_or_else(|| {
+    let mut running = running.ok_or_else(|| {
         BackendError::step(
             STARTING,
             Fail::msg("the helper that joins it ended without a word"),
         )
-    })
+    })?;
+    running.terminal = terminal;
+    Ok(running)
 }
 
 /// The process's PID as isola sees it, written by the helper; `None` when
@@ -227,7 +270,7 @@ fn join_and_clone(plan: &Plan, channel: &Channel) -> Result<Pid, Fail> {
 /// In the process: set up, then the program; the exit code if neither
 /// could be done.
 fn process_main(plan: &Plan, channel: &Channel) -> i32 {
-    if let Err(fail) = enter(plan) {
+    if let Err(fail) = enter(plan, channel) {
         let _ = channel.report(&Report::SetupFailed(fail), &[]);
         return 1;
     }
@@ -244,7 +287,7 @@ fn process_main(plan: &Plan, channel: &Channel) -> i32 {
 
 /// The cgroup, then the cgroup namespace, stdin, the working directory,
 /// the user and confinement: the first process's order (child.rs).
-fn enter(plan: &Plan) -> Result<(), Fail> {
+fn enter(plan: &Plan, channel: &Channel) -> Result<(), Fail> {
     // Die with isola, its parent, as the first process does.
     let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
     if let Entry::Tasks(files) = &plan.entry {
@@ -260,6 +303,25 @@ fn enter(plan: &Plan) -> Result<(), Fail> {
         .map_err(|e| Fail::sys("joining the sandbox's cgroup namespace (setns)", e))?;
     if let Some(null) = &plan.null {
         nix::unistd::dup2_stdin(null).map_err(|e| Fail::sys("redirecting stdin", e))?;
+    }
+    if let Some([stdin, stdout, stderr]) = &plan.stdio {
+        for (fd, to) in [(stdin, 0), (stdout, 1), (stderr, 2)] {
+            // SAFETY: dup2 onto 0..2 of this single-threaded process; the
+            // caller's descriptor stays open in it until exec.
+            if fd.as_raw_fd() != to && unsafe { libc::dup2(fd.as_raw_fd(), to) } < 0 {
+                return Err(Fail::sys("redirecting stdio", Errno::last()));
+            }
+        }
+    }
+    if plan.tty {
+        // From the sandbox's own devpts, which joining its mount namespace
+        // made /dev/pts; the caller relays the master end.
+        let (master, slave) = crate::tty::open_in_sandbox()?;
+        channel
+            .report(&Report::Terminal, &[master.as_raw_fd()])
+            .map_err(|e| Fail::msg(format!("handing over the terminal: {e}")))?;
+        drop(master);
+        crate::tty::become_controlling(&slave)?;
     }
     // Joining the mount namespace put the root and cwd at the sandbox's
     // root; nothing is created: docker exec refuses a missing directory too.

@@ -5,14 +5,14 @@
 //! signals and the terminal until it exits), and `teardown` (the child,
 //! the cgroup, the loop devices), also on Drop.
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
 use isola_core::backend::{
-    BackendError, ExitStatus, IdleWork, Outcome, Phase, RunContext, Sandbox, Stats,
+    BackendError, ExecSpec, Execd, ExitStatus, IdleWork, Outcome, Phase, RunContext, Sandbox, Stats,
 };
 use isola_core::explain::Explain;
-use isola_core::spec::{Network, Process, RunSpec};
+use isola_core::spec::{Network, RunSpec};
 use nix::sched::CloneFlags;
 use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitStatus};
@@ -296,9 +296,10 @@ impl Sandbox for ContainerSandbox {
     }
 
     /// As `docker exec`: the process joins the first one's namespaces and
-    /// cgroup, confined alike; the caller's signals go to it until it
-    /// exits. Being in the pid namespace, it dies with the first process.
-    fn exec(&mut self, process: &Process) -> Result<ExitStatus, BackendError> {
+    /// cgroup, confined alike (or, privileged, with every capability and
+    /// no filter). Being in the pid namespace, it dies with the first
+    /// process.
+    fn exec(&mut self, exec: &ExecSpec<'_>) -> Result<Box<dyn Execd>, BackendError> {
         match self.stage {
             Stage::Created => return Err(BackendError::State("was not started")),
             Stage::Exited => return Err(BackendError::State("has exited")),
@@ -307,35 +308,52 @@ impl Sandbox for ContainerSandbox {
             }
             Stage::Started => {}
         }
-        if process.tty {
-            return Err(BackendError::NotSupported {
-                what: "exec with a terminal",
-                why: "a second process's terminal comes with the sandbox lifecycle work",
-            });
-        }
-        let (Some(group), Some(blocked)) = (&self.group, &self.blocked) else {
-            return Err(BackendError::State("has no cgroup or signal relay"));
+        let Some(group) = &self.group else {
+            return Err(BackendError::State("has no cgroup"));
+        };
+        let privileged;
+        let policy = if exec.privileged {
+            privileged = policy::prepare(&isola_core::spec::Security {
+                privileged: true,
+                ..Default::default()
+            })
+            .map_err(|e| BackendError::step("preparing the security policy", e))?;
+            &privileged
+        } else {
+            &self.policy
         };
         let target = exec_in::Target {
             pidfd: self.pidfd.as_fd(),
             namespaces: self.namespaces,
             cgroup: group,
-            policy: &self.policy,
+            policy,
         };
         let started = self.explain.step(
             "exec: a helper joins the namespaces (setns on PID 1's pidfd) and clones the process (CLONE_PARENT)",
             "joining a pid namespace moves only the caller's children; CLONE_PARENT makes isola the process's parent, to wait for it",
-            || exec_in::start(&target, process),
+            || exec_in::start(&target, &exec.process, exec.stdio),
         );
-        let running = match started {
-            Ok(running) => running,
+        match started {
+            Ok(running) => Ok(Box::new(running)),
             // It exited meanwhile: that is why.
-            Err(_) if spawn::exited(&self.pidfd) => return Err(BackendError::State("has exited")),
-            Err(e) => return Err(e),
-        };
-        let status = relay_until_exit(running.pid(), running.pidfd(), &blocked.fd, None, false)?;
-        running.reaped();
-        Ok(self.exit_status(status))
+            Err(_) if spawn::exited(&self.pidfd) => Err(BackendError::State("has exited")),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn exit_fd(&self) -> Option<BorrowedFd<'_>> {
+        (self.stage != Stage::Created).then(|| self.pidfd.as_fd())
+    }
+
+    fn take_terminal(&mut self) -> Option<OwnedFd> {
+        self.terminal.take()
+    }
+
+    fn pids(&self) -> Result<Vec<i32>, BackendError> {
+        match &self.group {
+            Some(group) => Ok(group.pids()),
+            None => Err(BackendError::State("has no cgroup")),
+        }
     }
 
     fn signal(&mut self, signal: Signal) -> Result<(), BackendError> {

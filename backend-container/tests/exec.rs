@@ -1,7 +1,7 @@
 //! `Sandbox::exec` on real containers (needs root): the process joins the
-//! first one's namespaces, cgroup and confinement, runs as the user asked,
-//! takes the caller's signals, dies with the sandbox, and leaves nothing
-//! behind. What it sees is written to a bind-mounted temporary directory.
+//! first one's namespaces, cgroup and confinement, runs as the user asked
+//! or on a terminal of the sandbox's, takes signals through its handle,
+//! dies with the sandbox, and leaves nothing behind. What it sees is written to a bind-mounted temporary directory.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use isola_container::ContainerBackend;
-use isola_core::backend::{Backend, BackendError, ExitStatus, RunContext, Sandbox};
+use isola_core::backend::{Backend, BackendError, ExecSpec, ExitStatus, RunContext, Sandbox};
 use isola_core::image::{default_image, ImageStore};
 use isola_core::spec::{Mount, MountSource, Process, RunSpec, User};
 use isola_core::Root;
@@ -187,18 +187,19 @@ fn exec_joins_the_sandbox_and_leaves_nothing_behind(host: &Host) {
     let (mut sandbox, id) = host.create(&["sleep", "30"]);
 
     assert!(matches!(
-        sandbox.exec(&shell("exit 0")),
+        run(&mut sandbox, shell("exit 0")),
         Err(BackendError::State(_))
     ));
     sandbox.start().expect("start");
+    // A terminal of the sandbox's own devpts, whose master comes back.
     let tty = Process {
         tty: true,
-        ..shell("exit 0")
+        ..shell("test -t 0 && test -t 1 && tty | grep -qx '/dev/pts/[0-9]*'")
     };
-    assert!(matches!(
-        sandbox.exec(&tty),
-        Err(BackendError::NotSupported { .. })
-    ));
+    let mut execd = sandbox.exec(&exec_spec(tty)).expect("exec -t");
+    let master = execd.take_terminal().expect("the terminal's master end");
+    assert_eq!(execd.wait().expect("wait"), ExitStatus::Exited(0));
+    drop(master);
 
     // What the process sees, from inside.
     let script = "for n in pid mnt uts ipc net cgroup; do echo $n $(readlink /proc/self/ns/$n); done > /out/ns
@@ -210,7 +211,10 @@ fn exec_joins_the_sandbox_and_leaves_nothing_behind(host: &Host) {
         cwd: "/bin".into(),
         ..shell(script)
     };
-    assert_eq!(sandbox.exec(&in_bin).expect("exec"), ExitStatus::Exited(3));
+    assert_eq!(
+        run(&mut sandbox, in_bin).expect("exec"),
+        ExitStatus::Exited(3)
+    );
 
     // Only the first process is left in the cgroup now: the host sees it.
     let first = cgroup(&id).pids();
@@ -254,7 +258,10 @@ fn exec_joins_the_sandbox_and_leaves_nothing_behind(host: &Host) {
         },
         ..shell("test \"$(id -u) $(id -g) $(id -G)\" = '1000 1001 1001 2000'")
     };
-    assert_eq!(sandbox.exec(&user).expect("exec"), ExitStatus::Exited(0));
+    assert_eq!(
+        run(&mut sandbox, user).expect("exec"),
+        ExitStatus::Exited(0)
+    );
 
     // The shells' codes for a program that is not there; a working
     // directory that is not there is refused, and not made.
@@ -263,14 +270,14 @@ fn exec_joins_the_sandbox_and_leaves_nothing_behind(host: &Host) {
         ..shell("")
     };
     assert_eq!(
-        sandbox.exec(&missing).expect("exec"),
+        run(&mut sandbox, missing).expect("exec"),
         ExitStatus::Exited(127)
     );
     let nowhere = Process {
         cwd: "/no/such/dir".into(),
         ..shell("exit 0")
     };
-    match sandbox.exec(&nowhere) {
+    match run(&mut sandbox, nowhere) {
         Err(e @ BackendError::Step { .. }) => {
             let chain = chain(&e);
             assert!(chain.contains("no such file"), "{chain}");
@@ -280,42 +287,28 @@ fn exec_joins_the_sandbox_and_leaves_nothing_behind(host: &Host) {
     let instance = host.root.join("instances").join(&id);
     assert!(!instance.join("upper/no").exists());
 
-    // The caller's signals go to the process while isola waits for it.
+    // Signals reach it through its handle.
     let ready = host.out.join("ready");
-    // SAFETY: pthread_self has no preconditions.
-    let thread = unsafe { libc::pthread_self() };
-    let sender = std::thread::spawn({
-        let ready = ready.clone();
-        let id = id.clone();
-        move || {
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while !ready.exists() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            // The sandbox's cgroup holds the exec'd processes too.
-            let members = cgroup(&id).pids().len();
-            // SAFETY: the test's thread is alive: it waits in exec. The
-            // signal is blocked there and read from the sandbox's signalfd.
-            unsafe { libc::pthread_kill(thread, libc::SIGUSR1) };
-            members
-        }
-    });
     let trapped = shell(
         "trap 'exit 42' USR1; touch /out/ready
          for i in $(seq 300); do sleep 0.1; done; exit 1",
     );
-    assert_eq!(
-        sandbox.exec(&trapped).expect("exec"),
-        ExitStatus::Exited(42)
-    );
-    let members = sender.join().expect("the signalling thread");
+    let execd = sandbox.exec(&exec_spec(trapped)).expect("exec");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ready.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The sandbox's cgroup holds the exec'd processes too.
+    let members = cgroup(&id).pids().len();
+    execd.signal(Signal::SIGUSR1).expect("signal");
+    assert_eq!(execd.wait().expect("wait"), ExitStatus::Exited(42));
     assert!(members >= 2, "the cgroup held {members} processes");
 
     sandbox.signal(Signal::SIGKILL).expect("signal");
     let outcome = sandbox.wait().expect("wait");
     assert_eq!(outcome.status, ExitStatus::Signaled(libc::SIGKILL));
     assert!(matches!(
-        sandbox.exec(&shell("exit 0")),
+        run(&mut sandbox, shell("exit 0")),
         Err(BackendError::State(_))
     ));
     let paths = cgroup(&id).paths();
@@ -330,13 +323,13 @@ fn an_exec_dies_with_the_first_process_and_wait_still_works(host: &Host) {
     let (mut sandbox, id) = host.create(&["sleep", "3"]);
     sandbox.start().expect("start");
     let started = Instant::now();
-    let status = sandbox.exec(&shell("sleep 60")).expect("exec");
+    let status = run(&mut sandbox, shell("sleep 60")).expect("exec");
     assert_eq!(status, ExitStatus::Signaled(libc::SIGKILL));
     assert!(started.elapsed() < Duration::from_secs(30));
     // Exited, perhaps not reaped yet: refused either way, once it is gone.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        match sandbox.exec(&shell("exit 0")) {
+        match run(&mut sandbox, shell("exit 0")) {
             Err(BackendError::State(_)) => break,
             other if Instant::now() < deadline => {
                 eprintln!("while the first process exits: {other:?}");
@@ -352,6 +345,19 @@ fn an_exec_dies_with_the_first_process_and_wait_still_works(host: &Host) {
     for p in &paths {
         assert!(!p.exists(), "{} is left", p.display());
     }
+}
+
+fn exec_spec(process: Process) -> ExecSpec<'static> {
+    ExecSpec {
+        process,
+        privileged: false,
+        stdio: None,
+    }
+}
+
+/// `process` started in the sandbox, and its end.
+fn run(sandbox: &mut Box<dyn Sandbox>, process: Process) -> Result<ExitStatus, BackendError> {
+    sandbox.exec(&exec_spec(process))?.wait()
 }
 
 /// The error and its sources, one line.

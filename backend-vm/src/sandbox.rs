@@ -5,12 +5,14 @@
 //! still running and removes the run's files, also on Drop.
 
 use std::fs::File;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use isola_core::backend::{BackendError, ExitStatus, Outcome, Phase, Sandbox, Stats};
+use isola_core::backend::{
+    BackendError, ExecSpec, Execd, ExitStatus, Outcome, Phase, Sandbox, Stats,
+};
 use isola_core::explain::Explain;
 use isola_core::terminal::RawMode;
 use isola_guest_spec::ports::Mark;
@@ -285,6 +287,17 @@ impl Sandbox for VmSandbox {
             })?
             .map_err(BackendError::from)?;
         self.outcome(exit, booted.at)
+    }
+
+    fn exec(&mut self, _exec: &ExecSpec<'_>) -> Result<Box<dyn Execd>, BackendError> {
+        Err(BackendError::NotSupported {
+            what: "exec into a VM",
+            why: "it needs a guest channel that carries the process's streams, which comes with the VM devices work (use --backend container to exec)",
+        })
+    }
+
+    fn exit_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.booted.as_ref().map(|b| b.done.as_fd())
     }
 
     fn stats(&self) -> Result<Stats, BackendError> {

@@ -6,6 +6,7 @@
 //! through these traits, knowing nothing of which backend is behind them.
 
 use std::fmt;
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -66,11 +67,32 @@ pub trait Sandbox {
     /// stdin are relayed to it meanwhile, as `spec.process` asks.
     fn wait(&mut self) -> Result<Outcome, BackendError>;
 
-    /// Run another process in the running sandbox; its exit status.
-    fn exec(&mut self, _process: &Process) -> Result<ExitStatus, BackendError> {
+    /// Start another process in the running sandbox (`isola exec`); the
+    /// caller waits for it through the handle.
+    fn exec(&mut self, _exec: &ExecSpec<'_>) -> Result<Box<dyn Execd>, BackendError> {
         Err(BackendError::NotSupported {
             what: "exec",
             why: "this backend cannot start a second process in a sandbox yet",
+        })
+    }
+
+    /// Readable once the workload has ended, after `start`: then `wait`
+    /// returns without blocking. A supervisor (the shim) polls it beside
+    /// its other work instead of blocking in `wait`.
+    fn exit_fd(&self) -> Option<BorrowedFd<'_>>;
+
+    /// With a terminal (`-t`): its master end, for a caller that relays it
+    /// itself (the shim, to log it and serve attach); `wait` then relays
+    /// nothing.
+    fn take_terminal(&mut self) -> Option<OwnedFd> {
+        None
+    }
+
+    /// The host PIDs of the sandbox's processes, for `isola top`.
+    fn pids(&self) -> Result<Vec<i32>, BackendError> {
+        Err(BackendError::NotSupported {
+            what: "listing the processes",
+            why: "a guest's processes are not the host's to see",
         })
     }
 
@@ -80,6 +102,32 @@ pub trait Sandbox {
     /// Remove everything the sandbox made outside its directory (processes,
     /// mounts, cgroups, loop devices, files). Safe to call more than once.
     fn teardown(&mut self) -> Result<(), BackendError>;
+}
+
+/// A process for [`Sandbox::exec`]: the sandbox's user, environment and
+/// confinement unless the process says otherwise.
+pub struct ExecSpec<'a> {
+    pub process: Process,
+    /// All capabilities and no seccomp filter, as `docker exec --privileged`.
+    pub privileged: bool,
+    /// Its stdin, stdout and stderr (with `process.tty`, unused); `None`
+    /// for the caller's own.
+    pub stdio: Option<[BorrowedFd<'a>; 3]>,
+}
+
+/// A process [`Sandbox::exec`] started: a child of the caller, killed and
+/// reaped if dropped before it was waited for.
+pub trait Execd {
+    /// Readable once it has exited.
+    fn pidfd(&self) -> BorrowedFd<'_>;
+
+    /// With `process.tty`: the master end of the terminal it runs on.
+    fn take_terminal(&mut self) -> Option<OwnedFd>;
+
+    fn signal(&self, signal: Signal) -> Result<(), BackendError>;
+
+    /// Its end, blocking until then.
+    fn wait(self: Box<Self>) -> Result<ExitStatus, BackendError>;
 }
 
 /// A sandbox's whole life in the foreground: create, start, wait for the

@@ -5,6 +5,7 @@
 //! no other change than a line in the frontend's `backends.rs` (built with
 //! the `test-backend` feature).
 
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::process::{Child, Command};
 use std::time::Duration;
 
@@ -60,6 +61,7 @@ impl Backend for ProcessBackend {
         Ok(Box::new(ProcessSandbox {
             command,
             child: None,
+            pidfd: None,
             clock: ctx.clock,
             phases: vec![(Phase::RootfsReady, ctx.clock.elapsed())],
         }))
@@ -69,6 +71,8 @@ impl Backend for ProcessBackend {
 struct ProcessSandbox {
     command: Command,
     child: Option<Child>,
+    /// Readable once the child exits, for a supervisor's poll.
+    pidfd: Option<OwnedFd>,
     clock: std::time::Instant,
     phases: Vec<(Phase, Duration)>,
 }
@@ -86,8 +90,18 @@ impl Sandbox for ProcessSandbox {
             .push((Phase::SandboxCreated, self.clock.elapsed()));
         self.phases
             .push((Phase::WorkloadStarted, self.clock.elapsed()));
+        // SAFETY: pidfd_open(2) on our own child, which is not reaped yet.
+        let fd = unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_open, child.id(), 0) };
+        if fd >= 0 {
+            // SAFETY: the kernel just returned this new descriptor to us.
+            self.pidfd = Some(unsafe { OwnedFd::from_raw_fd(fd as i32) });
+        }
         self.child = Some(child);
         Ok(())
+    }
+
+    fn exit_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.pidfd.as_ref().map(|fd| fd.as_fd())
     }
 
     fn signal(&mut self, signal: Signal) -> Result<(), BackendError> {

@@ -9,6 +9,7 @@ pub mod fsutil;
 pub mod id;
 pub mod image;
 pub mod instance;
+pub mod logs;
 pub mod root;
 pub mod scratch;
 pub mod spec;

@@ -89,23 +89,104 @@ fn subcommand_name(args: &[std::ffi::OsString]) -> Option<&str> {
 pub enum Command {
     #[command(about = RUN_ABOUT)]
     Run(Box<RunArgs>),
-    /// List the sandboxes kept on disk (run without --rm)
-    Ps(Json),
-    /// Remove kept sandboxes (their directory: state, upper dir)
+    /// Create a sandbox, parked before its workload runs, and print its ID
+    Create(Box<RunArgs>),
+    /// Start created or ended sandboxes
+    Start {
+        /// Attach to its output (one sandbox only) and exit as it does
+        #[arg(short, long)]
+        attach: bool,
+        /// With -a, also send stdin to it
+        #[arg(short, long)]
+        interactive: bool,
+        #[arg(required = true, value_name = "SANDBOX")]
+        ids: Vec<String>,
+    },
+    /// Stop running sandboxes: SIGTERM, then SIGKILL after the timeout
+    Stop {
+        /// Seconds to wait before SIGKILL
+        #[arg(short = 't', long = "time", default_value_t = 10, value_name = "SECS")]
+        time: u64,
+        #[arg(required = true, value_name = "SANDBOX")]
+        ids: Vec<String>,
+    },
+    /// Stop and start sandboxes again
+    Restart {
+        /// Seconds to wait before SIGKILL
+        #[arg(short = 't', long = "time", default_value_t = 10, value_name = "SECS")]
+        time: u64,
+        #[arg(required = true, value_name = "SANDBOX")]
+        ids: Vec<String>,
+    },
+    /// Send a signal to running sandboxes' workloads
+    Kill {
+        /// Signal name or number (KILL, SIGTERM, 15)
+        #[arg(short, long, default_value = "KILL", value_name = "SIGNAL")]
+        signal: String,
+        #[arg(required = true, value_name = "SANDBOX")]
+        ids: Vec<String>,
+    },
+    /// Wait for sandboxes to end and print their exit codes
+    Wait {
+        #[arg(required = true, value_name = "SANDBOX")]
+        ids: Vec<String>,
+    },
+    /// List sandboxes
+    Ps(PsArgs),
+    /// Show a sandbox's output
+    Logs(LogsArgs),
+    /// Connect to a running sandbox's output (and input); Ctrl-p Ctrl-q detaches
+    Attach {
+        /// Do not send stdin
+        #[arg(long)]
+        no_stdin: bool,
+        #[arg(value_name = "SANDBOX")]
+        id: String,
+    },
+    /// Run a command in a running sandbox
+    Exec(ExecArgs),
+    /// Show the processes of a running sandbox
+    Top {
+        #[arg(value_name = "SANDBOX")]
+        id: String,
+    },
+    /// Show running sandboxes' CPU, memory and process use
+    Stats {
+        /// One sample, then exit
+        #[arg(long)]
+        no_stream: bool,
+        /// Print JSON (one sample)
+        #[arg(long)]
+        json: bool,
+        /// Sandboxes (default: every running one)
+        #[arg(value_name = "SANDBOX")]
+        ids: Vec<String>,
+    },
+    /// Remove sandboxes (their directory: state, log, upper dir)
     Rm {
-        /// Sandbox IDs (or unique prefixes)
-        #[arg(required = true)]
+        /// Kill and remove running ones too
+        #[arg(short, long)]
+        force: bool,
+        /// Accepted for docker's sake: isola has no anonymous volumes, and
+        /// named ones are kept (`isola volume rm`)
+        #[arg(short, long)]
+        volumes: bool,
+        /// Sandbox names, IDs or unique ID prefixes
+        #[arg(required = true, value_name = "SANDBOX")]
         ids: Vec<String>,
     },
     /// Remove every sandbox that is over: exited, or left by an isola that died
     Prune,
+    /// isola's supervisor of one detached sandbox (started by create and run -d)
+    #[command(hide = true)]
+    Shim(ShimArgs),
     /// List stored images
     Images(Json),
     /// Import an image from an OCI layout (directory or tar) or a docker-archive tar
     Import(ImportArgs),
-    /// Show an image's digest, config and layers as JSON
+    /// Show a sandbox's state, or an image's digest, config and layers, as JSON
     Inspect {
-        /// Image name[:tag] or ID
+        /// Sandbox name or ID, or image name[:tag] or ID
         image: String,
     },
     /// Show how an image was built, layer by layer
@@ -176,6 +257,111 @@ pub struct Json {
 }
 
 #[derive(clap::Args, Debug)]
+pub struct PsArgs {
+    /// Show every sandbox (default: only running ones)
+    #[arg(short, long)]
+    pub all: bool,
+    /// Only the IDs
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Only those matching: status=STATUS, name=NAME, backend=BACKEND (repeatable)
+    #[arg(short, long, value_name = "KEY=VALUE")]
+    pub filter: Vec<String>,
+    #[command(flatten)]
+    pub json: Json,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct LogsArgs {
+    /// Keep printing what it writes until it ends
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Only the last N lines
+    #[arg(short = 'n', long, value_name = "N")]
+    pub tail: Option<String>,
+    /// Only what came since then (RFC 3339 time, Unix time, or a duration such as 10m)
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Show each line's time
+    #[arg(short, long)]
+    pub timestamps: bool,
+    #[arg(value_name = "SANDBOX")]
+    pub id: String,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ExecArgs {
+    /// Start it and return
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Send stdin to it
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Give it a terminal
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Set an environment variable
+    #[arg(short, long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// User to run as (default: the sandbox's)
+    #[arg(short, long, value_name = "USER[:GROUP]")]
+    pub user: Option<String>,
+    /// Working directory (default: the sandbox's)
+    #[arg(short, long, value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// Every capability, no seccomp filter
+    #[arg(long)]
+    pub privileged: bool,
+    #[arg(value_name = "SANDBOX")]
+    pub id: String,
+    /// Command and arguments
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ShimArgs {
+    #[arg(long)]
+    pub id: String,
+    /// Start the workload once created
+    #[arg(long)]
+    pub start: bool,
+    /// The sandbox exists (it ended): take it over
+    #[arg(long)]
+    pub again: bool,
+    /// `isola run`'s arguments
+    #[arg(last = true)]
+    pub args: Vec<String>,
+}
+
+/// `isola run`'s arguments (after the subcommand) parsed, for a shim.
+pub fn parse_run_tokens(tokens: &[String]) -> Result<RunArgs, clap::Error> {
+    let m = RunArgs::augment_args(clap::Command::new("run"))
+        .try_get_matches_from(std::iter::once("run".to_string()).chain(tokens.iter().cloned()))?;
+    RunArgs::from_arg_matches(&m)
+}
+
+/// The process's arguments after the subcommand's name, as given.
+pub fn args_after_subcommand() -> Vec<String> {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let Some(name) = subcommand_name(&args).map(str::to_string) else {
+        return Vec::new();
+    };
+    let mut rest = args
+        .iter()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned());
+    let mut prev_root = false;
+    for a in rest.by_ref() {
+        if a == name && !prev_root {
+            break;
+        }
+        prev_root = a == "--root";
+    }
+    rest.collect()
+}
+
+#[derive(clap::Args, Debug)]
 pub struct ImportArgs {
     /// OCI layout directory, OCI archive (.tar) or docker-archive (.tar)
     pub path: PathBuf,
@@ -208,6 +394,21 @@ pub struct RunArgs {
     /// for --rm; volumes are synced as usual
     #[arg(long)]
     pub rm: bool,
+    /// Run it in the background, owned by a shim, and print its ID
+    #[arg(short, long)]
+    pub detach: bool,
+    /// A name for the sandbox, unique among them, usable wherever its ID is
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Start it again when it ends: no, on-failure[:N], always or unless-stopped (detached sandboxes)
+    #[arg(long, default_value = "no", value_name = "POLICY")]
+    pub restart: String,
+    /// Rotate a detached sandbox's log at this size (default 10m)
+    #[arg(long, value_name = "SIZE")]
+    pub log_max_size: Option<String>,
+    /// How many log files to keep, the current one included
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub log_max_files: u32,
     /// Set an environment variable (KEY=VALUE, or KEY to copy it from here)
     #[arg(short, long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,

@@ -6,6 +6,7 @@ mod backends;
 mod cli;
 mod commands;
 mod output;
+mod shim;
 
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
@@ -22,13 +23,28 @@ fn main() {
         )
     };
     let cli = cli::Cli::parse_args();
-    // Like docker run, 125 says isola itself failed, not the workload.
-    let failure_code = if matches!(cli.command, cli::Command::Run(_)) {
-        125
-    } else {
-        1
+    // As docker's, 125 says isola itself failed, not the workload, for the
+    // commands whose own exit code can be the workload's or a sandbox's.
+    use cli::Command as C;
+    let failure_code = match cli.command {
+        C::Run(_)
+        | C::Create(_)
+        | C::Start { .. }
+        | C::Stop { .. }
+        | C::Restart { .. }
+        | C::Kill { .. }
+        | C::Wait { .. }
+        | C::Logs(_)
+        | C::Attach { .. }
+        | C::Exec(_)
+        | C::Top { .. }
+        | C::Stats { .. }
+        | C::Rm { .. }
+        | C::Inspect { .. }
+        | C::Shim(_) => 125,
+        _ => 1,
     };
-    init_tracing(cli.globals.verbose);
+    init_tracing(cli.globals.verbose, matches!(cli.command, C::Shim(_)));
     match commands::run(cli) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
@@ -39,14 +55,24 @@ fn main() {
     }
 }
 
-fn init_tracing(verbose: u8) {
+/// Log lines to stderr, or for a shim (whose stderr is the workload's) to
+/// its shim.log.
+fn init_tracing(verbose: u8, shim: bool) {
     let level = match verbose {
         0 => tracing::Level::WARN,
         1 => tracing::Level::DEBUG,
         _ => tracing::Level::TRACE,
     };
+    let writer =
+        tracing_subscriber::fmt::writer::BoxMakeWriter::new(move || -> Box<dyn std::io::Write> {
+            if shim {
+                Box::new(shim::TracingWriter)
+            } else {
+                Box::new(std::io::stderr())
+            }
+        });
     let builder = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_target(false);
     // ISOLA_LOG: `level` or `target=level,...` directives. Parsed by
     // `Targets`, not EnvFilter: EnvFilter's regex engine would be 150 KiB

@@ -425,7 +425,12 @@ impl Sandbox for ContainerSandbox {
         };
         let s = group.stats();
         Ok(Stats {
-            cpu_usec: s.cpu.and_then(|c| c.usage_usec),
+            // Where cpuacct is a hierarchy of its own (which isola does
+            // not join) the processes' own times, as ps adds them up.
+            cpu_usec: s
+                .cpu
+                .and_then(|c| c.usage_usec)
+                .or_else(|| processes_cpu_usec(&group.pids())),
             memory_bytes: s.memory.map(|m| m.current),
             memory_limit: self.memory_limit,
             pids: s.pids,
@@ -463,6 +468,31 @@ impl Drop for ContainerSandbox {
             tracing::warn!("tearing down sandbox {}: {e}", self.id);
         }
     }
+}
+
+/// The CPU time of `pids` and their reaped children, from /proc.
+fn processes_cpu_usec(pids: &[i32]) -> Option<u64> {
+    let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .filter(|t| *t > 0)? as u64;
+    let mut total = 0;
+    for pid in pids {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        // After the name: utime, stime, cutime, cstime are fields 11 to 14.
+        total += rest
+            .split_whitespace()
+            .skip(11)
+            .take(4)
+            .filter_map(|v| v.parse::<u64>().ok())
+            .sum::<u64>();
+    }
+    Some(total * 1_000_000 / ticks)
 }
 
 fn counters(stats: &cgroup::Stats) -> Vec<(String, u64)> {

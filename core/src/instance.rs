@@ -1,6 +1,8 @@
 //! One sandbox's state on disk: `instances/<id>/` holds state.json (written
 //! by temp file + rename) and whatever the backend keeps there (the
-//! container's upper dir). `--rm` removes the whole directory at exit.
+//! container's upper dir, the log). `--rm` removes the whole directory at
+//! exit. Names are symlinks in `instances/.names`, made atomically, so
+//! that two sandboxes can never take the same one.
 
 use std::fs;
 use std::io;
@@ -17,14 +19,36 @@ use crate::{scratch, Root};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct State {
     pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
     pub image: String,
+    /// The command it runs, for `isola ps`.
+    #[serde(default)]
+    pub command: Vec<String>,
     /// The backend that runs it, by [`crate::backend::Backend::name`]: a
     /// name, not an enum, so that a new backend needs no change here.
     pub backend: String,
     pub status: Status,
+    /// The isola process that owns it: the foreground `isola run`, or the
+    /// shim of a detached sandbox.
     pub pid: Option<i32>,
     pub exit_code: Option<i32>,
+    /// The kernel's OOM killer ended it.
+    #[serde(default)]
+    pub oom_killed: bool,
+    /// Seconds since the epoch.
     pub created: u64,
+    #[serde(default)]
+    pub started: Option<u64>,
+    #[serde(default)]
+    pub finished: Option<u64>,
+    /// How often the restart policy started it again.
+    #[serde(default)]
+    pub restarts: u32,
+    /// The host's boot it ran under: a sandbox of an earlier boot is over,
+    /// whatever its state says.
+    #[serde(default)]
+    pub boot_id: String,
     /// Milliseconds from the start of the run to the end of each phase.
     #[serde(default)]
     pub phases_ms: Vec<(String, f64)>,
@@ -37,17 +61,30 @@ pub struct State {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
+    /// Made, parked before the workload's exec, waiting for `isola start`.
+    Created,
     Running,
+    /// Ended; the restart policy starts it again after a back-off.
+    Restarting,
     Exited,
     /// Said "running", but the isola that ran it is gone (killed with
     /// SIGKILL): found so by [`list`], never written.
     Dead,
 }
 
+impl Status {
+    /// Whether an isola is meant to own it now.
+    pub fn is_active(self) -> bool {
+        matches!(self, Status::Created | Status::Running | Status::Restarting)
+    }
+}
+
 impl std::fmt::Display for Status {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
+            Status::Created => "created",
             Status::Running => "running",
+            Status::Restarting => "restarting",
             Status::Exited => "exited",
             Status::Dead => "dead",
         })
@@ -82,10 +119,6 @@ impl Instance {
         }
         let alive = Flock::lock(fs::File::open(&dir)?, FlockArg::LockExclusiveNonblock)
             .map_err(|(_, e)| io::Error::from(e))?;
-        let created = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
         let inst = Instance {
             dir,
             root: root.clone(),
@@ -93,12 +126,19 @@ impl Instance {
             _alive: alive,
             state: State {
                 id: id.to_string(),
+                name: None,
                 image: image.to_string(),
+                command: Vec::new(),
                 backend: backend.to_string(),
                 status: Status::Running,
                 pid: Some(std::process::id() as i32),
                 exit_code: None,
-                created,
+                oom_killed: false,
+                created: now(),
+                started: None,
+                finished: None,
+                restarts: 0,
+                boot_id: boot_id(),
                 phases_ms: Vec::new(),
                 counters: Vec::new(),
             },
@@ -109,6 +149,31 @@ impl Instance {
         Ok(inst)
     }
 
+    /// Take over a kept sandbox that no isola owns (`isola start` of one
+    /// that exited): its directory locked, its state read.
+    pub fn open(root: &Root, id: &str) -> Result<Instance, InstanceError> {
+        let dir = root.dir().join("instances").join(id);
+        let io = |context: &str| {
+            let context = format!("{context} of sandbox {id}");
+            move |source| InstanceError::Io { context, source }
+        };
+        let file = fs::File::open(&dir).map_err(io("opening the directory"))?;
+        let alive = Flock::lock(file, FlockArg::LockExclusiveNonblock)
+            .map_err(|_| InstanceError::Running(id.to_string()))?;
+        let bytes = fs::read(dir.join("state.json")).map_err(io("reading the state"))?;
+        let mut state: State = serde_json::from_slice(&bytes)
+            .map_err(|e| io("reading the state")(io::Error::other(e)))?;
+        state.pid = Some(std::process::id() as i32);
+        state.boot_id = boot_id();
+        Ok(Instance {
+            dir,
+            root: root.clone(),
+            persist: true,
+            _alive: alive,
+            state,
+        })
+    }
+
     pub fn save(&self) -> io::Result<()> {
         let json = serde_json::to_vec_pretty(&self.state).map_err(io::Error::other)?;
         atomic_write_nosync(&self.dir.join("state.json"), &json)
@@ -117,6 +182,7 @@ impl Instance {
     pub fn exited(&mut self, code: i32) -> io::Result<()> {
         self.state.status = Status::Exited;
         self.state.exit_code = Some(code);
+        self.state.finished = Some(now());
         self.state.pid = None;
         self.save()
     }
@@ -162,8 +228,13 @@ pub fn list(root: &Root) -> io::Result<Vec<State>> {
         let Ok(mut state) = serde_json::from_slice::<State>(&bytes) else {
             continue;
         };
-        if state.status == Status::Running && !is_live(&entry.path()) {
-            state.status = Status::Dead;
+        if state.status.is_active() && !is_live(&entry.path()) {
+            state.status = if state.boot_id.is_empty() || state.boot_id == boot_id() {
+                Status::Dead
+            } else {
+                // The host rebooted under it: it ended then.
+                Status::Exited
+            };
         }
         out.push(state);
     }
@@ -173,12 +244,16 @@ pub fn list(root: &Root) -> io::Result<Vec<State>> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum InstanceError {
-    #[error("no sandbox {0:?} (`isola ps` lists them)")]
+    #[error("no sandbox {0:?} (`isola ps -a` lists them)")]
     NotFound(String),
     #[error("{0:?} matches several sandboxes; give more of the ID")]
     Ambiguous(String),
-    #[error("sandbox {0} is running; stop it first")]
+    #[error("sandbox {0} is running; stop it first, or remove it with -f")]
     Running(String),
+    #[error("the name {name:?} is already in use by sandbox {by}; remove that one or choose another name")]
+    NameTaken { name: String, by: String },
+    #[error("the name {0:?} is not valid: give letters, digits, '_', '.' or '-', starting with a letter or digit")]
+    BadName(String),
     #[error("{context}")]
     Io {
         context: String,
@@ -187,26 +262,118 @@ pub enum InstanceError {
     },
 }
 
-/// Remove a kept sandbox by ID (or a unique prefix of it); a running one is
-/// refused. Returns the full ID.
-pub fn remove(root: &Root, given: &str) -> Result<String, InstanceError> {
+/// The kept sandbox `given` names: its name, its ID, or a unique prefix of
+/// the ID.
+pub fn find(root: &Root, given: &str) -> Result<State, InstanceError> {
     let io = |context: String| move |source| InstanceError::Io { context, source };
     let states = list(root).map_err(io("listing sandboxes".into()))?;
+    if let Ok(id) = fs::read_link(names_dir(root).join(given)) {
+        let id = id.to_string_lossy();
+        if let Some(s) = states.iter().find(|s| s.id == id) {
+            return Ok(s.clone());
+        }
+    }
+    if let Some(s) = states.iter().find(|s| s.id == given) {
+        return Ok(s.clone());
+    }
     let found: Vec<&State> = states
         .iter()
         .filter(|s| !given.is_empty() && s.id.starts_with(given))
         .collect();
-    let state = match found.as_slice() {
-        [one] => *one,
-        [] => return Err(InstanceError::NotFound(given.to_string())),
-        _ => return Err(InstanceError::Ambiguous(given.to_string())),
-    };
-    if is_live(&root.dir().join("instances").join(&state.id)) {
+    match found.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => Err(InstanceError::NotFound(given.to_string())),
+        _ => Err(InstanceError::Ambiguous(given.to_string())),
+    }
+}
+
+/// Remove a kept sandbox that no isola owns, by name, ID or unique ID
+/// prefix; a running one is refused. Returns its state.
+pub fn remove(root: &Root, given: &str) -> Result<State, InstanceError> {
+    let state = find(root, given)?;
+    let dir = root.dir().join("instances").join(&state.id);
+    if is_live(&dir) {
         return Err(InstanceError::Running(state.id.clone()));
     }
-    remove_any(&root.dir().join("instances").join(&state.id))
-        .map_err(io(format!("removing sandbox {}", state.id)))?;
-    Ok(state.id.clone())
+    remove_any(&dir).map_err(|source| InstanceError::Io {
+        context: format!("removing sandbox {}", state.id),
+        source,
+    })?;
+    if let Some(name) = &state.name {
+        release_name(root, name, &state.id);
+    }
+    Ok(state)
+}
+
+fn names_dir(root: &Root) -> PathBuf {
+    root.dir().join("instances").join(".names")
+}
+
+/// Give sandbox `id` the name `name`, unless another has it: one symlink,
+/// made or refused atomically.
+pub fn reserve_name(root: &Root, name: &str, id: &str) -> Result<(), InstanceError> {
+    let valid = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        && name.len() <= 128;
+    if !valid {
+        return Err(InstanceError::BadName(name.to_string()));
+    }
+    let dir = names_dir(root);
+    let io = |source| InstanceError::Io {
+        context: format!("reserving the name {name:?}"),
+        source,
+    };
+    fs::create_dir_all(&dir).map_err(io)?;
+    let link = dir.join(name);
+    loop {
+        match std::os::unix::fs::symlink(id, &link) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                let by = fs::read_link(&link)
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                // A name whose sandbox is gone (its directory removed by
+                // hand, or by an rm killed halfway) is free again.
+                if !by.is_empty() && !root.dir().join("instances").join(&by).exists() {
+                    let _ = fs::remove_file(&link);
+                    continue;
+                }
+                return Err(InstanceError::NameTaken {
+                    name: name.to_string(),
+                    by,
+                });
+            }
+            Err(e) => return Err(io(e)),
+        }
+    }
+}
+
+/// Free `name` if sandbox `id` holds it.
+pub fn release_name(root: &Root, name: &str, id: &str) {
+    let link = names_dir(root).join(name);
+    if fs::read_link(&link).is_ok_and(|p| p.as_os_str() == id) {
+        let _ = fs::remove_file(&link);
+    }
+}
+
+/// Seconds since the epoch.
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// This boot of the host, as the kernel names it.
+pub fn boot_id() -> String {
+    fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
 }
 
 /// What `prune` found: sandboxes no isola owns any more, by ID and the
@@ -214,6 +381,7 @@ pub fn remove(root: &Root, given: &str) -> Result<String, InstanceError> {
 /// clears).
 pub struct Stale {
     pub id: String,
+    pub name: Option<String>,
     pub backend: Option<String>,
     pub dir: PathBuf,
 }
@@ -237,6 +405,7 @@ pub fn stale(root: &Root) -> io::Result<Vec<Stale>> {
             .and_then(|b| serde_json::from_slice(&b).ok());
         out.push(Stale {
             id: name,
+            name: state.as_ref().and_then(|s| s.name.clone()),
             backend: state.map(|s| s.backend),
             dir: entry.path(),
         });

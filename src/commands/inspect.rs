@@ -1,4 +1,5 @@
-//! `isola inspect IMAGE`: everything known about one image, as JSON.
+//! `isola inspect`: everything known about one sandbox (its state and the
+//! arguments it was made with) or one image, as JSON.
 
 use anyhow::Result;
 use isola_core::image::{default_image, digest, ImageStore};
@@ -37,4 +38,16 @@ pub fn run(store: &ImageStore, given: &str) -> Result<()> {
         "layers": layers,
         "history": image.config.history(),
     }))
+}
+
+/// A sandbox's state.json, with the `isola run` arguments it was made with.
+pub fn sandbox(root: &isola_core::Root, state: &isola_core::instance::State) -> Result<()> {
+    let dir = root.dir().join("instances").join(&state.id);
+    let config: Option<crate::shim::Config> = std::fs::read(dir.join("config.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let mut value = serde_json::to_value(state)?;
+    value["args"] = json!(config.map(|c| c.args));
+    value["dir"] = json!(dir);
+    output::json(&value)
 }

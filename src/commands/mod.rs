@@ -1,7 +1,9 @@
 //! One module per subcommand; each turns its arguments into library calls.
 
+mod attach;
 pub(crate) mod bench;
 mod du;
+mod exec;
 mod export;
 mod history;
 mod image_default;
@@ -10,12 +12,15 @@ mod import;
 mod info;
 mod inspect;
 pub(crate) mod kernel;
+mod lifecycle;
+mod logs;
 mod ps;
 mod rmi;
 mod run;
-mod run_flags;
-mod run_spec;
+pub(crate) mod run_flags;
+pub(crate) mod run_spec;
 mod tag;
+mod top;
 pub(crate) mod vm;
 pub(crate) mod volume;
 
@@ -32,11 +37,39 @@ pub fn run(cli: Cli) -> Result<i32> {
             .with_context(|| format!("opening the store at {}", cli.globals.root.display()))
     };
     let root = Root::new(&cli.globals.root);
+    let verbose = cli.globals.verbose;
     let done = match &cli.command {
+        Command::Run(args) if args.detach => return lifecycle::create(&root, args, true, verbose),
         Command::Run(args) => return run::run(&root, args),
+        Command::Create(args) => return lifecycle::create(&root, args, false, verbose),
+        Command::Start {
+            attach,
+            interactive,
+            ids,
+        } => return lifecycle::start(&root, ids, *attach, *interactive, verbose),
+        Command::Stop { time, ids } => return lifecycle::stop(&root, ids, *time),
+        Command::Restart { time, ids } => return lifecycle::restart(&root, ids, *time, verbose),
+        Command::Kill { signal, ids } => return lifecycle::kill(&root, ids, signal),
+        Command::Wait { ids } => return lifecycle::wait(&root, ids),
+        Command::Logs(args) => return logs::logs(&root, args),
+        Command::Attach { no_stdin, id } => {
+            let state = isola_core::instance::find(&root, id)?;
+            return attach::attach(&root, &state, !no_stdin, None);
+        }
+        Command::Exec(args) => return exec::exec(&root, args),
+        Command::Top { id } => return top::top(&root, id),
+        Command::Stats {
+            no_stream,
+            json,
+            ids,
+        } => return top::stats(&root, ids, *no_stream, *json),
+        Command::Shim(args) => return Ok(crate::shim::main(&root, args)),
         Command::Images(j) => images::run(&store()?, j.json),
         Command::Import(args) => import::run(&store()?, args),
-        Command::Inspect { image } => inspect::run(&store()?, image),
+        Command::Inspect { image } => match isola_core::instance::find(&root, image) {
+            Ok(state) => inspect::sandbox(&root, &state),
+            Err(_) => inspect::run(&store()?, image),
+        },
         Command::History { image, json } => history::run(&store()?, image, json.json),
         Command::Tag { source, target } => tag::run(&store()?, source, target),
         Command::Rmi { images, force } => rmi::run(&store()?, images, *force),
@@ -47,8 +80,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         }
         Command::Volume(cmd) => volume::run(&root, cmd),
         Command::Kernel(cmd) => kernel::run(&root, cmd),
-        Command::Ps(j) => ps::ps(&root, j.json),
-        Command::Rm { ids } => ps::rm(&root, ids),
+        Command::Ps(args) => ps::ps(&root, args),
+        Command::Rm { ids, force, .. } => return ps::rm(&root, ids, *force),
         Command::Prune => ps::prune(&root),
         Command::Bench(cmd) => bench::run(&root, cmd),
         Command::Info(j) => info::run(&cli.globals.root, j.json),

@@ -1,53 +1,174 @@
-//! `isola ps` and `isola rm`: the sandboxes kept on disk (those run without
-//! `--rm`), and their removal.
+//! `isola ps`, `isola rm` and `isola prune`: the sandboxes kept on disk
+//! (detached ones, and those run without `--rm`), their removal, and the
+//! cleaning of those whose isola died.
+
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use isola_core::instance::{self, State, Status};
 use isola_core::Root;
 
+use crate::cli::PsArgs;
 use crate::output;
+use crate::shim::client;
+use crate::shim::wire::Request;
 
-pub fn ps(root: &Root, json: bool) -> Result<()> {
-    let states = instance::list(root).context("listing sandboxes")?;
-    if json {
+pub fn ps(root: &Root, args: &PsArgs) -> Result<()> {
+    let mut filters = Vec::new();
+    for f in &args.filter {
+        match f.split_once('=') {
+            Some((key @ ("status" | "name" | "backend" | "id"), value)) => {
+                filters.push((key, value.to_string()))
+            }
+            _ => bail!("unknown --filter {f:?}: use status=, name=, backend= or id="),
+        }
+    }
+    let states: Vec<State> = instance::list(root)
+        .context("listing sandboxes")?
+        .into_iter()
+        .filter(|s| {
+            args.all
+                || !filters.is_empty()
+                || s.status == Status::Running
+                || s.status == Status::Restarting
+        })
+        .filter(|s| {
+            filters.iter().all(|(key, value)| match *key {
+                "status" => s.status.to_string() == *value,
+                "name" => s
+                    .name
+                    .as_deref()
+                    .is_some_and(|n| n.contains(value.as_str())),
+                "backend" => s.backend == *value,
+                _ => s.id.starts_with(value.as_str()),
+            })
+        })
+        .collect();
+    if args.json.json {
         return output::json(&states);
     }
+    if args.quiet {
+        for s in &states {
+            println!("{}", s.id);
+        }
+        return Ok(());
+    }
+    let now = instance::now();
     let rows: Vec<Vec<String>> = states
         .iter()
-        .map(|s: &State| {
+        .map(|s| {
             vec![
                 s.id.clone(),
+                s.name.clone().unwrap_or_default(),
                 s.image.clone(),
                 s.backend.clone(),
-                match (s.status, s.exit_code) {
-                    (Status::Exited, Some(c)) => format!("exited ({c})"),
-                    (st, _) => st.to_string(),
-                },
+                command_cell(&s.command),
+                format!("{} ago", ago(now.saturating_sub(s.created))),
+                status_cell(s, now),
             ]
         })
         .collect();
-    output::table(&["ID", "IMAGE", "BACKEND", "STATUS"], &rows);
+    output::table(
+        &[
+            "ID", "NAME", "IMAGE", "BACKEND", "COMMAND", "CREATED", "STATUS",
+        ],
+        &rows,
+    );
     Ok(())
 }
 
-pub fn rm(root: &Root, ids: &[String]) -> Result<()> {
+/// The command, quoted and cut as docker shows it.
+fn command_cell(args: &[String]) -> String {
+    let joined = args.join(" ");
+    let cut: String = joined.chars().take(20).collect();
+    if cut.len() < joined.len() {
+        format!("\"{cut}…\"")
+    } else {
+        format!("\"{cut}\"")
+    }
+}
+
+/// docker's STATUS: `Up 3 minutes`, `Exited (42) 2 minutes ago`, `Created`.
+pub fn status_cell(s: &State, now: u64) -> String {
+    match s.status {
+        Status::Created => "Created".into(),
+        Status::Running => {
+            format!(
+                "Up {}",
+                ago(now.saturating_sub(s.started.unwrap_or(s.created)))
+            )
+        }
+        Status::Restarting => format!("Restarting ({})", s.exit_code.unwrap_or(0)),
+        Status::Exited => match (s.exit_code, s.finished) {
+            (Some(c), Some(f)) => format!("Exited ({c}) {} ago", ago(now.saturating_sub(f))),
+            (Some(c), None) => format!("Exited ({c})"),
+            _ => "Exited".into(),
+        },
+        Status::Dead => "Dead (its isola is gone; `isola rm -f` cleans it)".into(),
+    }
+}
+
+/// A duration for people, as docker words it.
+pub fn ago(secs: u64) -> String {
+    match secs {
+        0 => "Less than a second".into(),
+        1 => "1 second".into(),
+        s if s < 60 => format!("{s} seconds"),
+        s if s < 120 => "About a minute".into(),
+        s if s < 3600 => format!("{} minutes", s / 60),
+        s if s < 7200 => "About an hour".into(),
+        s if s < 48 * 3600 => format!("{} hours", s / 3600),
+        s => format!("{} days", s / 86400),
+    }
+}
+
+pub fn rm(root: &Root, ids: &[String], force: bool) -> Result<i32> {
     let mut failed = false;
     for given in ids {
-        match instance::remove(root, given) {
-            Ok(id) => {
-                cleanup(root, &id, None)?;
-                println!("{id}")
-            }
+        match rm_one(root, given, force) {
+            Ok(id) => println!("{id}"),
             Err(e) => {
-                eprintln!("isola: {e}");
+                eprintln!("isola: {e:#}");
                 failed = true;
             }
         }
     }
-    if failed {
-        bail!("some sandboxes were not removed");
+    Ok(if failed { 125 } else { 0 })
+}
+
+fn rm_one(root: &Root, given: &str, force: bool) -> Result<String> {
+    let state = instance::find(root, given)?;
+    if force {
+        if let Some(conn) = client::connect_to(root, &state)? {
+            // SIGKILL, as docker rm -f; the shim then ends.
+            let _ = conn.ask(&Request::Stop { timeout: 0 }, &[]);
+            while conn.recv().is_ok() {}
+        }
+        let dir = root.dir().join("instances").join(&state.id);
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while instance::is_live(&dir) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    } else if state.status.is_active() && state.status != Status::Dead {
+        if client::connect_to(root, &state)?.is_some()
+            || instance::is_live(&root.dir().join("instances").join(&state.id))
+        {
+            bail!(
+                "sandbox {} is {}: stop it first, or remove it with rm -f",
+                state.id,
+                state.status
+            );
+        }
     }
-    Ok(())
+    if state.status == Status::Dead && !force {
+        bail!(
+            "sandbox {}'s isola is gone and it may have left processes or mounts: remove it with rm -f",
+            state.id
+        );
+    }
+    let removed = instance::remove(root, &state.id)?;
+    cleanup(root, &removed.id, Some(&removed.backend))?;
+    Ok(removed.id)
 }
 
 /// `isola prune`: remove every sandbox that is over — kept ones that exited,
@@ -58,6 +179,9 @@ pub fn prune(root: &Root) -> Result<()> {
         cleanup(root, &stale.id, stale.backend.as_deref())?;
         isola_core::fsutil::remove_any(&stale.dir)
             .with_context(|| format!("removing sandbox {}", stale.id))?;
+        if let Some(name) = &stale.name {
+            instance::release_name(root, name, &stale.id);
+        }
         println!("{}", stale.id);
     }
     isola_core::scratch::prune(root);

@@ -140,8 +140,8 @@ fn rm_one(root: &Root, given: &str, force: bool) -> Result<String> {
     let state = instance::find(root, given)?;
     if force {
         if let Some(conn) = client::connect_to(root, &state)? {
-            // SIGKILL, as docker rm -f; the shim then ends.
-            let _ = conn.ask(&Request::Stop { timeout: 0 }, &[]);
+            // Killed and torn down, as docker rm -f; the shim then ends.
+            let _ = conn.ask(&Request::End, &[]);
             while conn.recv().is_ok() {}
         }
         let dir = root.dir().join("instances").join(&state.id);

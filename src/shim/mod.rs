@@ -88,6 +88,8 @@ pub struct Shim {
     stdin: Option<OwnedFd>,
     log: isola_core::logs::LogWriter,
     listener: OwnedFd,
+    /// SIGTERM and SIGINT to the shim itself.
+    signals: Option<nix::sys::signalfd::SignalFd>,
     _leases: Vec<VolumeLease>,
     life: serve::Life,
 }
@@ -157,6 +159,7 @@ fn setup(root: &Root, args: &ShimArgs) -> Result<Shim> {
         stdin,
         log,
         listener,
+        signals: own_signals(),
         _leases: leases,
         life: Default::default(),
     };
@@ -240,6 +243,22 @@ fn workload_stdio(interactive: bool) -> Result<(OwnedFd, OwnedFd, Option<OwnedFd
     }
     let _ = in_r.as_raw_fd();
     Ok((out_r, err_r, in_w))
+}
+
+/// SIGTERM and SIGINT, blocked and read from a signalfd: the shim's own
+/// (the backend blocks them too, and reads its own signalfd only once the
+/// workload has ended).
+fn own_signals() -> Option<nix::sys::signalfd::SignalFd> {
+    use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+    let mut mask = SigSet::empty();
+    mask.add(Signal::SIGTERM);
+    mask.add(Signal::SIGINT);
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None).ok()?;
+    nix::sys::signalfd::SignalFd::with_flags(
+        &mask,
+        nix::sys::signalfd::SfdFlags::SFD_CLOEXEC | nix::sys::signalfd::SfdFlags::SFD_NONBLOCK,
+    )
+    .ok()
 }
 
 static TRACING_FILE: std::sync::OnceLock<File> = std::sync::OnceLock::new();

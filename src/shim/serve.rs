@@ -92,6 +92,8 @@ enum Source {
     Terminal,
     SandboxEnd,
     Exec(u64),
+    /// SIGTERM or SIGINT to the shim itself.
+    Signal,
 }
 
 /// The control socket, listening, mode 0600 (in a 0700 directory).
@@ -217,6 +219,10 @@ impl Shim {
             PollFd::new(self.out.as_fd(), PollFlags::POLLIN),
             PollFd::new(self.err.as_fd(), PollFlags::POLLIN),
         ];
+        if let Some(signals) = &self.signals {
+            sources.push(Source::Signal);
+            fds.push(PollFd::new(signals.as_fd(), PollFlags::POLLIN));
+        }
         if let Some(t) = &life.terminal {
             sources.push(Source::Terminal);
             fds.push(PollFd::new(t.as_fd(), PollFlags::POLLIN));
@@ -281,6 +287,38 @@ impl Shim {
             Source::Terminal => self.output(Source::Terminal, buf),
             Source::SandboxEnd => self.sandbox_ended(false),
             Source::Exec(id) => self.exec_ended(id),
+            Source::Signal => self.own_signal(),
+        }
+    }
+
+    /// A SIGTERM or SIGINT to the shim (a shutdown, a user's kill): the
+    /// sandbox is stopped as `isola stop` would, or ended if not running.
+    fn own_signal(&mut self) {
+        let came = self
+            .signals
+            .as_ref()
+            .is_some_and(|s| matches!(s.read_signal(), Ok(Some(_))));
+        if !came {
+            return;
+        }
+        self.life.stopped_by_user = true;
+        match self.life.phase {
+            Phase::Running if self.life.stop.is_none() => {
+                self.life.stop = Some(Stop {
+                    kill_at: Instant::now() + Duration::from_secs(10),
+                    force_at: None,
+                });
+                if let Some(s) = self.life.sandbox.as_mut() {
+                    let _ = s.signal(Signal::SIGTERM);
+                }
+            }
+            Phase::Running => {}
+            Phase::Created => {
+                self.sandbox_ended(true);
+                self.end_for_good();
+            }
+            Phase::BackOff(_) => self.end_for_good(),
+            Phase::Ended => {}
         }
     }
 
@@ -454,6 +492,19 @@ impl Shim {
                     }
                     Phase::Created | Phase::Ended => self.exited_response(),
                 }
+            }
+            Request::End => {
+                self.life.stopped_by_user = true;
+                match self.life.phase {
+                    Phase::Running => self.sandbox_ended(true),
+                    Phase::Created => {
+                        self.sandbox_ended(true);
+                        self.end_for_good();
+                    }
+                    Phase::BackOff(_) => self.end_for_good(),
+                    Phase::Ended => {}
+                }
+                self.exited_response()
             }
             Request::Wait => {
                 if matches!(self.life.phase, Phase::Ended) {

@@ -43,6 +43,9 @@ pub enum Request {
     },
     /// Answered with the exit when the sandbox ends.
     Wait,
+    /// Tear the sandbox down now, whatever its phase, and end the shim
+    /// (`rm -f`).
+    End,
     Stats,
     Top,
 }

@@ -269,6 +269,7 @@ pub fn sample() -> Results {
                 serde_json::json!({"pid": 1, "uid": 0, "kernel": "6.18.44"}),
             )],
         },
+        lifecycle: None,
         errors: vec![RunError {
             subject: "runc".into(),
             dimension: "startup".into(),

@@ -394,6 +394,7 @@ mod tests {
             ("lifecycle.shims[container].rss_kib", 2_560.0),
             ("lifecycle.shims[podman].pss_kib", 1_182.0),
             ("lifecycle.goals[shim_rss].value", 2_560.0),
+            ("density[container-detached].host_pss_kib", 9_216.0),
         ] {
             assert_eq!(find(&changes, path).old, Some(value), "{path}");
         }

@@ -65,7 +65,8 @@ pub struct Subject {
     /// Stable key used everywhere else in this file: `host`, `container`,
     /// `vm`, `floor`, `crun`, `runc`, `qemu-microvm`, `monitor-isola`,
     /// `monitor-qemu`, `kernel-<monitor>-<kernel name>`; and for detached
-    /// sandboxes `podman`, `containerd` and `nsenter` (lifecycle).
+    /// sandboxes `container-detached` (density), `podman`, `containerd`
+    /// and `nsenter` (lifecycle).
     pub id: String,
     /// What tables and charts print, e.g. "vm (qemu-tcg: emulated, not KVM
     /// speed)".

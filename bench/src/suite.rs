@@ -12,7 +12,7 @@ use crate::isolation::{self, Probed};
 use crate::plan::{BackendPlan, Plan};
 use crate::results::{
     ColdStart, Config, Disk, Harness, Isolation, KernelBoot, Machine, Phases, Results, RunError,
-    Startup, StartupSeries, Summary,
+    Startup, StartupSeries, Subject, Summary,
 };
 use crate::sandbox::Runner;
 use crate::sandbox::SandboxError;
@@ -106,6 +106,19 @@ pub fn run(plan: &Plan, machine: Machine, config: Config, progress: &mut dyn Pro
         match memory::density(b, plan.density) {
             Ok(d) => density.push(d),
             Err(e) => fail(&b.subject.id, "density", chain(&e)),
+        }
+        // Detached, each sandbox has a shim beside its workload.
+        if b.subject.id == "container" {
+            match memory::density_detached(b, plan.density) {
+                Ok(d) => density.push(d),
+                Err(e) => fail(memory::DETACHED, "density", chain(&e)),
+            }
+            subjects.push(Subject {
+                id: memory::DETACHED.into(),
+                label: "container, detached (run -d: shim + workload)".into(),
+                kind: "isola".into(),
+                emulated: false,
+            });
         }
     }
 

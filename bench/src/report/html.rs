@@ -157,7 +157,10 @@ fn sections(r: &Results) -> Vec<Section> {
             method: format!(
                 "{} sandboxes at once: the time from the first start until every \
                  sandbox's workload was running, and the host memory of all of \
-                 them idle (the sum of their PSS).",
+                 them idle (the sum of their PSS). The container backend's \
+                 sandboxes are also started detached (<code>isola run -d</code>, \
+                 all at once): until every one of those commands has returned, \
+                 and the PSS of each sandbox's shim and workload.",
                 c.density
             ),
             tables: vec![tables::density(r)],

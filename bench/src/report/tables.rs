@@ -700,6 +700,17 @@ mod tests {
     }
 
     #[test]
+    fn detached_density_is_a_row_of_its_own() {
+        let tables = render(&sample());
+        let (_, _, rows) = find(&tables, "Density");
+        assert_eq!(
+            rows[1][..2],
+            ["container, detached (run -d: shim + workload)", "4"]
+        );
+        assert_eq!(rows[1][4], "2.2");
+    }
+
+    #[test]
     fn guest_kernels_show_medians_to_init_and_exit() {
         let tables = render(&sample());
         let (_, headers, rows) = find(&tables, "Guest kernels");

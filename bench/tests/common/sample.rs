@@ -115,6 +115,12 @@ pub fn sample() -> Results {
         subjects: vec![
             subject("host", "host (no sandbox)", "host", false),
             subject("container", "isola container", "isola", false),
+            subject(
+                "container-detached",
+                "container, detached (run -d: shim + workload)",
+                "isola",
+                false,
+            ),
             subject("vm", VM, "isola", true),
             subject("crun", "crun 1.8.1", "peer", false),
             subject("runc", "runc 1.1.5", "peer", false),
@@ -259,6 +265,12 @@ pub fn sample() -> Results {
                 sandboxes: 4,
                 all_running_ms: 31.5,
                 host_pss_kib: 6_144,
+            },
+            Density {
+                subject: "container-detached".into(),
+                sandboxes: 4,
+                all_running_ms: 60.0,
+                host_pss_kib: 9_216,
             },
             Density {
                 subject: "vm".into(),

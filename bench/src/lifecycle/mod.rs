@@ -472,13 +472,25 @@ impl Idle {
                 .run(&p.run_d(name, rootfs, &IDLE), p.env())
                 .and_then(|_| runner.capture(&p.conmon_pid_argv(name), p.env()));
             match pid {
-                Ok(pid) => idle.conmon = pid.parse().ok(),
+                Ok(pid) => {
+                    idle.conmon = pid.parse().ok();
+                    if idle.conmon.is_none() {
+                        let why = format!("podman inspect gave {pid:?} for conmon's PID");
+                        note("podman", &SandboxError::Failed(why));
+                    }
+                }
                 Err(e) => note("podman", &e),
             }
         }
         if let Some(c) = peers.containerd {
             match runner.run(&c.run_d(name, rootfs, &IDLE), &[]) {
-                Ok(_) => idle.containerd_shim = c.shim_pid(name),
+                Ok(_) => {
+                    idle.containerd_shim = c.shim_pid(name);
+                    if idle.containerd_shim.is_none() {
+                        let why = "no containerd-shim-runc-v2 found for the task".to_string();
+                        note("containerd", &SandboxError::Failed(why));
+                    }
+                }
                 Err(e) => note("containerd", &e),
             }
         }

@@ -2,6 +2,8 @@
 //! `exec`, the shim's memory) against podman, containerd and runc, as the
 //! whole benchmark measures it with the container backend.
 
+use std::io::Write;
+
 use anyhow::{bail, Context, Result};
 use isola_bench::lifecycle::{self, LifecyclePlan};
 use isola_bench::report;
@@ -47,7 +49,12 @@ pub fn run(root: &Root, args: &LifecycleArgs) -> Result<()> {
         plan.peers.len(),
         if args.quick { " (--quick)" } else { "" }
     );
-    let outcome = lifecycle::run(&plan, &mut |what| eprintln!("  {what}"));
+    // Redrawn in place, as `isola bench startup` counts its runs.
+    let outcome = lifecycle::run(&plan, &mut |what| {
+        eprint!("\r\x1b[K  {what}");
+        let _ = std::io::stderr().flush();
+    });
+    eprintln!();
     let mut errors = not_run;
     errors.extend(outcome.errors);
     let results = Results {

@@ -138,6 +138,12 @@ pub fn run(plan: &Plan, machine: Machine, config: Config, progress: &mut dyn Pro
 
     next("isolation", progress);
     let mut probed: Vec<Probed> = Vec::new();
+    // Interrupted during the lifecycle: what is left is not run.
+    let runners = if lifecycle::interrupted() {
+        Vec::new()
+    } else {
+        runners
+    };
     for (subject, runner) in runners {
         match isolation::probe(&subject, &runner) {
             Ok(mut p) => {

@@ -62,8 +62,8 @@ impl Containerd {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);
-        // SAFETY: between fork and exec only unshare and mount, which are
-        // async-signal-safe system calls on memory prepared before.
+        // SAFETY: between fork and exec only setsid, unshare and mount,
+        // async-signal-safe system calls on static strings.
         unsafe { cmd.pre_exec(private_run) };
         let child = cmd.spawn().map_err(ContainerdError::Spawn)?;
         let mut me = Containerd {
@@ -198,10 +198,12 @@ impl Drop for Containerd {
     }
 }
 
-/// In the child before it becomes containerd: a mount namespace of its
-/// own, nothing of it propagating to the host's, and a fresh tmpfs on
-/// /run. Any step that fails fails the start: the tmpfs is never mounted
-/// where the host would see it.
+/// In the child before it becomes containerd: a session of its own (a
+/// Ctrl-C at the terminal is the benchmark's to handle, which stops
+/// containerd after its containers), a mount namespace of its own,
+/// nothing of it propagating to the host's, and a fresh tmpfs on /run.
+/// Any step that fails fails the start: the tmpfs is never mounted where
+/// the host would see it.
 fn private_run() -> io::Result<()> {
     let check = |rc: libc::c_int| {
         if rc == 0 {
@@ -212,6 +214,9 @@ fn private_run() -> io::Result<()> {
     };
     // SAFETY: plain system calls with static NUL-terminated strings.
     unsafe {
+        if libc::setsid() < 0 {
+            return Err(io::Error::last_os_error());
+        }
         check(libc::unshare(libc::CLONE_NEWNS))?;
         check(libc::mount(
             c"none".as_ptr(),

@@ -130,8 +130,9 @@ impl Runner {
     }
 
     /// Each cycle `warmup` times, then `runs` times, interleaved. A cycle
-    /// whose run fails keeps its error and runs no more; `progress` is
-    /// told after each measured round.
+    /// whose run fails keeps its error and runs no more; none runs once
+    /// the benchmark was interrupted; `progress` is told after each
+    /// measured round.
     pub fn measure(
         &self,
         cycles: &[Cycle],
@@ -150,8 +151,11 @@ impl Runner {
             })
             .collect();
         for round in 0..warmup + runs {
+            if super::interrupt::interrupted() {
+                break;
+            }
             for (c, r) in cycles.iter().zip(results.iter_mut()) {
-                if r.error.is_some() {
+                if r.error.is_some() || super::interrupt::interrupted() {
                     continue;
                 }
                 match self.once(c) {

@@ -11,8 +11,11 @@
 mod cgroups;
 mod containerd;
 mod cycle;
+mod interrupt;
 mod podman;
 mod runc;
+
+pub use interrupt::{end_if_interrupted, interrupted};
 
 use std::error::Error;
 use std::path::{Path, PathBuf};
@@ -127,6 +130,9 @@ fn error(subject: &str, message: String) -> RunError {
 }
 
 pub fn run(plan: &LifecyclePlan, progress: &mut dyn FnMut(&str)) -> Outcome {
+    // Dropped last: a signal meanwhile stops the runs, everything below is
+    // removed, and then the signal takes its course.
+    let _interrupt = interrupt::Guard::install();
     let tag = format!("isola-bench-{}", std::process::id());
     let mut errors = Vec::new();
     let mut fail = |subject: &str, e: &dyn Error| errors.push(error(subject, chain(e)));
@@ -183,7 +189,11 @@ pub fn run(plan: &LifecyclePlan, progress: &mut dyn FnMut(&str)) -> Outcome {
     // 2. One idle sandbox each: their supervisors' memory, and exec.
     progress("lifecycle: idle sandboxes");
     let name = format!("{tag}-idle");
-    let idle = Idle::start(&runner, &isola, &peers, plan, &name);
+    let idle = if interrupt::interrupted() {
+        Idle::none()
+    } else {
+        Idle::start(&runner, &isola, &peers, plan, &name)
+    };
     for (subject, e) in &idle.errors {
         errors.push(error(subject, e.clone()));
     }
@@ -208,6 +218,12 @@ pub fn run(plan: &LifecyclePlan, progress: &mut dyn FnMut(&str)) -> Outcome {
     }
     progress("lifecycle: removing what it started");
     idle.remove(&runner, &isola, &peers, &name);
+    if interrupt::interrupted() {
+        errors.push(error(
+            ISOLA,
+            "interrupted by a signal: the runs stopped, what they started was removed".into(),
+        ));
+    }
     // Then, as each is dropped: any sandbox or container left, containerd
     // itself, and the peers' cgroups and directories.
     drop(isola);
@@ -413,6 +429,19 @@ struct Idle {
 }
 
 impl Idle {
+    /// Nothing started (the runs were interrupted).
+    fn none() -> Idle {
+        Idle {
+            isola_shim: None,
+            isola_workload: None,
+            nsenter: false,
+            runc: false,
+            conmon: None,
+            containerd_shim: None,
+            errors: Vec::new(),
+        }
+    }
+
     fn start(
         runner: &Runner,
         isola: &Isola,

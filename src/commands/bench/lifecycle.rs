@@ -49,11 +49,17 @@ pub fn run(root: &Root, args: &LifecycleArgs) -> Result<()> {
         plan.peers.len(),
         if args.quick { " (--quick)" } else { "" }
     );
-    // Redrawn in place, as `isola bench startup` counts its runs.
+    // Redrawn in place, as `isola bench startup` counts its runs; a
+    // closed stderr is no reason to stop before removing what it started.
     let outcome = lifecycle::run(&plan, &mut |what| {
-        eprint!("\r\x1b[K  {what}");
-        let _ = std::io::stderr().flush();
+        let mut err = std::io::stderr().lock();
+        let _ = write!(err, "\r\x1b[K  {what}");
+        let _ = err.flush();
     });
+    if lifecycle::interrupted() {
+        drop(work);
+        lifecycle::end_if_interrupted();
+    }
     eprintln!();
     let mut errors = not_run;
     errors.extend(outcome.errors);

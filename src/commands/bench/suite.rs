@@ -122,7 +122,12 @@ pub fn run(root: &Root, args: &BenchArgs) -> Result<()> {
     }
     monitor_rows(&mut plan, args, host.kvm != "none");
     kernel_rows(&mut plan, args, &spec, &vms)?;
-    measure_and_report(&plan, host, args)
+    let reported = measure_and_report(&plan, host, args);
+    // A signal during the lifecycle dimension: its work is removed, and
+    // the scratch too, before the signal takes its course.
+    drop(work);
+    lifecycle::end_if_interrupted();
+    reported
 }
 
 /// `isola run`'s flags for the container row, if the container backend is
@@ -311,6 +316,9 @@ fn measure_and_report(plan: &Plan, host: HostFacts, args: &BenchArgs) -> Result<
     let mut bar = Bar::new();
     let results = suite::run(plan, machine, config, &mut bar);
     bar.finish();
+    if lifecycle::interrupted() {
+        return Ok(());
+    }
 
     for (title, header, rows) in report::tables::render(&results) {
         eprintln!("\n{title}");

@@ -255,8 +255,34 @@ fn create_start_attach_and_detach() {
     assert_eq!(code(&out), 0, "detached");
     assert_eq!(text(&out.stdout), "echoed back\n");
     assert_eq!(status(&isola, "cat"), "running");
-    // A terminal of its own: exec -t gets one too.
+    // A terminal of its own, attached through script(1)'s pty: what is
+    // typed runs, and Ctrl-p Ctrl-q detaches.
     isola.ok(["run", "-dit", "--name", "tty", "isola/busybox", "sh"]);
+    if common::tool("script") {
+        let attach = format!("{} attach tty", env!("CARGO_BIN_EXE_isola"));
+        let mut child = Command::new("script")
+            .args(["-qfec", &attach, "/dev/null"])
+            .env("ISOLA_ROOT", isola.root())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"echo typed-$((6*7))\r").unwrap();
+        eventually("the typed command's output", || {
+            isola.ok(["logs", "tty"]).contains("typed-42")
+        });
+        stdin.write_all(&[0x10, 0x11]).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", text(&out.stdout));
+        assert!(
+            text(&out.stdout).contains("typed-42"),
+            "{}",
+            text(&out.stdout)
+        );
+        assert_eq!(status(&isola, "tty"), "running");
+    }
+    // exec -t gets a terminal too.
     let out = isola.cmd(["exec", "-t", "tty", "sh", "-c", "tty; test -t 1"]);
     assert_eq!(code(&out), 0, "{}", text(&out.stderr));
     assert!(

@@ -473,7 +473,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let root = Root::new(tmp.path());
         let inst = Instance::create(&root, "live", "img", "container", true).unwrap();
-        let mut dead = Instance::create(&root, "dead", "img", "container", true).unwrap();
+        let dead = Instance::create(&root, "dead", "img", "container", true).unwrap();
         let mut old = Instance::create(&root, "old", "img", "container", true).unwrap();
         old.state.boot_id = "an-earlier-boot".into();
         old.save().unwrap();

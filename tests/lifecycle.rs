@@ -393,6 +393,9 @@ fn bad_input_is_one_sentence_with_code_125_and_changes_nothing() {
     assert_eq!(before, after);
     // Nothing was made for the refused ones: only the three are there.
     assert_eq!(isola.ok(["ps", "-aq"]).lines().count(), 3);
+    // A created one is removed without -f: it never ran.
+    isola.ok(["rm", "made"]);
+    assert_eq!(isola.ok(["ps", "-aq"]).lines().count(), 2);
 }
 
 #[test]

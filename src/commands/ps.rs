@@ -138,7 +138,8 @@ pub fn rm(root: &Root, ids: &[String], force: bool) -> Result<i32> {
 
 fn rm_one(root: &Root, given: &str, force: bool) -> Result<String> {
     let state = instance::find(root, given)?;
-    if force {
+    // A created sandbox never ran: removing it stops nothing, as docker's.
+    if force || state.status == Status::Created {
         if let Some(conn) = client::connect_to(root, &state)? {
             // Killed and torn down, as docker rm -f; the shim then ends.
             let _ = conn.ask(&Request::End, &[]);

@@ -402,30 +402,31 @@ impl Shim {
                 },
             },
             Request::Attach { stdin } => {
-                if fds.len() < 2 + usize::from(stdin) {
-                    Response::Error {
-                        message: "attach needs the output pipes".into(),
+                let mut fds = fds.drain(..);
+                let (out, err) = (fds.next(), fds.next());
+                let input = if stdin { fds.next() } else { None };
+                match (out, err) {
+                    _ if self.life.phase == Phase::Ended => self.exited_response(),
+                    (Some(out), Some(err)) if input.is_some() == stdin => {
+                        for fd in [Some(&out), Some(&err), input.as_ref()]
+                            .into_iter()
+                            .flatten()
+                        {
+                            let _ = nix::fcntl::fcntl(
+                                fd,
+                                nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+                            );
+                        }
+                        if let Some(c) = self.life.clients.get_mut(&client) {
+                            c.attach = Some(Attacher { out, err, input });
+                            c.waiting = true;
+                        }
+                        Response::Ok
                     }
-                } else if self.life.phase == Phase::Ended {
-                    self.exited_response()
-                } else {
-                    let mut fds = fds.drain(..);
-                    let (out, err) = (fds.next().expect("checked"), fds.next().expect("checked"));
-                    let input = if stdin { fds.next() } else { None };
-                    for fd in [Some(&out), Some(&err), input.as_ref()]
-                        .into_iter()
-                        .flatten()
-                    {
-                        let _ = nix::fcntl::fcntl(
-                            fd,
-                            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
-                        );
-                    }
-                    if let Some(c) = self.life.clients.get_mut(&client) {
-                        c.attach = Some(Attacher { out, err, input });
-                        c.waiting = true;
-                    }
-                    Response::Ok
+                    _ => Response::Error {
+                        message: "attach needs the output pipes (and the input's with stdin)"
+                            .into(),
+                    },
                 }
             }
             Request::Resize { rows, cols } => {

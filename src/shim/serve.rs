@@ -598,7 +598,7 @@ impl Shim {
             isola_core::backend::BackendError::State(_) => {
                 format!("sandbox {} is not running", self.spec.id)
             }
-            other => error_chain(&other),
+            other => format!("{:#}", anyhow::Error::new(other)),
         })?;
         drop(fds);
         let terminal = execd.take_terminal();
@@ -756,7 +756,12 @@ impl Shim {
                 o.message,
                 o.counters,
             ),
-            Some(Err(e)) => (125, false, Some(error_chain(&e)), Vec::new()),
+            Some(Err(e)) => (
+                125,
+                false,
+                Some(format!("{:#}", anyhow::Error::new(e))),
+                Vec::new(),
+            ),
             None => (137, false, None, Vec::new()),
         };
         if let Some(m) = &message {
@@ -791,28 +796,23 @@ impl Shim {
         let again = self
             .restart
             .again(code, restarts, self.life.stopped_by_user, ran_for);
-        match again {
-            Some(delay) => {
-                self.life.phase = Phase::BackOff(Instant::now() + delay);
-                self.record(|s| {
-                    s.status = Status::Restarting;
-                    s.exit_code = Some(code);
-                    s.oom_killed = oom;
-                    s.finished = Some(isola_core::instance::now());
-                    s.counters = counters;
-                });
-            }
-            None => {
-                self.record(|s| {
-                    s.status = Status::Exited;
-                    s.exit_code = Some(code);
-                    s.oom_killed = oom;
-                    s.finished = Some(isola_core::instance::now());
-                    s.pid = None;
-                    s.counters = counters;
-                });
-            }
+        if let Some(delay) = again {
+            self.life.phase = Phase::BackOff(Instant::now() + delay);
         }
+        self.record(|s| {
+            s.status = if again.is_some() {
+                Status::Restarting
+            } else {
+                Status::Exited
+            };
+            s.exit_code = Some(code);
+            s.oom_killed = oom;
+            s.finished = Some(isola_core::instance::now());
+            if again.is_none() {
+                s.pid = None;
+            }
+            s.counters = counters;
+        });
     }
 
     fn end_for_good(&mut self) {
@@ -895,16 +895,4 @@ fn write_all_blocking(fd: BorrowedFd<'_>, mut data: &[u8]) {
             Err(_) => return,
         }
     }
-}
-
-/// An error and its causes, one line.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }

@@ -116,6 +116,7 @@ impl Monitor for Qemu {
             control,
             deadline: running.deadline.clone(),
             qemu: Pid::from_raw(child.id() as i32),
+            running: running.clone(),
         };
         let relay = match Relay::start(&com1, &com2, ends) {
             Ok(r) => r,

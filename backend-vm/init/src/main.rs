@@ -4,7 +4,9 @@
 //!
 //! The host-side protocol: COM1 (ttyS0) is the workload's stdout (and stdin
 //! when the spec says so); COM2 (ttyS1) is its stderr, and each byte the host
-//! sends on COM2 is a signal number (1..=64) for the workload's process group.
+//! sends on COM2 is a signal number (1..=64) for the workload's process group
+//! (with `-t`, 0xfe starts a window size; 0xfd is a parked start's go-ahead,
+//! see park.rs).
 //! The status byte written to port 0xf4 is the exit code, 128+N for signal N,
 //! 137 for an OOM kill (with `isola-init: the workload ran out of memory` on
 //! COM2), 125 when isola-init fails (`isola-init: <what failed>: <why>` on

@@ -70,6 +70,7 @@ pub fn run(root: &Root, args: &RunArgs) -> Result<i32> {
             IdleWork::new(move |idle| isola_core::scratch::tidy(&root, idle))
         },
         ephemeral: args.rm,
+        park: false,
         // Phases are timed from here, as the backend's own work starts.
         clock: std::time::Instant::now(),
     };

@@ -140,6 +140,7 @@ fn setup(root: &Root, args: &ShimArgs) -> Result<Shim> {
         explain: Default::default(),
         idle: Default::default(),
         ephemeral: false,
+        park: false,
         clock: std::time::Instant::now(),
     };
     instance.state.status = Status::Created;

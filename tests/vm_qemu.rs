@@ -577,4 +577,45 @@ fn a_detached_guest_is_owned_by_its_shim_logged_stopped_and_removed() {
     let rm = isola_cmd(&isola, &["rm", "g"]);
     assert!(rm.status.success(), "{}", text(&rm.stderr));
     assert_eq!(text(&isola_cmd(&isola, &["ps", "-aq"]).stdout), "");
+
+    // create boots the guest up to isola-init's wait for the go-ahead:
+    // QEMU runs, the workload not yet; `start -a` lets it run.
+    let out = isola_cmd(
+        &isola,
+        &[
+            "create",
+            "--name",
+            "p",
+            "--backend",
+            "vm",
+            "--vmm",
+            "qemu",
+            "isola/busybox",
+            "sh",
+            "-c",
+            "echo started-late; exit 3",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stats: serde_json::Value =
+        serde_json::from_slice(&isola_cmd(&isola, &["stats", "--no-stream", "--json", "p"]).stdout)
+            .expect("stats JSON");
+    assert_eq!(
+        stats[0]["memory_bytes"],
+        serde_json::Value::Null,
+        "a created sandbox is not running: {stats}"
+    );
+    let ps = text(&isola_cmd(&isola, &["ps", "-a"]).stdout);
+    assert!(ps.contains("Created"), "{ps}");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(
+        text(&isola_cmd(&isola, &["logs", "p"]).stdout),
+        "",
+        "nothing ran before start"
+    );
+    let started = isola_cmd(&isola, &["start", "-a", "p"]);
+    assert_eq!(started.status.code(), Some(3), "{}", text(&started.stderr));
+    assert_eq!(text(&started.stdout), "started-late\n");
+    let rm = isola_cmd(&isola, &["rm", "p"]);
+    assert!(rm.status.success(), "{}", text(&rm.stderr));
 }

@@ -140,7 +140,9 @@ fn setup(root: &Root, args: &ShimArgs) -> Result<Shim> {
         explain: Default::default(),
         idle: Default::default(),
         ephemeral: false,
-        park: false,
+        // `isola create` of a VM boots it, up to isola-init waiting for
+        // the go-ahead that `start` sends.
+        park: true,
         clock: std::time::Instant::now(),
     };
     instance.state.status = Status::Created;

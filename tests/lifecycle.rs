@@ -163,6 +163,26 @@ fn a_detached_service_runs_apart_from_the_cli_and_every_verb_reaches_it() {
     let out = child.wait_with_output().unwrap();
     assert_eq!(text(&out.stdout), "PIPED IN\n");
     assert_eq!(code(&isola.cmd(["exec", "svc", "no-such-program"])), 127);
+    // exec -d returns at once; the process runs on.
+    isola.ok([
+        "exec",
+        "-d",
+        "svc",
+        "sh",
+        "-c",
+        "sleep 0.3; echo later > /tmp/detached",
+    ]);
+    eventually("the detached exec's file", || {
+        isola.cmd(["exec", "svc", "cat", "/tmp/detached"]).stdout == b"later\n"
+    });
+    // --since: all of it from an hour ago, nothing from the future.
+    assert!(isola
+        .ok(["logs", "--since", "1h", "svc"])
+        .starts_with("line-0\n"));
+    assert_eq!(
+        isola.ok(["logs", "--since", "2099-01-01T00:00:00Z", "svc"]),
+        ""
+    );
 
     // top and stats, from its cgroup.
     let top = isola.ok(["top", "svc"]);

@@ -6,6 +6,7 @@
 //! as the policy says, and serves the control socket (`serve`).
 
 pub mod client;
+mod resident;
 mod restart;
 mod serve;
 pub mod spawn;
@@ -61,6 +62,7 @@ pub fn main(root: &Root, args: &ShimArgs) -> i32 {
         Ok(mut shim) => {
             let _ = report.write_all(b"ok\n");
             drop(report);
+            resident::shed_setup_pages();
             shim.serve();
             shim.finish();
             0

@@ -406,6 +406,21 @@ fn bad_input_is_one_sentence_with_code_125_and_changes_nothing() {
     refused(&isola, &["kill", "ended"], "is not running");
     refused(&isola, &["rm", "up"], "is running");
     refused(&isola, &["kill", "-s", "NOPE", "up"], "unknown signal");
+    // A create that fails in the backend leaves nothing, its name free.
+    refused(
+        &isola,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "broken",
+            "-w",
+            "/etc/passwd",
+            "isola/busybox",
+            "true",
+        ],
+        "/etc/passwd",
+    );
     let after: Vec<_> = ["up", "made", "ended"]
         .iter()
         .map(|n| isola.json(["inspect", n]))
@@ -413,6 +428,7 @@ fn bad_input_is_one_sentence_with_code_125_and_changes_nothing() {
     assert_eq!(before, after);
     // Nothing was made for the refused ones: only the three are there.
     assert_eq!(isola.ok(["ps", "-aq"]).lines().count(), 3);
+    assert!(!isola.root().join("instances/.names/broken").exists());
     // A created one is removed without -f: it never ran.
     isola.ok(["rm", "made"]);
     assert_eq!(isola.ok(["ps", "-aq"]).lines().count(), 2);

@@ -862,6 +862,17 @@ impl Shim {
         }
     }
 
+    /// Creating (or starting) failed: what was made goes, as with
+    /// [`super::abandon`].
+    pub fn abandon(&mut self, again: bool) {
+        if let Some(mut sandbox) = self.life.sandbox.take() {
+            let _ = sandbox.teardown();
+        }
+        if let Some(inst) = self.instance.take() {
+            super::abandon(&self.root, inst, again);
+        }
+    }
+
     /// The sandbox is over for good: the socket goes, and with `--rm` the
     /// whole directory and the name.
     pub fn finish(&mut self) {

@@ -1,7 +1,9 @@
 //! `isola bench --quick` for real: both backends (the VM on QEMU where this
 //! host's KVM cannot boot Linux, and labelled so), figures for each in every
 //! dimension, an isolation matrix that tells a container from a VM, the
-//! report rendered by headless Chromium, and `--compare` reading it back.
+//! report rendered by headless Chromium, and `--compare` reading it back;
+//! and `isola bench lifecycle --quick`, detached sandboxes against their
+//! peers, leaving nothing behind.
 
 #[path = "../bench/tests/common/browser.rs"]
 mod browser;
@@ -121,6 +123,7 @@ fn a_quick_benchmark_measures_both_backends_and_writes_its_report() {
         "Disk",
         "Runtime",
         "Density",
+        "Lifecycle",
         "Isolation",
     ] {
         assert!(stderr.contains(title), "no {title} table:\n{stderr}");
@@ -202,6 +205,19 @@ fn a_quick_benchmark_measures_both_backends_and_writes_its_report() {
         assert_eq!(density["sandboxes"], 2);
         assert!(density["host_pss_kib"].as_u64().unwrap() > 0);
     }
+    // Detached, the container's density counts each shim too; and the
+    // lifecycle dimension ran with the container backend.
+    let detached = of(&r["density"], "container-detached");
+    assert_eq!(detached.len(), 1, "{}", r["density"]);
+    assert!(detached[0]["host_pss_kib"].as_u64().unwrap() > 0);
+    for series in ["start", "exec"] {
+        assert_eq!(
+            of(&r["lifecycle"][series], "container").len(),
+            1,
+            "{series}"
+        );
+    }
+    assert_eq!(of(&r["lifecycle"]["shims"], "container").len(), 1);
     // A container costs the host its processes; a VM its guest's memory too.
     let pss = |b| of(&r["memory"], b)[0]["host_pss_kib"].as_u64().unwrap();
     assert!(pss("vm") > pss("container"));
@@ -308,6 +324,206 @@ fn a_quick_benchmark_measures_both_backends_and_writes_its_report() {
     assert!(
         text.contains("startup.warm[container].summary.median"),
         "{text}"
+    );
+}
+
+/// `isola bench ARGS` as [`bench`], and its PID.
+fn bench_with_pid(isola: &Isola, args: &[&str]) -> (u32, std::process::Output) {
+    let child = Command::new(env!("CARGO_BIN_EXE_isola"))
+        .arg("bench")
+        .args(args)
+        .env("ISOLA_ROOT", isola.root())
+        .env_remove("ISOLA_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("running isola bench");
+    let pid = child.id();
+    (
+        pid,
+        child.wait_with_output().expect("waiting for isola bench"),
+    )
+}
+
+/// The cgroups named `isola-bench-PID-*` at the top of any hierarchy: the
+/// lifecycle's peers make their containers' cgroups under such a parent,
+/// named for the benchmark's PID.
+fn bench_cgroups(pid: u32) -> Vec<PathBuf> {
+    let prefix = format!("isola-bench-{pid}-");
+    let mut out = Vec::new();
+    let tops = std::fs::read_dir("/sys/fs/cgroup")
+        .map(|d| d.flatten().map(|e| e.path()).collect::<Vec<_>>())
+        .unwrap_or_default();
+    for dir in std::iter::once(PathBuf::from("/sys/fs/cgroup")).chain(tops) {
+        if let Ok(d) = std::fs::read_dir(&dir) {
+            out.extend(
+                d.flatten()
+                    .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+                    .map(|e| e.path()),
+            );
+        }
+    }
+    out
+}
+
+/// Every process whose command line names `path`.
+fn processes_naming(path: &Path) -> Vec<String> {
+    let needle = path.to_string_lossy().into_owned();
+    std::fs::read_dir("/proc")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+                .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+                .filter(|c| c.contains(&needle))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `isola bench lifecycle --quick` for real: isola's `run -d`, `exec` and
+/// shim measured, each peer installed here measured or said why not (under
+/// CI, those scripts/setup --peers installs must run), and afterwards
+/// nothing left of isola's, podman's, runc's or containerd's.
+#[test]
+fn a_quick_lifecycle_benchmark_measures_detached_sandboxes_and_leaves_nothing() {
+    if !(common::root_user() && common::tool("busybox")) {
+        return;
+    }
+    let isola = Isola::new();
+    let run_containerd_before = Path::new("/run/containerd").exists();
+    let (pid, out) = bench_with_pid(&isola, &["lifecycle", "--quick", "--json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "isola bench lifecycle failed:\n{stderr}"
+    );
+    for title in [
+        "Lifecycle: a sandbox started detached",
+        "Lifecycle: true run in a running sandbox",
+        "Lifecycle: the supervisor of one idle sandbox",
+        "Lifecycle: goals",
+    ] {
+        assert!(stderr.contains(title), "no {title} table:\n{stderr}");
+    }
+    let r: Value = serde_json::from_slice(&out.stdout).expect("--json prints JSON");
+    let l = &r["lifecycle"];
+
+    // isola's own figures, and which build its shim was.
+    for series in ["start", "exec"] {
+        let s = of(&l[series], "container");
+        assert_eq!(s.len(), 1, "{series}: {l}");
+        assert_eq!(s[0]["ms"].as_array().unwrap().len(), 3, "{series}");
+        assert!(s[0]["summary"]["median"].as_f64().unwrap() > 0.0);
+    }
+    let shim = of(&l["shims"], "container")[0];
+    assert_eq!(shim["process"], "isola", "{shim}");
+    for field in ["rss_kib", "pss_kib", "rss_after_exec_kib"] {
+        assert!(shim[field].as_u64().unwrap() > 0, "{field}: {shim}");
+    }
+    assert_eq!(l["isola"]["path"], env!("CARGO_BIN_EXE_isola"));
+    assert!(l["isola"]["profile"].as_str().unwrap().starts_with("debug"));
+    let goals: Vec<&str> = l["goals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        goals,
+        [
+            "start_vs_floor",
+            "exec_vs_runc",
+            "exec_vs_nsenter",
+            "shim_rss"
+        ]
+    );
+
+    // Every peer ran, or says why not.
+    let ran_in = |series: &str, id: &str| of(&l[series], id).len() == 1;
+    let said = |id: &str| {
+        r["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["subject"] == id && !e["message"].as_str().unwrap().is_empty())
+    };
+    let ci = std::env::var("CI").as_deref() == Ok("true");
+    // (peer, its programs, the figures it gives when it runs)
+    let peers: [(&str, &[&str], bool); 4] = [
+        (
+            "floor",
+            &["unshare", "chroot", "nsenter"],
+            ran_in("start", "floor") && ran_in("exec", "nsenter"),
+        ),
+        (
+            "runc",
+            &["runc"],
+            ran_in("start", "runc") && ran_in("exec", "runc"),
+        ),
+        (
+            "podman",
+            &["podman", "conmon", "runc"],
+            ran_in("start", "podman") && of(&l["shims"], "podman").len() == 1,
+        ),
+        (
+            "containerd",
+            &["containerd", "ctr", "containerd-shim-runc-v2", "runc"],
+            ran_in("start", "containerd") && of(&l["shims"], "containerd").len() == 1,
+        ),
+    ];
+    for (peer, programs, ran) in peers {
+        let installed = programs.iter().all(|p| on_path(p));
+        if !installed {
+            // Missing: said so; a failure under CI, whose host
+            // scripts/setup --peers prepares.
+            assert!(said(peer), "{peer} is missing and no reason is given");
+            common::host_has(&format!("{peer} (scripts/setup --peers)"), false);
+            continue;
+        }
+        // The floor's exec figure is nsenter's.
+        let said = said(peer) || (peer == "floor" && said("nsenter"));
+        assert!(ran || said, "{peer}: neither figures nor a reason");
+        assert!(
+            !ci || ran,
+            "{peer} is installed but did not run: {}",
+            r["errors"]
+        );
+    }
+
+    // Nothing left behind: isola's sandboxes, shims and mounts, the
+    // peers' processes, cgroups, and containerd's socket directories.
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/check-leftovers");
+    let check = Command::new(script).arg(isola.root()).output().unwrap();
+    let leftovers = String::from_utf8_lossy(&check.stderr);
+    let ours: Vec<&str> = leftovers
+        .lines()
+        .filter(|l| l.contains(isola.root().to_str().unwrap()) || l.contains("shim socket"))
+        .collect();
+    assert!(ours.is_empty(), "left behind:\n{}", ours.join("\n"));
+    assert_eq!(
+        processes_naming(isola.tmp.path()),
+        Vec::<String>::new(),
+        "processes still running on this test's root"
+    );
+    assert_eq!(
+        bench_cgroups(pid),
+        Vec::<PathBuf>::new(),
+        "cgroups left behind"
+    );
+    assert_eq!(Path::new("/run/containerd").exists(), run_containerd_before);
+    let instances: Vec<_> = std::fs::read_dir(isola.root().join("instances"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        instances
+            .iter()
+            .all(|n| n.to_string_lossy().starts_with('.')),
+        "sandboxes left: {instances:?}"
+    );
+    assert_eq!(
+        std::fs::read_dir(isola.root().join("tmp")).map_or(0, |d| d.count()),
+        0,
+        "the work directory is left"
     );
 }
 

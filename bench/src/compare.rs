@@ -384,6 +384,38 @@ mod tests {
     }
 
     #[test]
+    fn lifecycle_figures_pair_by_subject_and_an_older_run_has_none() {
+        let doc = serde_json::to_value(sample()).unwrap();
+        let changes = compare(&doc, &doc).unwrap();
+        for (path, value) in [
+            ("lifecycle.start[container].summary.median", 8.0),
+            ("lifecycle.start[container].paired[floor]", 1.8),
+            ("lifecycle.exec[nsenter].summary.max", 1.4),
+            ("lifecycle.shims[container].rss_kib", 2_560.0),
+            ("lifecycle.shims[podman].pss_kib", 1_182.0),
+            ("lifecycle.goals[shim_rss].value", 2_560.0),
+            ("density[container-detached].host_pss_kib", 9_216.0),
+        ] {
+            assert_eq!(find(&changes, path).old, Some(value), "{path}");
+        }
+        assert!(!changes
+            .iter()
+            .any(|c| c.path.contains("lifecycle.start[container].ms")));
+
+        // A results.json from before the dimension: its figures are new.
+        let mut older = sample();
+        older.lifecycle = None;
+        let old = serde_json::to_value(&older).unwrap();
+        assert!(old.get("lifecycle").is_none());
+        let back: crate::results::Results = serde_json::from_value(old.clone()).unwrap();
+        assert!(back.lifecycle.is_none());
+        let changes = compare(&old, &doc).unwrap();
+        let median = find(&changes, "lifecycle.start[container].summary.median");
+        assert_eq!((median.old, median.new), (None, Some(8.0)));
+        assert!(format(&changes).contains("only in new:"));
+    }
+
+    #[test]
     fn a_zero_old_figure_has_no_relative_change() {
         let changes =
             compare(&json!({"schema": 1, "x": 0}), &json!({"schema": 1, "x": 5})).unwrap();

@@ -1,6 +1,7 @@
 //! isola-bench: the comparative harness. It measures startup, memory, disk,
-//! runtime overhead, density and isolation for each isola backend and the
-//! peers installed on the host, and writes the results and their report.
+//! runtime overhead, density, isolation and the lifecycle of a detached
+//! sandbox for each isola backend and the peers installed on the host, and
+//! writes the results and their report.
 
 pub mod bundle;
 mod chain;
@@ -8,6 +9,7 @@ pub mod compare;
 pub mod corpus;
 pub mod disk;
 pub mod isolation;
+pub mod lifecycle;
 pub mod memory;
 pub mod peers;
 pub mod plan;

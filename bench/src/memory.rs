@@ -1,12 +1,13 @@
 //! Memory and density: what idle sandboxes (the probe waiting) cost the
-//! host, one at a time and K at once, and what the workload sees inside.
+//! host, one at a time and K at once (in the foreground, and detached with
+//! their shims), and what the workload sees inside.
 
 use std::time::{Duration, Instant};
 
 use crate::plan::BackendPlan;
 use crate::procfs;
 use crate::results::{Density, Memory};
-use crate::sandbox::{Idle, SandboxError};
+use crate::sandbox::{self, Idle, Runner, SandboxError, PROBE_IN_IMAGE};
 
 /// Long enough for K emulated guests booting at once on two cores.
 const READY_TIMEOUT: Duration = Duration::from_secs(300);
@@ -114,4 +115,85 @@ pub fn density(b: &BackendPlan, k: usize) -> Result<Density, SandboxError> {
         idle.wait(STOP_GRACE);
     }
     result
+}
+
+/// The subject of [`density_detached`]'s figures.
+pub const DETACHED: &str = "container-detached";
+
+/// K sandboxes started detached at once (`isola run -d`, all spawned
+/// together): time until every `run -d` has returned (each returns once
+/// its workload runs), and their memory in total once all are idle, each
+/// shim's included. All are removed (`rm -f`) before this returns.
+pub fn density_detached(b: &BackendPlan, k: usize) -> Result<Density, SandboxError> {
+    let Runner::Isola { isola, .. } = &b.runner else {
+        return Err(SandboxError::NotIsola);
+    };
+    let names: Vec<String> = (0..k)
+        .map(|i| format!("isola-bench-{}-density-{i}", std::process::id()))
+        .collect();
+    let argvs = names
+        .iter()
+        .map(|n| {
+            b.runner
+                .isola_run(
+                    &["-d".into(), "--name".into(), n.clone()],
+                    true,
+                    &[PROBE_IN_IMAGE, "idle"],
+                )
+                .ok_or(SandboxError::NotIsola)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let t0 = Instant::now();
+    let started: Vec<_> = argvs.iter().map(|a| sandbox::spawn_piped(a)).collect();
+    let mut last = t0;
+    let mut failure = None;
+    for child in started {
+        let done = child.and_then(|c| c.wait_with_output().map_err(SandboxError::Wait));
+        last = Instant::now();
+        match done {
+            Ok(out) if out.status.success() => {}
+            Ok(out) => {
+                failure.get_or_insert(SandboxError::Failed(sandbox::error_line(
+                    &out.stderr,
+                    out.status,
+                )));
+            }
+            Err(e) => {
+                failure.get_or_insert(e);
+            }
+        }
+    }
+    let result = match failure {
+        Some(e) => Err(e),
+        None => {
+            std::thread::sleep(SETTLE);
+            let mut host_pss_kib = 0;
+            for n in &names {
+                let v = sandbox::json(&isola.argv(&["inspect", n]))?;
+                let shim = v["pid"]
+                    .as_u64()
+                    .ok_or_else(|| SandboxError::Failed(format!("isola inspect {n} gave no pid")))?
+                    as u32;
+                host_pss_kib += procfs::tree(shim)
+                    .into_iter()
+                    .filter_map(procfs::pss_kib)
+                    .sum::<u64>();
+            }
+            Ok(Density {
+                subject: DETACHED.into(),
+                sandboxes: k,
+                all_running_ms: (last - t0).as_secs_f64() * 1e3,
+                host_pss_kib,
+            })
+        }
+    };
+    // Those that were made, whichever they are (a name not taken is
+    // refused and changes nothing).
+    let mut rm = vec!["rm".to_string(), "-f".into()];
+    rm.extend(names);
+    let removed = sandbox::output(&isola.argv(&rm));
+    match (result, removed) {
+        (Ok(d), Ok(_)) => Ok(d),
+        (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+    }
 }

@@ -32,6 +32,9 @@ pub struct Plan {
     pub monitor: Vec<(Subject, Contender)>,
     /// Guest kernels timed to init, each on a monitor that boots it here.
     pub kernels: Vec<KernelPlan>,
+    /// Detached sandboxes against their peers, when the container backend
+    /// is measured.
+    pub lifecycle: Option<crate::lifecycle::LifecyclePlan>,
     /// Boots per guest kernel (under emulation each takes seconds to minutes).
     pub kernel_runs: usize,
     /// Peers that were asked for or found but cannot run here.

@@ -29,7 +29,8 @@ pub fn tree(pid: u32) -> Vec<u32> {
     out
 }
 
-fn ppid(pid: u32) -> Option<u32> {
+/// The process's parent.
+pub fn ppid(pid: u32) -> Option<u32> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command may hold spaces and parentheses: fields follow the last ')'.
     let rest = &stat[stat.rfind(')')? + 2..];
@@ -41,6 +42,13 @@ pub fn comm(pid: u32) -> Option<String> {
     fs::read_to_string(format!("/proc/{pid}/comm"))
         .ok()
         .map(|s| s.trim().to_string())
+}
+
+/// The file name of the process's executable (`comm` is cut at 15
+/// characters: containerd-shim-runc-v2 is `containerd-shim` there).
+pub fn exe_name(pid: u32) -> Option<String> {
+    let exe = fs::read_link(format!("/proc/{pid}/exe")).ok()?;
+    Some(exe.file_name()?.to_string_lossy().into_owned())
 }
 
 /// A `Key:   N kB` field of smaps_rollup, KiB.
@@ -62,6 +70,19 @@ pub fn pss_kib(pid: u32) -> Option<u64> {
 
 pub fn rss_kib(pid: u32) -> Option<u64> {
     rollup_kib(pid, "Rss")
+}
+
+/// The process's private pages (Private_Clean + Private_Dirty): what
+/// its end gives back.
+pub fn private_kib(pid: u32) -> Option<u64> {
+    let text = fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    Some(kib_field(&text, "Private_Clean")? + kib_field(&text, "Private_Dirty")?)
+}
+
+/// VmRSS of /proc/PID/status: resident pages, anonymous, file and shmem.
+pub fn vm_rss_kib(pid: u32) -> Option<u64> {
+    let text = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    kib_field(&text, "VmRSS")
 }
 
 /// The resident part of the process's largest mapping of at least
@@ -147,7 +168,11 @@ mod tests {
         assert!(t.contains(&child.id()), "{t:?}");
         assert!(pss_kib(me).unwrap() > 0);
         assert!(rss_kib(me).unwrap() >= pss_kib(me).unwrap());
+        assert!(vm_rss_kib(me).unwrap() > 0);
+        assert!(private_kib(me).unwrap() <= rss_kib(me).unwrap());
+        assert_eq!(ppid(child.id()), Some(me));
         assert_eq!(comm(child.id()).as_deref(), Some("sleep"));
+        assert_eq!(exe_name(child.id()).as_deref(), Some("sleep"));
         child.kill().unwrap();
         child.wait().unwrap();
     }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 pub const SCHEMA: u32 = 1;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Results {
     pub schema: u32,
     /// When the run started, RFC 3339 UTC.
@@ -24,11 +24,16 @@ pub struct Results {
     pub runtime: Vec<RuntimeFigure>,
     pub density: Vec<Density>,
     pub isolation: Isolation,
+    /// Detached sandboxes against podman, containerd and runc: measured
+    /// with the container backend; absent from runs that did not measure
+    /// it (and from results written before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<Lifecycle>,
     /// A subject or dimension that could not run, with its own error line.
     pub errors: Vec<RunError>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Machine {
     pub cpu_model: String,
     pub cores: usize,
@@ -42,7 +47,7 @@ pub struct Machine {
     pub guest_kernel: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Config {
     pub image: String,
     pub backends: Vec<String>,
@@ -59,7 +64,9 @@ pub struct Config {
 pub struct Subject {
     /// Stable key used everywhere else in this file: `host`, `container`,
     /// `vm`, `floor`, `crun`, `runc`, `qemu-microvm`, `monitor-isola`,
-    /// `monitor-qemu`, `kernel-<monitor>-<kernel name>`.
+    /// `monitor-qemu`, `kernel-<monitor>-<kernel name>`; and for detached
+    /// sandboxes `container-detached` (density), `podman`, `containerd`
+    /// and `nsenter` (lifecycle).
     pub id: String,
     /// What tables and charts print, e.g. "vm (qemu-tcg: emulated, not KVM
     /// speed)".
@@ -71,7 +78,7 @@ pub struct Subject {
     pub emulated: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Harness {
     /// The harness's own cost per measured run (spawn, wait, bookkeeping),
     /// median milliseconds, measured by timing a no-op run.
@@ -86,7 +93,7 @@ pub struct Summary {
     pub max: f64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Startup {
     /// Warm start-to-exit of `/bin/true`, one series per subject.
     pub warm: Vec<StartupSeries>,
@@ -168,7 +175,7 @@ pub struct Memory {
     pub inside_available_kib: Option<u64>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Disk {
     /// The benchmark image in the store.
     pub image: ImageDisk,
@@ -181,7 +188,7 @@ pub struct Disk {
     pub sharing: Vec<Sharing>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ImageDisk {
     pub name: String,
     pub layers: usize,
@@ -227,7 +234,82 @@ pub struct Density {
     pub host_pss_kib: u64,
 }
 
+/// The lifecycle of a detached sandbox, against its peers' own: started
+/// detached, joined by a second process, and the memory of the process
+/// that supervises it while it runs (isola's shim, podman's conmon,
+/// containerd-shim-runc-v2).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Lifecycle {
+    /// The isola binary the sandboxes ran with, and so their shims' (a
+    /// shim is isola re-executed).
+    pub isola: IsolaBuild,
+    /// `isola run -d` until it returns with the workload started, the
+    /// floor's start to exit, `podman run -d`, `ctr run -d`, and `runc
+    /// create` then `runc start`: interleaved run by run, each sandbox
+    /// removed after its run, outside the timed part.
+    pub start: Vec<LifecycleSeries>,
+    /// `true` run in a running sandbox: `isola exec`, `runc exec`, and the
+    /// floor, `nsenter -a` into isola's sandbox; interleaved run by run.
+    pub exec: Vec<LifecycleSeries>,
+    /// The supervisor of one idle sandbox.
+    pub shims: Vec<ShimMemory>,
+    /// The lifecycle issue's goals, as measured.
+    pub goals: Vec<Goal>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IsolaBuild {
+    pub path: String,
+    /// `release` or `debug`, and `static` when it is.
+    pub profile: String,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LifecycleSeries {
+    pub subject: String,
+    /// What was timed, as a user would type it (IDs and paths left out).
+    pub command: String,
+    /// Wall time of each run, milliseconds, in run order.
+    pub ms: Vec<f64>,
+    pub summary: Summary,
+    /// Median of the run-by-run ratios "this subject's time / the other's"
+    /// within the same interleaved series: `(other subject, ratio)`.
+    pub paired: Vec<(String, f64)>,
+}
+
+/// One supervisor process, from /proc/PID/status and smaps_rollup.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ShimMemory {
+    pub subject: String,
+    /// Its executable's name: `isola`, `conmon`, `containerd-shim-runc-v2`.
+    pub process: String,
+    /// Measured once the sandbox had started and settled: VmRSS, Pss, and
+    /// its private pages (Private_Clean + Private_Dirty), KiB.
+    pub rss_kib: u64,
+    pub pss_kib: u64,
+    pub private_kib: u64,
+    /// The same after the exec runs went through it (isola's shim only).
+    pub rss_after_exec_kib: Option<u64>,
+    pub pss_after_exec_kib: Option<u64>,
+}
+
+/// A goal of the lifecycle issue and what this run measured against it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Goal {
+    /// `start_vs_floor`, `exec_vs_runc`, `exec_vs_nsenter`, `shim_rss`.
+    pub key: String,
+    /// What is measured, in words.
+    pub label: String,
+    /// At most this: a paired ratio, or KiB.
+    pub limit: f64,
+    pub unit: String,
+    /// None when a figure it needs was not measured.
+    pub value: Option<f64>,
+    pub met: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Isolation {
     pub rows: Vec<IsolationRow>,
     /// The probe's own JSON per subject, as it printed it.

@@ -12,12 +12,12 @@ use crate::isolation::{self, Probed};
 use crate::plan::{BackendPlan, Plan};
 use crate::results::{
     ColdStart, Config, Disk, Harness, Isolation, KernelBoot, Machine, Phases, Results, RunError,
-    Startup, StartupSeries, Summary,
+    Startup, StartupSeries, Subject, Summary,
 };
 use crate::sandbox::Runner;
 use crate::sandbox::SandboxError;
 use crate::startup::{self, Contender};
-use crate::{disk, memory, runtime, sandbox};
+use crate::{disk, lifecycle, memory, runtime, sandbox};
 
 /// Told what the run is doing.
 pub trait Progress {
@@ -28,12 +28,13 @@ pub trait Progress {
 }
 
 /// The dimensions, in the order they run.
-pub const DIMENSIONS: [&str; 6] = [
+pub const DIMENSIONS: [&str; 7] = [
     "startup",
     "memory",
     "disk",
     "runtime",
     "density",
+    "lifecycle",
     "isolation",
 ];
 
@@ -100,12 +101,40 @@ pub fn run(plan: &Plan, machine: Machine, config: Config, progress: &mut dyn Pro
 
     next("density", progress);
     let mut density = Vec::new();
+    let mut subjects = plan.subjects();
     for &b in &measured {
         match memory::density(b, plan.density) {
             Ok(d) => density.push(d),
             Err(e) => fail(&b.subject.id, "density", chain(&e)),
         }
+        // Detached, each sandbox has a shim beside its workload.
+        if b.subject.id == "container" {
+            match memory::density_detached(b, plan.density) {
+                Ok(d) => density.push(d),
+                Err(e) => fail(memory::DETACHED, "density", chain(&e)),
+            }
+            subjects.push(Subject {
+                id: memory::DETACHED.into(),
+                label: "container, detached (run -d: shim + workload)".into(),
+                kind: "isola".into(),
+                emulated: false,
+            });
+        }
     }
+
+    next("lifecycle", progress);
+    let lifecycle = plan.lifecycle.as_ref().map(|l| {
+        let outcome = lifecycle::run(l, &mut |what| progress.detail(what));
+        for s in outcome.subjects {
+            if !subjects.iter().any(|known| known.id == s.id) {
+                subjects.push(s);
+            }
+        }
+        for e in outcome.errors {
+            fail(&e.subject, &e.dimension, e.message);
+        }
+        outcome.lifecycle
+    });
 
     next("isolation", progress);
     let mut probed: Vec<Probed> = Vec::new();
@@ -129,7 +158,7 @@ pub fn run(plan: &Plan, machine: Machine, config: Config, progress: &mut dyn Pro
         isola_version: env!("CARGO_PKG_VERSION").to_string(),
         machine,
         config,
-        subjects: plan.subjects(),
+        subjects,
         harness,
         startup: Startup {
             warm,
@@ -146,6 +175,7 @@ pub fn run(plan: &Plan, machine: Machine, config: Config, progress: &mut dyn Pro
             rows: isolation::rows(&probed),
             facts: probed.into_iter().map(|p| (p.subject, p.facts)).collect(),
         },
+        lifecycle,
         errors,
     }
 }

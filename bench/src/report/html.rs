@@ -157,10 +157,45 @@ fn sections(r: &Results) -> Vec<Section> {
             method: format!(
                 "{} sandboxes at once: the time from the first start until every \
                  sandbox's workload was running, and the host memory of all of \
-                 them idle (the sum of their PSS).",
+                 them idle (the sum of their PSS). The container backend's \
+                 sandboxes are also started detached (<code>isola run -d</code>, \
+                 all at once): until every one of those commands has returned, \
+                 and the PSS of each sandbox's shim and workload.",
                 c.density
             ),
             tables: vec![tables::density(r)],
+            charts: &[],
+        },
+        Section {
+            id: "lifecycle",
+            title: "Lifecycle",
+            method: format!(
+                "A detached sandbox, with the container backend. Started: <code>isola \
+                 run -d</code> timed until it returns, which it does once the \
+                 workload runs, against the floor's start to exit of \
+                 <code>/bin/true</code> (<code>unshare</code> + <code>chroot</code>), \
+                 <code>podman run -d</code> (conmon and runc, a configuration of the \
+                 benchmark's own), <code>ctr run -d</code> (a containerd of the \
+                 benchmark's own) and runc's <code>create</code> + <code>start</code>; \
+                 the peers run the image flattened (<code>--rootfs</code>, a bundle), \
+                 without the overlay mount isola makes. Each sandbox is removed \
+                 after its run, outside the timed part. Exec: <code>true</code> run \
+                 in a running sandbox by <code>isola exec</code>, <code>runc \
+                 exec</code>, and the floor for joining a sandbox, <code>nsenter \
+                 -a</code> into isola's. Both are interleaved run by run, {} warm-up \
+                 runs then {} measured ones each, with ratios paired run by run. The \
+                 supervisors' memory is read from /proc (VmRSS; Pss and the private \
+                 pages from smaps_rollup) 300 ms after each idle sandbox started; \
+                 isola's shim is the isola binary that ran the benchmark, and its \
+                 Pss shares that binary's pages with the benchmark's own process.",
+                c.warmup, c.runs
+            ),
+            tables: vec![
+                tables::lifecycle_start(r),
+                tables::lifecycle_exec(r),
+                tables::lifecycle_shims(r),
+                tables::lifecycle_goals(r),
+            ],
             charts: &[],
         },
         Section {
@@ -505,6 +540,7 @@ mod tests {
             "disk",
             "runtime",
             "density",
+            "lifecycle",
             "isolation",
             "errors",
         ] {

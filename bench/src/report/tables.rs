@@ -4,7 +4,7 @@
 use super::{
     fmt_bytes, fmt_mib_of_kib, fmt_ms, fmt_rate, fmt_ratio, label, median, ordered, rank, subject,
 };
-use crate::results::{Results, StartupSeries};
+use crate::results::{LifecycleSeries, Results, StartupSeries};
 
 /// `(title, headers, rows)`; every row has as many cells as there are
 /// headers.
@@ -28,6 +28,10 @@ pub fn render(results: &Results) -> Vec<Table> {
         disk_sharing(results),
         runtime(results),
         density(results),
+        lifecycle_start(results),
+        lifecycle_exec(results),
+        lifecycle_shims(results),
+        lifecycle_goals(results),
         isolation(results),
         errors(results),
     ]
@@ -367,6 +371,129 @@ pub fn density(results: &Results) -> Option<Table> {
     )
 }
 
+fn lifecycle_rows(results: &Results, series: &[LifecycleSeries]) -> Vec<Vec<String>> {
+    ordered(results, series, |s| &s.subject)
+        .into_iter()
+        .map(|s| {
+            let paired = s
+                .paired
+                .iter()
+                .map(|(other, ratio)| format!("{} vs {}", fmt_ratio(*ratio), label(results, other)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            vec![
+                label(results, &s.subject).to_string(),
+                s.command.clone(),
+                s.ms.len().to_string(),
+                fmt_ms(s.summary.min),
+                fmt_ms(s.summary.median),
+                fmt_ms(s.summary.p90),
+                fmt_ms(s.summary.max),
+                if paired.is_empty() {
+                    NONE.to_string()
+                } else {
+                    paired
+                },
+            ]
+        })
+        .collect()
+}
+
+const LIFECYCLE_HEADERS: [&str; 8] = [
+    "subject",
+    "timed",
+    "runs",
+    "min ms",
+    "median ms",
+    "p90 ms",
+    "max ms",
+    "paired ratio (median)",
+];
+
+pub fn lifecycle_start(results: &Results) -> Option<Table> {
+    let l = results.lifecycle.as_ref()?;
+    table(
+        "Lifecycle: a sandbox started detached (to the command's return, the workload running)",
+        &LIFECYCLE_HEADERS,
+        lifecycle_rows(results, &l.start),
+    )
+}
+
+pub fn lifecycle_exec(results: &Results) -> Option<Table> {
+    let l = results.lifecycle.as_ref()?;
+    table(
+        "Lifecycle: true run in a running sandbox",
+        &LIFECYCLE_HEADERS,
+        lifecycle_rows(results, &l.exec),
+    )
+}
+
+pub fn lifecycle_shims(results: &Results) -> Option<Table> {
+    let l = results.lifecycle.as_ref()?;
+    let rows = ordered(results, &l.shims, |s| &s.subject)
+        .into_iter()
+        .map(|s| {
+            vec![
+                label(results, &s.subject).to_string(),
+                s.process.clone(),
+                fmt_mib_of_kib(s.rss_kib),
+                fmt_mib_of_kib(s.pss_kib),
+                fmt_mib_of_kib(s.private_kib),
+                opt_mib(s.rss_after_exec_kib),
+                opt_mib(s.pss_after_exec_kib),
+            ]
+        })
+        .collect();
+    let title = format!(
+        "Lifecycle: the supervisor of one idle sandbox (isola's shim is {}, {} build)",
+        l.isola.path, l.isola.profile
+    );
+    table(
+        &title,
+        &[
+            "subject",
+            "process",
+            "VmRSS MiB",
+            "Pss MiB",
+            "private MiB",
+            "VmRSS after the execs MiB",
+            "Pss after the execs MiB",
+        ],
+        rows,
+    )
+}
+
+pub fn lifecycle_goals(results: &Results) -> Option<Table> {
+    let l = results.lifecycle.as_ref()?;
+    let shown = |v: f64, unit: &str| match unit {
+        "KiB" => format!("{} MiB", fmt_mib_of_kib(v.round() as u64)),
+        "x" => fmt_ratio(v),
+        other => format!("{v} {other}"),
+    };
+    let rows = l
+        .goals
+        .iter()
+        .map(|g| {
+            vec![
+                g.label.clone(),
+                format!("at most {}", shown(g.limit, &g.unit)),
+                g.value
+                    .map_or_else(|| NONE.to_string(), |v| shown(v, &g.unit)),
+                match g.met {
+                    Some(true) => "met".to_string(),
+                    Some(false) => "NOT met".to_string(),
+                    None => "not measured".to_string(),
+                },
+            ]
+        })
+        .collect();
+    table(
+        "Lifecycle: goals",
+        &["goal", "target", "measured", "met"],
+        rows,
+    )
+}
+
 pub fn isolation(results: &Results) -> Option<Table> {
     // A column for every subject any row has a value for, in subject order.
     let mut columns: Vec<&str> = Vec::new();
@@ -539,7 +666,48 @@ mod tests {
         let tables = render(&sample());
         assert!(tables.iter().all(|t| !t.0.starts_with("Monitor")));
         let titles: Vec<&str> = tables.iter().map(|t| t.0.as_str()).collect();
-        assert_eq!(titles.len(), 13, "{titles:?}");
+        assert_eq!(titles.len(), 17, "{titles:?}");
+        let mut r = sample();
+        r.lifecycle = None;
+        assert!(render(&r).iter().all(|t| !t.0.starts_with("Lifecycle")));
+    }
+
+    #[test]
+    fn lifecycle_tables_say_what_was_timed_and_the_goals() {
+        let tables = render(&sample());
+        let (_, headers, rows) = find(&tables, "Lifecycle: a sandbox started detached");
+        assert_eq!(headers[1], "timed");
+        assert_eq!(
+            rows[0][..5],
+            ["isola container", "isola run -d", "3", "7.50", "8.00"]
+        );
+        assert_eq!(
+            rows[0][7],
+            "1.80x vs floor (unshare+chroot), 0.08x vs podman 4.3.1 (conmon 2.1.6, runc)"
+        );
+        let (_, _, rows) = find(&tables, "Lifecycle: true run");
+        assert_eq!(rows[1][0], "floor (nsenter -a)");
+        let (title, _, rows) = find(&tables, "Lifecycle: the supervisor");
+        assert!(
+            title.contains("/usr/local/bin/isola, release, static build"),
+            "{title}"
+        );
+        assert_eq!(rows[0][1..5], ["isola", "2.5", "1.1", "0.7"]);
+        assert_eq!(rows[1][5], "-");
+        let (_, _, rows) = find(&tables, "Lifecycle: goals");
+        assert_eq!(rows[0][1..], ["at most 2.00x", "1.80x", "met"]);
+        assert_eq!(rows[2][1..], ["at most 1.0 MiB", "2.5 MiB", "NOT met"]);
+    }
+
+    #[test]
+    fn detached_density_is_a_row_of_its_own() {
+        let tables = render(&sample());
+        let (_, _, rows) = find(&tables, "Density");
+        assert_eq!(
+            rows[1][..2],
+            ["container, detached (run -d: shim + workload)", "4"]
+        );
+        assert_eq!(rows[1][4], "2.2");
     }
 
     #[test]

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 pub const CHROMIUM: &str = "/usr/bin/chromium-headless-shell";
 /// For both screenshots together (each takes about a second here).
 const DEADLINE: Duration = Duration::from_secs(20);
-pub const SIZE: (usize, usize) = (1280, 2400);
+/// Tall enough that the first charts show below the machine and subjects
+/// tables, which grow with every subject (the lifecycle's peers added four).
+pub const SIZE: (usize, usize) = (1280, 3600);
 
 /// Renders `html` to `png` and decodes it.
 pub fn screenshot(html: &Path, png: &Path, started: Instant) -> Vec<[u8; 3]> {

@@ -37,6 +37,21 @@ fn series(subject: &str, ms: Vec<f64>, rss: Option<u64>, paired: &[(&str, f64)])
     }
 }
 
+fn lifecycle_series(
+    subject: &str,
+    command: &str,
+    ms: Vec<f64>,
+    paired: &[(&str, f64)],
+) -> LifecycleSeries {
+    LifecycleSeries {
+        subject: subject.into(),
+        command: command.into(),
+        summary: summary(&ms),
+        ms,
+        paired: paired.iter().map(|(s, r)| (s.to_string(), *r)).collect(),
+    }
+}
+
 fn item(subject: &str, what: &str, bytes: u64) -> DiskItem {
     DiskItem {
         subject: subject.into(),
@@ -100,9 +115,18 @@ pub fn sample() -> Results {
         subjects: vec![
             subject("host", "host (no sandbox)", "host", false),
             subject("container", "isola container", "isola", false),
+            subject(
+                "container-detached",
+                "container, detached (run -d: shim + workload)",
+                "isola",
+                false,
+            ),
             subject("vm", VM, "isola", true),
             subject("crun", "crun 1.8.1", "peer", false),
             subject("runc", "runc 1.1.5", "peer", false),
+            subject("floor", "floor (unshare+chroot)", "peer", false),
+            subject("nsenter", "floor (nsenter -a)", "peer", false),
+            subject("podman", "podman 4.3.1 (conmon 2.1.6, runc)", "peer", false),
             subject(
                 "kernel-qemu-isola-6.1.192-0123456789ab",
                 "qemu-tcg + isola-6.1.192-0123456789ab (emulated)",
@@ -243,6 +267,12 @@ pub fn sample() -> Results {
                 host_pss_kib: 6_144,
             },
             Density {
+                subject: "container-detached".into(),
+                sandboxes: 4,
+                all_running_ms: 60.0,
+                host_pss_kib: 9_216,
+            },
+            Density {
                 subject: "vm".into(),
                 sandboxes: 4,
                 all_running_ms: 3_900.0,
@@ -269,6 +299,93 @@ pub fn sample() -> Results {
                 serde_json::json!({"pid": 1, "uid": 0, "kernel": "6.18.44"}),
             )],
         },
+        lifecycle: Some(Lifecycle {
+            isola: IsolaBuild {
+                path: "/usr/local/bin/isola".into(),
+                profile: "release, static".into(),
+                bytes: 17_272_888,
+            },
+            start: vec![
+                lifecycle_series(
+                    "container",
+                    "isola run -d",
+                    vec![8.0, 9.5, 7.5],
+                    &[("floor", 1.8), ("podman", 0.08)],
+                ),
+                lifecycle_series(
+                    "floor",
+                    "unshare -fpmiun + chroot, /bin/true to its exit",
+                    vec![4.5, 5.0, 4.0],
+                    &[("container", 0.56)],
+                ),
+                lifecycle_series(
+                    "podman",
+                    "podman run -d",
+                    vec![110.0, 120.0, 105.0],
+                    &[("container", 12.5)],
+                ),
+            ],
+            exec: vec![
+                lifecycle_series(
+                    "container",
+                    "isola exec ID true",
+                    vec![3.0, 3.5, 2.5],
+                    &[("runc", 0.2), ("nsenter", 2.4)],
+                ),
+                lifecycle_series(
+                    "nsenter",
+                    "nsenter -a -t PID true (into isola's sandbox)",
+                    vec![1.2, 1.4, 1.0],
+                    &[("container", 0.41)],
+                ),
+            ],
+            shims: vec![
+                ShimMemory {
+                    subject: "container".into(),
+                    process: "isola".into(),
+                    rss_kib: 2_560,
+                    pss_kib: 1_100,
+                    private_kib: 700,
+                    rss_after_exec_kib: Some(2_600),
+                    pss_after_exec_kib: Some(1_150),
+                },
+                ShimMemory {
+                    subject: "podman".into(),
+                    process: "conmon".into(),
+                    rss_kib: 2_072,
+                    pss_kib: 1_182,
+                    private_kib: 600,
+                    rss_after_exec_kib: None,
+                    pss_after_exec_kib: None,
+                },
+            ],
+            goals: vec![
+                Goal {
+                    key: "start_vs_floor".into(),
+                    label: "isola run -d against the floor's start to exit (paired)".into(),
+                    limit: 2.0,
+                    unit: "x".into(),
+                    value: Some(1.8),
+                    met: Some(true),
+                },
+                Goal {
+                    key: "exec_vs_nsenter".into(),
+                    label: "isola exec against nsenter -a (paired)".into(),
+                    limit: 2.0,
+                    unit: "x".into(),
+                    value: Some(2.4),
+                    met: Some(false),
+                },
+                Goal {
+                    key: "shim_rss".into(),
+                    label: "isola's shim, resident (VmRSS)".into(),
+                    limit: 1024.0,
+                    unit: "KiB".into(),
+                    value: Some(2_560.0),
+                    met: Some(false),
+                },
+            ],
+        }),
         errors: vec![RunError {
             subject: "runc".into(),
             dimension: "startup".into(),

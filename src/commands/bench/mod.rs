@@ -1,9 +1,11 @@
 //! `isola bench`: its arguments and the command they pick: the whole
 //! comparative benchmark (suite.rs); one dimension alone, `isola bench
-//! startup` (startup.rs) or `isola bench monitor` (monitor.rs); or what
-//! changed between two runs, `--compare` (compare.rs).
+//! startup` (startup.rs), `isola bench lifecycle` (lifecycle.rs) or `isola
+//! bench monitor` (monitor.rs); or what changed between two runs,
+//! `--compare` (compare.rs).
 
 mod compare;
+mod lifecycle;
 mod monitor;
 mod progress;
 mod startup;
@@ -28,7 +30,8 @@ pub struct BenchArgs {
     /// Isolation levels to measure
     #[arg(long, value_delimiter = ',', default_value = "container,vm")]
     pub backends: Vec<String>,
-    /// Peers: auto (every one found here), none, or a list of floor,runc,crun,qemu
+    /// Peers: auto (every one found here), none, or a list of
+    /// floor,runc,crun,qemu,podman,containerd
     #[arg(long, default_value = "auto")]
     pub peers: String,
     /// Measured startup runs per subject (default 20; 3 with --quick)
@@ -67,6 +70,9 @@ pub struct BenchArgs {
 pub enum BenchCommand {
     /// Start-to-exit time of /bin/true (median, p90) and peak RSS, with peers
     Startup(StartupArgs),
+    /// Detached sandboxes: run -d, exec and the shim's memory, against
+    /// podman, containerd and runc
+    Lifecycle(LifecycleArgs),
     /// isola's KVM monitor alone: boot the test guest to its exit, against QEMU microvm
     Monitor(MonitorArgs),
 }
@@ -116,9 +122,33 @@ pub struct StartupArgs {
     pub json: bool,
 }
 
+#[derive(clap::Args, Debug)]
+pub struct LifecycleArgs {
+    /// Image to run (default: the default image); the peers run it flattened
+    #[arg(long, default_value = default_image::NAME)]
+    pub image: String,
+    /// Measured runs per contender (default 20; 3 with --quick)
+    #[arg(long)]
+    pub runs: Option<usize>,
+    /// Unmeasured runs first (default 3; 1 with --quick)
+    #[arg(long)]
+    pub warmup: Option<usize>,
+    /// Peers: auto (all found), none, or a list of floor,runc,podman,containerd
+    #[arg(long, default_value = "auto")]
+    pub peers: String,
+    /// Few runs: a check that everything runs, not figures to quote
+    #[arg(long)]
+    pub quick: bool,
+    /// Print the figures as JSON on stdout (results.json's subjects,
+    /// lifecycle and errors)
+    #[arg(long)]
+    pub json: bool,
+}
+
 pub fn run(root: &Root, args: &BenchArgs) -> Result<()> {
     match (&args.command, &args.compare) {
         (Some(BenchCommand::Startup(a)), _) => startup::run(root, a),
+        (Some(BenchCommand::Lifecycle(a)), _) => lifecycle::run(root, a),
         (Some(BenchCommand::Monitor(a)), _) => monitor::run(root, a),
         (None, Some(files)) => compare::run(&files[0], &files[1]),
         (None, None) => suite::run(root, args),
@@ -137,14 +167,15 @@ fn isola_cli(root: &Root) -> Result<IsolaCli> {
 /// `--peers`: the names asked for, and whether they were found (`auto`)
 /// rather than named (a named one that is missing is an error).
 fn peer_list(peers: &str) -> Result<(Vec<&str>, bool)> {
+    const ALL: [&str; 6] = ["floor", "runc", "crun", "qemu", "podman", "containerd"];
     let (list, auto): (Vec<&str>, bool) = match peers {
-        "auto" => (vec!["floor", "runc", "crun", "qemu"], true),
+        "auto" => (ALL.to_vec(), true),
         "none" => (vec![], false),
         list => (list.split(',').map(str::trim).collect(), false),
     };
     for p in &list {
-        if !matches!(*p, "floor" | "runc" | "crun" | "qemu") {
-            bail!("unknown peer {p:?}: use floor, runc, crun or qemu (or auto, none)");
+        if !ALL.contains(p) {
+            bail!("unknown peer {p:?}: use floor, runc, crun, qemu, podman or containerd (or auto, none)");
         }
     }
     Ok((list, auto))

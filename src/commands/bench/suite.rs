@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use isola_bench::lifecycle::{self, LifecyclePlan};
 use isola_bench::plan::{self, BackendPlan, Plan};
 use isola_bench::results::{Config, Machine, Subject};
 use isola_bench::sandbox::Runner;
@@ -68,6 +69,7 @@ pub fn run(root: &Root, args: &BenchArgs) -> Result<()> {
         oci: Vec::new(),
         monitor: Vec::new(),
         kernels: Vec::new(),
+        lifecycle: None,
         kernel_runs: if args.quick { 1 } else { 3 },
         errors: Vec::new(),
         work_dir: work.path().to_path_buf(),
@@ -98,9 +100,41 @@ pub fn run(root: &Root, args: &BenchArgs) -> Result<()> {
         store.export(&resolved, &rootfs)?;
         container_peer_rows(&mut plan, &container_peers, auto, &rootfs)?;
     }
+    if let Some(flags) = container_flags(&plan) {
+        // The lifecycle's peers run on a rootfs of their own: podman and
+        // runc add mount points to the one they run on.
+        let (peers, not_run) = lifecycle::peers(&wanted_peers, auto)?;
+        plan.errors.extend(not_run);
+        let dir = work.path().join("lifecycle");
+        let rootfs = dir.join("rootfs");
+        std::fs::create_dir_all(&rootfs)?;
+        store.export(&resolved, &rootfs)?;
+        plan.lifecycle = Some(LifecyclePlan {
+            isola: plan.isola.clone(),
+            flags,
+            image: plan.image.clone(),
+            rootfs,
+            work: dir,
+            peers,
+            runs: plan.runs,
+            warmup: plan.warmup,
+        });
+    }
     monitor_rows(&mut plan, args, host.kvm != "none");
     kernel_rows(&mut plan, args, &spec, &vms)?;
     measure_and_report(&plan, host, args)
+}
+
+/// `isola run`'s flags for the container row, if the container backend is
+/// measured.
+fn container_flags(plan: &Plan) -> Option<Vec<String>> {
+    plan.backends
+        .iter()
+        .filter(|b| b.subject.id == "container")
+        .find_map(|b| match &b.runner {
+            Runner::Isola { flags, .. } => Some(flags.clone()),
+            _ => None,
+        })
 }
 
 /// The VM backend for the rows: on whichever monitor boots the kernel here.
@@ -252,7 +286,15 @@ fn measure_and_report(plan: &Plan, host: HostFacts, args: &BenchArgs) -> Result<
     let config = Config {
         image: plan.image.clone(),
         backends: args.backends.clone(),
-        peers: plan.peers.iter().map(|(s, _)| s.id.clone()).collect(),
+        peers: {
+            let mut ids: Vec<String> = plan.peers.iter().map(|(s, _)| s.id.clone()).collect();
+            for p in plan.lifecycle.iter().flat_map(|l| &l.peers) {
+                if !ids.iter().any(|id| id == p.name()) {
+                    ids.push(p.name().to_string());
+                }
+            }
+            ids
+        },
         runs: plan.runs,
         warmup: plan.warmup,
         density: plan.density,

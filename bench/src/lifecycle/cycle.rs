@@ -1,0 +1,265 @@
+//! Timing commands that leave a sandbox behind: each run is one or more
+//! timed steps (`run -d`; `create` then `start`) and then untimed
+//! cleanup (`rm -f`), and the subjects take turns run by run (A B C A B C
+//! ...) as startup's do, so drift on a noisy machine hits all alike.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use crate::chain::chain;
+use crate::results::{LifecycleSeries, Summary};
+use crate::sandbox::{spawn_error, SandboxError};
+use crate::startup;
+
+/// One subject's run: `steps` timed one after the other, then `cleanup`.
+#[derive(Debug, Clone)]
+pub struct Cycle {
+    pub subject: String,
+    /// What is timed, in words for the tables.
+    pub command: String,
+    pub steps: Vec<Vec<String>>,
+    pub cleanup: Vec<Vec<String>>,
+    /// Added to every command's environment (podman's own configuration).
+    pub env: Vec<(String, String)>,
+}
+
+impl Cycle {
+    pub fn new(subject: &str, command: &str, steps: Vec<Vec<String>>) -> Cycle {
+        Cycle {
+            subject: subject.into(),
+            command: command.into(),
+            steps,
+            cleanup: Vec::new(),
+            env: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CycleError {
+    #[error(transparent)]
+    Run(SandboxError),
+    #[error("removing what its run left")]
+    Cleanup(#[source] SandboxError),
+}
+
+/// Runs commands with their stderr in a file, not a pipe: a daemon a
+/// command leaves behind (a shim) may hold it open, and we wait for the
+/// command's exit, not for the end of its output.
+pub struct Runner {
+    stderr: PathBuf,
+}
+
+impl Runner {
+    pub fn new(work: &Path) -> Runner {
+        Runner {
+            stderr: work.join("stderr"),
+        }
+    }
+
+    /// Run `argv` to its exit, timed from spawn to exit: milliseconds, or
+    /// its own first error line.
+    pub fn run(&self, argv: &[String], env: &[(String, String)]) -> Result<f64, SandboxError> {
+        let err = File::create(&self.stderr).map_err(spawn_error(argv))?;
+        let mut cmd = Command::new(&argv[0]);
+        cmd.args(&argv[1..])
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(err);
+        let t = Instant::now();
+        let status = cmd.status().map_err(spawn_error(argv))?;
+        let ms = t.elapsed().as_secs_f64() * 1e3;
+        if !status.success() {
+            let text = std::fs::read(&self.stderr).unwrap_or_default();
+            return Err(SandboxError::Failed(crate::sandbox::error_line(
+                &text, status,
+            )));
+        }
+        Ok(ms)
+    }
+
+    /// `argv`'s stdout, trimmed.
+    pub fn capture(
+        &self,
+        argv: &[String],
+        env: &[(String, String)],
+    ) -> Result<String, SandboxError> {
+        let err = File::create(&self.stderr).map_err(spawn_error(argv))?;
+        let out = Command::new(&argv[0])
+            .args(&argv[1..])
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stderr(err)
+            .output()
+            .map_err(spawn_error(argv))?;
+        if !out.status.success() {
+            let text = std::fs::read(&self.stderr).unwrap_or_default();
+            return Err(SandboxError::Failed(crate::sandbox::error_line(
+                &text, out.status,
+            )));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    /// One run of `c`: its steps timed, then its cleanup, which runs even
+    /// when a step failed (to remove what the step made before failing).
+    fn once(&self, c: &Cycle) -> Result<f64, CycleError> {
+        let mut total = 0.0;
+        let mut failed = None;
+        for step in &c.steps {
+            match self.run(step, &c.env) {
+                Ok(ms) => total += ms,
+                Err(e) => {
+                    failed = Some(CycleError::Run(e));
+                    break;
+                }
+            }
+        }
+        for step in &c.cleanup {
+            if let Err(e) = self.run(step, &c.env) {
+                failed.get_or_insert(CycleError::Cleanup(e));
+            }
+        }
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(total),
+        }
+    }
+
+    /// Each cycle `warmup` times, then `runs` times, interleaved. A cycle
+    /// whose run fails keeps its error and runs no more; `progress` is
+    /// told after each measured round.
+    pub fn measure(
+        &self,
+        cycles: &[Cycle],
+        runs: usize,
+        warmup: usize,
+        mut progress: impl FnMut(usize),
+    ) -> Vec<startup::Result> {
+        let mut results: Vec<startup::Result> = cycles
+            .iter()
+            .map(|c| startup::Result {
+                name: c.subject.clone(),
+                ms: Vec::new(),
+                cpu_ms: Vec::new(),
+                peak_rss_kib: None,
+                error: None,
+            })
+            .collect();
+        for round in 0..warmup + runs {
+            for (c, r) in cycles.iter().zip(results.iter_mut()) {
+                if r.error.is_some() {
+                    continue;
+                }
+                match self.once(c) {
+                    Ok(ms) if round >= warmup => r.ms.push(ms),
+                    Ok(_) => {}
+                    Err(e) => r.error = Some(chain(&e)),
+                }
+            }
+            if round >= warmup {
+                progress(round - warmup + 1);
+            }
+        }
+        results
+    }
+}
+
+/// The series that ran, each with what it timed and its paired ratios:
+/// `isola`'s against every other, every other against `isola`'s.
+pub fn series(cycles: &[Cycle], results: &[startup::Result], isola: &str) -> Vec<LifecycleSeries> {
+    cycles
+        .iter()
+        .zip(results)
+        .filter_map(|(c, r)| {
+            let s = r.summary()?;
+            Some(LifecycleSeries {
+                subject: r.name.clone(),
+                command: c.command.clone(),
+                ms: r.ms.clone(),
+                summary: Summary {
+                    min: s.min,
+                    median: s.median,
+                    p90: s.p90,
+                    max: s.max,
+                },
+                paired: results
+                    .iter()
+                    .filter(|o| o.name != r.name && !o.ms.is_empty())
+                    .filter(|o| r.name == isola || o.name == isola)
+                    .filter_map(|o| Some((o.name.clone(), startup::paired_ratio(r, o)?)))
+                    .collect(),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh(script: &str) -> Vec<String> {
+        vec!["sh".into(), "-c".into(), script.into()]
+    }
+
+    #[test]
+    fn steps_are_timed_and_cleanup_runs_after_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let marks = dir.path().join("marks");
+        let mut a = Cycle::new(
+            "isola",
+            "a",
+            vec![sh(&format!("echo step >> {}", marks.display())), sh("true")],
+        );
+        a.cleanup = vec![sh(&format!("echo clean >> {}", marks.display()))];
+        let b = Cycle::new("other", "b", vec![sh("true")]);
+        let runner = Runner::new(dir.path());
+        let mut rounds = Vec::new();
+        let r = runner.measure(&[a.clone(), b.clone()], 2, 1, |n| rounds.push(n));
+        assert_eq!(rounds, [1, 2]);
+        assert_eq!(r[0].ms.len(), 2);
+        assert!(r.iter().all(|r| r.error.is_none()));
+        let text = std::fs::read_to_string(&marks).unwrap();
+        assert_eq!(text, "step\nclean\n".repeat(3));
+        let s = series(&[a, b], &r, "isola");
+        assert_eq!(s[0].command, "a");
+        assert_eq!(s[0].paired[0].0, "other");
+        assert_eq!(s[1].paired[0].0, "isola");
+    }
+
+    #[test]
+    fn a_failed_step_keeps_its_words_and_still_cleans_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let marks = dir.path().join("marks");
+        let mut a = Cycle::new(
+            "a",
+            "a",
+            vec![sh("echo; echo nope >&2; exit 3"), sh("true")],
+        );
+        a.cleanup = vec![sh(&format!("echo clean >> {}", marks.display()))];
+        let r = Runner::new(dir.path()).measure(&[a], 3, 0, |_| {});
+        assert_eq!(r[0].error.as_deref(), Some("nope"));
+        assert!(r[0].ms.is_empty());
+        assert_eq!(std::fs::read_to_string(&marks).unwrap(), "clean\n");
+    }
+
+    #[test]
+    fn a_failed_cleanup_is_an_error_of_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = Cycle::new("a", "a", vec![sh("true")]);
+        a.cleanup = vec![sh("echo busy >&2; exit 1")];
+        a.env = vec![("X".into(), "1".into())];
+        let r = Runner::new(dir.path()).measure(&[a], 2, 0, |_| {});
+        assert_eq!(
+            r[0].error.as_deref(),
+            Some("removing what its run left: busy")
+        );
+        let out = Runner::new(dir.path())
+            .capture(&sh("echo $X"), &[("X".into(), "2".into())])
+            .unwrap();
+        assert_eq!(out, "2");
+    }
+}

@@ -65,7 +65,7 @@ pub fn main(root: &Root, args: &ShimArgs) -> i32 {
         Ok(mut shim) => {
             let _ = report.write_all(b"ok\n");
             drop(report);
-            resident::shed_setup_pages();
+            resident::shed_unused_pages();
             shim.serve();
             shim.finish();
             0

@@ -1,7 +1,8 @@
-//! The shim's resident set after setup: most of the code it ran (the
-//! command line, the image store, the spec, the backend's create) is never
-//! needed again, yet stays mapped in its page tables and counted in its
-//! RSS for the sandbox's whole life. Dropping the read-only file mappings'
+//! The shim's resident set after setup, and after each burst of work (an
+//! exec, a restart): most of the code it ran (the command line, the image
+//! store, the spec, the backend's create) is seldom or never needed again,
+//! yet would stay mapped in its page tables and counted in its RSS for the
+//! sandbox's whole life. Dropping the read-only file mappings'
 //! pages (MADV_DONTNEED) leaves them in the page cache, shared with every
 //! other isola, and the few the serving loop touches come back on first
 //! use, as minor faults (with the 64 KiB around each that the kernel maps
@@ -12,12 +13,19 @@
 /// written (RELRO: the relocated pointers) has copies of its own pages,
 /// counted as Anonymous in smaps, and is left alone, as is every writable
 /// or anonymous mapping, so nothing is lost.
-pub fn shed_setup_pages() {
+pub fn shed_unused_pages() {
+    // The heap's free pages too (setup's image config, spec and the like
+    // are gone): glibc gives them back.
+    // SAFETY: malloc_trim only releases memory malloc holds free.
+    unsafe { nix::libc::malloc_trim(0) };
     let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else {
         return;
     };
     let mut candidate: Option<(usize, usize)> = None;
     for line in smaps.lines() {
+        if line.ends_with("[stack]") {
+            shed_stack_below_us(line);
+        }
         if let Some(range) = mapping_header(line) {
             candidate = range;
         } else if let Some(kib) = line.strip_prefix("Anonymous:") {
@@ -50,6 +58,34 @@ fn mapping_header(line: &str) -> Option<Option<(usize, usize)>> {
     let shed =
         path.starts_with('/') && perms.len() == 4 && !perms.contains('w') && perms.ends_with('p');
     Some(shed.then_some((start, end)))
+}
+
+/// The main stack's pages below where this call runs (less a margin):
+/// setup went deep (the command line's parser, the spec), the serving loop
+/// does not, and nothing lives below the stack pointer.
+fn shed_stack_below_us(header: &str) {
+    const MARGIN: usize = 64 * 1024;
+    let here = 0u8;
+    let sp = std::ptr::addr_of!(here) as usize;
+    let Some(Some(start)) = header
+        .split('-')
+        .next()
+        .map(|s| usize::from_str_radix(s, 16).ok())
+    else {
+        return;
+    };
+    let end = sp.saturating_sub(MARGIN) & !0xfff;
+    if end > start {
+        // SAFETY: anonymous stack pages far below the stack pointer, which
+        // no frame uses; they read as zeros when the stack grows again.
+        unsafe {
+            nix::libc::madvise(
+                start as *mut nix::libc::c_void,
+                end - start,
+                nix::libc::MADV_DONTNEED,
+            );
+        }
+    }
 }
 
 fn shed(start: usize, end: usize) {

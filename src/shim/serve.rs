@@ -52,6 +52,9 @@ pub struct Life {
     started_at: Option<Instant>,
     /// The last end, for a `wait` that comes after it.
     last: Option<(i32, bool)>,
+    /// When to drop the pages a burst of work brought back in (an exec's,
+    /// a restart's): a second after it, if nothing else came.
+    shed_at: Option<Instant>,
 }
 
 struct Client {
@@ -274,10 +277,17 @@ impl Shim {
         if let Phase::BackOff(when) = self.life.phase {
             at.push(when);
         }
+        at.extend(self.life.shed_at);
         at.into_iter().min()
     }
 
     fn handle(&mut self, source: Source, buf: &mut [u8]) {
+        if matches!(
+            source,
+            Source::Client(_) | Source::Exec(_) | Source::SandboxEnd
+        ) {
+            self.life.shed_at = Some(Instant::now() + Duration::from_secs(1));
+        }
         match source {
             Source::Listener => self.accept(),
             Source::Client(id) => self.client_ready(id),
@@ -742,7 +752,7 @@ impl Shim {
             return;
         };
         let outcome = if forced { None } else { Some(sandbox.wait()) };
-        let mut buf = vec![0u8; 64 * 1024];
+        let mut buf = vec![0u8; 16 * 1024];
         self.drain_output(&mut buf);
         self.life.terminal = None;
         if let Err(e) = sandbox.teardown() {
@@ -827,6 +837,10 @@ impl Shim {
 
     fn timers(&mut self) {
         let now = Instant::now();
+        if self.life.shed_at.is_some_and(|at| now >= at) {
+            self.life.shed_at = None;
+            super::resident::shed_unused_pages();
+        }
         if let Some(stop) = &mut self.life.stop {
             if let Some(force_at) = stop.force_at {
                 if now >= force_at {

@@ -15,10 +15,15 @@ ISOLA_RELEASE := target/$(RELEASE_TARGET)/release/isola
 # dir: it is built for x86_64-unknown-none, never for the host.
 TESTGUEST_MANIFEST := backend-vm/testguest/Cargo.toml
 
-.PHONY: setup testguest guest-init kernel test-kernel build release test demo clean
+.PHONY: setup peers testguest guest-init kernel test-kernel build release test demo clean
 
 setup:
 	@scripts/setup
+
+# What the benchmark compares against and its tests run for real: runc,
+# crun, podman with conmon, containerd.
+peers: setup
+	@scripts/setup --peers
 
 testguest: setup
 	$(CARGO) build --release --manifest-path $(TESTGUEST_MANIFEST) --target x86_64-unknown-none
@@ -50,7 +55,7 @@ release: setup
 
 # The test-backend feature adds a third, test-only backend to the isola the
 # tests run (tests/architecture.rs).
-test: setup testguest guest-init test-kernel
+test: setup peers testguest guest-init test-kernel
 	$(CARGO) build --workspace --all-targets --features isola/test-backend
 	$(CARGO) test --workspace --features isola/test-backend
 	@CHECK_TEST_DIRS=1 scripts/check-leftovers

@@ -64,7 +64,7 @@ echo "oom-status $?"
 isola run --rm --pids-limit 10 isola/busybox sh -c "(for i in \$(seq 20); do sleep 30 >/dev/null & echo started; done) 2>/dev/null | wc -l"
 isola run --cpus 0.2 isola/busybox sh -c "i=0; while [ \$i -lt 20000 ]; do i=\$((i+1)); done"
 echo "cpu-status $?"
-isola ps --json | tr -d " \n" | grep -o "\"cpu.nr_throttled\",[0-9]*" | sed "s/.*,/throttled /"
+isola ps -a --json | tr -d " \n" | grep -o "\"cpu.nr_throttled\",[0-9]*" | sed "s/.*,/throttled /"
 ls /sys/fs/cgroup | grep -c "^isola" || true
 ' || echo "the guest script failed: $?"
 "#;

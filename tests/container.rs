@@ -206,7 +206,7 @@ fn limits_are_enforced() {
     );
 
     // CPU time past the quota is throttled: read from the cgroup's own
-    // accounting, kept in the sandbox's state (no --rm; `isola ps --json`).
+    // accounting, kept in the sandbox's state (no --rm; `isola ps -a --json`).
     let out = isola.cmd([
         "run",
         "--cpus",
@@ -217,7 +217,7 @@ fn limits_are_enforced() {
         "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done",
     ]);
     assert!(out.status.success());
-    let ps = isola.json(["ps", "--json"]);
+    let ps = isola.json(["ps", "-a", "--json"]);
     assert_eq!(
         ps.as_array().unwrap().len(),
         1,
@@ -530,7 +530,7 @@ fn kept_sandboxes_are_listed_and_removed() {
     let Some(isola) = isola() else { return };
     let out = isola.cmd(["run", "isola/busybox", "sh", "-c", "echo x > /file; exit 3"]);
     assert_eq!(out.status.code(), Some(3));
-    let ps = isola.json(["ps", "--json"]);
+    let ps = isola.json(["ps", "-a", "--json"]);
     let id = ps[0]["id"].as_str().unwrap().to_string();
     assert_eq!(
         (ps[0]["status"].as_str(), ps[0]["exit_code"].as_i64()),
@@ -545,7 +545,7 @@ fn kept_sandboxes_are_listed_and_removed() {
             .exists(),
         "its changes are kept"
     );
-    assert!(isola.ok(["ps"]).contains("exited (3)"));
+    assert!(isola.ok(["ps", "-a"]).contains("Exited (3)"));
     assert_eq!(isola.ok(["rm", &id[..6]]).trim(), id);
     assert!(!isola.root().join("instances").join(&id).exists());
     let err = isola.fail(["rm", &id]);

@@ -216,3 +216,60 @@ fn sigterm_stops_a_guest_whose_init_is_not_up_yet() {
     assert_eq!(out.status.code(), Some(125), "{err}");
     assert!(err.contains("of the signal isola passed on"), "{err}");
 }
+
+/// `isola ARGS` with this test's store and isola-init, bounded.
+fn isola_cmd(isola: &Isola, args: &[&str]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_isola"));
+    c.args(args)
+        .env("ISOLA_ROOT", isola.root())
+        .env("ISOLA_INIT", init())
+        .env_remove("ISOLA_LOG")
+        .stdin(Stdio::null());
+    Background::start(c).collect_within(BOUND, &format!("isola {args:?}"))
+}
+
+#[test]
+fn a_detached_guest_runs_on_isola_s_monitor_inside_its_shim() {
+    let Some((isola, kernel)) = setup() else {
+        return;
+    };
+    let kernel = kernel.to_string_lossy().into_owned();
+    let script = "echo hi; echo err >&2; exit 42";
+    let out = isola_cmd(
+        &isola,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "g",
+            "--backend",
+            "vm",
+            "--vmm",
+            "isola",
+            "--kernel",
+            &kernel,
+            "isola/busybox",
+            "sh",
+            "-c",
+            script,
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // The monitor is a thread of the shim: `wait` hears the guest's end.
+    let waited = isola_cmd(&isola, &["wait", "g"]);
+    assert_eq!(
+        text(&waited.stdout).trim(),
+        "42",
+        "{}",
+        text(&waited.stderr)
+    );
+    let logs = isola_cmd(&isola, &["logs", "g"]);
+    assert_eq!(text(&logs.stdout), "hi\n");
+    assert!(
+        text(&logs.stderr).ends_with("err\n"),
+        "{}",
+        text(&logs.stderr)
+    );
+    let rm = isola_cmd(&isola, &["rm", "g"]);
+    assert!(rm.status.success(), "{}", text(&rm.stderr));
+}

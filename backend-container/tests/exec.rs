@@ -71,6 +71,7 @@ impl Host {
             explain: Default::default(),
             idle: Default::default(),
             ephemeral: false,
+            park: false,
             clock: Instant::now(),
         };
         self.backend.check(&spec).expect("check");

@@ -117,8 +117,11 @@ impl Backend for VmBackend {
             )
             .map_err(|e| BackendError::step("building the guest's root filesystem", e))?;
         let spec_archive = ctx.instance_dir.join("spec.cpio");
-        std::fs::write(&spec_archive, guest::spec_archive(&guest_spec(spec)))
-            .map_err(|e| BackendError::step("writing the run spec for the guest", e))?;
+        std::fs::write(
+            &spec_archive,
+            guest::spec_archive(&guest_spec(spec, ctx.park)),
+        )
+        .map_err(|e| BackendError::step("writing the run spec for the guest", e))?;
         let phases = vec![(Phase::RootfsReady, ctx.clock.elapsed())];
         let verbose = tracing::enabled!(tracing::Level::DEBUG);
         let artifact = Artifact {
@@ -136,7 +139,7 @@ impl Backend for VmBackend {
             vcpus: choice.vcpus,
         };
         // From here on, a failure removes the spec archive through Drop.
-        let sandbox = VmSandbox::new(Parts {
+        let mut sandbox = VmSandbox::new(Parts {
             monitor: choice.monitor(),
             artifact,
             input: input(spec),
@@ -145,8 +148,15 @@ impl Backend for VmBackend {
             explain: ctx.explain,
             clock: ctx.clock,
             phases,
+            park: ctx.park,
         })?;
         check_memory(sandbox.artifact(), choice.format)?;
+        // Asked to park: the guest boots now and isola-init waits for
+        // `start`'s go-ahead (a foreground run boots in `start`, sparing
+        // the round trip).
+        if ctx.park {
+            sandbox.park()?;
+        }
         Ok(Box::new(sandbox))
     }
 }
@@ -222,7 +232,7 @@ fn input(spec: &RunSpec) -> Input {
     }
 }
 
-fn guest_spec(spec: &RunSpec) -> GuestSpec {
+fn guest_spec(spec: &RunSpec, park: bool) -> GuestSpec {
     GuestSpec {
         version: isola_guest_spec::VERSION,
         args: spec.process.args.clone(),
@@ -243,5 +253,6 @@ fn guest_spec(spec: &RunSpec) -> GuestSpec {
             .flatten()
             .filter(|ws| ws.ws_row > 0 && ws.ws_col > 0)
             .map(|ws| [ws.ws_row, ws.ws_col]),
+        park,
     }
 }

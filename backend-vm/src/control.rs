@@ -1,7 +1,8 @@
 //! isola-init's control channel: a pipe whose write end isola keeps (a
-//! signal number a byte and, with -t, window sizes, as
-//! `isola_guest_spec::wire` has them) and whose read end the monitor copies
-//! into COM2's receive side, holding what comes before the workload runs.
+//! signal number a byte, with -t window sizes, and a parked guest's
+//! go-ahead, as `isola_guest_spec::wire` has them) and whose read end the
+//! monitor copies into COM2's receive side, holding what comes before
+//! isola-init reads it.
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -27,6 +28,11 @@ impl Control {
         (&self.0).write_all(&[signal as u8])
     }
 
+    /// Start the workload of an isola-init that is parked.
+    pub fn go_ahead(&self) -> io::Result<()> {
+        (&self.0).write_all(&[isola_guest_spec::wire::GO_AHEAD])
+    }
+
     /// The caller's window size for the workload's terminal, if stdin is
     /// a terminal.
     pub fn window_size(&self) -> io::Result<()> {
@@ -50,9 +56,10 @@ mod tests {
         let (control, mut reader) = channel().unwrap();
         control.signal(Signal::SIGTERM).unwrap();
         control.signal(Signal::SIGUSR2).unwrap();
+        control.go_ahead().unwrap();
         drop(control);
         let mut got = Vec::new();
         reader.read_to_end(&mut got).unwrap();
-        assert_eq!(got, [15, 12]);
+        assert_eq!(got, [15, 12, isola_guest_spec::wire::GO_AHEAD]);
     }
 }

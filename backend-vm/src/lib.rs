@@ -15,6 +15,7 @@ mod init_binary;
 pub mod kernel;
 pub mod kvm;
 pub mod monitor;
+mod notice;
 mod proc_stat;
 mod sandbox;
 mod stdin_frame;

@@ -2,7 +2,9 @@
 //! (kernel and monitor chosen, artifact built), `start` boots it on a thread
 //! of the monitor's own, `wait` passes the caller's signals on until it ends
 //! and turns its end into the sandbox's outcome, `teardown` stops a guest
-//! still running and removes the run's files, also on Drop.
+//! still running and removes the run's files, also on Drop. A parked
+//! create (`RunContext::park`) boots the guest already and waits until
+//! isola-init is parked, waiting for the go-ahead that `start` sends.
 
 use std::fs::File;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -24,6 +26,7 @@ use crate::control::{self, Control};
 use crate::deadline::SIGNAL_GRACE;
 use crate::guest_exit::{Failure, GuestExit, GuestFailed};
 use crate::monitor::{Artifact, Input, Monitor, MonitorError, Running};
+use crate::notice::Notice;
 
 /// What `create` hands the sandbox.
 pub struct Parts {
@@ -37,6 +40,8 @@ pub struct Parts {
     pub clock: Instant,
     /// The phases so far (the root filesystem's).
     pub phases: Vec<(Phase, Duration)>,
+    /// isola-init is to park (see [`VmSandbox::park`]).
+    pub park: bool,
 }
 
 /// Where a guest is in its life.
@@ -77,6 +82,8 @@ pub struct VmSandbox {
     signals: Option<CallerSignals>,
     raw: Option<RawMode>,
     booted: Option<Booted>,
+    /// Set when isola-init is parked, if it was asked to park.
+    parked: Option<Notice>,
     stage: Stage,
 }
 
@@ -106,8 +113,15 @@ impl VmSandbox {
             signals: None,
             raw: None,
             booted: None,
+            parked: None,
             stage: Stage::Created,
         };
+        if parts.park {
+            let notice = Notice::new()
+                .map_err(|e| BackendError::step("opening the guest's parked notice", e))?;
+            sandbox.running.watch_parked(notice.clone());
+            sandbox.parked = Some(notice);
+        }
         sandbox.signals = Some(
             CallerSignals::block(sandbox.tty)
                 .map_err(|e| BackendError::step("blocking the signals isola passes on", e))?,
@@ -154,8 +168,17 @@ impl VmSandbox {
 
     /// Relay the caller's signals until the monitor's thread is done.
     fn relay_until_done(&self, done: &OwnedFd) -> Result<(), BackendError> {
+        self.relay_until(&[done.as_fd()]).map(drop)
+    }
+
+    /// Relay the caller's signals until one of `ends` is readable (or hung
+    /// up); which one, the first if more are.
+    fn relay_until(&self, ends: &[BorrowedFd<'_>]) -> Result<usize, BackendError> {
         loop {
-            let mut fds = vec![PollFd::new(done.as_fd(), PollFlags::POLLIN)];
+            let mut fds: Vec<PollFd> = ends
+                .iter()
+                .map(|fd| PollFd::new(*fd, PollFlags::POLLIN))
+                .collect();
             if let Some(signals) = &self.signals {
                 fds.push(PollFd::new(signals.fd(), PollFlags::POLLIN));
             }
@@ -164,13 +187,96 @@ impl VmSandbox {
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => return Err(BackendError::step("waiting for the guest", e)),
             }
-            let ended = fds[0].revents().is_some_and(|r| !r.is_empty());
+            let ready = fds[..ends.len()]
+                .iter()
+                .position(|f| f.revents().is_some_and(|r| !r.is_empty()));
             drop(fds);
             self.relay_signals();
-            if ended {
-                return Ok(());
+            if let Some(i) = ready {
+                return Ok(i);
             }
         }
+    }
+
+    /// Boot the guest on a thread of the monitor's own.
+    fn boot(&mut self) -> Result<(), BackendError> {
+        let (Some(monitor), Some(control)) = (self.monitor.take(), self.control_for_monitor.take())
+        else {
+            return Err(BackendError::State("has no monitor to start"));
+        };
+        let (done, done_by_monitor) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|e| BackendError::step("starting the guest", e))?;
+        self.explain
+            .say(&format!("{} — {BOOT_WHY}", self.boot_step()));
+        let at = self.clock.elapsed();
+        let (artifact, input, running) = (self.artifact.clone(), self.input, self.running.clone());
+        // Spawned with the caller's signals blocked: the monitor's threads
+        // inherit the mask.
+        let thread = std::thread::Builder::new()
+            .name("isola-monitor".into())
+            .spawn(move || {
+                let ran = monitor.run(&artifact, input, control, &running);
+                drop(done_by_monitor);
+                ran
+            })
+            .map_err(|e| BackendError::step("starting the monitor's thread", e))?;
+        self.booted = Some(Booted { thread, done, at });
+        Ok(())
+    }
+
+    /// A parked create's second half: boot the guest and wait, passing the
+    /// caller's signals on, until isola-init has set everything up and
+    /// waits for the go-ahead. A guest that ends first is the create's
+    /// error.
+    pub fn park(&mut self) -> Result<(), BackendError> {
+        let Some(parked) = self.parked.clone() else {
+            return Err(BackendError::State("was not made to park"));
+        };
+        self.boot()?;
+        let Some(booted) = self.booted.take() else {
+            return Err(BackendError::State("has no guest running"));
+        };
+        match self.relay_until(&[booted.done.as_fd(), parked.fd()]) {
+            Ok(1) => {
+                let at = booted.at;
+                self.booted = Some(booted);
+                if self.explain.enabled {
+                    let ms = (self.clock.elapsed() - at).as_secs_f64() * 1e3;
+                    self.explain.say(&format!(
+                        "  isola-init is up and waits for the go-ahead, {ms:.3} ms after booting began"
+                    ));
+                }
+                return Ok(());
+            }
+            Ok(_) => {}
+            Err(e) => {
+                self.booted = Some(booted);
+                return Err(e);
+            }
+        }
+        // The guest ended before it was parked.
+        let joined = booted.thread.join();
+        self.stage = Stage::Ended;
+        let exit = joined
+            .map_err(|_| {
+                BackendError::step(
+                    "booting the guest",
+                    std::io::Error::other("the monitor's thread panicked"),
+                )
+            })?
+            .map_err(BackendError::from)?;
+        let outcome = self.outcome(exit, booted.at)?;
+        Err(BackendError::step(
+            "booting the guest",
+            std::io::Error::other(format!(
+                "the guest ended with status {} before its workload was ready to start{}",
+                outcome.status.code(),
+                outcome
+                    .message
+                    .map(|m| format!(": {m}"))
+                    .unwrap_or_default()
+            )),
+        ))
     }
 
     /// The guest's end as the sandbox's: its status, the phases from its
@@ -181,7 +287,9 @@ impl VmSandbox {
         // boot's start.
         let mark = |m: Mark| exit.mark(m).map(|at| booting + at);
         let mut phases = self.phases.clone();
-        phases.push((Phase::SandboxCreated, mark(Mark::InitUp).unwrap_or(booting)));
+        // Parked: created once isola-init waits for the go-ahead.
+        let created = mark(Mark::Parked).or(mark(Mark::InitUp));
+        phases.push((Phase::SandboxCreated, created.unwrap_or(booting)));
         if let Some(at) = mark(Mark::WorkloadStarted) {
             phases.push((Phase::WorkloadStarted, at));
         }
@@ -216,33 +324,22 @@ impl Sandbox for VmSandbox {
         if self.stage != Stage::Created {
             return Err(BackendError::State("was started already"));
         }
-        let (Some(monitor), Some(control)) = (self.monitor.take(), self.control_for_monitor.take())
-        else {
-            return Err(BackendError::State("has no monitor to start"));
-        };
-        let (done, done_by_monitor) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-            .map_err(|e| BackendError::step("starting the guest", e))?;
         // -t: the caller's terminal raw while the guest runs, so that
         // Ctrl-C and the like reach the guest's terminal as bytes.
         self.raw = self.tty.then(RawMode::enter).flatten();
-        self.explain
-            .say(&format!("{} — {BOOT_WHY}", self.boot_step()));
-        let at = self.clock.elapsed();
-        let (artifact, input, running) = (self.artifact.clone(), self.input, self.running.clone());
-        // Spawned with the caller's signals blocked: the monitor's threads
-        // inherit the mask.
-        let thread = std::thread::Builder::new()
-            .name("isola-monitor".into())
-            .spawn(move || {
-                let ran = monitor.run(&artifact, input, control, &running);
-                drop(done_by_monitor);
-                ran
-            })
-            .map_err(|e| {
-                self.raw = None;
-                BackendError::step("starting the monitor's thread", e)
-            })?;
-        self.booted = Some(Booted { thread, done, at });
+        let started = match (&self.booted, &self.control) {
+            // Parked: the go-ahead. Into the pipe even if the guest has
+            // ended meanwhile; `wait` then says how.
+            (Some(_), Some(control)) => control
+                .go_ahead()
+                .map_err(|e| BackendError::step("giving the guest the go-ahead", e)),
+            (Some(_), None) => Err(BackendError::State("has no control channel")),
+            (None, _) => self.boot(),
+        };
+        if started.is_err() {
+            self.raw = None;
+        }
+        started?;
         self.stage = Stage::Started;
         Ok(())
     }
@@ -257,6 +354,8 @@ impl Sandbox for VmSandbox {
 
     fn wait(&mut self) -> Result<Outcome, BackendError> {
         match self.stage {
+            // Parked and not started: its end (a signal ends it).
+            Stage::Created if self.booted.is_some() => {}
             Stage::Created => return Err(BackendError::State("was not started")),
             Stage::Ended => return Err(BackendError::State("has exited already")),
             Stage::Started => {}
@@ -302,8 +401,8 @@ impl Sandbox for VmSandbox {
 
     fn stats(&self) -> Result<Stats, BackendError> {
         // The monitor's own process (isola's, or QEMU's) while it runs.
-        let used = match (self.stage, self.running.process()) {
-            (Stage::Started, Some(pid)) => crate::proc_stat::cpu_and_memory(pid).ok(),
+        let used = match (&self.booted, self.running.process()) {
+            (Some(_), Some(pid)) => crate::proc_stat::cpu_and_memory(pid).ok(),
             _ => None,
         };
         Ok(Stats {
@@ -320,6 +419,7 @@ impl Sandbox for VmSandbox {
             // QEMU is killed), and its thread joined.
             self.running.deadline.arm(Duration::ZERO);
             let _ = booted.thread.join();
+            self.stage = Stage::Ended;
         }
         if self.stage == Stage::Started {
             self.stage = Stage::Ended;

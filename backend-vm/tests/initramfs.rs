@@ -377,6 +377,7 @@ fn the_spec_archive_unpacks_to_the_spec_json() {
         stdin: false,
         tty: false,
         tty_size: None,
+        park: false,
     };
     let tmp = tempfile::tempdir().unwrap();
     let archive = tmp.path().join("spec.cpio");

@@ -1,14 +1,16 @@
 //! A VM sandbox's stages driven as the trait allows, beyond what `isola run`
 //! does (create, start, wait, teardown): a signal sent before the workload
 //! runs reaches it once it does, and a guest still running is stopped by
-//! teardown with nothing left. On QEMU (a software CPU on hosts without
+//! teardown with nothing left; a parked create (`isola create`) returns
+//! with the guest booted and its workload waiting for `start`, and a signal
+//! then ends it with 128+N. On QEMU (a software CPU on hosts without
 //! hardware KVM), with the host's kernel, a busybox layer and the static
 //! isola-init `make test` builds.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use isola_core::backend::{Backend, ExitStatus, RunContext};
+use isola_core::backend::{Backend, ExitStatus, Phase, RunContext};
 use isola_core::spec::RunSpec;
 use isola_test_support::host_has;
 use isola_vm::backend::{VmBackend, Vmm};
@@ -63,7 +65,7 @@ fn setup(script: &str) -> Option<Setup> {
     Some(Setup { dir, backend, spec })
 }
 
-fn context(setup: &Setup) -> RunContext {
+fn context(setup: &Setup, park: bool) -> RunContext {
     let instance_dir = setup.dir.path().join("instance");
     std::fs::create_dir_all(&instance_dir).unwrap();
     RunContext {
@@ -72,6 +74,7 @@ fn context(setup: &Setup) -> RunContext {
         explain: Default::default(),
         idle: Default::default(),
         ephemeral: true,
+        park,
         clock: Instant::now(),
     }
 }
@@ -82,7 +85,7 @@ fn a_signal_sent_before_the_workload_runs_reaches_it_once_it_does() {
     let Some(setup) = setup("sleep 600") else {
         return;
     };
-    let ctx = context(&setup);
+    let ctx = context(&setup, false);
     let mut sandbox = setup.backend.create(&setup.spec, &ctx).unwrap();
     sandbox.signal(Signal::SIGKILL).unwrap();
     sandbox.start().unwrap();
@@ -98,7 +101,7 @@ fn teardown_stops_a_guest_still_running_and_leaves_nothing() {
     let Some(setup) = setup("sleep 600") else {
         return;
     };
-    let ctx = context(&setup);
+    let ctx = context(&setup, false);
     let mut sandbox = setup.backend.create(&setup.spec, &ctx).unwrap();
     sandbox.start().unwrap();
     std::thread::sleep(Duration::from_millis(500));
@@ -116,4 +119,72 @@ fn teardown_stops_a_guest_still_running_and_leaves_nothing() {
     assert!(!ctx.instance_dir.join("spec.cpio").exists());
     assert!(sandbox.wait().is_err());
     drop(sandbox);
+}
+
+#[test]
+fn a_parked_create_boots_the_guest_and_start_lets_the_workload_run() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(setup) = setup("exit 7") else {
+        return;
+    };
+    let ctx = context(&setup, true);
+    let mut sandbox = setup.backend.create(&setup.spec, &ctx).unwrap();
+    let created = ctx.clock.elapsed();
+    // Booted and parked: QEMU runs, and the workload has not ended.
+    let stats = sandbox.stats().unwrap();
+    assert!(stats.memory_bytes.is_some_and(|b| b > 0), "{stats:?}");
+    std::thread::sleep(Duration::from_secs(1));
+    let exit_fd = sandbox.exit_fd().expect("a booted guest's exit fd");
+    let mut fds = [nix::poll::PollFd::new(
+        exit_fd,
+        nix::poll::PollFlags::POLLIN,
+    )];
+    assert_eq!(
+        nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO).unwrap(),
+        0,
+        "the parked guest ended before start"
+    );
+    let starting = ctx.clock.elapsed();
+    sandbox.start().unwrap();
+    let outcome = sandbox.wait().unwrap();
+    assert_eq!(outcome.status, ExitStatus::Exited(7));
+    let phase = |p: Phase| {
+        outcome
+            .phases
+            .iter()
+            .find(|(q, _)| *q == p)
+            .map(|(_, at)| *at)
+            .unwrap_or_else(|| panic!("no {p:?} in {:?}", outcome.phases))
+    };
+    // Created (parked) before create returned; started only after start.
+    assert!(phase(Phase::SandboxCreated) <= created, "{outcome:?}");
+    assert!(phase(Phase::WorkloadStarted) >= starting, "{outcome:?}");
+    sandbox.teardown().unwrap();
+    assert!(!ctx.instance_dir.join("spec.cpio").exists());
+}
+
+#[test]
+fn a_signal_to_a_parked_guest_ends_it_with_128_plus_n() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(setup) = setup("sleep 600") else {
+        return;
+    };
+    let ctx = context(&setup, true);
+    let mut sandbox = setup.backend.create(&setup.spec, &ctx).unwrap();
+    // Dropped, as the workload would ignore it: the guest stays parked.
+    sandbox.signal(Signal::SIGWINCH).unwrap();
+    sandbox.signal(Signal::SIGTERM).unwrap();
+    let ending = Instant::now();
+    let outcome = sandbox.wait().unwrap();
+    assert_eq!(outcome.status, ExitStatus::Exited(143));
+    assert!(ending.elapsed() < Duration::from_secs(10), "{outcome:?}");
+    assert!(
+        !outcome
+            .phases
+            .iter()
+            .any(|(p, _)| *p == Phase::WorkloadStarted),
+        "{outcome:?}"
+    );
+    assert!(sandbox.start().is_err());
+    sandbox.teardown().unwrap();
 }

@@ -47,6 +47,7 @@ fn bench(c: &mut Criterion) {
                 state_dir: dir.path().to_path_buf(),
                 idle: Default::default(),
                 ephemeral: true,
+                park: false,
                 clock: std::time::Instant::now(),
             };
             backend.check(&spec).expect("check");

@@ -173,6 +173,14 @@ pub struct RunContext {
     /// nothing in it needs to reach the disk: the backend may skip syncing
     /// it (overlayfs' `volatile`, as podman does for `--rm` containers).
     pub ephemeral: bool,
+    /// `start` may come much later than `create` (`isola create`, the
+    /// shim): `create` is to take the sandbox as far as it can go before
+    /// the workload's exec, a VM's guest booted and waiting for the
+    /// go-ahead, so that `start` is quick and whatever can fail has been
+    /// tried. False for a foreground run, whose `start` follows at once: a
+    /// backend may then leave work to `start` where that is faster (a VM
+    /// boots in `start` and its workload runs without a round trip).
+    pub park: bool,
     /// When the run began: every phase is timed from here.
     pub clock: Instant,
 }

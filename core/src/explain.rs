@@ -18,23 +18,27 @@ impl Explain {
         if !self.enabled {
             return step();
         }
-        let mut err = std::io::stderr().lock();
-        let _ = writeln!(err, "explain: {what} — {why}");
-        drop(err);
+        line(&format!("explain: {what} — {why}\n"));
         let t = Instant::now();
         let out = step();
-        let _ = writeln!(
-            std::io::stderr(),
-            "explain:   done in {:.3} ms: {what}",
+        line(&format!(
+            "explain:   done in {:.3} ms: {what}\n",
             t.elapsed().as_secs_f64() * 1e3
-        );
+        ));
         out
     }
 
     /// A line with no step of its own.
-    pub fn say(&self, line: &str) {
+    pub fn say(&self, text: &str) {
         if self.enabled {
-            let _ = writeln!(std::io::stderr(), "explain: {line}");
+            line(&format!("explain: {text}\n"));
         }
     }
+}
+
+/// One line in one write(2): stderr is unbuffered, and a line formatted
+/// straight into it is several writes, between which the other process's
+/// line may land.
+fn line(text: &str) {
+    let _ = std::io::stderr().write_all(text.as_bytes());
 }

@@ -412,3 +412,78 @@ pub fn stale(root: &Root) -> io::Result<Vec<Stale>> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kept(root: &Root, id: &str) {
+        let mut inst = Instance::create(root, id, "img", "container", true).unwrap();
+        inst.exited(0).unwrap();
+    }
+
+    #[test]
+    fn a_sandbox_is_found_by_name_id_or_unique_prefix() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = Root::new(tmp.path());
+        kept(&root, "abc123");
+        kept(&root, "abd456");
+        reserve_name(&root, "web", "abd456").unwrap();
+        assert_eq!(find(&root, "web").unwrap().id, "abd456");
+        assert_eq!(find(&root, "abc123").unwrap().id, "abc123");
+        assert_eq!(find(&root, "abc").unwrap().id, "abc123");
+        assert!(matches!(
+            find(&root, "ab"),
+            Err(InstanceError::Ambiguous(_))
+        ));
+        assert!(matches!(find(&root, "zz"), Err(InstanceError::NotFound(_))));
+        assert!(matches!(find(&root, ""), Err(InstanceError::NotFound(_))));
+    }
+
+    #[test]
+    fn a_name_is_taken_once_and_freed_with_its_sandbox() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = Root::new(tmp.path());
+        kept(&root, "aaa");
+        kept(&root, "bbb");
+        reserve_name(&root, "web", "aaa").unwrap();
+        match reserve_name(&root, "web", "bbb") {
+            Err(InstanceError::NameTaken { by, .. }) => assert_eq!(by, "aaa"),
+            other => panic!("{other:?}"),
+        }
+        for bad in ["", "-x", "a/b", "a b", ".hidden"] {
+            assert!(
+                matches!(
+                    reserve_name(&root, bad, "bbb"),
+                    Err(InstanceError::BadName(_))
+                ),
+                "{bad:?}"
+            );
+        }
+        // Freed only by its holder.
+        release_name(&root, "web", "bbb");
+        assert!(reserve_name(&root, "web", "bbb").is_err());
+        remove(&root, "aaa").unwrap();
+        reserve_name(&root, "web", "bbb").unwrap();
+        assert_eq!(find(&root, "web").unwrap().id, "bbb");
+    }
+
+    #[test]
+    fn an_active_sandbox_nobody_owns_is_dead_or_of_an_earlier_boot() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = Root::new(tmp.path());
+        let inst = Instance::create(&root, "live", "img", "container", true).unwrap();
+        let dead = Instance::create(&root, "dead", "img", "container", true).unwrap();
+        let mut old = Instance::create(&root, "old", "img", "container", true).unwrap();
+        old.state.boot_id = "an-earlier-boot".into();
+        old.save().unwrap();
+        dead.save().unwrap();
+        drop((dead, old));
+        let states = list(&root).unwrap();
+        let status = |id: &str| states.iter().find(|s| s.id == id).unwrap().status;
+        assert_eq!(status("live"), Status::Running);
+        assert_eq!(status("dead"), Status::Dead);
+        assert_eq!(status("old"), Status::Exited);
+        drop(inst);
+    }
+}

@@ -2,7 +2,6 @@
 //! there, through pipes handed to its shim; Ctrl-p Ctrl-q detaches and
 //! leaves it running. isola exits as the workload does if it ends first.
 
-use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use anyhow::{bail, Context, Result};
@@ -11,6 +10,7 @@ use isola_core::Root;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
 
+use super::relay::{copy_once, drain, Relayed};
 use crate::shim::client;
 use crate::shim::wire::{Request, Response};
 
@@ -35,7 +35,7 @@ pub fn attach(root: &Root, state: &State, stdin: bool, start: Option<client::Con
     if let Some(r) = &in_r {
         fds.push(r.as_raw_fd());
     }
-    let signals = super::exec::Relayed::block()?;
+    let signals = Relayed::block()?;
     conn.ask(&Request::Attach { stdin }, &fds)?;
     drop((out_w, err_w, in_r));
     if let Some(starter) = start {
@@ -90,8 +90,10 @@ pub fn attach(root: &Root, state: &State, stdin: bool, start: Option<client::Con
             }
         }
         for (k, i) in which.iter().enumerate() {
-            if ready[2 + k] {
-                let o = outs[*i].as_ref().expect("polled");
+            if !ready[2 + k] {
+                continue;
+            }
+            if let Some(o) = outs[*i].as_ref() {
                 let open = if *i == 0 {
                     copy_once(o, &mut std::io::stdout(), &mut buf)
                 } else {
@@ -132,12 +134,11 @@ pub fn attach(root: &Root, state: &State, stdin: bool, start: Option<client::Con
         if ready[0] {
             // Only the end is ever said here (or an error on the way).
             let said = conn.recv();
-            for o in outs.iter().flatten() {
-                if o.as_raw_fd() == outs[0].as_ref().map_or(-1, |f| f.as_raw_fd()) {
-                    drain(o, &mut std::io::stdout(), &mut buf);
-                } else {
-                    drain(o, &mut std::io::stderr(), &mut buf);
-                }
+            if let Some(o) = &outs[0] {
+                drain(o, &mut std::io::stdout(), &mut buf);
+            }
+            if let Some(o) = &outs[1] {
+                drain(o, &mut std::io::stderr(), &mut buf);
             }
             return match said? {
                 (Response::Exited { code, .. }, _) => Ok(code),
@@ -171,33 +172,5 @@ fn resize(conn: &client::Conn) {
             },
             &[],
         );
-    }
-}
-
-/// One read from `from` written to `to`; false at its end.
-pub fn copy_once(from: &OwnedFd, to: &mut impl Write, buf: &mut [u8]) -> bool {
-    match nix::unistd::read(from, buf) {
-        Ok(0) => false,
-        Ok(n) => {
-            let _ = to.write_all(&buf[..n]);
-            let _ = to.flush();
-            true
-        }
-        Err(nix::errno::Errno::EINTR | nix::errno::Errno::EAGAIN) => true,
-        Err(_) => false,
-    }
-}
-
-/// What is left in `from`, without waiting for more.
-pub fn drain(from: &OwnedFd, to: &mut impl Write, buf: &mut [u8]) {
-    let _ = nix::fcntl::fcntl(
-        from,
-        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
-    );
-    while copy_once(from, to, buf) {
-        let mut fds = [PollFd::new(from.as_fd(), PollFlags::POLLIN)];
-        if poll(&mut fds, PollTimeout::ZERO) != Ok(1) {
-            break;
-        }
     }
 }

@@ -9,9 +9,9 @@ use anyhow::{bail, Context, Result};
 use isola_core::instance;
 use isola_core::Root;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::signal::{SigSet, SigmaskHow, Signal};
-use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::signal::Signal;
 
+use super::relay::{self, Relayed};
 use crate::cli::ExecArgs;
 use crate::shim::client;
 use crate::shim::wire::{ExecRequest, Request, Response};
@@ -106,7 +106,7 @@ fn relay(
                         }
                     }
                     Ok(sig) => {
-                        let _ = send_signal(pidfd, sig);
+                        let _ = relay::send_signal(pidfd, sig);
                     }
                     Err(_) => {}
                 }
@@ -114,7 +114,7 @@ fn relay(
         }
         if let Some(m) = master {
             if ready[2] {
-                super::attach::copy_once(m, &mut std::io::stdout(), &mut buf);
+                relay::copy_once(m, &mut std::io::stdout(), &mut buf);
             }
             if stdin_open && ready.get(3) == Some(&true) {
                 match nix::unistd::read(&stdin, &mut buf) {
@@ -129,7 +129,7 @@ fn relay(
             return match conn.recv()? {
                 (Response::Exited { code, .. }, _) => {
                     if let Some(m) = master {
-                        super::attach::drain(m, &mut std::io::stdout(), &mut buf);
+                        relay::drain(m, &mut std::io::stdout(), &mut buf);
                     }
                     Ok(code)
                 }
@@ -137,53 +137,5 @@ fn relay(
                 (other, _) => bail!("the shim answered {other:?}"),
             };
         }
-    }
-}
-
-/// pidfd_send_signal(2): the process, not whoever has its PID now.
-pub fn send_signal(pidfd: &OwnedFd, signal: Signal) -> nix::Result<()> {
-    // SAFETY: a pidfd we hold, a valid signal, no siginfo, no flags.
-    let r = unsafe {
-        nix::libc::syscall(
-            nix::libc::SYS_pidfd_send_signal,
-            pidfd.as_raw_fd(),
-            signal as i32,
-            std::ptr::null::<nix::libc::siginfo_t>(),
-            0,
-        )
-    };
-    if r < 0 {
-        Err(nix::errno::Errno::last())
-    } else {
-        Ok(())
-    }
-}
-
-/// The signals passed on (the terminal's and a supervisor's) and SIGWINCH,
-/// blocked and read from a signalfd while this lives.
-pub struct Relayed {
-    pub fd: SignalFd,
-    old: SigSet,
-}
-
-impl Relayed {
-    pub fn block() -> Result<Relayed> {
-        let mut mask = SigSet::empty();
-        mask.add(Signal::SIGWINCH);
-        for s in isola_core::backend::RELAYED_SIGNALS {
-            mask.add(s);
-        }
-        let mut old = SigSet::empty();
-        nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), Some(&mut old))
-            .context("blocking signals")?;
-        let fd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
-            .context("signalfd")?;
-        Ok(Relayed { fd, old })
-    }
-}
-
-impl Drop for Relayed {
-    fn drop(&mut self) {
-        let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&self.old), None);
     }
 }

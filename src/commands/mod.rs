@@ -15,6 +15,7 @@ pub(crate) mod kernel;
 mod lifecycle;
 mod logs;
 mod ps;
+mod relay;
 mod rmi;
 mod run;
 pub(crate) mod run_flags;

@@ -138,7 +138,8 @@ pub fn rm(root: &Root, ids: &[String], force: bool) -> Result<i32> {
 
 fn rm_one(root: &Root, given: &str, force: bool) -> Result<String> {
     let state = instance::find(root, given)?;
-    if force {
+    // A created sandbox never ran: removing it stops nothing, as docker's.
+    if force || state.status == Status::Created {
         if let Some(conn) = client::connect_to(root, &state)? {
             // Killed and torn down, as docker rm -f; the shim then ends.
             let _ = conn.ask(&Request::End, &[]);
@@ -149,16 +150,15 @@ fn rm_one(root: &Root, given: &str, force: bool) -> Result<String> {
         while instance::is_live(&dir) && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
         }
-    } else if state.status.is_active() && state.status != Status::Dead {
-        if client::connect_to(root, &state)?.is_some()
-            || instance::is_live(&root.dir().join("instances").join(&state.id))
-        {
-            bail!(
-                "sandbox {} is {}: stop it first, or remove it with rm -f",
-                state.id,
-                state.status
-            );
-        }
+    } else if state.status.is_active()
+        && state.status != Status::Dead
+        && instance::is_live(&root.dir().join("instances").join(&state.id))
+    {
+        bail!(
+            "sandbox {} is {}: stop it first, or remove it with rm -f",
+            state.id,
+            state.status
+        );
     }
     if state.status == Status::Dead && !force {
         bail!(

@@ -2,10 +2,10 @@
 //! chosen backend's checks, then the sandbox's whole life in the
 //! foreground; isola exits as the workload did.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use isola_core::backend::{self, IdleWork, Outcome, RunContext};
 use isola_core::explain::Explain;
-use isola_core::instance::Instance;
+use isola_core::instance::{self, Instance};
 use isola_core::Root;
 
 use super::run_spec;
@@ -13,6 +13,9 @@ use crate::backends;
 use crate::cli::RunArgs;
 
 pub fn run(root: &Root, args: &RunArgs) -> Result<i32> {
+    if args.restart != "no" {
+        bail!("--restart needs -d: a detached sandbox's shim restarts it, and a foreground run ends with its workload");
+    }
     let backend = backends::build(
         &args.backend,
         &backends::Options {
@@ -27,13 +30,35 @@ pub fn run(root: &Root, args: &RunArgs) -> Result<i32> {
     // Every refusal that can be known now, before anything is made.
     backend.check(&spec)?;
     let leases = run_spec::lease(root, &spec)?;
-    let mut inst = Instance::create(root, &id, &spec.image, backend.name(), !args.rm)
-        .with_context(|| {
-            format!(
-                "creating the sandbox directory under {}",
-                root.dir().display()
-            )
-        })?;
+    if let Some(name) = &args.name {
+        instance::reserve_name(root, name, &id)?;
+    }
+    let made = Instance::create(root, &id, &spec.image, backend.name(), !args.rm);
+    let release = || {
+        if let Some(name) = &args.name {
+            instance::release_name(root, name, &id);
+        }
+    };
+    let mut inst = match made {
+        Ok(inst) => inst,
+        Err(e) => {
+            release();
+            return Err(e).with_context(|| {
+                format!(
+                    "creating the sandbox directory under {}",
+                    root.dir().display()
+                )
+            });
+        }
+    };
+    if args.name.is_some() || !args.rm {
+        inst.state.name = args.name.clone();
+        inst.state.command = spec.process.args.clone();
+        inst.state.started = Some(instance::now());
+        if !args.rm {
+            inst.save().context("recording the sandbox's state")?;
+        }
+    }
     let ctx = RunContext {
         instance_dir: inst.dir.clone(),
         state_dir: root.dir().to_path_buf(),
@@ -45,6 +70,7 @@ pub fn run(root: &Root, args: &RunArgs) -> Result<i32> {
             IdleWork::new(move |idle| isola_core::scratch::tidy(&root, idle))
         },
         ephemeral: args.rm,
+        park: false,
         // Phases are timed from here, as the backend's own work starts.
         clock: std::time::Instant::now(),
     };
@@ -62,6 +88,7 @@ pub fn run(root: &Root, args: &RunArgs) -> Result<i32> {
         Ok(o) => o,
         Err(e) => {
             let _ = inst.remove();
+            release();
             return Err(anyhow::Error::new(e)).context(format!(
                 "running {} in a {}",
                 spec.image,
@@ -88,6 +115,7 @@ pub fn run(root: &Root, args: &RunArgs) -> Result<i32> {
     });
     if args.rm {
         inst.remove().context("removing the sandbox directory")?;
+        release();
     } else {
         inst.exited(code).context("recording the exit status")?;
     }

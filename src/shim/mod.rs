@@ -6,6 +6,7 @@
 //! as the policy says, and serves the control socket (`serve`).
 
 pub mod client;
+mod resident;
 mod restart;
 mod serve;
 pub mod spawn;
@@ -13,7 +14,7 @@ pub mod wire;
 
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -53,14 +54,18 @@ pub fn main(root: &Root, args: &ShimArgs) -> i32 {
     // SAFETY: fd 3 was set up by the CLI for us (see `spawn`); nothing
     // else in this fresh process owns it.
     let mut report = unsafe { File::from_raw_fd(REPORT_FD) };
-    let begun = setup(root, args).and_then(|mut shim| {
-        shim.begin(args.start)?;
-        Ok(shim)
+    let begun = setup(root, args).and_then(|mut shim| match shim.begin(args.start) {
+        Ok(()) => Ok(shim),
+        Err(e) => {
+            shim.abandon(args.again);
+            Err(e)
+        }
     });
     match begun {
         Ok(mut shim) => {
             let _ = report.write_all(b"ok\n");
             drop(report);
+            resident::shed_unused_pages();
             shim.serve();
             shim.finish();
             0
@@ -119,34 +124,47 @@ fn setup(root: &Root, args: &ShimArgs) -> Result<Shim> {
         make_instance(root, &run, &spec, backend.as_ref(), &args.args)?
     };
     let dir = instance.dir.clone();
-    let log = isola_core::logs::LogWriter::open(
-        &log_path(&dir),
-        isola_core::logs::Rotation {
-            max_size: match &run.log_max_size {
-                Some(s) => isola_core::volume::parse_size(s)
-                    .with_context(|| format!("--log-max-size {s}"))?,
-                None => isola_core::logs::Rotation::default().max_size,
+    let made = (|| -> Result<(isola_core::logs::LogWriter, Stdio, OwnedFd)> {
+        let log = isola_core::logs::LogWriter::open(
+            &log_path(&dir),
+            isola_core::logs::Rotation {
+                max_size: match &run.log_max_size {
+                    Some(s) => isola_core::volume::parse_size(s)
+                        .with_context(|| format!("--log-max-size {s}"))?,
+                    None => isola_core::logs::Rotation::default().max_size,
+                },
+                max_files: run.log_max_files,
             },
-            max_files: run.log_max_files,
-        },
-    )
-    .context("opening the sandbox's log")?;
-    set_tracing_file(&dir);
-    let (out, err, stdin) = workload_stdio(run.interactive)?;
-    let listener = serve::listen(&socket_path(&dir))?;
+        )
+        .context("opening the sandbox's log")?;
+        set_tracing_file(&dir);
+        let stdio = workload_stdio(run.interactive)?;
+        let listener = serve::listen(&socket_path(&dir))?;
+        instance.state.status = Status::Created;
+        instance.state.pid = Some(std::process::id() as i32);
+        instance.state.exit_code = None;
+        instance.save().context("recording the sandbox's state")?;
+        Ok((log, stdio, listener))
+    })();
+    let (log, (out, err, stdin), listener) = match made {
+        Ok(parts) => parts,
+        Err(e) => {
+            abandon(root, instance, args.again);
+            return Err(e);
+        }
+    };
     let ctx = RunContext {
-        instance_dir: dir.clone(),
+        instance_dir: dir,
         state_dir: root.dir().to_path_buf(),
         explain: Default::default(),
         idle: Default::default(),
         ephemeral: false,
+        // `isola create` of a VM boots it, up to isola-init waiting for
+        // the go-ahead that `start` sends.
+        park: true,
         clock: std::time::Instant::now(),
     };
-    instance.state.status = Status::Created;
-    instance.state.pid = Some(std::process::id() as i32);
-    instance.state.exit_code = None;
-    instance.save().context("recording the sandbox's state")?;
-    let shim = Shim {
+    Ok(Shim {
         root: root.clone(),
         instance: Some(instance),
         backend,
@@ -162,8 +180,24 @@ fn setup(root: &Root, args: &ShimArgs) -> Result<Shim> {
         signals: own_signals(),
         _leases: leases,
         life: Default::default(),
-    };
-    Ok(shim)
+    })
+}
+
+/// A sandbox whose create failed: a new one leaves nothing behind (nothing
+/// ran), one started again (`again`) stays, as ended.
+fn abandon(root: &Root, mut instance: Instance, again: bool) {
+    let _ = std::fs::remove_file(socket_path(&instance.dir));
+    if again {
+        instance.state.status = Status::Exited;
+        instance.state.pid = None;
+        let _ = instance.save();
+        return;
+    }
+    let (id, name) = (instance.state.id.clone(), instance.state.name.clone());
+    let _ = instance.remove();
+    if let Some(name) = name {
+        instance::release_name(root, &name, &id);
+    }
 }
 
 /// A new sandbox directory, its name taken first (a taken name makes
@@ -221,7 +255,10 @@ fn detach_from_caller() -> Result<()> {
 /// The workload's stdio: pipes the shim reads (stdout, stderr) and, with
 /// -i, one it writes (stdin), put on our own 0, 1 and 2, which the
 /// sandbox inherits. The shim's own diagnostics go to shim.log instead.
-fn workload_stdio(interactive: bool) -> Result<(OwnedFd, OwnedFd, Option<OwnedFd>)> {
+/// The shim's ends of the workload's stdout, stderr and (with -i) stdin.
+type Stdio = (OwnedFd, OwnedFd, Option<OwnedFd>);
+
+fn workload_stdio(interactive: bool) -> Result<Stdio> {
     use nix::fcntl::OFlag;
     let pipe = || nix::unistd::pipe2(OFlag::O_CLOEXEC).context("making the workload's pipes");
     let (out_r, out_w) = pipe()?;
@@ -241,7 +278,6 @@ fn workload_stdio(interactive: bool) -> Result<(OwnedFd, OwnedFd, Option<OwnedFd
     for fd in [&out_r, &err_r] {
         nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
     }
-    let _ = in_r.as_raw_fd();
     Ok((out_r, err_r, in_w))
 }
 

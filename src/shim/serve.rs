@@ -52,6 +52,9 @@ pub struct Life {
     started_at: Option<Instant>,
     /// The last end, for a `wait` that comes after it.
     last: Option<(i32, bool)>,
+    /// When to drop the pages a burst of work brought back in (an exec's,
+    /// a restart's): a second after it, if nothing else came.
+    shed_at: Option<Instant>,
 }
 
 struct Client {
@@ -274,10 +277,17 @@ impl Shim {
         if let Phase::BackOff(when) = self.life.phase {
             at.push(when);
         }
+        at.extend(self.life.shed_at);
         at.into_iter().min()
     }
 
     fn handle(&mut self, source: Source, buf: &mut [u8]) {
+        if matches!(
+            source,
+            Source::Client(_) | Source::Exec(_) | Source::SandboxEnd
+        ) {
+            self.life.shed_at = Some(Instant::now() + Duration::from_secs(1));
+        }
         match source {
             Source::Listener => self.accept(),
             Source::Client(id) => self.client_ready(id),
@@ -402,30 +412,31 @@ impl Shim {
                 },
             },
             Request::Attach { stdin } => {
-                if fds.len() < 2 + usize::from(stdin) {
-                    Response::Error {
-                        message: "attach needs the output pipes".into(),
+                let mut fds = fds.drain(..);
+                let (out, err) = (fds.next(), fds.next());
+                let input = if stdin { fds.next() } else { None };
+                match (out, err) {
+                    _ if self.life.phase == Phase::Ended => self.exited_response(),
+                    (Some(out), Some(err)) if input.is_some() == stdin => {
+                        for fd in [Some(&out), Some(&err), input.as_ref()]
+                            .into_iter()
+                            .flatten()
+                        {
+                            let _ = nix::fcntl::fcntl(
+                                fd,
+                                nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+                            );
+                        }
+                        if let Some(c) = self.life.clients.get_mut(&client) {
+                            c.attach = Some(Attacher { out, err, input });
+                            c.waiting = true;
+                        }
+                        Response::Ok
                     }
-                } else if self.life.phase == Phase::Ended {
-                    self.exited_response()
-                } else {
-                    let mut fds = fds.drain(..);
-                    let (out, err) = (fds.next().expect("checked"), fds.next().expect("checked"));
-                    let input = if stdin { fds.next() } else { None };
-                    for fd in [Some(&out), Some(&err), input.as_ref()]
-                        .into_iter()
-                        .flatten()
-                    {
-                        let _ = nix::fcntl::fcntl(
-                            fd,
-                            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
-                        );
-                    }
-                    if let Some(c) = self.life.clients.get_mut(&client) {
-                        c.attach = Some(Attacher { out, err, input });
-                        c.waiting = true;
-                    }
-                    Response::Ok
+                    _ => Response::Error {
+                        message: "attach needs the output pipes (and the input's with stdin)"
+                            .into(),
+                    },
                 }
             }
             Request::Resize { rows, cols } => {
@@ -597,7 +608,7 @@ impl Shim {
             isola_core::backend::BackendError::State(_) => {
                 format!("sandbox {} is not running", self.spec.id)
             }
-            other => error_chain(&other),
+            other => format!("{:#}", anyhow::Error::new(other)),
         })?;
         drop(fds);
         let terminal = execd.take_terminal();
@@ -741,7 +752,7 @@ impl Shim {
             return;
         };
         let outcome = if forced { None } else { Some(sandbox.wait()) };
-        let mut buf = vec![0u8; 64 * 1024];
+        let mut buf = vec![0u8; 16 * 1024];
         self.drain_output(&mut buf);
         self.life.terminal = None;
         if let Err(e) = sandbox.teardown() {
@@ -755,7 +766,12 @@ impl Shim {
                 o.message,
                 o.counters,
             ),
-            Some(Err(e)) => (125, false, Some(error_chain(&e)), Vec::new()),
+            Some(Err(e)) => (
+                125,
+                false,
+                Some(format!("{:#}", anyhow::Error::new(e))),
+                Vec::new(),
+            ),
             None => (137, false, None, Vec::new()),
         };
         if let Some(m) = &message {
@@ -790,28 +806,23 @@ impl Shim {
         let again = self
             .restart
             .again(code, restarts, self.life.stopped_by_user, ran_for);
-        match again {
-            Some(delay) => {
-                self.life.phase = Phase::BackOff(Instant::now() + delay);
-                self.record(|s| {
-                    s.status = Status::Restarting;
-                    s.exit_code = Some(code);
-                    s.oom_killed = oom;
-                    s.finished = Some(isola_core::instance::now());
-                    s.counters = counters;
-                });
-            }
-            None => {
-                self.record(|s| {
-                    s.status = Status::Exited;
-                    s.exit_code = Some(code);
-                    s.oom_killed = oom;
-                    s.finished = Some(isola_core::instance::now());
-                    s.pid = None;
-                    s.counters = counters;
-                });
-            }
+        if let Some(delay) = again {
+            self.life.phase = Phase::BackOff(Instant::now() + delay);
         }
+        self.record(|s| {
+            s.status = if again.is_some() {
+                Status::Restarting
+            } else {
+                Status::Exited
+            };
+            s.exit_code = Some(code);
+            s.oom_killed = oom;
+            s.finished = Some(isola_core::instance::now());
+            if again.is_none() {
+                s.pid = None;
+            }
+            s.counters = counters;
+        });
     }
 
     fn end_for_good(&mut self) {
@@ -826,6 +837,10 @@ impl Shim {
 
     fn timers(&mut self) {
         let now = Instant::now();
+        if self.life.shed_at.is_some_and(|at| now >= at) {
+            self.life.shed_at = None;
+            super::resident::shed_unused_pages();
+        }
         if let Some(stop) = &mut self.life.stop {
             if let Some(force_at) = stop.force_at {
                 if now >= force_at {
@@ -858,6 +873,17 @@ impl Shim {
                     self.end_for_good();
                 }
             }
+        }
+    }
+
+    /// Creating (or starting) failed: what was made goes, as with
+    /// [`super::abandon`].
+    pub fn abandon(&mut self, again: bool) {
+        if let Some(mut sandbox) = self.life.sandbox.take() {
+            let _ = sandbox.teardown();
+        }
+        if let Some(inst) = self.instance.take() {
+            super::abandon(&self.root, inst, again);
         }
     }
 
@@ -894,16 +920,4 @@ fn write_all_blocking(fd: BorrowedFd<'_>, mut data: &[u8]) {
             Err(_) => return,
         }
     }
-}
-
-/// An error and its causes, one line.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }

@@ -126,7 +126,9 @@ pub fn send<T: Serialize>(socket: RawFd, message: &T, fds: &[RawFd]) -> Result<(
 pub fn recv<T: for<'de> Deserialize<'de>>(
     socket: RawFd,
 ) -> Result<Option<(T, Vec<OwnedFd>)>, WireError> {
-    let mut buf = vec![0u8; MAX];
+    // Sized to the datagram (MSG_PEEK|MSG_TRUNC says how long it is): a
+    // long-lived shim should not touch 64 KiB of heap for every request.
+    let mut buf = vec![0u8; pending_len(socket)?.clamp(1, MAX)];
     let mut space = nix::cmsg_space!([RawFd; MAX_FDS]);
     let (len, fds) = loop {
         let mut iov = [IoSliceMut::new(&mut buf)];
@@ -159,6 +161,28 @@ pub fn recv<T: for<'de> Deserialize<'de>>(
         return Ok(None);
     }
     Ok(Some((decode(&buf[..len])?, fds)))
+}
+
+/// The length of the next datagram, without taking it; 0 at the peer's end.
+fn pending_len(socket: RawFd) -> Result<usize, WireError> {
+    loop {
+        // SAFETY: a zero-length read into no buffer; MSG_TRUNC makes the
+        // kernel return the datagram's real length.
+        let n = unsafe {
+            nix::libc::recv(
+                socket,
+                std::ptr::null_mut(),
+                0,
+                nix::libc::MSG_PEEK | nix::libc::MSG_TRUNC,
+            )
+        };
+        match Errno::result(n) {
+            Ok(n) => return Ok(n as usize),
+            Err(Errno::EINTR) => continue,
+            Err(Errno::ECONNRESET) => return Ok(0),
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 /// A message from its bytes: whatever the peer sent, an error at worst.

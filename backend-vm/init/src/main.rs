@@ -4,7 +4,9 @@
 //!
 //! The host-side protocol: COM1 (ttyS0) is the workload's stdout (and stdin
 //! when the spec says so); COM2 (ttyS1) is its stderr, and each byte the host
-//! sends on COM2 is a signal number (1..=64) for the workload's process group.
+//! sends on COM2 is a signal number (1..=64) for the workload's process group
+//! (with `-t`, 0xfe starts a window size; 0xfd is a parked start's go-ahead,
+//! see park.rs).
 //! The status byte written to port 0xf4 is the exit code, 128+N for signal N,
 //! 137 for an OOM kill (with `isola-init: the workload ran out of memory` on
 //! COM2), 125 when isola-init fails (`isola-init: <what failed>: <why>` on
@@ -50,6 +52,7 @@ mod command;
 mod fail;
 mod mounts;
 mod net;
+mod park;
 mod report;
 mod rootfs;
 mod signals;
@@ -80,7 +83,10 @@ pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) ->
     let status = match start() {
         Ok(running) => wait(running),
         Err(failure) => {
-            report::say(&failure.message);
+            // Empty for a parked guest a signal ended: nothing failed.
+            if !failure.message.is_empty() {
+                report::say(&failure.message);
+            }
             failure.code
         }
     };
@@ -95,6 +101,8 @@ struct Running {
     stdin: Option<stdin::Relay>,
     /// COM1 is the workload's terminal (-t): window sizes go to it.
     terminal: bool,
+    /// The host's COM2 messages so far (a parked start read some).
+    parser: signals::ControlParser,
     oom_kills_before: u64,
 }
 
@@ -183,6 +191,15 @@ fn start() -> Result<Running, Failure> {
     let (report_r, report_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| Failure::errno("cannot create a pipe", e))?;
     let oom_kills_before = status::oom_kills();
+    let mut parser = signals::ControlParser::default();
+    if spec.park {
+        park::until_go_ahead(
+            &ttys.control,
+            &signals_in,
+            spec.tty.then_some(&ttys.com1),
+            &mut parser,
+        )?;
+    }
 
     // SAFETY: PID 1 is single-threaded, so the child may do anything after
     // fork, allocation included.
@@ -211,6 +228,7 @@ fn start() -> Result<Running, Failure> {
                 ttys,
                 stdin,
                 terminal: launch.terminal,
+                parser,
                 oom_kills_before,
             })
         }
@@ -225,6 +243,7 @@ fn wait(mut running: Running) -> u8 {
         Some(&running.ttys.control),
         running.stdin.as_mut(),
         running.terminal.then_some(&running.ttys.com1),
+        running.parser,
     );
     if ended.is_oom_kill(running.oom_kills_before, status::oom_kills()) {
         report::say("the workload ran out of memory");

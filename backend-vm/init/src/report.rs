@@ -31,9 +31,21 @@ pub fn init_running() {
 /// Tell a monitor that asked for records that the workload runs: it then
 /// starts passing stdin on (before, the guest's tty would echo it).
 pub fn started() {
+    record(Mark::WorkloadStarted);
+}
+
+/// Everything is set up and isola-init waits for the go-ahead: the mark,
+/// and the record for a monitor that asked for them; either then passes
+/// the control channel on to COM2, where the go-ahead comes.
+pub fn parked() {
+    mark(Mark::Parked);
+    record(Mark::Parked);
+}
+
+fn record(mark: Mark) {
     if status_on_com2() {
         if let Ok(mut com2) = OpenOptions::new().write(true).open(tty::COM2) {
-            let _ = com2.write_all(wire::record(Mark::WorkloadStarted.record()).as_bytes());
+            let _ = com2.write_all(wire::record(mark.record()).as_bytes());
         }
     }
 }

@@ -1,8 +1,9 @@
 //! Which signals reach the workload: one byte per signal from the host on
 //! COM2 (the byte is the signal number), and those sent to PID 1 itself;
-//! and, on the same channel with `-t`, the caller's new window sizes.
+//! and, on the same channel with `-t`, the caller's new window sizes and,
+//! to a parked isola-init, the go-ahead.
 
-use isola_guest_spec::wire::WINDOW_SIZE;
+use isola_guest_spec::wire::{GO_AHEAD, WINDOW_SIZE};
 use nix::sys::signal::{SigSet, Signal};
 
 /// The host's byte as a signal number: 1..=64 (SIGRTMAX on x86_64); any
@@ -15,7 +16,12 @@ pub fn from_byte(byte: u8) -> Option<libc::c_int> {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Control {
     Signal(libc::c_int),
-    WindowSize { rows: u16, cols: u16 },
+    WindowSize {
+        rows: u16,
+        cols: u16,
+    },
+    /// Start the workload (to a parked isola-init; dropped otherwise).
+    GoAhead,
 }
 
 /// Reads the host's COM2 bytes into messages, across reads.
@@ -41,6 +47,9 @@ impl ControlParser {
             self.size = Some(Vec::with_capacity(4));
             return None;
         }
+        if byte == GO_AHEAD {
+            return Some(Control::GoAhead);
+        }
         from_byte(byte).map(Control::Signal)
     }
 }
@@ -65,6 +74,24 @@ pub fn handled() -> SigSet {
         set.add(s);
     }
     set
+}
+
+/// Whether `signal`'s default action ends a process: sent to a workload
+/// that is not started yet (a parked isola-init), it ends the guest as it
+/// would have ended the workload. The others (SIGCHLD, SIGWINCH, SIGCONT,
+/// SIGURG and the stops) are dropped.
+pub fn ends_by_default(signal: libc::c_int) -> bool {
+    ![
+        libc::SIGCHLD,
+        libc::SIGCONT,
+        libc::SIGURG,
+        libc::SIGWINCH,
+        libc::SIGSTOP,
+        libc::SIGTSTP,
+        libc::SIGTTIN,
+        libc::SIGTTOU,
+    ]
+    .contains(&signal)
 }
 
 /// Sends `signal` to the workload's process group (it is a session leader,
@@ -115,6 +142,43 @@ mod tests {
                 Control::Signal(2),
             ]
         );
+    }
+
+    #[test]
+    fn the_go_ahead_is_its_own_message_but_data_inside_a_window_size() {
+        let mut p = ControlParser::default();
+        let got: Vec<Control> = [GO_AHEAD, WINDOW_SIZE, GO_AHEAD, 1, GO_AHEAD, 2, 9, GO_AHEAD]
+            .into_iter()
+            .filter_map(|b| p.feed(b))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                Control::GoAhead,
+                Control::WindowSize {
+                    rows: 0xfd01,
+                    cols: 0xfd02
+                },
+                Control::Signal(9),
+                Control::GoAhead,
+            ]
+        );
+    }
+
+    #[test]
+    fn signals_that_end_a_process_by_default_end_a_parked_guest() {
+        for s in [
+            libc::SIGKILL,
+            libc::SIGTERM,
+            libc::SIGINT,
+            libc::SIGHUP,
+            libc::SIGUSR1,
+        ] {
+            assert!(ends_by_default(s), "{s}");
+        }
+        for s in [libc::SIGCHLD, libc::SIGWINCH, libc::SIGCONT, libc::SIGSTOP] {
+            assert!(!ends_by_default(s), "{s}");
+        }
     }
 
     #[test]

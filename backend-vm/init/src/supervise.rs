@@ -20,9 +20,9 @@ pub fn until_exit(
     mut control: Option<&File>,
     mut stdin: Option<&mut crate::stdin::Relay>,
     terminal: Option<&File>,
+    mut parser: signals::ControlParser,
 ) -> Ended {
     let mut stop = Stop::default();
-    let mut parser = signals::ControlParser::default();
     loop {
         // First, so an end that happened before the loop is not missed.
         if let Some(ended) = reap(workload) {
@@ -102,6 +102,8 @@ fn forward_bytes(
                                 let _ = crate::tty::set_size(t, rows, cols);
                             }
                         }
+                        // The workload runs already.
+                        signals::Control::GoAhead => {}
                     }
                 }
             }

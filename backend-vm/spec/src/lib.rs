@@ -11,7 +11,10 @@
 //! ```
 //!
 //! With `"tty":true`, `"tty_size":[ROWS,COLS]` gives the caller's window
-//! size when it has one.
+//! size when it has one. With `"park":true` isola-init sets everything up,
+//! writes the `Parked` mark and waits for the go-ahead on COM2 before it
+//! starts the workload (`isola create`); left out when false, so that an
+//! older isola-init reads the spec of a run that does not park.
 //!
 //! Unknown fields are refused, so a newer isola with an older init fails
 //! clearly instead of silently dropping a setting.
@@ -52,6 +55,14 @@ pub struct GuestSpec {
     /// With `tty`: the caller's window size, rows and columns.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tty_size: Option<[u16; 2]>,
+    /// Wait for [`wire::GO_AHEAD`] on COM2 before starting the workload,
+    /// after the [`ports::Mark::Parked`] mark.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub park: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !b
 }
 
 #[derive(Debug)]
@@ -112,12 +123,24 @@ mod tests {
             stdin: false,
             tty: false,
             tty_size: None,
+            park: false,
         }
     }
 
     #[test]
     fn round_trips() {
         let s = spec();
+        assert_eq!(GuestSpec::from_json(&s.to_json()).unwrap(), s);
+    }
+
+    #[test]
+    fn park_is_written_only_when_asked() {
+        let mut s = spec();
+        assert!(!String::from_utf8(s.to_json()).unwrap().contains("park"));
+        s.park = true;
+        assert!(String::from_utf8(s.to_json())
+            .unwrap()
+            .contains(r#""park":true"#));
         assert_eq!(GuestSpec::from_json(&s.to_json()).unwrap(), s);
     }
 

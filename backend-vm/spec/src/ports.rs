@@ -17,9 +17,15 @@ pub enum Mark {
     InitUp = 1,
     /// The workload has been started (exec'd).
     WorkloadStarted = 2,
+    /// Everything is set up and isola-init waits for the go-ahead
+    /// ([`crate::wire::GO_AHEAD`] on COM2) to start the workload: written
+    /// only when the spec asks it to park, before `WorkloadStarted`.
+    Parked = 3,
 }
 
 impl Mark {
+    const ALL: [Mark; 3] = [Mark::InitUp, Mark::WorkloadStarted, Mark::Parked];
+
     /// The byte written to [`BOOT_TIMER`].
     pub const fn byte(self) -> u8 {
         self as u8
@@ -27,9 +33,7 @@ impl Mark {
 
     /// The mark a byte written to [`BOOT_TIMER`] stands for, if any.
     pub fn from_byte(byte: u8) -> Option<Mark> {
-        [Mark::InitUp, Mark::WorkloadStarted]
-            .into_iter()
-            .find(|m| m.byte() == byte)
+        Mark::ALL.into_iter().find(|m| m.byte() == byte)
     }
 
     /// The body of the COM2 record (see `wire::record`) that says
@@ -38,12 +42,13 @@ impl Mark {
         match self {
             Mark::InitUp => "init",
             Mark::WorkloadStarted => "started",
+            Mark::Parked => "parked",
         }
     }
 
     /// The mark a record's body stands for, if any.
     pub fn from_record(body: &[u8]) -> Option<Mark> {
-        [Mark::InitUp, Mark::WorkloadStarted]
+        Mark::ALL
             .into_iter()
             .find(|m| m.record().as_bytes() == body)
     }
@@ -58,8 +63,11 @@ mod tests {
         assert_eq!(Mark::InitUp.byte(), 1);
         assert_eq!(Mark::WorkloadStarted.byte(), 2);
         assert_eq!(Mark::from_byte(2), Some(Mark::WorkloadStarted));
-        assert_eq!(Mark::from_byte(3), None);
+        assert_eq!(Mark::from_byte(3), Some(Mark::Parked));
+        assert_eq!(Mark::from_byte(4), None);
         assert_eq!(Mark::from_record(b"init"), Some(Mark::InitUp));
+        assert_eq!(Mark::from_record(b"parked"), Some(Mark::Parked));
+        assert_eq!(Mark::from_record(b"park"), None);
         assert_eq!(Mark::from_record(b"exit 0"), None);
         assert_eq!(format!("{EXIT:#x} {BOOT_TIMER:#x}"), "0xf4 0x4f0");
     }

@@ -4,18 +4,23 @@
 //! COM1 input with `-i` (no terminal) is framed: a data byte 0xff is sent as
 //! 0xff 0xff, and 0xff 0x00 ends the input, in band, so that no marker on
 //! another UART can overtake the last bytes. On COM2, next to the one-byte
-//! signal numbers, [`WINDOW_SIZE`] starts a new window size with `-t`.
+//! signal numbers, [`WINDOW_SIZE`] starts a new window size with `-t`, and
+//! [`GO_AHEAD`] lets a parked isola-init start the workload.
 //!
 //! Under QEMU (`isola.status=com2` on the kernel command line) isola-init
 //! also writes records on COM2 that the host takes out of the stderr
 //! stream: [`record`] of each [`Mark::record`](crate::ports::Mark::record)
-//! (`init`, `started`), and `("exit N")`.
+//! (`init`, `parked`, `started`), and `("exit N")`.
 
 const ESCAPE: u8 = 0xff;
 /// The end of the input on COM1.
 pub const END: [u8; 2] = [ESCAPE, 0x00];
 /// On COM2: rows then columns follow, each a big-endian u16.
 pub const WINDOW_SIZE: u8 = 0xfe;
+/// On COM2: start the workload, to an isola-init the spec asked to park
+/// (see `GuestSpec::park`). Neither a signal number (1..=64) nor
+/// [`WINDOW_SIZE`]; inside a window size's four bytes it is only data.
+pub const GO_AHEAD: u8 = 0xfd;
 
 /// Asks isola-init for its COM2 records, on the kernel command line.
 pub const RECORDS_FLAG: &str = "isola.status=com2";
@@ -113,5 +118,11 @@ mod tests {
     #[test]
     fn window_sizes_are_big_endian() {
         assert_eq!(window_size(40, 300), [WINDOW_SIZE, 0, 40, 1, 0x2c]);
+    }
+
+    #[test]
+    fn the_go_ahead_is_no_signal_and_no_window_size() {
+        assert!(!(1..=64).contains(&GO_AHEAD));
+        assert_ne!(GO_AHEAD, WINDOW_SIZE);
     }
 }

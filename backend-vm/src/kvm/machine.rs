@@ -6,6 +6,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use isola_guest_spec::ports::Mark;
 use kvm_bindings::KVM_MAX_CPUID_ENTRIES;
 use kvm_ioctls::{Kvm, VcpuFd, VmFd};
 use vm_memory::GuestMemoryMmap;
@@ -73,14 +74,23 @@ impl Machine {
         };
         let mut marks = Marks::new(started);
         marks.gates = io.on_mark;
-        // Both inputs wait for the same mark (see `VmConfig::input_after_mark`).
-        let open = Arc::new(AtomicBool::new(config.input_after_mark.is_none()));
+        // Both inputs wait for the same mark, COM2's for a parked
+        // isola-init's too (see `VmConfig::input_after_mark`).
+        let input_open = Arc::new(AtomicBool::new(config.input_after_mark.is_none()));
+        let control_open = Arc::new(AtomicBool::new(config.input_after_mark.is_none()));
         if let Some(mark) = config.input_after_mark {
-            marks.gates.push((mark, Arc::clone(&open)));
+            marks.gates.push((mark, super::set_flag(&input_open)));
+            marks.gates.push((mark, super::set_flag(&control_open)));
+            marks
+                .gates
+                .push((Mark::Parked, super::set_flag(&control_open)));
         }
-        for (input, uart) in [(io.com1_in, &devices.com1), (io.com2_in, &devices.com2)] {
+        for (input, uart, open) in [
+            (io.com1_in, &devices.com1, input_open),
+            (io.com2_in, &devices.com2, control_open),
+        ] {
             if let Some(input) = input {
-                feed::feed(input, uart, Arc::clone(&open));
+                feed::feed(input, uart, open);
             }
         }
 

@@ -42,7 +42,9 @@ pub struct VmConfig {
     pub vcpus: u8,
     /// Hold COM1 and COM2 input until the guest writes this boot-timer mark
     /// (isola-init's workload started: before that the guest's tty would
-    /// echo the input). `None`: feed it at once.
+    /// echo the input); COM2's also opens at [`Mark::Parked`], where a
+    /// parked isola-init reads it for the go-ahead. `None`: feed both at
+    /// once.
     pub input_after_mark: Option<Mark>,
     /// PVH or Linux's 64-bit protocol (see [`Protocol`]).
     pub protocol: Protocol,
@@ -59,8 +61,17 @@ pub struct GuestIo {
     pub com1_in: Option<Box<dyn Read + Send>>,
     /// Into COM2: isola-init's control channel (a signal number a byte).
     pub com2_in: Option<Box<dyn Read + Send>>,
-    /// Flags to set when the guest writes these boot-timer marks.
-    pub on_mark: Vec<(Mark, Arc<AtomicBool>)>,
+    /// What to call when the guest writes these boot-timer marks.
+    pub on_mark: Vec<(Mark, OnMark)>,
+}
+
+/// Called on a vCPU's thread when its mark comes: it must not block.
+pub type OnMark = Box<dyn Fn() + Send + Sync>;
+
+/// An [`OnMark`] that sets `flag`.
+pub fn set_flag(flag: &Arc<AtomicBool>) -> OnMark {
+    let flag = Arc::clone(flag);
+    Box::new(move || flag.store(true, std::sync::atomic::Ordering::SeqCst))
 }
 
 /// Boot `config.kernel` and run it until it exits, resets or fails. Its

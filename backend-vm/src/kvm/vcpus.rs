@@ -19,9 +19,9 @@ use crate::guest_exit::{Failure, GuestFailed};
 pub struct Marks {
     start: std::time::Instant,
     seen: Mutex<Vec<(u8, Duration)>>,
-    /// Flags set when their mark arrives (what COM1 input and COM2's
-    /// pass-through wait for).
-    pub gates: Vec<(Mark, Arc<std::sync::atomic::AtomicBool>)>,
+    /// Called when their mark arrives (what opens COM1 input and COM2's
+    /// pass-through, what tells the sandbox the guest is parked).
+    pub gates: Vec<(Mark, super::OnMark)>,
 }
 
 impl Marks {
@@ -34,9 +34,9 @@ impl Marks {
     }
 
     fn note(&self, mark: u8) {
-        for (gate, open) in &self.gates {
+        for (gate, call) in &self.gates {
             if gate.byte() == mark {
-                open.store(true, std::sync::atomic::Ordering::SeqCst);
+                call();
             }
         }
         if let Ok(mut seen) = self.seen.lock() {

@@ -66,9 +66,16 @@ impl Monitor for Isola {
                 Input::Pipe => Some(Box::new(crate::stdin_frame::Framed::new(std::io::stdin()))),
                 Input::Terminal => Some(Box::new(std::io::stdin())),
             },
-            // Held, as COM1's input, until the workload runs.
+            // Held, as COM1's input, until the workload runs, or until
+            // isola-init is parked.
             com2_in: Some(Box::new(control)),
-            on_mark: vec![(Mark::InitUp, Arc::clone(&released))],
+            on_mark: vec![
+                (Mark::InitUp, crate::kvm::set_flag(&released)),
+                (Mark::Parked, {
+                    let running = running.clone();
+                    Box::new(move || running.note_parked())
+                }),
+            ],
         };
         let outcome = crate::kvm::run(&config, io);
         let console = if released.load(Ordering::SeqCst) {

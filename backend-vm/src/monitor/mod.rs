@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use crate::deadline::Deadline;
 use crate::guest_exit::GuestExit;
+use crate::notice::Notice;
 
 pub use error::MonitorError;
 pub use isola::Isola;
@@ -56,6 +57,9 @@ pub struct Running {
     /// The process running the guest once there is one (isola's own for
     /// isola's monitor, QEMU's for QEMU); 0 before.
     process: Arc<AtomicU32>,
+    /// Set when isola-init says it is parked (see `Mark::Parked`), for a
+    /// sandbox that asked it to park.
+    parked: Option<Notice>,
 }
 
 impl Running {
@@ -65,6 +69,18 @@ impl Running {
 
     pub fn process(&self) -> Option<u32> {
         Some(self.process.load(Ordering::SeqCst)).filter(|&pid| pid != 0)
+    }
+
+    /// Watch for isola-init's `Parked` mark: `notice` is set when it comes.
+    pub(crate) fn watch_parked(&mut self, notice: Notice) {
+        self.parked = Some(notice);
+    }
+
+    /// The guest is parked: what watches for it learns it.
+    pub(crate) fn note_parked(&self) {
+        if let Some(n) = &self.parked {
+            n.set();
+        }
     }
 }
 
@@ -82,8 +98,9 @@ pub trait Monitor: Send {
 
     /// Boot `artifact` with the guest's COM1 on this process's stdout (and
     /// stdin, as `input` says), COM2 on its stderr and `control`'s bytes
-    /// into COM2 once the workload runs, until the guest ends or
-    /// `running.deadline` passes.
+    /// into COM2 once isola-init reads them (it is parked, or the workload
+    /// runs), until the guest ends or `running.deadline` passes. The
+    /// `Parked` mark is passed on through [`Running::note_parked`].
     fn run(
         &self,
         artifact: &Artifact,

@@ -81,6 +81,10 @@ impl Monitor for Qemu {
         control: File,
         running: &Running,
     ) -> Result<GuestExit, MonitorError> {
+        // The marks are timed from here, as the sandbox times the boot
+        // (the initrd's copy below takes a while: from QEMU's spawn they
+        // would read early).
+        let began = Instant::now();
         // QEMU takes one initrd: the archives go in one file, in order.
         let joined = tempfile::NamedTempFile::new().map_err(QemuError::TempInitrd)?;
         {
@@ -101,7 +105,6 @@ impl Monitor for Qemu {
         // Its own process group: a Ctrl-C reaches isola, which passes it to
         // the workload, instead of killing QEMU.
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-        let spawned = Instant::now();
         let mut child = cmd.spawn().map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 QemuError::NotInstalled
@@ -116,6 +119,7 @@ impl Monitor for Qemu {
             control,
             deadline: running.deadline.clone(),
             qemu: Pid::from_raw(child.id() as i32),
+            running: running.clone(),
         };
         let relay = match Relay::start(&com1, &com2, ends) {
             Ok(r) => r,
@@ -137,7 +141,7 @@ impl Monitor for Qemu {
                 marks: relayed
                     .marks
                     .iter()
-                    .map(|&(mark, at)| (mark.byte(), at.saturating_duration_since(spawned)))
+                    .map(|&(mark, at)| (mark.byte(), at.saturating_duration_since(began)))
                     .collect(),
                 console: relayed.console,
             }),

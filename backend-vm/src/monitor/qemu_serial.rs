@@ -3,14 +3,16 @@
 //! stdin goes in only once isola-init says the workload started (before
 //! that the guest's tty would echo it, and the UART's small FIFO drop it).
 //! COM2 out goes to our stderr, minus isola-init's records; into COM2 goes
-//! isola-init's control channel (see `crate::control`), held until the
-//! workload runs. The relay also kills QEMU when the deadline passes.
+//! isola-init's control channel (see `crate::control`), held until
+//! isola-init reads it: it is parked, or the workload runs. The relay also
+//! kills QEMU when the deadline passes.
 //!
 //! Records (asked for with `isola.status=com2` on the kernel command line):
 //! `ESC _ isola-init ESC \` once isola-init runs (until then COM2 carries
 //! the kernel's console, held back: see `console_tail`), `ESC _
-//! isola-started ESC \` when the workload starts, and `ESC _ isola-exit N
-//! ESC \` at the end, since QEMU's exit code keeps only 7 bits of the
+//! isola-parked ESC \` when it waits for the go-ahead (only if asked to),
+//! `ESC _ isola-started ESC \` when the workload starts, and `ESC _
+//! isola-exit N ESC \` at the end, since QEMU's exit code keeps only 7 bits of the
 //! status.
 
 use std::fs::{File, OpenOptions};
@@ -29,7 +31,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use super::{Input, QemuError};
+use super::{Input, QemuError, Running};
 use crate::console_tail::Tail;
 use crate::deadline::Deadline;
 
@@ -84,6 +86,8 @@ pub struct RelayEnds {
     pub deadline: Deadline,
     /// QEMU, not reaped before the relay is finished.
     pub qemu: Pid,
+    /// Told when isola-init is parked.
+    pub running: Running,
 }
 
 struct Ends {
@@ -97,6 +101,7 @@ struct Ends {
     hold_console: bool,
     deadline: Deadline,
     qemu: Pid,
+    running: Running,
 }
 
 impl Relay {
@@ -125,6 +130,7 @@ impl Relay {
             hold_console: rest.hold_console,
             deadline: rest.deadline,
             qemu: rest.qemu,
+            running: rest.running,
         };
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
@@ -155,9 +161,11 @@ fn relay(mut e: Ends, stop: &AtomicBool) -> Relayed {
     let mut stdin_open = e.stdin != Input::None;
     let framed = e.stdin == Input::Pipe;
     let mut started = false;
+    // isola-init reads COM2: it is parked, or the workload runs.
+    let mut control_open = false;
     let mut killed = false;
-    // The control channel's bytes, held until the workload runs: before,
-    // isola-init is not reading COM2 yet and they would be lost.
+    // The control channel's bytes, held until isola-init reads them:
+    // before, they would be lost.
     let mut control_bytes: Vec<u8> = Vec::new();
     let mut status = None;
     let mut marks = Vec::new();
@@ -197,7 +205,7 @@ fn relay(mut e: Ends, stop: &AtomicBool) -> Relayed {
                 e.control = None;
             }
         }
-        if started && !control_bytes.is_empty() {
+        if control_open && !control_bytes.is_empty() {
             let _ = write_all(&mut e.com2_in, &control_bytes);
             control_bytes.clear();
         }
@@ -229,6 +237,10 @@ fn relay(mut e: Ends, stop: &AtomicBool) -> Relayed {
                             console = None;
                         }
                         started |= mark == Mark::WorkloadStarted;
+                        control_open |= matches!(mark, Mark::WorkloadStarted | Mark::Parked);
+                        if mark == Mark::Parked {
+                            e.running.note_parked();
+                        }
                         marks.push((mark, Instant::now()));
                     }
                     None => status = parse_exit(&body).or(status),

@@ -289,7 +289,8 @@ pub struct ShimMemory {
     pub rss_kib: u64,
     pub pss_kib: u64,
     pub private_kib: u64,
-    /// The same after the exec runs went through it (isola's shim only).
+    /// The same 1.5 s after the exec runs went through it (isola's shim
+    /// only).
     pub rss_after_exec_kib: Option<u64>,
     pub pss_after_exec_kib: Option<u64>,
 }

@@ -38,6 +38,10 @@ const IDLE: [&str; 2] = ["/bin/sleep", "3600"];
 /// Let a sandbox's start-up work (page cache, lazy allocations) settle
 /// before its supervisor's memory is read.
 const SETTLE: Duration = Duration::from_millis(300);
+/// After the exec runs, how long before the shim's memory is read again:
+/// it gives back what a burst of work touched a second after the burst,
+/// and a shim at rest is what a host pays for.
+const AFTER_EXECS: Duration = Duration::from_millis(1500);
 /// The subject whose figures are paired against every other.
 const ISOLA: &str = "container";
 
@@ -213,6 +217,7 @@ pub fn run(plan: &LifecyclePlan, progress: &mut dyn FnMut(&str)) -> Outcome {
         shims.iter_mut().find(|s| s.subject == ISOLA),
         idle.isola_shim,
     ) {
+        std::thread::sleep(AFTER_EXECS);
         s.rss_after_exec_kib = procfs::vm_rss_kib(pid);
         s.pss_after_exec_kib = procfs::pss_kib(pid);
     }

@@ -185,7 +185,8 @@ fn sections(r: &Results) -> Vec<Section> {
                  -a</code> into isola's. Both are interleaved run by run, {} warm-up \
                  runs then {} measured ones each, with ratios paired run by run. The \
                  supervisors' memory is read from /proc (VmRSS; Pss and the private \
-                 pages from smaps_rollup) 300 ms after each idle sandbox started; \
+                 pages from smaps_rollup) 300 ms after each idle sandbox started, \
+                 and isola's shim's again 1.5 s after the exec runs; \
                  isola's shim is the isola binary that ran the benchmark, and its \
                  Pss shares that binary's pages with the benchmark's own process.",
                 c.warmup, c.runs

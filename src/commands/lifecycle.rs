@@ -8,18 +8,14 @@ use anyhow::{bail, Context, Result};
 use isola_core::instance::{self, State, Status};
 use isola_core::Root;
 
-use crate::cli::RunArgs;
 use crate::shim::client::{self, Conn};
 use crate::shim::spawn::{self, Begin};
 use crate::shim::wire::{Request, Response};
 
 /// `isola create` (`start` false) and `isola run -d`: a shim makes the
-/// sandbox; its ID is printed once it is created (and started).
-pub fn create(root: &Root, args: &RunArgs, start: bool, verbose: u8) -> Result<i32> {
-    if args.interactive && !start {
-        // Allowed, as docker does: stdin is a pipe the shim holds for
-        // whoever attaches.
-    }
+/// sandbox from this command's own `run` arguments (it parses and checks
+/// them itself); its ID is printed once it is created (and started).
+pub fn create(root: &Root, start: bool, verbose: u8) -> Result<i32> {
     let id = isola_core::id::new_id().context("making a sandbox ID")?;
     let tokens = crate::cli::args_after_subcommand();
     let begin = if start { Begin::Run } else { Begin::Create };
@@ -70,13 +66,13 @@ pub fn start(
     }
     for_each(root, ids, |state| {
         start_one(root, state, verbose)?;
-        Ok(Some(shown(state, ids)))
+        Ok(Some(shown(state)))
     })
 }
 
-/// What to print for a sandbox the user named: the name if it has one and
-/// it was given, else the ID, as docker echoes its arguments.
-fn shown(state: &State, _given: &[String]) -> String {
+/// What to print for a sandbox acted on: its name if it has one, else its
+/// ID.
+fn shown(state: &State) -> String {
     state.name.clone().unwrap_or_else(|| state.id.clone())
 }
 
@@ -110,7 +106,7 @@ fn read_config(root: &Root, id: &str) -> Result<crate::shim::Config> {
 pub fn stop(root: &Root, ids: &[String], time: u64) -> Result<i32> {
     for_each(root, ids, |state| {
         stop_one(root, state, time)?;
-        Ok(Some(shown(state, ids)))
+        Ok(Some(shown(state)))
     })
 }
 
@@ -143,7 +139,7 @@ pub fn restart(root: &Root, ids: &[String], time: u64, verbose: u8) -> Result<i3
         stop_one(root, state, time)?;
         let state = instance::find(root, &state.id)?;
         start_one(root, &state, verbose)?;
-        Ok(Some(shown(&state, ids)))
+        Ok(Some(shown(&state)))
     })
 }
 
@@ -152,7 +148,7 @@ pub fn kill(root: &Root, ids: &[String], signal: &str) -> Result<i32> {
     for_each(root, ids, |state| {
         let conn = client::connect_running(root, state)?;
         conn.ask(&Request::Signal { signal }, &[])?;
-        Ok(Some(shown(state, ids)))
+        Ok(Some(shown(state)))
     })
 }
 

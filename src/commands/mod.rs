@@ -40,9 +40,9 @@ pub fn run(cli: Cli) -> Result<i32> {
     let root = Root::new(&cli.globals.root);
     let verbose = cli.globals.verbose;
     let done = match &cli.command {
-        Command::Run(args) if args.detach => return lifecycle::create(&root, args, true, verbose),
+        Command::Run(args) if args.detach => return lifecycle::create(&root, true, verbose),
         Command::Run(args) => return run::run(&root, args),
-        Command::Create(args) => return lifecycle::create(&root, args, false, verbose),
+        Command::Create(_) => return lifecycle::create(&root, false, verbose),
         Command::Start {
             attach,
             interactive,

@@ -194,6 +194,12 @@ fn a_detached_service_runs_apart_from_the_cli_and_every_verb_reaches_it() {
     assert!(stats[0]["memory_bytes"].as_u64().unwrap() > 0, "{stats}");
     assert!(stats[0]["pids"].as_u64().unwrap() >= 1, "{stats}");
     assert!(stats[0]["cpu_percent"].as_f64().is_some(), "{stats}");
+    assert!(stats[0]["block_written"].as_u64().is_some(), "{stats}");
+    let table = isola.ok(["stats", "--no-stream", "svc"]);
+    assert!(
+        table.lines().next().unwrap().contains("BLOCK I/O"),
+        "{table}"
+    );
 
     // A signal through the shim, then a stop its trap answers.
     assert_eq!(isola.ok(["kill", "-s", "USR1", "svc"]).trim(), "svc");

@@ -424,16 +424,20 @@ impl Sandbox for ContainerSandbox {
             return Err(BackendError::State("has no cgroup"));
         };
         let s = group.stats();
+        let pids = group.pids();
+        let io = isola_core::proc_io::block_io(&pids);
         Ok(Stats {
             // Where cpuacct is a hierarchy of its own (which isola does
             // not join) the processes' own times, as ps adds them up.
             cpu_usec: s
                 .cpu
                 .and_then(|c| c.usage_usec)
-                .or_else(|| processes_cpu_usec(&group.pids())),
+                .or_else(|| processes_cpu_usec(&pids)),
             memory_bytes: s.memory.map(|m| m.current),
             memory_limit: self.memory_limit,
             pids: s.pids,
+            block_read: io.map(|(r, _)| r),
+            block_written: io.map(|(_, w)| w),
         })
     }
 

@@ -405,11 +405,19 @@ impl Sandbox for VmSandbox {
             (Some(_), Some(pid)) => crate::proc_stat::cpu_and_memory(pid).ok(),
             _ => None,
         };
+        // What the monitor read and wrote: the guest's disks, once it has
+        // some; isola's monitor is the caller's own process.
+        let io = match (&self.booted, self.running.process()) {
+            (Some(_), Some(pid)) => isola_core::proc_io::block_io(&[pid as i32]),
+            _ => None,
+        };
         Ok(Stats {
             cpu_usec: used.map(|(cpu, _)| cpu),
             memory_bytes: used.map(|(_, memory)| memory),
             memory_limit: Some(self.artifact.memory_bytes),
             pids: None,
+            block_read: io.map(|(r, _)| r),
+            block_written: io.map(|(_, w)| w),
         })
     }
 

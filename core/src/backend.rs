@@ -289,6 +289,10 @@ pub struct Stats {
     pub memory_limit: Option<u64>,
     /// Processes and threads in it now.
     pub pids: Option<u64>,
+    /// Bytes read from and written to storage so far (a VM: by its
+    /// monitor).
+    pub block_read: Option<u64>,
+    pub block_written: Option<u64>,
 }
 
 /// How a backend would run a spec on this host.

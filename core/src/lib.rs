@@ -10,6 +10,7 @@ pub mod id;
 pub mod image;
 pub mod instance;
 pub mod logs;
+pub mod proc_io;
 pub mod root;
 pub mod scratch;
 pub mod spec;

@@ -121,7 +121,15 @@ pub fn stats(root: &Root, ids: &[String], no_stream: bool, json: bool) -> Result
         }
         let table: Vec<Vec<String>> = rows.iter().map(Row::cells).collect();
         output::table(
-            &["ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "PIDS"],
+            &[
+                "ID",
+                "NAME",
+                "CPU %",
+                "MEM USAGE / LIMIT",
+                "MEM %",
+                "BLOCK I/O",
+                "PIDS",
+            ],
             &table,
         );
         if no_stream {
@@ -155,6 +163,8 @@ struct Row {
     memory_bytes: Option<u64>,
     memory_limit: Option<u64>,
     pids: Option<u64>,
+    block_read: Option<u64>,
+    block_written: Option<u64>,
 }
 
 impl Row {
@@ -173,6 +183,8 @@ impl Row {
             // As docker: without a limit, the host's memory is the limit.
             memory_limit: b.and_then(|u| u.memory_limit.or_else(host_memory)),
             pids: b.and_then(|u| u.pids),
+            block_read: b.and_then(|u| u.block_read),
+            block_written: b.and_then(|u| u.block_written),
         }
     }
 
@@ -191,6 +203,7 @@ impl Row {
                 .unwrap_or_else(dash),
             format!("{} / {}", mem(self.memory_bytes), mem(self.memory_limit)),
             percent,
+            format!("{} / {}", mem(self.block_read), mem(self.block_written)),
             self.pids.map(|p| p.to_string()).unwrap_or_else(dash),
         ]
     }

@@ -534,6 +534,8 @@ impl Shim {
                         memory_bytes: st.memory_bytes,
                         memory_limit: st.memory_limit,
                         pids: st.pids,
+                        block_read: st.block_read,
+                        block_written: st.block_written,
                     }),
                     Err(e) => Response::Error {
                         message: e.to_string(),

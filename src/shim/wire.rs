@@ -92,6 +92,10 @@ pub struct Usage {
     pub memory_bytes: Option<u64>,
     pub memory_limit: Option<u64>,
     pub pids: Option<u64>,
+    #[serde(default)]
+    pub block_read: Option<u64>,
+    #[serde(default)]
+    pub block_written: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -121,7 +121,7 @@ fn stop_one(root: &Root, state: &State, time: u64) -> Result<()> {
 
 /// Until the shim has closed its end and let go of the directory (or
 /// restarted it, when the stop came during a back-off).
-fn wait_gone(root: &Root, state: &State, conn: &Conn) -> Result<()> {
+pub fn wait_gone(root: &Root, state: &State, conn: &Conn) -> Result<()> {
     while let Ok((_, _)) = conn.recv() {}
     let dir = root.dir().join("instances").join(&state.id);
     let deadline = Instant::now() + Duration::from_secs(30);

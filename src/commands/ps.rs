@@ -2,8 +2,6 @@
 //! (detached ones, and those run without `--rm`), their removal, and the
 //! cleaning of those whose isola died.
 
-use std::time::Duration;
-
 use anyhow::{bail, Context, Result};
 use isola_core::instance::{self, State, Status};
 use isola_core::Root;
@@ -143,12 +141,7 @@ fn rm_one(root: &Root, given: &str, force: bool) -> Result<String> {
         if let Some(conn) = client::connect_to(root, &state)? {
             // Killed and torn down, as docker rm -f; the shim then ends.
             let _ = conn.ask(&Request::End, &[]);
-            while conn.recv().is_ok() {}
-        }
-        let dir = root.dir().join("instances").join(&state.id);
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while instance::is_live(&dir) && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
+            super::lifecycle::wait_gone(root, &state, &conn)?;
         }
     } else if state.status.is_active()
         && state.status != Status::Dead

@@ -15,7 +15,7 @@ ISOLA_RELEASE := target/$(RELEASE_TARGET)/release/isola
 # dir: it is built for x86_64-unknown-none, never for the host.
 TESTGUEST_MANIFEST := backend-vm/testguest/Cargo.toml
 
-.PHONY: setup peers testguest guest-init kernel test-kernel build release test demo clean
+.PHONY: setup peers registry-servers testguest guest-init kernel test-kernel build release test demo clean
 
 setup:
 	@scripts/setup
@@ -24,6 +24,10 @@ setup:
 # crun, podman with conmon, containerd.
 peers: setup
 	@scripts/setup --peers
+
+# The servers tests/registry.rs starts: the distribution registry, htpasswd.
+registry-servers: setup
+	@scripts/setup --registry
 
 testguest: setup
 	$(CARGO) build --release --manifest-path $(TESTGUEST_MANIFEST) --target x86_64-unknown-none
@@ -55,7 +59,7 @@ release: setup
 
 # The test-backend feature adds a third, test-only backend to the isola the
 # tests run (tests/architecture.rs).
-test: setup peers testguest guest-init test-kernel
+test: setup peers registry-servers testguest guest-init test-kernel
 	$(CARGO) build --workspace --all-targets --features isola/test-backend
 	$(CARGO) test --workspace --features isola/test-backend
 	@CHECK_TEST_DIRS=1 scripts/check-leftovers

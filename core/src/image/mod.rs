@@ -15,6 +15,7 @@ pub mod media;
 mod oci_layout;
 pub mod reference;
 mod source;
+mod stage;
 pub mod unpack;
 pub mod usage;
 

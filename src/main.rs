@@ -87,6 +87,17 @@ fn init_tracing(verbose: u8, shim: bool) {
             builder.with_max_level(level).init();
             tracing::warn!("ignoring ISOLA_LOG: {e} (give a level, or target=level,...)");
         }
-        Err(_) => builder.with_max_level(level).init(),
+        // The HTTP stack logs every request at debug: -v is about isola.
+        Err(_) => builder
+            .with_max_level(level)
+            .finish()
+            .with(
+                Targets::new()
+                    .with_default(level)
+                    .with_target("ureq", tracing::Level::INFO)
+                    .with_target("ureq_proto", tracing::Level::INFO)
+                    .with_target("rustls", tracing::Level::INFO),
+            )
+            .init(),
     }
 }

@@ -11,6 +11,7 @@ pub mod image;
 pub mod instance;
 pub mod logs;
 pub mod proc_io;
+pub mod registry;
 pub mod root;
 pub mod scratch;
 pub mod spec;

@@ -15,9 +15,12 @@ struct Row {
     /// Uncompressed content bytes of all layers.
     size: u64,
     created: Option<String>,
+    /// The digest it was pulled by, when it came from a registry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    repo_digest: Option<String>,
 }
 
-pub fn run(store: &ImageStore, json: bool) -> Result<()> {
+pub fn run(store: &ImageStore, json: bool, digests: bool) -> Result<()> {
     let mut rows = Vec::new();
     for image in store.list()? {
         let size = store
@@ -34,6 +37,7 @@ pub fn run(store: &ImageStore, json: bool) -> Result<()> {
                 layers: image.manifest.layers().len(),
                 size,
                 created: image.config.created().clone(),
+                repo_digest: store.repo_digest(name).map(|d| d.to_string()),
             });
         }
     }
@@ -44,15 +48,24 @@ pub fn run(store: &ImageStore, json: bool) -> Result<()> {
     let table: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
-            vec![
-                r.name.clone(),
+            let mut row = vec![r.name.clone()];
+            if digests {
+                row.push(r.repo_digest.clone().unwrap_or_else(|| "<none>".into()));
+            }
+            row.extend([
                 r.id.clone(),
                 r.layers.to_string(),
                 output::size(r.size),
                 r.created.clone().unwrap_or_default(),
-            ]
+            ]);
+            row
         })
         .collect();
-    output::table(&["NAME", "IMAGE ID", "LAYERS", "SIZE", "CREATED"], &table);
+    let header: &[&str] = if digests {
+        &["NAME", "DIGEST", "IMAGE ID", "LAYERS", "SIZE", "CREATED"]
+    } else {
+        &["NAME", "IMAGE ID", "LAYERS", "SIZE", "CREATED"]
+    };
+    output::table(header, &table);
     Ok(())
 }

@@ -13,8 +13,13 @@ mod info;
 mod inspect;
 pub(crate) mod kernel;
 mod lifecycle;
+mod login;
 mod logs;
 mod ps;
+mod pull;
+mod push;
+mod registry_flags;
+mod registry_progress;
 mod relay;
 mod rmi;
 mod run;
@@ -65,7 +70,11 @@ pub fn run(cli: Cli) -> Result<i32> {
             ids,
         } => return top::stats(&root, ids, *no_stream, *json),
         Command::Shim(args) => return Ok(crate::shim::main(&root, args)),
-        Command::Images(j) => images::run(&store()?, j.json),
+        Command::Images(a) => images::run(&store()?, a.json.json, a.digests),
+        Command::Pull(args) => pull::run(&store()?, args),
+        Command::Push(args) => push::run(&store()?, args),
+        Command::Login(args) => login::login(args),
+        Command::Logout(args) => login::logout(args),
         Command::Import(args) => import::run(&store()?, args),
         Command::Inspect { image } => match isola_core::instance::find(&root, image) {
             Ok(state) => inspect::sandbox(&root, &state),

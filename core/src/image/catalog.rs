@@ -23,6 +23,10 @@ pub struct Entry {
     pub manifest: Digest,
     /// When the name was given (seconds since the epoch).
     pub added: u64,
+    /// The digest the registry gave for this name when it was pulled (an
+    /// index's, for a multi-platform image): `isola images --digests`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repo_digest: Option<Digest>,
 }
 
 impl Catalog {
@@ -61,6 +65,17 @@ impl Catalog {
         name: &str,
         digest: &Digest,
     ) -> Result<Option<Digest>, ImageError> {
+        Catalog::set_name_from(root, name, digest, None)
+    }
+
+    /// [`Catalog::set_name`] for an image pulled from a registry, which
+    /// knows it by `repo_digest`.
+    pub fn set_name_from(
+        root: &Root,
+        name: &str,
+        digest: &Digest,
+        repo_digest: Option<&Digest>,
+    ) -> Result<Option<Digest>, ImageError> {
         let added = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
@@ -69,6 +84,7 @@ impl Catalog {
             let entry = Entry {
                 manifest: digest.clone(),
                 added,
+                repo_digest: repo_digest.cloned(),
             };
             let old = c.images.insert(name.to_string(), entry);
             Ok(old

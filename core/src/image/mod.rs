@@ -1,7 +1,7 @@
 //! The image store: content-addressed blobs, layers unpacked once by diff-id
 //! and shared by every image that has them, and a catalog of names.
 
-mod candidate;
+pub(crate) mod candidate;
 mod catalog;
 pub mod default_image;
 pub mod derive;
@@ -12,10 +12,10 @@ pub mod flatten;
 mod gc;
 mod import;
 pub mod media;
-mod oci_layout;
+pub(crate) mod oci_layout;
 pub mod reference;
 mod source;
-mod stage;
+pub(crate) mod stage;
 pub mod unpack;
 pub mod usage;
 
@@ -85,7 +85,7 @@ impl ImageStore {
 
     /// Collect an image a name was moved away from. Must run with no store
     /// lock held by this process (it takes the lock exclusively).
-    fn collect_orphan(&self, orphaned: &Option<Digest>) -> Result<(), ImageError> {
+    pub(crate) fn collect_orphan(&self, orphaned: &Option<Digest>) -> Result<(), ImageError> {
         if let Some(d) = orphaned {
             tracing::info!(image = %d, "collecting the image its name was moved away from");
             gc::prune(self)?;
@@ -105,6 +105,19 @@ impl ImageStore {
     }
 
     fn resolve_in(&self, catalog: &Catalog, given: &str) -> Result<Digest, ImageError> {
+        // A pull by digest is stored as `name@sha256:...`; and `name@digest`
+        // finds a stored image by its ID or the digest it was pulled by.
+        if let Some(e) = catalog.images.get(given) {
+            return Ok(e.manifest.clone());
+        }
+        if let Some(d) = given.split_once('@').and_then(|(_, d)| digest::parse(d).ok()) {
+            return catalog
+                .images
+                .values()
+                .find(|e| e.manifest == d || e.repo_digest.as_ref() == Some(&d))
+                .map(|e| e.manifest.clone())
+                .ok_or_else(|| ImageError::NotFound(given.to_string()));
+        }
         let parsed = Reference::parse(given);
         if let Ok(r) = &parsed {
             if let Some(e) = catalog.images.get(&r.to_string()) {
@@ -225,6 +238,11 @@ impl ImageStore {
             .filter_map(|d| digest::parse(d).ok())
             .map(|d| self.root.layer_dir(d.digest()))
             .collect()
+    }
+
+    /// The digest a name's image was pulled by, if it came from a registry.
+    pub fn repo_digest(&self, name: &str) -> Option<Digest> {
+        Catalog::load(&self.root).ok()?.images.get(name)?.repo_digest.clone()
     }
 
     /// Give the image `given` resolves to one more name.

@@ -145,11 +145,11 @@ fn invalid(label: &str, what: impl Into<String>) -> ImageError {
     }
 }
 
-fn is_index(mt: &MediaType) -> bool {
+pub(crate) fn is_index(mt: &MediaType) -> bool {
     matches!(mt, MediaType::ImageIndex) || matches!(mt, MediaType::Other(s) if s == DOCKER_LIST)
 }
 
-fn platform_matches(desc: &Descriptor, want: &Platform) -> bool {
+pub(crate) fn platform_matches(desc: &Descriptor, want: &Platform) -> bool {
     match desc.platform() {
         None => true,
         Some(p) => {

@@ -1,0 +1,19 @@
+//! The OCI distribution API: pulling images into the store and pushing them
+//! out, with the authentication registries ask for. Blocking HTTP on a few
+//! threads: no async runtime, and nothing here is on `isola run`'s path.
+
+pub mod authfile;
+mod challenge;
+pub mod client;
+mod error;
+pub mod manifest;
+pub mod pull;
+pub mod push;
+pub mod reference;
+
+pub use authfile::{AuthFiles, Credentials};
+pub use client::{ClientOptions, Registry};
+pub use error::RegistryError;
+pub use reference::RemoteRef;
+pub use pull::{pull, Progress, PullOptions, Pulled};
+pub use push::{push, PushOptions, Pushed};

@@ -406,6 +406,11 @@ pub struct PullArgs {
     /// No progress output; only the image ID
     #[arg(short, long)]
     pub quiet: bool,
+    /// Fetch and verify the layers the store lacks, then drop them: nothing
+    /// unpacked or stored (`isola bench distribution` times it against
+    /// `skopeo copy` to an OCI layout)
+    #[arg(long, hide = true)]
+    pub fetch_only: bool,
     #[command(flatten)]
     pub registry: RegistryFlags,
 }

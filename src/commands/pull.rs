@@ -20,6 +20,7 @@ pub fn run(store: &ImageStore, args: &PullArgs) -> Result<()> {
     let opts = PullOptions {
         platform,
         max_concurrent: args.max_concurrent_downloads.into(),
+        fetch_only: args.fetch_only,
     };
     if !args.quiet {
         eprintln!("pulling {r}");
@@ -28,7 +29,16 @@ pub fn run(store: &ImageStore, args: &PullArgs) -> Result<()> {
     let pulled = registry::pull(store, &reg, &r, &opts, &report);
     report.finish();
     let pulled = pulled.with_context(|| format!("pulling {r}"))?;
-    if !args.quiet {
+    if args.fetch_only && !args.quiet {
+        eprintln!(
+            "fetched and verified {} layer(s) of {} ({} of {}), {} already stored; nothing stored",
+            pulled.layers_fetched,
+            pulled.name,
+            output::size(pulled.bytes_fetched),
+            output::size(pulled.bytes_total),
+            pulled.layers_reused,
+        );
+    } else if !args.quiet {
         eprintln!(
             "pulled {} ({}): {} layer(s) fetched ({} of {}), {} already stored; digest {}",
             pulled.name,

@@ -167,16 +167,7 @@ impl<'a> Stage<'a> {
             .drain()
             .map_err(|e| layer_err(UnpackError::Read(e)))?;
 
-        if let Some(want_size) = want.size.filter(|s| *s != got_size) {
-            return Err(self.invalid(format!(
-                "layer {index}/{count} ({shown}): the blob is {got_size} bytes, but the manifest says {want_size} (truncated or altered)"
-            )));
-        }
-        if let Some(d) = want.digest.filter(|d| **d != got_digest) {
-            return Err(self.invalid(format!(
-                "layer {index}/{count}: the blob has digest {got_digest}, but the manifest says {d} (corrupt or altered)"
-            )));
-        }
+        self.check_blob(want, &got_digest, got_size)?;
         if got_diff != *want.diff_id {
             return Err(self.invalid(format!(
                 "layer {index}/{count} ({shown}): its uncompressed content has digest {got_diff}, but the image config says diff-id {} (corrupt or altered)",
@@ -198,6 +189,42 @@ impl<'a> Stage<'a> {
             compression,
             stats,
         })
+    }
+
+    /// Stream one layer's blob through without unpacking it: hash it and
+    /// check its digest and size, as `skopeo copy` to an OCI layout does
+    /// (`isola pull --fetch-only`, which the benchmark times against it).
+    pub fn verify_only<R: Read>(&self, reader: R, want: &Expect) -> Result<Verified, ImageError> {
+        let (_, got_digest, got_size) = HashingReader::new(reader).drain().map_err(|e| ImageError::Layer {
+            image: self.label.to_string(),
+            index: want.index,
+            count: want.count,
+            digest: want.shown.to_string(),
+            source: UnpackError::Read(e),
+        })?;
+        self.check_blob(want, &got_digest, got_size)?;
+        Ok(Verified {
+            digest: got_digest,
+            size: got_size,
+            compression: want.compression.unwrap_or(Compression::None),
+            stats: None,
+        })
+    }
+
+    /// The blob's size and digest against what the manifest says.
+    fn check_blob(&self, want: &Expect, got_digest: &Digest, got_size: u64) -> Result<(), ImageError> {
+        let (index, count, shown) = (want.index, want.count, want.shown);
+        if let Some(want_size) = want.size.filter(|s| *s != got_size) {
+            return Err(self.invalid(format!(
+                "layer {index}/{count} ({shown}): the blob is {got_size} bytes, but the manifest says {want_size} (truncated or altered)"
+            )));
+        }
+        if let Some(d) = want.digest.filter(|d| *d != got_digest) {
+            return Err(self.invalid(format!(
+                "layer {index}/{count}: the blob has digest {got_digest}, but the manifest says {d} (corrupt or altered)"
+            )));
+        }
+        Ok(())
     }
 
     /// Record a verified layer: its blob file (moved into the staging, if

@@ -33,6 +33,10 @@ pub struct PullOptions {
     pub platform: Platform,
     /// Layers downloaded at once (containerd's default: 3).
     pub max_concurrent: usize,
+    /// Fetch and verify the layers the store lacks, then drop them:
+    /// nothing is unpacked or stored (what `isola bench distribution`
+    /// times against `skopeo copy` to an OCI layout).
+    pub fetch_only: bool,
 }
 
 impl Default for PullOptions {
@@ -40,6 +44,7 @@ impl Default for PullOptions {
         PullOptions {
             platform: Platform::default(),
             max_concurrent: 3,
+            fetch_only: false,
         }
     }
 }
@@ -180,10 +185,25 @@ pub fn pull(
         count,
         cancel: AtomicBool::new(false),
         fetched_bytes: Mutex::new(0),
+        fetch_only: opts.fetch_only,
     };
     let done = fetcher.run(&jobs, opts.max_concurrent.max(1))?;
     let bytes_fetched = *fetcher.fetched_bytes.lock().unwrap_or_else(|e| e.into_inner());
     drop(fetcher);
+    if opts.fetch_only {
+        for d in &done {
+            let _ = fs::remove_file(&d.partial);
+        }
+        return Ok(Pulled {
+            name: r.store_name(),
+            digest: fetched.digest,
+            repo_digest,
+            layers_fetched: jobs.len(),
+            layers_reused: stage.reused,
+            bytes_fetched,
+            bytes_total,
+        });
+    }
 
     for d in &done {
         let job = &jobs[d.job_at];
@@ -219,6 +239,7 @@ struct Fetcher<'a> {
     count: usize,
     cancel: AtomicBool,
     fetched_bytes: Mutex<u64>,
+    fetch_only: bool,
 }
 
 impl Fetcher<'_> {
@@ -299,7 +320,11 @@ impl Fetcher<'_> {
             count: self.count,
             shown: job.digest.as_ref(),
         };
-        let result = self.stage.ingest(&mut reader, &want);
+        let result = if self.fetch_only {
+            self.stage.verify_only(&mut reader, &want)
+        } else {
+            self.stage.ingest(&mut reader, &want)
+        };
         let (_, tee) = reader.into_inner();
         if let Some(mut out) = tee.out {
             // Whatever arrived is a true prefix of the blob: keep it for a

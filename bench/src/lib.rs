@@ -8,6 +8,7 @@ mod chain;
 pub mod compare;
 pub mod corpus;
 pub mod disk;
+pub mod interrupt;
 pub mod isolation;
 pub mod lifecycle;
 pub mod memory;

@@ -151,11 +151,11 @@ impl Runner {
             })
             .collect();
         for round in 0..warmup + runs {
-            if super::interrupt::interrupted() {
+            if crate::interrupt::interrupted() {
                 break;
             }
             for (c, r) in cycles.iter().zip(results.iter_mut()) {
-                if r.error.is_some() || super::interrupt::interrupted() {
+                if r.error.is_some() || crate::interrupt::interrupted() {
                     continue;
                 }
                 match self.once(c) {

@@ -11,11 +11,10 @@
 mod cgroups;
 mod containerd;
 mod cycle;
-mod interrupt;
 mod podman;
 mod runc;
 
-pub use interrupt::{end_if_interrupted, interrupted};
+pub use crate::interrupt::{end_if_interrupted, interrupted};
 
 use std::error::Error;
 use std::path::{Path, PathBuf};
@@ -23,6 +22,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::chain::chain;
+use crate::interrupt;
 use crate::peers::{found, PeersError};
 use crate::procfs;
 use crate::results::{Goal, IsolaBuild, Lifecycle, LifecycleSeries, RunError, ShimMemory, Subject};

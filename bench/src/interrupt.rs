@@ -1,7 +1,8 @@
 //! A signal that would end the benchmark (Ctrl-C's SIGINT, SIGTERM, SIGHUP,
-//! SIGPIPE on a closed output) while the lifecycle holds a containerd
-//! daemon, containers and sandboxes: noted instead, so that the runs stop
-//! and everything is removed first. The caller raises it again once its
+//! SIGPIPE on a closed output) while a dimension holds daemons, containers
+//! and sandboxes (the lifecycle's containerd, the distribution's
+//! registries): noted instead, so that the runs stop and everything is
+//! removed first. The caller raises it again once its
 //! own scratch is gone too ([`end_if_interrupted`]), with the old
 //! disposition back, so the process ends as it would have.
 

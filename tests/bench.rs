@@ -3,7 +3,8 @@
 //! dimension, an isolation matrix that tells a container from a VM, the
 //! report rendered by headless Chromium, and `--compare` reading it back;
 //! and `isola bench lifecycle --quick`, detached sandboxes against their
-//! peers, leaving nothing behind.
+//! peers, and `isola bench distribution --quick`, pulls and pushes against
+//! theirs, each leaving nothing behind.
 
 #[path = "../bench/tests/common/browser.rs"]
 mod browser;
@@ -520,6 +521,101 @@ fn a_quick_lifecycle_benchmark_measures_detached_sandboxes_and_leaves_nothing() 
             .all(|n| n.to_string_lossy().starts_with('.')),
         "sandboxes left: {instances:?}"
     );
+    assert_eq!(
+        std::fs::read_dir(isola.root().join("tmp")).map_or(0, |d| d.count()),
+        0,
+        "the work directory is left"
+    );
+}
+
+/// `isola bench distribution --quick` for real, on the tiny synthetic image:
+/// isola's pull, fetch part and push timed, each peer installed here timed
+/// or said why not, what a pull on a stored base fetched, and afterwards no
+/// registry, store or directory of it left.
+#[test]
+fn a_quick_distribution_benchmark_pulls_and_pushes_and_leaves_nothing() {
+    if !(common::root_user()
+        && common::tool("busybox")
+        && common::host_has(
+            "docker-registry (scripts/setup --registry installs it)",
+            on_path("docker-registry"),
+        ))
+    {
+        return;
+    }
+    let isola = Isola::new();
+    let (_, out) = bench_with_pid(&isola, &["distribution", "--quick", "--json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "isola bench distribution failed:\n{stderr}"
+    );
+    for title in [
+        "Distribution: pull of synthetic",
+        "Distribution: push",
+        "Distribution: the image pulled into a store that holds its base",
+        "Distribution: goals",
+    ] {
+        assert!(stderr.contains(title), "no {title} table:\n{stderr}");
+    }
+    let r: Value = serde_json::from_slice(&out.stdout).expect("--json prints JSON");
+    let d = &r["distribution"];
+    assert_eq!(d["image"]["layers"], 3, "{d}");
+    assert!(d["image"]["unpacked_bytes"].as_u64().unwrap() > 1 << 20, "{d}");
+    for (series, id) in [("pull", "isola"), ("pull", "isola-fetch"), ("push", "isola")] {
+        let s = of(&d[series], id);
+        assert_eq!(s.len(), 1, "{series} {id}: {d}");
+        assert_eq!(s[0]["ms"].as_array().unwrap().len(), 2, "{series} {id}");
+        assert!(s[0]["mib_per_s"].as_f64().unwrap() > 0.0, "{series} {id}");
+        assert!(s[0]["cpu_median_ms"].as_f64().unwrap() > 0.0, "{series} {id}");
+    }
+    // The base's one layer stored: the image's two others fetched.
+    let base = &d["on_base"];
+    assert_eq!((&base["layers"], &base["layers_fetched"]), (&3.into(), &2.into()), "{base}");
+    let (fetched, total) = (base["bytes_fetched"].as_u64().unwrap(), base["bytes_total"].as_u64().unwrap());
+    assert!(0 < fetched && fetched < total, "{base}");
+    assert_eq!(d["isola"]["path"], env!("CARGO_BIN_EXE_isola"));
+
+    // Every peer ran, or says why not; under CI those scripts/setup
+    // --peers installs must run.
+    let said = |id: &str| {
+        r["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["subject"] == id && !e["message"].as_str().unwrap().is_empty())
+    };
+    let ci = std::env::var("CI").as_deref() == Ok("true");
+    for (peer, ran) in [
+        ("podman", of(&d["pull"], "podman").len() == 1),
+        (
+            "skopeo",
+            of(&d["pull"], "skopeo").len() == 1 && of(&d["push"], "skopeo").len() == 1,
+        ),
+    ] {
+        if !on_path(peer) {
+            assert!(said(peer), "{peer} is missing and no reason is given");
+            common::host_has(&format!("{peer} (scripts/setup --peers)"), false);
+            continue;
+        }
+        assert!(ran || said(peer), "{peer}: neither figures nor a reason");
+        assert!(!ci || ran, "{peer} is installed but did not run: {}", r["errors"]);
+    }
+    if of(&d["pull"], "podman").len() == 1 {
+        let ratio = &of(&d["pull"], "isola")[0]["paired"];
+        assert!(ratio.to_string().contains("podman"), "{ratio}");
+    }
+
+    // Nothing left: no registry or other process on this root, no mount
+    // under it, no work directory.
+    assert_eq!(
+        processes_naming(isola.tmp.path()),
+        Vec::<String>::new(),
+        "processes still running on this test's root"
+    );
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let root = isola.root().to_string_lossy().into_owned();
+    assert!(!mounts.contains(&root), "mounts left under {root}");
     assert_eq!(
         std::fs::read_dir(isola.root().join("tmp")).map_or(0, |d| d.count()),
         0,

@@ -1,13 +1,15 @@
 //! isola-bench: the comparative harness. It measures startup, memory, disk,
 //! runtime overhead, density, isolation and the lifecycle of a detached
-//! sandbox for each isola backend and the peers installed on the host, and
-//! writes the results and their report.
+//! sandbox for each isola backend and the peers installed on the host,
+//! pulls and pushes against podman and skopeo, and writes the results and
+//! their report.
 
 pub mod bundle;
 mod chain;
 pub mod compare;
 pub mod corpus;
 pub mod disk;
+pub mod distribution;
 pub mod interrupt;
 pub mod isolation;
 pub mod lifecycle;

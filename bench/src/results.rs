@@ -29,6 +29,10 @@ pub struct Results {
     /// it (and from results written before it existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lifecycle: Option<Lifecycle>,
+    /// Pulls and pushes against podman and skopeo (`isola bench
+    /// distribution`); absent from runs that did not measure them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distribution: Option<Distribution>,
     /// A subject or dimension that could not run, with its own error line.
     pub errors: Vec<RunError>,
 }
@@ -204,6 +208,21 @@ pub struct DiskItem {
     pub bytes: u64,
 }
 
+/// An image pulled from a registry into a store that holds its base.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PullOnBase {
+    /// The image pulled, and the base pulled before it.
+    pub image: String,
+    pub base: String,
+    /// The image's layers, and those the pull fetched.
+    pub layers: usize,
+    pub layers_fetched: usize,
+    /// Compressed bytes received (isola's `Pulled`), and the compressed
+    /// size of all the image's layers.
+    pub bytes_fetched: u64,
+    pub bytes_total: u64,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Sharing {
     pub images: usize,
@@ -308,6 +327,56 @@ pub struct Goal {
     /// None when a figure it needs was not measured.
     pub value: Option<f64>,
     pub met: Option<bool>,
+}
+
+/// Moving an image between a registry and a store, against podman and
+/// skopeo, each run into a fresh destination.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Distribution {
+    /// The isola binary that pulled and pushed.
+    pub isola: IsolaBuild,
+    pub image: DistributionImage,
+    /// `isola pull`, `podman pull`, `isola pull --fetch-only` and `skopeo
+    /// copy` to an OCI layout, interleaved run by run, each into a fresh
+    /// store or directory.
+    pub pull: Vec<TransferSeries>,
+    /// `isola push` and `skopeo copy` from an OCI layout, interleaved, each
+    /// to a fresh registry.
+    pub push: Vec<TransferSeries>,
+    /// The image pulled into a store that holds its base already.
+    pub on_base: Option<PullOnBase>,
+    /// The registry issue's goals, as measured.
+    pub goals: Vec<Goal>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DistributionImage {
+    /// What it is, in words: `Debian bookworm minbase (mmdebstrap) + ...`
+    /// or `synthetic ...`.
+    pub label: String,
+    pub layers: usize,
+    /// The compressed size of its layers (what a pull fetches), and the
+    /// size of the files they hold unpacked.
+    pub compressed_bytes: u64,
+    pub unpacked_bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TransferSeries {
+    pub subject: String,
+    /// What was timed, as a user would type it (addresses and paths left out).
+    pub command: String,
+    /// Wall time of each run, milliseconds, in run order.
+    pub ms: Vec<f64>,
+    /// CPU time of each run (user + system of all it waited for), ms.
+    pub cpu_ms: Vec<f64>,
+    pub summary: Summary,
+    pub cpu_median_ms: f64,
+    /// The image's compressed bytes over the median wall time.
+    pub mib_per_s: f64,
+    /// Median of the run-by-run ratios "this subject's time / the other's"
+    /// within the same interleaved series: `(other subject, ratio)`.
+    pub paired: Vec<(String, f64)>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

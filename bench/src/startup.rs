@@ -200,7 +200,7 @@ fn run_once(c: &Contender) -> std::result::Result<(f64, f64), SandboxError> {
 
 /// User + system time of all waited-for children so far, milliseconds:
 /// runs are one at a time, so the difference around one is its own.
-fn children_cpu_ms() -> f64 {
+pub(crate) fn children_cpu_ms() -> f64 {
     // SAFETY: getrusage fills the struct it is given and nothing else.
     let usage = unsafe {
         let mut usage = std::mem::zeroed::<libc::rusage>();

@@ -182,6 +182,7 @@ pub fn run(plan: &Plan, machine: Machine, config: Config, progress: &mut dyn Pro
             facts: probed.into_iter().map(|p| (p.subject, p.facts)).collect(),
         },
         lifecycle,
+        distribution: None,
         errors,
     }
 }

@@ -11,7 +11,7 @@
 mod cgroups;
 mod containerd;
 mod cycle;
-mod podman;
+pub(crate) mod podman;
 mod runc;
 
 pub use crate::interrupt::{end_if_interrupted, interrupted};
@@ -576,7 +576,7 @@ impl Idle {
 
 /// The binary the sandboxes ran with: this one's build, since the bench
 /// starts its sandboxes with its own binary.
-fn build(exe: &Path) -> IsolaBuild {
+pub(crate) fn build(exe: &Path) -> IsolaBuild {
     let mut profile = if cfg!(debug_assertions) {
         "debug".to_string()
     } else {

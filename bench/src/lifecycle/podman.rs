@@ -115,7 +115,7 @@ impl Drop for Podman {
 }
 
 /// The first version-looking word of `PROGRAM --version`.
-fn version(program: &str) -> String {
+pub(crate) fn version(program: &str) -> String {
     Command::new(program)
         .arg("--version")
         .output()
@@ -129,7 +129,7 @@ fn version(program: &str) -> String {
         .unwrap_or_else(|| "?".into())
 }
 
-fn containers_conf(dir: &Path) -> String {
+pub(crate) fn containers_conf(dir: &Path) -> String {
     let p = |name: &str| dir.join(name).display().to_string();
     format!(
         r#"# isola bench's own: everything under {dir}, removed at the end.

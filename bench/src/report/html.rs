@@ -200,6 +200,30 @@ fn sections(r: &Results) -> Vec<Section> {
             charts: &[],
         },
         Section {
+            id: "distribution",
+            title: "Distribution",
+            method: "<code>isola bench distribution</code>, run on its own: an image \
+                     moved between a docker-registry the benchmark starts on \
+                     127.0.0.1 and a store. <code>isola pull</code> (fetched, \
+                     verified, unpacked) against <code>podman pull</code> (overlay \
+                     storage, which also unpacks); its fetch part alone (<code>isola \
+                     pull --fetch-only</code>) against <code>skopeo copy</code> to an \
+                     OCI layout (fetched and verified); <code>isola push</code> \
+                     against <code>skopeo copy</code> from an OCI layout, each to a \
+                     fresh registry. Every run goes into a fresh store or directory, \
+                     the subjects interleaved run by run, ratios paired run by run; \
+                     CPU is user + system of all the command waited for (the \
+                     registry's own is not counted)."
+                .to_string(),
+            tables: vec![
+                tables::distribution_pull(r),
+                tables::distribution_push(r),
+                tables::distribution_on_base(r),
+                tables::distribution_goals(r),
+            ],
+            charts: &[],
+        },
+        Section {
             id: "isolation",
             title: "Isolation",
             method: "What a process can observe about where it runs, read by the \
@@ -542,6 +566,7 @@ mod tests {
             "runtime",
             "density",
             "lifecycle",
+            "distribution",
             "isolation",
             "errors",
         ] {

@@ -4,7 +4,7 @@
 use super::{
     fmt_bytes, fmt_mib_of_kib, fmt_ms, fmt_rate, fmt_ratio, label, median, ordered, rank, subject,
 };
-use crate::results::{LifecycleSeries, Results, StartupSeries};
+use crate::results::{Goal, LifecycleSeries, PullOnBase, Results, StartupSeries, TransferSeries};
 
 /// `(title, headers, rows)`; every row has as many cells as there are
 /// headers.
@@ -32,6 +32,10 @@ pub fn render(results: &Results) -> Vec<Table> {
         lifecycle_exec(results),
         lifecycle_shims(results),
         lifecycle_goals(results),
+        distribution_pull(results),
+        distribution_push(results),
+        distribution_on_base(results),
+        distribution_goals(results),
         isolation(results),
         errors(results),
     ]
@@ -301,6 +305,31 @@ pub fn disk_sharing(results: &Results) -> Option<Table> {
     )
 }
 
+/// An image pulled into a store holding its base: what was fetched.
+fn on_base_row(p: &PullOnBase) -> Vec<String> {
+    vec![
+        p.image.clone(),
+        p.base.clone(),
+        format!("{} of {}", p.layers_fetched, p.layers),
+        fmt_bytes(p.bytes_fetched),
+        fmt_bytes(p.bytes_total),
+        if p.bytes_total > 0 {
+            format!("{:.1}%", 100.0 * p.bytes_fetched as f64 / p.bytes_total as f64)
+        } else {
+            NONE.to_string()
+        },
+    ]
+}
+
+const ON_BASE_HEADERS: [&str; 6] = [
+    "image",
+    "base already stored",
+    "layers fetched",
+    "bytes fetched",
+    "the image's layers",
+    "fetched",
+];
+
 pub fn runtime(results: &Results) -> Option<Table> {
     let mut workloads: Vec<&str> = Vec::new();
     for f in &results.runtime {
@@ -465,13 +494,17 @@ pub fn lifecycle_shims(results: &Results) -> Option<Table> {
 
 pub fn lifecycle_goals(results: &Results) -> Option<Table> {
     let l = results.lifecycle.as_ref()?;
+    goal_table("Lifecycle: goals", &l.goals)
+}
+
+/// Goals as a table: the target, what was measured, and whether it is met.
+fn goal_table(title: &str, goals: &[Goal]) -> Option<Table> {
     let shown = |v: f64, unit: &str| match unit {
         "KiB" => format!("{} MiB", fmt_mib_of_kib(v.round() as u64)),
         "x" => fmt_ratio(v),
         other => format!("{v} {other}"),
     };
-    let rows = l
-        .goals
+    let rows = goals
         .iter()
         .map(|g| {
             vec![
@@ -487,10 +520,102 @@ pub fn lifecycle_goals(results: &Results) -> Option<Table> {
             ]
         })
         .collect();
+    table(title, &["goal", "target", "measured", "met"], rows)
+}
+
+fn transfer_rows(results: &Results, series: &[TransferSeries]) -> Vec<Vec<String>> {
+    let s = |ms: f64| format!("{:.2}", ms / 1e3);
+    ordered(results, series, |s| &s.subject)
+        .into_iter()
+        .map(|t| {
+            let paired = t
+                .paired
+                .iter()
+                .map(|(other, ratio)| format!("{} vs {}", fmt_ratio(*ratio), label(results, other)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            vec![
+                label(results, &t.subject).to_string(),
+                t.command.clone(),
+                t.ms.len().to_string(),
+                s(t.summary.min),
+                s(t.summary.median),
+                s(t.summary.p90),
+                s(t.cpu_median_ms),
+                format!("{:.1}", t.mib_per_s),
+                if paired.is_empty() {
+                    NONE.to_string()
+                } else {
+                    paired
+                },
+            ]
+        })
+        .collect()
+}
+
+const TRANSFER_HEADERS: [&str; 9] = [
+    "subject",
+    "timed",
+    "runs",
+    "min s",
+    "median s",
+    "p90 s",
+    "CPU s (median)",
+    "MiB/s",
+    "paired ratio (median)",
+];
+
+/// What the distribution tables' titles say of the image.
+fn image_words(results: &Results) -> String {
+    results.distribution.as_ref().map_or_else(String::new, |d| {
+        format!(
+            "{} ({} layers, {} compressed, {} unpacked)",
+            d.image.label,
+            d.image.layers,
+            fmt_bytes(d.image.compressed_bytes),
+            fmt_bytes(d.image.unpacked_bytes)
+        )
+    })
+}
+
+pub fn distribution_pull(results: &Results) -> Option<Table> {
+    let d = results.distribution.as_ref()?;
     table(
-        "Lifecycle: goals",
-        &["goal", "target", "measured", "met"],
-        rows,
+        &format!(
+            "Distribution: pull of {}, each run into a fresh store or directory (MiB/s: compressed bytes)",
+            image_words(results)
+        ),
+        &TRANSFER_HEADERS,
+        transfer_rows(results, &d.pull),
+    )
+}
+
+pub fn distribution_push(results: &Results) -> Option<Table> {
+    let d = results.distribution.as_ref()?;
+    table(
+        "Distribution: push of the same image, each run to a fresh registry",
+        &TRANSFER_HEADERS,
+        transfer_rows(results, &d.push),
+    )
+}
+
+pub fn distribution_on_base(results: &Results) -> Option<Table> {
+    let p = results.distribution.as_ref()?.on_base.as_ref()?;
+    table(
+        "Distribution: the image pulled into a store that holds its base",
+        &ON_BASE_HEADERS,
+        vec![on_base_row(p)],
+    )
+}
+
+pub fn distribution_goals(results: &Results) -> Option<Table> {
+    let d = results.distribution.as_ref()?;
+    goal_table(
+        &format!(
+            "Distribution: goals (isola is {}, {} build)",
+            d.isola.path, d.isola.profile
+        ),
+        &d.goals,
     )
 }
 
@@ -666,10 +791,32 @@ mod tests {
         let tables = render(&sample());
         assert!(tables.iter().all(|t| !t.0.starts_with("Monitor")));
         let titles: Vec<&str> = tables.iter().map(|t| t.0.as_str()).collect();
-        assert_eq!(titles.len(), 17, "{titles:?}");
+        assert_eq!(titles.len(), 21, "{titles:?}");
         let mut r = sample();
         r.lifecycle = None;
-        assert!(render(&r).iter().all(|t| !t.0.starts_with("Lifecycle")));
+        r.distribution = None;
+        let titles: Vec<String> = render(&r).into_iter().map(|t| t.0).collect();
+        assert!(titles.iter().all(|t| !t.starts_with("Lifecycle")));
+        assert!(titles.iter().all(|t| !t.starts_with("Distribution")));
+    }
+
+    #[test]
+    fn distribution_tables_give_seconds_rates_ratios_and_what_a_pull_on_a_base_fetched() {
+        let tables = render(&sample());
+        let (title, headers, rows) = find(&tables, "Distribution: pull of Debian");
+        assert!(title.contains("(2 layers, 70.0 MiB compressed, 175.0 MiB unpacked)"), "{title}");
+        assert_eq!(headers[7], "MiB/s");
+        assert_eq!(
+            rows[1][..8],
+            ["isola", "isola pull", "3", "1.00", "1.20", "1.40", "0.96", "58.3"]
+        );
+        assert_eq!(rows[1][8], "0.40x vs podman 4.3.1 (conmon 2.1.6, runc)");
+        assert_eq!(find(&tables, "Distribution: push").2[0][4], "0.35");
+        let (_, _, rows) = find(&tables, "Distribution: the image pulled");
+        assert_eq!(rows[0][2..], ["1 of 2", "8.8 MiB", "69.3 MiB", "12.7%"]);
+        let (title, _, rows) = find(&tables, "Distribution: goals");
+        assert!(title.contains("/usr/local/bin/isola, release, static build"), "{title}");
+        assert_eq!(rows[0][1..], ["at most 0.60x", "0.40x", "met"]);
     }
 
     #[test]

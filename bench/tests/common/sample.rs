@@ -52,6 +52,21 @@ fn lifecycle_series(
     }
 }
 
+fn transfer(subject: &str, command: &str, ms: Vec<f64>, paired: &[(&str, f64)]) -> TransferSeries {
+    let s = summary(&ms);
+    TransferSeries {
+        subject: subject.into(),
+        command: command.into(),
+        cpu_ms: ms.iter().map(|m| m * 0.8).collect(),
+        cpu_median_ms: s.median * 0.8,
+        // A 70 MiB image.
+        mib_per_s: 70.0 / (s.median / 1e3),
+        summary: s,
+        ms,
+        paired: paired.iter().map(|(s, r)| (s.to_string(), *r)).collect(),
+    }
+}
+
 fn item(subject: &str, what: &str, bytes: u64) -> DiskItem {
     DiskItem {
         subject: subject.into(),
@@ -385,6 +400,40 @@ pub fn sample() -> Results {
                     met: Some(false),
                 },
             ],
+        }),
+        distribution: Some(Distribution {
+            isola: IsolaBuild {
+                path: "/usr/local/bin/isola".into(),
+                profile: "release, static".into(),
+                bytes: 17_272_888,
+            },
+            image: DistributionImage {
+                label: "Debian bookworm minbase (mmdebstrap)".into(),
+                layers: 2,
+                compressed_bytes: 73_400_320,
+                unpacked_bytes: 183_500_800,
+            },
+            pull: vec![
+                transfer("isola", "isola pull", vec![1000.0, 1400.0, 1200.0], &[("podman", 0.4)]),
+                transfer("podman", "podman pull (overlay storage)", vec![3000.0, 2900.0, 3100.0], &[("isola", 2.5)]),
+            ],
+            push: vec![transfer("isola", "isola push", vec![350.0, 340.0, 360.0], &[])],
+            on_base: Some(PullOnBase {
+                image: "bench/dist:full".into(),
+                base: "bench/dist:base".into(),
+                layers: 2,
+                layers_fetched: 1,
+                bytes_fetched: 9_234_982,
+                bytes_total: 72_630_142,
+            }),
+            goals: vec![Goal {
+                key: "pull_vs_podman".into(),
+                label: "isola pull against podman pull (paired)".into(),
+                limit: 0.6,
+                unit: "x".into(),
+                value: Some(0.4),
+                met: Some(true),
+            }],
         }),
         errors: vec![RunError {
             subject: "runc".into(),

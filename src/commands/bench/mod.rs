@@ -1,10 +1,11 @@
 //! `isola bench`: its arguments and the command they pick: the whole
 //! comparative benchmark (suite.rs); one dimension alone, `isola bench
-//! startup` (startup.rs), `isola bench lifecycle` (lifecycle.rs) or `isola
-//! bench monitor` (monitor.rs); or what changed between two runs,
-//! `--compare` (compare.rs).
+//! startup` (startup.rs), `isola bench lifecycle` (lifecycle.rs), `isola
+//! bench distribution` (distribution.rs) or `isola bench monitor`
+//! (monitor.rs); or what changed between two runs, `--compare` (compare.rs).
 
 mod compare;
+mod distribution;
 mod lifecycle;
 mod monitor;
 mod progress;
@@ -75,6 +76,38 @@ pub enum BenchCommand {
     Lifecycle(LifecycleArgs),
     /// isola's KVM monitor alone: boot the test guest to its exit, against QEMU microvm
     Monitor(MonitorArgs),
+    /// Pull and push of a multi-layer image from a local registry, against
+    /// podman pull and skopeo copy
+    Distribution(DistributionArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct DistributionArgs {
+    /// The image moved: debian (bookworm minbase + a layer of packages,
+    /// built with mmdebstrap once and cached) or synthetic (generated
+    /// files; the default where mmdebstrap is missing, and with --quick)
+    #[arg(long, value_parser = ["debian", "synthetic"])]
+    pub image: Option<String>,
+    /// Where the Debian image is cached
+    #[arg(long, value_name = "DIR", default_value = "target/bench-images")]
+    pub cache: std::path::PathBuf,
+    /// Measured runs per contender (default 10; 2 with --quick)
+    #[arg(long)]
+    pub runs: Option<usize>,
+    /// Unmeasured runs first (default 1; 0 with --quick)
+    #[arg(long)]
+    pub warmup: Option<usize>,
+    /// Peers: auto (all found), none, or a list of podman,skopeo
+    #[arg(long, default_value = "auto")]
+    pub peers: String,
+    /// A tiny synthetic image and few runs: a check that everything runs,
+    /// not figures to quote
+    #[arg(long)]
+    pub quick: bool,
+    /// Print the figures as JSON on stdout (results.json's subjects,
+    /// distribution and errors)
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -150,6 +183,7 @@ pub fn run(root: &Root, args: &BenchArgs) -> Result<()> {
         (Some(BenchCommand::Startup(a)), _) => startup::run(root, a),
         (Some(BenchCommand::Lifecycle(a)), _) => lifecycle::run(root, a),
         (Some(BenchCommand::Monitor(a)), _) => monitor::run(root, a),
+        (Some(BenchCommand::Distribution(a)), _) => distribution::run(root, a),
         (None, Some(files)) => compare::run(&files[0], &files[1]),
         (None, None) => suite::run(root, args),
     }
@@ -167,7 +201,7 @@ fn isola_cli(root: &Root) -> Result<IsolaCli> {
 /// `--peers`: the names asked for, and whether they were found (`auto`)
 /// rather than named (a named one that is missing is an error).
 fn peer_list(peers: &str) -> Result<(Vec<&str>, bool)> {
-    const ALL: [&str; 6] = ["floor", "runc", "crun", "qemu", "podman", "containerd"];
+    const ALL: [&str; 7] = ["floor", "runc", "crun", "qemu", "podman", "containerd", "skopeo"];
     let (list, auto): (Vec<&str>, bool) = match peers {
         "auto" => (ALL.to_vec(), true),
         "none" => (vec![], false),
@@ -175,7 +209,7 @@ fn peer_list(peers: &str) -> Result<(Vec<&str>, bool)> {
     };
     for p in &list {
         if !ALL.contains(p) {
-            bail!("unknown peer {p:?}: use floor, runc, crun, qemu, podman or containerd (or auto, none)");
+            bail!("unknown peer {p:?}: use floor, runc, crun, qemu, podman, containerd or skopeo (or auto, none)");
         }
     }
     Ok((list, auto))

@@ -1,0 +1,122 @@
+//! `isola bench distribution`: pull and push of a multi-layer image from a
+//! registry the benchmark starts, against podman pull and skopeo copy,
+//! each run into a fresh store.
+
+use std::io::Write;
+
+use anyhow::{bail, Context, Result};
+use isola_bench::distribution::image::{self, Recipe};
+use isola_bench::distribution::{self, registry, DistributionPlan};
+use isola_bench::report;
+use isola_bench::results::Results;
+use isola_core::Root;
+
+use super::{peer_list, DistributionArgs};
+
+/// The synthetic image's first generated layer, MiB: where mmdebstrap is
+/// missing, and with --quick.
+const SYNTHETIC_MIB: u64 = 64;
+const QUICK_MIB: u64 = 1;
+
+pub fn run(root: &Root, args: &DistributionArgs) -> Result<()> {
+    let runs = args.runs.unwrap_or(if args.quick { 2 } else { 10 });
+    let warmup = args.warmup.unwrap_or(if args.quick { 0 } else { 1 });
+    if runs == 0 {
+        bail!("--runs must be at least 1");
+    }
+    let (wanted, auto) = peer_list(&args.peers)?;
+    let (peers, not_run) = distribution::peers(&wanted, auto)?;
+    if !nix::unistd::geteuid().is_root() {
+        bail!("isola bench distribution unpacks images as their owners made them, which needs root; run it as root");
+    }
+    if !isola_bench::peers::found(registry::PROGRAM) {
+        bail!(
+            "isola bench distribution serves the image from {}, which is not installed (scripts/setup --registry installs it)",
+            registry::PROGRAM
+        );
+    }
+    let recipe = recipe(args)?;
+    std::fs::create_dir_all(root.tmp())
+        .with_context(|| format!("creating {}", root.tmp().display()))?;
+    let work = tempfile::Builder::new()
+        .prefix("isola-bench-")
+        .tempdir_in(root.tmp())
+        .context("creating a work directory")?;
+    let plan = DistributionPlan {
+        isola: std::env::current_exe().context("finding isola's own binary")?,
+        recipe,
+        work: work.path().to_path_buf(),
+        peers,
+        runs,
+        warmup,
+    };
+    eprintln!(
+        "isola bench distribution: {} with {} peer(s), {runs} runs each after {warmup} warm-up{}",
+        plan.recipe.label(),
+        plan.peers.len(),
+        if args.quick { " (--quick)" } else { "" }
+    );
+    let outcome = distribution::run(&plan, &mut |what| {
+        let mut err = std::io::stderr().lock();
+        let _ = write!(err, "\r\x1b[K  {what}");
+        let _ = err.flush();
+    });
+    // Every run's store, registry storage and directory: removed at once,
+    // after the runs (docs/benchmarks.md says why not between them).
+    drop(work);
+    if isola_bench::interrupt::interrupted() {
+        isola_bench::interrupt::end_if_interrupted();
+    }
+    eprintln!();
+    let mut errors = not_run;
+    errors.extend(outcome.errors);
+    let results = Results {
+        subjects: outcome.subjects,
+        distribution: outcome.distribution,
+        errors,
+        ..Results::default()
+    };
+    for (title, header, rows) in report::tables::render(&results) {
+        eprintln!("\n{title}");
+        let header: Vec<&str> = header.iter().map(String::as_str).collect();
+        crate::output::table_to(&mut std::io::stderr(), &header, &rows);
+    }
+    if args.json {
+        // The parts of results.json this measured, under the same names.
+        crate::output::json(&serde_json::json!({
+            "subjects": results.subjects,
+            "distribution": results.distribution,
+            "errors": results.errors,
+        }))?;
+    }
+    if results.distribution.is_none() {
+        bail!("isola bench distribution could not run: see the errors above");
+    }
+    Ok(())
+}
+
+/// `--image`, or what can be made here: Debian where mmdebstrap is
+/// installed, else the synthetic image, saying why.
+fn recipe(args: &DistributionArgs) -> Result<Recipe> {
+    let missing = image::can_build_debian();
+    match (args.image.as_deref(), args.quick) {
+        (Some("synthetic"), _) | (None, true) => Ok(Recipe::Synthetic {
+            mib: if args.quick { QUICK_MIB } else { SYNTHETIC_MIB },
+        }),
+        (Some("debian"), _) | (None, false) => match missing {
+            None => Ok(Recipe::Debian {
+                cache: args.cache.clone(),
+            }),
+            Some(p) if args.image.is_some() => bail!(
+                "--image debian is built with {p}, which is not installed (scripts/setup --peers installs it)"
+            ),
+            Some(p) => {
+                eprintln!(
+                    "isola bench distribution: {p} is not installed (scripts/setup --peers installs it): a synthetic image instead of Debian's"
+                );
+                Ok(Recipe::Synthetic { mib: SYNTHETIC_MIB })
+            }
+        },
+        (Some(other), _) => bail!("unknown --image {other:?}: use debian or synthetic"),
+    }
+}

@@ -248,6 +248,15 @@ fn a_quick_benchmark_measures_both_backends_and_writes_its_report() {
             .any(|e| e["subject"] == id && !e["message"].as_str().unwrap().is_empty())
     };
     assert!(ran("floor"), "the floor peer ran");
+    // A pull of the benchmark image into a store holding its base fetches
+    // the probe's layer only; without docker-registry, it says why not.
+    match r["disk"].get("distribution") {
+        Some(p) => {
+            assert_eq!((&p["layers"], &p["layers_fetched"]), (&2.into(), &1.into()), "{p}");
+            assert!(p["bytes_fetched"].as_u64() < p["bytes_total"].as_u64(), "{p}");
+        }
+        None => assert!(!on_path("docker-registry") && said("store"), "{}", r["errors"]),
+    }
     for peer in ["runc", "crun"] {
         if on_path(peer) {
             assert!(

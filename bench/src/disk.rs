@@ -1,7 +1,8 @@
 //! Disk: what the store holds for the image (shared and unique), what one
 //! sandbox adds while it exists, what a VM needs besides (kernel, rootfs
 //! archive), and the layer-sharing lesson on real data: N images on one
-//! base cost the base once plus their deltas.
+//! base cost the base once plus their deltas, and a pull of an image whose
+//! base is stored fetches only the delta.
 
 use std::fs;
 use std::path::Path;
@@ -12,8 +13,10 @@ use isola_core::image::derive::{self, NewFile};
 use isola_core::image::{default_image, usage, ImageError, ImageStore};
 use isola_core::Root;
 
+use crate::distribution::copy;
+use crate::distribution::registry::{LocalRegistry, LocalRegistryError};
 use crate::plan::BackendPlan;
-use crate::results::{DiskItem, ImageDisk, Sharing};
+use crate::results::{DiskItem, ImageDisk, PullOnBase, Sharing};
 use crate::sandbox::{self, remove_new_instances, IsolaCli, SandboxError};
 
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +31,12 @@ pub enum DiskError {
     NotIsola,
     #[error(transparent)]
     Run(#[from] SandboxError),
+    #[error("reading isola-probe at {0}")]
+    Probe(String, #[source] std::io::Error),
+    #[error(transparent)]
+    LocalRegistry(#[from] LocalRegistryError),
+    #[error(transparent)]
+    Registry(#[from] isola_core::registry::RegistryError),
 }
 
 /// The image's figures from the store's own accounting (`isola du`).
@@ -123,6 +132,31 @@ pub fn sharing(scratch: &Path, n: usize) -> Result<Vec<Sharing>, DiskError> {
         out.push(measure_store(&store)?);
     }
     Ok(out)
+}
+
+/// The benchmark's image (the default image plus `probe`, made in a
+/// scratch store as `isola bench` makes it) and its base pushed to a
+/// registry started under `scratch`, then pulled into an empty store: the
+/// base first, then the image. What the second pull fetched (isola's own
+/// count) against the image's size.
+pub fn distribution(scratch: &Path, probe: &Path) -> Result<PullOnBase, DiskError> {
+    const IMAGE: &str = "isola/bench:latest";
+    let probe_bytes = fs::read(probe).map_err(|e| DiskError::Probe(probe.display().to_string(), e))?;
+    let src = ImageStore::open(Root::new(scratch.join("source")))?;
+    default_image::build(&src)?;
+    let base = src.get(default_image::NAME)?;
+    let file = NewFile {
+        path: "usr/bin/isola-probe".into(),
+        mode: 0o755,
+        data: probe_bytes,
+    };
+    derive::add_layer(&src, &base, IMAGE, &[file], "COPY isola-probe /usr/bin/")?;
+    let registry = LocalRegistry::start(&scratch.join("registry"))?;
+    for name in [default_image::NAME, IMAGE] {
+        copy::push(&src, name, &registry.host, name, None)?;
+    }
+    let dst = ImageStore::open(Root::new(scratch.join("pulled")))?;
+    Ok(copy::pull_on_base(&dst, &registry.host, default_image::NAME, IMAGE)?)
 }
 
 fn measure_store(store: &ImageStore) -> Result<Sharing, DiskError> {

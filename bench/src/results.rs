@@ -190,6 +190,11 @@ pub struct Disk {
     /// N images sharing one base layer: what the store really holds against
     /// what they would take unshared, for N = 1, 2, ...
     pub sharing: Vec<Sharing>,
+    /// What a pull fetches for an image whose base the store already has,
+    /// against the image's size; absent when it could not be measured (no
+    /// docker-registry here) and from results written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distribution: Option<PullOnBase>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -8,6 +8,7 @@ use isola_core::Root;
 
 use crate::chain::chain;
 use crate::disk::DiskError;
+use crate::distribution::registry;
 use crate::isolation::{self, Probed};
 use crate::plan::{BackendPlan, Plan};
 use crate::results::{
@@ -426,10 +427,24 @@ fn disk(plan: &Plan, fail: &mut impl FnMut(&str, &str, String)) -> Disk {
         Vec::new()
     });
     let _ = std::fs::remove_dir_all(&scratch);
+    let distribution = if crate::peers::found(registry::PROGRAM) {
+        let scratch = plan.work_dir.join("distribution");
+        let line = disk::distribution(&scratch, &plan.host_probe);
+        let _ = std::fs::remove_dir_all(&scratch);
+        line.map_err(|e| fail("store", "disk (distribution)", chain(&e))).ok()
+    } else {
+        fail(
+            "store",
+            "disk (distribution)",
+            format!("not run: {} is not installed (scripts/setup --registry installs it)", registry::PROGRAM),
+        );
+        None
+    };
     Disk {
         image,
         per_sandbox,
         vm_extra,
         sharing,
+        distribution,
     }
 }

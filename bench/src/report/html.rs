@@ -129,14 +129,18 @@ fn sections(r: &Results) -> Vec<Section> {
             method: "The benchmark image in the store (bytes shared with other \
                      images and unique to it), what one sandbox adds while it \
                      exists, what the VM backend needs besides the store (kernel, \
-                     rootfs archive), and N images sharing one base layer: what the \
-                     store really holds against what they would take unshared."
+                     rootfs archive), N images sharing one base layer: what the \
+                     store really holds against what they would take unshared, and \
+                     what <code>isola pull</code> fetches of the benchmark image when \
+                     the store holds its base, from a registry the benchmark starts \
+                     (the bytes isola counted, against the image's layers)."
                 .to_string(),
             tables: vec![
                 tables::disk_image(r),
                 tables::disk_per_sandbox(r),
                 tables::disk_vm_extra(r),
                 tables::disk_sharing(r),
+                tables::disk_distribution(r),
             ],
             charts: &["disk.svg", "sharing.svg"],
         },

@@ -26,6 +26,7 @@ pub fn render(results: &Results) -> Vec<Table> {
         disk_per_sandbox(results),
         disk_vm_extra(results),
         disk_sharing(results),
+        disk_distribution(results),
         runtime(results),
         density(results),
         lifecycle_start(results),
@@ -329,6 +330,15 @@ const ON_BASE_HEADERS: [&str; 6] = [
     "the image's layers",
     "fetched",
 ];
+
+pub fn disk_distribution(results: &Results) -> Option<Table> {
+    let p = results.disk.distribution.as_ref()?;
+    table(
+        "Disk: pulling an image whose base is already stored (from a registry of the benchmark's own)",
+        &ON_BASE_HEADERS,
+        vec![on_base_row(p)],
+    )
+}
 
 pub fn runtime(results: &Results) -> Option<Table> {
     let mut workloads: Vec<&str> = Vec::new();
@@ -791,13 +801,15 @@ mod tests {
         let tables = render(&sample());
         assert!(tables.iter().all(|t| !t.0.starts_with("Monitor")));
         let titles: Vec<&str> = tables.iter().map(|t| t.0.as_str()).collect();
-        assert_eq!(titles.len(), 21, "{titles:?}");
+        assert_eq!(titles.len(), 22, "{titles:?}");
         let mut r = sample();
         r.lifecycle = None;
         r.distribution = None;
+        r.disk.distribution = None;
         let titles: Vec<String> = render(&r).into_iter().map(|t| t.0).collect();
         assert!(titles.iter().all(|t| !t.starts_with("Lifecycle")));
         assert!(titles.iter().all(|t| !t.starts_with("Distribution")));
+        assert!(titles.iter().all(|t| !t.starts_with("Disk: pulling")));
     }
 
     #[test]
@@ -817,6 +829,9 @@ mod tests {
         let (title, _, rows) = find(&tables, "Distribution: goals");
         assert!(title.contains("/usr/local/bin/isola, release, static build"), "{title}");
         assert_eq!(rows[0][1..], ["at most 0.60x", "0.40x", "met"]);
+        let (_, _, rows) = find(&tables, "Disk: pulling an image whose base");
+        assert_eq!(rows[0][..3], ["isola/bench:latest", "isola/busybox:latest", "1 of 2"]);
+        assert_eq!(rows[0][5], "25.0%");
     }
 
     #[test]

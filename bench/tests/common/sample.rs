@@ -266,6 +266,14 @@ pub fn sample() -> Results {
                     sum_of_images_bytes: 17_600_000,
                 },
             ],
+            distribution: Some(PullOnBase {
+                image: "isola/bench:latest".into(),
+                base: "isola/busybox:latest".into(),
+                layers: 2,
+                layers_fetched: 1,
+                bytes_fetched: 1_048_576,
+                bytes_total: 4_194_304,
+            }),
         },
         runtime: vec![
             figure("cpu", "host", 1_000_000.0, "ops/s", None),

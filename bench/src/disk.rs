@@ -167,3 +167,26 @@ fn measure_store(store: &ImageStore) -> Result<Sharing, DiskError> {
         sum_of_images_bytes: u.sum_of_images,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pull_on_the_stored_base_fetches_only_the_probe_s_layer() {
+        let program = crate::distribution::registry::PROGRAM;
+        if !crate::peers::found(program) {
+            eprintln!("skipped: {program} is not installed (scripts/setup --registry)");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        // Any file stands for the probe: its bytes are the second layer.
+        let probe = dir.path().join("probe");
+        fs::write(&probe, vec![7u8; 300 << 10]).unwrap();
+        let p = distribution(&dir.path().join("scratch"), &probe).unwrap();
+        assert_eq!((p.layers, p.layers_fetched), (2, 1), "{p:?}");
+        assert!(p.bytes_fetched >= 300 << 10, "{p:?}");
+        assert!(p.bytes_fetched < p.bytes_total, "{p:?}");
+        assert_eq!(p.base, default_image::NAME);
+    }
+}

@@ -4,9 +4,16 @@
 //! run (A B C D A B C D ...). Every destination is kept until the end of
 //! the dimension: removing a tree of thousands of files just before the
 //! next run would slow that run's file creation on ext4 (docs/benchmarks.md,
-//! "Layer unpack throughput"). Dirty pages are written back (`sync`)
-//! before each run, so none pays for the one before.
+//! "Layer unpack throughput"). But its pages leave the page cache once
+//! written back: on a VM host, page cache in memory the guest never used
+//! costs a fault in the hypervisor per page, several times the cost of
+//! reusing freed memory, and a run would pay for the runs before it
+//! (docs/benchmarks.md, "Distribution"). Dirty pages are written back
+//! (`sync`) before each run too, so none pays for the one before.
 
+use std::fs::{self, File, OpenOptions};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -179,8 +186,40 @@ fn prepare(kind: Kind, src: &Sources, dir: &Path) -> Result<Ready, TransferError
     Ok(ready)
 }
 
-/// One run: wall time and the CPU time of all it waited for, ms.
+/// One run: wall time and the CPU time of all it waited for, ms; then
+/// what it wrote written back and dropped from the page cache.
 fn once(kind: Kind, src: &Sources, dir: &Path) -> Result<(f64, f64), TransferError> {
+    let timed = timed(kind, src, dir);
+    // SAFETY: sync has no arguments and cannot fail.
+    unsafe { libc::sync() };
+    drop_cached(dir);
+    timed
+}
+
+/// Every regular file's pages under `dir` (not following symlinks) out of
+/// the page cache; the files stay.
+fn drop_cached(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let Ok(t) = e.file_type() else { continue };
+        if t.is_dir() {
+            drop_cached(&e.path());
+        } else if t.is_file() {
+            let file: std::io::Result<File> = OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+                .open(e.path());
+            if let Ok(f) = file {
+                // SAFETY: an advice on a descriptor we own; nothing is read.
+                unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+            }
+        }
+    }
+}
+
+fn timed(kind: Kind, src: &Sources, dir: &Path) -> Result<(f64, f64), TransferError> {
     let ready = prepare(kind, src, dir)?;
     // SAFETY: sync has no arguments and cannot fail.
     unsafe { libc::sync() };
@@ -305,6 +344,45 @@ mod tests {
             r.argv.last().unwrap(),
             &format!("oci:{}:full", d.join("layout").display())
         );
+    }
+
+    /// How many of `path`'s pages are in the page cache (mincore).
+    fn resident_pages(path: &Path) -> usize {
+        let f = File::open(path).unwrap();
+        let len = f.metadata().unwrap().len() as usize;
+        // SAFETY: a private read-only mapping of a file we hold open, only
+        // asked which of its pages are resident, then unmapped.
+        unsafe {
+            let p = libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_SHARED, f.as_raw_fd(), 0);
+            assert_ne!(p, libc::MAP_FAILED);
+            let mut v = vec![0u8; len.div_ceil(4096)];
+            assert_eq!(libc::mincore(p, len, v.as_mut_ptr()), 0);
+            libc::munmap(p, len);
+            v.iter().filter(|b| **b & 1 == 1).count()
+        }
+    }
+
+    #[test]
+    fn a_run_s_files_stay_but_leave_the_page_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a/b/layer");
+        fs::create_dir_all(file.parent().unwrap()).unwrap();
+        fs::write(&file, vec![1u8; 1 << 20]).unwrap();
+        std::os::unix::fs::symlink("/etc/hostname", dir.path().join("a/link")).unwrap();
+        // SAFETY: as in `once`.
+        unsafe { libc::sync() };
+        drop_cached(dir.path());
+        // tmpfs keeps its pages: they are the files.
+        let tmpfs = {
+            let path = std::ffi::CString::new(dir.path().as_os_str().as_encoded_bytes()).unwrap();
+            // SAFETY: statfs fills the struct it is given from a valid path.
+            let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+            unsafe { libc::statfs(path.as_ptr(), &mut st) == 0 && st.f_type == libc::TMPFS_MAGIC }
+        };
+        if !tmpfs {
+            assert_eq!(resident_pages(&file), 0);
+        }
+        assert_eq!(fs::metadata(&file).unwrap().len(), 1 << 20);
     }
 
     #[test]

@@ -319,10 +319,12 @@ pub struct ShimMemory {
     pub pss_after_exec_kib: Option<u64>,
 }
 
-/// A goal of the lifecycle issue and what this run measured against it.
+/// A goal of an issue (the lifecycle's, the registry's) and what this run
+/// measured against it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Goal {
-    /// `start_vs_floor`, `exec_vs_runc`, `exec_vs_nsenter`, `shim_rss`.
+    /// `start_vs_floor`, `exec_vs_runc`, `exec_vs_nsenter`, `shim_rss`;
+    /// `pull_vs_podman`, `fetch_vs_skopeo`, `push_vs_skopeo`.
     pub key: String,
     /// What is measured, in words.
     pub label: String,

@@ -252,10 +252,21 @@ fn a_quick_benchmark_measures_both_backends_and_writes_its_report() {
     // the probe's layer only; without docker-registry, it says why not.
     match r["disk"].get("distribution") {
         Some(p) => {
-            assert_eq!((&p["layers"], &p["layers_fetched"]), (&2.into(), &1.into()), "{p}");
-            assert!(p["bytes_fetched"].as_u64() < p["bytes_total"].as_u64(), "{p}");
+            assert_eq!(
+                (&p["layers"], &p["layers_fetched"]),
+                (&2.into(), &1.into()),
+                "{p}"
+            );
+            assert!(
+                p["bytes_fetched"].as_u64() < p["bytes_total"].as_u64(),
+                "{p}"
+            );
         }
-        None => assert!(!on_path("docker-registry") && said("store"), "{}", r["errors"]),
+        None => assert!(
+            !on_path("docker-registry") && said("store"),
+            "{}",
+            r["errors"]
+        ),
     }
     for peer in ["runc", "crun"] {
         if on_path(peer) {
@@ -570,18 +581,35 @@ fn a_quick_distribution_benchmark_pulls_and_pushes_and_leaves_nothing() {
     let r: Value = serde_json::from_slice(&out.stdout).expect("--json prints JSON");
     let d = &r["distribution"];
     assert_eq!(d["image"]["layers"], 3, "{d}");
-    assert!(d["image"]["unpacked_bytes"].as_u64().unwrap() > 1 << 20, "{d}");
-    for (series, id) in [("pull", "isola"), ("pull", "isola-fetch"), ("push", "isola")] {
+    assert!(
+        d["image"]["unpacked_bytes"].as_u64().unwrap() > 1 << 20,
+        "{d}"
+    );
+    for (series, id) in [
+        ("pull", "isola"),
+        ("pull", "isola-fetch"),
+        ("push", "isola"),
+    ] {
         let s = of(&d[series], id);
         assert_eq!(s.len(), 1, "{series} {id}: {d}");
         assert_eq!(s[0]["ms"].as_array().unwrap().len(), 2, "{series} {id}");
         assert!(s[0]["mib_per_s"].as_f64().unwrap() > 0.0, "{series} {id}");
-        assert!(s[0]["cpu_median_ms"].as_f64().unwrap() > 0.0, "{series} {id}");
+        assert!(
+            s[0]["cpu_median_ms"].as_f64().unwrap() > 0.0,
+            "{series} {id}"
+        );
     }
     // The base's one layer stored: the image's two others fetched.
     let base = &d["on_base"];
-    assert_eq!((&base["layers"], &base["layers_fetched"]), (&3.into(), &2.into()), "{base}");
-    let (fetched, total) = (base["bytes_fetched"].as_u64().unwrap(), base["bytes_total"].as_u64().unwrap());
+    assert_eq!(
+        (&base["layers"], &base["layers_fetched"]),
+        (&3.into(), &2.into()),
+        "{base}"
+    );
+    let (fetched, total) = (
+        base["bytes_fetched"].as_u64().unwrap(),
+        base["bytes_total"].as_u64().unwrap(),
+    );
     assert!(0 < fetched && fetched < total, "{base}");
     assert_eq!(d["isola"]["path"], env!("CARGO_BIN_EXE_isola"));
 
@@ -608,7 +636,11 @@ fn a_quick_distribution_benchmark_pulls_and_pushes_and_leaves_nothing() {
             continue;
         }
         assert!(ran || said(peer), "{peer}: neither figures nor a reason");
-        assert!(!ci || ran, "{peer} is installed but did not run: {}", r["errors"]);
+        assert!(
+            !ci || ran,
+            "{peer} is installed but did not run: {}",
+            r["errors"]
+        );
     }
     if of(&d["pull"], "podman").len() == 1 {
         let ratio = &of(&d["pull"], "isola")[0]["paired"];

@@ -141,7 +141,8 @@ pub fn sharing(scratch: &Path, n: usize) -> Result<Vec<Sharing>, DiskError> {
 /// count) against the image's size.
 pub fn distribution(scratch: &Path, probe: &Path) -> Result<PullOnBase, DiskError> {
     const IMAGE: &str = "isola/bench:latest";
-    let probe_bytes = fs::read(probe).map_err(|e| DiskError::Probe(probe.display().to_string(), e))?;
+    let probe_bytes =
+        fs::read(probe).map_err(|e| DiskError::Probe(probe.display().to_string(), e))?;
     let src = ImageStore::open(Root::new(scratch.join("source")))?;
     default_image::build(&src)?;
     let base = src.get(default_image::NAME)?;
@@ -156,7 +157,12 @@ pub fn distribution(scratch: &Path, probe: &Path) -> Result<PullOnBase, DiskErro
         copy::push(&src, name, &registry.host, name, None)?;
     }
     let dst = ImageStore::open(Root::new(scratch.join("pulled")))?;
-    Ok(copy::pull_on_base(&dst, &registry.host, default_image::NAME, IMAGE)?)
+    Ok(copy::pull_on_base(
+        &dst,
+        &registry.host,
+        default_image::NAME,
+        IMAGE,
+    )?)
 }
 
 fn measure_store(store: &ImageStore) -> Result<Sharing, DiskError> {

@@ -431,12 +431,16 @@ fn disk(plan: &Plan, fail: &mut impl FnMut(&str, &str, String)) -> Disk {
         let scratch = plan.work_dir.join("distribution");
         let line = disk::distribution(&scratch, &plan.host_probe);
         let _ = std::fs::remove_dir_all(&scratch);
-        line.map_err(|e| fail("store", "disk (distribution)", chain(&e))).ok()
+        line.map_err(|e| fail("store", "disk (distribution)", chain(&e)))
+            .ok()
     } else {
         fail(
             "store",
             "disk (distribution)",
-            format!("not run: {} is not installed (scripts/setup --registry installs it)", registry::PROGRAM),
+            format!(
+                "not run: {} is not installed (scripts/setup --registry installs it)",
+                registry::PROGRAM
+            ),
         );
         None
     };

@@ -49,7 +49,13 @@ pub fn push(
 pub fn pull(store: &ImageStore, host: &str, reference: &str) -> Result<Pulled, RegistryError> {
     let r = RemoteRef::parse(&format!("{host}/{reference}"))?;
     let reg = client(host, &store.root().tmp())?;
-    registry::pull(store, &reg, &r, &PullOptions::default(), &registry::pull::Quiet)
+    registry::pull(
+        store,
+        &reg,
+        &r,
+        &PullOptions::default(),
+        &registry::pull::Quiet,
+    )
 }
 
 /// Pull `base` then `image` from `host` into `store`: what the second

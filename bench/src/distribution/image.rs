@@ -80,7 +80,11 @@ impl Recipe {
 
     /// Make both images in `store`, named `REPOSITORY:BASE_TAG` and
     /// `REPOSITORY:FULL_TAG`; `say` is told of a long step.
-    pub fn make(&self, store: &ImageStore, say: &mut dyn FnMut(&str)) -> Result<(), ImageMakeError> {
+    pub fn make(
+        &self,
+        store: &ImageStore,
+        say: &mut dyn FnMut(&str),
+    ) -> Result<(), ImageMakeError> {
         let base = format!("{REPOSITORY}:{BASE_TAG}");
         let full = format!("{REPOSITORY}:{FULL_TAG}");
         match self {
@@ -149,8 +153,23 @@ fn debian_layout(cache: &Path, say: &mut dyn FnMut(&str)) -> Result<PathBuf, Ima
     let p = |name: &str| partial.join(name).display().to_string();
     let (base_tar, full_tar, oci, bundle) = (p("base.tar"), p("full.tar"), p("oci"), p("bundle"));
     let include = format!("--include={PACKAGES}");
-    step(&["mmdebstrap", "--variant=minbase", "--skip=output/dev", "--format=tar", SUITE, &base_tar])?;
-    step(&["mmdebstrap", "--variant=minbase", "--skip=output/dev", &include, "--format=tar", SUITE, &full_tar])?;
+    step(&[
+        "mmdebstrap",
+        "--variant=minbase",
+        "--skip=output/dev",
+        "--format=tar",
+        SUITE,
+        &base_tar,
+    ])?;
+    step(&[
+        "mmdebstrap",
+        "--variant=minbase",
+        "--skip=output/dev",
+        &include,
+        "--format=tar",
+        SUITE,
+        &full_tar,
+    ])?;
     let (oci_base, oci_full) = (format!("{oci}:{BASE_TAG}"), format!("{oci}:{FULL_TAG}"));
     step(&["umoci", "init", "--layout", &oci])?;
     step(&["umoci", "new", "--image", &oci_base])?;
@@ -158,7 +177,16 @@ fn debian_layout(cache: &Path, say: &mut dyn FnMut(&str)) -> Result<PathBuf, Ima
     step(&["umoci", "unpack", "--image", &oci_base, &bundle])?;
     let rootfs = format!("{bundle}/rootfs");
     let untar = |tar: &str| {
-        step(&["tar", "--numeric-owner", "--xattrs", "--xattrs-include=*", "-xpf", tar, "-C", &rootfs])
+        step(&[
+            "tar",
+            "--numeric-owner",
+            "--xattrs",
+            "--xattrs-include=*",
+            "-xpf",
+            tar,
+            "-C",
+            &rootfs,
+        ])
     };
     untar(&base_tar)?;
     step(&["umoci", "repack", "--image", &oci_base, &bundle])?;
@@ -173,7 +201,8 @@ fn debian_layout(cache: &Path, say: &mut dyn FnMut(&str)) -> Result<PathBuf, Ima
     for tmp in [&bundle, &base_tar, &full_tar] {
         let _ = fs::remove_dir_all(tmp).or_else(|_| fs::remove_file(tmp));
     }
-    fs::rename(&partial, &dir).map_err(io_err(format!("moving the image into {}", dir.display())))?;
+    fs::rename(&partial, &dir)
+        .map_err(io_err(format!("moving the image into {}", dir.display())))?;
     Ok(layout)
 }
 
@@ -211,7 +240,9 @@ fn run_step(argv: &[&str], log: &Path) -> Result<(), ImageMakeError> {
 
 fn empty_dir(dir: &Path) -> Result<(), ImageMakeError> {
     for e in fs::read_dir(dir).map_err(io_err(format!("reading {}", dir.display())))? {
-        let path = e.map_err(io_err(format!("reading {}", dir.display())))?.path();
+        let path = e
+            .map_err(io_err(format!("reading {}", dir.display())))?
+            .path();
         let removed = if path.is_dir() && !path.is_symlink() {
             fs::remove_dir_all(&path)
         } else {
@@ -308,10 +339,15 @@ mod tests {
     fn a_synthetic_image_has_its_base_and_two_more_layers() {
         let dir = tempfile::tempdir().unwrap();
         let store = ImageStore::open(isola_core::Root::new(dir.path())).unwrap();
-        Recipe::Synthetic { mib: 1 }.make(&store, &mut |_| {}).unwrap();
+        Recipe::Synthetic { mib: 1 }
+            .make(&store, &mut |_| {})
+            .unwrap();
         let base = store.get(&format!("{REPOSITORY}:{BASE_TAG}")).unwrap();
         let full = store.get(&format!("{REPOSITORY}:{FULL_TAG}")).unwrap();
-        assert_eq!(full.manifest.layers().len(), base.manifest.layers().len() + 2);
+        assert_eq!(
+            full.manifest.layers().len(),
+            base.manifest.layers().len() + 2
+        );
         assert_eq!(full.manifest.layers()[0], base.manifest.layers()[0]);
         assert!(unpacked_bytes(&store, &full) >= (1 << 20) + (1 << 20));
     }

@@ -63,7 +63,10 @@ impl Peer {
 /// The peers of `wanted` (names of other dimensions are left out) that are
 /// installed; one named but missing is an error, with `auto` it is reported
 /// as not run, with why.
-pub fn peers(wanted: &[&str], auto: bool) -> Result<(Vec<Peer>, Vec<RunError>), crate::peers::PeersError> {
+pub fn peers(
+    wanted: &[&str],
+    auto: bool,
+) -> Result<(Vec<Peer>, Vec<RunError>), crate::peers::PeersError> {
     let mut out = Vec::new();
     let mut not_run = Vec::new();
     for peer in [Peer::Podman, Peer::Skopeo] {
@@ -158,19 +161,31 @@ pub fn run(plan: &DistributionPlan, progress: &mut dyn FnMut(&str)) -> Outcome {
     };
     let mut subjects = vec![
         subject("isola", "isola", "isola"),
-        subject("isola-fetch", "isola, its fetch part (--fetch-only)", "isola"),
+        subject(
+            "isola-fetch",
+            "isola, its fetch part (--fetch-only)",
+            "isola",
+        ),
     ];
     let mut pull_kinds = vec![Kind::IsolaPull];
     let mut fetch_kinds = vec![Kind::IsolaFetch];
     let mut push_kinds = vec![Kind::IsolaPush];
     if plan.has(Peer::Podman) {
-        subjects.push(subject("podman", &format!("podman {}", podman::version("podman")), "peer"));
+        subjects.push(subject(
+            "podman",
+            &format!("podman {}", podman::version("podman")),
+            "peer",
+        ));
         pull_kinds.push(Kind::PodmanPull);
     }
     if plan.has(Peer::Skopeo) {
         match &set_up.layout_error {
             None => {
-                subjects.push(subject("skopeo", &format!("skopeo {}", skopeo_version()), "peer"));
+                subjects.push(subject(
+                    "skopeo",
+                    &format!("skopeo {}", skopeo_version()),
+                    "peer",
+                ));
                 fetch_kinds.push(Kind::SkopeoFetch);
                 push_kinds.push(Kind::SkopeoPush);
             }
@@ -239,7 +254,10 @@ struct SetUp {
 }
 
 impl SetUp {
-    fn new(plan: &DistributionPlan, progress: &mut dyn FnMut(&str)) -> Result<SetUp, DistributionError> {
+    fn new(
+        plan: &DistributionPlan,
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<SetUp, DistributionError> {
         progress("distribution: making the image");
         let made = ImageStore::open(Root::new(plan.work.join("made")))?;
         plan.recipe.make(&made, progress)?;
@@ -270,10 +288,11 @@ impl SetUp {
         } else {
             None
         };
-        let podman_env = podman_env(&plan.work.join("podman")).map_err(|source| DistributionError::Io {
-            what: "writing podman's configuration".into(),
-            source,
-        })?;
+        let podman_env =
+            podman_env(&plan.work.join("podman")).map_err(|source| DistributionError::Io {
+                what: "writing podman's configuration".into(),
+                source,
+            })?;
         let runroots = tempfile::Builder::new()
             .prefix("isola-bench-")
             .tempdir()
@@ -340,7 +359,10 @@ fn podman_env(dir: &Path) -> io::Result<Vec<(String, String)>> {
     )?;
     Ok(vec![
         ("CONTAINERS_CONF".into(), conf.display().to_string()),
-        ("CONTAINERS_STORAGE_CONF".into(), storage.display().to_string()),
+        (
+            "CONTAINERS_STORAGE_CONF".into(),
+            storage.display().to_string(),
+        ),
     ])
 }
 
@@ -360,9 +382,9 @@ fn series(kinds: &[Kind], results: &[startup::Result], bytes: u64) -> Vec<Transf
                 .iter()
                 .filter(|o| !o.ms.is_empty())
                 .filter(|o| {
-                    PAIRS.iter().any(|&(a, b)| {
-                        (a == r.name && b == o.name) || (b == r.name && a == o.name)
-                    })
+                    PAIRS
+                        .iter()
+                        .any(|&(a, b)| (a == r.name && b == o.name) || (b == r.name && a == o.name))
                 })
                 .filter_map(|o| Some((o.name.clone(), startup::paired_ratio(r, o)?)))
                 .collect();
@@ -448,7 +470,12 @@ mod tests {
 
     #[test]
     fn series_pair_isola_with_its_peers_only_and_goals_read_them() {
-        let kinds = [Kind::IsolaPull, Kind::PodmanPull, Kind::IsolaFetch, Kind::SkopeoFetch];
+        let kinds = [
+            Kind::IsolaPull,
+            Kind::PodmanPull,
+            Kind::IsolaFetch,
+            Kind::SkopeoFetch,
+        ];
         let results = [
             result("isola", &[1000.0, 1200.0, 1100.0]),
             result("podman", &[3000.0, 2000.0, 2200.0]),
@@ -457,7 +484,13 @@ mod tests {
         ];
         let s = series(&kinds, &results, 100 << 20);
         let find = |id: &str| s.iter().find(|s| s.subject == id).unwrap();
-        let names = |id: &str| find(id).paired.iter().map(|(o, _)| o.clone()).collect::<Vec<_>>();
+        let names = |id: &str| {
+            find(id)
+                .paired
+                .iter()
+                .map(|(o, _)| o.clone())
+                .collect::<Vec<_>>()
+        };
         assert_eq!(names("isola"), ["podman", "skopeo"]);
         assert_eq!(names("isola-fetch"), ["skopeo"]);
         assert_eq!(names("podman"), ["isola"]);
@@ -490,7 +523,9 @@ mod tests {
     fn a_peer_asked_for_by_name_must_be_there() {
         let (found_peers, not_run) = peers(&["floor", "podman", "skopeo"], true).unwrap();
         assert_eq!(found_peers.len() + not_run.len(), 2);
-        assert!(not_run.iter().all(|e| e.message.contains("scripts/setup --peers")));
+        assert!(not_run
+            .iter()
+            .all(|e| e.message.contains("scripts/setup --peers")));
         let (none, not_run) = peers(&["floor", "runc"], false).unwrap();
         assert!(none.is_empty() && not_run.is_empty());
     }

@@ -131,8 +131,7 @@ fn prepare(kind: Kind, src: &Sources, dir: &Path) -> Result<Ready, TransferError
                 "--root",
                 &path("root"),
                 "--runroot",
-                &src
-                    .podman_runroots
+                &src.podman_runroots
                     .join(dir.file_name().unwrap_or_default())
                     .display()
                     .to_string(),
@@ -353,7 +352,14 @@ mod tests {
         // SAFETY: a private read-only mapping of a file we hold open, only
         // asked which of its pages are resident, then unmapped.
         unsafe {
-            let p = libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_SHARED, f.as_raw_fd(), 0);
+            let p = libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                f.as_raw_fd(),
+                0,
+            );
             assert_ne!(p, libc::MAP_FAILED);
             let mut v = vec![0u8; len.div_ceil(4096)];
             assert_eq!(libc::mincore(p, len, v.as_mut_ptr()), 0);

@@ -315,7 +315,10 @@ fn on_base_row(p: &PullOnBase) -> Vec<String> {
         fmt_bytes(p.bytes_fetched),
         fmt_bytes(p.bytes_total),
         if p.bytes_total > 0 {
-            format!("{:.1}%", 100.0 * p.bytes_fetched as f64 / p.bytes_total as f64)
+            format!(
+                "{:.1}%",
+                100.0 * p.bytes_fetched as f64 / p.bytes_total as f64
+            )
         } else {
             NONE.to_string()
         },
@@ -816,21 +819,39 @@ mod tests {
     fn distribution_tables_give_seconds_rates_ratios_and_what_a_pull_on_a_base_fetched() {
         let tables = render(&sample());
         let (title, headers, rows) = find(&tables, "Distribution: pull of Debian");
-        assert!(title.contains("(2 layers, 70.0 MiB compressed, 175.0 MiB unpacked)"), "{title}");
+        assert!(
+            title.contains("(2 layers, 70.0 MiB compressed, 175.0 MiB unpacked)"),
+            "{title}"
+        );
         assert_eq!(headers[7], "MiB/s");
         assert_eq!(
             rows[1][..8],
-            ["isola", "isola pull", "3", "1.00", "1.20", "1.40", "0.96", "58.3"]
+            [
+                "isola",
+                "isola pull",
+                "3",
+                "1.00",
+                "1.20",
+                "1.40",
+                "0.96",
+                "58.3"
+            ]
         );
         assert_eq!(rows[1][8], "0.40x vs podman 4.3.1 (conmon 2.1.6, runc)");
         assert_eq!(find(&tables, "Distribution: push").2[0][4], "0.35");
         let (_, _, rows) = find(&tables, "Distribution: the image pulled");
         assert_eq!(rows[0][2..], ["1 of 2", "8.8 MiB", "69.3 MiB", "12.7%"]);
         let (title, _, rows) = find(&tables, "Distribution: goals");
-        assert!(title.contains("/usr/local/bin/isola, release, static build"), "{title}");
+        assert!(
+            title.contains("/usr/local/bin/isola, release, static build"),
+            "{title}"
+        );
         assert_eq!(rows[0][1..], ["at most 0.60x", "0.40x", "met"]);
         let (_, _, rows) = find(&tables, "Disk: pulling an image whose base");
-        assert_eq!(rows[0][..3], ["isola/bench:latest", "isola/busybox:latest", "1 of 2"]);
+        assert_eq!(
+            rows[0][..3],
+            ["isola/bench:latest", "isola/busybox:latest", "1 of 2"]
+        );
         assert_eq!(rows[0][5], "25.0%");
     }
 

@@ -422,10 +422,25 @@ pub fn sample() -> Results {
                 unpacked_bytes: 183_500_800,
             },
             pull: vec![
-                transfer("isola", "isola pull", vec![1000.0, 1400.0, 1200.0], &[("podman", 0.4)]),
-                transfer("podman", "podman pull (overlay storage)", vec![3000.0, 2900.0, 3100.0], &[("isola", 2.5)]),
+                transfer(
+                    "isola",
+                    "isola pull",
+                    vec![1000.0, 1400.0, 1200.0],
+                    &[("podman", 0.4)],
+                ),
+                transfer(
+                    "podman",
+                    "podman pull (overlay storage)",
+                    vec![3000.0, 2900.0, 3100.0],
+                    &[("isola", 2.5)],
+                ),
             ],
-            push: vec![transfer("isola", "isola push", vec![350.0, 340.0, 360.0], &[])],
+            push: vec![transfer(
+                "isola",
+                "isola push",
+                vec![350.0, 340.0, 360.0],
+                &[],
+            )],
             on_base: Some(PullOnBase {
                 image: "bench/dist:full".into(),
                 base: "bench/dist:base".into(),

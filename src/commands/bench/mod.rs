@@ -201,7 +201,15 @@ fn isola_cli(root: &Root) -> Result<IsolaCli> {
 /// `--peers`: the names asked for, and whether they were found (`auto`)
 /// rather than named (a named one that is missing is an error).
 fn peer_list(peers: &str) -> Result<(Vec<&str>, bool)> {
-    const ALL: [&str; 7] = ["floor", "runc", "crun", "qemu", "podman", "containerd", "skopeo"];
+    const ALL: [&str; 7] = [
+        "floor",
+        "runc",
+        "crun",
+        "qemu",
+        "podman",
+        "containerd",
+        "skopeo",
+    ];
     let (list, auto): (Vec<&str>, bool) = match peers {
         "auto" => (ALL.to_vec(), true),
         "none" => (vec![], false),

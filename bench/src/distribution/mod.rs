@@ -112,7 +112,7 @@ impl DistributionPlan {
 #[derive(Debug, thiserror::Error)]
 pub enum DistributionError {
     #[error("making the image")]
-    Image(#[from] ImageMakeError),
+    Image(#[source] Box<ImageMakeError>),
     #[error(transparent)]
     Store(#[from] ImageError),
     #[error("the registry")]
@@ -260,7 +260,9 @@ impl SetUp {
     ) -> Result<SetUp, DistributionError> {
         progress("distribution: making the image");
         let made = ImageStore::open(Root::new(plan.work.join("made")))?;
-        plan.recipe.make(&made, progress)?;
+        plan.recipe
+            .make(&made, progress)
+            .map_err(|e| DistributionError::Image(Box::new(e)))?;
         progress("distribution: starting a registry and filling it");
         let registry = LocalRegistry::start(&plan.work.join("registry"))?;
         // Layers a registry holds are compressed: the synthetic image's

@@ -182,8 +182,7 @@ mod tests {
 
     #[test]
     fn a_registry_answers_and_is_gone_when_dropped() {
-        if !crate::peers::found(PROGRAM) {
-            eprintln!("skipped: {PROGRAM} is not installed (scripts/setup --registry)");
+        if !isola_test_support::tool(PROGRAM) {
             return;
         }
         let dir = tempfile::tempdir().unwrap();

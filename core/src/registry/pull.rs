@@ -406,9 +406,7 @@ impl BlobStream<'_> {
                     .headers()
                     .get(http::header::CONTENT_RANGE)
                     .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.strip_prefix("bytes "))
-                    .and_then(|v| v.split('-').next())
-                    .and_then(|v| v.parse::<u64>().ok());
+                    .and_then(range_start);
                 if start != Some(self.pos) {
                     return Err(self.fail(format!(
                         "asked to resume at byte {}, the registry answered a range that starts elsewhere",
@@ -489,6 +487,32 @@ impl Read for BlobStream<'_> {
             }
             self.resumes += 1;
             tracing::info!(blob = %self.job.digest, at = self.pos, why = %err, "resuming the download");
+        }
+    }
+}
+
+/// The first byte of a `Content-Range: bytes START-END/TOTAL` answer.
+fn range_start(v: &str) -> Option<u64> {
+    v.trim().strip_prefix("bytes ")?.split('-').next()?.trim().parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn reads_content_range() {
+        assert_eq!(range_start("bytes 100-199/200"), Some(100));
+        assert_eq!(range_start("bytes 0-0/*"), Some(0));
+        assert_eq!(range_start("items 1-2/3"), None);
+        assert_eq!(range_start("bytes -5/3"), None);
+    }
+
+    proptest! {
+        #[test]
+        fn content_range_never_panics(s in ".{0,60}") {
+            let _ = range_start(&s);
         }
     }
 }

@@ -440,9 +440,7 @@ fn tls_config(host: &str, opts: &ClientOptions) -> Result<TlsConfig, RegistryErr
     let bundle = std::env::var_os("SSL_CERT_FILE")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/etc/ssl/certs/ca-certificates.crt"));
-    let system = pem_certs(&bundle);
-    let have_system = !system.is_empty();
-    roots.extend(system);
+    roots.extend(pem_certs(&bundle));
     let mut dirs = Vec::new();
     match &opts.cert_dir {
         Some(d) => {
@@ -472,12 +470,15 @@ fn tls_config(host: &str, opts: &ClientOptions) -> Result<TlsConfig, RegistryErr
             }
         }
     }
-    let roots = if roots.is_empty() && !have_system {
-        RootCerts::WebPki
-    } else {
-        RootCerts::from(roots)
-    };
-    Ok(TlsConfig::builder().root_certs(roots).build())
+    if roots.is_empty() {
+        // Plain HTTP to this machine still works; HTTPS will fail to verify,
+        // and its error says where CAs are looked for.
+        tracing::warn!(
+            "no CA certificates: {} is missing (install ca-certificates or set SSL_CERT_FILE)",
+            bundle.display()
+        );
+    }
+    Ok(TlsConfig::builder().root_certs(RootCerts::from(roots)).build())
 }
 
 fn pem_certs(path: &Path) -> Vec<Certificate<'static>> {

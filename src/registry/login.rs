@@ -7,8 +7,8 @@ use anyhow::{bail, Context, Result};
 use isola_core::registry::reference::{normalise_registry, DOCKER_HUB};
 use isola_core::registry::{AuthFiles, Credentials, Registry, RemoteRef};
 
-use super::registry_flags::options;
-use crate::cli::{LoginArgs, LogoutArgs};
+use crate::flags::options;
+use crate::args::{LoginArgs, LogoutArgs};
 
 pub fn login(args: &LoginArgs) -> Result<()> {
     let name = normalise_registry(args.registry.as_deref().unwrap_or(DOCKER_HUB));

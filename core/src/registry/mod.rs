@@ -7,6 +7,7 @@ mod challenge;
 pub mod client;
 mod error;
 pub mod manifest;
+mod parallel;
 pub mod pull;
 pub mod push;
 pub mod reference;

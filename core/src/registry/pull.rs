@@ -10,7 +10,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Read, Seek, Write};
 use std::path::PathBuf;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -225,35 +225,7 @@ impl Fetcher<'_> {
     /// Fetch every job on `workers` threads; the first failure stops the
     /// others and is returned.
     fn run(&self, jobs: &[Job], workers: usize) -> Result<Vec<Done>, RegistryError> {
-        let next = AtomicUsize::new(0);
-        let done = Mutex::new(Vec::new());
-        let failed: Mutex<Option<RegistryError>> = Mutex::new(None);
-        std::thread::scope(|s| {
-            for _ in 0..workers.min(jobs.len()) {
-                s.spawn(|| loop {
-                    let at = next.fetch_add(1, Ordering::SeqCst);
-                    if at >= jobs.len() || self.cancel.load(Ordering::SeqCst) {
-                        return;
-                    }
-                    match self.fetch(at, &jobs[at]) {
-                        Ok(d) => done.lock().unwrap_or_else(|e| e.into_inner()).push(d),
-                        Err(e) => {
-                            let mut f = failed.lock().unwrap_or_else(|e| e.into_inner());
-                            if f.is_none() && !self.cancel.swap(true, Ordering::SeqCst) {
-                                *f = Some(e);
-                            }
-                            return;
-                        }
-                    }
-                });
-            }
-        });
-        if let Some(e) = failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
-            return Err(e);
-        }
-        let mut done = done.into_inner().unwrap_or_else(|e| e.into_inner());
-        done.sort_by_key(|d| d.job_at);
-        Ok(done)
+        super::parallel::each(jobs, workers, &self.cancel, |at, job| self.fetch(at, job))
     }
 
     fn fetch(&self, at: usize, job: &Job) -> Result<Done, RegistryError> {

@@ -6,8 +6,7 @@
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use oci_spec::image::{Descriptor, Digest, MediaType};
 use ureq::http;
@@ -268,34 +267,7 @@ struct Pusher<'a> {
 
 impl Pusher<'_> {
     fn run(&self, blobs: &[Blob], workers: usize) -> Result<Vec<Outcome>, RegistryError> {
-        let next = AtomicUsize::new(0);
-        let outcomes = Mutex::new(Vec::new());
-        let failed: Mutex<Option<RegistryError>> = Mutex::new(None);
-        std::thread::scope(|s| {
-            for _ in 0..workers.min(blobs.len()) {
-                s.spawn(|| loop {
-                    let at = next.fetch_add(1, Ordering::SeqCst);
-                    if at >= blobs.len() || self.cancel.load(Ordering::SeqCst) {
-                        return;
-                    }
-                    match self.blob(&blobs[at]) {
-                        Ok(o) => outcomes.lock().unwrap_or_else(|e| e.into_inner()).push(o),
-                        Err(e) => {
-                            let mut f = failed.lock().unwrap_or_else(|e| e.into_inner());
-                            if f.is_none() {
-                                *f = Some(e);
-                            }
-                            self.cancel.store(true, Ordering::SeqCst);
-                            return;
-                        }
-                    }
-                });
-            }
-        });
-        match failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
-            Some(e) => Err(e),
-            None => Ok(outcomes.into_inner().unwrap_or_else(|e| e.into_inner())),
-        }
+        super::parallel::each(blobs, workers, &self.cancel, |_, b| self.blob(b))
     }
 
     fn err(&self, b: &Blob, why: String) -> RegistryError {

@@ -210,6 +210,8 @@ fn bomb() -> Vec<u8> {
     h.set_size(BOMB_BYTES);
     h.set_mode(0o644);
     h.set_mtime(1_600_000_000);
+    h.set_uid(0);
+    h.set_gid(0);
     h.set_cksum();
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     e.write_all(h.as_bytes()).unwrap();

@@ -118,6 +118,8 @@ impl Tar {
         });
         h.set_size(data.len() as u64);
         h.set_mtime(1_600_000_000);
+        h.set_uid(0);
+        h.set_gid(0);
         let gnu = h.as_gnu_mut().unwrap();
         assert!(path.len() <= 100, "a short path only");
         gnu.name = [0; 100];
@@ -170,6 +172,10 @@ mod tests {
             .unwrap()
             .map(|e| {
                 let e = e.unwrap();
+                assert_eq!(
+                    (e.header().uid().unwrap(), e.header().gid().unwrap()),
+                    (0, 0)
+                );
                 let p = String::from_utf8_lossy(&e.path_bytes()).into_owned();
                 (p, e.header().entry_type(), e.size())
             })

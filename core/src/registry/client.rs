@@ -62,9 +62,12 @@ pub enum Payload<'a> {
 
 /// Which access a request needs, for the token's scope.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-pub enum Access {
+pub enum Access<'a> {
     Pull,
     Push,
+    /// Push, mounting a blob from another repository, which must be
+    /// readable too.
+    Mount { from: &'a str },
 }
 
 pub struct Registry {
@@ -319,7 +322,7 @@ impl Registry {
         if let Some(s) = service {
             query.push(format!("service={}", encode(s)));
         }
-        if let Some(s) = scope {
+        for s in scope.iter().flat_map(|s| s.split_whitespace()) {
             query.push(format!("scope={}", encode(s)));
         }
         let sep = if realm.contains('?') { '&' } else { '?' };
@@ -402,6 +405,8 @@ fn scope_for(repo: &str, access: Access) -> String {
     match access {
         Access::Pull => format!("repository:{repo}:pull"),
         Access::Push => format!("repository:{repo}:pull,push"),
+        // Space-separated scopes go to the token server as one each.
+        Access::Mount { from } => format!("repository:{repo}:pull,push repository:{from}:pull"),
     }
 }
 

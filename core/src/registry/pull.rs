@@ -5,7 +5,7 @@
 //! killed resumes from the bytes kept in tmp/downloads/. Nothing is named in
 //! images.json until every layer is verified and unpacked.
 
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Read, Seek, Write};
 use std::path::PathBuf;
@@ -246,7 +246,7 @@ impl Fetcher<'_> {
         let prefix = File::open(&path)
             .map_err(super::error::io_ctx("reading a partial download"))?
             .take(have);
-        let broke = Rc::new(Cell::new(false));
+        let broke = Rc::new(RefCell::new(None));
         let stream = BlobStream {
             f: self,
             job,
@@ -288,13 +288,16 @@ impl Fetcher<'_> {
                     _lock: lock,
                 })
             }
-            Err(e) => {
-                if !broke.get() {
-                    // Not a broken download but bad content: never resume it.
+            Err(e) => match broke.take() {
+                // The network failed, not the content: the error says so,
+                // and the bytes kept are resumed next time.
+                Some(net) => Err(net),
+                None => {
+                    // Bad content: never resume it.
                     let _ = fs::remove_file(&path);
+                    Err(e.into())
                 }
-                Err(e.into())
-            }
+            },
         }
     }
 }
@@ -335,19 +338,26 @@ struct BlobStream<'a> {
     resumes: u32,
     /// Start of the current stall-check period, and bytes read in it.
     window: (Instant, u64),
-    /// Set when the network, not the content, failed.
-    broke: Rc<Cell<bool>>,
+    /// Why the network, not the content, failed, when it did.
+    broke: Rc<RefCell<Option<RegistryError>>>,
 }
 
 impl BlobStream<'_> {
     fn fail(&self, why: String) -> io::Error {
-        self.broke.set(true);
-        io::Error::other(RegistryError::Blob {
+        self.broke_by(RegistryError::Blob {
             registry: self.f.reg.name.clone(),
             image: self.f.r.to_string(),
             digest: self.job.digest.to_string(),
             why,
         })
+    }
+
+    /// Keep the network's error for the caller; the reader stack above
+    /// gets a plain I/O error that ends the stream.
+    fn broke_by(&self, e: RegistryError) -> io::Error {
+        let text = e.to_string();
+        *self.broke.borrow_mut() = Some(e);
+        io::Error::other(text)
     }
 
     fn connect(&mut self) -> io::Result<()> {
@@ -365,10 +375,7 @@ impl BlobStream<'_> {
                 headers,
                 Payload::Empty,
             )
-            .map_err(|e| {
-                self.broke.set(true);
-                io::Error::other(e)
-            })?;
+            .map_err(|e| self.broke_by(e))?;
         let status = resp.status().as_u16();
         let mut skip = 0;
         match status {
@@ -404,7 +411,8 @@ impl BlobStream<'_> {
         }
         let mut body = resp.into_body().into_reader();
         if skip > 0 {
-            io::copy(&mut (&mut body).take(skip), &mut io::sink())?;
+            io::copy(&mut (&mut body).take(skip), &mut io::sink())
+                .map_err(|e| self.fail(format!("skipping to byte {skip}: {e}")))?;
         }
         self.body = Some(body);
         self.since_connect = 0;
@@ -421,8 +429,8 @@ impl Read for BlobStream<'_> {
         let want = buf.len().min(left as usize);
         loop {
             if self.f.cancel.load(Ordering::SeqCst) {
-                self.broke.set(true);
-                return Err(io::Error::new(io::ErrorKind::Interrupted, "another layer failed"));
+                // Not ErrorKind::Interrupted: readers retry on that.
+                return Err(self.fail("stopped: another layer failed".into()));
             }
             if self.body.is_none() {
                 self.connect()?;

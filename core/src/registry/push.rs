@@ -283,6 +283,26 @@ impl Pusher<'_> {
         self.reg.send(method, path, &self.target.repository, Access::Push, headers, payload)
     }
 
+    /// Ask the registry to mount `b` from repository `from`: `Ok(None)`
+    /// when it did, the upload location when it started an upload instead
+    /// (or `Err` for "not possible": then a plain upload follows).
+    fn mount(&self, b: &Blob, from: &str) -> Result<Option<String>, RegistryError> {
+        let repo = &self.target.repository;
+        let resp = self.reg.send(
+            http::Method::POST,
+            &format!("/v2/{repo}/blobs/uploads/?mount={}&from={from}", b.digest),
+            repo,
+            Access::Mount { from },
+            &[("Content-Length", "0")],
+            Payload::Empty,
+        )?;
+        match resp.status().as_u16() {
+            201 => Ok(None),
+            202 => self.location(b, &resp).map(Some),
+            s => Err(self.err(b, format!("mounting from {from}: the registry answered {s}"))),
+        }
+    }
+
     fn blob(&self, b: &Blob) -> Result<Outcome, RegistryError> {
         let repo = &self.target.repository;
         let resp = self.send(http::Method::HEAD, &format!("/v2/{repo}/blobs/{}", b.digest), &[], Payload::Empty)?;
@@ -292,23 +312,18 @@ impl Pusher<'_> {
         }
         let mut location = None;
         for (from, _) in self.mount_from.iter().filter(|(_, ds)| ds.contains(&b.digest)) {
-            let resp = self.send(
-                http::Method::POST,
-                &format!("/v2/{repo}/blobs/uploads/?mount={}&from={from}", b.digest),
-                &[("Content-Length", "0")],
-                Payload::Empty,
-            )?;
-            match resp.status().as_u16() {
-                201 => {
+            match self.mount(b, from) {
+                Ok(None) => {
                     tracing::info!(blob = %b.digest, from = %from, "mounted");
                     self.progress.layer_done(b.index, &b.digest);
                     return Ok(Outcome::Mounted);
                 }
-                202 => {
-                    location = self.location(b, &resp).ok();
+                Ok(Some(l)) => {
+                    location = Some(l);
                     break;
                 }
-                _ => {}
+                // Not readable there, or not allowed: upload it instead.
+                Err(e) => tracing::debug!(blob = %b.digest, from = %from, error = %e, "no mount"),
             }
         }
         let Some(path) = &b.path else {

@@ -1042,7 +1042,7 @@ fn hostile_a_body_that_stops() {
         Scenario::SlowLoris {
             every: Duration::from_secs(3600),
         },
-        &[],
+        &["timeout"],
     );
 }
 
@@ -1055,7 +1055,7 @@ fn hostile_a_slow_loris_body() {
         Scenario::SlowLoris {
             every: Duration::from_secs(1),
         },
-        &[],
+        &["stalled"],
     );
 }
 

@@ -1402,3 +1402,32 @@ fn harness_proxy_cuts_and_stalls_the_first_blob_get() {
         &["--src-tls-verify=false"],
     );
 }
+
+// ---------------------------------------------------------------------------
+// Mistakes a user makes: each gets one clear line and changes nothing.
+
+#[test]
+fn mistakes_get_clear_errors() {
+    let client = Client::new();
+    client.import("good:1", &[file_layer("good", b"good")]);
+    let before = client.store_state();
+    let cases: &[(&[&str], &[&str])] = &[
+        (&["pull", "Bad Name"], &["invalid image reference", "Bad Name"]),
+        (&["pull", "x@sha256:12"], &["invalid image reference"]),
+        // Port 1 on this machine: nothing listens there.
+        (&["pull", "127.0.0.1:1/team/app:v1"], &["cannot reach registry 127.0.0.1:1"]),
+        (&["push", "nosuch:1", "127.0.0.1:1/x:1"], &["nosuch:1", "not found"]),
+        (&["pull", "--platform", "linux", "127.0.0.1:1/x"], &["invalid platform"]),
+        (&["push", "--compress", "lz4", "good:1", "127.0.0.1:1/x"], &["lz4"]),
+        (&["logout", "127.0.0.1:1"], &["not logged in to 127.0.0.1:1"]),
+        // No terminal to ask for a password on, and none given.
+        (&["login", "-u", "me", "127.0.0.1:1"], &["--password-stdin"]),
+    ];
+    for (args, words) in cases {
+        let err = client.fail(args);
+        for w in *words {
+            assert!(err.contains(w), "isola {args:?}: {w:?} not in:\n{err}");
+        }
+        assert_eq!(before, client.store_state(), "isola {args:?} changed the store");
+    }
+}

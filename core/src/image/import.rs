@@ -9,7 +9,6 @@ use std::path::Path;
 use oci_spec::image::{
     Descriptor, Digest, ImageConfiguration, ImageManifestBuilder, MediaType, SCHEMA_VERSION,
 };
-use serde::{Deserialize, Serialize};
 
 use super::candidate::{Candidate, LayerSrc, Platform};
 use super::catalog::Catalog;
@@ -39,16 +38,6 @@ pub struct Imported {
     /// The image this name pointed at before, now left with no name; the
     /// store collects it once the import's locks are released.
     pub orphaned: Option<Digest>,
-}
-
-/// Facts about an unpacked layer, kept in `layers/<diff-id>.json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LayerMeta {
-    pub diff_id: Digest,
-    /// Compressed blobs known to unpack to exactly this layer.
-    pub blobs: Vec<Digest>,
-    pub entries: u64,
-    pub content_bytes: u64,
 }
 
 pub fn import(

@@ -22,7 +22,8 @@ pub mod usage;
 pub use candidate::Platform;
 pub use catalog::Catalog;
 pub use error::ImageError;
-pub use import::{ImportOptions, Imported, LayerMeta};
+pub use import::{ImportOptions, Imported};
+pub use stage::LayerMeta;
 pub use reference::Reference;
 
 use std::fs;

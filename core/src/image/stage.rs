@@ -8,13 +8,23 @@ use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use oci_spec::image::{Descriptor, Digest, MediaType};
+use serde::{Deserialize, Serialize};
 
 use super::digest::{self, HashingReader};
 use super::error::{io_ctx, ImageError};
-use super::import::LayerMeta;
 use super::media::{Compression, Decoder};
 use super::unpack::{unpack, UnpackError, UnpackStats};
 use super::ImageStore;
+
+/// Facts about an unpacked layer, kept in `layers/<diff-id>.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LayerMeta {
+    pub diff_id: Digest,
+    /// Compressed blobs known to unpack to exactly this layer.
+    pub blobs: Vec<Digest>,
+    pub entries: u64,
+    pub content_bytes: u64,
+}
 
 pub(crate) struct Stage<'a> {
     pub store: &'a ImageStore,

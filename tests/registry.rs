@@ -1412,14 +1412,32 @@ fn mistakes_get_clear_errors() {
     client.import("good:1", &[file_layer("good", b"good")]);
     let before = client.store_state();
     let cases: &[(&[&str], &[&str])] = &[
-        (&["pull", "Bad Name"], &["invalid image reference", "Bad Name"]),
+        (
+            &["pull", "Bad Name"],
+            &["invalid image reference", "Bad Name"],
+        ),
         (&["pull", "x@sha256:12"], &["invalid image reference"]),
         // Port 1 on this machine: nothing listens there.
-        (&["pull", "127.0.0.1:1/team/app:v1"], &["cannot reach registry 127.0.0.1:1"]),
-        (&["push", "nosuch:1", "127.0.0.1:1/x:1"], &["nosuch:1", "not found"]),
-        (&["pull", "--platform", "linux", "127.0.0.1:1/x"], &["invalid platform"]),
-        (&["push", "--compress", "lz4", "good:1", "127.0.0.1:1/x"], &["lz4"]),
-        (&["logout", "127.0.0.1:1"], &["not logged in to 127.0.0.1:1"]),
+        (
+            &["pull", "127.0.0.1:1/team/app:v1"],
+            &["cannot reach registry 127.0.0.1:1"],
+        ),
+        (
+            &["push", "nosuch:1", "127.0.0.1:1/x:1"],
+            &["nosuch:1", "not found"],
+        ),
+        (
+            &["pull", "--platform", "linux", "127.0.0.1:1/x"],
+            &["invalid platform"],
+        ),
+        (
+            &["push", "--compress", "lz4", "good:1", "127.0.0.1:1/x"],
+            &["lz4"],
+        ),
+        (
+            &["logout", "127.0.0.1:1"],
+            &["not logged in to 127.0.0.1:1"],
+        ),
         // No terminal to ask for a password on, and none given.
         (&["login", "-u", "me", "127.0.0.1:1"], &["--password-stdin"]),
     ];
@@ -1428,6 +1446,33 @@ fn mistakes_get_clear_errors() {
         for w in *words {
             assert!(err.contains(w), "isola {args:?}: {w:?} not in:\n{err}");
         }
-        assert_eq!(before, client.store_state(), "isola {args:?} changed the store");
+        assert_eq!(
+            before,
+            client.store_state(),
+            "isola {args:?} changed the store"
+        );
     }
+}
+
+/// Registries send blob downloads elsewhere (to storage) with a redirect:
+/// followed, and the layer arrives whole.
+#[test]
+fn a_redirect_to_blob_storage_is_followed() {
+    if !common::root_user() {
+        return;
+    }
+    let client = Client::new();
+    let reg = HostileRegistry::start(Scenario::RedirectToStorage);
+    client.pull(&[&reg.reference()]);
+    let stored = reg
+        .requests()
+        .iter()
+        .filter(|r| {
+            r.method == "GET" && r.target.contains("/blobs/") && r.target.contains("storage=1")
+        })
+        .count();
+    assert!(
+        stored >= 2,
+        "config and layer came through the redirect ({stored} did)"
+    );
 }

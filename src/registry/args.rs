@@ -82,7 +82,12 @@ pub struct LoginArgs {
     #[arg(short, long, value_name = "USER")]
     pub username: Option<String>,
     /// The password (visible in `ps`; prefer --password-stdin)
-    #[arg(short, long, value_name = "PASSWORD", conflicts_with = "password_stdin")]
+    #[arg(
+        short,
+        long,
+        value_name = "PASSWORD",
+        conflicts_with = "password_stdin"
+    )]
     pub password: Option<String>,
     /// Read the password from stdin
     #[arg(long)]

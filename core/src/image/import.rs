@@ -108,7 +108,14 @@ fn land(
             image: label.to_string(),
             what: format!("layer {}/{count}: diff-id: {why}", i + 1),
         })?;
-        descriptors.push(import_layer(&mut stage, src, layer, &diff_id, i + 1, count)?);
+        descriptors.push(import_layer(
+            &mut stage,
+            src,
+            layer,
+            &diff_id,
+            i + 1,
+            count,
+        )?);
     }
 
     let manifest = match candidate.manifest {
@@ -183,7 +190,6 @@ fn stem(path: &Path) -> String {
     }
 }
 
-
 /// Verify one layer of the source and stage what the store lacks of it: its
 /// blob, its unpacked directory. Returns the layer's descriptor.
 fn import_layer(
@@ -245,6 +251,10 @@ fn import_layer(
     if let Some(mut out) = tee.out {
         out.flush().map_err(io_ctx("staging a layer blob"))?;
     }
-    stage.add_layer(diff_id, &verified, keep_blob.then_some(staged_blob.as_path()))?;
+    stage.add_layer(
+        diff_id,
+        &verified,
+        keep_blob.then_some(staged_blob.as_path()),
+    )?;
     Ok(layer_descriptor(layer.media_type.as_ref(), &verified))
 }

@@ -61,7 +61,11 @@ pub(crate) struct Verified {
 }
 
 impl<'a> Stage<'a> {
-    pub fn new(store: &'a ImageStore, prefix: &str, label: &'a str) -> Result<(Stage<'a>, tempfile::TempDir), ImageError> {
+    pub fn new(
+        store: &'a ImageStore,
+        prefix: &str,
+        label: &'a str,
+    ) -> Result<(Stage<'a>, tempfile::TempDir), ImageError> {
         let root = store.root();
         let staging = tempfile::Builder::new()
             .prefix(prefix)
@@ -157,9 +161,14 @@ impl<'a> Stage<'a> {
         let mut compressed = BufReader::with_capacity(256 * 1024, HashingReader::new(reader));
         let compression = match want.compression {
             Some(c) => c,
-            None => Compression::sniff(compressed.fill_buf().map_err(|e| layer_err(UnpackError::Read(e)))?),
+            None => Compression::sniff(
+                compressed
+                    .fill_buf()
+                    .map_err(|e| layer_err(UnpackError::Read(e)))?,
+            ),
         };
-        let decoder = Decoder::new(compression, compressed).map_err(|e| layer_err(UnpackError::Read(e)))?;
+        let decoder =
+            Decoder::new(compression, compressed).map_err(|e| layer_err(UnpackError::Read(e)))?;
         let mut plain = HashingReader::new(decoder);
         let started = std::time::Instant::now();
         let stats = if self.has_layer(&diff_hex) {
@@ -236,8 +245,11 @@ impl<'a> Stage<'a> {
                     content_bytes: stats.content_bytes,
                 };
                 let json = serde_json::to_vec_pretty(&meta).expect("layer meta serialises");
-                fs::write(self.dir.join("layers").join(format!("{diff_hex}.json")), json)
-                    .map_err(io_ctx("staging layer facts"))?;
+                fs::write(
+                    self.dir.join("layers").join(format!("{diff_hex}.json")),
+                    json,
+                )
+                .map_err(io_ctx("staging layer facts"))?;
                 self.layers.push(diff_hex);
                 self.unpacked += 1;
             }

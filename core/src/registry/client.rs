@@ -67,7 +67,9 @@ pub enum Access<'a> {
     Push,
     /// Push, mounting a blob from another repository, which must be
     /// readable too.
-    Mount { from: &'a str },
+    Mount {
+        from: &'a str,
+    },
 }
 
 pub struct Registry {
@@ -238,12 +240,11 @@ impl Registry {
                     let token = self.fetch_token(&realm, service.as_deref(), Some(&scope))?;
                     self.lock_state().tokens.insert(scope.clone(), token);
                 }
-                None => {
-                    return Err(RegistryError::Auth {
-                        registry: self.name.clone(),
-                        why: "it answered 401 without a challenge isola understands (Basic or Bearer)".into(),
-                    })
-                }
+                None => return Err(RegistryError::Auth {
+                    registry: self.name.clone(),
+                    why: "it answered 401 without a challenge isola understands (Basic or Bearer)"
+                        .into(),
+                }),
             }
         }
     }
@@ -272,7 +273,8 @@ impl Registry {
             Payload::Empty => self.agent.run(req.body(()).map_err(bad_url)?),
             Payload::Bytes(b) => self.agent.run(req.body(b).map_err(bad_url)?),
             Payload::File(p) => {
-                let file = File::open(p).map_err(super::error::io_ctx(format!("reading {}", p.display())))?;
+                let file = File::open(p)
+                    .map_err(super::error::io_ctx(format!("reading {}", p.display())))?;
                 self.agent.run(req.body(file).map_err(bad_url)?)
             }
         };
@@ -356,8 +358,11 @@ impl Registry {
             token: Option<String>,
             access_token: Option<String>,
         }
-        let answer: TokenAnswer = serde_json::from_slice(&body)
-            .map_err(|e| token_err(format!("its answer is not the JSON a token server sends ({e})")))?;
+        let answer: TokenAnswer = serde_json::from_slice(&body).map_err(|e| {
+            token_err(format!(
+                "its answer is not the JSON a token server sends ({e})"
+            ))
+        })?;
         answer
             .token
             .or(answer.access_token)
@@ -381,7 +386,10 @@ impl Registry {
             .and_then(Challenge::parse);
         let auth = match challenge {
             Some(Challenge::Bearer { realm, service, .. }) => {
-                format!("Bearer {}", self.fetch_token(&realm, service.as_deref(), None)?)
+                format!(
+                    "Bearer {}",
+                    self.fetch_token(&realm, service.as_deref(), None)?
+                )
             }
             _ => match &self.creds {
                 Some(c) => c.basic_header(),
@@ -414,7 +422,8 @@ fn scope_for(repo: &str, access: Access) -> String {
 fn encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b':' | b'/' | b',') {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b':' | b'/' | b',')
+        {
             out.push(b as char);
         } else {
             out.push_str(&format!("%{b:02X}"));
@@ -458,7 +467,9 @@ fn tls_config(host: &str, opts: &ClientOptions) -> Result<TlsConfig, RegistryErr
         }
     }
     for dir in dirs {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for entry in entries.flatten() {
             let path = entry.path();
             if path.extension().is_some_and(|e| e == "crt") {
@@ -483,7 +494,9 @@ fn tls_config(host: &str, opts: &ClientOptions) -> Result<TlsConfig, RegistryErr
             bundle.display()
         );
     }
-    Ok(TlsConfig::builder().root_certs(RootCerts::from(roots)).build())
+    Ok(TlsConfig::builder()
+        .root_certs(RootCerts::from(roots))
+        .build())
 }
 
 fn pem_certs(path: &Path) -> Vec<Certificate<'static>> {

@@ -60,7 +60,10 @@ pub fn resolve(
     let manifest = match parse(&fetched).map_err(invalid)? {
         Parsed::Manifest(m) => m,
         Parsed::Index(_) => {
-            return Err(invalid(format!("the index entry for {platform} ({}) is another index", fetched.digest)))
+            return Err(invalid(format!(
+                "the index entry for {platform} ({}) is another index",
+                fetched.digest
+            )))
         }
     };
     Ok((fetched, manifest, repo_digest))
@@ -88,7 +91,9 @@ pub fn parse(f: &Fetched) -> Result<Parsed, String> {
     let manifest: ImageManifest = serde_json::from_slice(&f.bytes)
         .map_err(|e| format!("manifest {what} is not a valid image manifest ({e})"))?;
     if manifest.media_type().as_ref().is_some_and(is_index) {
-        return Err(format!("manifest {what} says it is an index but has no manifests"));
+        return Err(format!(
+            "manifest {what} says it is an index but has no manifests"
+        ));
     }
     Ok(Parsed::Manifest(manifest))
 }
@@ -210,7 +215,12 @@ pub fn media_type(bytes: &[u8], header: Option<&str>) -> Result<String, serde_js
         .media_type
         .or(header.map(str::to_string))
         .unwrap_or_else(|| {
-            if probe.manifests.is_some() { OCI_INDEX } else { OCI_MANIFEST }.to_string()
+            if probe.manifests.is_some() {
+                OCI_INDEX
+            } else {
+                OCI_MANIFEST
+            }
+            .to_string()
         }))
 }
 
@@ -229,7 +239,10 @@ pub fn get_small_blob(
         why,
     };
     if desc.size() > MAX_METADATA_BYTES {
-        return Err(blob_err(format!("the manifest says the {what} is {} bytes, more than a {what} can be", desc.size())));
+        return Err(blob_err(format!(
+            "the manifest says the {what} is {} bytes, more than a {what} can be",
+            desc.size()
+        )));
     }
     let mut resp = reg.send(
         http::Method::GET,
@@ -260,7 +273,11 @@ pub fn get_small_blob(
 
 /// Read a body of at most [`MAX_METADATA_BYTES`], refusing a larger
 /// announced length up front rather than waiting for it.
-pub fn read_small(resp: &mut Response<Body>, what: &str, timeout: Duration) -> Result<Vec<u8>, String> {
+pub fn read_small(
+    resp: &mut Response<Body>,
+    what: &str,
+    timeout: Duration,
+) -> Result<Vec<u8>, String> {
     if let Some(n) = content_length(resp).filter(|n| *n > MAX_METADATA_BYTES) {
         return Err(format!(
             "the registry announces {n} bytes, more than a {what} can be (limit {MAX_METADATA_BYTES})"
@@ -269,7 +286,11 @@ pub fn read_small(resp: &mut Response<Body>, what: &str, timeout: Duration) -> R
     // Per-read timeouts alone let a body that trickles a byte at a time
     // last for ever: the whole read gets a deadline too.
     let deadline = Instant::now() + timeout * 4;
-    let mut reader = resp.body_mut().with_config().limit(MAX_METADATA_BYTES).reader();
+    let mut reader = resp
+        .body_mut()
+        .with_config()
+        .limit(MAX_METADATA_BYTES)
+        .reader();
     let mut out = Vec::new();
     let mut buf = [0u8; 64 * 1024];
     loop {
@@ -317,7 +338,12 @@ pub fn registry_message(resp: &mut Response<Body>) -> String {
             .map(|i| {
                 format!(
                     ": {}",
-                    i.message.or(i.code).unwrap_or_default().chars().take(300).collect::<String>()
+                    i.message
+                        .or(i.code)
+                        .unwrap_or_default()
+                        .chars()
+                        .take(300)
+                        .collect::<String>()
                 )
             })
             .collect(),
@@ -344,12 +370,18 @@ mod tests {
         let index = br#"{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","size":1,"platform":{"os":"linux","architecture":"arm64"}}]}"#;
         let f = fetched(index, None).unwrap();
         assert_eq!(f.media_type, OCI_INDEX);
-        let Ok(Parsed::Index(i)) = parse(&f) else { panic!("an index") };
+        let Ok(Parsed::Index(i)) = parse(&f) else {
+            panic!("an index")
+        };
         assert!(pick(&i, &Platform::default()).is_none());
         assert_eq!(available(&i), "linux/arm64");
         let want: Platform = "linux/arm64".parse().unwrap();
         assert!(pick(&i, &want).is_some());
-        let f = fetched(br#"{"schemaVersion":1}"#, Some("application/vnd.docker.distribution.manifest.v1+prettyjws")).unwrap();
+        let f = fetched(
+            br#"{"schemaVersion":1}"#,
+            Some("application/vnd.docker.distribution.manifest.v1+prettyjws"),
+        )
+        .unwrap();
         assert!(matches!(parse(&f), Err(e) if e.contains("schema 1")));
         assert!(media_type(b"not json", None).is_err());
     }

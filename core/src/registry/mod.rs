@@ -15,6 +15,6 @@ pub mod reference;
 pub use authfile::{AuthFiles, Credentials};
 pub use client::{ClientOptions, Registry};
 pub use error::RegistryError;
-pub use reference::RemoteRef;
 pub use pull::{pull, Progress, PullOptions, Pulled};
 pub use push::{push, PushOptions, Pushed};
+pub use reference::RemoteRef;

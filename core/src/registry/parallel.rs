@@ -57,7 +57,11 @@ mod tests {
         assert_eq!(out, Ok(vec![10, 20, 30, 40, 50]));
         let cancel = AtomicBool::new(false);
         let out: Result<Vec<u32>, String> = each(&[1, 2, 3], 1, &cancel, |i, _| {
-            if i == 1 { Err(format!("item {i}")) } else { Ok(0) }
+            if i == 1 {
+                Err(format!("item {i}"))
+            } else {
+                Ok(0)
+            }
         });
         assert_eq!(out, Err("item 1".to_string()));
         assert!(cancel.load(Ordering::SeqCst));

@@ -151,12 +151,17 @@ pub fn pull(
         // Stored already, from this blob or (same content) from another:
         // nothing to fetch. The config's diff-id is bound to the manifest's
         // digest, so the content is known without the blob.
-        if stage.stored_from(&blob, &diff_id)?.is_some() || root.layer_dir(diff_id.digest()).exists() {
+        if stage.stored_from(&blob, &diff_id)?.is_some()
+            || root.layer_dir(diff_id.digest()).exists()
+        {
             progress.layer_reused(index, &blob);
             stage.reused += 1;
             continue;
         }
-        if jobs.iter().any(|j| j.digest == blob || j.diff_id == diff_id) {
+        if jobs
+            .iter()
+            .any(|j| j.digest == blob || j.diff_id == diff_id)
+        {
             continue; // the same layer twice in one image: fetched once
         }
         jobs.push(Job {
@@ -170,7 +175,10 @@ pub fn pull(
     progress.resolved(count, jobs.len());
 
     let downloads = root.tmp().join("downloads");
-    fs::create_dir_all(&downloads).map_err(super::error::io_ctx(format!("creating {}", downloads.display())))?;
+    fs::create_dir_all(&downloads).map_err(super::error::io_ctx(format!(
+        "creating {}",
+        downloads.display()
+    )))?;
     let fetcher = Fetcher {
         reg,
         r,
@@ -182,7 +190,10 @@ pub fn pull(
         fetched_bytes: Mutex::new(0),
     };
     let done = fetcher.run(&jobs, opts.max_concurrent.max(1))?;
-    let bytes_fetched = *fetcher.fetched_bytes.lock().unwrap_or_else(|e| e.into_inner());
+    let bytes_fetched = *fetcher
+        .fetched_bytes
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     drop(fetcher);
 
     for d in &done {
@@ -231,18 +242,22 @@ impl Fetcher<'_> {
     fn fetch(&self, at: usize, job: &Job) -> Result<Done, RegistryError> {
         let path = self.downloads.join(job.digest.digest());
         let lock = lock_partial(&path)?;
-        let mut file = lock.try_clone().map_err(super::error::io_ctx("opening a partial download"))?;
+        let mut file = lock
+            .try_clone()
+            .map_err(super::error::io_ctx("opening a partial download"))?;
         let mut have = file
             .seek(io::SeekFrom::End(0))
             .map_err(super::error::io_ctx("reading a partial download"))?;
         if have > job.size {
-            file.set_len(0).map_err(super::error::io_ctx("truncating a partial download"))?;
+            file.set_len(0)
+                .map_err(super::error::io_ctx("truncating a partial download"))?;
             have = 0;
         }
         if have > 0 {
             tracing::info!(blob = %job.digest, bytes = have, "resuming a partial download");
         }
-        self.progress.layer_started(job.index, &job.digest, job.size, have);
+        self.progress
+            .layer_started(job.index, &job.digest, job.size, have);
         let prefix = File::open(&path)
             .map_err(super::error::io_ctx("reading a partial download"))?
             .take(have);
@@ -313,10 +328,11 @@ fn lock_partial(path: &PathBuf) -> Result<Flock<File>, RegistryError> {
             .read(true)
             .open(path)
             .map_err(super::error::io_ctx(format!("opening {}", path.display())))?;
-        let locked = Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| RegistryError::Io {
-            context: format!("locking {}", path.display()),
-            source: e.into(),
-        })?;
+        let locked =
+            Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| RegistryError::Io {
+                context: format!("locking {}", path.display()),
+                source: e.into(),
+            })?;
         let same = match (locked.metadata(), fs::metadata(path)) {
             (Ok(a), Ok(b)) => a.ino() == b.ino(),
             _ => false,
@@ -362,7 +378,11 @@ impl BlobStream<'_> {
 
     fn connect(&mut self) -> io::Result<()> {
         let range = format!("bytes={}-", self.pos);
-        let headers: &[(&str, &str)] = if self.pos > 0 { &[("Range", &range)] } else { &[] };
+        let headers: &[(&str, &str)] = if self.pos > 0 {
+            &[("Range", &range)]
+        } else {
+            &[]
+        };
         let repo = &self.f.r.repository;
         let mut resp = self
             .f
@@ -445,7 +465,11 @@ impl Read for BlobStream<'_> {
                     self.pos += n as u64;
                     self.since_connect += n as u64;
                     self.window.1 += n as u64;
-                    *self.f.fetched_bytes.lock().unwrap_or_else(|e| e.into_inner()) += n as u64;
+                    *self
+                        .f
+                        .fetched_bytes
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner()) += n as u64;
                     self.f.progress.layer_bytes(self.job.index, n as u64);
                     let period = self.f.reg.timeout();
                     if self.window.0.elapsed() >= period {
@@ -459,7 +483,10 @@ impl Read for BlobStream<'_> {
                     }
                     return Ok(n);
                 }
-                Err(e) => format!("reading it broke at byte {} of {}: {e}", self.pos, self.job.size),
+                Err(e) => format!(
+                    "reading it broke at byte {} of {}: {e}",
+                    self.pos, self.job.size
+                ),
             };
             self.body = None;
             if self.since_connect == 0 || self.resumes >= MAX_RESUMES {
@@ -473,7 +500,13 @@ impl Read for BlobStream<'_> {
 
 /// The first byte of a `Content-Range: bytes START-END/TOTAL` answer.
 fn range_start(v: &str) -> Option<u64> {
-    v.trim().strip_prefix("bytes ")?.split('-').next()?.trim().parse().ok()
+    v.trim()
+        .strip_prefix("bytes ")?
+        .split('-')
+        .next()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 #[cfg(test)]

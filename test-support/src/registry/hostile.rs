@@ -57,6 +57,9 @@ pub enum Scenario {
     /// The layer's URL redirects (307) to itself with `?hop=N+1`, forever:
     /// a chain no loop detection that compares URLs ends.
     RedirectLoop,
+    /// Not hostile: every blob URL redirects (307) once, to the same URL
+    /// with `?storage=1`, as registries send clients to blob storage.
+    RedirectToStorage,
     /// Every `/v2/` URL answers 401 with a Bearer challenge whose realm is
     /// a port that accepts connections and never answers.
     TokenNeverAnswers,
@@ -329,6 +332,13 @@ fn answer(req: &Request, w: &mut TcpStream, ctx: &Ctx) -> std::io::Result<()> {
             let mut data = blob.data.clone();
             data[4] ^= 0x5a; // the gzip header's MTIME
             http::respond(w, 200, &headers, &data, head)
+        }
+        Scenario::RedirectToStorage if req.query("storage").is_empty() => {
+            let to = format!(
+                "http://{}/v2/{REPO}/blobs/{}?storage=1",
+                ctx.host, blob.digest
+            );
+            http::respond(w, 307, &[("Location", to)], b"", head)
         }
         Scenario::RedirectLoop if faulty => {
             let hop: u64 = req

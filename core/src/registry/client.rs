@@ -207,15 +207,19 @@ impl Registry {
         headers: &[(&str, &str)],
         payload: Payload,
     ) -> Result<Response<Body>, RegistryError> {
+        let base = self.base()?;
         let url = if path.starts_with("http://") || path.starts_with("https://") {
             path.to_string()
         } else {
-            format!("{}{path}", self.base()?)
+            format!("{base}{path}")
         };
+        // Credentials go to the registry only, never to a URL elsewhere
+        // that it named.
+        let ours = url.starts_with(&format!("{base}/"));
         let scope = scope_for(repo, access);
         let mut retried = false;
         loop {
-            let auth = self.auth_header(&scope);
+            let auth = self.auth_header(&scope).filter(|_| ours);
             let resp = self.send_once(&method, &url, headers, auth.as_deref(), payload)?;
             if resp.status() != 401 || retried {
                 if resp.status() == 401 {

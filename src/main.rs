@@ -5,7 +5,10 @@
 mod backends;
 mod cli;
 mod commands;
+mod globals;
 mod output;
+#[path = "registry/args.rs"]
+mod registry_args;
 mod shim;
 
 use tracing_subscriber::filter::Targets;
@@ -87,17 +90,6 @@ fn init_tracing(verbose: u8, shim: bool) {
             builder.with_max_level(level).init();
             tracing::warn!("ignoring ISOLA_LOG: {e} (give a level, or target=level,...)");
         }
-        // The HTTP stack logs every request at debug: -v is about isola.
-        Err(_) => builder
-            .with_max_level(level)
-            .finish()
-            .with(
-                Targets::new()
-                    .with_default(level)
-                    .with_target("ureq", tracing::Level::INFO)
-                    .with_target("ureq_proto", tracing::Level::INFO)
-                    .with_target("rustls", tracing::Level::INFO),
-            )
-            .init(),
+        Err(_) => builder.with_max_level(level).init(),
     }
 }

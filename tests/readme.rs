@@ -10,7 +10,9 @@ fn the_readme_tour_runs() {
     if !(common::root_user()
         && common::tool("umoci")
         && common::tool("skopeo")
-        && common::tool("jq"))
+        && common::tool("jq")
+        && common::tool("docker-registry")
+        && common::tool("curl"))
     {
         return;
     }
@@ -33,6 +35,9 @@ fn the_readme_tour_runs() {
     );
     let built = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("target/x86_64-unknown-linux-gnu/release");
+    // The tour starts a registry and stops it in a later line; if a line
+    // fails first, it must not outlive the test.
+    let _registry = KillOnDrop(scratch.join("registry.pid"));
     let mut ran = 0;
     for line in tour.lines().filter_map(|l| l.strip_prefix("$ ")) {
         let line = line.replace("/tmp/", &format!("{}/", scratch.display()));
@@ -59,4 +64,21 @@ fn the_readme_tour_runs() {
         ran += 1;
     }
     assert!(ran >= 10, "the tour should have its commands ({ran} found)");
+}
+
+/// Kills the process whose pid the file holds, if it still runs.
+struct KillOnDrop(std::path::PathBuf);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let Ok(pid) = std::fs::read_to_string(&self.0) else {
+            return;
+        };
+        if let Ok(pid) = pid.trim().parse::<i32>() {
+            let pid = nix::unistd::Pid::from_raw(pid);
+            if nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).is_ok() {
+                std::thread::sleep(std::time::Duration::from_millis(300));
+            }
+        }
+    }
 }

@@ -13,13 +13,9 @@ mod info;
 mod inspect;
 pub(crate) mod kernel;
 mod lifecycle;
-mod login;
 mod logs;
 mod ps;
-mod pull;
-mod push;
-mod registry_flags;
-mod registry_progress;
+mod registry;
 mod relay;
 mod rmi;
 mod run;
@@ -71,10 +67,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         } => return top::stats(&root, ids, *no_stream, *json),
         Command::Shim(args) => return Ok(crate::shim::main(&root, args)),
         Command::Images(a) => images::run(&store()?, a.json.json, a.digests),
-        Command::Pull(args) => pull::run(&store()?, args),
-        Command::Push(args) => push::run(&store()?, args),
-        Command::Login(args) => login::login(args),
-        Command::Logout(args) => login::logout(args),
+        Command::Registry(_) => return registry::exec(),
         Command::Import(args) => import::run(&store()?, args),
         Command::Inspect { image } => match isola_core::instance::find(&root, image) {
             Ok(state) => inspect::sandbox(&root, &state),

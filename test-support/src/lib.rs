@@ -1,5 +1,8 @@
 //! What the tests of every crate share: the rule for a test that needs
-//! something of the host, and the checks built on it.
+//! something of the host, and the checks built on it; and the registries
+//! the pull and push tests run.
+
+pub mod registry;
 
 /// True when the test can run. Without what it needs it fails under CI
 /// (CI=true), whose host scripts/setup prepares, and elsewhere skips,

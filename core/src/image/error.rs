@@ -9,7 +9,7 @@ use super::unpack::UnpackError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
-    #[error("image {0:?} not found (`isola images` lists the stored images; `isola import PATH` adds one)")]
+    #[error("image {0:?} not found (`isola images` lists the stored images; `isola pull REF` or `isola import PATH` adds one)")]
     NotFound(String),
     #[error(transparent)]
     BadReference(#[from] ReferenceError),

@@ -26,9 +26,11 @@ pub fn remove(store: &ImageStore, given: &str, force: bool) -> Result<Removed, I
     let root = store.root();
     let _lock = Lock::exclusive(&root.store_lock()).map_err(io_ctx("locking the image store"))?;
     let digest = store.resolve(given)?;
+    // A name as stored: `name:tag`, or `name@digest` for a pull by digest.
     let by_name = Reference::parse(given)
         .ok()
         .map(|r| r.to_string())
+        .or_else(|| given.contains('@').then(|| given.to_string()))
         .filter(|n| {
             Catalog::load(root)
                 .map(|c| c.images.contains_key(n))

@@ -9,7 +9,6 @@ use std::path::Path;
 use oci_spec::image::{
     Descriptor, Digest, ImageConfiguration, ImageManifestBuilder, MediaType, SCHEMA_VERSION,
 };
-use serde::{Deserialize, Serialize};
 
 use super::candidate::{Candidate, LayerSrc, Platform};
 use super::catalog::Catalog;
@@ -39,16 +38,6 @@ pub struct Imported {
     /// The image this name pointed at before, now left with no name; the
     /// store collects it once the import's locks are released.
     pub orphaned: Option<Digest>,
-}
-
-/// Facts about an unpacked layer, kept in `layers/<diff-id>.json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LayerMeta {
-    pub diff_id: Digest,
-    /// Compressed blobs known to unpack to exactly this layer.
-    pub blobs: Vec<Digest>,
-    pub entries: u64,
-    pub content_bytes: u64,
 }
 
 pub fn import(
@@ -119,7 +108,14 @@ fn land(
             image: label.to_string(),
             what: format!("layer {}/{count}: diff-id: {why}", i + 1),
         })?;
-        descriptors.push(import_layer(&mut stage, src, layer, &diff_id, i + 1, count)?);
+        descriptors.push(import_layer(
+            &mut stage,
+            src,
+            layer,
+            &diff_id,
+            i + 1,
+            count,
+        )?);
     }
 
     let manifest = match candidate.manifest {
@@ -194,7 +190,6 @@ fn stem(path: &Path) -> String {
     }
 }
 
-
 /// Verify one layer of the source and stage what the store lacks of it: its
 /// blob, its unpacked directory. Returns the layer's descriptor.
 fn import_layer(
@@ -256,6 +251,10 @@ fn import_layer(
     if let Some(mut out) = tee.out {
         out.flush().map_err(io_ctx("staging a layer blob"))?;
     }
-    stage.add_layer(diff_id, &verified, keep_blob.then_some(staged_blob.as_path()))?;
+    stage.add_layer(
+        diff_id,
+        &verified,
+        keep_blob.then_some(staged_blob.as_path()),
+    )?;
     Ok(layer_descriptor(layer.media_type.as_ref(), &verified))
 }

@@ -22,8 +22,9 @@ pub mod usage;
 pub use candidate::Platform;
 pub use catalog::Catalog;
 pub use error::ImageError;
-pub use import::{ImportOptions, Imported, LayerMeta};
+pub use import::{ImportOptions, Imported};
 pub use reference::Reference;
+pub use stage::LayerMeta;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -110,7 +111,10 @@ impl ImageStore {
         if let Some(e) = catalog.images.get(given) {
             return Ok(e.manifest.clone());
         }
-        if let Some(d) = given.split_once('@').and_then(|(_, d)| digest::parse(d).ok()) {
+        if let Some(d) = given
+            .split_once('@')
+            .and_then(|(_, d)| digest::parse(d).ok())
+        {
             return catalog
                 .images
                 .values()
@@ -242,7 +246,12 @@ impl ImageStore {
 
     /// The digest a name's image was pulled by, if it came from a registry.
     pub fn repo_digest(&self, name: &str) -> Option<Digest> {
-        Catalog::load(&self.root).ok()?.images.get(name)?.repo_digest.clone()
+        Catalog::load(&self.root)
+            .ok()?
+            .images
+            .get(name)?
+            .repo_digest
+            .clone()
     }
 
     /// Give the image `given` resolves to one more name.

@@ -8,13 +8,23 @@ use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use oci_spec::image::{Descriptor, Digest, MediaType};
+use serde::{Deserialize, Serialize};
 
 use super::digest::{self, HashingReader};
 use super::error::{io_ctx, ImageError};
-use super::import::LayerMeta;
 use super::media::{Compression, Decoder};
 use super::unpack::{unpack, UnpackError, UnpackStats};
 use super::ImageStore;
+
+/// Facts about an unpacked layer, kept in `layers/<diff-id>.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LayerMeta {
+    pub diff_id: Digest,
+    /// Compressed blobs known to unpack to exactly this layer.
+    pub blobs: Vec<Digest>,
+    pub entries: u64,
+    pub content_bytes: u64,
+}
 
 pub(crate) struct Stage<'a> {
     pub store: &'a ImageStore,
@@ -51,7 +61,11 @@ pub(crate) struct Verified {
 }
 
 impl<'a> Stage<'a> {
-    pub fn new(store: &'a ImageStore, prefix: &str, label: &'a str) -> Result<(Stage<'a>, tempfile::TempDir), ImageError> {
+    pub fn new(
+        store: &'a ImageStore,
+        prefix: &str,
+        label: &'a str,
+    ) -> Result<(Stage<'a>, tempfile::TempDir), ImageError> {
         let root = store.root();
         let staging = tempfile::Builder::new()
             .prefix(prefix)
@@ -147,9 +161,14 @@ impl<'a> Stage<'a> {
         let mut compressed = BufReader::with_capacity(256 * 1024, HashingReader::new(reader));
         let compression = match want.compression {
             Some(c) => c,
-            None => Compression::sniff(compressed.fill_buf().map_err(|e| layer_err(UnpackError::Read(e)))?),
+            None => Compression::sniff(
+                compressed
+                    .fill_buf()
+                    .map_err(|e| layer_err(UnpackError::Read(e)))?,
+            ),
         };
-        let decoder = Decoder::new(compression, compressed).map_err(|e| layer_err(UnpackError::Read(e)))?;
+        let decoder =
+            Decoder::new(compression, compressed).map_err(|e| layer_err(UnpackError::Read(e)))?;
         let mut plain = HashingReader::new(decoder);
         let started = std::time::Instant::now();
         let stats = if self.has_layer(&diff_hex) {
@@ -253,8 +272,11 @@ impl<'a> Stage<'a> {
                     content_bytes: stats.content_bytes,
                 };
                 let json = serde_json::to_vec_pretty(&meta).expect("layer meta serialises");
-                fs::write(self.dir.join("layers").join(format!("{diff_hex}.json")), json)
-                    .map_err(io_ctx("staging layer facts"))?;
+                fs::write(
+                    self.dir.join("layers").join(format!("{diff_hex}.json")),
+                    json,
+                )
+                .map_err(io_ctx("staging layer facts"))?;
                 self.layers.push(diff_hex);
                 self.unpacked += 1;
             }

@@ -49,7 +49,11 @@ pub struct AuthFiles {
 
 impl AuthFiles {
     pub fn locate(explicit: Option<&Path>) -> AuthFiles {
-        let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let env = |k: &str| {
+            std::env::var_os(k)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
         let docker = match env("DOCKER_CONFIG") {
             Some(dir) => dir.join("config.json"),
             None => env("HOME")
@@ -158,14 +162,18 @@ fn load(path: &Path) -> Result<Option<Value>, RegistryError> {
 
 fn save(path: &Path, doc: &Value) -> Result<(), RegistryError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| bad(path, format!("cannot create its directory: {e}")))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| bad(path, format!("cannot create its directory: {e}")))?;
     }
     let json = serde_json::to_vec_pretty(doc).expect("JSON serialises");
     // atomic_write's temporary file is created 0600, and so the file is.
     atomic_write(path, &json).map_err(|e| bad(path, format!("cannot be written: {e}")))
 }
 
-fn auths_mut<'a>(doc: &'a mut Value, path: &Path) -> Result<&'a mut Map<String, Value>, RegistryError> {
+fn auths_mut<'a>(
+    doc: &'a mut Value,
+    path: &Path,
+) -> Result<&'a mut Map<String, Value>, RegistryError> {
     let obj = doc
         .as_object_mut()
         .ok_or_else(|| bad(path, "it is not a JSON object"))?;
@@ -175,7 +183,11 @@ fn auths_mut<'a>(doc: &'a mut Value, path: &Path) -> Result<&'a mut Map<String, 
         .ok_or_else(|| bad(path, "its \"auths\" is not an object"))
 }
 
-fn from_doc(doc: &Value, registry: &str, path: &Path) -> Result<Option<Credentials>, RegistryError> {
+fn from_doc(
+    doc: &Value,
+    registry: &str,
+    path: &Path,
+) -> Result<Option<Credentials>, RegistryError> {
     let helper = doc
         .get("credHelpers")
         .and_then(Value::as_object)
@@ -188,15 +200,27 @@ fn from_doc(doc: &Value, registry: &str, path: &Path) -> Result<Option<Credentia
         .and_then(|a| a.iter().find(|(k, _)| normalise_registry(k) == registry))
         .map(|(_, v)| v)
     {
-        if let Some(auth) = entry.get("auth").and_then(Value::as_str).filter(|a| !a.is_empty()) {
+        if let Some(auth) = entry
+            .get("auth")
+            .and_then(Value::as_str)
+            .filter(|a| !a.is_empty())
+        {
             let decoded = BASE64
                 .decode(auth.trim())
                 .ok()
                 .and_then(|b| String::from_utf8(b).ok())
-                .ok_or_else(|| bad(path, format!("the \"auth\" of {registry} is not base64 of user:password")))?;
-            let (u, p) = decoded
-                .split_once(':')
-                .ok_or_else(|| bad(path, format!("the \"auth\" of {registry} is not user:password")))?;
+                .ok_or_else(|| {
+                    bad(
+                        path,
+                        format!("the \"auth\" of {registry} is not base64 of user:password"),
+                    )
+                })?;
+            let (u, p) = decoded.split_once(':').ok_or_else(|| {
+                bad(
+                    path,
+                    format!("the \"auth\" of {registry} is not user:password"),
+                )
+            })?;
             return Ok(Some(Credentials {
                 username: u.to_string(),
                 password: p.to_string(),
@@ -222,7 +246,11 @@ fn ask_helper(name: &str, registry: &str) -> Result<Option<Credentials>, Registr
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| helper_err(format!("cannot run it ({e}); install it or remove it from the auth file")))?;
+        .map_err(|e| {
+            helper_err(format!(
+                "cannot run it ({e}); install it or remove it from the auth file"
+            ))
+        })?;
     if let Some(mut stdin) = child.stdin.take() {
         let _ = stdin.write_all(registry.as_bytes());
     }
@@ -235,7 +263,12 @@ fn ask_helper(name: &str, registry: &str) -> Result<Option<Credentials>, Registr
     }
     let v: Value = serde_json::from_slice(&out.stdout)
         .map_err(|e| helper_err(format!("its answer is not JSON ({e})")))?;
-    let field = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+    let field = |k: &str| {
+        v.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
     Ok(Some(Credentials {
         username: field("Username"),
         password: field("Secret"),
@@ -252,17 +285,33 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/config.json");
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, r#"{"auths":{"other:1":{"auth":"eDp5"}},"psFormat":"x"}"#).unwrap();
+        std::fs::write(
+            &path,
+            r#"{"auths":{"other:1":{"auth":"eDp5"}},"psFormat":"x"}"#,
+        )
+        .unwrap();
         let files = AuthFiles::locate(Some(&path));
-        let c = Credentials { username: "u".into(), password: "p:w".into() };
+        let c = Credentials {
+            username: "u".into(),
+            password: "p:w".into(),
+        };
         files.store("https://127.0.0.1:5000/", &c).unwrap();
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         assert_eq!(files.lookup("127.0.0.1:5000").unwrap(), Some(c));
         let other = files.lookup("other:1").unwrap().unwrap();
-        assert_eq!((other.username.as_str(), other.password.as_str()), ("x", "y"));
+        assert_eq!(
+            (other.username.as_str(), other.password.as_str()),
+            ("x", "y")
+        );
         let doc: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         assert_eq!(doc["psFormat"], "x");
-        assert_eq!(doc["auths"]["127.0.0.1:5000"]["auth"], BASE64.encode("u:p:w"));
+        assert_eq!(
+            doc["auths"]["127.0.0.1:5000"]["auth"],
+            BASE64.encode("u:p:w")
+        );
         assert!(files.remove(Some("127.0.0.1:5000")).unwrap());
         assert_eq!(files.lookup("127.0.0.1:5000").unwrap(), None);
         assert!(!files.remove(Some("127.0.0.1:5000")).unwrap());
@@ -272,7 +321,14 @@ mod tests {
     fn docker_hub_keys_match_each_other() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.json");
-        std::fs::write(&path, format!(r#"{{"auths":{{"https://index.docker.io/v1/":{{"auth":"{}"}}}}}}"#, BASE64.encode("a:b"))).unwrap();
+        std::fs::write(
+            &path,
+            format!(
+                r#"{{"auths":{{"https://index.docker.io/v1/":{{"auth":"{}"}}}}}}"#,
+                BASE64.encode("a:b")
+            ),
+        )
+        .unwrap();
         let files = AuthFiles::locate(Some(&path));
         assert!(files.lookup("docker.io").unwrap().is_some());
         std::fs::write(&path, "{not json").unwrap();

@@ -112,7 +112,10 @@ mod tests {
                 scope: Some("repository:library/alpine:pull".into()),
             })
         );
-        assert_eq!(Challenge::parse(r#"Basic realm="Registry Realm""#), Some(Challenge::Basic));
+        assert_eq!(
+            Challenge::parse(r#"Basic realm="Registry Realm""#),
+            Some(Challenge::Basic)
+        );
         assert_eq!(
             Challenge::parse(r#"bearer  REALM = http://t/x , service="a\"b""#),
             Some(Challenge::Bearer {
@@ -121,7 +124,13 @@ mod tests {
                 scope: None,
             })
         );
-        for bad in ["", "Bearer", "Bearer service=x", "Negotiate abc", r#"Bearer realm="unterminated"#] {
+        for bad in [
+            "",
+            "Bearer",
+            "Bearer service=x",
+            "Negotiate abc",
+            r#"Bearer realm="unterminated"#,
+        ] {
             assert_eq!(Challenge::parse(bad), None, "{bad:?}");
         }
     }

@@ -62,9 +62,14 @@ pub enum Payload<'a> {
 
 /// Which access a request needs, for the token's scope.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-pub enum Access {
+pub enum Access<'a> {
     Pull,
     Push,
+    /// Push, mounting a blob from another repository, which must be
+    /// readable too.
+    Mount {
+        from: &'a str,
+    },
 }
 
 pub struct Registry {
@@ -202,15 +207,19 @@ impl Registry {
         headers: &[(&str, &str)],
         payload: Payload,
     ) -> Result<Response<Body>, RegistryError> {
+        let base = self.base()?;
         let url = if path.starts_with("http://") || path.starts_with("https://") {
             path.to_string()
         } else {
-            format!("{}{path}", self.base()?)
+            format!("{base}{path}")
         };
+        // Credentials go to the registry only, never to a URL elsewhere
+        // that it named.
+        let ours = url.starts_with(&format!("{base}/"));
         let scope = scope_for(repo, access);
         let mut retried = false;
         loop {
-            let auth = self.auth_header(&scope);
+            let auth = self.auth_header(&scope).filter(|_| ours);
             let resp = self.send_once(&method, &url, headers, auth.as_deref(), payload)?;
             if resp.status() != 401 || retried {
                 if resp.status() == 401 {
@@ -235,12 +244,11 @@ impl Registry {
                     let token = self.fetch_token(&realm, service.as_deref(), Some(&scope))?;
                     self.lock_state().tokens.insert(scope.clone(), token);
                 }
-                None => {
-                    return Err(RegistryError::Auth {
-                        registry: self.name.clone(),
-                        why: "it answered 401 without a challenge isola understands (Basic or Bearer)".into(),
-                    })
-                }
+                None => return Err(RegistryError::Auth {
+                    registry: self.name.clone(),
+                    why: "it answered 401 without a challenge isola understands (Basic or Bearer)"
+                        .into(),
+                }),
             }
         }
     }
@@ -269,7 +277,8 @@ impl Registry {
             Payload::Empty => self.agent.run(req.body(()).map_err(bad_url)?),
             Payload::Bytes(b) => self.agent.run(req.body(b).map_err(bad_url)?),
             Payload::File(p) => {
-                let file = File::open(p).map_err(super::error::io_ctx(format!("reading {}", p.display())))?;
+                let file = File::open(p)
+                    .map_err(super::error::io_ctx(format!("reading {}", p.display())))?;
                 self.agent.run(req.body(file).map_err(bad_url)?)
             }
         };
@@ -319,7 +328,7 @@ impl Registry {
         if let Some(s) = service {
             query.push(format!("service={}", encode(s)));
         }
-        if let Some(s) = scope {
+        for s in scope.iter().flat_map(|s| s.split_whitespace()) {
             query.push(format!("scope={}", encode(s)));
         }
         let sep = if realm.contains('?') { '&' } else { '?' };
@@ -353,8 +362,11 @@ impl Registry {
             token: Option<String>,
             access_token: Option<String>,
         }
-        let answer: TokenAnswer = serde_json::from_slice(&body)
-            .map_err(|e| token_err(format!("its answer is not the JSON a token server sends ({e})")))?;
+        let answer: TokenAnswer = serde_json::from_slice(&body).map_err(|e| {
+            token_err(format!(
+                "its answer is not the JSON a token server sends ({e})"
+            ))
+        })?;
         answer
             .token
             .or(answer.access_token)
@@ -378,7 +390,10 @@ impl Registry {
             .and_then(Challenge::parse);
         let auth = match challenge {
             Some(Challenge::Bearer { realm, service, .. }) => {
-                format!("Bearer {}", self.fetch_token(&realm, service.as_deref(), None)?)
+                format!(
+                    "Bearer {}",
+                    self.fetch_token(&realm, service.as_deref(), None)?
+                )
             }
             _ => match &self.creds {
                 Some(c) => c.basic_header(),
@@ -402,6 +417,8 @@ fn scope_for(repo: &str, access: Access) -> String {
     match access {
         Access::Pull => format!("repository:{repo}:pull"),
         Access::Push => format!("repository:{repo}:pull,push"),
+        // Space-separated scopes go to the token server as one each.
+        Access::Mount { from } => format!("repository:{repo}:pull,push repository:{from}:pull"),
     }
 }
 
@@ -409,7 +426,8 @@ fn scope_for(repo: &str, access: Access) -> String {
 fn encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b':' | b'/' | b',') {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b':' | b'/' | b',')
+        {
             out.push(b as char);
         } else {
             out.push_str(&format!("%{b:02X}"));
@@ -440,9 +458,7 @@ fn tls_config(host: &str, opts: &ClientOptions) -> Result<TlsConfig, RegistryErr
     let bundle = std::env::var_os("SSL_CERT_FILE")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/etc/ssl/certs/ca-certificates.crt"));
-    let system = pem_certs(&bundle);
-    let have_system = !system.is_empty();
-    roots.extend(system);
+    roots.extend(pem_certs(&bundle));
     let mut dirs = Vec::new();
     match &opts.cert_dir {
         Some(d) => {
@@ -455,7 +471,9 @@ fn tls_config(host: &str, opts: &ClientOptions) -> Result<TlsConfig, RegistryErr
         }
     }
     for dir in dirs {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for entry in entries.flatten() {
             let path = entry.path();
             if path.extension().is_some_and(|e| e == "crt") {
@@ -472,12 +490,17 @@ fn tls_config(host: &str, opts: &ClientOptions) -> Result<TlsConfig, RegistryErr
             }
         }
     }
-    let roots = if roots.is_empty() && !have_system {
-        RootCerts::WebPki
-    } else {
-        RootCerts::from(roots)
-    };
-    Ok(TlsConfig::builder().root_certs(roots).build())
+    if roots.is_empty() {
+        // Plain HTTP to this machine still works; HTTPS will fail to verify,
+        // and its error says where CAs are looked for.
+        tracing::warn!(
+            "no CA certificates: {} is missing (install ca-certificates or set SSL_CERT_FILE)",
+            bundle.display()
+        );
+    }
+    Ok(TlsConfig::builder()
+        .root_certs(RootCerts::from(roots))
+        .build())
 }
 
 fn pem_certs(path: &Path) -> Vec<Certificate<'static>> {

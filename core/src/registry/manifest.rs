@@ -2,11 +2,14 @@
 //! against their digest, and an index (OCI or Docker manifest list) followed
 //! to the manifest for the wanted platform.
 
+use std::io::Read;
+use std::time::{Duration, Instant};
+
 use oci_spec::image::{Descriptor, Digest, ImageIndex, ImageManifest};
 use ureq::http::{self, Response};
 use ureq::Body;
 
-use super::client::{describe, Access, Payload, Registry};
+use super::client::{Access, Payload, Registry};
 use super::reference::RemoteRef;
 use super::RegistryError;
 use crate::image::candidate::MAX_METADATA_BYTES;
@@ -42,34 +45,57 @@ pub fn resolve(
         image: image.clone(),
         what,
     };
-    let fetched = if top.media_type == OCI_INDEX || top.media_type == DOCKER_LIST {
-        let index: ImageIndex = serde_json::from_slice(&top.bytes)
-            .map_err(|e| invalid(format!("the image index is not valid ({e})")))?;
-        let desc = pick(&index, platform).ok_or_else(|| RegistryError::Platform {
-            image: image.clone(),
-            want: platform.to_string(),
-            available: available(&index),
-        })?;
-        let d = desc.digest().to_string();
-        let m = get(reg, r, &d, Some(desc.digest()), Some(desc.size()))?;
-        if m.media_type == OCI_INDEX || m.media_type == DOCKER_LIST {
-            return Err(invalid(format!("the index entry for {platform} ({d}) is another index")));
+    let fetched = match parse(&top).map_err(invalid)? {
+        Parsed::Index(index) => {
+            let desc = pick(&index, platform).ok_or_else(|| RegistryError::Platform {
+                image: image.clone(),
+                want: platform.to_string(),
+                available: available(&index),
+            })?;
+            let d = desc.digest().to_string();
+            get(reg, r, &d, Some(desc.digest()), Some(desc.size()))?
         }
-        m
-    } else {
-        top
+        Parsed::Manifest(_) => top,
     };
-    if fetched.media_type.starts_with(DOCKER_SCHEMA1) {
-        return Err(invalid(
-            "it has a Docker schema 1 manifest, which isola does not read; push it again with a current docker, podman or skopeo".into(),
+    let manifest = match parse(&fetched).map_err(invalid)? {
+        Parsed::Manifest(m) => m,
+        Parsed::Index(_) => {
+            return Err(invalid(format!(
+                "the index entry for {platform} ({}) is another index",
+                fetched.digest
+            )))
+        }
+    };
+    Ok((fetched, manifest, repo_digest))
+}
+
+pub enum Parsed {
+    Index(ImageIndex),
+    Manifest(ImageManifest),
+}
+
+/// What a manifest body is, by its media type. Untrusted bytes: any input
+/// gives a value or an error in words.
+pub fn parse(f: &Fetched) -> Result<Parsed, String> {
+    let what = &f.digest;
+    if f.media_type.starts_with(DOCKER_SCHEMA1) {
+        return Err(format!(
+            "manifest {what} is a Docker schema 1 manifest, which isola does not read; push the image again with a current docker, podman or skopeo"
         ));
     }
-    let manifest: ImageManifest = serde_json::from_slice(&fetched.bytes)
-        .map_err(|e| invalid(format!("its manifest {} is not a valid image manifest ({e})", fetched.digest)))?;
-    if is_index(manifest.media_type().as_ref().unwrap_or(&oci_spec::image::MediaType::ImageManifest)) {
-        return Err(invalid("its manifest says it is an index".into()));
+    if f.media_type == OCI_INDEX || f.media_type == DOCKER_LIST {
+        let index: ImageIndex = serde_json::from_slice(&f.bytes)
+            .map_err(|e| format!("the image index {what} is not valid ({e})"))?;
+        return Ok(Parsed::Index(index));
     }
-    Ok((fetched, manifest, repo_digest))
+    let manifest: ImageManifest = serde_json::from_slice(&f.bytes)
+        .map_err(|e| format!("manifest {what} is not a valid image manifest ({e})"))?;
+    if manifest.media_type().as_ref().is_some_and(is_index) {
+        return Err(format!(
+            "manifest {what} says it is an index but has no manifests"
+        ));
+    }
+    Ok(Parsed::Manifest(manifest))
 }
 
 fn pick<'a>(index: &'a ImageIndex, want: &Platform) -> Option<&'a Descriptor> {
@@ -143,7 +169,7 @@ fn get(
             )))
         }
     }
-    let bytes = read_small(&mut resp, "manifest")
+    let bytes = read_small(&mut resp, "manifest", reg.timeout())
         .map_err(|why| invalid(format!("manifest {reference}: {why}")))?;
     let got = digest::of_bytes(&bytes);
     if let Some(want) = want {
@@ -162,28 +188,40 @@ fn get(
     let header_type = resp
         .headers()
         .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|s| s.split(';').next().unwrap_or(s).trim().to_string());
+        .and_then(|v| v.to_str().ok());
+    let media_type = media_type(&bytes, header_type)
+        .map_err(|e| invalid(format!("manifest {reference} ({got}) is not JSON ({e})")))?;
+    Ok(Fetched {
+        bytes,
+        media_type,
+        digest: got,
+    })
+}
+
+/// A manifest's media type: its own `mediaType`, else the Content-Type the
+/// registry sent, else guessed from its shape.
+pub fn media_type(bytes: &[u8], header: Option<&str>) -> Result<String, serde_json::Error> {
     #[derive(serde::Deserialize)]
     struct Probe {
         #[serde(rename = "mediaType")]
         media_type: Option<String>,
         manifests: Option<serde_json::Value>,
     }
-    let probe: Probe = serde_json::from_slice(&bytes).map_err(|e| {
-        invalid(format!("manifest {reference} ({got}) is not JSON ({e})"))
-    })?;
-    let media_type = probe
+    let probe: Probe = serde_json::from_slice(bytes)?;
+    let header = header
+        .map(|s| s.split(';').next().unwrap_or(s).trim())
+        .filter(|t| t.starts_with("application/vnd."));
+    Ok(probe
         .media_type
-        .or(header_type.filter(|t| t.starts_with("application/vnd.")))
+        .or(header.map(str::to_string))
         .unwrap_or_else(|| {
-            if probe.manifests.is_some() { OCI_INDEX } else { OCI_MANIFEST }.to_string()
-        });
-    Ok(Fetched {
-        bytes,
-        media_type,
-        digest: got,
-    })
+            if probe.manifests.is_some() {
+                OCI_INDEX
+            } else {
+                OCI_MANIFEST
+            }
+            .to_string()
+        }))
 }
 
 /// A small blob (a config) by digest, checked.
@@ -201,7 +239,10 @@ pub fn get_small_blob(
         why,
     };
     if desc.size() > MAX_METADATA_BYTES {
-        return Err(blob_err(format!("the manifest says the {what} is {} bytes, more than a {what} can be", desc.size())));
+        return Err(blob_err(format!(
+            "the manifest says the {what} is {} bytes, more than a {what} can be",
+            desc.size()
+        )));
     }
     let mut resp = reg.send(
         http::Method::GET,
@@ -218,7 +259,7 @@ pub fn get_small_blob(
             registry_message(&mut resp)
         )));
     }
-    let bytes = read_small(&mut resp, what).map_err(blob_err)?;
+    let bytes = read_small(&mut resp, what, reg.timeout()).map_err(blob_err)?;
     if bytes.len() as u64 != desc.size() || &digest::of_bytes(&bytes) != d {
         return Err(blob_err(format!(
             "the {what} the registry sent ({} bytes, digest {}) is not the one the manifest names ({} bytes) (corrupt or altered)",
@@ -232,17 +273,40 @@ pub fn get_small_blob(
 
 /// Read a body of at most [`MAX_METADATA_BYTES`], refusing a larger
 /// announced length up front rather than waiting for it.
-pub fn read_small(resp: &mut Response<Body>, what: &str) -> Result<Vec<u8>, String> {
+pub fn read_small(
+    resp: &mut Response<Body>,
+    what: &str,
+    timeout: Duration,
+) -> Result<Vec<u8>, String> {
     if let Some(n) = content_length(resp).filter(|n| *n > MAX_METADATA_BYTES) {
         return Err(format!(
             "the registry announces {n} bytes, more than a {what} can be (limit {MAX_METADATA_BYTES})"
         ));
     }
-    resp.body_mut()
+    // Per-read timeouts alone let a body that trickles a byte at a time
+    // last for ever: the whole read gets a deadline too.
+    let deadline = Instant::now() + timeout * 4;
+    let mut reader = resp
+        .body_mut()
         .with_config()
         .limit(MAX_METADATA_BYTES)
-        .read_to_vec()
-        .map_err(|e| describe(&e))
+        .reader();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 64 * 1024];
+    loop {
+        let n = reader.read(&mut buf).map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Ok(out);
+        }
+        out.extend_from_slice(&buf[..n]);
+        if Instant::now() > deadline {
+            return Err(format!(
+                "the registry sent only {} bytes of a {what} in {:.0?}, too slowly to wait for",
+                out.len(),
+                timeout * 4
+            ));
+        }
+    }
 }
 
 pub fn content_length(resp: &Response<Body>) -> Option<u64> {
@@ -274,10 +338,80 @@ pub fn registry_message(resp: &mut Response<Body>) -> String {
             .map(|i| {
                 format!(
                     ": {}",
-                    i.message.or(i.code).unwrap_or_default().chars().take(300).collect::<String>()
+                    i.message
+                        .or(i.code)
+                        .unwrap_or_default()
+                        .chars()
+                        .take(300)
+                        .collect::<String>()
                 )
             })
             .collect(),
         Err(_) => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn fetched(bytes: &[u8], header: Option<&str>) -> Option<Fetched> {
+        let media_type = media_type(bytes, header).ok()?;
+        Some(Fetched {
+            bytes: bytes.to_vec(),
+            media_type,
+            digest: digest::of_bytes(bytes),
+        })
+    }
+
+    #[test]
+    fn tells_indexes_from_manifests() {
+        let index = br#"{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","size":1,"platform":{"os":"linux","architecture":"arm64"}}]}"#;
+        let f = fetched(index, None).unwrap();
+        assert_eq!(f.media_type, OCI_INDEX);
+        let Ok(Parsed::Index(i)) = parse(&f) else {
+            panic!("an index")
+        };
+        assert!(pick(&i, &Platform::default()).is_none());
+        assert_eq!(available(&i), "linux/arm64");
+        let want: Platform = "linux/arm64".parse().unwrap();
+        assert!(pick(&i, &want).is_some());
+        let f = fetched(
+            br#"{"schemaVersion":1}"#,
+            Some("application/vnd.docker.distribution.manifest.v1+prettyjws"),
+        )
+        .unwrap();
+        assert!(matches!(parse(&f), Err(e) if e.contains("schema 1")));
+        assert!(media_type(b"not json", None).is_err());
+    }
+
+    proptest! {
+        // Registry answers are untrusted: whatever the bytes, an answer or
+        // an error, never a panic.
+        #[test]
+        fn any_manifest_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..400), header in proptest::option::of(".{0,40}")) {
+            if let Some(f) = fetched(&bytes, header.as_deref()) {
+                if let Ok(Parsed::Index(i)) = parse(&f) {
+                    let _ = pick(&i, &Platform::default());
+                    let _ = available(&i);
+                }
+            }
+        }
+
+        #[test]
+        fn any_json_manifest(media in "(application/vnd\\.(oci|docker)\\.[a-z.]{0,30}(\\+json)?)?", layers in proptest::collection::vec("[a-z0-9:]{0,70}", 0..4), n in 0u64..1000) {
+            let layers: Vec<String> = layers.iter().map(|d| format!(r#"{{"mediaType":"x","digest":"{d}","size":{n}}}"#)).collect();
+            let body = format!(
+                r#"{{"schemaVersion":2,"mediaType":"{media}","config":{{"mediaType":"x","digest":"sha256:{}","size":{n}}},"layers":[{}],"manifests":[{}]}}"#,
+                "a".repeat(64), layers.join(","), layers.join(",")
+            );
+            if let Some(f) = fetched(body.as_bytes(), None) {
+                if let Ok(Parsed::Index(i)) = parse(&f) {
+                    let _ = pick(&i, &Platform::default());
+                    let _ = available(&i);
+                }
+            }
+        }
     }
 }

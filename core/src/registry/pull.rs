@@ -5,12 +5,12 @@
 //! killed resumes from the bytes kept in tmp/downloads/. Nothing is named in
 //! images.json until every layer is verified and unpacked.
 
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Read, Seek, Write};
 use std::path::PathBuf;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -156,12 +156,17 @@ pub fn pull(
         // Stored already, from this blob or (same content) from another:
         // nothing to fetch. The config's diff-id is bound to the manifest's
         // digest, so the content is known without the blob.
-        if stage.stored_from(&blob, &diff_id)?.is_some() || root.layer_dir(diff_id.digest()).exists() {
+        if stage.stored_from(&blob, &diff_id)?.is_some()
+            || root.layer_dir(diff_id.digest()).exists()
+        {
             progress.layer_reused(index, &blob);
             stage.reused += 1;
             continue;
         }
-        if jobs.iter().any(|j| j.digest == blob || j.diff_id == diff_id) {
+        if jobs
+            .iter()
+            .any(|j| j.digest == blob || j.diff_id == diff_id)
+        {
             continue; // the same layer twice in one image: fetched once
         }
         jobs.push(Job {
@@ -175,7 +180,10 @@ pub fn pull(
     progress.resolved(count, jobs.len());
 
     let downloads = root.tmp().join("downloads");
-    fs::create_dir_all(&downloads).map_err(super::error::io_ctx(format!("creating {}", downloads.display())))?;
+    fs::create_dir_all(&downloads).map_err(super::error::io_ctx(format!(
+        "creating {}",
+        downloads.display()
+    )))?;
     let fetcher = Fetcher {
         reg,
         r,
@@ -188,7 +196,10 @@ pub fn pull(
         fetch_only: opts.fetch_only,
     };
     let done = fetcher.run(&jobs, opts.max_concurrent.max(1))?;
-    let bytes_fetched = *fetcher.fetched_bytes.lock().unwrap_or_else(|e| e.into_inner());
+    let bytes_fetched = *fetcher
+        .fetched_bytes
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     drop(fetcher);
     if opts.fetch_only {
         for d in &done {
@@ -246,56 +257,32 @@ impl Fetcher<'_> {
     /// Fetch every job on `workers` threads; the first failure stops the
     /// others and is returned.
     fn run(&self, jobs: &[Job], workers: usize) -> Result<Vec<Done>, RegistryError> {
-        let next = AtomicUsize::new(0);
-        let done = Mutex::new(Vec::new());
-        let failed: Mutex<Option<RegistryError>> = Mutex::new(None);
-        std::thread::scope(|s| {
-            for _ in 0..workers.min(jobs.len()) {
-                s.spawn(|| loop {
-                    let at = next.fetch_add(1, Ordering::SeqCst);
-                    if at >= jobs.len() || self.cancel.load(Ordering::SeqCst) {
-                        return;
-                    }
-                    match self.fetch(at, &jobs[at]) {
-                        Ok(d) => done.lock().unwrap_or_else(|e| e.into_inner()).push(d),
-                        Err(e) => {
-                            let mut f = failed.lock().unwrap_or_else(|e| e.into_inner());
-                            if f.is_none() && !self.cancel.swap(true, Ordering::SeqCst) {
-                                *f = Some(e);
-                            }
-                            return;
-                        }
-                    }
-                });
-            }
-        });
-        if let Some(e) = failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
-            return Err(e);
-        }
-        let mut done = done.into_inner().unwrap_or_else(|e| e.into_inner());
-        done.sort_by_key(|d| d.job_at);
-        Ok(done)
+        super::parallel::each(jobs, workers, &self.cancel, |at, job| self.fetch(at, job))
     }
 
     fn fetch(&self, at: usize, job: &Job) -> Result<Done, RegistryError> {
         let path = self.downloads.join(job.digest.digest());
         let lock = lock_partial(&path)?;
-        let mut file = lock.try_clone().map_err(super::error::io_ctx("opening a partial download"))?;
+        let mut file = lock
+            .try_clone()
+            .map_err(super::error::io_ctx("opening a partial download"))?;
         let mut have = file
             .seek(io::SeekFrom::End(0))
             .map_err(super::error::io_ctx("reading a partial download"))?;
         if have > job.size {
-            file.set_len(0).map_err(super::error::io_ctx("truncating a partial download"))?;
+            file.set_len(0)
+                .map_err(super::error::io_ctx("truncating a partial download"))?;
             have = 0;
         }
         if have > 0 {
             tracing::info!(blob = %job.digest, bytes = have, "resuming a partial download");
         }
-        self.progress.layer_started(job.index, &job.digest, job.size, have);
+        self.progress
+            .layer_started(job.index, &job.digest, job.size, have);
         let prefix = File::open(&path)
             .map_err(super::error::io_ctx("reading a partial download"))?
             .take(have);
-        let broke = Rc::new(Cell::new(false));
+        let broke = Rc::new(RefCell::new(None));
         let stream = BlobStream {
             f: self,
             job,
@@ -341,13 +328,16 @@ impl Fetcher<'_> {
                     _lock: lock,
                 })
             }
-            Err(e) => {
-                if !broke.get() {
-                    // Not a broken download but bad content: never resume it.
+            Err(e) => match broke.take() {
+                // The network failed, not the content: the error says so,
+                // and the bytes kept are resumed next time.
+                Some(net) => Err(net),
+                None => {
+                    // Bad content: never resume it.
                     let _ = fs::remove_file(&path);
+                    Err(e.into())
                 }
-                Err(e.into())
-            }
+            },
         }
     }
 }
@@ -363,10 +353,11 @@ fn lock_partial(path: &PathBuf) -> Result<Flock<File>, RegistryError> {
             .read(true)
             .open(path)
             .map_err(super::error::io_ctx(format!("opening {}", path.display())))?;
-        let locked = Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| RegistryError::Io {
-            context: format!("locking {}", path.display()),
-            source: e.into(),
-        })?;
+        let locked =
+            Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| RegistryError::Io {
+                context: format!("locking {}", path.display()),
+                source: e.into(),
+            })?;
         let same = match (locked.metadata(), fs::metadata(path)) {
             (Ok(a), Ok(b)) => a.ino() == b.ino(),
             _ => false,
@@ -388,14 +379,13 @@ struct BlobStream<'a> {
     resumes: u32,
     /// Start of the current stall-check period, and bytes read in it.
     window: (Instant, u64),
-    /// Set when the network, not the content, failed.
-    broke: Rc<Cell<bool>>,
+    /// Why the network, not the content, failed, when it did.
+    broke: Rc<RefCell<Option<RegistryError>>>,
 }
 
 impl BlobStream<'_> {
     fn fail(&self, why: String) -> io::Error {
-        self.broke.set(true);
-        io::Error::other(RegistryError::Blob {
+        self.broke_by(RegistryError::Blob {
             registry: self.f.reg.name.clone(),
             image: self.f.r.to_string(),
             digest: self.job.digest.to_string(),
@@ -403,9 +393,21 @@ impl BlobStream<'_> {
         })
     }
 
+    /// Keep the network's error for the caller; the reader stack above
+    /// gets a plain I/O error that ends the stream.
+    fn broke_by(&self, e: RegistryError) -> io::Error {
+        let text = e.to_string();
+        *self.broke.borrow_mut() = Some(e);
+        io::Error::other(text)
+    }
+
     fn connect(&mut self) -> io::Result<()> {
         let range = format!("bytes={}-", self.pos);
-        let headers: &[(&str, &str)] = if self.pos > 0 { &[("Range", &range)] } else { &[] };
+        let headers: &[(&str, &str)] = if self.pos > 0 {
+            &[("Range", &range)]
+        } else {
+            &[]
+        };
         let repo = &self.f.r.repository;
         let mut resp = self
             .f
@@ -418,10 +420,7 @@ impl BlobStream<'_> {
                 headers,
                 Payload::Empty,
             )
-            .map_err(|e| {
-                self.broke.set(true);
-                io::Error::other(e)
-            })?;
+            .map_err(|e| self.broke_by(e))?;
         let status = resp.status().as_u16();
         let mut skip = 0;
         match status {
@@ -431,9 +430,7 @@ impl BlobStream<'_> {
                     .headers()
                     .get(http::header::CONTENT_RANGE)
                     .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.strip_prefix("bytes "))
-                    .and_then(|v| v.split('-').next())
-                    .and_then(|v| v.parse::<u64>().ok());
+                    .and_then(range_start);
                 if start != Some(self.pos) {
                     return Err(self.fail(format!(
                         "asked to resume at byte {}, the registry answered a range that starts elsewhere",
@@ -459,7 +456,8 @@ impl BlobStream<'_> {
         }
         let mut body = resp.into_body().into_reader();
         if skip > 0 {
-            io::copy(&mut (&mut body).take(skip), &mut io::sink())?;
+            io::copy(&mut (&mut body).take(skip), &mut io::sink())
+                .map_err(|e| self.fail(format!("skipping to byte {skip}: {e}")))?;
         }
         self.body = Some(body);
         self.since_connect = 0;
@@ -476,8 +474,8 @@ impl Read for BlobStream<'_> {
         let want = buf.len().min(left as usize);
         loop {
             if self.f.cancel.load(Ordering::SeqCst) {
-                self.broke.set(true);
-                return Err(io::Error::new(io::ErrorKind::Interrupted, "another layer failed"));
+                // Not ErrorKind::Interrupted: readers retry on that.
+                return Err(self.fail("stopped: another layer failed".into()));
             }
             if self.body.is_none() {
                 self.connect()?;
@@ -492,7 +490,11 @@ impl Read for BlobStream<'_> {
                     self.pos += n as u64;
                     self.since_connect += n as u64;
                     self.window.1 += n as u64;
-                    *self.f.fetched_bytes.lock().unwrap_or_else(|e| e.into_inner()) += n as u64;
+                    *self
+                        .f
+                        .fetched_bytes
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner()) += n as u64;
                     self.f.progress.layer_bytes(self.job.index, n as u64);
                     let period = self.f.reg.timeout();
                     if self.window.0.elapsed() >= period {
@@ -506,7 +508,10 @@ impl Read for BlobStream<'_> {
                     }
                     return Ok(n);
                 }
-                Err(e) => format!("reading it broke at byte {} of {}: {e}", self.pos, self.job.size),
+                Err(e) => format!(
+                    "reading it broke at byte {} of {}: {e}",
+                    self.pos, self.job.size
+                ),
             };
             self.body = None;
             if self.since_connect == 0 || self.resumes >= MAX_RESUMES {
@@ -514,6 +519,38 @@ impl Read for BlobStream<'_> {
             }
             self.resumes += 1;
             tracing::info!(blob = %self.job.digest, at = self.pos, why = %err, "resuming the download");
+        }
+    }
+}
+
+/// The first byte of a `Content-Range: bytes START-END/TOTAL` answer.
+fn range_start(v: &str) -> Option<u64> {
+    v.trim()
+        .strip_prefix("bytes ")?
+        .split('-')
+        .next()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn reads_content_range() {
+        assert_eq!(range_start("bytes 100-199/200"), Some(100));
+        assert_eq!(range_start("bytes 0-0/*"), Some(0));
+        assert_eq!(range_start("items 1-2/3"), None);
+        assert_eq!(range_start("bytes -5/3"), None);
+    }
+
+    proptest! {
+        #[test]
+        fn content_range_never_panics(s in ".{0,60}") {
+            let _ = range_start(&s);
         }
     }
 }

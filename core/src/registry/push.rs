@@ -6,8 +6,7 @@
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use oci_spec::image::{Descriptor, Digest, MediaType};
 use ureq::http;
@@ -70,8 +69,9 @@ pub fn push(
         image: name.clone(),
         what,
     };
-    let stored = std::fs::read(root.blob(image.digest.digest()))
-        .map_err(super::error::io_ctx(format!("reading the manifest of {}", image.digest)))?;
+    let stored = std::fs::read(root.blob(image.digest.digest())).map_err(super::error::io_ctx(
+        format!("reading the manifest of {}", image.digest),
+    ))?;
     let scratch = tempfile::Builder::new()
         .prefix("push-")
         .tempdir_in(root.tmp())
@@ -101,9 +101,15 @@ pub fn push(
                         .ok_or_else(|| invalid(format!("layer {index}/{count}: the store has no blob of it to compress from")))?
                 };
                 let from = Compression::sniff(&head(&src)?);
-                let (path, d, size) = recompress(&src, from, want, scratch.path(), index)
-                    .map_err(super::error::io_ctx(format!("re-compressing layer {index}/{count}")))?;
-                blobs.push(Blob { index, digest: d.clone(), size, path: Some(path) });
+                let (path, d, size) = recompress(&src, from, want, scratch.path(), index).map_err(
+                    super::error::io_ctx(format!("re-compressing layer {index}/{count}")),
+                )?;
+                blobs.push(Blob {
+                    index,
+                    digest: d.clone(),
+                    size,
+                    path: Some(path),
+                });
                 layers.push(Descriptor::new(want.layer_media_type(), size, d));
             }
             _ => {
@@ -117,7 +123,10 @@ pub fn push(
             }
         }
     }
-    let changed = layers.iter().zip(manifest.layers()).any(|(a, b)| a.digest() != b.digest());
+    let changed = layers
+        .iter()
+        .zip(manifest.layers())
+        .any(|(a, b)| a.digest() != b.digest());
     let (manifest_bytes, media_type) = if changed {
         let mut config = manifest.config().clone();
         config.set_media_type(MediaType::ImageConfig);
@@ -192,8 +201,11 @@ pub fn push(
 
 fn head(path: &Path) -> Result<Vec<u8>, RegistryError> {
     let mut b = [0u8; 4];
-    let mut f = File::open(path).map_err(super::error::io_ctx(format!("reading {}", path.display())))?;
-    let n = f.read(&mut b).map_err(super::error::io_ctx(format!("reading {}", path.display())))?;
+    let mut f =
+        File::open(path).map_err(super::error::io_ctx(format!("reading {}", path.display())))?;
+    let n = f
+        .read(&mut b)
+        .map_err(super::error::io_ctx(format!("reading {}", path.display())))?;
     Ok(b[..n].to_vec())
 }
 
@@ -241,8 +253,14 @@ fn recompress(
 
 /// For each repository of the target registry that a stored image came from
 /// (by its names), the blobs it has: candidates for a cross-repository mount.
-fn mount_sources(store: &ImageStore, image: &Image, target: &RemoteRef) -> Vec<(String, Vec<Digest>)> {
-    let Ok(images) = store.list() else { return Vec::new() };
+fn mount_sources(
+    store: &ImageStore,
+    image: &Image,
+    target: &RemoteRef,
+) -> Vec<(String, Vec<Digest>)> {
+    let Ok(images) = store.list() else {
+        return Vec::new();
+    };
     let mut out: Vec<(String, Vec<Digest>)> = Vec::new();
     for other in images.iter().chain(std::iter::once(image)) {
         for n in &other.names {
@@ -250,7 +268,12 @@ fn mount_sources(store: &ImageStore, image: &Image, target: &RemoteRef) -> Vec<(
             if r.registry != target.registry || r.repository == target.repository {
                 continue;
             }
-            let mut digests: Vec<Digest> = other.manifest.layers().iter().map(|l| l.digest().clone()).collect();
+            let mut digests: Vec<Digest> = other
+                .manifest
+                .layers()
+                .iter()
+                .map(|l| l.digest().clone())
+                .collect();
             digests.push(other.manifest.config().digest().clone());
             out.push((r.repository, digests));
         }
@@ -268,34 +291,7 @@ struct Pusher<'a> {
 
 impl Pusher<'_> {
     fn run(&self, blobs: &[Blob], workers: usize) -> Result<Vec<Outcome>, RegistryError> {
-        let next = AtomicUsize::new(0);
-        let outcomes = Mutex::new(Vec::new());
-        let failed: Mutex<Option<RegistryError>> = Mutex::new(None);
-        std::thread::scope(|s| {
-            for _ in 0..workers.min(blobs.len()) {
-                s.spawn(|| loop {
-                    let at = next.fetch_add(1, Ordering::SeqCst);
-                    if at >= blobs.len() || self.cancel.load(Ordering::SeqCst) {
-                        return;
-                    }
-                    match self.blob(&blobs[at]) {
-                        Ok(o) => outcomes.lock().unwrap_or_else(|e| e.into_inner()).push(o),
-                        Err(e) => {
-                            let mut f = failed.lock().unwrap_or_else(|e| e.into_inner());
-                            if f.is_none() {
-                                *f = Some(e);
-                            }
-                            self.cancel.store(true, Ordering::SeqCst);
-                            return;
-                        }
-                    }
-                });
-            }
-        });
-        match failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
-            Some(e) => Err(e),
-            None => Ok(outcomes.into_inner().unwrap_or_else(|e| e.into_inner())),
-        }
+        super::parallel::each(blobs, workers, &self.cancel, |_, b| self.blob(b))
     }
 
     fn err(&self, b: &Blob, why: String) -> RegistryError {
@@ -307,36 +303,76 @@ impl Pusher<'_> {
         }
     }
 
-    fn send(&self, method: http::Method, path: &str, headers: &[(&str, &str)], payload: Payload) -> Result<http::Response<ureq::Body>, RegistryError> {
-        self.reg.send(method, path, &self.target.repository, Access::Push, headers, payload)
+    fn send(
+        &self,
+        method: http::Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        payload: Payload,
+    ) -> Result<http::Response<ureq::Body>, RegistryError> {
+        self.reg.send(
+            method,
+            path,
+            &self.target.repository,
+            Access::Push,
+            headers,
+            payload,
+        )
+    }
+
+    /// Ask the registry to mount `b` from repository `from`: `Ok(None)`
+    /// when it did, the upload location when it started an upload instead
+    /// (or `Err` for "not possible": then a plain upload follows).
+    fn mount(&self, b: &Blob, from: &str) -> Result<Option<String>, RegistryError> {
+        let repo = &self.target.repository;
+        let resp = self.reg.send(
+            http::Method::POST,
+            &format!("/v2/{repo}/blobs/uploads/?mount={}&from={from}", b.digest),
+            repo,
+            Access::Mount { from },
+            &[("Content-Length", "0")],
+            Payload::Empty,
+        )?;
+        match resp.status().as_u16() {
+            201 => Ok(None),
+            202 => self.location(b, &resp).map(Some),
+            s => Err(self.err(
+                b,
+                format!("mounting from {from}: the registry answered {s}"),
+            )),
+        }
     }
 
     fn blob(&self, b: &Blob) -> Result<Outcome, RegistryError> {
         let repo = &self.target.repository;
-        let resp = self.send(http::Method::HEAD, &format!("/v2/{repo}/blobs/{}", b.digest), &[], Payload::Empty)?;
+        let resp = self.send(
+            http::Method::HEAD,
+            &format!("/v2/{repo}/blobs/{}", b.digest),
+            &[],
+            Payload::Empty,
+        )?;
         if resp.status() == 200 {
             self.progress.layer_reused(b.index, &b.digest);
             return Ok(Outcome::Skipped);
         }
         let mut location = None;
-        for (from, _) in self.mount_from.iter().filter(|(_, ds)| ds.contains(&b.digest)) {
-            let resp = self.send(
-                http::Method::POST,
-                &format!("/v2/{repo}/blobs/uploads/?mount={}&from={from}", b.digest),
-                &[("Content-Length", "0")],
-                Payload::Empty,
-            )?;
-            match resp.status().as_u16() {
-                201 => {
+        for (from, _) in self
+            .mount_from
+            .iter()
+            .filter(|(_, ds)| ds.contains(&b.digest))
+        {
+            match self.mount(b, from) {
+                Ok(None) => {
                     tracing::info!(blob = %b.digest, from = %from, "mounted");
                     self.progress.layer_done(b.index, &b.digest);
                     return Ok(Outcome::Mounted);
                 }
-                202 => {
-                    location = self.location(b, &resp).ok();
+                Ok(Some(l)) => {
+                    location = Some(l);
                     break;
                 }
-                _ => {}
+                // Not readable there, or not allowed: upload it instead.
+                Err(e) => tracing::debug!(blob = %b.digest, from = %from, error = %e, "no mount"),
             }
         }
         let Some(path) = &b.path else {
@@ -353,7 +389,13 @@ impl Pusher<'_> {
                 )?;
                 if resp.status() != 202 {
                     let msg = registry_message(&mut resp);
-                    return Err(self.err(b, format!("starting an upload: the registry answered {}{msg}", resp.status().as_u16())));
+                    return Err(self.err(
+                        b,
+                        format!(
+                            "starting an upload: the registry answered {}{msg}",
+                            resp.status().as_u16()
+                        ),
+                    ));
                 }
                 self.location(b, &resp)?
             }
@@ -367,16 +409,26 @@ impl Pusher<'_> {
                 }
                 let len = CHUNK.min(b.size - sent);
                 let range = format!("{sent}-{}", sent + len - 1);
-                let chunk = read_range(path, sent, len).map_err(super::error::io_ctx(format!("reading {}", path.display())))?;
+                let chunk = read_range(path, sent, len)
+                    .map_err(super::error::io_ctx(format!("reading {}", path.display())))?;
                 let mut resp = self.send(
                     http::Method::PATCH,
                     &location,
-                    &[("Content-Type", "application/octet-stream"), ("Content-Range", &range)],
+                    &[
+                        ("Content-Type", "application/octet-stream"),
+                        ("Content-Range", &range),
+                    ],
                     Payload::Bytes(&chunk),
                 )?;
                 if resp.status() != 202 {
                     let msg = registry_message(&mut resp);
-                    return Err(self.err(b, format!("uploading bytes {range}: the registry answered {}{msg}", resp.status().as_u16())));
+                    return Err(self.err(
+                        b,
+                        format!(
+                            "uploading bytes {range}: the registry answered {}{msg}",
+                            resp.status().as_u16()
+                        ),
+                    ));
                 }
                 location = self.location(b, &resp)?;
                 sent += len;
@@ -385,11 +437,26 @@ impl Pusher<'_> {
         }
         let sep = if location.contains('?') { '&' } else { '?' };
         let url = format!("{location}{sep}digest={}", b.digest);
-        let payload = if sent == 0 { Payload::File(path) } else { Payload::Empty };
-        let mut resp = self.send(http::Method::PUT, &url, &[("Content-Type", "application/octet-stream")], payload)?;
+        let payload = if sent == 0 {
+            Payload::File(path)
+        } else {
+            Payload::Empty
+        };
+        let mut resp = self.send(
+            http::Method::PUT,
+            &url,
+            &[("Content-Type", "application/octet-stream")],
+            payload,
+        )?;
         if resp.status() != 201 {
             let msg = registry_message(&mut resp);
-            return Err(self.err(b, format!("finishing the upload: the registry answered {}{msg}", resp.status().as_u16())));
+            return Err(self.err(
+                b,
+                format!(
+                    "finishing the upload: the registry answered {}{msg}",
+                    resp.status().as_u16()
+                ),
+            ));
         }
         if sent == 0 {
             self.progress.layer_bytes(b.index, b.size);
@@ -399,12 +466,21 @@ impl Pusher<'_> {
     }
 
     /// The upload URL a registry answered with, made absolute.
-    fn location(&self, b: &Blob, resp: &http::Response<ureq::Body>) -> Result<String, RegistryError> {
+    fn location(
+        &self,
+        b: &Blob,
+        resp: &http::Response<ureq::Body>,
+    ) -> Result<String, RegistryError> {
         let loc = resp
             .headers()
             .get(http::header::LOCATION)
             .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| self.err(b, "the registry started an upload but gave no Location".into()))?;
+            .ok_or_else(|| {
+                self.err(
+                    b,
+                    "the registry started an upload but gave no Location".into(),
+                )
+            })?;
         if loc.starts_with("http://") || loc.starts_with("https://") {
             Ok(loc.to_string())
         } else if loc.starts_with('/') {

@@ -155,7 +155,10 @@ pub fn normalise_registry(given: &str) -> String {
 pub fn is_local(host_port: &str) -> bool {
     let host = match host_port.strip_prefix('[') {
         Some(rest) => rest.split(']').next().unwrap_or(rest),
-        None => host_port.rsplit_once(':').map(|(h, _)| h).unwrap_or(host_port),
+        None => host_port
+            .rsplit_once(':')
+            .map(|(h, _)| h)
+            .unwrap_or(host_port),
     };
     host == "localhost" || host == "::1" || host.starts_with("127.")
 }
@@ -175,7 +178,10 @@ mod tests {
         assert_eq!(r.to_string(), "docker.io/team/app:v1");
         assert_eq!(r.store_name(), "team/app:v1");
         let r = RemoteRef::parse("127.0.0.1:5000/a/b:t").unwrap();
-        assert_eq!((r.registry.as_str(), r.repository.as_str()), ("127.0.0.1:5000", "a/b"));
+        assert_eq!(
+            (r.registry.as_str(), r.repository.as_str()),
+            ("127.0.0.1:5000", "a/b")
+        );
         assert_eq!(r.store_name(), "127.0.0.1:5000/a/b:t");
         let hex = "a".repeat(64);
         let r = RemoteRef::parse(&format!("localhost/x@sha256:{hex}")).unwrap();
@@ -193,7 +199,10 @@ mod tests {
         assert!(is_local("[::1]:5000"));
         assert!(!is_local("example.com:5000"));
         assert!(!is_local("docker.io"));
-        assert_eq!(normalise_registry("https://index.docker.io/v1/"), "docker.io");
+        assert_eq!(
+            normalise_registry("https://index.docker.io/v1/"),
+            "docker.io"
+        );
         assert_eq!(normalise_registry("127.0.0.1:5000"), "127.0.0.1:5000");
     }
 }

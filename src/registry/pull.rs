@@ -4,10 +4,10 @@ use anyhow::{Context, Result};
 use isola_core::image::{digest, ImageStore, Platform};
 use isola_core::registry::{self, PullOptions, RemoteRef};
 
-use super::registry_flags::{host_platform, registry_for};
-use super::registry_progress::Report;
-use crate::cli::PullArgs;
+use crate::args::PullArgs;
+use crate::flags::{host_platform, registry_for};
 use crate::output;
+use crate::progress::Report;
 
 pub fn run(store: &ImageStore, args: &PullArgs) -> Result<()> {
     let r = RemoteRef::parse(&args.reference)?;

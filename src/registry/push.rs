@@ -5,9 +5,9 @@ use isola_core::image::media::Compression;
 use isola_core::image::ImageStore;
 use isola_core::registry::{self, PushOptions, RemoteRef};
 
-use super::registry_flags::registry_for;
-use super::registry_progress::Report;
-use crate::cli::{CompressFormat, PushArgs};
+use crate::args::{CompressFormat, PushArgs};
+use crate::flags::registry_for;
+use crate::progress::Report;
 
 pub fn run(store: &ImageStore, args: &PushArgs) -> Result<()> {
     let image = store.get(&args.image)?;

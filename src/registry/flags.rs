@@ -4,7 +4,7 @@
 use anyhow::Result;
 use isola_core::registry::{AuthFiles, ClientOptions, Registry, RemoteRef};
 
-use crate::cli::RegistryFlags;
+use crate::args::RegistryFlags;
 
 pub fn options(flags: &RegistryFlags) -> ClientOptions {
     let mut opts = ClientOptions::new(AuthFiles::locate(flags.authfile.as_deref()));

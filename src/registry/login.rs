@@ -7,8 +7,8 @@ use anyhow::{bail, Context, Result};
 use isola_core::registry::reference::{normalise_registry, DOCKER_HUB};
 use isola_core::registry::{AuthFiles, Credentials, Registry, RemoteRef};
 
-use super::registry_flags::options;
-use crate::cli::{LoginArgs, LogoutArgs};
+use crate::args::{LoginArgs, LogoutArgs};
+use crate::flags::options;
 
 pub fn login(args: &LoginArgs) -> Result<()> {
     let name = normalise_registry(args.registry.as_deref().unwrap_or(DOCKER_HUB));
@@ -38,7 +38,8 @@ pub fn login(args: &LoginArgs) -> Result<()> {
         .map(|r| r.api_host().to_string())
         .unwrap_or_else(|_| name.clone());
     let reg = Registry::new(&name, &host, &opts)?.with_credentials(creds.clone());
-    reg.check_login().with_context(|| format!("logging in to {name}"))?;
+    reg.check_login()
+        .with_context(|| format!("logging in to {name}"))?;
     let path = opts.auth.store(&name, &creds)?;
     eprintln!("Login Succeeded (credentials kept in {})", path.display());
     Ok(())
@@ -48,12 +49,18 @@ pub fn logout(args: &LogoutArgs) -> Result<()> {
     let files = AuthFiles::locate(args.authfile.as_deref());
     if args.all {
         files.remove(None)?;
-        eprintln!("removed every registry's credentials from {}", files.write_to.display());
+        eprintln!(
+            "removed every registry's credentials from {}",
+            files.write_to.display()
+        );
         return Ok(());
     }
     let name = normalise_registry(args.registry.as_deref().unwrap_or(DOCKER_HUB));
     if !files.remove(Some(&name))? {
-        bail!("not logged in to {name} (no credentials for it in {})", files.write_to.display());
+        bail!(
+            "not logged in to {name} (no credentials for it in {})",
+            files.write_to.display()
+        );
     }
     eprintln!("Removed login credentials for {name}");
     Ok(())

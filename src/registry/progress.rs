@@ -69,29 +69,49 @@ impl Progress for Report {
             } else {
                 String::new()
             };
-            self.line(format!("{}: {} {}{resumed}", digest::short(d), self.verb.to_lowercase(), output::size(size)));
+            self.line(format!(
+                "{}: {} {}{resumed}",
+                digest::short(d),
+                self.verb.to_lowercase(),
+                output::size(size)
+            ));
             return;
         };
         let bar = mp.add(ProgressBar::new(size));
         bar.set_style(
-            ProgressStyle::with_template("{prefix}: {msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "{prefix}: {msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
         );
         bar.set_prefix(digest::short(d).to_string());
         bar.set_message(self.verb);
         bar.set_position(resumed_from);
-        self.active.lock().unwrap_or_else(|e| e.into_inner()).insert(index, bar);
+        self.active
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(index, bar);
     }
 
     fn layer_bytes(&self, index: usize, bytes: u64) {
-        if let Some(bar) = self.active.lock().unwrap_or_else(|e| e.into_inner()).get(&index) {
+        if let Some(bar) = self
+            .active
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&index)
+        {
             bar.inc(bytes);
         }
     }
 
     fn layer_done(&self, index: usize, d: &Digest) {
-        if let Some(bar) = self.active.lock().unwrap_or_else(|e| e.into_inner()).remove(&index) {
+        if let Some(bar) = self
+            .active
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&index)
+        {
             bar.finish_and_clear();
         }
         self.line(format!("{}: done", digest::short(d)));

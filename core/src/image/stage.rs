@@ -214,13 +214,16 @@ impl<'a> Stage<'a> {
     /// check its digest and size, as `skopeo copy` to an OCI layout does
     /// (`isola pull --fetch-only`, which the benchmark times against it).
     pub fn verify_only<R: Read>(&self, reader: R, want: &Expect) -> Result<Verified, ImageError> {
-        let (_, got_digest, got_size) = HashingReader::new(reader).drain().map_err(|e| ImageError::Layer {
-            image: self.label.to_string(),
-            index: want.index,
-            count: want.count,
-            digest: want.shown.to_string(),
-            source: UnpackError::Read(e),
-        })?;
+        let (_, got_digest, got_size) =
+            HashingReader::new(reader)
+                .drain()
+                .map_err(|e| ImageError::Layer {
+                    image: self.label.to_string(),
+                    index: want.index,
+                    count: want.count,
+                    digest: want.shown.to_string(),
+                    source: UnpackError::Read(e),
+                })?;
         self.check_blob(want, &got_digest, got_size)?;
         Ok(Verified {
             digest: got_digest,
@@ -231,7 +234,12 @@ impl<'a> Stage<'a> {
     }
 
     /// The blob's size and digest against what the manifest says.
-    fn check_blob(&self, want: &Expect, got_digest: &Digest, got_size: u64) -> Result<(), ImageError> {
+    fn check_blob(
+        &self,
+        want: &Expect,
+        got_digest: &Digest,
+        got_size: u64,
+    ) -> Result<(), ImageError> {
         let (index, count, shown) = (want.index, want.count, want.shown);
         if let Some(want_size) = want.size.filter(|s| *s != got_size) {
             return Err(self.invalid(format!(

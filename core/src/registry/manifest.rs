@@ -58,7 +58,7 @@ pub fn resolve(
         Parsed::Manifest(_) => top,
     };
     let manifest = match parse(&fetched).map_err(invalid)? {
-        Parsed::Manifest(m) => m,
+        Parsed::Manifest(m) => *m,
         Parsed::Index(_) => {
             return Err(invalid(format!(
                 "the index entry for {platform} ({}) is another index",
@@ -70,8 +70,8 @@ pub fn resolve(
 }
 
 pub enum Parsed {
-    Index(ImageIndex),
-    Manifest(ImageManifest),
+    Index(Box<ImageIndex>),
+    Manifest(Box<ImageManifest>),
 }
 
 /// What a manifest body is, by its media type. Untrusted bytes: any input
@@ -86,7 +86,7 @@ pub fn parse(f: &Fetched) -> Result<Parsed, String> {
     if f.media_type == OCI_INDEX || f.media_type == DOCKER_LIST {
         let index: ImageIndex = serde_json::from_slice(&f.bytes)
             .map_err(|e| format!("the image index {what} is not valid ({e})"))?;
-        return Ok(Parsed::Index(index));
+        return Ok(Parsed::Index(Box::new(index)));
     }
     let manifest: ImageManifest = serde_json::from_slice(&f.bytes)
         .map_err(|e| format!("manifest {what} is not a valid image manifest ({e})"))?;
@@ -95,7 +95,7 @@ pub fn parse(f: &Fetched) -> Result<Parsed, String> {
             "manifest {what} says it is an index but has no manifests"
         ));
     }
-    Ok(Parsed::Manifest(manifest))
+    Ok(Parsed::Manifest(Box::new(manifest)))
 }
 
 fn pick<'a>(index: &'a ImageIndex, want: &Platform) -> Option<&'a Descriptor> {

@@ -7,7 +7,6 @@ use std::io::Write;
 use anyhow::{bail, Context, Result};
 use isola_bench::distribution::image::{self, Recipe};
 use isola_bench::distribution::{self, registry, DistributionPlan};
-use isola_bench::report;
 use isola_bench::results::Results;
 use isola_core::Root;
 
@@ -76,11 +75,7 @@ pub fn run(root: &Root, args: &DistributionArgs) -> Result<()> {
         errors,
         ..Results::default()
     };
-    for (title, header, rows) in report::tables::render(&results) {
-        eprintln!("\n{title}");
-        let header: Vec<&str> = header.iter().map(String::as_str).collect();
-        crate::output::table_to(&mut std::io::stderr(), &header, &rows);
-    }
+    super::tables_to_stderr(&results);
     if args.json {
         // The parts of results.json this measured, under the same names.
         crate::output::json(&serde_json::json!({

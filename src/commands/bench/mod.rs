@@ -191,6 +191,15 @@ pub fn run(root: &Root, args: &BenchArgs) -> Result<()> {
 
 /// This isola's own binary on `root`: what the benchmark starts sandboxes
 /// with, as a user would.
+/// The tables of what a dimension of its own measured, for people.
+fn tables_to_stderr(results: &isola_bench::results::Results) {
+    for (title, header, rows) in isola_bench::report::tables::render(results) {
+        eprintln!("\n{title}");
+        let header: Vec<&str> = header.iter().map(String::as_str).collect();
+        crate::output::table_to(&mut std::io::stderr(), &header, &rows);
+    }
+}
+
 fn isola_cli(root: &Root) -> Result<IsolaCli> {
     Ok(IsolaCli {
         exe: std::env::current_exe().context("finding isola's own binary")?,

@@ -63,9 +63,7 @@ pub fn run(root: &Root, args: &DistributionArgs) -> Result<()> {
     // Every run's store, registry storage and directory: removed at once,
     // after the runs (docs/benchmarks.md says why not between them).
     drop(work);
-    if isola_bench::interrupt::interrupted() {
-        isola_bench::interrupt::end_if_interrupted();
-    }
+    isola_bench::interrupt::end_if_interrupted();
     eprintln!();
     let mut errors = not_run;
     errors.extend(outcome.errors);

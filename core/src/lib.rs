@@ -4,6 +4,7 @@
 //! small pieces around them (explain, terminal, user lookup).
 
 pub mod backend;
+pub mod build;
 pub mod explain;
 pub mod fsutil;
 pub mod id;

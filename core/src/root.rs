@@ -81,6 +81,12 @@ impl Root {
         self.dir.join("tmp")
     }
 
+    /// `build-cache/<key hex>.json`: the layer a build step made, kept as
+    /// long as an image built with it is.
+    pub fn build_cache(&self) -> PathBuf {
+        self.dir.join("build-cache")
+    }
+
     /// The VM backend's guest root filesystems, `<image digest hex>-<id>.cpio`.
     pub fn vm_rootfs(&self) -> PathBuf {
         self.dir.join("vm/rootfs")

@@ -1,6 +1,7 @@
 //! One module per subcommand; each turns its arguments into library calls.
 
 mod attach;
+mod build;
 pub(crate) mod bench;
 mod du;
 mod exec;
@@ -68,6 +69,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Shim(args) => return Ok(crate::shim::main(&root, args)),
         Command::Images(a) => images::run(&store()?, a.json.json, a.digests),
         Command::Registry(_) => return registry::exec(),
+        Command::Build(args) => return build::run(&root, args),
         Command::Import(args) => import::run(&store()?, args),
         Command::Inspect { image } => match isola_core::instance::find(&root, image) {
             Ok(state) => inspect::sandbox(&root, &state),

@@ -13,6 +13,18 @@ pub enum RegistryCommand {
     Login(LoginArgs),
     /// Log out of a registry
     Logout(LogoutArgs),
+    /// Fetch a URL into a file (isola build's `ADD URL`)
+    #[command(hide = true)]
+    FetchUrl(FetchUrlArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct FetchUrlArgs {
+    /// Where to write what the URL holds
+    #[arg(long, value_name = "FILE")]
+    pub output: PathBuf,
+    #[arg(value_name = "URL")]
+    pub url: String,
 }
 
 /// How registry commands connect and authenticate (podman's flags).

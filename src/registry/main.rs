@@ -52,6 +52,13 @@ fn run(cli: &Cli) -> Result<()> {
         RegistryCommand::Push(a) => push::run(&store()?, a),
         RegistryCommand::Login(a) => login::login(a),
         RegistryCommand::Logout(a) => login::logout(a),
+        RegistryCommand::FetchUrl(a) => {
+            let opts = isola_core::registry::client::ClientOptions::new(
+                isola_core::registry::authfile::AuthFiles::locate(None),
+            );
+            isola_core::registry::download::download(&a.url, &a.output, &opts)?;
+            Ok(())
+        }
     }
 }
 

@@ -3,3 +3,31 @@
 //! (RUN in a sandbox of a backend, COPY and ADD on an overlay of those
 //! layers), and each change becomes a layer in the store, with a cache
 //! keyed the way kaniko and buildah key theirs.
+
+pub(crate) mod cache;
+mod commit;
+pub mod config;
+mod error;
+mod exec;
+mod layer;
+mod layer_ref;
+pub mod mount;
+mod plan;
+mod settings;
+
+pub use error::BuildError;
+pub use exec::{build, BuildOptions, Built, Driver};
+pub use layer_ref::LayerRef;
+
+use oci_spec::image::Digest;
+
+use crate::image::{ImageError, ImageStore};
+
+/// Collect the images a build's tags moved away from (see
+/// [`Built::orphaned`]), once the build no longer holds the store.
+pub fn collect(store: &ImageStore, orphaned: &[Digest]) -> Result<(), ImageError> {
+    if orphaned.is_empty() {
+        return Ok(());
+    }
+    store.collect_orphan(&orphaned.first().cloned())
+}

@@ -125,6 +125,10 @@ fn collect(store: &ImageStore, catalog: &Catalog, out: &mut Removed) -> Result<(
             live_layers.insert(layer.diff_id.digest().to_string());
         }
     }
+    // Build cache entries keep the layers of the images built with them
+    // (a multi-stage build's other stages); the rest go now.
+    crate::build::cache::collect(root, &live_images, &mut live_layers, &mut live_blobs)
+        .map_err(io_ctx("collecting the build cache"))?;
     for entry in fs::read_dir(root.blobs()).map_err(io_ctx("listing blobs"))? {
         let entry = entry.map_err(io_ctx("listing blobs"))?;
         let name = entry.file_name().to_string_lossy().into_owned();

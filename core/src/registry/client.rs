@@ -450,7 +450,7 @@ pub fn describe(e: &ureq::Error) -> String {
     }
 }
 
-fn tls_config(host: &str, opts: &ClientOptions) -> Result<TlsConfig, RegistryError> {
+pub(crate) fn tls_config(host: &str, opts: &ClientOptions) -> Result<TlsConfig, RegistryError> {
     if !opts.tls_verify {
         return Ok(TlsConfig::builder().disable_verification(true).build());
     }

@@ -5,6 +5,7 @@
 pub mod authfile;
 mod challenge;
 pub mod client;
+pub mod download;
 mod error;
 pub mod manifest;
 mod parallel;

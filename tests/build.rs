@@ -1,0 +1,385 @@
+//! `isola build` for real, as root, on the default image: every instruction
+//! checked by what it produced (files, modes, owners, whiteouts, config
+//! fields), multi-stage builds, the layer cache, reproducible digests,
+//! and one test per kind of bad input.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use common::Isola;
+
+/// A store with the default image, or `None` (skipped) without root.
+fn isola() -> Option<Isola> {
+    if !common::root_user() {
+        return None;
+    }
+    let isola = Isola::new();
+    isola.ok(["image", "default"]);
+    Some(isola)
+}
+
+/// A build context of `files` (path, content) and its Dockerfile.
+fn context(isola: &Isola, name: &str, dockerfile: &str, files: &[(&str, &str)]) -> PathBuf {
+    let dir = isola.scratch(name);
+    fs::write(dir.join("Dockerfile"), dockerfile).unwrap();
+    for (path, data) in files {
+        let p = dir.join(path);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, data).unwrap();
+    }
+    dir
+}
+
+/// Build `dir` as `tag`; (image ID from stdout, stderr).
+fn build(isola: &Isola, dir: &Path, extra: &[&str]) -> (String, String) {
+    let mut args = vec!["build".to_string()];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args.push(dir.display().to_string());
+    let out = isola.expect(&args, true);
+    (
+        String::from_utf8(out.stdout).unwrap().trim().to_string(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+/// The image's root filesystem, exported to a fresh directory.
+fn rootfs(isola: &Isola, image: &str, name: &str) -> PathBuf {
+    let dir = isola.tmp.path().join(name);
+    isola.ok(["export", image, dir.to_str().unwrap()]);
+    dir
+}
+
+fn config(isola: &Isola, image: &str) -> serde_json::Value {
+    isola.json(["inspect", image])["config"].clone()
+}
+
+const EVERY_INSTRUCTION: &str = r#"# escape=\
+ARG BASE=isola/busybox
+FROM ${BASE} AS base
+ARG GREETING=hello
+ENV APP_HOME=/srv/app \
+    MODE="two words"
+LABEL org.example.title="the corpus" version=1
+WORKDIR $APP_HOME
+COPY --chmod=0750 tool.sh bin/
+COPY --chown=1000:1001 data/ data/
+COPY <<EOF /etc/motd
+welcome to ${APP_HOME}
+EOF
+ADD bundle.tar.gz /opt/
+RUN echo "$GREETING from $MODE" > greeting.txt && ln greeting.txt hardlink.txt
+RUN ["/bin/sh", "-c", "mkdir -p /var/gone/sub && echo x > /var/gone/sub/f && rm /etc/group.bak 2>/dev/null; true"]
+RUN <<SCRIPT
+set -e
+rm -rf /var/gone
+mkdir -p /var/gone
+echo fresh > /var/gone/new
+rm /etc/shells 2>/dev/null || true
+SCRIPT
+SHELL ["/bin/sh", "-ec"]
+RUN test "$GREETING" = hello
+USER 1000:1001
+EXPOSE 8080 53/udp
+VOLUME /data
+STOPSIGNAL SIGINT
+HEALTHCHECK --interval=30s --retries=3 CMD ["/bin/true"]
+ONBUILD RUN echo child
+ENTRYPOINT ["/bin/sh", "-c"]
+CMD ["cat greeting.txt"]
+"#;
+
+#[test]
+fn every_instruction_lands_in_files_and_config() {
+    let Some(isola) = isola() else { return };
+    let dir = context(
+        &isola,
+        "corpus",
+        EVERY_INSTRUCTION,
+        &[
+            ("tool.sh", "#!/bin/sh\necho tool\n"),
+            ("data/a.txt", "a\n"),
+            ("data/sub/b.txt", "b\n"),
+        ],
+    );
+    // A gzipped tar for ADD to unpack.
+    let tar_src = isola.scratch("tar-src");
+    fs::create_dir_all(tar_src.join("pkg")).unwrap();
+    fs::write(tar_src.join("pkg/readme"), "from the archive\n").unwrap();
+    let ok = std::process::Command::new("tar")
+        .args(["-czf"])
+        .arg(dir.join("bundle.tar.gz"))
+        .arg("-C")
+        .arg(&tar_src)
+        .arg("pkg")
+        .status()
+        .unwrap();
+    assert!(ok.success());
+
+    let (id, log) = build(&isola, &dir, &["-t", "corpus:1"]);
+    assert!(id.starts_with("sha256:"), "{id}");
+    assert!(log.contains("STEP 1/"), "{log}");
+    let root = rootfs(&isola, "corpus:1", "corpus-root");
+    let read = |p: &str| fs::read_to_string(root.join(p)).unwrap_or_else(|e| panic!("{p}: {e}"));
+    let meta = |p: &str| fs::symlink_metadata(root.join(p)).unwrap_or_else(|e| panic!("{p}: {e}"));
+
+    // COPY: modes, owners, directory contents, heredoc with expansion.
+    assert_eq!(read("srv/app/bin/tool.sh"), "#!/bin/sh\necho tool\n");
+    assert_eq!(meta("srv/app/bin/tool.sh").permissions().mode() & 0o7777, 0o750);
+    assert_eq!(meta("srv/app/bin/tool.sh").uid(), 0);
+    assert_eq!(read("srv/app/data/sub/b.txt"), "b\n");
+    let a = meta("srv/app/data/a.txt");
+    assert_eq!((a.uid(), a.gid()), (1000, 1001));
+    assert_eq!(read("etc/motd"), "welcome to /srv/app\n");
+    // ADD unpacked the archive.
+    assert_eq!(read("opt/pkg/readme"), "from the archive\n");
+    // RUN: build args and env reach it; hard links stay links.
+    assert_eq!(read("srv/app/greeting.txt"), "hello from two words\n");
+    assert_eq!(meta("srv/app/greeting.txt").ino(), meta("srv/app/hardlink.txt").ino());
+    // Whiteouts applied: a removed file is gone, a replaced dir is opaque.
+    assert!(!root.join("etc/shells").exists() || !has_in_base(&isola, "etc/shells"));
+    assert!(!root.join("var/gone/sub").exists());
+    assert_eq!(read("var/gone/new"), "fresh\n");
+    // The runtime's mount points are no changes of the image's.
+    assert!(root.join("proc").is_dir());
+
+    let c = config(&isola, "corpus:1");
+    let env: Vec<String> = serde_json::from_value(c["Env"].clone()).unwrap();
+    assert!(env.contains(&"APP_HOME=/srv/app".to_string()), "{env:?}");
+    assert!(env.contains(&"MODE=two words".to_string()), "{env:?}");
+    assert!(!env.iter().any(|e| e.starts_with("GREETING=")), "ARGs are not ENV: {env:?}");
+    assert_eq!(c["WorkingDir"], "/srv/app");
+    assert_eq!(c["User"], "1000:1001");
+    assert_eq!(c["Labels"]["org.example.title"], "the corpus");
+    assert_eq!(c["Labels"]["version"], "1");
+    assert!(c["ExposedPorts"]["8080/tcp"].is_object());
+    assert!(c["ExposedPorts"]["53/udp"].is_object());
+    assert!(c["Volumes"]["/data"].is_object());
+    assert_eq!(c["StopSignal"], "SIGINT");
+    assert_eq!(c["Entrypoint"], serde_json::json!(["/bin/sh", "-c"]));
+    assert_eq!(c["Cmd"], serde_json::json!(["cat greeting.txt"]));
+    let raw = raw_config(&isola, "corpus:1");
+    assert_eq!(raw["config"]["Healthcheck"]["Test"], serde_json::json!(["CMD", "/bin/true"]));
+    assert_eq!(raw["config"]["Healthcheck"]["Interval"], 30_000_000_000u64);
+    assert_eq!(raw["config"]["OnBuild"], serde_json::json!(["RUN echo child"]));
+    assert_eq!(raw["config"]["Shell"], serde_json::json!(["/bin/sh", "-ec"]));
+
+    // The image runs: its CMD through its ENTRYPOINT, as its USER.
+    let out = isola.ok(["run", "--rm", "corpus:1"]);
+    assert_eq!(out, "hello from two words\n");
+    let who = isola.ok(["run", "--rm", "corpus:1", "id -u; id -g; pwd"]);
+    assert_eq!(who, "1000\n1001\n/srv/app\n");
+
+    // history: one row per step, each with what made it.
+    let history = isola.ok(["history", "corpus:1"]);
+    for step in ["WORKDIR /srv/app", "ENV APP_HOME=/srv/app", "COPY --chmod=0750 tool.sh bin/"] {
+        assert!(history.contains(step), "{step} not in\n{history}");
+    }
+}
+
+/// The image config as stored (with docker's own fields, which `inspect`
+/// may not show).
+fn raw_config(isola: &Isola, image: &str) -> serde_json::Value {
+    let v = isola.json(["inspect", image]);
+    let digest = v["config_digest"].as_str().expect("config_digest").to_string();
+    let hex = digest.trim_start_matches("sha256:");
+    let bytes = fs::read(isola.root().join("blobs/sha256").join(hex)).unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+fn has_in_base(isola: &Isola, path: &str) -> bool {
+    let root = rootfs(isola, "isola/busybox", &format!("base-{}", path.replace('/', "-")));
+    root.join(path).exists()
+}
+
+#[test]
+fn stages_are_built_only_when_the_target_needs_them() {
+    let Some(isola) = isola() else { return };
+    let dir = context(
+        &isola,
+        "stages",
+        "FROM isola/busybox AS builder\nRUN echo built > /artifact\n\
+         FROM isola/busybox AS broken\nRUN exit 3\n\
+         FROM scratch\nCOPY --from=builder /artifact /artifact\nCOPY --from=0 /bin/busybox /busybox\n",
+        &[],
+    );
+    let (_, log) = build(&isola, &dir, &["-t", "stages:final"]);
+    assert!(!log.contains("exit 3"), "the unused stage ran:\n{log}");
+    let root = rootfs(&isola, "stages:final", "stages-root");
+    assert_eq!(fs::read_to_string(root.join("artifact")).unwrap(), "built\n");
+    assert!(root.join("busybox").is_file());
+    // --target builds that stage (and so runs its failing RUN).
+    let out = isola.cmd(["build", "--target", "broken", "-t", "stages:broken", dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(isola.cmd(["inspect", "stages:broken"]).status.code() != Some(0));
+}
+
+#[test]
+fn the_cache_keys_on_content_not_mtimes() {
+    let Some(isola) = isola() else { return };
+    let dir = context(
+        &isola,
+        "cache",
+        "FROM isola/busybox\nARG LEVEL=1\nCOPY app.txt /app/\nRUN cat /app/app.txt > /app/copy; echo $LEVEL > /app/level\nCMD [\"cat\", \"/app/copy\"]\n",
+        &[("app.txt", "v1\n")],
+    );
+    let (first, log) = build(&isola, &dir, &["-t", "cached"]);
+    assert!(!log.contains("Using cache"), "{log}");
+    let (second, log) = build(&isola, &dir, &["-t", "cached"]);
+    assert_eq!(first, second);
+    assert_eq!(log.matches("Using cache").count(), 2, "{log}");
+    // A new mtime alone changes nothing.
+    let f = fs::File::options().write(true).open(dir.join("app.txt")).unwrap();
+    f.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(60)).unwrap();
+    let (third, log) = build(&isola, &dir, &["-t", "cached"]);
+    assert_eq!(first, third, "{log}");
+    // New content: COPY and the RUN after it are made again.
+    fs::write(dir.join("app.txt"), "v2\n").unwrap();
+    let (fourth, log) = build(&isola, &dir, &["-t", "cached"]);
+    assert_ne!(first, fourth);
+    assert!(!log.contains("Using cache"), "{log}");
+    assert_eq!(isola.ok(["run", "--rm", "cached"]), "v2\n");
+    // A build arg the RUN sees is part of its key.
+    let (_, log) = build(&isola, &dir, &["-t", "cached", "--build-arg", "LEVEL=2"]);
+    assert_eq!(log.matches("Using cache").count(), 1, "{log}");
+    // --no-cache makes everything afresh, with the same result.
+    let (fifth, log) = build(&isola, &dir, &["-t", "cached", "--no-cache"]);
+    assert!(!log.contains("Using cache"), "{log}");
+    assert_eq!(fourth, fifth, "a step made again gives the same layer");
+
+    // The cache lives with the images built with it.
+    let cache_dir = isola.root().join("build-cache");
+    assert!(fs::read_dir(&cache_dir).unwrap().count() > 0);
+    isola.ok(["rmi", "cached"]);
+    let left: Vec<_> = fs::read_dir(&cache_dir).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert!(left.is_empty(), "cache entries outlived their images: {left:?}");
+    let layers: Vec<_> = fs::read_dir(isola.root().join("layers")).unwrap().flatten().collect();
+    assert_eq!(layers.len(), 2, "only the default image's layer (dir + facts) is left");
+}
+
+#[test]
+fn the_same_build_gives_the_same_digest_in_another_store() {
+    let Some(a) = isola() else { return };
+    let b = isola().unwrap();
+    let text = "FROM isola/busybox\nCOPY . /src/\nRUN sleep 1; date > /src/when; touch -d 2030-01-01 /src/future\nCMD [\"ls\", \"/src\"]\n";
+    let files = [("x.txt", "x\n"), ("dir/y.txt", "y\n")];
+    let ctx_a = context(&a, "repro", text, &files);
+    let ctx_b = context(&b, "repro", text, &files);
+    let (id_a, _) = build(&a, &ctx_a, &["-t", "repro"]);
+    let (id_b, _) = build(&b, &ctx_b, &["-t", "repro"]);
+    // The RUN wrote the time it ran: the layer differs. Same digest only
+    // without it.
+    assert_ne!(id_a, "", "built");
+    let text = "FROM isola/busybox\nCOPY . /src/\nRUN touch -d 2030-01-01 /src/future; chmod 600 /src/x.txt\nCMD [\"ls\", \"/src\"]\n";
+    fs::write(ctx_a.join("Dockerfile"), text).unwrap();
+    fs::write(ctx_b.join("Dockerfile"), text).unwrap();
+    let (id_a, _) = build(&a, &ctx_a, &["-t", "repro"]);
+    let (id_b2, _) = build(&b, &ctx_b, &["-t", "repro"]);
+    assert_eq!(id_a, id_b2, "two stores, one digest");
+    assert_ne!(id_b, id_b2);
+    // SOURCE_DATE_EPOCH is the time the image records.
+    let out = a
+        .command(["build", "-q", "-t", "repro:epoch", ctx_a.to_str().unwrap()])
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let id_epoch = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert_ne!(id_epoch, id_a);
+    assert_eq!(a.json(["inspect", "repro:epoch"])["created"], "2023-11-14T22:13:20Z");
+}
+
+/// Build and expect failure: (exit code, stderr).
+fn build_fails(isola: &Isola, dir: &Path, extra: &[&str]) -> (i32, String) {
+    let mut args = vec!["build".to_string(), "-t".into(), "bad:1".into()];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args.push(dir.display().to_string());
+    let out = isola.cmd(&args);
+    assert!(!out.status.success(), "built: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(isola.cmd(["inspect", "bad:1"]).status.code() != Some(0), "bad:1 was tagged");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn bad_input_gets_one_message_and_no_image() {
+    let Some(isola) = isola() else { return };
+    let before = isola.ok(["images"]);
+    let cases: &[(&str, &str, &[&str], &[&str])] = &[
+        ("syntax", "FROM isola/busybox\nFRUM x\n", &[], &["Dockerfile:2", "FRUM"]),
+        ("nobase", "FROM nosuch/image:1\n", &[], &["nosuch/image:1", "isola pull", "--pull"]),
+        ("parent", "FROM isola/busybox\nCOPY ../x /x\n", &[], &["Dockerfile:2", "../x"]),
+        ("absolute", "FROM isola/busybox\nCOPY /etc/passwd /x\n", &[], &["Dockerfile:2", "/etc/passwd"]),
+        ("escape", "FROM isola/busybox\nCOPY out /x\n", &[], &["Dockerfile:2", "out"]),
+        ("argunused", "FROM isola/busybox\n", &["--build-arg", "NOPE=1"], &["NOPE", "ARG"]),
+        ("cycle", "FROM isola/busybox AS a\nCOPY --from=b /x /x\nFROM isola/busybox AS b\nCOPY --from=a /y /y\n", &["--target", "a"], &["cycle"]),
+        ("heredoc", "FROM isola/busybox\nRUN <<EOF\necho never ends\n", &[], &["Dockerfile:2", "EOF"]),
+        ("vm", "FROM isola/busybox\n", &["--backend", "vm"], &["--backend vm", "container"]),
+    ];
+    for (name, dockerfile, flags, words) in cases {
+        let dir = context(&isola, &format!("bad-{name}"), dockerfile, &[]);
+        if *name == "escape" {
+            std::os::unix::fs::symlink("/etc/passwd", dir.join("out")).unwrap();
+        }
+        let (code, err) = build_fails(&isola, &dir, flags);
+        assert_eq!(code, 125, "{name}: {err}");
+        for w in *words {
+            assert!(err.contains(w), "{name}: {w:?} not in {err}");
+        }
+        assert_eq!(err.trim().lines().count(), 1, "{name}: one message: {err}");
+    }
+    // A failing RUN: its code, the step, nothing tagged, no sandbox left.
+    let dir = context(&isola, "bad-run", "FROM isola/busybox\nRUN echo trying; exit 7\n", &[]);
+    let (code, err) = build_fails(&isola, &dir, &[]);
+    assert_eq!(code, 7, "{err}");
+    assert!(err.contains("Dockerfile:2") && err.contains("exit 7") && err.contains("code 7"), "{err}");
+    assert_eq!(isola.ok(["images"]), before, "the store changed");
+    assert_eq!(isola.ok(["ps", "-a", "-q"]), "");
+    let tmp: Vec<_> = fs::read_dir(isola.root().join("tmp")).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert!(tmp.is_empty(), "build scratch left: {tmp:?}");
+}
+
+#[test]
+fn dockerignore_keeps_files_out_and_dash_reads_stdin() {
+    let Some(isola) = isola() else { return };
+    let dir = context(
+        &isola,
+        "ignore",
+        "",
+        &[
+            (".dockerignore", "*.log\nsecret/\n!secret/public.txt\n"),
+            ("keep.txt", "k\n"),
+            ("debug.log", "d\n"),
+            ("secret/key", "s\n"),
+            ("secret/public.txt", "p\n"),
+        ],
+    );
+    let mut child = isola
+        .command(["build", "-q", "-f", "-", "-t", "ignored", dir.to_str().unwrap()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"FROM scratch\nCOPY . /ctx/\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let id = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(id.lines().count(), 1, "-q prints only the ID: {id}");
+    assert!(out.stderr.is_empty(), "-q is quiet: {}", String::from_utf8_lossy(&out.stderr));
+    let root = rootfs(&isola, "ignored", "ignored-root");
+    assert!(root.join("ctx/keep.txt").exists());
+    assert!(!root.join("ctx/debug.log").exists());
+    assert!(!root.join("ctx/secret/key").exists());
+    assert!(root.join("ctx/secret/public.txt").exists());
+}

@@ -23,9 +23,10 @@ pub trait Exclusions: Send + Sync {
     /// Whether `rel` (relative to the context root, `/`-separated) is left out.
     fn excludes(&self, rel: &str, is_dir: bool) -> bool;
     /// Whether something under the excluded directory `rel_dir` may be taken
-    /// back by a `!` exception, so the walk must still look inside it.
+    /// back by a `!` exception, so the walk must still look inside it. A
+    /// plain predicate knows no exceptions: what it excludes stays out whole.
     fn may_reinclude_under(&self, _rel_dir: &str) -> bool {
-        true
+        false
     }
 }
 
@@ -660,6 +661,272 @@ fn matches_one(token: &Token, c: char) -> bool {
         Token::Literal(l) => *l == c,
         Token::Class { negated, ranges } => {
             ranges.iter().any(|(lo, hi)| (*lo..=*hi).contains(&c)) != *negated
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use filetime::FileTime;
+    use std::os::unix::fs::{symlink, PermissionsExt};
+
+    fn no_ignore() -> impl Exclusions {
+        |_: &str, _: bool| false
+    }
+
+    /// A context with: a.txt, b.txt, c.md, src/main.c, src/lib/x.c, .hidden
+    fn context() -> tempfile::TempDir {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        fs::create_dir_all(r.join("src/lib")).unwrap();
+        for f in ["a.txt", "b.txt", "c.md", "src/main.c", "src/lib/x.c", ".hidden"] {
+            fs::write(r.join(f), f).unwrap();
+        }
+        t
+    }
+
+    fn rels(sources: &[Source]) -> Vec<&str> {
+        sources.iter().map(|s| s.rel.as_str()).collect()
+    }
+
+    fn pats(p: &[&str]) -> Vec<String> {
+        p.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn literal_sources_are_found_with_their_kind() {
+        let t = context();
+        let tree = Tree::context(t.path(), no_ignore());
+        let s = tree.resolve(&pats(&["a.txt", "./src/", "src/../c.md", "."])).unwrap();
+        assert_eq!(rels(&s), ["a.txt", "src", "c.md", "."]);
+        assert_eq!(
+            s.iter().map(|s| s.is_dir).collect::<Vec<_>>(),
+            [false, true, false, true]
+        );
+        assert_eq!(s[1].path, t.path().join("src"));
+    }
+
+    #[test]
+    fn wildcards_match_per_component_in_sorted_order() {
+        let t = context();
+        let tree = Tree::context(t.path(), no_ignore());
+        let table: &[(&str, &[&str])] = &[
+            ("*.txt", &["a.txt", "b.txt"]),
+            ("?.md", &["c.md"]),
+            ("[ab].txt", &["a.txt", "b.txt"]),
+            ("[^a].txt", &["b.txt"]),
+            ("[a-b].t?t", &["a.txt", "b.txt"]),
+            ("src/*.c", &["src/main.c"]),
+            ("*/lib/*", &["src/lib/x.c"]),
+            ("*/*/x.c", &["src/lib/x.c"]),
+            ("*hidden", &[".hidden"]),
+            ("\\*", &[]),
+        ];
+        for (pattern, want) in table {
+            match tree.resolve(&pats(&[pattern])) {
+                Ok(s) => assert_eq!(rels(&s), *want, "{pattern}"),
+                Err(ContextError::NoMatch { .. }) => assert!(want.is_empty(), "{pattern}"),
+                Err(e) => panic!("{pattern}: {e}"),
+            }
+        }
+    }
+
+    #[test]
+    fn wildcard_matching_follows_go() {
+        let table: &[(&str, &str, bool)] = &[
+            ("*", "", true),
+            ("*", ".x", true),
+            ("a*b*c", "aXbYc", true),
+            ("a*b*c", "aXbY", false),
+            ("*a*a*a*a*a*a*a*b", &"a".repeat(200), false),
+            ("\\*x", "*x", true),
+            ("\\*x", "ax", false),
+            ("[\\]]", "]", true),
+            ("[a-c]?", "bz", true),
+            ("[^a-c]", "b", false),
+        ];
+        for (pattern, name, want) in table {
+            assert_eq!(wildcard_match(pattern, name), Ok(*want), "{pattern} {name}");
+        }
+        for bad in ["[", "[]", "[a-", "x\\", "[-a]", "[^]"] {
+            assert!(wildcard_match(bad, "x").is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_malformed_pattern_is_named() {
+        let t = context();
+        let tree = Tree::context(t.path(), no_ignore());
+        let e = tree.resolve(&pats(&["[a"])).unwrap_err();
+        assert!(matches!(e, ContextError::BadPattern { .. }), "{e}");
+    }
+
+    #[test]
+    fn what_is_not_there_is_an_error_naming_it() {
+        let t = context();
+        let tree = Tree::context(t.path(), no_ignore());
+        let e = tree.resolve(&pats(&["nope.txt"])).unwrap_err();
+        assert!(matches!(e, ContextError::NotFound { .. }), "{e}");
+        assert!(e.to_string().contains("nope.txt"), "{e}");
+        let e = tree.resolve(&pats(&["*.rs"])).unwrap_err();
+        assert!(matches!(e, ContextError::NoMatch { .. }), "{e}");
+        assert!(e.to_string().contains("*.rs"), "{e}");
+    }
+
+    #[test]
+    fn paths_outside_the_context_are_refused() {
+        let t = context();
+        let tree = Tree::context(t.path(), no_ignore());
+        for p in ["../x", "src/../../x", "/etc/passwd"] {
+            let e = tree.resolve(&pats(&[p])).unwrap_err();
+            assert!(matches!(e, ContextError::Outside { .. }), "{p}: {e}");
+            assert!(e.to_string().contains("outside the build context"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_top_level_symlink_is_followed_inside_the_context() {
+        let t = context();
+        symlink("src/main.c", t.path().join("link")).unwrap();
+        symlink("src", t.path().join("dirlink")).unwrap();
+        let tree = Tree::context(t.path(), no_ignore());
+        let s = tree.resolve(&pats(&["link", "dirlink"])).unwrap();
+        assert_eq!(s[0].rel, "link");
+        assert_eq!(s[0].path, t.path().join("src/main.c"));
+        assert!(!s[0].is_dir);
+        assert!(s[1].is_dir);
+        assert_eq!(s[1].path, t.path().join("src"));
+    }
+
+    #[test]
+    fn a_symlink_out_of_the_context_is_refused() {
+        let t = context();
+        symlink("/etc/passwd", t.path().join("abs")).unwrap();
+        symlink("../../outside", t.path().join("src/up")).unwrap();
+        let tree = Tree::context(t.path(), no_ignore());
+        for p in ["abs", "src/up"] {
+            let e = tree.resolve(&pats(&[p])).unwrap_err();
+            assert!(matches!(e, ContextError::LinkOutside { .. }), "{p}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_link_loop_is_an_error() {
+        let t = context();
+        symlink("b", t.path().join("loop_a")).unwrap();
+        symlink("loop_a", t.path().join("b")).unwrap();
+        let tree = Tree::context(t.path(), no_ignore());
+        fs::remove_file(t.path().join("b.txt")).unwrap();
+        let e = tree.resolve(&pats(&["loop_a"])).unwrap_err();
+        assert!(matches!(e, ContextError::Loop { .. }), "{e}");
+    }
+
+    #[test]
+    fn in_a_root_filesystem_links_and_dotdot_stay_inside() {
+        let t = context();
+        symlink("/src/main.c", t.path().join("abs")).unwrap();
+        let tree = Tree::filesystem(t.path());
+        let s = tree.resolve(&pats(&["/abs", "/../../a.txt"])).unwrap();
+        assert_eq!(s[0].path, t.path().join("src/main.c"));
+        assert_eq!(s[1].path, t.path().join("a.txt"));
+    }
+
+    #[test]
+    fn excluded_sources_are_refused_and_skipped() {
+        let t = context();
+        let tree = Tree::context(t.path(), |rel: &str, _: bool| {
+            rel == "b.txt" || rel == "src/lib"
+        });
+        let e = tree.resolve(&pats(&["b.txt"])).unwrap_err();
+        assert!(matches!(e, ContextError::Excluded { .. }), "{e}");
+        // A wildcard simply does not match what is excluded.
+        assert_eq!(rels(&tree.resolve(&pats(&["*.txt"])).unwrap()), ["a.txt"]);
+        // Inside a copied directory, excluded entries are not walked.
+        let src = tree.resolve(&pats(&["src"])).unwrap();
+        let walked: Vec<String> = src[0].entries().unwrap().into_iter().map(|e| e.rel).collect();
+        assert_eq!(walked, ["", "main.c"]);
+    }
+
+    struct Reinclude;
+    impl Exclusions for Reinclude {
+        fn excludes(&self, rel: &str, _: bool) -> bool {
+            rel.starts_with("src") && rel != "src/lib/x.c"
+        }
+        fn may_reinclude_under(&self, rel_dir: &str) -> bool {
+            "src/lib/x.c".starts_with(rel_dir)
+        }
+    }
+
+    #[test]
+    fn an_exception_inside_an_excluded_directory_is_kept_with_its_parents() {
+        let t = context();
+        let tree = Tree::context(t.path(), Reinclude);
+        let src = tree.resolve(&pats(&["src"])).unwrap();
+        let walked: Vec<String> = src[0].entries().unwrap().into_iter().map(|e| e.rel).collect();
+        assert_eq!(walked, ["", "lib", "lib/x.c"]);
+    }
+
+    fn digest_of(root: &Path, pattern: &str) -> Digest {
+        let tree = Tree::context(root, no_ignore());
+        tree.digest(&tree.resolve(&pats(&[pattern])).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn the_digest_ignores_mtimes_but_not_content_mode_owner_or_names() {
+        let t = context();
+        let r = t.path();
+        let before = digest_of(r, ".");
+        filetime::set_file_mtime(r.join("src/main.c"), FileTime::from_unix_time(12345, 0))
+            .unwrap();
+        assert_eq!(digest_of(r, "."), before, "mtime changed the digest");
+
+        let changes: Vec<(&str, Box<dyn Fn(&Path)>)> = vec![
+            ("content", Box::new(|r: &Path| fs::write(r.join("a.txt"), "other").unwrap())),
+            (
+                "mode",
+                Box::new(|r: &Path| {
+                    fs::set_permissions(r.join("a.txt"), fs::Permissions::from_mode(0o600)).unwrap()
+                }),
+            ),
+            (
+                "owner",
+                Box::new(|r: &Path| {
+                    std::os::unix::fs::chown(r.join("a.txt"), Some(1000), Some(1000)).unwrap()
+                }),
+            ),
+            ("name", Box::new(|r: &Path| fs::rename(r.join("a.txt"), r.join("z.txt")).unwrap())),
+            ("link", Box::new(|r: &Path| symlink("a.txt", r.join("l")).unwrap())),
+        ];
+        for (what, change) in changes {
+            let t = context();
+            let before = digest_of(t.path(), ".");
+            change(t.path());
+            assert_ne!(digest_of(t.path(), "."), before, "{what} did not change the digest");
+        }
+    }
+
+    #[test]
+    fn the_digest_is_the_same_for_the_same_tree_elsewhere() {
+        let (a, b) = (context(), context());
+        assert_eq!(digest_of(a.path(), "src"), digest_of(b.path(), "src"));
+        assert_ne!(digest_of(a.path(), "src"), digest_of(a.path(), "."));
+    }
+
+    #[test]
+    fn excluded_files_do_not_count_in_the_digest() {
+        let t = context();
+        let tree = Tree::context(t.path(), |rel: &str, _: bool| rel == "src/lib/x.c");
+        let sources = tree.resolve(&pats(&["src"])).unwrap();
+        let before = tree.digest(&sources).unwrap();
+        fs::write(t.path().join("src/lib/x.c"), "changed").unwrap();
+        assert_eq!(tree.digest(&sources).unwrap(), before);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn wildcard_match_never_panics(p in ".{0,20}", n in ".{0,40}") {
+            let _ = wildcard_match(&p, &n);
         }
     }
 }

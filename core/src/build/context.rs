@@ -312,11 +312,9 @@ impl Tree {
                 }
                 let names = self.list_dir(pattern, prefix)?;
                 for name in names {
-                    if wildcard_match(component, &name).map_err(|why| {
-                        ContextError::BadPattern {
-                            pattern: pattern.to_string(),
-                            why,
-                        }
+                    if wildcard_match(component, &name).map_err(|why| ContextError::BadPattern {
+                        pattern: pattern.to_string(),
+                        why,
                     })? {
                         let mut path = prefix.clone();
                         path.push(name);
@@ -347,7 +345,12 @@ impl Tree {
         let dir = self.root.join(self.follow(pattern, prefix)?);
         let read = match fs::read_dir(&dir) {
             Ok(r) => r,
-            Err(e) if matches!(e.raw_os_error(), Some(nix::libc::ENOENT | nix::libc::ENOTDIR)) => {
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(nix::libc::ENOENT | nix::libc::ENOTDIR)
+                ) =>
+            {
                 return Ok(Vec::new())
             }
             Err(e) => return Err(io_err(&dir)(e)),
@@ -680,7 +683,14 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let r = t.path();
         fs::create_dir_all(r.join("src/lib")).unwrap();
-        for f in ["a.txt", "b.txt", "c.md", "src/main.c", "src/lib/x.c", ".hidden"] {
+        for f in [
+            "a.txt",
+            "b.txt",
+            "c.md",
+            "src/main.c",
+            "src/lib/x.c",
+            ".hidden",
+        ] {
             fs::write(r.join(f), f).unwrap();
         }
         t
@@ -698,7 +708,9 @@ mod tests {
     fn literal_sources_are_found_with_their_kind() {
         let t = context();
         let tree = Tree::context(t.path(), no_ignore());
-        let s = tree.resolve(&pats(&["a.txt", "./src/", "src/../c.md", "."])).unwrap();
+        let s = tree
+            .resolve(&pats(&["a.txt", "./src/", "src/../c.md", "."]))
+            .unwrap();
         assert_eq!(rels(&s), ["a.txt", "src", "c.md", "."]);
         assert_eq!(
             s.iter().map(|s| s.is_dir).collect::<Vec<_>>(),
@@ -844,7 +856,12 @@ mod tests {
         assert_eq!(rels(&tree.resolve(&pats(&["*.txt"])).unwrap()), ["a.txt"]);
         // Inside a copied directory, excluded entries are not walked.
         let src = tree.resolve(&pats(&["src"])).unwrap();
-        let walked: Vec<String> = src[0].entries().unwrap().into_iter().map(|e| e.rel).collect();
+        let walked: Vec<String> = src[0]
+            .entries()
+            .unwrap()
+            .into_iter()
+            .map(|e| e.rel)
+            .collect();
         assert_eq!(walked, ["", "main.c"]);
     }
 
@@ -863,26 +880,36 @@ mod tests {
         let t = context();
         let tree = Tree::context(t.path(), Reinclude);
         let src = tree.resolve(&pats(&["src"])).unwrap();
-        let walked: Vec<String> = src[0].entries().unwrap().into_iter().map(|e| e.rel).collect();
+        let walked: Vec<String> = src[0]
+            .entries()
+            .unwrap()
+            .into_iter()
+            .map(|e| e.rel)
+            .collect();
         assert_eq!(walked, ["", "lib", "lib/x.c"]);
     }
 
     fn digest_of(root: &Path, pattern: &str) -> Digest {
         let tree = Tree::context(root, no_ignore());
-        tree.digest(&tree.resolve(&pats(&[pattern])).unwrap()).unwrap()
+        tree.digest(&tree.resolve(&pats(&[pattern])).unwrap())
+            .unwrap()
     }
+
+    type Change = Box<dyn Fn(&Path)>;
 
     #[test]
     fn the_digest_ignores_mtimes_but_not_content_mode_owner_or_names() {
         let t = context();
         let r = t.path();
         let before = digest_of(r, ".");
-        filetime::set_file_mtime(r.join("src/main.c"), FileTime::from_unix_time(12345, 0))
-            .unwrap();
+        filetime::set_file_mtime(r.join("src/main.c"), FileTime::from_unix_time(12345, 0)).unwrap();
         assert_eq!(digest_of(r, "."), before, "mtime changed the digest");
 
-        let changes: Vec<(&str, Box<dyn Fn(&Path)>)> = vec![
-            ("content", Box::new(|r: &Path| fs::write(r.join("a.txt"), "other").unwrap())),
+        let changes: Vec<(&str, Change)> = vec![
+            (
+                "content",
+                Box::new(|r: &Path| fs::write(r.join("a.txt"), "other").unwrap()),
+            ),
             (
                 "mode",
                 Box::new(|r: &Path| {
@@ -895,14 +922,24 @@ mod tests {
                     std::os::unix::fs::chown(r.join("a.txt"), Some(1000), Some(1000)).unwrap()
                 }),
             ),
-            ("name", Box::new(|r: &Path| fs::rename(r.join("a.txt"), r.join("z.txt")).unwrap())),
-            ("link", Box::new(|r: &Path| symlink("a.txt", r.join("l")).unwrap())),
+            (
+                "name",
+                Box::new(|r: &Path| fs::rename(r.join("a.txt"), r.join("z.txt")).unwrap()),
+            ),
+            (
+                "link",
+                Box::new(|r: &Path| symlink("a.txt", r.join("l")).unwrap()),
+            ),
         ];
         for (what, change) in changes {
             let t = context();
             let before = digest_of(t.path(), ".");
             change(t.path());
-            assert_ne!(digest_of(t.path(), "."), before, "{what} did not change the digest");
+            assert_ne!(
+                digest_of(t.path(), "."),
+                before,
+                "{what} did not change the digest"
+            );
         }
     }
 

@@ -6,7 +6,9 @@
 use std::ffi::CString;
 use std::fs;
 use std::os::unix::fs::{symlink, DirBuilderExt};
-use std::path::{Component, Path, PathBuf};
+use std::path::Path;
+
+use isola_core::fsutil::secure_join;
 
 use nix::errno::Errno;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
@@ -132,45 +134,6 @@ pub fn overlay(rootfs: &Rootfs) -> Result<(), Fail> {
         };
         Fail::sys(format!("mounting the overlay root filesystem{hint}"), e)
     })
-}
-
-/// Resolve `path` inside `root` as the container will see it: symlinks are
-/// followed but can never lead out of `root` (an absolute link restarts at
-/// `root`, `..` stops at it), like runc's securejoin.
-pub fn secure_join(root: &Path, path: &str) -> PathBuf {
-    let mut parts: Vec<PathBuf> = vec![PathBuf::from(path)];
-    let mut out = PathBuf::new();
-    let mut hops = 0;
-    while let Some(p) = parts.pop() {
-        let mut comps = p.components().peekable();
-        while let Some(c) = comps.next() {
-            match c {
-                Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
-                Component::ParentDir => {
-                    out.pop();
-                }
-                Component::Normal(n) => {
-                    let candidate = out.join(n);
-                    match fs::read_link(root.join(&candidate)) {
-                        Ok(target) if hops < 40 => {
-                            hops += 1;
-                            let rest: PathBuf = comps.collect();
-                            if target.is_absolute() {
-                                out = PathBuf::new();
-                            }
-                            if !rest.as_os_str().is_empty() {
-                                parts.push(rest);
-                            }
-                            parts.push(target);
-                            break;
-                        }
-                        _ => out = candidate,
-                    }
-                }
-            }
-        }
-    }
-    root.join(out)
 }
 
 /// A directory to mount on. One mkdir in the common cases (fresh, or the
@@ -441,21 +404,6 @@ pub fn workdir(cwd: &str) -> Result<(), Fail> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn secure_join_stays_inside_the_root() {
-        let t = tempfile::tempdir().unwrap();
-        let root = t.path();
-        fs::create_dir_all(root.join("real/dir")).unwrap();
-        symlink("/real", root.join("abs")).unwrap();
-        symlink("../../../../etc", root.join("up")).unwrap();
-        symlink("dir", root.join("real/rel")).unwrap();
-        assert_eq!(secure_join(root, "/abs/dir"), root.join("real/dir"));
-        assert_eq!(secure_join(root, "/up/passwd"), root.join("etc/passwd"));
-        assert_eq!(secure_join(root, "/real/rel/x"), root.join("real/dir/x"));
-        assert_eq!(secure_join(root, "/../../x"), root.join("x"));
-        assert_eq!(secure_join(root, "plain/new"), root.join("plain/new"));
-    }
 
     #[test]
     fn masked_dirs_are_masked_paths_and_are_dirs_here() {

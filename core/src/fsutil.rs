@@ -1,12 +1,13 @@
 //! Small filesystem helpers every store writer needs: atomic replace, advisory
-//! locks, and measuring how much disk a tree really uses.
+//! locks, measuring how much disk a tree really uses, and resolving a path
+//! inside an image's root filesystem without leaving it.
 
 use nix::fcntl::{Flock, FlockArg};
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-use std::path::Path;
+use std::path::{Component, Path, PathBuf};
 
 /// Replace `path` with `data` so readers see either the old or the new file,
 /// never a torn one: write a temporary sibling, fsync it, rename it over.
@@ -92,5 +93,105 @@ pub fn remove_any(path: &Path) -> io::Result<()> {
         Ok(_) => fs::remove_file(path),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e),
+    }
+}
+
+/// Resolve `path` inside `root` as a process chrooted there would see it:
+/// symlinks are followed but can never lead out of `root` (an absolute link
+/// restarts at `root`, `..` stops at it), like runc's securejoin. After 40
+/// links the rest is joined unresolved, so a longer chain may still cross a
+/// link when the result is used: writers that must never leave `root` use
+/// [`try_secure_join`].
+pub fn secure_join(root: &Path, path: &str) -> PathBuf {
+    join_resolving(root, path).0
+}
+
+/// [`secure_join`] that refuses (ELOOP) a path needing more than 40 links,
+/// instead of handing back a path that could still cross one.
+pub fn try_secure_join(root: &Path, path: &str) -> io::Result<PathBuf> {
+    match join_resolving(root, path) {
+        (joined, false) => Ok(joined),
+        (_, true) => Err(io::Error::from_raw_os_error(nix::libc::ELOOP)),
+    }
+}
+
+const MAX_LINK_HOPS: u32 = 40;
+
+/// The joined path, and whether the link limit cut the resolution short.
+fn join_resolving(root: &Path, path: &str) -> (PathBuf, bool) {
+    let mut parts: Vec<PathBuf> = vec![PathBuf::from(path)];
+    let mut out = PathBuf::new();
+    let mut hops = 0;
+    let mut cut_short = false;
+    while let Some(p) = parts.pop() {
+        let mut comps = p.components();
+        while let Some(c) = comps.next() {
+            match c {
+                Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+                Component::ParentDir => {
+                    out.pop();
+                }
+                Component::Normal(n) => {
+                    let candidate = out.join(n);
+                    match fs::read_link(root.join(&candidate)) {
+                        Ok(_) if hops >= MAX_LINK_HOPS => {
+                            cut_short = true;
+                            out = candidate;
+                        }
+                        Ok(target) => {
+                            hops += 1;
+                            let rest: PathBuf = comps.collect();
+                            if target.is_absolute() {
+                                out = PathBuf::new();
+                            }
+                            if !rest.as_os_str().is_empty() {
+                                parts.push(rest);
+                            }
+                            parts.push(target);
+                            break;
+                        }
+                        Err(_) => out = candidate,
+                    }
+                }
+            }
+        }
+    }
+    (root.join(out), cut_short)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn secure_join_stays_inside_the_root() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path();
+        fs::create_dir_all(root.join("real/dir")).unwrap();
+        symlink("/real", root.join("abs")).unwrap();
+        symlink("../../../../etc", root.join("up")).unwrap();
+        symlink("dir", root.join("real/rel")).unwrap();
+        assert_eq!(secure_join(root, "/abs/dir"), root.join("real/dir"));
+        assert_eq!(secure_join(root, "/up/passwd"), root.join("etc/passwd"));
+        assert_eq!(secure_join(root, "/real/rel/x"), root.join("real/dir/x"));
+        assert_eq!(secure_join(root, "/../../x"), root.join("x"));
+        assert_eq!(secure_join(root, "plain/new"), root.join("plain/new"));
+    }
+
+    #[test]
+    fn try_secure_join_refuses_a_chain_too_long_to_resolve() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path();
+        for i in 0..45 {
+            symlink(format!("l{}", i + 1), root.join(format!("l{i}"))).unwrap();
+        }
+        symlink("/", root.join("l45")).unwrap();
+        let err = try_secure_join(root, "/l0/etc/passwd").unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(nix::libc::ELOOP));
+        assert_eq!(
+            try_secure_join(root, "/l44/etc/passwd").unwrap(),
+            root.join("etc/passwd")
+        );
     }
 }

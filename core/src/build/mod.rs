@@ -7,6 +7,8 @@
 pub(crate) mod cache;
 mod commit;
 pub mod config;
+pub mod context;
+pub mod copy;
 mod error;
 mod exec;
 mod layer;

@@ -61,6 +61,28 @@ pub fn unpack<R: Read>(reader: R, dest: &Path) -> Result<UnpackStats, UnpackErro
     Ok(unpacker.stats)
 }
 
+/// Extract a tar archive that ADD names into `dest`, an existing directory
+/// that may already hold files (an entry replaces what is at its path, a
+/// directory merges): the same refusals as for a layer, but `.wh.` names are
+/// ordinary files, as docker's ADD keeps them, and `owner`, when given
+/// (`--chown`), replaces the owners the archive records.
+pub fn unpack_archive<R: Read>(
+    reader: R,
+    dest: &Path,
+    owner: Option<(u32, u32)>,
+) -> Result<UnpackStats, UnpackError> {
+    let mut archive = tar::Archive::new(reader);
+    let mut unpacker = Unpacker::new(dest);
+    unpacker.whiteouts = false;
+    unpacker.owner = owner;
+    for entry in archive.entries().map_err(UnpackError::Read)? {
+        let mut entry = entry.map_err(UnpackError::Read)?;
+        unpacker.entry(&mut entry)?;
+    }
+    unpacker.finish()?;
+    Ok(unpacker.stats)
+}
+
 /// Turn an entry's path into a path relative to the layer root, refusing
 /// anything that could name a place outside it. `None` is the root itself.
 pub fn clean_path(raw: &[u8]) -> Result<Option<PathBuf>, &'static str> {
@@ -98,6 +120,10 @@ struct Unpacker<'a> {
     is_root: bool,
     umask: u32,
     stats: UnpackStats,
+    /// Layers turn `.wh.` entries into whiteouts; ADD archives do not.
+    whiteouts: bool,
+    /// Owner forced on every entry instead of the recorded one.
+    owner: Option<(u32, u32)>,
 }
 
 fn show(rel: &Path) -> String {
@@ -125,6 +151,8 @@ impl<'a> Unpacker<'a> {
             is_root: nix::unistd::geteuid().is_root(),
             umask: old.bits() as u32,
             stats: UnpackStats::default(),
+            whiteouts: true,
+            owner: None,
         }
     }
 
@@ -155,15 +183,20 @@ impl<'a> Unpacker<'a> {
         self.ensure_dir_chain(&parent, &rel)?;
 
         let name = rel.file_name().map(|n| n.as_bytes()).unwrap_or_default();
-        if name.starts_with(WHITEOUT_PREFIX.as_bytes()) {
+        if self.whiteouts && name.starts_with(WHITEOUT_PREFIX.as_bytes()) {
             return self.whiteout(&rel, &parent, name);
         }
 
         let xattrs = read_xattrs(entry)?;
         let header = entry.header();
         let mode = header.mode().map_err(UnpackError::Read)? & 0o7777;
-        let uid = header.uid().map_err(UnpackError::Read)? as u32;
-        let gid = header.gid().map_err(UnpackError::Read)? as u32;
+        let (uid, gid) = match self.owner {
+            Some(owner) => owner,
+            None => (
+                header.uid().map_err(UnpackError::Read)? as u32,
+                header.gid().map_err(UnpackError::Read)? as u32,
+            ),
+        };
         let mtime = FileTime::from_unix_time(header.mtime().unwrap_or(0) as i64, 0);
 
         match kind {

@@ -321,7 +321,9 @@ fn parse_class(chars: &[char], mut i: usize) -> Result<(Token, usize), &'static 
     loop {
         match chars.get(i) {
             None => return Err(UNCLOSED),
-            Some(']') if !ranges.is_empty() => return Ok((Token::Class { negated, ranges }, i + 1)),
+            Some(']') if !ranges.is_empty() => {
+                return Ok((Token::Class { negated, ranges }, i + 1))
+            }
             _ => {}
         }
         let (lo, after_lo) = class_char(chars, i)?;

@@ -4,4 +4,5 @@
 //! layers), and each change becomes a layer in the store, with a cache
 //! keyed the way kaniko and buildah key theirs.
 
+pub mod diff;
 pub mod ignore;

@@ -72,7 +72,8 @@ pub enum DiffError {
 /// Write the layer tar of `upper` to `out` (uncompressed; the caller
 /// compresses and hashes). `skip(rel, is_dir)` leaves out paths the runtime
 /// made (mount points such as `proc`, `sys`, `dev` the image did not have): a
-/// skipped directory is left out with everything under it.
+/// skipped directory is left out with everything under it. `rel` is relative
+/// to `upper`, without a trailing `/` (a name that is not UTF-8 is shown lossily).
 ///
 /// Entries come depth first, children sorted bytewise by name, a directory
 /// before its contents; paths are relative, directories end in `/`. Overlay

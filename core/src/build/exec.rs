@@ -736,7 +736,7 @@ impl Builder<'_> {
                 let name = url_file_name(url);
                 self.driver.fetch(url, &dir.join(&name))?;
             }
-            Tree::rootfs(dir)
+            Tree::filesystem(dir)
         } else if let Some(f) = &from {
             let from_layers = match plan::copy_source(&self.df, f, usize::MAX) {
                 Base::Stage(i) => {
@@ -758,7 +758,7 @@ impl Builder<'_> {
                     source: Box::new(e),
                 })?;
             _from_mount = Some(overlay);
-            Tree::rootfs(target)
+            Tree::filesystem(target)
         } else {
             Tree::context(self.opts.context.clone(), self.ignore.clone())
         };

@@ -30,6 +30,16 @@ pub trait Exclusions: Send + Sync {
     }
 }
 
+impl Exclusions for super::ignore::Ignore {
+    fn excludes(&self, rel: &str, is_dir: bool) -> bool {
+        super::ignore::Ignore::excludes(self, rel, is_dir)
+    }
+
+    fn may_reinclude_under(&self, rel_dir: &str) -> bool {
+        super::ignore::Ignore::may_reinclude_under(self, rel_dir)
+    }
+}
+
 impl<F: Fn(&str, bool) -> bool + Send + Sync> Exclusions for F {
     fn excludes(&self, rel: &str, is_dir: bool) -> bool {
         self(rel, is_dir)

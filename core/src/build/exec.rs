@@ -153,8 +153,8 @@ pub fn build(
         .tempdir_in(root.tmp())
         .map_err(io_ctx("creating the build's scratch directory"))?;
     let ignore = match fs::read_to_string(opts.context.join(".dockerignore")) {
-        Ok(text) => Ignore::parse(&text),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ignore::parse(""),
+        Ok(text) => Ignore::parse(&text).map_err(|e| BuildError::Usage(e.to_string()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ignore::default(),
         Err(e) => return Err(io_ctx("reading .dockerignore")(e)),
     };
     let total = order

@@ -3,3 +3,4 @@
 //! (RUN in a sandbox of a backend, COPY and ADD on an overlay of those
 //! layers), and each change becomes a layer in the store, with a cache
 //! keyed the way kaniko and buildah key theirs.
+pub mod dockerfile;

@@ -91,7 +91,8 @@ pub(super) fn read_body(text: &str, from: usize, marker: &Marker) -> Option<(Her
 /// body and its delimiter line, a here-document as a shell reads one.
 pub(super) fn script(command_line: &str, heredocs: &[HereDoc]) -> String {
     if let [only] = heredocs {
-        if markers(command_line).len() == 1 && super::text::split_words(command_line, '\\').len() == 1
+        if markers(command_line).len() == 1
+            && super::text::split_words(command_line, '\\').len() == 1
         {
             return only.body.clone();
         }
@@ -167,7 +168,10 @@ fn next_uncut_run(cut: &CutHeredocs, escape: char) -> Result<Option<Cut>, Unterm
             continue;
         }
         let found = markers(&run_command_line(&cut.text, &run, escape));
-        let Some(left) = found.get(run.here_docs.len()..).filter(|left| !left.is_empty()) else {
+        let Some(left) = found
+            .get(run.here_docs.len()..)
+            .filter(|left| !left.is_empty())
+        else {
             continue;
         };
         let after = match (run.here_docs.last(), &run.arguments) {
@@ -232,10 +236,10 @@ mod tests {
         assert_eq!(markers("cat <<EOF > /f"), [marker_of("EOF", false, true)]);
         assert_eq!(markers("<<-END"), [marker_of("END", true, true)]);
         assert_eq!(markers("cat <<'EOF'"), [marker_of("EOF", false, false)]);
-        assert_eq!(markers("cat <<\"A\" 3<<B"), [
-            marker_of("A", false, false),
-            marker_of("B", false, true)
-        ]);
+        assert_eq!(
+            markers("cat <<\"A\" 3<<B"),
+            [marker_of("A", false, false), marker_of("B", false, true)]
+        );
         assert!(markers("cat <<<word").is_empty());
         assert!(markers("echo '<<EOF'").is_empty());
         assert!(markers("echo a<<b").is_empty());

@@ -3,11 +3,11 @@
 //! Expansion, docker's rules, is in [`expand`] and happens at execution.
 
 pub mod expand;
+#[cfg(test)]
+mod fuzz;
 mod heredoc;
 mod parse;
 mod text;
-#[cfg(test)]
-mod fuzz;
 
 pub use expand::{expand_word, expand_words, referenced_names, ExpandError, EXPANDED_IN};
 pub use parse::{parse, ParseError};

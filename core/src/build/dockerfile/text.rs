@@ -251,9 +251,15 @@ mod tests {
             name_value_pairs("K  some value here", '\\').unwrap(),
             vec![pair("K", "some value here")]
         );
-        assert!(name_value_pairs("K", '\\').unwrap_err().contains("no value"));
-        assert!(name_value_pairs("A=1 B", '\\').unwrap_err().contains("can't find ="));
-        assert!(name_value_pairs("=1", '\\').unwrap_err().contains("name must"));
+        assert!(name_value_pairs("K", '\\')
+            .unwrap_err()
+            .contains("no value"));
+        assert!(name_value_pairs("A=1 B", '\\')
+            .unwrap_err()
+            .contains("can't find ="));
+        assert!(name_value_pairs("=1", '\\')
+            .unwrap_err()
+            .contains("name must"));
     }
 
     #[test]

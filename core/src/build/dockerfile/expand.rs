@@ -76,8 +76,10 @@ pub fn expand_words(
 pub fn referenced_names(raw: &str, escape: char) -> Vec<String> {
     let names = RefCell::new(Vec::<String>::new());
     let record = |name: &str| {
+        // `$1`, `$@` and the like are the shell's, never a build arg.
+        let is_variable = name.starts_with(|c: char| c.is_alphabetic() || c == '_');
         let mut names = names.borrow_mut();
-        if !names.iter().any(|known| known == name) {
+        if is_variable && !names.iter().any(|known| known == name) {
             names.push(name.to_string());
         }
         None
@@ -443,6 +445,7 @@ mod tests {
             ("${A:-${B:+$C}}", &["A", "B", "C"]),
             ("'$A' \\$B \"$C\"", &["C"]),
             ("no vars $ here", &[]),
+            ("$1 $@ ${#} $_x", &["_x"]),
             ("$A ${B", &["A"]),
         ];
         for (raw, want) in table {

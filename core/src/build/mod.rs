@@ -10,6 +10,7 @@ pub mod config;
 pub mod context;
 pub mod copy;
 pub mod diff;
+pub mod dockerfile;
 mod error;
 mod exec;
 pub mod ignore;

@@ -114,7 +114,7 @@ pub(crate) fn collect(
         let alive = entry.as_ref().is_some_and(|e| {
             e.images
                 .iter()
-                .any(|d| live_images.contains(d.digest().as_str()))
+                .any(|d| live_images.contains(d.digest()))
         });
         match (alive, entry) {
             (true, Some(Entry { layer: Some(l), .. })) => {

@@ -401,13 +401,13 @@ impl Builder<'_> {
         if let Kind::Arg(decls) = &ins.kind {
             let mut shown = Vec::new();
             for d in decls {
-                let lookup = Self::lookup(state);
                 let value = match (self.opts.build_args.get(&d.name), &d.default) {
                     (Some(v), _) => Some(v.clone()),
-                    (None, Some(def)) => Some(
-                        expander(escape, &lookup).0(def)
-                            .map_err(|what| BuildError::Step { at: at.clone(), what })?,
-                    ),
+                    (None, Some(def)) => {
+                        let lookup = Self::lookup(state);
+                        let expanded = expander(escape, &lookup).0(def);
+                        Some(expanded.map_err(|what| BuildError::Step { at: at.clone(), what })?)
+                    }
                     (None, None) => self.globals.get(&d.name).cloned(),
                 };
                 self.used_args.insert(d.name.clone());
@@ -645,11 +645,14 @@ impl Builder<'_> {
     }
 
     fn workdir(&mut self, state: &mut StageState, at: &str, raw: &str) -> Result<(), BuildError> {
-        let lookup = Self::lookup(state);
-        let dir = expander(self.df.escape, &lookup).0(raw).map_err(|what| BuildError::Step {
-            at: at.to_string(),
-            what,
-        })?;
+        let dir = {
+            let lookup = Self::lookup(state);
+            let expanded = expander(self.df.escape, &lookup).0(raw);
+            expanded.map_err(|what| BuildError::Step {
+                at: at.to_string(),
+                what,
+            })?
+        };
         let current = state.image.config.working_dir.clone().unwrap_or_default();
         let dir = if dir.starts_with('/') {
             dir

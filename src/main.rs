@@ -44,6 +44,7 @@ fn main() {
         | C::Stats { .. }
         | C::Rm { .. }
         | C::Inspect { .. }
+        | C::Build(_)
         | C::Shim(_) => 125,
         _ => 1,
     };

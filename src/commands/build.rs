@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -183,40 +183,60 @@ struct CliDriver<'a> {
 }
 
 impl CliDriver<'_> {
-    /// Where a child's output goes: stderr (people's output), or nowhere with -q.
-    fn output(&self) -> Result<std::fs::File, BuildError> {
-        let target = if self.quiet { "/dev/null" } else { "/dev/stderr" };
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open(target)
-            .or_else(|_| std::fs::OpenOptions::new().write(true).open("/dev/null"))
-            .map_err(|e| BuildError::Io {
-                context: "opening the output of a build step".into(),
-                source: e,
-            })
+    /// Where a child's output goes: stderr (people's output), or nowhere
+    /// with -q. A duplicate of fd 2, not a new open of /dev/stderr: that
+    /// would write a file from its start, over what is there.
+    fn output(&self) -> Result<OwnedFd, BuildError> {
+        let io_err = |e: std::io::Error| BuildError::Io {
+            context: "opening the output of a build step".into(),
+            source: e,
+        };
+        if self.quiet {
+            return std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/null")
+                .map(OwnedFd::from)
+                .map_err(io_err);
+        }
+        std::io::stderr()
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(io_err)
     }
 
+    /// Run isola-registry; its error, when it fails, becomes the build's
+    /// (one message, not two).
     fn registry(&self, args: &[&str], what: &str) -> Result<(), BuildError> {
         let me = std::env::current_exe().map_err(|e| BuildError::Io {
             context: "finding isola's own path".into(),
             source: e,
         })?;
         let helper = me.with_file_name("isola-registry");
-        let status = Command::new(&helper)
+        let out = Command::new(&helper)
             .arg("--root")
             .arg(self.root.dir())
             .args(args)
             .stdin(Stdio::null())
             .stdout(self.output()?)
-            .status()
+            .stderr(Stdio::piped())
+            .output()
             .map_err(|e| BuildError::Io {
                 context: format!("running {} to {what}", helper.display()),
                 source: e,
             })?;
-        if !status.success() {
-            return Err(BuildError::Usage(format!(
-                "{what} failed (isola-registry said why above)"
-            )));
+        if !out.status.success() {
+            let said = String::from_utf8_lossy(&out.stderr);
+            let last = said
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("");
+            let why = last.strip_prefix("isola: ").unwrap_or(last);
+            return Err(BuildError::Usage(if why.is_empty() {
+                format!("{what} failed")
+            } else {
+                why.to_string()
+            }));
         }
         Ok(())
     }
@@ -263,7 +283,6 @@ impl Driver for CliDriver<'_> {
             context: "redirecting a RUN step's output".into(),
             source: e.into(),
         })?;
-        let _ = out.as_raw_fd();
         Ok(outcome.map_err(step)?.status)
     }
 

@@ -1,8 +1,8 @@
 //! One module per subcommand; each turns its arguments into library calls.
 
 mod attach;
-mod build;
 pub(crate) mod bench;
+mod build;
 mod du;
 mod exec;
 mod export;

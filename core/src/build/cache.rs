@@ -111,11 +111,9 @@ pub(crate) fn collect(
         let entry = fs::read(&path)
             .ok()
             .and_then(|b| serde_json::from_slice::<Entry>(&b).ok());
-        let alive = entry.as_ref().is_some_and(|e| {
-            e.images
-                .iter()
-                .any(|d| live_images.contains(d.digest()))
-        });
+        let alive = entry
+            .as_ref()
+            .is_some_and(|e| e.images.iter().any(|d| live_images.contains(d.digest())));
         match (alive, entry) {
             (true, Some(Entry { layer: Some(l), .. })) => {
                 live_layers.insert(l.diff_id.digest().to_string());
@@ -151,7 +149,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = Root::new(dir.path());
         let cache = Cache::new(&root);
-        let d = |c: char| crate::image::digest::parse(&format!("sha256:{}", c.to_string().repeat(64))).unwrap();
+        let d = |c: char| {
+            crate::image::digest::parse(&format!("sha256:{}", c.to_string().repeat(64))).unwrap()
+        };
         let layer = LayerRef {
             diff_id: d('1'),
             digest: d('2'),
@@ -170,6 +170,9 @@ mod tests {
         assert_eq!(collect(&root, &live, &mut layers, &mut blobs).unwrap(), 1);
         assert!(layers.contains(&"1".repeat(64)) && blobs.contains(&"2".repeat(64)));
         assert!(!root.build_cache().join("k2.json").exists());
-        assert_eq!(collect(&root, &HashSet::new(), &mut layers, &mut blobs).unwrap(), 1);
+        assert_eq!(
+            collect(&root, &HashSet::new(), &mut layers, &mut blobs).unwrap(),
+            1
+        );
     }
 }

@@ -182,9 +182,10 @@ pub fn build(
         b.built.insert(*i, state);
     }
     b.check_args_used()?;
-    let mut state = b.built.remove(&target).ok_or_else(|| {
-        BuildError::Usage("the target stage was not built".into())
-    })?;
+    let mut state = b
+        .built
+        .remove(&target)
+        .ok_or_else(|| BuildError::Usage("the target stage was not built".into()))?;
     let keys: Vec<String> = b
         .built
         .values()
@@ -337,7 +338,11 @@ impl Builder<'_> {
             }
             Base::Image(name) => {
                 let (digest, image, layers) = self.read_image(name, &self.at(line))?;
-                Ok(fresh(image, layers, cache::chain("", &["image", digest.as_ref()])))
+                Ok(fresh(
+                    image,
+                    layers,
+                    cache::chain("", &["image", digest.as_ref()]),
+                ))
             }
         }
     }
@@ -406,7 +411,10 @@ impl Builder<'_> {
                     (None, Some(def)) => {
                         let lookup = Self::lookup(state);
                         let expanded = expander(escape, &lookup).0(def);
-                        Some(expanded.map_err(|what| BuildError::Step { at: at.clone(), what })?)
+                        Some(expanded.map_err(|what| BuildError::Step {
+                            at: at.clone(),
+                            what,
+                        })?)
                     }
                     (None, None) => self.globals.get(&d.name).cloned(),
                 };
@@ -418,7 +426,11 @@ impl Builder<'_> {
                 state.args.insert(d.name.clone(), value);
             }
             let created_by = format!("ARG {}", shown.join(" "));
-            state.key = cache::chain(&state.key, &[&created_by]);
+            // Names only: a new value reaches the key of the steps that
+            // use it (their text after expansion, a RUN's environment),
+            // and leaves the others cached, as docker does.
+            let names: Vec<&str> = decls.iter().map(|d| d.name.as_str()).collect();
+            state.key = cache::chain(&state.key, &["ARG", &names.join(" ")]);
             self.history(state, created_by, true);
             return Ok(());
         }
@@ -431,8 +443,10 @@ impl Builder<'_> {
                 .map(|r| r.map(|by| (by, config, author)))
         };
         if let Some(result) = applied {
-            let (created_by, config, author) =
-                result.map_err(|what| BuildError::Step { at: at.clone(), what })?;
+            let (created_by, config, author) = result.map_err(|what| BuildError::Step {
+                at: at.clone(),
+                what,
+            })?;
             state.image.config = config;
             state.author = author;
             state.key = cache::chain(&state.key, &[&created_by]);
@@ -470,7 +484,13 @@ impl Builder<'_> {
         true
     }
 
-    fn land(&mut self, state: &mut StageState, key: &str, created_by: &str, layer: Option<LayerRef>) {
+    fn land(
+        &mut self,
+        state: &mut StageState,
+        key: &str,
+        created_by: &str,
+        layer: Option<LayerRef>,
+    ) {
         state.key = key.to_string();
         state.keys.push(key.to_string());
         let empty = layer.is_none();
@@ -541,7 +561,11 @@ impl Builder<'_> {
             }
         }
         created_by.push_str(&args.join(" "));
-        let net_part = if network == Network::Host { "network=host" } else { "" };
+        let net_part = if network == Network::Host {
+            "network=host"
+        } else {
+            ""
+        };
         let key = cache::chain(&state.key, &[&created_by, net_part]);
         if self.from_cache(state, &key, &created_by) {
             return Ok(());
@@ -696,9 +720,24 @@ impl Builder<'_> {
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(step_err)?;
             let dest = expand(&spec.dest).map_err(step_err)?;
-            let from = spec.from.as_deref().map(&expand).transpose().map_err(step_err)?;
-            let chown = spec.chown.as_deref().map(&expand).transpose().map_err(step_err)?;
-            let chmod = spec.chmod.as_deref().map(&expand).transpose().map_err(step_err)?;
+            let from = spec
+                .from
+                .as_deref()
+                .map(&expand)
+                .transpose()
+                .map_err(step_err)?;
+            let chown = spec
+                .chown
+                .as_deref()
+                .map(&expand)
+                .transpose()
+                .map_err(step_err)?;
+            let chmod = spec
+                .chmod
+                .as_deref()
+                .map(&expand)
+                .transpose()
+                .map_err(step_err)?;
             (sources, dest, from, chown, chmod)
         };
         let layers = self.layer_dirs(&state.layers);
@@ -714,9 +753,14 @@ impl Builder<'_> {
         };
         let mode = match &chmod {
             None => None,
-            Some(m) => Some(u32::from_str_radix(m, 8).ok().filter(|m| *m <= 0o7777).ok_or_else(
-                || step_err(format!("--chmod={m}: give an octal mode such as 0755")),
-            )?),
+            Some(m) => Some(
+                u32::from_str_radix(m, 8)
+                    .ok()
+                    .filter(|m| *m <= 0o7777)
+                    .ok_or_else(|| {
+                        step_err(format!("--chmod={m}: give an octal mode such as 0755"))
+                    })?,
+            ),
         };
         let urls: Vec<&String> = sources
             .iter()
@@ -744,7 +788,9 @@ impl Builder<'_> {
             let from_layers = match plan::copy_source(&self.df, f, usize::MAX) {
                 Base::Stage(i) => {
                     let s = self.built.get(&i).ok_or_else(|| {
-                        step_err(format!("--from={f}: that stage was not built before this one"))
+                        step_err(format!(
+                            "--from={f}: that stage was not built before this one"
+                        ))
                     })?;
                     s.layers.clone()
                 }
@@ -773,7 +819,8 @@ impl Builder<'_> {
         let resolved: Vec<Source> = if patterns.is_empty() {
             Vec::new()
         } else {
-            tree.resolve(&patterns).map_err(|e| step_err(e.to_string()))?
+            tree.resolve(&patterns)
+                .map_err(|e| step_err(e.to_string()))?
         };
         let files = if resolved.is_empty() {
             String::new()
@@ -817,10 +864,7 @@ impl Builder<'_> {
         }
         created_by.push_str(&dest);
         let bodies: Vec<&str> = heredocs.iter().map(|(_, b)| b.as_str()).collect();
-        let key = cache::chain(
-            &state.key,
-            &[&created_by, &files, &bodies.join("\0")],
-        );
+        let key = cache::chain(&state.key, &[&created_by, &files, &bodies.join("\0")]);
         if self.from_cache(state, &key, &created_by) {
             return Ok(());
         }
@@ -874,7 +918,10 @@ impl Builder<'_> {
 
 /// A heredoc body with its variables expanded line by line, whitespace and
 /// quotes kept (it is file content, not a word).
-fn expand_body(body: &str, expand: &dyn Fn(&str) -> Result<String, String>) -> Result<String, String> {
+fn expand_body(
+    body: &str,
+    expand: &dyn Fn(&str) -> Result<String, String>,
+) -> Result<String, String> {
     let mut out = String::with_capacity(body.len());
     for line in body.split_inclusive('\n') {
         let (text, nl) = match line.strip_suffix('\n') {

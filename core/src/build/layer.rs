@@ -47,14 +47,17 @@ pub(crate) fn store_upper(
         .into_inner()
         .map_err(|e| io_ctx("writing the step's layer")(e.into_error()))?;
     let (gz, diff_id, _) = plain.finish();
-    let compressed = gz.finish().map_err(io_ctx("compressing the step's layer"))?;
+    let compressed = gz
+        .finish()
+        .map_err(io_ctx("compressing the step's layer"))?;
     let (mut file, digest, size) = compressed.finish();
     file.flush().map_err(io_ctx("writing the step's layer"))?;
     drop(file);
 
     let shown = diff_id.to_string();
     let (mut stage, _staging) = Stage::new(store, "build-layer-", at)?;
-    let reader = BufReader::new(File::open(&blob_path).map_err(io_ctx("reading the step's layer"))?);
+    let reader =
+        BufReader::new(File::open(&blob_path).map_err(io_ctx("reading the step's layer"))?);
     let want = Expect {
         digest: Some(&digest),
         size: Some(size),

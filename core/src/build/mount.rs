@@ -39,7 +39,11 @@ impl Overlay {
         empty: &Path,
         target: &Path,
     ) -> io::Result<Overlay> {
-        let mut dirs: Vec<String> = lower.iter().rev().map(|p| p.display().to_string()).collect();
+        let mut dirs: Vec<String> = lower
+            .iter()
+            .rev()
+            .map(|p| p.display().to_string())
+            .collect();
         let least = if upper.is_some() { 1 } else { 2 };
         for i in dirs.len()..least {
             let filler = empty.join(i.to_string());
@@ -72,7 +76,9 @@ impl Overlay {
             flags,
             Some(data.as_str()),
         )
-        .map_err(|e| io::Error::other(format!("mounting an overlay on {}: {e}", target.display())))?;
+        .map_err(|e| {
+            io::Error::other(format!("mounting an overlay on {}: {e}", target.display()))
+        })?;
         Ok(Overlay {
             target: target.to_path_buf(),
         })

@@ -67,11 +67,12 @@ pub fn base_of(
     file: &str,
 ) -> Result<Base, BuildError> {
     let at = format!("{file}:{}", stage.line);
-    let name = expand_word(&stage.base, df.escape, &|n| globals.get(n).cloned())
-        .map_err(|e| BuildError::Step {
+    let name = expand_word(&stage.base, df.escape, &|n| globals.get(n).cloned()).map_err(|e| {
+        BuildError::Step {
             at: at.clone(),
             what: format!("FROM {}: {e}", stage.base),
-        })?;
+        }
+    })?;
     if name.is_empty() {
         return Err(BuildError::Step {
             at,
@@ -208,21 +209,31 @@ mod tests {
 
     #[test]
     fn a_cycle_is_named() {
-        let text = "FROM busybox AS a\nCOPY --from=b /x /x\nFROM busybox AS b\nCOPY --from=a /y /y\n";
+        let text =
+            "FROM busybox AS a\nCOPY --from=b /x /x\nFROM busybox AS b\nCOPY --from=a /y /y\n";
         let err = plan(text, Some("a")).unwrap_err().to_string();
         assert!(err.contains("cycle: a -> b -> a"), "{err}");
     }
 
     #[test]
     fn from_expands_global_args_and_knows_scratch() {
-        let df = parse("ARG BASE=busy\nARG TAG\nFROM ${BASE}box:${TAG:-1}\nFROM scratch\n", "D").unwrap();
+        let df = parse(
+            "ARG BASE=busy\nARG TAG\nFROM ${BASE}box:${TAG:-1}\nFROM scratch\n",
+            "D",
+        )
+        .unwrap();
         let mut given = BTreeMap::new();
         given.insert("TAG".to_string(), "2".to_string());
         let g = global_args(&df, &given).unwrap();
-        assert_eq!(base_of(&df, &df.stages[0], &g, "D").unwrap(), Base::Image("busybox:2".into()));
+        assert_eq!(
+            base_of(&df, &df.stages[0], &g, "D").unwrap(),
+            Base::Image("busybox:2".into())
+        );
         assert_eq!(base_of(&df, &df.stages[1], &g, "D").unwrap(), Base::Scratch);
         let df = parse("ARG B\nFROM $B\n", "D").unwrap();
-        let err = base_of(&df, &df.stages[0], &BTreeMap::new(), "D").unwrap_err().to_string();
+        let err = base_of(&df, &df.stages[0], &BTreeMap::new(), "D")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("D:2") && err.contains("--build-arg"), "{err}");
     }
 }

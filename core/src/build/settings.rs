@@ -188,7 +188,9 @@ fn health(h: &Healthcheck, config: &mut RunConfig) -> Result<String, String> {
             .map(|s| {
                 humantime::parse_duration(s)
                     .map(|d: Duration| d.as_nanos() as u64)
-                    .map_err(|e| format!("HEALTHCHECK --{flag}={s}: {e}; give a duration such as 30s"))
+                    .map_err(|e| {
+                        format!("HEALTHCHECK --{flag}={s}: {e}; give a duration such as 30s")
+                    })
             })
             .transpose()
     };

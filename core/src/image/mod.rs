@@ -15,6 +15,7 @@ pub mod media;
 pub(crate) mod oci_layout;
 pub mod reference;
 mod source;
+pub mod save;
 pub(crate) mod stage;
 pub mod unpack;
 pub mod usage;

@@ -21,7 +21,7 @@ use super::layer::store_upper;
 use super::layer_ref::LayerRef;
 use super::mount::Overlay;
 use super::plan::{self, Base};
-use super::settings::{self, command_args, expander};
+use super::settings::{self, command_args, expander, list_expander};
 use crate::backend::ExitStatus;
 use crate::fsutil::{secure_join, Lock};
 use crate::image::{Catalog, ImageStore, Reference};
@@ -410,7 +410,7 @@ impl Builder<'_> {
                     (Some(v), _) => Some(v.clone()),
                     (None, Some(def)) => {
                         let lookup = Self::lookup(state);
-                        let expanded = expander(escape, &lookup).0(def);
+                        let expanded = expander(escape, &lookup)(def);
                         Some(expanded.map_err(|what| BuildError::Step {
                             at: at.clone(),
                             what,
@@ -436,7 +436,7 @@ impl Builder<'_> {
         }
         let applied = {
             let lookup = Self::lookup(state);
-            let (expand, expand_list) = expander(escape, &lookup);
+            let (expand, expand_list) = (expander(escape, &lookup), list_expander(escape, &lookup));
             let mut config = state.image.config.clone();
             let mut author = state.author.clone();
             settings::apply(&ins.kind, &mut config, &mut author, &expand, &expand_list)
@@ -470,7 +470,7 @@ impl Builder<'_> {
     }
 
     /// Reuse the step's cached layer if there is one. True on a hit.
-    fn from_cache(&mut self, state: &mut StageState, key: &str, created_by: &str) -> bool {
+    fn reuse_cached(&mut self, state: &mut StageState, key: &str, created_by: &str) -> bool {
         if self.opts.no_cache {
             return false;
         }
@@ -567,7 +567,7 @@ impl Builder<'_> {
             ""
         };
         let key = cache::chain(&state.key, &[&created_by, net_part]);
-        if self.from_cache(state, &key, &created_by) {
+        if self.reuse_cached(state, &key, &created_by) {
             return Ok(());
         }
 
@@ -671,7 +671,7 @@ impl Builder<'_> {
     fn workdir(&mut self, state: &mut StageState, at: &str, raw: &str) -> Result<(), BuildError> {
         let dir = {
             let lookup = Self::lookup(state);
-            let expanded = expander(self.df.escape, &lookup).0(raw);
+            let expanded = expander(self.df.escape, &lookup)(raw);
             expanded.map_err(|what| BuildError::Step {
                 at: at.to_string(),
                 what,
@@ -687,7 +687,7 @@ impl Builder<'_> {
         state.image.config.working_dir = Some(dir.clone());
         let created_by = format!("WORKDIR {dir}");
         let key = cache::chain(&state.key, &[&created_by]);
-        if self.from_cache(state, &key, &created_by) {
+        if self.reuse_cached(state, &key, &created_by) {
             return Ok(());
         }
         // As docker: WORKDIR makes the directory when the image lacks it.
@@ -712,7 +712,7 @@ impl Builder<'_> {
         };
         let (sources, dest, from, chown, chmod) = {
             let lookup = Self::lookup(state);
-            let expand = expander(self.df.escape, &lookup).0;
+            let expand = expander(self.df.escape, &lookup);
             let sources = spec
                 .sources
                 .iter()
@@ -831,7 +831,7 @@ impl Builder<'_> {
         };
         let heredocs: Vec<(String, String)> = {
             let lookup = Self::lookup(state);
-            let expand = expander(self.df.escape, &lookup).0;
+            let expand = expander(self.df.escape, &lookup);
             spec.heredocs
                 .iter()
                 .map(|h| {
@@ -865,7 +865,7 @@ impl Builder<'_> {
         created_by.push_str(&dest);
         let bodies: Vec<&str> = heredocs.iter().map(|(_, b)| b.as_str()).collect();
         let key = cache::chain(&state.key, &[&created_by, &files, &bodies.join("\0")]);
-        if self.from_cache(state, &key, &created_by) {
+        if self.reuse_cached(state, &key, &created_by) {
             return Ok(());
         }
         let workdir = state
@@ -942,16 +942,12 @@ fn expand_body(
 
 /// The file name ADD gives a download: the URL path's last part.
 fn url_file_name(url: &str) -> String {
-    let path = url.split(['?', '#']).next().unwrap_or(url);
-    let name = path
-        .trim_end_matches('/')
-        .rsplit('/')
-        .next()
-        .unwrap_or_default();
-    if name.is_empty() || name.contains(':') {
-        "download".into()
-    } else {
-        name.to_string()
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let rest = rest.split(['?', '#']).next().unwrap_or(rest);
+    let path = rest.split_once('/').map_or("", |(_, p)| p);
+    match path.trim_end_matches('/').rsplit('/').next() {
+        Some(name) if !name.is_empty() => name.to_string(),
+        _ => "download".into(),
     }
 }
 

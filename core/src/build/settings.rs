@@ -231,18 +231,20 @@ pub fn json(v: &[String]) -> String {
     serde_json::to_string(v).unwrap_or_default()
 }
 
-/// Expand with docker's rules, the error as text.
+/// Expand one word with docker's rules, the error as text.
 pub fn expander<'a>(
     escape: char,
     lookup: &'a dyn Fn(&str) -> Option<String>,
-) -> (
-    impl Fn(&str) -> Result<String, String> + 'a,
-    impl Fn(&str) -> Result<Vec<String>, String> + 'a,
-) {
-    (
-        move |raw: &str| expand_word(raw, escape, lookup).map_err(|e| e.to_string()),
-        move |raw: &str| expand_words(raw, escape, lookup).map_err(|e| e.to_string()),
-    )
+) -> impl Fn(&str) -> Result<String, String> + 'a {
+    move |raw: &str| expand_word(raw, escape, lookup).map_err(|e| e.to_string())
+}
+
+/// Expand and split into words with docker's rules, the error as text.
+pub fn list_expander<'a>(
+    escape: char,
+    lookup: &'a dyn Fn(&str) -> Option<String>,
+) -> impl Fn(&str) -> Result<Vec<String>, String> + 'a {
+    move |raw: &str| expand_words(raw, escape, lookup).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -251,7 +253,7 @@ mod tests {
 
     fn run(kind: Kind, config: &mut RunConfig) -> Result<String, String> {
         let lookup = |n: &str| (n == "P").then(|| "8080".to_string());
-        let (e, l) = expander('\\', &lookup);
+        let (e, l) = (expander('\\', &lookup), list_expander('\\', &lookup));
         let mut author = None;
         apply(&kind, config, &mut author, &e, &l).unwrap()
     }

@@ -12,7 +12,8 @@ fn the_readme_tour_runs() {
         && common::tool("skopeo")
         && common::tool("jq")
         && common::tool("docker-registry")
-        && common::tool("curl"))
+        && common::tool("curl")
+        && common::tool("qemu-system-x86_64"))
     {
         return;
     }
@@ -47,6 +48,8 @@ fn the_readme_tour_runs() {
             .env("ISOLA_ROOT", isola.root())
             // `isola bench` puts the static probe in its image.
             .env("ISOLA_PROBE", built.join("isola-probe"))
+            // The VM run of the built image boots isola-init as built.
+            .env("ISOLA_INIT", built.join("isola-init"))
             .output()
             .unwrap();
         assert!(
@@ -57,6 +60,10 @@ fn the_readme_tour_runs() {
         );
         if line.contains("cat ") && line.contains("hello.txt") {
             assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "hello");
+        }
+        if line.starts_with("isola run --rm") && line.ends_with(" hello") {
+            let said = String::from_utf8_lossy(&out.stdout);
+            assert!(said.starts_with("hello, tour: uid 1000 on kernel "), "{said}");
         }
         if line.contains("cat /data/f") {
             assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "kept");

@@ -488,3 +488,85 @@ fn dockerignore_keeps_files_out_and_dash_reads_stdin() {
     assert!(!root.join("ctx/secret/key").exists());
     assert!(root.join("ctx/secret/public.txt").exists());
 }
+
+#[test]
+fn add_fetches_a_url_and_pull_fetches_the_base() {
+    let Some(isola) = isola() else { return };
+    if !isola_test_support::tool("docker-registry") {
+        return;
+    }
+    use isola_test_support::registry::{read_request, respond, HttpServer, Mode, TestRegistry};
+    // A file server on 127.0.0.1 for ADD.
+    let web = HttpServer::start(|stream, _| {
+        let mut r = std::io::BufReader::new(stream.try_clone().unwrap());
+        let mut w = stream;
+        while let Ok(Some(req)) = read_request(&mut r, &mut w) {
+            let (status, body): (u16, &[u8]) = match req.path() {
+                "/files/notes.txt" => (200, b"fetched over http\n"),
+                _ => (404, b"no\n"),
+            };
+            if respond(&mut w, status, &[], body, req.method == "HEAD").is_err() {
+                break;
+            }
+        }
+    });
+    // A registry holding the base image, for --pull.
+    let reg = TestRegistry::start(Mode::Plain);
+    let base = reg.reference("build/base:1");
+    isola.ok(["push", "isola/busybox", &base]);
+    let dockerfile = format!(
+        "FROM {base}\nADD http://{}/files/notes.txt /srv/\nRUN cat /srv/notes.txt > /srv/copy\n",
+        web.host()
+    );
+    let dir = context(&isola, "fetch", &dockerfile, &[]);
+    // Not in the store: without --pull the build says how to get it.
+    let err = isola.fail(["build", "-t", "fetched", dir.to_str().unwrap()]);
+    assert!(err.contains("--pull"), "{err}");
+    build(&isola, &dir, &["--pull", "-t", "fetched"]);
+    let root = rootfs(&isola, "fetched", "fetched-root");
+    assert_eq!(
+        fs::read_to_string(root.join("srv/copy")).unwrap(),
+        "fetched over http\n"
+    );
+    let mode = fs::metadata(root.join("srv/notes.txt"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(
+        mode & 0o777,
+        0o600,
+        "a download is 0600, as docker makes it"
+    );
+    // A URL that answers 404: one message naming it, nothing tagged.
+    let bad = format!("FROM {base}\nADD http://{}/files/missing /x\n", web.host());
+    fs::write(dir.join("Dockerfile"), bad).unwrap();
+    let (code, err) = build_fails(&isola, &dir, &[]);
+    assert_eq!(code, 125);
+    assert!(
+        err.contains("/files/missing") && err.contains("404"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_untagged_build_is_known_by_its_id() {
+    let Some(isola) = isola() else { return };
+    let dir = context(
+        &isola,
+        "untagged",
+        "FROM isola/busybox\nRUN echo u > /u\n",
+        &[],
+    );
+    let (id, _) = build(&isola, &dir, &["-q"]);
+    let images = isola.ok(["images"]);
+    assert!(images.contains("<none>"), "{images}");
+    let short = &id["sha256:".len().."sha256:".len() + 12];
+    assert_eq!(isola.ok(["run", "--rm", short, "cat", "/u"]), "u\n");
+    // Tagged later by a build: the ID's entry goes, the name stays.
+    build(&isola, &dir, &["-t", "named"]);
+    let images = isola.ok(["images"]);
+    assert!(
+        !images.contains("<none>") && images.contains("named:latest"),
+        "{images}"
+    );
+}

@@ -63,7 +63,10 @@ fn the_readme_tour_runs() {
         }
         if line.starts_with("isola run --rm") && line.ends_with(" hello") {
             let said = String::from_utf8_lossy(&out.stdout);
-            assert!(said.starts_with("hello, tour: uid 1000 on kernel "), "{said}");
+            assert!(
+                said.starts_with("hello, tour: uid 1000 on kernel "),
+                "{said}"
+            );
         }
         if line.contains("cat /data/f") {
             assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "kept");

@@ -48,7 +48,14 @@ pub fn run(store: &ImageStore, json: bool, digests: bool) -> Result<()> {
     let table: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
-            let mut row = vec![r.name.clone()];
+            // An untagged build is kept under its ID, shown as docker
+            // shows a dangling image.
+            let shown = if r.name.starts_with("sha256:") {
+                "<none>".to_string()
+            } else {
+                r.name.clone()
+            };
+            let mut row = vec![shown];
             if digests {
                 row.push(r.repo_digest.clone().unwrap_or_else(|| "<none>".into()));
             }

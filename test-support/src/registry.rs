@@ -14,7 +14,10 @@ mod token;
 
 pub use distribution::{BlobGet, Mode, TestRegistry, PASSWORD, USER};
 pub use hostile::{Escape, HostileRegistry, Scenario, BOMB_BYTES};
-pub use http::{base64, get as http_get, request as http_request, Request, Response};
+pub use http::{
+    base64, get as http_get, read_request, request as http_request, respond, Request, Response,
+    Server as HttpServer,
+};
 pub use image::{gzip, sha256, Blob, Image, Layer, Tar};
 pub use proxy::{Exchange, Fault, Proxy};
 pub use skopeo::{diff_ids, Skopeo};

@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use oci_spec::image::Digest;
@@ -216,6 +217,12 @@ pub fn build(
     let names = if tags.is_empty() {
         vec![digest.to_string()]
     } else {
+        // Named now: the key an untagged build of it left goes.
+        let id = digest.to_string();
+        Catalog::update(root, |c| {
+            c.images.remove(&id);
+            Ok(())
+        })?;
         tags
     };
     let mut orphaned = Vec::new();
@@ -781,7 +788,11 @@ impl Builder<'_> {
             let dir = self.next_dir("download")?;
             for url in &urls {
                 let name = url_file_name(url);
-                self.driver.fetch(url, &dir.join(&name))?;
+                let file = dir.join(&name);
+                self.driver.fetch(url, &file)?;
+                // docker gives a download mode 0600.
+                fs::set_permissions(&file, fs::Permissions::from_mode(0o600))
+                    .map_err(io_ctx(format!("ADD {url}")))?;
             }
             Tree::filesystem(dir)
         } else if let Some(f) = &from {

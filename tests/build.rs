@@ -570,3 +570,84 @@ fn an_untagged_build_is_known_by_its_id() {
         "{images}"
     );
 }
+
+/// The sandbox ID of the RUN step a build is in, once it is there.
+fn running_step(isola: &Isola) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let found = fs::read_dir(isola.root().join("tmp"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("build-"))
+            .flat_map(|b| fs::read_dir(b.path()).into_iter().flatten().flatten())
+            .find_map(|step| fs::read_to_string(step.path().join("id")).ok());
+        if let Some(id) = found {
+            // The sandbox is made right after its ID is written.
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            return id;
+        }
+        assert!(std::time::Instant::now() < deadline, "no RUN step started");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// The sandbox's cgroup directories, cgroup v1 (one per hierarchy) or v2.
+fn cgroups_of(id: &str) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|h| h.path().join("isola").join(id))
+        .collect();
+    dirs.push(PathBuf::from("/sys/fs/cgroup/isola").join(id));
+    dirs.into_iter().filter(|p| p.exists()).collect()
+}
+
+#[test]
+fn an_interrupted_build_stops_at_once_and_a_killed_one_is_swept() {
+    use common::background::Background;
+    use nix::sys::signal::Signal;
+    let Some(isola) = isola() else { return };
+    // The step's shell is PID 1 and ignores SIGTERM: the build kills it.
+    let dir = context(
+        &isola,
+        "interrupt",
+        "FROM isola/busybox\nRUN sleep 600\n",
+        &[],
+    );
+    let args = ["build", "-t", "never", dir.to_str().unwrap()];
+    let started = std::time::Instant::now();
+    let run = Background::start(isola.command(args));
+    running_step(&isola);
+    run.signal(Signal::SIGTERM);
+    let out = run.collect_within(std::time::Duration::from_secs(30), "an interrupted build");
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted"));
+    assert!(isola.cmd(["inspect", "never"]).status.code() != Some(0));
+
+    // SIGKILL: the step's processes die with isola (parent-death signal);
+    // its cgroups and the build's scratch stay until a sweep.
+    let run = Background::start(isola.command(args));
+    let id = running_step(&isola);
+    run.signal(Signal::SIGKILL);
+    run.collect_within(std::time::Duration::from_secs(30), "a killed build");
+    assert!(
+        !cgroups_of(&id).is_empty(),
+        "the killed step's cgroup should be there to sweep"
+    );
+    isola.ok(["prune"]);
+    assert!(cgroups_of(&id).is_empty(), "left: {:?}", cgroups_of(&id));
+    let tmp: Vec<_> = fs::read_dir(isola.root().join("tmp"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(tmp.is_empty(), "{tmp:?}");
+}

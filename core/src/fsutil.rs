@@ -47,6 +47,15 @@ impl Lock {
         Self::take(path, FlockArg::LockExclusive)
     }
 
+    /// The lock if nobody holds it; `None` if somebody does.
+    pub fn try_exclusive(path: &Path) -> io::Result<Option<Lock>> {
+        match Self::take(path, FlockArg::LockExclusiveNonblock) {
+            Ok(l) => Ok(Some(l)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     fn take(path: &Path, how: FlockArg) -> io::Result<Lock> {
         let file = OpenOptions::new()
             .create(true)

@@ -10,13 +10,16 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use isola_core::backend::{self, Backend, ExitStatus, IdleWork, RunContext};
+use isola_core::backend::{Backend, BackendError, ExitStatus, IdleWork, RunContext};
 use isola_core::build::{self, BuildError, BuildOptions, Driver};
 use isola_core::explain::Explain;
 use isola_core::image::ImageStore;
 use isola_core::spec::{Limits, Network, RunSpec};
 use isola_core::volume::parse_size;
 use isola_core::Root;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use crate::cli::BuildArgs;
 
@@ -32,6 +35,7 @@ pub fn run(root: &Root, args: &BuildArgs) -> Result<i32> {
         },
     )?;
     backend.check_host()?;
+    sweep(root)?;
     let opts = options(args)?;
     // The build's overlays go when the build does, however it ends.
     build::mount::private_namespace()
@@ -64,6 +68,19 @@ pub fn run(root: &Root, args: &BuildArgs) -> Result<i32> {
     }
     println!("{}", built.digest);
     Ok(0)
+}
+
+/// Clear what builds whose isola died left: their RUN sandboxes' cgroups
+/// (the processes died with isola) and their scratch directories.
+pub fn sweep(root: &Root) -> Result<()> {
+    for stale in build::sweep::stale(root) {
+        for id in &stale.sandboxes {
+            super::ps::cleanup(root, id, None)?;
+        }
+        isola_core::fsutil::remove_any(&stale.dir)
+            .with_context(|| format!("removing {}", stale.dir.display()))?;
+    }
+    Ok(())
 }
 
 /// A failed build: the message, and the RUN's own exit code when a RUN failed.
@@ -251,7 +268,7 @@ impl Driver for CliDriver<'_> {
     }
 
     fn run(&mut self, spec: &RunSpec, instance_dir: &Path) -> Result<ExitStatus, BuildError> {
-        let step = |e: backend::BackendError| BuildError::StepCaused {
+        let step = |e: BackendError| BuildError::StepCaused {
             at: "RUN".into(),
             what: format!("the {} sandbox failed", self.backend.name()),
             source: Box::new(e),
@@ -277,13 +294,17 @@ impl Driver for CliDriver<'_> {
         })?;
         let _ = std::io::stdout().flush();
         let redirect = nix::unistd::dup2_stdout(&out);
-        let outcome = backend::run_to_end(self.backend, spec, &ctx);
+        let outcome = run_until_interrupted(self.backend, spec, &ctx);
         let _ = nix::unistd::dup2_stdout(&saved);
         redirect.map_err(|e| BuildError::Io {
             context: "redirecting a RUN step's output".into(),
             source: e.into(),
         })?;
-        Ok(outcome.map_err(step)?.status)
+        match outcome {
+            Ok(Some(status)) => Ok(status),
+            Ok(None) => Err(BuildError::Interrupted),
+            Err(e) => Err(step(e)),
+        }
     }
 
     fn pull(&mut self, image: &str) -> Result<(), BuildError> {
@@ -298,4 +319,61 @@ impl Driver for CliDriver<'_> {
             &format!("fetching {url}"),
         )
     }
+}
+
+/// A RUN step's sandbox from start to end. Ctrl-C or a SIGTERM ends the
+/// build at once, as docker's does: the step's workload is killed, whatever
+/// it does with the signal (a shell as PID 1 ignores it), and `None` says
+/// so. isola's own death kills it too (the backend's parent-death signal).
+fn run_until_interrupted(
+    backend: &dyn Backend,
+    spec: &RunSpec,
+    ctx: &RunContext,
+) -> Result<Option<ExitStatus>, BackendError> {
+    let mut stops = SigSet::empty();
+    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        stops.add(s);
+    }
+    let mut old = SigSet::empty();
+    nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&stops), Some(&mut old))
+        .map_err(|e| BackendError::step("blocking signals", e))?;
+    let restore = || {
+        let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
+    };
+    let result = (|| {
+        let sfd = SignalFd::with_flags(&stops, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+            .map_err(|e| BackendError::step("signalfd", e))?;
+        let mut sandbox = backend.create(spec, ctx)?;
+        sandbox.start()?;
+        let mut interrupted = false;
+        if let Some(exit) = sandbox.exit_fd().map(|fd| fd.try_clone_to_owned()) {
+            let exit = exit.map_err(|e| BackendError::step("watching the RUN step", e))?;
+            loop {
+                let mut fds = [
+                    PollFd::new(exit.as_fd(), PollFlags::POLLIN),
+                    PollFd::new(sfd.as_fd(), PollFlags::POLLIN),
+                ];
+                match poll(&mut fds, PollTimeout::NONE) {
+                    Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                    Err(e) => return Err(BackendError::step("poll", e)),
+                }
+                let exited = fds[0].revents().is_some_and(|r| !r.is_empty());
+                let signalled = fds[1].revents().is_some_and(|r| !r.is_empty());
+                if signalled && matches!(sfd.read_signal(), Ok(Some(_))) {
+                    interrupted = true;
+                    sandbox.signal(Signal::SIGKILL)?;
+                }
+                if exited {
+                    break;
+                }
+            }
+        }
+        let outcome = sandbox.wait();
+        let torn_down = sandbox.teardown();
+        let outcome = outcome?;
+        torn_down?;
+        Ok((!interrupted).then_some(outcome.status))
+    })();
+    restore();
+    result
 }

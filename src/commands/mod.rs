@@ -2,7 +2,7 @@
 
 mod attach;
 pub(crate) mod bench;
-mod build;
+pub(crate) mod build;
 mod du;
 mod exec;
 mod export;

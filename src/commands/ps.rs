@@ -178,12 +178,13 @@ pub fn prune(root: &Root) -> Result<()> {
         println!("{}", stale.id);
     }
     isola_core::scratch::prune(root);
+    super::build::sweep(root)?;
     Ok(())
 }
 
 /// A `--rm` sandbox that died left no state, so which backend ran it is not
 /// known: every backend clears what it may have left under that ID.
-fn cleanup(root: &Root, id: &str, ran_on: Option<&str>) -> Result<()> {
+pub(crate) fn cleanup(root: &Root, id: &str, ran_on: Option<&str>) -> Result<()> {
     for backend in crate::backends::all(root.dir()) {
         if ran_on.is_none_or(|name| name == backend.name()) {
             backend.cleanup(id)?;

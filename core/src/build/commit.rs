@@ -18,7 +18,7 @@ pub(crate) fn store_image(
 ) -> Result<Digest, BuildError> {
     let config_bytes = serde_json::to_vec(config)
         .map_err(|e| BuildError::Usage(format!("the image config cannot be written: {e}")))?;
-    let (mut stage, _staging) = Stage::new(store, "build-image-", "the built image")?;
+    let (mut stage, _staging) = Stage::new(store, "built-image-", "the built image")?;
     let config_digest = stage.blob_bytes(&config_bytes)?;
     let manifest = ImageManifestBuilder::default()
         .schema_version(SCHEMA_VERSION)

@@ -31,6 +31,9 @@ pub enum BuildError {
     BaseMissing { at: String, image: String },
     #[error("{0}")]
     Usage(String),
+    /// Ctrl-C or SIGTERM: the build stopped, nothing tagged.
+    #[error("interrupted; nothing was tagged")]
+    Interrupted,
     #[error(transparent)]
     Image(#[from] ImageError),
     #[error("{context}")]
@@ -47,6 +50,7 @@ impl BuildError {
     pub fn exit_code(&self) -> i32 {
         match self {
             BuildError::RunFailed { code, .. } if *code != 0 => *code,
+            BuildError::Interrupted => 130,
             _ => 125,
         }
     }

@@ -150,9 +150,13 @@ pub fn build(
     let root = store.root();
     let lock = Lock::shared(&root.store_lock()).map_err(io_ctx("locking the image store"))?;
     let scratch = tempfile::Builder::new()
-        .prefix("build-")
+        .prefix(super::sweep::PREFIX)
         .tempdir_in(root.tmp())
         .map_err(io_ctx("creating the build's scratch directory"))?;
+    // Held while the build lives: a build scratch whose lock is free was
+    // left by an isola that died (see [`super::sweep`]).
+    let _alive = Lock::exclusive(&scratch.path().join(super::sweep::LOCK))
+        .map_err(io_ctx("locking the build's scratch directory"))?;
     let ignore = match fs::read_to_string(opts.context.join(".dockerignore")) {
         Ok(text) => Ignore::parse(&text).map_err(|e| BuildError::Usage(e.to_string()))?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ignore::default(),
@@ -613,6 +617,8 @@ impl Builder<'_> {
             what: e.to_string(),
         })?;
         let dir = self.next_dir("run")?;
+        // For the sweep, should this isola die before the sandbox is gone.
+        fs::write(dir.join(super::sweep::ID), &id).map_err(io_ctx("recording the RUN sandbox"))?;
         let instance = dir.join("sandbox");
         fs::create_dir_all(&instance).map_err(io_ctx("making the RUN sandbox's directory"))?;
         let status = self.driver.run(&spec, &instance)?;

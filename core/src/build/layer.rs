@@ -55,7 +55,7 @@ pub(crate) fn store_upper(
     drop(file);
 
     let shown = diff_id.to_string();
-    let (mut stage, _staging) = Stage::new(store, "build-layer-", at)?;
+    let (mut stage, _staging) = Stage::new(store, "built-layer-", at)?;
     let reader =
         BufReader::new(File::open(&blob_path).map_err(io_ctx("reading the step's layer"))?);
     let want = Expect {

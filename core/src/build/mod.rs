@@ -19,6 +19,7 @@ mod layer_ref;
 pub mod mount;
 mod plan;
 mod settings;
+pub mod sweep;
 
 pub use error::BuildError;
 pub use exec::{build, BuildOptions, Built, Driver};

@@ -155,6 +155,15 @@ fn collect(store: &ImageStore, catalog: &Catalog, out: &mut Removed) -> Result<(
         .map_err(io_ctx("listing tmp"))?
         .flatten()
     {
+        // A build's scratch may name a sandbox whose cgroups are still to
+        // clear: the build sweep (`isola build`, `isola prune`) removes it.
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(crate::build::sweep::PREFIX)
+        {
+            continue;
+        }
         remove_any(&entry.path()).map_err(io_ctx("removing stale staging"))?;
     }
     collect_guest_rootfs(root, &live_images, out)?;

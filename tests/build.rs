@@ -651,3 +651,37 @@ fn an_interrupted_build_stops_at_once_and_a_killed_one_is_swept() {
         .collect();
     assert!(tmp.is_empty(), "{tmp:?}");
 }
+
+#[test]
+fn run_steps_get_the_build_limits_and_no_network_unless_asked() {
+    let Some(isola) = isola() else { return };
+    // A 64 MiB buffer: the OOM killer stops it under --memory 16m.
+    let dir = context(
+        &isola,
+        "limits",
+        "FROM isola/busybox\nRUN dd if=/dev/zero of=/dev/null bs=64M count=1 && grep -c : /proc/net/dev > /interfaces\n",
+        &[],
+    );
+    let (code, err) = build_fails(&isola, &dir, &["--memory", "16m"]);
+    assert_eq!(code, 137, "{err}");
+    assert!(err.contains("code 137"), "{err}");
+    build(&isola, &dir, &["-t", "limited", "--memory", "256m"]);
+    let root = rootfs(&isola, "limited", "limited-root");
+    // --network none: the step sees only its own loopback.
+    assert_eq!(
+        fs::read_to_string(root.join("interfaces")).unwrap().trim(),
+        "1"
+    );
+    let host_interfaces = fs::read_to_string("/proc/net/dev")
+        .unwrap()
+        .matches(':')
+        .count();
+    build(&isola, &dir, &["-t", "hostnet", "--network", "host"]);
+    let root = rootfs(&isola, "hostnet", "hostnet-root");
+    let seen: usize = fs::read_to_string(root.join("interfaces"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(seen, host_interfaces);
+}

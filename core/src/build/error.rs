@@ -21,11 +21,13 @@ pub enum BuildError {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// A RUN's command exited with a failure.
-    #[error("{at}: the command `{command}` exited with code {code}; nothing was tagged")]
+    #[error("{at}: the command `{command}` {how}; nothing was tagged")]
     RunFailed {
         at: String,
         command: String,
         code: i32,
+        /// "exited with code 7", "was killed by the OOM killer ...".
+        how: String,
     },
     #[error("the base image {image:?} of {at} is not in the store; run `isola pull {image}` first, or build with --pull")]
     BaseMissing { at: String, image: String },

@@ -623,10 +623,18 @@ impl Builder<'_> {
         fs::create_dir_all(&instance).map_err(io_ctx("making the RUN sandbox's directory"))?;
         let status = self.driver.run(&spec, &instance)?;
         if status.code() != 0 {
+            let how = match status {
+                ExitStatus::Exited(c) => format!("exited with code {c}"),
+                ExitStatus::Signaled(s) => format!("was killed by signal {s}"),
+                ExitStatus::OutOfMemory => {
+                    "was killed by the OOM killer at the build's memory limit (--memory)".into()
+                }
+            };
             return Err(BuildError::RunFailed {
                 at: at.to_string(),
                 command: args.join(" "),
                 code: status.code(),
+                how,
             });
         }
         let had: Vec<bool> = MOUNT_POINTS

@@ -165,7 +165,8 @@ pub enum Command {
         #[arg(required = true, value_name = "SANDBOX")]
         ids: Vec<String>,
     },
-    /// Remove every sandbox that is over: exited, or left by an isola that died
+    /// Remove every sandbox that is over (exited, or left by an isola that
+    /// died), then what no image uses: blobs, layers, build cache
     Prune,
     /// isola's supervisor of one detached sandbox (started by create and run -d)
     #[command(hide = true)]

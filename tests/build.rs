@@ -319,6 +319,22 @@ fn the_cache_keys_on_content_not_mtimes() {
         2,
         "only the default image's layer (dir + facts) is left"
     );
+    // A failed build's steps are cached (a fixed build goes on from them)
+    // until `isola prune` finds no image that uses them.
+    fs::write(
+        dir.join("Dockerfile"),
+        "FROM isola/busybox\nCOPY app.txt /app/\nRUN false\n",
+    )
+    .unwrap();
+    build_fails(&isola, &dir, &[]);
+    assert_eq!(fs::read_dir(&cache_dir).unwrap().count(), 1);
+    isola.ok(["prune"]);
+    assert_eq!(fs::read_dir(&cache_dir).unwrap().count(), 0);
+    let layers = fs::read_dir(isola.root().join("layers")).unwrap().count();
+    assert_eq!(
+        layers, 2,
+        "the failed build's COPY layer went with its entry"
+    );
 }
 
 #[test]

@@ -179,6 +179,17 @@ pub fn prune(root: &Root) -> Result<()> {
     }
     isola_core::scratch::prune(root);
     super::build::sweep(root)?;
+    let store =
+        isola_core::image::ImageStore::open(root.clone()).context("opening the image store")?;
+    let removed = store.prune().context("collecting what no image uses")?;
+    if removed.blobs_removed + removed.layers_removed > 0 {
+        eprintln!(
+            "collected {} blob(s), {} layer(s), {} freed",
+            removed.blobs_removed,
+            removed.layers_removed,
+            crate::output::size(removed.bytes_freed)
+        );
+    }
     Ok(())
 }
 

@@ -269,6 +269,12 @@ impl ImageStore {
         gc::remove(self, given, force)
     }
 
+    /// Collect what no named image uses: blobs, layers, build cache entries
+    /// of builds whose images are gone, staging of imports that died.
+    pub fn prune(&self) -> Result<gc::Removed, ImageError> {
+        gc::prune(self)
+    }
+
     /// Write the image's root filesystem, whiteouts applied, into `dest`.
     pub fn export(&self, image: &Image, dest: &Path) -> Result<(), ImageError> {
         flatten::flatten(&self.layer_dirs(image), dest).map_err(io_ctx(format!(

@@ -701,3 +701,40 @@ fn run_steps_get_the_build_limits_and_no_network_unless_asked() {
         .unwrap();
     assert_eq!(seen, host_interfaces);
 }
+
+#[test]
+fn onbuild_triggers_run_in_the_child_build() {
+    let Some(isola) = isola() else { return };
+    let parent = context(
+        &isola,
+        "onbuild-parent",
+        "FROM isola/busybox\nONBUILD COPY marker.txt /from-child-context\nONBUILD RUN echo ran > /trigger-ran\n",
+        &[],
+    );
+    build(&isola, &parent, &["-t", "parent"]);
+    // The parent itself did not run them.
+    assert!(!rootfs(&isola, "parent", "parent-root")
+        .join("trigger-ran")
+        .exists());
+    let child = context(
+        &isola,
+        "onbuild-child",
+        "FROM parent\nRUN true\n",
+        &[("marker.txt", "m\n")],
+    );
+    let (_, log) = build(&isola, &child, &["-t", "child"]);
+    assert!(log.contains("ONBUILD RUN echo ran"), "{log}");
+    let root = rootfs(&isola, "child", "child-root");
+    assert_eq!(
+        fs::read_to_string(root.join("trigger-ran")).unwrap(),
+        "ran\n"
+    );
+    assert_eq!(
+        fs::read_to_string(root.join("from-child-context")).unwrap(),
+        "m\n"
+    );
+    assert!(
+        raw_config(&isola, "child")["config"]["OnBuild"].is_null(),
+        "not passed on"
+    );
+}

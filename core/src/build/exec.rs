@@ -314,6 +314,9 @@ impl Builder<'_> {
         self.driver
             .say(&format!("STEP {}/{}: {shown_base}", self.step, self.total));
         let mut state = self.base_state(&base, def.line)?;
+        if matches!(base, Base::Image(_)) {
+            self.onbuild_triggers(&mut state, def.line)?;
+        }
         for ins in &def.instructions {
             self.step += 1;
             self.driver
@@ -321,6 +324,36 @@ impl Builder<'_> {
             self.instruction(&mut state, ins)?;
         }
         Ok(state)
+    }
+
+    /// As docker: the ONBUILD triggers of the image a stage starts from
+    /// run first, in order, and are not passed on to the image built.
+    fn onbuild_triggers(&mut self, state: &mut StageState, line: usize) -> Result<(), BuildError> {
+        let Some(triggers) = state.image.config.on_build.take() else {
+            return Ok(());
+        };
+        for trigger in triggers {
+            let at = self.at(line);
+            let text = format!("FROM scratch\n{trigger}\n");
+            let parsed = parse(&text, "ONBUILD").map_err(|e| BuildError::Step {
+                at: at.clone(),
+                what: format!("the base image's ONBUILD trigger `{trigger}` cannot be read: {e}"),
+            })?;
+            let Some(mut ins) = parsed
+                .stages
+                .first()
+                .and_then(|s| s.instructions.first())
+                .cloned()
+            else {
+                continue;
+            };
+            ins.line = line;
+            self.driver.say(&format!(
+                "--> Running the base image's trigger: ONBUILD {trigger}"
+            ));
+            self.instruction(state, &ins)?;
+        }
+        Ok(())
     }
 
     fn base_state(&mut self, base: &Base, line: usize) -> Result<StageState, BuildError> {

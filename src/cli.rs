@@ -415,7 +415,7 @@ pub struct BuildArgs {
     /// Where RUN steps run: container (vm comes with the VM devices)
     #[arg(long, default_value = "container", value_name = "BACKEND")]
     pub backend: String,
-    /// Network of RUN steps: none (default) or host
+    /// Network of RUN steps: none (only a loopback) or host
     #[arg(long, default_value = "none", value_name = "MODE")]
     pub network: String,
     /// Memory limit of each RUN step, e.g. 512m

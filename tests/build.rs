@@ -579,12 +579,30 @@ fn an_untagged_build_is_known_by_its_id() {
     let short = &id["sha256:".len().."sha256:".len() + 12];
     assert_eq!(isola.ok(["run", "--rm", short, "cat", "/u"]), "u\n");
     // Tagged later by a build: the ID's entry goes, the name stays.
-    build(&isola, &dir, &["-t", "named"]);
+    let (same, _) = build(&isola, &dir, &["-t", "named"]);
+    assert_eq!(same, id);
     let images = isola.ok(["images"]);
     assert!(
         !images.contains("<none>") && images.contains("named:latest"),
         "{images}"
     );
+    // --label makes another config, so another image; --iidfile names it.
+    let iid = isola.tmp.path().join("iid");
+    let (labelled, _) = build(
+        &isola,
+        &dir,
+        &[
+            "-t",
+            "labelled",
+            "--iidfile",
+            iid.to_str().unwrap(),
+            "--label",
+            "a=b",
+        ],
+    );
+    assert_eq!(fs::read_to_string(&iid).unwrap(), labelled);
+    assert_ne!(labelled, id);
+    assert_eq!(config(&isola, "labelled")["Labels"]["a"], "b");
 }
 
 /// The sandbox ID of the RUN step a build is in, once it is there.

@@ -22,6 +22,10 @@ pub struct CopyOptions {
     pub owner: Option<(u32, u32)>,
     /// `--chmod`: the mode of every file and directory copied.
     pub chmod: Option<u32>,
+    /// COPY --from: what is copied keeps the owners it has in the stage or
+    /// image (docker's builders do; only context files become root's),
+    /// unless `--chown` names one.
+    pub keep_owners: bool,
     /// ADD: a local tar archive (plain, gzip, bzip2, xz or zstd, told by its
     /// content as docker tells it) is unpacked rather than copied.
     pub add: bool,
@@ -149,7 +153,8 @@ pub fn write_file(
     let path = copier.clear_leaf(name, &target, &parent, &leaf)?;
     let mut file = create_nofollow(&path).map_err(write_err(&target))?;
     file.write_all(data).map_err(write_err(&target))?;
-    copier.own_file(&file, &target, opts.chmod.unwrap_or(0o644))
+    let owner = copier.owner();
+    copier.own_file(&file, &target, opts.chmod.unwrap_or(0o644), owner)
 }
 
 /// The destination as an absolute, cleaned path in the image, and whether
@@ -207,6 +212,16 @@ struct Copier<'a> {
 impl Copier<'_> {
     fn owner(&self) -> (u32, u32) {
         self.opts.owner.unwrap_or((0, 0))
+    }
+
+    /// The owner a copied entry gets: `--chown`'s, its own for COPY --from,
+    /// else root.
+    fn owner_of(&self, meta: &fs::Metadata) -> (u32, u32) {
+        match self.opts.owner {
+            Some(owner) => owner,
+            None if self.opts.keep_owners => (meta.uid(), meta.gid()),
+            None => (0, 0),
+        }
     }
 
     fn source(&mut self, source: &Source, dest: &str, into_dir: bool) -> Result<(), CopyError> {
@@ -270,7 +285,14 @@ impl Copier<'_> {
     /// parents it needs) if missing, left as it is if there.
     fn top_dir(&mut self, source: &str, entry: &Entry, target: &str) -> Result<PathBuf, CopyError> {
         let mode = self.dir_mode(entry);
-        self.ensure_dir(source, target, mode)
+        // A directory already there keeps its owner; one made takes the
+        // source's when owners are kept.
+        let existed = is_dir_in_image(self.root, target)?;
+        let host = self.ensure_dir(source, target, mode)?;
+        if self.opts.keep_owners && !existed {
+            self.set_dir_meta(&host, target, mode, self.owner_of(&entry.meta))?;
+        }
+        Ok(host)
     }
 
     /// The host directory for `image_path`, made with `mode` (and its
@@ -318,7 +340,12 @@ impl Copier<'_> {
         };
         match fs::symlink_metadata(&host) {
             Ok(m) if m.is_dir() => {
-                self.set_dir_meta(&host, target, self.dir_mode(entry))?;
+                self.set_dir_meta(
+                    &host,
+                    target,
+                    self.dir_mode(entry),
+                    self.owner_of(&entry.meta),
+                )?;
             }
             Ok(_) => {
                 return Err(CopyError::DirOverFile {
@@ -326,7 +353,15 @@ impl Copier<'_> {
                     dest: target.to_string(),
                 })
             }
-            Err(_) => self.make_dir(&host, target, self.dir_mode(entry))?,
+            Err(_) => {
+                self.make_dir(&host, target, self.dir_mode(entry))?;
+                self.set_dir_meta(
+                    &host,
+                    target,
+                    self.dir_mode(entry),
+                    self.owner_of(&entry.meta),
+                )?;
+            }
         }
         Ok(host)
     }
@@ -338,13 +373,18 @@ impl Copier<'_> {
     fn make_dir(&mut self, host: &Path, target: &str, mode: u32) -> Result<(), CopyError> {
         fs::create_dir(host).map_err(write_err(target))?;
         self.stats.dirs += 1;
-        self.set_dir_meta(host, target, mode)
+        self.set_dir_meta(host, target, mode, self.owner())
     }
 
     /// Owner then mode: chown clears set-id bits the mode may carry.
-    fn set_dir_meta(&self, host: &Path, target: &str, mode: u32) -> Result<(), CopyError> {
+    fn set_dir_meta(
+        &self,
+        host: &Path,
+        target: &str,
+        mode: u32,
+        (uid, gid): (u32, u32),
+    ) -> Result<(), CopyError> {
         let dir = open_dir_nofollow(host).map_err(write_err(target))?;
-        let (uid, gid) = self.owner();
         std::os::unix::fs::fchown(&dir, Some(uid), Some(gid)).map_err(write_err(target))?;
         dir.set_permissions(Permissions::from_mode(mode))
             .map_err(write_err(target))
@@ -401,7 +441,7 @@ impl Copier<'_> {
         if kind.is_symlink() {
             let link = fs::read_link(&entry.path).map_err(read_err(&entry.path))?;
             std::os::unix::fs::symlink(&link, &path).map_err(write_err(target))?;
-            let (uid, gid) = self.owner();
+            let (uid, gid) = self.owner_of(meta);
             std::os::unix::fs::lchown(&path, Some(uid), Some(gid)).map_err(write_err(target))?;
             let mtime = FileTime::from_last_modification_time(meta);
             filetime::set_symlink_file_times(&path, mtime, mtime).map_err(write_err(target))?;
@@ -423,7 +463,7 @@ impl Copier<'_> {
             let mut from = File::open(&entry.path).map_err(read_err(&entry.path))?;
             let mut to = create_nofollow(&path).map_err(write_err(target))?;
             self.stats.bytes += io::copy(&mut from, &mut to).map_err(write_err(target))?;
-            self.own_file(&to, target, mode)?;
+            self.own_file(&to, target, mode, self.owner_of(meta))?;
             let mtime = FileTime::from_last_modification_time(meta);
             filetime::set_file_handle_times(&to, Some(mtime), Some(mtime))
                 .map_err(write_err(target))?;
@@ -441,7 +481,7 @@ impl Copier<'_> {
         };
         mknod(&path, sflag, Mode::from_bits_truncate(mode), meta.rdev())
             .map_err(|e| write_err(target)(io::Error::from(e)))?;
-        let (uid, gid) = self.owner();
+        let (uid, gid) = self.owner_of(meta);
         std::os::unix::fs::lchown(&path, Some(uid), Some(gid)).map_err(write_err(target))?;
         fs::set_permissions(&path, Permissions::from_mode(mode)).map_err(write_err(target))?;
         self.stats.files += 1;
@@ -449,8 +489,13 @@ impl Copier<'_> {
     }
 
     /// Owner then mode of a file just written: chown clears set-id bits.
-    fn own_file(&mut self, file: &File, target: &str, mode: u32) -> Result<(), CopyError> {
-        let (uid, gid) = self.owner();
+    fn own_file(
+        &mut self,
+        file: &File,
+        target: &str,
+        mode: u32,
+        (uid, gid): (u32, u32),
+    ) -> Result<(), CopyError> {
         std::os::unix::fs::fchown(file, Some(uid), Some(gid)).map_err(write_err(target))?;
         file.set_permissions(Permissions::from_mode(mode))
             .map_err(write_err(target))?;
@@ -758,12 +803,55 @@ mod tests {
     }
 
     #[test]
+    fn copy_from_keeps_the_owners_unless_chown_names_one() {
+        let f = fixture();
+        let c = f.ctx.path();
+        std::os::unix::fs::chown(c.join("dir"), Some(3), Some(4)).unwrap();
+        std::os::unix::fs::chown(c.join("dir/sub"), Some(7), Some(8)).unwrap();
+        std::os::unix::fs::chown(c.join("dir/sub/b"), Some(9), Some(10)).unwrap();
+        std::os::unix::fs::lchown(c.join("dir/ln"), Some(11), Some(12)).unwrap();
+        let keep = CopyOptions {
+            keep_owners: true,
+            ..cp()
+        };
+        fs::create_dir(f.at("existing")).unwrap();
+        f.copy(&["dir"], "/opt", &keep).unwrap();
+        f.copy(&["dir"], "/existing", &keep).unwrap();
+        f.copy(&["f.txt"], "/f.txt", &keep).unwrap();
+        let owner = |p: &str| {
+            let m = f.meta(p);
+            (m.uid(), m.gid())
+        };
+        let table = [
+            ("opt", (3, 4)),
+            ("opt/sub", (7, 8)),
+            ("opt/sub/b", (9, 10)),
+            ("opt/ln", (11, 12)),
+            ("f.txt", (1000, 1000)),
+            // A destination already there keeps its owner.
+            ("existing", (0, 0)),
+        ];
+        for (path, expected) in table {
+            assert_eq!(owner(path), expected, "{path}");
+        }
+        let chown = CopyOptions {
+            owner: Some((5, 6)),
+            ..keep
+        };
+        f.copy(&["dir"], "/chowned", &chown).unwrap();
+        for p in ["chowned", "chowned/sub", "chowned/sub/b", "chowned/ln"] {
+            assert_eq!(owner(p), (5, 6), "{p}");
+        }
+    }
+
+    #[test]
     fn chown_and_chmod_apply_to_what_is_copied_and_the_dirs_made() {
         let f = fixture();
         let opts = CopyOptions {
             owner: Some((1000, 2000)),
             chmod: Some(0o700),
             add: false,
+            keep_owners: false,
         };
         f.copy(&["dir"], "/made/here", &opts).unwrap();
         for p in ["made/here/a", "made/here/sub", "made/here/sub/b"] {

@@ -936,6 +936,7 @@ impl Builder<'_> {
             owner,
             chmod: mode,
             add,
+            keep_owners: from.is_some(),
         };
         let do_copy = |root: &Path| -> Result<(), BuildError> {
             if !resolved.is_empty() {

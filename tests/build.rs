@@ -21,18 +21,6 @@ fn isola() -> Option<Isola> {
     Some(isola)
 }
 
-/// A build context of `files` (path, content) and its Dockerfile.
-fn context(isola: &Isola, name: &str, dockerfile: &str, files: &[(&str, &str)]) -> PathBuf {
-    let dir = isola.scratch(name);
-    fs::write(dir.join("Dockerfile"), dockerfile).unwrap();
-    for (path, data) in files {
-        let p = dir.join(path);
-        fs::create_dir_all(p.parent().unwrap()).unwrap();
-        fs::write(p, data).unwrap();
-    }
-    dir
-}
-
 /// Build `dir` as `tag`; (image ID from stdout, stderr).
 fn build(isola: &Isola, dir: &Path, extra: &[&str]) -> (String, String) {
     let mut args = vec!["build".to_string()];
@@ -94,8 +82,7 @@ CMD ["cat greeting.txt"]
 #[test]
 fn every_instruction_lands_in_files_and_config() {
     let Some(isola) = isola() else { return };
-    let dir = context(
-        &isola,
+    let dir = isola.context(
         "corpus",
         EVERY_INSTRUCTION,
         &[
@@ -226,9 +213,7 @@ fn has_in_base(isola: &Isola, path: &str) -> bool {
 #[test]
 fn stages_are_built_only_when_the_target_needs_them() {
     let Some(isola) = isola() else { return };
-    let dir = context(
-        &isola,
-        "stages",
+    let dir = isola.context("stages",
         "FROM isola/busybox AS builder\nRUN echo built > /artifact\n\
          FROM isola/busybox AS broken\nRUN exit 3\n\
          FROM scratch\nCOPY --from=builder /artifact /artifact\nCOPY --from=0 /bin/busybox /busybox\n",
@@ -263,9 +248,7 @@ fn stages_are_built_only_when_the_target_needs_them() {
 #[test]
 fn the_cache_keys_on_content_not_mtimes() {
     let Some(isola) = isola() else { return };
-    let dir = context(
-        &isola,
-        "cache",
+    let dir = isola.context("cache",
         "FROM isola/busybox\nARG LEVEL=1\nCOPY app.txt /app/\nRUN cat /app/app.txt > /app/copy; echo $LEVEL > /app/level\nCMD [\"cat\", \"/app/copy\"]\n",
         &[("app.txt", "v1\n")],
     );
@@ -343,8 +326,8 @@ fn the_same_build_gives_the_same_digest_in_another_store() {
     let b = isola().unwrap();
     let text = "FROM isola/busybox\nCOPY . /src/\nRUN sleep 1; date > /src/when; touch -d 2030-01-01 /src/future\nCMD [\"ls\", \"/src\"]\n";
     let files = [("x.txt", "x\n"), ("dir/y.txt", "y\n")];
-    let ctx_a = context(&a, "repro", text, &files);
-    let ctx_b = context(&b, "repro", text, &files);
+    let ctx_a = a.context("repro", text, &files);
+    let ctx_b = b.context("repro", text, &files);
     let (id_a, _) = build(&a, &ctx_a, &["-t", "repro"]);
     let (id_b, _) = build(&b, &ctx_b, &["-t", "repro"]);
     // The RUN wrote the time it ran: the layer differs. Same digest only
@@ -413,7 +396,7 @@ fn bad_input_gets_one_message_and_no_image() {
         ("vm", "FROM isola/busybox\n", &["--backend", "vm"], &["--backend vm", "container"]),
     ];
     for (name, dockerfile, flags, words) in cases {
-        let dir = context(&isola, &format!("bad-{name}"), dockerfile, &[]);
+        let dir = isola.context(&format!("bad-{name}"), dockerfile, &[]);
         if *name == "escape" {
             std::os::unix::fs::symlink("/etc/passwd", dir.join("out")).unwrap();
         }
@@ -426,8 +409,7 @@ fn bad_input_gets_one_message_and_no_image() {
         assert_eq!(messages, 1, "{name}: one message: {err}");
     }
     // A failing RUN: its code, the step, nothing tagged, no sandbox left.
-    let dir = context(
-        &isola,
+    let dir = isola.context(
         "bad-run",
         "FROM isola/busybox\nRUN echo trying; exit 7\n",
         &[],
@@ -451,8 +433,7 @@ fn bad_input_gets_one_message_and_no_image() {
 #[test]
 fn dockerignore_keeps_files_out_and_dash_reads_stdin() {
     let Some(isola) = isola() else { return };
-    let dir = context(
-        &isola,
+    let dir = isola.context(
         "ignore",
         "",
         &[
@@ -534,7 +515,7 @@ fn add_fetches_a_url_and_pull_fetches_the_base() {
         "FROM {base}\nADD http://{}/files/notes.txt /srv/\nRUN cat /srv/notes.txt > /srv/copy\n",
         web.host()
     );
-    let dir = context(&isola, "fetch", &dockerfile, &[]);
+    let dir = isola.context("fetch", &dockerfile, &[]);
     // Not in the store: without --pull the build says how to get it.
     let err = isola.fail(["build", "-t", "fetched", dir.to_str().unwrap()]);
     assert!(err.contains("--pull"), "{err}");
@@ -567,12 +548,7 @@ fn add_fetches_a_url_and_pull_fetches_the_base() {
 #[test]
 fn an_untagged_build_is_known_by_its_id() {
     let Some(isola) = isola() else { return };
-    let dir = context(
-        &isola,
-        "untagged",
-        "FROM isola/busybox\nRUN echo u > /u\n",
-        &[],
-    );
+    let dir = isola.context("untagged", "FROM isola/busybox\nRUN echo u > /u\n", &[]);
     let (id, _) = build(&isola, &dir, &["-q"]);
     let images = isola.ok(["images"]);
     assert!(images.contains("<none>"), "{images}");
@@ -644,12 +620,7 @@ fn an_interrupted_build_stops_at_once_and_a_killed_one_is_swept() {
     use nix::sys::signal::Signal;
     let Some(isola) = isola() else { return };
     // The step's shell is PID 1 and ignores SIGTERM: the build kills it.
-    let dir = context(
-        &isola,
-        "interrupt",
-        "FROM isola/busybox\nRUN sleep 600\n",
-        &[],
-    );
+    let dir = isola.context("interrupt", "FROM isola/busybox\nRUN sleep 600\n", &[]);
     let args = ["build", "-t", "never", dir.to_str().unwrap()];
     let started = std::time::Instant::now();
     let run = Background::start(isola.command(args));
@@ -690,9 +661,7 @@ fn an_interrupted_build_stops_at_once_and_a_killed_one_is_swept() {
 fn run_steps_get_the_build_limits_and_no_network_unless_asked() {
     let Some(isola) = isola() else { return };
     // A 64 MiB buffer: the OOM killer stops it under --memory 16m.
-    let dir = context(
-        &isola,
-        "limits",
+    let dir = isola.context("limits",
         "FROM isola/busybox\nRUN dd if=/dev/zero of=/dev/null bs=64M count=1 && grep -c : /proc/net/dev > /interfaces\n",
         &[],
     );
@@ -723,9 +692,7 @@ fn run_steps_get_the_build_limits_and_no_network_unless_asked() {
 #[test]
 fn onbuild_triggers_run_in_the_child_build() {
     let Some(isola) = isola() else { return };
-    let parent = context(
-        &isola,
-        "onbuild-parent",
+    let parent = isola.context("onbuild-parent",
         "FROM isola/busybox\nONBUILD COPY marker.txt /from-child-context\nONBUILD RUN echo ran > /trigger-ran\n",
         &[],
     );
@@ -734,8 +701,7 @@ fn onbuild_triggers_run_in_the_child_build() {
     assert!(!rootfs(&isola, "parent", "parent-root")
         .join("trigger-ran")
         .exists());
-    let child = context(
-        &isola,
+    let child = isola.context(
         "onbuild-child",
         "FROM parent\nRUN true\n",
         &[("marker.txt", "m\n")],

@@ -283,18 +283,6 @@ fn peers() -> Option<(Isola, Buildah)> {
     Some((isola, buildah))
 }
 
-/// A build context of `files` (path, content) and its Dockerfile.
-fn context(isola: &Isola, name: &str, dockerfile: &str, files: &[(&str, &str)]) -> PathBuf {
-    let dir = isola.scratch(name);
-    fs::write(dir.join("Dockerfile"), dockerfile).unwrap();
-    for (path, data) in files {
-        let p = dir.join(path);
-        fs::create_dir_all(p.parent().unwrap()).unwrap();
-        fs::write(p, data).unwrap();
-    }
-    dir
-}
-
 fn isola_build(isola: &Isola, tag: &str, ctx: &Path) {
     isola.ok(["build", "-q", "-t", tag, ctx.to_str().unwrap()]);
 }
@@ -503,7 +491,7 @@ fn a_c_program_built_on_debian_runs_in_a_container_and_a_vm() {
         "debian-gcc:base",
         layout.to_str().unwrap(),
     ]);
-    let ctx = context(&isola, "hello", HELLO_DOCKERFILE, &[("hello.c", HELLO_C)]);
+    let ctx = isola.context("hello", HELLO_DOCKERFILE, &[("hello.c", HELLO_C)]);
     isola_build(&isola, "hello:1", &ctx);
     // Only the binary: the second stage is FROM scratch.
     let root = tree(&isola_rootfs(&isola, "hello:1"));
@@ -587,8 +575,7 @@ CMD ["cat greeting.txt"]
 /// The corpus's context: files, a directory with a symlink in it, a
 /// top-level symlink, and a gzipped tar with a hard link and a symlink.
 fn corpus_context(isola: &Isola) -> PathBuf {
-    let dir = context(
-        isola,
+    let dir = isola.context(
         "corpus",
         EVERY_INSTRUCTION,
         &[
@@ -743,9 +730,7 @@ fn stages_copy_from_and_shell_forms_give_what_buildah_gives() {
     let Some((isola, buildah)) = peers() else {
         return;
     };
-    let ctx = context(
-        &isola,
-        "stages",
+    let ctx = isola.context("stages",
         "FROM isola/busybox AS builder\n\
          RUN mkdir /out && echo built > /out/artifact && chmod 600 /out/artifact && chown 7:8 /out/artifact && ln -s artifact /out/ln\n\
          FROM isola/busybox\n\
@@ -779,8 +764,7 @@ fn stages_copy_from_and_shell_forms_give_what_buildah_gives() {
     );
     assert!(mine["config"]["Cmd"].is_null(), "{}", mine["config"]);
 
-    let scratch = context(
-        &isola,
+    let scratch = isola.context(
         "scratch",
         "FROM scratch\nCOPY --from=isola/busybox /bin/busybox /bin/sh\nCMD echo hi\n",
         &[],
@@ -807,8 +791,7 @@ fn archives_chmod_and_whiteout_names_behave_as_in_buildah() {
     let Some((isola, buildah)) = peers() else {
         return;
     };
-    let ctx = context(
-        &isola,
+    let ctx = isola.context(
         "agree",
         "FROM isola/busybox\n\
          ADD --chmod=0700 bundle.tar.gz /opt/\n\
@@ -851,8 +834,7 @@ fn where_isola_and_buildah_differ_each_difference_is_as_documented() {
     };
 
     // Heredocs: buildah 1.28 has none (BuildKit and isola do).
-    let heredoc = context(
-        &isola,
+    let heredoc = isola.context(
         "heredoc",
         "FROM isola/busybox\nCOPY <<EOF /motd\nhello\nEOF\nRUN <<EOF\necho ran > /ran\nEOF\n",
         &[],
@@ -869,8 +851,7 @@ fn where_isola_and_buildah_differ_each_difference_is_as_documented() {
 
     // An absolute COPY source: buildah (like docker) reads it from the
     // context; isola refuses it.
-    let absolute = context(
-        &isola,
+    let absolute = isola.context(
         "absolute",
         "FROM isola/busybox\nCOPY /etc/passwd /x\n",
         &[("etc/passwd", "from the context\n")],
@@ -888,7 +869,7 @@ fn where_isola_and_buildah_differ_each_difference_is_as_documented() {
     );
 
     // A --build-arg no ARG declares: buildah warns, isola refuses.
-    let plain = context(&isola, "plain", "FROM isola/busybox\nRUN true\n", &[]);
+    let plain = isola.context("plain", "FROM isola/busybox\nRUN true\n", &[]);
     let out = buildah.run(&[
         "bud",
         "--isolation",
@@ -916,15 +897,14 @@ fn where_isola_and_buildah_differ_each_difference_is_as_documented() {
 
     // ONBUILD: a difference no more; both run a base's triggers at the
     // child's FROM (kept here, beside the differences, to hold it so).
-    let parent = context(
-        &isola,
+    let parent = isola.context(
         "parent",
         "FROM isola/busybox\nONBUILD RUN echo ran > /tmp/onbuild-ran\n",
         &[],
     );
     isola_build(&isola, "parent:1", &parent);
     buildah.build("parent:1", &parent);
-    let child = context(&isola, "child", "FROM parent:1\nLABEL child=1\n", &[]);
+    let child = isola.context("child", "FROM parent:1\nLABEL child=1\n", &[]);
     isola_build(&isola, "child:1", &child);
     buildah.build("child:1", &child);
     assert!(buildah.rootfs("child:1").join("tmp/onbuild-ran").is_file());

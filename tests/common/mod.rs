@@ -62,6 +62,19 @@ impl Isola {
         p
     }
 
+    /// A build context beside the root: its Dockerfile and `files` (path,
+    /// content).
+    pub fn context(&self, name: &str, dockerfile: &str, files: &[(&str, &str)]) -> PathBuf {
+        let dir = self.scratch(name);
+        fs::write(dir.join("Dockerfile"), dockerfile).expect("writing the Dockerfile");
+        for (path, data) in files {
+            let p = dir.join(path);
+            fs::create_dir_all(p.parent().expect("a file in a directory")).expect("context dir");
+            fs::write(p, data).expect("writing a context file");
+        }
+        dir
+    }
+
     /// `isola ARGS` on this root, not yet started.
     pub fn command<I, S>(&self, args: I) -> Command
     where

@@ -47,6 +47,7 @@ fn config(isola: &Isola, image: &str) -> serde_json::Value {
 const EVERY_INSTRUCTION: &str = r#"# escape=\
 ARG BASE=isola/busybox
 FROM ${BASE} AS base
+MAINTAINER corpus@example.org
 ARG GREETING=hello
 ENV APP_HOME=/srv/app \
     MODE="two words"
@@ -170,6 +171,7 @@ fn every_instruction_lands_in_files_and_config() {
         raw["config"]["Shell"],
         serde_json::json!(["/bin/sh", "-ec"])
     );
+    assert_eq!(raw["author"], "corpus@example.org");
 
     // The image runs: its CMD through its ENTRYPOINT, as its USER.
     let out = isola.ok(["run", "--rm", "corpus:1"]);

@@ -12,6 +12,9 @@ use serde::{Deserialize, Serialize};
 pub struct ImageConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created: Option<String>,
+    /// MAINTAINER's text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
     #[serde(default)]
     pub architecture: String,
     #[serde(default)]

@@ -206,6 +206,9 @@ pub fn build(
             .insert(k.clone(), v.clone());
     }
     state.image.created = Some(rfc3339(opts.epoch));
+    if state.author.is_some() {
+        state.image.author = state.author.clone();
+    }
     state.image.rootfs = RootFs {
         kind: "layers".into(),
         diff_ids: state.layers.iter().map(|l| l.diff_id.to_string()).collect(),

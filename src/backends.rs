@@ -72,3 +72,16 @@ pub mod vm {
     pub use isola_vm::kvm;
     pub use isola_vm::monitor::qemu::BINARY as QEMU;
 }
+
+/// Clear what a sandbox whose isola died left outside its directory (its
+/// cgroups, say). `ran_on` names its backend when known; a `--rm` sandbox
+/// or a build's RUN step left no state saying which, so every backend
+/// clears what it may have left under that ID.
+pub fn cleanup(state_dir: &std::path::Path, id: &str, ran_on: Option<&str>) -> Result<()> {
+    for backend in all(state_dir) {
+        if ran_on.is_none_or(|name| name == backend.name()) {
+            backend.cleanup(id)?;
+        }
+    }
+    Ok(())
+}

@@ -75,7 +75,7 @@ pub fn run(root: &Root, args: &BuildArgs) -> Result<i32> {
 pub fn sweep(root: &Root) -> Result<()> {
     for stale in build::sweep::stale(root) {
         for id in &stale.sandboxes {
-            super::ps::cleanup(root, id, None)?;
+            crate::backends::cleanup(root.dir(), id, None)?;
         }
         isola_core::fsutil::remove_any(&stale.dir)
             .with_context(|| format!("removing {}", stale.dir.display()))?;

@@ -160,7 +160,7 @@ fn rm_one(root: &Root, given: &str, force: bool) -> Result<String> {
         );
     }
     let removed = instance::remove(root, &state.id)?;
-    cleanup(root, &removed.id, Some(&removed.backend))?;
+    crate::backends::cleanup(root.dir(), &removed.id, Some(&removed.backend))?;
     Ok(removed.id)
 }
 
@@ -169,7 +169,7 @@ fn rm_one(root: &Root, given: &str, force: bool) -> Result<String> {
 /// outside their directory.
 pub fn prune(root: &Root) -> Result<()> {
     for stale in instance::stale(root).context("listing sandboxes")? {
-        cleanup(root, &stale.id, stale.backend.as_deref())?;
+        crate::backends::cleanup(root.dir(), &stale.id, stale.backend.as_deref())?;
         isola_core::fsutil::remove_any(&stale.dir)
             .with_context(|| format!("removing sandbox {}", stale.id))?;
         if let Some(name) = &stale.name {
@@ -189,17 +189,6 @@ pub fn prune(root: &Root) -> Result<()> {
             removed.layers_removed,
             crate::output::size(removed.bytes_freed)
         );
-    }
-    Ok(())
-}
-
-/// A `--rm` sandbox that died left no state, so which backend ran it is not
-/// known: every backend clears what it may have left under that ID.
-pub(crate) fn cleanup(root: &Root, id: &str, ran_on: Option<&str>) -> Result<()> {
-    for backend in crate::backends::all(root.dir()) {
-        if ran_on.is_none_or(|name| name == backend.name()) {
-            backend.cleanup(id)?;
-        }
     }
     Ok(())
 }

@@ -3,8 +3,9 @@
 //! dimension, an isolation matrix that tells a container from a VM, the
 //! report rendered by headless Chromium, and `--compare` reading it back;
 //! and `isola bench lifecycle --quick`, detached sandboxes against their
-//! peers, and `isola bench distribution --quick`, pulls and pushes against
-//! theirs, each leaving nothing behind.
+//! peers, `isola bench distribution --quick`, pulls and pushes against
+//! theirs, and `isola bench build` with one run, against buildah, each
+//! leaving nothing behind.
 
 #[path = "../bench/tests/common/browser.rs"]
 mod browser;
@@ -647,8 +648,12 @@ fn a_quick_distribution_benchmark_pulls_and_pushes_and_leaves_nothing() {
         assert!(ratio.to_string().contains("podman"), "{ratio}");
     }
 
-    // Nothing left: no registry or other process on this root, no mount
-    // under it, no work directory.
+    // Nothing left: no registry or other process on this root.
+    nothing_left_on(&isola);
+}
+
+/// No process on `isola`'s root, no mount under it, no work directory.
+fn nothing_left_on(isola: &Isola) {
     assert_eq!(
         processes_naming(isola.tmp.path()),
         Vec::<String>::new(),
@@ -662,6 +667,54 @@ fn a_quick_distribution_benchmark_pulls_and_pushes_and_leaves_nothing() {
         0,
         "the work directory is left"
     );
+}
+
+/// `isola bench build` with one run: the Dockerfile built cold and cached
+/// by isola and by buildah, the paired ratios and the goals read from
+/// them, and afterwards no store, mount or process of it left.
+#[test]
+fn a_one_run_build_benchmark_times_isola_and_buildah_cold_and_cached() {
+    if !(common::root_user() && common::tool("busybox") && common::tool("buildah")) {
+        return;
+    }
+    let isola = Isola::new();
+    let (_, out) = bench_with_pid(&isola, &["build", "--runs", "1", "--warmup", "0", "--json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "isola bench build failed:\n{stderr}");
+    for title in [
+        "Build: 11-line two-stage Dockerfile",
+        "Build: the same build again, every step cached",
+        "Build: goals",
+    ] {
+        assert!(stderr.contains(title), "no {title} table:\n{stderr}");
+    }
+    let r: Value = serde_json::from_slice(&out.stdout).expect("--json prints JSON");
+    assert_eq!(r["errors"], serde_json::json!([]), "{r}");
+    let b = &r["build"];
+    for series in ["cold", "cached"] {
+        for id in ["isola", "buildah"] {
+            let s = of(&b[series], id);
+            assert_eq!(s.len(), 1, "{series} {id}: {b}");
+            assert_eq!(s[0]["ms"].as_array().unwrap().len(), 1, "{series} {id}");
+        }
+        let paired = &of(&b[series], "isola")[0]["paired"];
+        assert!(paired.to_string().contains("buildah"), "{paired}");
+    }
+    // A cached build does less than a cold one, in both tools.
+    let median =
+        |series: &str, id: &str| of(&b[series], id)[0]["summary"]["median"].as_f64().unwrap();
+    for id in ["isola", "buildah"] {
+        assert!(median("cached", id) < median("cold", id), "{id}: {b}");
+    }
+    let goals: Vec<&str> = b["goals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| !g["value"].is_null())
+        .map(|g| g["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(goals, ["cold_vs_buildah", "cached_vs_buildah", "cached_ms"]);
+    nothing_left_on(&isola);
 }
 
 #[test]

@@ -4,6 +4,7 @@
 //! pulls and pushes against podman and skopeo, and writes the results and
 //! their report.
 
+pub mod build;
 pub mod bundle;
 mod chain;
 pub mod compare;

@@ -33,6 +33,10 @@ pub struct Results {
     /// distribution`); absent from runs that did not measure them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub distribution: Option<Distribution>,
+    /// Dockerfile builds against buildah (`isola bench build`); absent
+    /// from runs that did not measure them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<Build>,
     /// A subject or dimension that could not run, with its own error line.
     pub errors: Vec<RunError>,
 }
@@ -324,16 +328,31 @@ pub struct ShimMemory {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Goal {
     /// `start_vs_floor`, `exec_vs_runc`, `exec_vs_nsenter`, `shim_rss`;
-    /// `pull_vs_podman`, `fetch_vs_skopeo`, `push_vs_skopeo`.
+    /// `pull_vs_podman`, `fetch_vs_skopeo`, `push_vs_skopeo`;
+    /// `cold_vs_buildah`, `cached_vs_buildah`, `cached_ms`.
     pub key: String,
     /// What is measured, in words.
     pub label: String,
-    /// At most this: a paired ratio, or KiB.
+    /// At most this: a paired ratio, KiB or ms.
     pub limit: f64,
     pub unit: String,
     /// None when a figure it needs was not measured.
     pub value: Option<f64>,
     pub met: Option<bool>,
+}
+
+impl Goal {
+    /// "At most `limit` `unit`", met when `value` (if measured) is.
+    pub fn at_most(key: &str, label: &str, limit: f64, unit: &str, value: Option<f64>) -> Goal {
+        Goal {
+            key: key.into(),
+            label: label.into(),
+            limit,
+            unit: unit.into(),
+            value,
+            met: value.map(|v| v <= limit),
+        }
+    }
 }
 
 /// Moving an image between a registry and a store, against podman and
@@ -353,6 +372,23 @@ pub struct Distribution {
     /// The image pulled into a store that holds its base already.
     pub on_base: Option<PullOnBase>,
     /// The registry issue's goals, as measured.
+    pub goals: Vec<Goal>,
+}
+
+/// A Dockerfile built by isola and by buildah from the same base, the two
+/// interleaved run by run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Build {
+    /// The isola binary that built.
+    pub isola: IsolaBuild,
+    /// The Dockerfile, in words.
+    pub workload: String,
+    /// Each run on a store holding only the base image: no cache.
+    pub cold: Vec<LifecycleSeries>,
+    /// Each run on a store that built the same thing before: every step
+    /// from the cache.
+    pub cached: Vec<LifecycleSeries>,
+    /// The build issue's goals, as measured.
     pub goals: Vec<Goal>,
 }
 

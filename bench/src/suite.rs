@@ -184,6 +184,7 @@ pub fn run(plan: &Plan, machine: Machine, config: Config, progress: &mut dyn Pro
         },
         lifecycle,
         distribution: None,
+        build: None,
         errors,
     }
 }

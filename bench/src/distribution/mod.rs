@@ -439,14 +439,7 @@ fn goals(pull: &[TransferSeries], push: &[TransferSeries]) -> Vec<Goal> {
         ),
     ]
     .into_iter()
-    .map(|(key, label, limit, value)| Goal {
-        key: key.into(),
-        label: label.into(),
-        limit,
-        unit: "x".into(),
-        value,
-        met: value.map(|v| v <= limit),
-    })
+    .map(|(key, label, limit, value)| Goal::at_most(key, label, limit, "x", value))
     .collect()
 }
 

@@ -10,7 +10,7 @@
 
 mod cgroups;
 mod containerd;
-mod cycle;
+pub(crate) mod cycle;
 pub(crate) mod podman;
 mod runc;
 
@@ -636,14 +636,7 @@ fn goals(start: &[LifecycleSeries], exec: &[LifecycleSeries], shims: &[ShimMemor
         ),
     ]
     .into_iter()
-    .map(|(key, label, limit, unit, value)| Goal {
-        key: key.into(),
-        label: label.into(),
-        limit,
-        unit: unit.into(),
-        value,
-        met: value.map(|v| v <= limit),
-    })
+    .map(|(key, label, limit, unit, value)| Goal::at_most(key, label, limit, unit, value))
     .collect()
 }
 

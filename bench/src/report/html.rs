@@ -228,6 +228,25 @@ fn sections(r: &Results) -> Vec<Section> {
             charts: &[],
         },
         Section {
+            id: "build",
+            title: "Build",
+            method: "<code>isola bench build</code>, run on its own: an 11-line \
+                     two-stage Dockerfile over the busybox base built by <code>isola \
+                     build</code> and by <code>buildah bud --layers</code> (vfs \
+                     storage, chroot isolation), both from the same base image. Cold: \
+                     each run on a store that holds only the base, made again after \
+                     the run; cached: each run on a store that built the same thing \
+                     before. The two tools interleaved run by run, ratios paired run \
+                     by run, everything written back (<code>sync</code>) between runs."
+                .to_string(),
+            tables: vec![
+                tables::build_cold(r),
+                tables::build_cached(r),
+                tables::build_goals(r),
+            ],
+            charts: &[],
+        },
+        Section {
             id: "isolation",
             title: "Isolation",
             method: "What a process can observe about where it runs, read by the \

@@ -103,8 +103,18 @@ pub(crate) fn fmt_bytes(bytes: u64) -> String {
     }
 }
 
+/// A ratio with two decimals; below 0.1 with two significant digits, so
+/// that a small one (isola's builds against buildah's) is not shown as
+/// "0.00x".
 pub(crate) fn fmt_ratio(ratio: f64) -> String {
-    format!("{ratio:.2}x")
+    if !(ratio > 0.0 && ratio < 0.095) {
+        return format!("{ratio:.2}x");
+    }
+    let decimals = (1.0 - ratio.log10().floor()) as usize;
+    let text = format!("{ratio:.decimals$}");
+    let trimmed = text.trim_end_matches('0');
+    let keep = trimmed.len().max("0.00".len());
+    format!("{}x", &text[..keep])
 }
 
 /// A rate as people read it: whole numbers with thousands separators when
@@ -170,6 +180,18 @@ mod tests {
         assert_eq!(fmt_rate(1_234_567.4), "1,234,567");
         assert_eq!(fmt_rate(999.6), "1,000");
         assert_eq!(fmt_rate(3.456), "3.46");
+        for (ratio, shown) in [
+            (1.234, "1.23x"),
+            (0.1, "0.10x"),
+            (0.08, "0.08x"),
+            (0.0736, "0.074x"),
+            (0.00736, "0.0074x"),
+            (0.0036, "0.0036x"),
+            (0.0, "0.00x"),
+            (f64::NAN, "NaNx"),
+        ] {
+            assert_eq!(fmt_ratio(ratio), shown, "{ratio}");
+        }
         assert_eq!(median(&[3.0, 1.0, 2.0, 10.0]), Some(2.5));
         assert_eq!(median(&[]), None);
     }

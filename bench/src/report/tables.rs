@@ -37,6 +37,9 @@ pub fn render(results: &Results) -> Vec<Table> {
         distribution_push(results),
         distribution_on_base(results),
         distribution_goals(results),
+        build_cold(results),
+        build_cached(results),
+        build_goals(results),
         isolation(results),
         errors(results),
     ]
@@ -515,6 +518,7 @@ fn goal_table(title: &str, goals: &[Goal]) -> Option<Table> {
     let shown = |v: f64, unit: &str| match unit {
         "KiB" => format!("{} MiB", fmt_mib_of_kib(v.round() as u64)),
         "x" => fmt_ratio(v),
+        "ms" => format!("{} ms", fmt_ms(v)),
         other => format!("{v} {other}"),
     };
     let rows = goals
@@ -629,6 +633,38 @@ pub fn distribution_goals(results: &Results) -> Option<Table> {
             d.isola.path, d.isola.profile
         ),
         &d.goals,
+    )
+}
+
+pub fn build_cold(results: &Results) -> Option<Table> {
+    let b = results.build.as_ref()?;
+    table(
+        &format!(
+            "Build: {}, cold (a store with the base image only, no cache)",
+            b.workload
+        ),
+        &LIFECYCLE_HEADERS,
+        lifecycle_rows(results, &b.cold),
+    )
+}
+
+pub fn build_cached(results: &Results) -> Option<Table> {
+    let b = results.build.as_ref()?;
+    table(
+        "Build: the same build again, every step cached",
+        &LIFECYCLE_HEADERS,
+        lifecycle_rows(results, &b.cached),
+    )
+}
+
+pub fn build_goals(results: &Results) -> Option<Table> {
+    let b = results.build.as_ref()?;
+    goal_table(
+        &format!(
+            "Build: goals (isola is {}, {} build)",
+            b.isola.path, b.isola.profile
+        ),
+        &b.goals,
     )
 }
 
@@ -804,15 +840,32 @@ mod tests {
         let tables = render(&sample());
         assert!(tables.iter().all(|t| !t.0.starts_with("Monitor")));
         let titles: Vec<&str> = tables.iter().map(|t| t.0.as_str()).collect();
-        assert_eq!(titles.len(), 22, "{titles:?}");
+        assert_eq!(titles.len(), 25, "{titles:?}");
         let mut r = sample();
         r.lifecycle = None;
         r.distribution = None;
         r.disk.distribution = None;
+        r.build = None;
         let titles: Vec<String> = render(&r).into_iter().map(|t| t.0).collect();
         assert!(titles.iter().all(|t| !t.starts_with("Lifecycle")));
         assert!(titles.iter().all(|t| !t.starts_with("Distribution")));
         assert!(titles.iter().all(|t| !t.starts_with("Disk: pulling")));
+        assert!(titles.iter().all(|t| !t.starts_with("Build")));
+    }
+
+    #[test]
+    fn build_tables_give_cold_and_cached_times_their_ratios_and_the_goals_in_ms() {
+        let tables = render(&sample());
+        let (title, headers, rows) = find(&tables, "Build: 11-line");
+        assert!(title.ends_with("cold (a store with the base image only, no cache)"));
+        assert_eq!(headers[4], "median ms");
+        let isola = rows.iter().find(|r| r[1] == "isola build").unwrap();
+        assert_eq!(isola[2..5], ["2", "900.00", "1100.00"]);
+        assert!(isola[7].starts_with("0.45x vs "), "{}", isola[7]);
+        let (_, _, rows) = find(&tables, "Build: the same build again");
+        assert!(rows.iter().any(|r| r[7].starts_with("0.04x")));
+        let (_, _, rows) = find(&tables, "Build: goals");
+        assert_eq!(rows[0][1..], ["at most 100.00 ms", "44.00 ms", "met"]);
     }
 
     #[test]

@@ -458,6 +458,50 @@ pub fn sample() -> Results {
                 met: Some(true),
             }],
         }),
+        build: Some(Build {
+            isola: IsolaBuild {
+                path: "/usr/local/bin/isola".into(),
+                profile: "release, static".into(),
+                bytes: 17_272_888,
+            },
+            workload: "11-line two-stage Dockerfile on busybox".into(),
+            cold: vec![
+                lifecycle_series(
+                    "isola",
+                    "isola build",
+                    vec![900.0, 1100.0],
+                    &[("buildah", 0.45)],
+                ),
+                lifecycle_series(
+                    "buildah",
+                    "buildah bud --layers",
+                    vec![2200.0, 2300.0],
+                    &[("isola", 2.2)],
+                ),
+            ],
+            cached: vec![
+                lifecycle_series(
+                    "isola",
+                    "isola build",
+                    vec![40.0, 44.0],
+                    &[("buildah", 0.04)],
+                ),
+                lifecycle_series(
+                    "buildah",
+                    "buildah bud --layers",
+                    vec![1000.0, 1100.0],
+                    &[("isola", 25.0)],
+                ),
+            ],
+            goals: vec![Goal {
+                key: "cached_ms".into(),
+                label: "isola build, every step cached (median)".into(),
+                limit: 100.0,
+                unit: "ms".into(),
+                value: Some(44.0),
+                met: Some(true),
+            }],
+        }),
         errors: vec![RunError {
             subject: "runc".into(),
             dimension: "startup".into(),

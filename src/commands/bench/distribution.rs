@@ -2,8 +2,6 @@
 //! registry the benchmark starts, against podman pull and skopeo copy,
 //! each run into a fresh store.
 
-use std::io::Write;
-
 use anyhow::{bail, Context, Result};
 use isola_bench::distribution::image::{self, Recipe};
 use isola_bench::distribution::{self, registry, DistributionPlan};
@@ -35,12 +33,7 @@ pub fn run(root: &Root, args: &DistributionArgs) -> Result<()> {
         );
     }
     let recipe = recipe(args)?;
-    std::fs::create_dir_all(root.tmp())
-        .with_context(|| format!("creating {}", root.tmp().display()))?;
-    let work = tempfile::Builder::new()
-        .prefix("isola-bench-")
-        .tempdir_in(root.tmp())
-        .context("creating a work directory")?;
+    let work = super::work_dir(root)?;
     let plan = DistributionPlan {
         isola: std::env::current_exe().context("finding isola's own binary")?,
         recipe,
@@ -55,11 +48,7 @@ pub fn run(root: &Root, args: &DistributionArgs) -> Result<()> {
         plan.peers.len(),
         if args.quick { " (--quick)" } else { "" }
     );
-    let outcome = distribution::run(&plan, &mut |what| {
-        let mut err = std::io::stderr().lock();
-        let _ = write!(err, "\r\x1b[K  {what}");
-        let _ = err.flush();
-    });
+    let outcome = distribution::run(&plan, &mut super::redraw);
     // Every run's store, registry storage and directory: removed at once,
     // after the runs (docs/benchmarks.md says why not between them).
     drop(work);
@@ -73,15 +62,7 @@ pub fn run(root: &Root, args: &DistributionArgs) -> Result<()> {
         errors,
         ..Results::default()
     };
-    super::tables_to_stderr(&results);
-    if args.json {
-        // The parts of results.json this measured, under the same names.
-        crate::output::json(&serde_json::json!({
-            "subjects": results.subjects,
-            "distribution": results.distribution,
-            "errors": results.errors,
-        }))?;
-    }
+    super::print_dimension(&results, "distribution", args.json)?;
     if results.distribution.is_none() {
         bail!("isola bench distribution could not run: see the errors above");
     }

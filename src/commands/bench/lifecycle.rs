@@ -2,8 +2,6 @@
 //! `exec`, the shim's memory) against podman, containerd and runc, as the
 //! whole benchmark measures it with the container backend.
 
-use std::io::Write;
-
 use anyhow::{bail, Context, Result};
 use isola_bench::lifecycle::{self, LifecyclePlan};
 use isola_bench::results::Results;
@@ -48,13 +46,7 @@ pub fn run(root: &Root, args: &LifecycleArgs) -> Result<()> {
         plan.peers.len(),
         if args.quick { " (--quick)" } else { "" }
     );
-    // Redrawn in place, as `isola bench startup` counts its runs; a
-    // closed stderr is no reason to stop before removing what it started.
-    let outcome = lifecycle::run(&plan, &mut |what| {
-        let mut err = std::io::stderr().lock();
-        let _ = write!(err, "\r\x1b[K  {what}");
-        let _ = err.flush();
-    });
+    let outcome = lifecycle::run(&plan, &mut super::redraw);
     if lifecycle::interrupted() {
         drop(work);
         lifecycle::end_if_interrupted();
@@ -68,14 +60,5 @@ pub fn run(root: &Root, args: &LifecycleArgs) -> Result<()> {
         errors,
         ..Results::default()
     };
-    super::tables_to_stderr(&results);
-    if args.json {
-        // The parts of results.json this measured, under the same names.
-        crate::output::json(&serde_json::json!({
-            "subjects": results.subjects,
-            "lifecycle": results.lifecycle,
-            "errors": results.errors,
-        }))?;
-    }
-    Ok(())
+    super::print_dimension(&results, "lifecycle", args.json)
 }

@@ -1,9 +1,10 @@
 //! `isola bench`: its arguments and the command they pick: the whole
 //! comparative benchmark (suite.rs); one dimension alone, `isola bench
 //! startup` (startup.rs), `isola bench lifecycle` (lifecycle.rs), `isola
-//! bench distribution` (distribution.rs) or `isola bench monitor`
-//! (monitor.rs); or what changed between two runs, `--compare` (compare.rs).
+//! bench distribution` (distribution.rs), `isola bench build` (build.rs)
+//! or `isola bench monitor` (monitor.rs); or what changed between two runs, `--compare` (compare.rs).
 
+mod build;
 mod compare;
 mod distribution;
 mod lifecycle;
@@ -15,7 +16,10 @@ mod timing;
 
 use std::path::PathBuf;
 
+use std::io::Write;
+
 use anyhow::{bail, Context, Result};
+use isola_bench::results::Results;
 use isola_bench::sandbox::IsolaCli;
 use isola_core::image::default_image;
 use isola_core::Root;
@@ -79,6 +83,30 @@ pub enum BenchCommand {
     /// Pull and push of a multi-layer image from a local registry, against
     /// podman pull and skopeo copy
     Distribution(DistributionArgs),
+    /// A two-stage Dockerfile built cold and fully cached, against buildah
+    /// bud --layers
+    Build(BuildArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct BuildArgs {
+    /// Measured runs per contender, cold and cached each (default 10; 2
+    /// with --quick)
+    #[arg(long)]
+    pub runs: Option<usize>,
+    /// Unmeasured runs first (default 1; 0 with --quick)
+    #[arg(long)]
+    pub warmup: Option<usize>,
+    /// Peers: auto (buildah if found), none, or buildah
+    #[arg(long, default_value = "auto")]
+    pub peers: String,
+    /// Few runs: a check that everything runs, not figures to quote
+    #[arg(long)]
+    pub quick: bool,
+    /// Print the figures as JSON on stdout (results.json's subjects, build
+    /// and errors)
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -184,15 +212,49 @@ pub fn run(root: &Root, args: &BenchArgs) -> Result<()> {
         (Some(BenchCommand::Lifecycle(a)), _) => lifecycle::run(root, a),
         (Some(BenchCommand::Monitor(a)), _) => monitor::run(root, a),
         (Some(BenchCommand::Distribution(a)), _) => distribution::run(root, a),
+        (Some(BenchCommand::Build(a)), _) => build::run(root, a),
         (None, Some(files)) => compare::run(&files[0], &files[1]),
         (None, None) => suite::run(root, args),
     }
 }
 
-/// This isola's own binary on `root`: what the benchmark starts sandboxes
-/// with, as a user would.
+/// A dimension's progress, redrawn in place on one line of stderr, as
+/// `isola bench startup` counts its runs; a closed stderr is no reason to
+/// stop before removing what the dimension started.
+fn redraw(what: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = write!(err, "\r\x1b[K  {what}");
+    let _ = err.flush();
+}
+
+/// A dimension's scratch directory under `root`'s tmp (made if need be).
+fn work_dir(root: &Root) -> Result<tempfile::TempDir> {
+    std::fs::create_dir_all(root.tmp())
+        .with_context(|| format!("creating {}", root.tmp().display()))?;
+    tempfile::Builder::new()
+        .prefix("isola-bench-")
+        .tempdir_in(root.tmp())
+        .context("creating a work directory")
+}
+
+/// What a dimension of its own measured: its tables on stderr and, with
+/// `--json`, the parts of results.json it measured (`subjects`, `part`,
+/// `errors`) under the same names.
+fn print_dimension(results: &Results, part: &str, json: bool) -> Result<()> {
+    tables_to_stderr(results);
+    if json {
+        let all = serde_json::to_value(results).context("writing the results as JSON")?;
+        crate::output::json(&serde_json::json!({
+            "subjects": results.subjects,
+            part: all.get(part),
+            "errors": results.errors,
+        }))?;
+    }
+    Ok(())
+}
+
 /// The tables of what a dimension of its own measured, for people.
-fn tables_to_stderr(results: &isola_bench::results::Results) {
+fn tables_to_stderr(results: &Results) {
     for (title, header, rows) in isola_bench::report::tables::render(results) {
         eprintln!("\n{title}");
         let header: Vec<&str> = header.iter().map(String::as_str).collect();
@@ -200,6 +262,8 @@ fn tables_to_stderr(results: &isola_bench::results::Results) {
     }
 }
 
+/// This isola's own binary on `root`: what the benchmark starts sandboxes
+/// with, as a user would.
 fn isola_cli(root: &Root) -> Result<IsolaCli> {
     Ok(IsolaCli {
         exe: std::env::current_exe().context("finding isola's own binary")?,
@@ -210,7 +274,7 @@ fn isola_cli(root: &Root) -> Result<IsolaCli> {
 /// `--peers`: the names asked for, and whether they were found (`auto`)
 /// rather than named (a named one that is missing is an error).
 fn peer_list(peers: &str) -> Result<(Vec<&str>, bool)> {
-    const ALL: [&str; 7] = [
+    const ALL: [&str; 8] = [
         "floor",
         "runc",
         "crun",
@@ -218,6 +282,7 @@ fn peer_list(peers: &str) -> Result<(Vec<&str>, bool)> {
         "podman",
         "containerd",
         "skopeo",
+        "buildah",
     ];
     let (list, auto): (Vec<&str>, bool) = match peers {
         "auto" => (ALL.to_vec(), true),
@@ -226,7 +291,7 @@ fn peer_list(peers: &str) -> Result<(Vec<&str>, bool)> {
     };
     for p in &list {
         if !ALL.contains(p) {
-            bail!("unknown peer {p:?}: use floor, runc, crun, qemu, podman, containerd or skopeo (or auto, none)");
+            bail!("unknown peer {p:?}: use floor, runc, crun, qemu, podman, containerd, skopeo or buildah (or auto, none)");
         }
     }
     Ok((list, auto))

@@ -35,13 +35,71 @@ fn stage_by_name(df: &Dockerfile, name: &str) -> Option<usize> {
         .position(|s| s.name.as_deref() == Some(name.as_str()))
 }
 
+/// The platform args BuildKit defines in the global scope (FROM lines
+/// see them; a stage sees one it declares with a bare `ARG NAME`): isola
+/// builds for the host, so build and target are both the host.
+pub fn platform_args() -> Vec<(&'static str, String)> {
+    let (os, arch) = ("linux", host_arch());
+    let platform = format!("{os}/{arch}");
+    vec![
+        ("BUILDPLATFORM", platform.clone()),
+        ("BUILDOS", os.into()),
+        ("BUILDARCH", arch.into()),
+        ("TARGETPLATFORM", platform),
+        ("TARGETOS", os.into()),
+        ("TARGETARCH", arch.into()),
+    ]
+}
+
+/// This host's architecture as image configs name it.
+pub fn host_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
+
+/// A stage's `FROM --platform=`, expanded: refused unless it is the host's
+/// (isola runs RUN steps natively, with no emulator).
+pub fn check_platform(
+    df: &Dockerfile,
+    stage: &StageDef,
+    globals: &BTreeMap<String, String>,
+    file: &str,
+) -> Result<(), BuildError> {
+    let Some(raw) = &stage.platform else {
+        return Ok(());
+    };
+    let at = format!("{file}:{}", stage.line);
+    let platform = expand_word(raw, df.escape, &|n| globals.get(n).cloned()).map_err(|e| {
+        BuildError::Step {
+            at: at.clone(),
+            what: format!("FROM --platform={raw}: {e}"),
+        }
+    })?;
+    let host = format!("linux/{}", host_arch());
+    if platform.is_empty() || platform == host {
+        return Ok(());
+    }
+    Err(BuildError::Step {
+        at,
+        what: format!(
+            "FROM --platform={platform}: isola builds for this host's platform ({host}) only; drop the flag or build on a {platform} host"
+        ),
+    })
+}
+
 /// The global ARGs (those before the first FROM) with the values the
-/// build gives them: what a FROM line may expand.
+/// build gives them, beside the platform args: what a FROM line may expand.
 pub fn global_args(
     df: &Dockerfile,
     given: &BTreeMap<String, String>,
 ) -> Result<BTreeMap<String, String>, BuildError> {
-    let mut out = BTreeMap::new();
+    let mut out: BTreeMap<String, String> = platform_args()
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
     for a in &df.global_args {
         let value = match (given.get(&a.name), &a.default) {
             (Some(v), _) => Some(v.clone()),
@@ -205,6 +263,22 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("its stages: a, unused, b"));
+    }
+
+    #[test]
+    fn only_the_host_platform_is_built() {
+        let df = parse(
+            "FROM --platform=$BUILDPLATFORM busybox AS a\nFROM --platform=linux/s390x busybox\n",
+            "D",
+        )
+        .unwrap();
+        let g = global_args(&df, &BTreeMap::new()).unwrap();
+        assert_eq!(g["TARGETARCH"], host_arch());
+        assert!(check_platform(&df, &df.stages[0], &g, "D").is_ok());
+        let err = check_platform(&df, &df.stages[1], &g, "D")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("D:2") && err.contains("linux/s390x"), "{err}");
     }
 
     #[test]

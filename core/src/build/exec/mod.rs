@@ -209,7 +209,7 @@ pub fn build(
         diff_ids: state.layers.iter().map(|l| l.diff_id.to_string()).collect(),
     };
     if state.image.architecture.is_empty() {
-        state.image.architecture = host_arch().to_string();
+        state.image.architecture = plan::host_arch().to_string();
         state.image.os = "linux".into();
     }
     let digest = store_image(store, &state.image, &state.layers)?;
@@ -273,14 +273,6 @@ fn images_needed(
     Ok(out)
 }
 
-fn host_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        other => other,
-    }
-}
-
 impl Builder<'_> {
     fn at(&self, line: usize) -> String {
         format!("{}:{line}", self.opts.dockerfile_name)
@@ -304,6 +296,7 @@ impl Builder<'_> {
         let def = self.df.stages[index].clone();
         let file = self.opts.dockerfile_name.clone();
         let base = plan::base_of(&self.df, &def, &self.globals, &file)?;
+        plan::check_platform(&self.df, &def, &self.globals, &file)?;
         self.step += 1;
         let shown_base = match &def.name {
             Some(n) => format!("FROM {} AS {n}", def.base),
@@ -571,6 +564,7 @@ impl Builder<'_> {
             .keys()
             .filter(|k| !self.used_args.contains(*k) && !globals.contains(k))
             .filter(|k| !PREDEFINED_ARGS.contains(&k.as_str()))
+            .filter(|k| !plan::platform_args().iter().any(|(p, _)| p == k))
             .collect();
         if unused.is_empty() {
             return Ok(());

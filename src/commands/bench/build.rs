@@ -3,7 +3,6 @@
 
 use anyhow::{bail, Context, Result};
 use isola_bench::build::{self, BuildPlan};
-use isola_bench::results::Results;
 use isola_core::Root;
 
 use super::{peer_list, BuildArgs};
@@ -38,15 +37,13 @@ pub fn run(root: &Root, args: &BuildArgs) -> Result<()> {
     drop(work);
     isola_bench::interrupt::end_if_interrupted();
     eprintln!();
-    let mut errors = not_run;
-    errors.extend(outcome.errors);
-    let results = Results {
-        subjects: outcome.subjects,
-        build: outcome.build,
-        errors,
-        ..Results::default()
-    };
-    super::print_dimension(&results, "build", args.json)?;
+    let results = super::report_dimension(
+        "build",
+        args.json,
+        outcome.subjects,
+        [not_run, outcome.errors],
+        |r| r.build = outcome.build,
+    )?;
     if results.build.is_none() {
         bail!("isola bench build could not run: see the errors above");
     }

@@ -5,7 +5,6 @@
 use anyhow::{bail, Context, Result};
 use isola_bench::distribution::image::{self, Recipe};
 use isola_bench::distribution::{self, registry, DistributionPlan};
-use isola_bench::results::Results;
 use isola_core::Root;
 
 use super::{peer_list, DistributionArgs};
@@ -54,15 +53,13 @@ pub fn run(root: &Root, args: &DistributionArgs) -> Result<()> {
     drop(work);
     isola_bench::interrupt::end_if_interrupted();
     eprintln!();
-    let mut errors = not_run;
-    errors.extend(outcome.errors);
-    let results = Results {
-        subjects: outcome.subjects,
-        distribution: outcome.distribution,
-        errors,
-        ..Results::default()
-    };
-    super::print_dimension(&results, "distribution", args.json)?;
+    let results = super::report_dimension(
+        "distribution",
+        args.json,
+        outcome.subjects,
+        [not_run, outcome.errors],
+        |r| r.distribution = outcome.distribution,
+    )?;
     if results.distribution.is_none() {
         bail!("isola bench distribution could not run: see the errors above");
     }

@@ -4,7 +4,6 @@
 
 use anyhow::{bail, Context, Result};
 use isola_bench::lifecycle::{self, LifecyclePlan};
-use isola_bench::results::Results;
 use isola_core::image::{default_image, ImageStore};
 use isola_core::Root;
 
@@ -52,13 +51,12 @@ pub fn run(root: &Root, args: &LifecycleArgs) -> Result<()> {
         lifecycle::end_if_interrupted();
     }
     eprintln!();
-    let mut errors = not_run;
-    errors.extend(outcome.errors);
-    let results = Results {
-        subjects: outcome.subjects,
-        lifecycle: Some(outcome.lifecycle),
-        errors,
-        ..Results::default()
-    };
-    super::print_dimension(&results, "lifecycle", args.json)
+    super::report_dimension(
+        "lifecycle",
+        args.json,
+        outcome.subjects,
+        [not_run, outcome.errors],
+        |r| r.lifecycle = Some(outcome.lifecycle),
+    )
+    .map(|_| ())
 }

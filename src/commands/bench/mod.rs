@@ -240,6 +240,25 @@ fn work_dir(root: &Root) -> Result<tempfile::TempDir> {
 /// What a dimension of its own measured: its tables on stderr and, with
 /// `--json`, the parts of results.json it measured (`subjects`, `part`,
 /// `errors`) under the same names.
+/// What a dimension of its own ends with: its results put together
+/// (`fill` adds its part), its tables on stderr, its JSON with --json.
+fn report_dimension(
+    part: &str,
+    json: bool,
+    subjects: Vec<isola_bench::results::Subject>,
+    errors: [Vec<isola_bench::results::RunError>; 2],
+    fill: impl FnOnce(&mut Results),
+) -> Result<Results> {
+    let mut results = Results {
+        subjects,
+        errors: errors.into_iter().flatten().collect(),
+        ..Results::default()
+    };
+    fill(&mut results);
+    print_dimension(&results, part, json)?;
+    Ok(results)
+}
+
 fn print_dimension(results: &Results, part: &str, json: bool) -> Result<()> {
     tables_to_stderr(results);
     if json {

@@ -75,7 +75,7 @@ fn setup(cfg: &ChildConfig) -> Result<(), Fail> {
                 // --privileged binds the host's /dev: a mount point made
                 // under it would be made on the host.
                 if privileged
-                    && isola_core::fsutil::secure_join(&rootfs.target, m.target)
+                    && mounts::inside(&rootfs.target, m.target)?
                         .starts_with(rootfs.target.join("dev"))
                 {
                     return Err(Fail::msg(format!(

@@ -8,7 +8,7 @@ use std::fs;
 use std::os::unix::fs::{symlink, DirBuilderExt};
 use std::path::Path;
 
-use isola_core::fsutil::secure_join;
+use isola_core::fsutil::try_secure_join;
 
 use nix::errno::Errno;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
@@ -155,9 +155,17 @@ fn mkdir_p(path: &Path) -> Result<(), Fail> {
         .map_err(|e| Fail::io(format!("creating {}", path.display()), e))
 }
 
+/// Where `target` is inside the root filesystem, its links followed within
+/// it; a chain of more than 40 links (which the image may hold to lead a
+/// mount out of it) is refused.
+pub fn inside(rootfs: &Path, target: &str) -> Result<std::path::PathBuf, Fail> {
+    try_secure_join(rootfs, target)
+        .map_err(|e| Fail::io(format!("the mount target {target} in the image"), e))
+}
+
 /// A bind mount of a host path (file or directory) at `target` inside `rootfs`.
 pub fn bind(source: &Path, rootfs: &Path, target: &str, read_only: bool) -> Result<(), Fail> {
-    let dest = secure_join(rootfs, target);
+    let dest = inside(rootfs, target)?;
     let meta = fs::metadata(source)
         .map_err(|e| Fail::io(format!("volume source {}", source.display()), e))?;
     if meta.is_dir() {
@@ -186,7 +194,7 @@ pub fn bind(source: &Path, rootfs: &Path, target: &str, read_only: bool) -> Resu
 
 /// Mount an attached volume's ext4 filesystem at `target`.
 pub fn volume(device: &Path, rootfs: &Path, target: &str, read_only: bool) -> Result<(), Fail> {
-    let dest = secure_join(rootfs, target);
+    let dest = inside(rootfs, target)?;
     mkdir_p(&dest)?;
     let mut flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
     if read_only {

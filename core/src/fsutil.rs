@@ -107,16 +107,9 @@ pub fn remove_any(path: &Path) -> io::Result<()> {
 
 /// Resolve `path` inside `root` as a process chrooted there would see it:
 /// symlinks are followed but can never lead out of `root` (an absolute link
-/// restarts at `root`, `..` stops at it), like runc's securejoin. After 40
-/// links the rest is joined unresolved, so a longer chain may still cross a
-/// link when the result is used: writers that must never leave `root` use
-/// [`try_secure_join`].
-pub fn secure_join(root: &Path, path: &str) -> PathBuf {
-    join_resolving(root, path).0
-}
-
-/// [`secure_join`] that refuses (ELOOP) a path needing more than 40 links,
-/// instead of handing back a path that could still cross one.
+/// restarts at `root`, `..` stops at it), like runc's securejoin. A path
+/// needing more than 40 links is refused (ELOOP): joined unresolved, the
+/// rest could still cross a link when the result is used.
 pub fn try_secure_join(root: &Path, path: &str) -> io::Result<PathBuf> {
     match join_resolving(root, path) {
         (joined, false) => Ok(joined),
@@ -174,18 +167,30 @@ mod tests {
     use std::os::unix::fs::symlink;
 
     #[test]
-    fn secure_join_stays_inside_the_root() {
+    fn try_secure_join_stays_inside_the_root() {
         let t = tempfile::tempdir().unwrap();
         let root = t.path();
         fs::create_dir_all(root.join("real/dir")).unwrap();
         symlink("/real", root.join("abs")).unwrap();
         symlink("../../../../etc", root.join("up")).unwrap();
         symlink("dir", root.join("real/rel")).unwrap();
-        assert_eq!(secure_join(root, "/abs/dir"), root.join("real/dir"));
-        assert_eq!(secure_join(root, "/up/passwd"), root.join("etc/passwd"));
-        assert_eq!(secure_join(root, "/real/rel/x"), root.join("real/dir/x"));
-        assert_eq!(secure_join(root, "/../../x"), root.join("x"));
-        assert_eq!(secure_join(root, "plain/new"), root.join("plain/new"));
+        assert_eq!(
+            try_secure_join(root, "/abs/dir").unwrap(),
+            root.join("real/dir")
+        );
+        assert_eq!(
+            try_secure_join(root, "/up/passwd").unwrap(),
+            root.join("etc/passwd")
+        );
+        assert_eq!(
+            try_secure_join(root, "/real/rel/x").unwrap(),
+            root.join("real/dir/x")
+        );
+        assert_eq!(try_secure_join(root, "/../../x").unwrap(), root.join("x"));
+        assert_eq!(
+            try_secure_join(root, "plain/new").unwrap(),
+            root.join("plain/new")
+        );
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crate::build::error::{io_ctx, BuildError};
 use crate::build::mount::Overlay;
 use crate::build::plan::{self, Base};
 use crate::build::settings::expander;
-use crate::fsutil::secure_join;
+use crate::fsutil::try_secure_join;
 
 impl Builder<'_> {
     /// A writable overlay of the stage's layers for a step that changes
@@ -83,7 +83,8 @@ impl Builder<'_> {
         }
         // As docker: WORKDIR makes the directory when the image lacks it.
         let make = |root: &Path| {
-            let path = secure_join(root, &dir);
+            let path = try_secure_join(root, &dir)
+                .map_err(io_ctx(format!("WORKDIR {dir}: resolving it")))?;
             fs::create_dir_all(&path).map_err(io_ctx(format!("WORKDIR {dir}: making it")))
         };
         self.through_overlay(state, at, &key, &created_by, &make)

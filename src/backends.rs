@@ -85,3 +85,16 @@ pub fn cleanup(state_dir: &std::path::Path, id: &str, ran_on: Option<&str>) -> R
     }
     Ok(())
 }
+
+/// Clear what builds whose isola died left: their RUN sandboxes' cgroups
+/// (the processes died with isola) and their scratch directories.
+pub fn sweep_dead_builds(root: &isola_core::Root) -> Result<()> {
+    for stale in isola_core::build::sweep::stale(root) {
+        for id in &stale.sandboxes {
+            cleanup(root.dir(), id, None)?;
+        }
+        isola_core::fsutil::remove_any(&stale.dir)
+            .map_err(|e| anyhow::anyhow!("removing {}: {e}", stale.dir.display()))?;
+    }
+    Ok(())
+}

@@ -3,6 +3,8 @@
 //! command line and calls the libraries.
 
 mod backends;
+#[path = "build/args.rs"]
+mod build_args;
 mod cli;
 mod commands;
 mod globals;
@@ -44,7 +46,6 @@ fn main() {
         | C::Stats { .. }
         | C::Rm { .. }
         | C::Inspect { .. }
-        | C::Build(_)
         | C::Shim(_) => 125,
         _ => 1,
     };

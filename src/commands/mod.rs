@@ -2,10 +2,10 @@
 
 mod attach;
 pub(crate) mod bench;
-pub(crate) mod build;
 mod du;
 mod exec;
 mod export;
+mod handoff;
 mod history;
 mod image_default;
 mod images;
@@ -16,7 +16,6 @@ pub(crate) mod kernel;
 mod lifecycle;
 mod logs;
 mod ps;
-mod registry;
 mod relay;
 mod rmi;
 mod run;
@@ -68,8 +67,10 @@ pub fn run(cli: Cli) -> Result<i32> {
         } => return top::stats(&root, ids, *no_stream, *json),
         Command::Shim(args) => return Ok(crate::shim::main(&root, args)),
         Command::Images(a) => images::run(&store()?, a.json.json, a.digests),
-        Command::Registry(_) => return registry::exec(),
-        Command::Build(args) => return build::run(&root, args),
+        Command::Registry(_) => {
+            return handoff::exec("isola-registry", "pull, push, login and logout")
+        }
+        Command::Build(_) => return handoff::exec("isola-build", "builds"),
         Command::Import(args) => import::run(&store()?, args),
         Command::Inspect { image } => match isola_core::instance::find(&root, image) {
             Ok(state) => inspect::sandbox(&root, &state),

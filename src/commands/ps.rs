@@ -178,7 +178,7 @@ pub fn prune(root: &Root) -> Result<()> {
         println!("{}", stale.id);
     }
     isola_core::scratch::prune(root);
-    super::build::sweep(root)?;
+    crate::backends::sweep_dead_builds(root)?;
     let store =
         isola_core::image::ImageStore::open(root.clone()).context("opening the image store")?;
     let removed = store.prune().context("collecting what no image uses")?;

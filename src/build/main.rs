@@ -14,9 +14,6 @@ mod globals;
 
 use clap::Parser;
 use isola_core::Root;
-use tracing_subscriber::filter::Targets;
-use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::util::SubscriberInitExt;
 
 #[derive(Parser, Debug)]
 #[command(name = "isola", version, about = "isola's build command")]
@@ -35,7 +32,7 @@ enum BuildCommand {
 
 fn main() {
     let cli = Cli::parse();
-    init_tracing(cli.globals.verbose);
+    globals::init_tracing(cli.globals.verbose, &[]);
     let root = Root::new(&cli.globals.root);
     let BuildCommand::Build(args) = &cli.command;
     match command::run(&root, args) {
@@ -46,25 +43,4 @@ fn main() {
             std::process::exit(125);
         }
     }
-}
-
-/// As isola's: -v debug, -vv trace, ISOLA_LOG=filter.
-fn init_tracing(verbose: u8) {
-    let level = match verbose {
-        0 => tracing::Level::WARN,
-        1 => tracing::Level::DEBUG,
-        _ => tracing::Level::TRACE,
-    };
-    let targets = std::env::var("ISOLA_LOG")
-        .ok()
-        .and_then(|f| f.parse::<Targets>().ok())
-        .unwrap_or_else(|| Targets::new().with_default(level));
-    tracing_subscriber::registry()
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_target(false),
-        )
-        .with(targets)
-        .init();
 }

@@ -18,9 +18,6 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use isola_core::image::ImageStore;
 use isola_core::Root;
-use tracing_subscriber::filter::Targets;
-use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::util::SubscriberInitExt;
 
 use args::RegistryCommand;
 
@@ -35,7 +32,7 @@ struct Cli {
 
 fn main() {
     let cli = Cli::parse();
-    init_tracing(cli.globals.verbose);
+    globals::init_tracing(cli.globals.verbose, &["ureq", "ureq_proto", "rustls"]);
     if let Err(e) = run(&cli) {
         eprintln!("isola: {e:#}");
         std::process::exit(1);
@@ -60,32 +57,4 @@ fn run(cli: &Cli) -> Result<()> {
             Ok(())
         }
     }
-}
-
-/// As isola's: -v debug, -vv trace, ISOLA_LOG=filter; the HTTP stack's own
-/// per-request lines only when ISOLA_LOG asks for them.
-fn init_tracing(verbose: u8) {
-    let level = match verbose {
-        0 => tracing::Level::WARN,
-        1 => tracing::Level::DEBUG,
-        _ => tracing::Level::TRACE,
-    };
-    let targets = std::env::var("ISOLA_LOG")
-        .ok()
-        .and_then(|f| f.parse::<Targets>().ok())
-        .unwrap_or_else(|| {
-            Targets::new()
-                .with_default(level)
-                .with_target("ureq", tracing::Level::INFO)
-                .with_target("ureq_proto", tracing::Level::INFO)
-                .with_target("rustls", tracing::Level::INFO)
-        });
-    tracing_subscriber::registry()
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_target(false),
-        )
-        .with(targets)
-        .init();
 }

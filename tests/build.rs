@@ -66,7 +66,7 @@ set -e
 rm -rf /var/gone
 mkdir -p /var/gone
 echo fresh > /var/gone/new
-rm /etc/shells 2>/dev/null || true
+rm /bin/vi
 SCRIPT
 SHELL ["/bin/sh", "-ec"]
 RUN test "$GREETING" = hello
@@ -133,7 +133,11 @@ fn every_instruction_lands_in_files_and_config() {
         meta("srv/app/hardlink.txt").ino()
     );
     // Whiteouts applied: a removed file is gone, a replaced dir is opaque.
-    assert!(!root.join("etc/shells").exists() || !has_in_base(&isola, "etc/shells"));
+    assert!(has_in_base(&isola, "bin/vi"));
+    assert!(
+        fs::symlink_metadata(root.join("bin/vi")).is_err(),
+        "a base file a RUN removed is still there"
+    );
     assert!(!root.join("var/gone/sub").exists());
     assert_eq!(read("var/gone/new"), "fresh\n");
     // The runtime's mount points are no changes of the image's.
@@ -209,7 +213,7 @@ fn has_in_base(isola: &Isola, path: &str) -> bool {
         "isola/busybox",
         &format!("base-{}", path.replace('/', "-")),
     );
-    root.join(path).exists()
+    fs::symlink_metadata(root.join(path)).is_ok()
 }
 
 #[test]
@@ -326,22 +330,22 @@ fn the_cache_keys_on_content_not_mtimes() {
 fn the_same_build_gives_the_same_digest_in_another_store() {
     let Some(a) = isola() else { return };
     let b = isola().unwrap();
-    let text = "FROM isola/busybox\nCOPY . /src/\nRUN sleep 1; date > /src/when; touch -d 2030-01-01 /src/future\nCMD [\"ls\", \"/src\"]\n";
+    // The RUN makes files now and in the future; the two contexts' files
+    // have other mtimes: clamped, none of it reaches the layers.
+    let text = "FROM isola/busybox\nCOPY . /src/\nRUN echo made > /src/new; touch -d 2030-01-01 /src/future; chmod 600 /src/x.txt\nCMD [\"ls\", \"/src\"]\n";
     let files = [("x.txt", "x\n"), ("dir/y.txt", "y\n")];
     let ctx_a = a.context("repro", text, &files);
     let ctx_b = b.context("repro", text, &files);
+    let f = fs::File::options()
+        .write(true)
+        .open(ctx_b.join("x.txt"))
+        .unwrap();
+    f.set_modified(std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000))
+        .unwrap();
     let (id_a, _) = build(&a, &ctx_a, &["-t", "repro"]);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
     let (id_b, _) = build(&b, &ctx_b, &["-t", "repro"]);
-    // The RUN wrote the time it ran: the layer differs. Same digest only
-    // without it.
-    assert_ne!(id_a, "", "built");
-    let text = "FROM isola/busybox\nCOPY . /src/\nRUN touch -d 2030-01-01 /src/future; chmod 600 /src/x.txt\nCMD [\"ls\", \"/src\"]\n";
-    fs::write(ctx_a.join("Dockerfile"), text).unwrap();
-    fs::write(ctx_b.join("Dockerfile"), text).unwrap();
-    let (id_a, _) = build(&a, &ctx_a, &["-t", "repro"]);
-    let (id_b2, _) = build(&b, &ctx_b, &["-t", "repro"]);
-    assert_eq!(id_a, id_b2, "two stores, one digest");
-    assert_ne!(id_b, id_b2);
+    assert_eq!(id_a, id_b, "two stores, one digest");
     // SOURCE_DATE_EPOCH is the time the image records.
     let out = a
         .command(["build", "-q", "-t", "repro:epoch", ctx_a.to_str().unwrap()])

@@ -11,6 +11,7 @@ pub mod id;
 pub mod image;
 pub mod instance;
 pub mod logs;
+pub mod oci;
 pub mod proc_io;
 pub mod registry;
 pub mod root;

@@ -107,7 +107,10 @@ fn read_config(path: &Path) -> Result<Vec<u8>, BundleError> {
 pub fn parse_config(bytes: &[u8]) -> Result<Spec, BundleError> {
     let mut unknown = Vec::new();
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let spec: Spec = serde_ignored::deserialize(&mut de, |path| unknown.push(path.to_string()))
+    // serde_ignored writes an Option's `Some` as `?`: dropped from the name.
+    let spec: Spec = serde_ignored::deserialize(&mut de, |path| {
+        unknown.push(path.to_string().replace(".?", ""))
+    })
         .map_err(|e| BundleError::Invalid(e.to_string()))?;
     de.end().map_err(|e| BundleError::Invalid(e.to_string()))?;
     if let Some(field) = unknown.into_iter().next() {

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use isola_core::backend::Backend;
+use isola_core::oci::BundleRuntime;
 
 /// Every backend, by the name `--backend` takes.
 pub const NAMES: &[&str] = &[
@@ -97,4 +98,17 @@ pub fn sweep_dead_builds(root: &isola_core::Root) -> Result<()> {
             .map_err(|e| anyhow::anyhow!("removing {}: {e}", stale.dir.display()))?;
     }
     Ok(())
+}
+
+/// The backend isola-runtime runs a bundle with, by the name its
+/// `io.isola.backend` annotation gives.
+pub fn bundle_runtime(name: &str) -> Result<Box<dyn BundleRuntime>> {
+    Ok(match name {
+        "container" => Box::new(isola_container::oci::ContainerRuntime),
+        "vm" => bail!(
+            "the annotation io.isola.backend=vm is not supported by isola-runtime yet; \
+             remove it to run the bundle as a container"
+        ),
+        other => bail!("unknown backend {other:?} in the annotation io.isola.backend: use container or vm"),
+    })
 }

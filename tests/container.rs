@@ -599,3 +599,54 @@ fn prune_clears_what_a_killed_isola_left() {
         assert!(!isola.root().join("instances").join(id).exists());
     }
 }
+
+#[test]
+fn symlinks_at_proc_sys_dev_and_mount_targets_stay_inside_the_image() {
+    let Some(isola) = isola() else { return };
+    // A hostile image: its /proc, /sys and /dev and a volume's target are
+    // links that climb out or point at host paths. Each must resolve
+    // within the image (as runc's securejoin does), never on the host.
+    let busybox = fs::read("/bin/busybox").unwrap();
+    let layer = Layer::tar(
+        Tar::new()
+            .dir("bin", 0o755)
+            .file_with("bin/busybox", &busybox, 0o755, 0, 0, 0)
+            .symlink("bin/sh", "busybox")
+            .symlink("bin/ls", "busybox")
+            .symlink("bin/cat", "busybox")
+            .dir("inner", 0o755)
+            .dir("inner/proc", 0o755)
+            .dir("inner/dev", 0o755)
+            .dir("tmp", 0o1777)
+            .symlink("proc", "/inner/proc")
+            .symlink("sys", "../../../../tmp")
+            .symlink("dev", "/../inner/dev")
+            .symlink("data", "../../../../../etc")
+            .build(),
+    );
+    let dir = isola.scratch("hostile");
+    Layout::image(&dir.join("layout"), &[layer]);
+    isola.ok([
+        "import",
+        dir.join("layout").to_str().unwrap(),
+        "--name",
+        "hostile:1",
+    ]);
+    let host = isola.scratch("hostile-volume");
+    fs::write(host.join("marker"), "from the host").unwrap();
+    let volume = format!("{}:/data", host.display());
+    let out = isola.ok([
+        "run",
+        "--rm",
+        "-v",
+        &volume,
+        "hostile:1",
+        "sh",
+        "-c",
+        "ls /inner/proc/1/comm /tmp/kernel/mm /inner/dev/null && cat /etc/marker",
+    ]);
+    assert_eq!(
+        out,
+        "/inner/proc/1/comm\n/tmp/kernel/mm\n/inner/dev/null\nfrom the host"
+    );
+}

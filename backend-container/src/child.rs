@@ -76,7 +76,7 @@ fn setup(cfg: &ChildConfig) -> Result<(), Fail> {
                 // under it would be made on the host.
                 if privileged
                     && mounts::inside(&rootfs.target, m.target)?
-                        .starts_with(rootfs.target.join("dev"))
+                        .starts_with(mounts::inside(&rootfs.target, "/dev")?)
                 {
                     return Err(Fail::msg(format!(
                         "{}: with --privileged, /dev is the host's own; mount volumes elsewhere",

@@ -11,6 +11,7 @@ pub mod loopdev;
 mod message;
 mod mounts;
 mod network;
+pub mod oci;
 mod policy;
 mod relay;
 mod rootfs;

@@ -23,6 +23,10 @@ pub enum Report {
     Terminal,
     /// Set up, in its cgroup, confined; waiting for [`Order::Start`].
     Ready,
+    /// isola-runtime's init: its mounts are made and it has not pivoted
+    /// yet, the moment config.json's createRuntime and createContainer
+    /// hooks run; it waits for [`Order::Start`] to go on.
+    Mounted,
     /// A set-up step failed; the child exits.
     SetupFailed(Fail),
     /// execve failed: the exit code shells use (126, 127) and why.
@@ -53,11 +57,13 @@ pub enum MessageError {
 
 /// The largest message: set-up sentences are short; longer ones are cut.
 const MAX: usize = 4096;
-/// The most descriptors one message carries (a v1 cgroup's three files).
-const MAX_FDS: usize = 4;
+/// The most descriptors one message carries (a v1 cgroup's files, one
+/// per hierarchy).
+const MAX_FDS: usize = 16;
 
 const TERMINAL: u8 = b't';
 const READY: u8 = b'r';
+const MOUNTED: u8 = b'm';
 const SETUP_FAILED: u8 = b's';
 const EXEC_FAILED: u8 = b'e';
 const JOIN: u8 = b'j';
@@ -88,6 +94,7 @@ impl Report {
         match self {
             Report::Terminal => out.push(TERMINAL),
             Report::Ready => out.push(READY),
+            Report::Mounted => out.push(MOUNTED),
             Report::SetupFailed(fail) => {
                 out.push(SETUP_FAILED);
                 out.extend(fail.errno().map_or(0, |e| e as i32).to_le_bytes());
@@ -115,6 +122,7 @@ impl Report {
         match tag {
             TERMINAL if rest.is_empty() => Ok(Report::Terminal),
             READY if rest.is_empty() => Ok(Report::Ready),
+            MOUNTED if rest.is_empty() => Ok(Report::Mounted),
             SETUP_FAILED => {
                 let (errno, step) = number_and_text()?;
                 Ok(Report::SetupFailed(if errno == 0 {

@@ -222,7 +222,9 @@ fn remount_ro(dest: &Path, extra: MsFlags) -> Result<(), Fail> {
 /// /proc, /sys, /dev and friends inside `rootfs`.
 pub fn kernel_filesystems(rootfs: &Path, privileged: bool) -> Result<(), Fail> {
     let nosuid_noexec_nodev = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV;
-    let proc_dir = rootfs.join("proc");
+    // An image's /proc, /sys or /dev may be a symlink: followed within
+    // the image, never onto the host.
+    let proc_dir = inside(rootfs, "/proc")?;
     mount_point(&proc_dir)?;
     m(
         Some("proc"),
@@ -231,7 +233,7 @@ pub fn kernel_filesystems(rootfs: &Path, privileged: bool) -> Result<(), Fail> {
         nosuid_noexec_nodev,
         None,
     )?;
-    let sys = rootfs.join("sys");
+    let sys = inside(rootfs, "/sys")?;
     mount_point(&sys)?;
     let sys_flags = nosuid_noexec_nodev
         | if privileged {
@@ -241,7 +243,7 @@ pub fn kernel_filesystems(rootfs: &Path, privileged: bool) -> Result<(), Fail> {
         };
     m(Some("sysfs"), &sys, Some("sysfs"), sys_flags, None)?;
 
-    let dev = rootfs.join("dev");
+    let dev = inside(rootfs, "/dev")?;
     mount_point(&dev)?;
     if privileged {
         m(
@@ -322,7 +324,7 @@ pub fn kernel_filesystems(rootfs: &Path, privileged: bool) -> Result<(), Fail> {
 /// that.
 pub fn mask_paths(rootfs: &Path) -> Result<(), Fail> {
     for path in MASKED {
-        let dest = rootfs.join(&path[1..]);
+        let dest = inside(rootfs, path)?;
         let is_dir = MASKED_DIRS.contains(path);
         match mask(&dest, is_dir) {
             Ok(()) | Err(Errno::ENOENT) => {}
@@ -334,7 +336,7 @@ pub fn mask_paths(rootfs: &Path) -> Result<(), Fail> {
         }
     }
     for path in READ_ONLY {
-        let dest = rootfs.join(&path[1..]);
+        let dest = inside(rootfs, path)?;
         match mount(
             Some(&dest),
             &dest,

@@ -254,8 +254,39 @@ pub fn apply(
     gid: u32,
     groups: &[u32],
 ) -> Result<(), SecurityError> {
+    let sets = CapSets {
+        bounding: *set,
+        effective: *set,
+        permitted: *set,
+        inheritable: CapSet::EMPTY,
+        ambient: CapSet::EMPTY,
+    };
+    apply_sets(&sets, bounding, uid, gid, groups)
+}
+
+/// The five sets of a process, as an OCI config.json gives them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CapSets {
+    pub bounding: CapSet,
+    pub effective: CapSet,
+    pub permitted: CapSet,
+    pub inheritable: CapSet,
+    pub ambient: CapSet,
+}
+
+/// [`apply`] with each set given: the bounding set cut down to
+/// `sets.bounding`, then the user switched, then the effective, permitted
+/// and inheritable sets set, then each ambient capability raised (the
+/// kernel takes only those both permitted and inheritable).
+pub fn apply_sets(
+    sets: &CapSets,
+    bounding: CapSet,
+    uid: u32,
+    gid: u32,
+    groups: &[u32],
+) -> Result<(), SecurityError> {
     prctl(libc::PR_SET_KEEPCAPS, 1, "PR_SET_KEEPCAPS")?;
-    drop_bounding(bounding.difference(*set))?;
+    drop_bounding(bounding.difference(sets.bounding))?;
     clear_ambient()?;
 
     let switch = |call: &'static str, errno: Errno| SecurityError::SwitchUser {
@@ -276,7 +307,20 @@ pub fn apply(
     check(rc).map_err(|e| switch("setresuid", e))?;
 
     prctl(libc::PR_SET_KEEPCAPS, 0, "PR_SET_KEEPCAPS")?;
-    capset(*set, *set, CapSet::EMPTY)
+    capset(sets.effective, sets.permitted, sets.inheritable)?;
+    for cap in 0..64u8 {
+        if sets.ambient.0 & (1 << cap) == 0 {
+            continue;
+        }
+        let raise = libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong;
+        // SAFETY: PR_CAP_AMBIENT takes integer arguments.
+        let rc = unsafe { libc::prctl(libc::PR_CAP_AMBIENT, raise, libc::c_ulong::from(cap), 0, 0) };
+        check(rc.into()).map_err(|errno| SecurityError::Prctl {
+            what: "PR_CAP_AMBIENT_RAISE",
+            errno,
+        })?;
+    }
+    Ok(())
 }
 
 /// Drop `caps` from the bounding set: one prctl each, no reads first.

@@ -101,6 +101,31 @@ fn read_config(path: &Path) -> Result<Vec<u8>, BundleError> {
     Ok(bytes)
 }
 
+/// `exec --process`'s file: config.json's `process` object alone, held to
+/// the same rules (no unknown field).
+pub fn parse_process(bytes: &[u8]) -> Result<oci_spec::runtime::Process, BundleError> {
+    let (process, unknown) = deserialize_strict::<oci_spec::runtime::Process>(bytes)?;
+    if let Some(field) = unknown {
+        return Err(BundleError::UnknownField(format!("process.{field}")));
+    }
+    Ok(process)
+}
+
+/// `T` from JSON bytes, with the first field serde skipped.
+fn deserialize_strict<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+) -> Result<(T, Option<String>), BundleError> {
+    let mut unknown = Vec::new();
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    // serde_ignored writes an Option's `Some` as `?`: dropped from the name.
+    let value: T = serde_ignored::deserialize(&mut de, |path| {
+        unknown.push(path.to_string().replace(".?", "").replace("?.", ""))
+    })
+    .map_err(|e| BundleError::Invalid(e.to_string()))?;
+    de.end().map_err(|e| BundleError::Invalid(e.to_string()))?;
+    Ok((value, unknown.into_iter().next()))
+}
+
 /// config.json's bytes as a spec: valid JSON of the OCI runtime spec's
 /// shape, with no field oci-spec does not know, and with a process.
 /// Untrusted input: fuzzed below.

@@ -8,6 +8,8 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
+    /// Being made (only hooks see it).
+    Creating,
     /// Made, its init waiting for `start`.
     Created,
     Running,
@@ -18,6 +20,7 @@ pub enum Status {
 impl Status {
     pub fn as_str(self) -> &'static str {
         match self {
+            Status::Creating => "creating",
             Status::Created => "created",
             Status::Running => "running",
             Status::Paused => "paused",
@@ -44,6 +47,27 @@ pub struct State {
 }
 
 impl State {
+    /// What hooks are told of a container of `bundle` at `status`.
+    pub fn of_bundle(bundle: &super::Bundle, id: &str, pid: i32, status: Status) -> State {
+        State {
+            oci_version: bundle.config.version().clone(),
+            id: id.to_string(),
+            pid,
+            status,
+            bundle: bundle.dir.display().to_string(),
+            rootfs: bundle.rootfs.display().to_string(),
+            created: String::new(),
+            annotations: bundle
+                .config
+                .annotations()
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
+            owner: String::new(),
+        }
+    }
+
     /// Indented with two spaces, as runc prints it.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_default()

@@ -1,0 +1,164 @@
+//! `isola-runtime exec`: another process in a running container. The
+//! runtime's process enters the container's pid namespace (which only its
+//! children feel) and clones the process into the container's cgroup; the
+//! process joins the other namespaces itself, becomes what process.json
+//! says, and execs. The runtime keeps its own mounts, so the console
+//! socket and pid file are reached by their host paths.
+
+use std::os::fd::{AsFd, BorrowedFd};
+
+use isola_core::oci::runtime::{ExecOptions, Execd};
+use isola_core::oci::{Record, RuntimeError};
+use nix::sched::CloneFlags;
+use nix::sys::signal::Signal;
+use oci_spec::runtime::Process;
+
+use super::plan::{self, ProcessPlan};
+use super::process;
+use crate::cgroup::oci::OciCgroup;
+use crate::cgroup::Entry;
+use crate::fail::Fail;
+use crate::message::{self, Channel, Report};
+use crate::security::caps::CapSet;
+use crate::spawn;
+
+/// Every namespace but the pid one, which the runtime's process enters.
+const JOINED_BY_THE_PROCESS: CloneFlags = CloneFlags::CLONE_NEWNS
+    .union(CloneFlags::CLONE_NEWUTS)
+    .union(CloneFlags::CLONE_NEWIPC)
+    .union(CloneFlags::CLONE_NEWNET)
+    .union(CloneFlags::CLONE_NEWCGROUP);
+
+pub fn exec(
+    rec: &Record,
+    group: &OciCgroup,
+    process: &Process,
+    opts: &ExecOptions,
+) -> Result<Execd, RuntimeError> {
+    let p = plan::process_plan(process)?;
+    if p.terminal && opts.console_socket.is_none() {
+        return Err(RuntimeError::Unsupported(
+            "process.terminal is true: give --console-socket to receive the terminal".into(),
+        ));
+    }
+    let init = spawn::open_pidfd(nix::unistd::Pid::from_raw(rec.pid))
+        .map_err(|e| RuntimeError::step("finding the container's init", e))?;
+    if !rec.alive() {
+        return Err(RuntimeError::State(format!(
+            "container {} is not running",
+            rec.id
+        )));
+    }
+    let entry = group
+        .entry()
+        .map_err(|e| RuntimeError::step("opening the container's cgroup", e))?;
+    let (born_in, tasks) = match entry {
+        Entry::Directory(dir) => (Some(dir), Vec::new()),
+        Entry::Tasks(files) => (None, files),
+    };
+    setns(init.as_fd(), CloneFlags::CLONE_NEWPID)
+        .map_err(|e| RuntimeError::step("entering the container's pid namespace", e))?;
+    let (ours, theirs) = message::pair().map_err(|e| RuntimeError::step("socketpair", e))?;
+    let bounding = CapSet::bounding();
+    let child = || {
+        let result = enter(init.as_fd(), &tasks).and_then(|()| {
+            process::become_it(&p, &theirs, bounding, opts.preserve_fds, false)
+        });
+        if let Err(fail) = result {
+            let _ = theirs.report(&Report::SetupFailed(fail), &[]);
+            return 1;
+        }
+        run(&p, &theirs)
+    };
+    // SAFETY: isola-runtime is single-threaded.
+    let spawned = unsafe {
+        spawn::spawn(
+            CloneFlags::empty(),
+            born_in.as_ref().map(|d| d.as_fd()),
+            child,
+        )
+    }
+    .map_err(|e| RuntimeError::step("clone3", e))?;
+    drop(theirs);
+    if let Err(e) = await_exec(&ours, &p, opts) {
+        let _ = spawn::send_signal(&spawned.pidfd, Signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(spawned.pid, None);
+        return Err(e);
+    }
+    if opts.detach {
+        return Ok(Execd::Detached {
+            pid: spawned.pid.as_raw(),
+        });
+    }
+    let code = match nix::sys::wait::waitpid(spawned.pid, None) {
+        Ok(nix::sys::wait::WaitStatus::Exited(_, c)) => c,
+        Ok(nix::sys::wait::WaitStatus::Signaled(_, s, _)) => 128 + s as i32,
+        _ => 255,
+    };
+    Ok(Execd::Exited { code })
+}
+
+fn setns(ns: BorrowedFd, flags: CloneFlags) -> nix::Result<()> {
+    nix::sched::setns(ns, flags)
+}
+
+/// In the new process: the container's namespaces and cgroup.
+fn enter(init: BorrowedFd, tasks: &[std::fs::File]) -> Result<(), Fail> {
+    if !tasks.is_empty() {
+        crate::cgroup::move_self(tasks).map_err(|e| Fail::sys("joining the container's cgroup", e))?;
+    }
+    setns(init, JOINED_BY_THE_PROCESS)
+        .map_err(|e| Fail::sys("entering the container's namespaces", e))
+}
+
+/// Exec, or say why not on the channel (whose end closes at a
+/// successful exec) and end with the shells' code.
+fn run(p: &ProcessPlan, channel: &Channel) -> i32 {
+    let failure = crate::exec::exec(&p.args, &p.env);
+    let _ = channel.report(
+        &Report::ExecFailed {
+            code: failure.code,
+            message: failure.message,
+        },
+        &[],
+    );
+    failure.code
+}
+
+/// Until the process has exec'd: its terminal goes to the console socket
+/// on the way; a report of failure is the error.
+fn await_exec(ours: &Channel, p: &ProcessPlan, opts: &ExecOptions) -> Result<(), RuntimeError> {
+    loop {
+        match ours.next_report() {
+            Ok(None) => return Ok(()),
+            Ok(Some((Report::Terminal, mut fds))) => {
+                let Some(master) = fds.pop() else { continue };
+                if let Some((rows, cols)) = p.console_size {
+                    let ws = nix::pty::Winsize {
+                        ws_row: rows,
+                        ws_col: cols,
+                        ws_xpixel: 0,
+                        ws_ypixel: 0,
+                    };
+                    isola_core::terminal::set_window_size(master.as_fd(), &ws);
+                }
+                if let Some(socket) = opts.console_socket {
+                    isola_core::oci::runtime::send_console(socket, &master)?;
+                }
+            }
+            Ok(Some((Report::SetupFailed(f), _))) => {
+                return Err(RuntimeError::step("setting up the process", f))
+            }
+            Ok(Some((Report::ExecFailed { message, .. }, _))) => {
+                return Err(RuntimeError::State(format!("exec failed: {message}")))
+            }
+            Ok(Some((other, _))) => {
+                return Err(RuntimeError::step(
+                    "setting up the process",
+                    message::MessageError::Unexpected(format!("{other:?}")),
+                ))
+            }
+            Err(e) => return Err(RuntimeError::step("setting up the process", e)),
+        }
+    }
+}

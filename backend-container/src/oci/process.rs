@@ -1,0 +1,105 @@
+//! The last steps before a container's process execs, shared by the init
+//! and by `exec`: limits, working directory, terminal, umask, the fds it
+//! keeps, user and capabilities, no_new_privs; then exec itself.
+
+use std::fs;
+use std::os::fd::AsRawFd;
+use std::path::Path;
+
+use nix::errno::Errno;
+use nix::mount::{mount, MsFlags};
+
+use super::plan::ProcessPlan;
+use crate::fail::Fail;
+use crate::message::{Channel, Report};
+use crate::security::caps::{self, CapSet};
+use crate::{exec, mounts};
+
+/// Become the process `p` describes, in the container already.
+/// `console`: the terminal is also the container's /dev/console (the
+/// init's, not an exec'd process's).
+pub fn become_it(
+    p: &ProcessPlan,
+    channel: &Channel,
+    bounding: CapSet,
+    preserve_fds: u32,
+    console: bool,
+) -> Result<(), Fail> {
+    if let Some(adj) = p.oom_score_adj {
+        fs::write("/proc/self/oom_score_adj", adj.to_string())
+            .map_err(|e| Fail::io("setting process.oomScoreAdj", e))?;
+    }
+    for &(resource, soft, hard) in &p.rlimits {
+        let lim = libc::rlimit {
+            rlim_cur: soft,
+            rlim_max: hard,
+        };
+        // SAFETY: setrlimit reads a valid rlimit.
+        if unsafe { libc::setrlimit(resource as _, &lim) } != 0 {
+            return Err(Fail::sys(
+                format!("setting rlimit {resource} to {soft}/{hard}"),
+                Errno::last(),
+            ));
+        }
+    }
+    mounts::workdir(&p.cwd)?;
+    if p.terminal {
+        terminal(channel, console)?;
+    }
+    // SAFETY: umask only sets this process's mask.
+    unsafe { libc::umask(p.umask.unwrap_or(0o022) as libc::mode_t) };
+    keep_preserved(preserve_fds)?;
+    caps::apply_sets(&p.caps, bounding, p.uid, p.gid, &p.groups)
+        .map_err(|e| Fail::msg(e.to_string()))?;
+    if p.no_new_privs {
+        crate::security::seccomp::set_no_new_privs().map_err(|e| Fail::msg(e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// Exec the process; on failure say why on its stderr (which the shim
+/// shows) and return the exit code shells use.
+pub fn exec(p: &ProcessPlan) -> i32 {
+    let failure = exec::exec(&p.args, &p.env);
+    let line = format!("isola-runtime: {}\n", failure.message);
+    let _ = nix::unistd::write(std::io::stderr(), line.as_bytes());
+    failure.code
+}
+
+/// A pty from the container's own devpts, its master end sent to the
+/// runtime (for the console socket), its slave end the process's stdio,
+/// controlling terminal and /dev/console.
+fn terminal(channel: &Channel, console: bool) -> Result<(), Fail> {
+    let (master, slave) = crate::tty::open_in_sandbox()?;
+    channel
+        .report(&Report::Terminal, &[master.as_raw_fd()])
+        .map_err(|_| Fail::msg("passing the terminal to isola-runtime failed"))?;
+    drop(master);
+    if !console {
+        return crate::tty::become_controlling(&slave);
+    }
+    let console = Path::new("/dev/console");
+    if fs::symlink_metadata(console).is_err() {
+        let _ = fs::write(console, b"");
+    }
+    let name = format!("/proc/self/fd/{}", slave.as_raw_fd());
+    let _ = mount(
+        Some(name.as_str()),
+        console,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    );
+    crate::tty::become_controlling(&slave)
+}
+
+/// `--preserve-fds N`: 3 .. 3+N reach the process; every other fd of the
+/// runtime's closes at exec.
+fn keep_preserved(n: u32) -> Result<(), Fail> {
+    exec::seal()?;
+    for fd in 3..3 + n as i32 {
+        // SAFETY: F_SETFD on an fd number; a closed one fails harmlessly.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+    }
+    Ok(())
+}

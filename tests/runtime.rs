@@ -1,0 +1,354 @@
+//! isola-runtime driven directly, as containerd's shim and people call
+//! runc: a container's life (create, start, state, kill, delete, run),
+//! exec, ps, pause and resume, hooks, and the bundles it must refuse.
+//! The test process is a subreaper, as the shim is: each container's init
+//! becomes its child once `create` exits, and it reaps them.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Once;
+
+use serde_json::{json, Value};
+
+const RUNTIME: &str = env!("CARGO_BIN_EXE_isola-runtime");
+
+/// A runtime root and bundles in a temporary directory of the test's.
+struct Runtime {
+    tmp: tempfile::TempDir,
+}
+
+fn runtime() -> Option<Runtime> {
+    if !common::root_user() {
+        return None;
+    }
+    static SUBREAPER: Once = Once::new();
+    SUBREAPER.call_once(|| {
+        // SAFETY: prctl with integer arguments.
+        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    });
+    Some(Runtime {
+        tmp: tempfile::Builder::new()
+            .prefix("isola-test-runtime-")
+            .tempdir()
+            .unwrap(),
+    })
+}
+
+impl Runtime {
+    fn root(&self) -> PathBuf {
+        self.tmp.path().join("state")
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(RUNTIME);
+        c.arg("--root").arg(self.root()).args(args);
+        c.stdin(Stdio::null());
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "isola-runtime {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The one-line error of a failed call, and its exit code.
+    fn fail(&self, args: &[&str]) -> (i32, String) {
+        let out = self.run(args);
+        assert!(!out.status.success(), "isola-runtime {args:?} succeeded");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        )
+    }
+
+    fn state(&self, id: &str) -> Value {
+        serde_json::from_str(&self.ok(&["state", id])).unwrap()
+    }
+
+    /// A bundle `name` of busybox running `args`, its config edited.
+    fn bundle(&self, name: &str, args: &[&str], edit: impl FnOnce(&mut Value)) -> PathBuf {
+        let dir = self.tmp.path().join(name);
+        let rootfs = dir.join("rootfs");
+        fs::create_dir_all(rootfs.join("bin")).unwrap();
+        for d in ["proc", "sys", "dev", "etc", "tmp"] {
+            fs::create_dir_all(rootfs.join(d)).unwrap();
+        }
+        fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
+        for applet in ["sh", "echo", "sleep", "cat", "ls", "id", "true", "hostname", "grep"] {
+            symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
+        }
+        let out = Command::new(RUNTIME)
+            .args(["spec", "--bundle"])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let mut config: Value =
+            serde_json::from_slice(&fs::read(dir.join("config.json")).unwrap()).unwrap();
+        config["process"]["terminal"] = json!(false);
+        config["process"]["args"] = json!(args);
+        config["root"]["readonly"] = json!(false);
+        edit(&mut config);
+        fs::write(dir.join("config.json"), config.to_string()).unwrap();
+        dir
+    }
+
+    /// `create` with stdout and stderr to files in the bundle; the init's PID.
+    fn create(&self, id: &str, bundle: &Path) -> i32 {
+        let pid_file = bundle.join("init.pid");
+        let out = self
+            .cmd(&["create", "--bundle", bundle.to_str().unwrap(), "--pid-file"])
+            .arg(&pid_file)
+            .arg(id)
+            .stdout(fs::File::create(bundle.join("stdout")).unwrap())
+            .stderr(fs::File::create(bundle.join("stderr")).unwrap())
+            .status()
+            .unwrap();
+        assert!(
+            out.success(),
+            "create {id}: {}",
+            fs::read_to_string(bundle.join("stderr")).unwrap()
+        );
+        let text = fs::read_to_string(&pid_file).unwrap();
+        assert!(
+            text.bytes().all(|b| b.is_ascii_digit()),
+            "the pid file holds bare digits: {text:?}"
+        );
+        text.parse().unwrap()
+    }
+}
+
+/// The init's exit status, reaped as the shim reaps it.
+fn reap(pid: i32) -> i32 {
+    let mut status = 0;
+    // SAFETY: waitpid on a child of ours (we are its subreaper).
+    let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert_eq!(r, pid, "the init became our child");
+    if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        128 + libc::WTERMSIG(status)
+    }
+}
+
+fn cgroup_dirs(path: &str) -> Vec<PathBuf> {
+    fs::read_dir("/sys/fs/cgroup")
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().join(path.trim_start_matches('/')))
+        .filter(|p| p.exists())
+        .collect()
+}
+
+#[test]
+fn a_container_is_created_started_stopped_and_deleted() {
+    let Some(rt) = runtime() else { return };
+    let cgroup = format!("/isola-test-{}/life", std::process::id());
+    let b = rt.bundle("life", &["sh", "-c", "echo out; echo err >&2; exit 3"], |c| {
+        c["linux"]["cgroupsPath"] = json!(cgroup);
+        c["hostname"] = json!("lifehost");
+    });
+    let pid = rt.create("life", &b);
+    let s = rt.state("life");
+    assert_eq!(s["status"], "created");
+    assert_eq!(s["pid"], pid);
+    assert_eq!(s["id"], "life");
+    assert_eq!(s["bundle"], b.to_str().unwrap());
+    assert!(!cgroup_dirs(&cgroup).is_empty(), "it has its cgroup");
+    let (code, err) = rt.fail(&["create", "--bundle", b.to_str().unwrap(), "life"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("exists"), "{err}");
+    rt.ok(&["start", "life"]);
+    assert_eq!(reap(pid), 3, "the process's exit code reaches its reaper");
+    assert_eq!(rt.state("life")["status"], "stopped");
+    assert_eq!(rt.state("life")["pid"], 0);
+    assert_eq!(fs::read_to_string(b.join("stdout")).unwrap(), "out\n");
+    assert_eq!(fs::read_to_string(b.join("stderr")).unwrap(), "err\n");
+    let (_, err) = rt.fail(&["start", "life"]);
+    assert!(err.contains("stopped"), "{err}");
+    rt.ok(&["delete", "life"]);
+    assert!(!rt.root().join("life").exists());
+    assert!(cgroup_dirs(&cgroup).is_empty(), "its cgroup went with it");
+    let (_, err) = rt.fail(&["state", "life"]);
+    assert!(err.contains("does not exist"), "{err}");
+    // runc's rule, which containerd's cleanup relies on.
+    rt.ok(&["delete", "--force", "life"]);
+}
+
+#[test]
+fn kill_delete_and_run_end_a_container_with_the_right_code() {
+    let Some(rt) = runtime() else { return };
+    let b = rt.bundle("killed", &["sleep", "1000"], |_| {});
+    let pid = rt.create("killed", &b);
+    rt.ok(&["start", "killed"]);
+    assert_eq!(rt.state("killed")["status"], "running");
+    let (_, err) = rt.fail(&["delete", "killed"]);
+    assert!(err.contains("not stopped: running"), "{err}");
+    rt.ok(&["kill", "killed", "9"]);
+    assert_eq!(reap(pid), 137);
+    let (_, err) = rt.fail(&["kill", "killed", "TERM"]);
+    assert!(err.contains("not running"), "{err}");
+    rt.ok(&["delete", "killed"]);
+
+    // A created container is deleted without --force: its init is killed.
+    let pid = rt.create("parked", &b);
+    rt.ok(&["delete", "parked"]);
+    assert_eq!(reap(pid), 137);
+
+    // `run` waits and exits with the process's code, then deletes.
+    let b = rt.bundle("ran", &["sh", "-c", "exit 7"], |_| {});
+    let out = rt.run(&["run", "--bundle", b.to_str().unwrap(), "ran"]);
+    assert_eq!(out.status.code(), Some(7), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!rt.root().join("ran").exists());
+}
+
+#[test]
+fn exec_ps_pause_and_resume_work_on_a_running_container() {
+    let Some(rt) = runtime() else { return };
+    let b = rt.bundle("busy", &["sleep", "1000"], |_| {});
+    let pid = rt.create("busy", &b);
+    let (_, err) = rt.fail(&["exec", "busy", "true"]);
+    assert!(err.contains("created"), "exec needs a running container: {err}");
+    rt.ok(&["start", "busy"]);
+    let out = rt.ok(&["exec", "busy", "sh", "-c", "cat /proc/1/cmdline; hostname; exit 0"]);
+    assert_eq!(out, "sleep\01000\0isola\n");
+    let out = rt.run(&["exec", "busy", "sh", "-c", "exit 5"]);
+    assert_eq!(out.status.code(), Some(5));
+    let (_, err) = rt.fail(&["exec", "busy", "no-such-program"]);
+    assert!(err.contains("no-such-program"), "{err}");
+
+    // containerd's way: a process.json, --detach and a pid file.
+    let process = json!({
+        "args": ["sleep", "500"], "cwd": "/", "env": ["PATH=/bin"],
+        "user": {"uid": 0, "gid": 0}
+    });
+    let pjson = b.join("process.json");
+    fs::write(&pjson, process.to_string()).unwrap();
+    let exec_pid = b.join("exec.pid");
+    rt.ok(&[
+        "exec", "--process", pjson.to_str().unwrap(), "--detach", "--pid-file",
+        exec_pid.to_str().unwrap(), "busy",
+    ]);
+    let exec_pid: i32 = fs::read_to_string(&exec_pid).unwrap().parse().unwrap();
+    let pids: Vec<i32> = serde_json::from_str(&rt.ok(&["ps", "--format", "json", "busy"])).unwrap();
+    assert!(pids.contains(&pid) && pids.contains(&exec_pid), "{pids:?}");
+    let table = rt.ok(&["ps", "busy"]);
+    assert!(table.starts_with("UID") && table.contains("sleep 500"), "{table}");
+
+    rt.ok(&["pause", "busy"]);
+    assert_eq!(rt.state("busy")["status"], "paused");
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    assert!(stat.rsplit(')').next().unwrap().trim_start().starts_with('D')
+        || stat.contains(") S"), "a frozen task sleeps: {stat}");
+    rt.ok(&["resume", "busy"]);
+    assert_eq!(rt.state("busy")["status"], "running");
+
+    rt.ok(&["kill", "--all", "busy", "9"]);
+    assert_eq!(reap(pid), 137);
+    assert_eq!(reap(exec_pid), 137, "the exec'd process was ours to reap too");
+    rt.ok(&["delete", "busy"]);
+}
+
+#[test]
+fn hooks_run_at_their_points_with_the_state_on_stdin() {
+    let Some(rt) = runtime() else { return };
+    let log = rt.tmp.path().join("hooks.log");
+    let hook = |point: &str| {
+        json!([{
+            "path": "/bin/sh",
+            "args": ["sh", "-c", format!(
+                "read -r state; echo \"{point} $(echo \"$state\" | grep -o '\"status\":\"[a-z]*\"')\" >> {}",
+                log.display())]
+        }])
+    };
+    let b = rt.bundle("hooked", &["true"], |c| {
+        c["hooks"] = json!({
+            "createRuntime": hook("createRuntime"),
+            "poststart": hook("poststart"),
+            "poststop": hook("poststop"),
+        });
+    });
+    let pid = rt.create("hooked", &b);
+    rt.ok(&["start", "hooked"]);
+    assert_eq!(reap(pid), 0);
+    rt.ok(&["delete", "hooked"]);
+    assert_eq!(
+        fs::read_to_string(&log).unwrap(),
+        "createRuntime \"status\":\"creating\"\npoststart \"status\":\"running\"\npoststop \"status\":\"stopped\"\n"
+    );
+}
+
+#[test]
+fn bad_bundles_get_one_sentence_and_leave_nothing() {
+    let Some(rt) = runtime() else { return };
+    let check = |name: &str, bundle: &Path, wanted: &str| {
+        let (code, err) = rt.fail(&["create", "--bundle", bundle.to_str().unwrap(), name]);
+        assert_eq!(code, 1, "{name}");
+        assert!(err.contains(wanted), "{name}: {err}");
+        assert_eq!(err.lines().count(), 1, "{name}: one line: {err}");
+        assert!(!rt.root().join(name).exists(), "{name}: nothing left");
+    };
+    let empty = rt.tmp.path().join("empty");
+    fs::create_dir_all(&empty).unwrap();
+    check("noconfig", &empty, "has no config.json");
+
+    let bad = rt.bundle("badjson", &["true"], |_| {});
+    fs::write(bad.join("config.json"), "{\"ociVersion\": ").unwrap();
+    check("badjson", &bad, "not a valid OCI runtime configuration");
+
+    let unknown = rt.bundle("unknown", &["true"], |c| c["linux"]["frobnicate"] = json!(1));
+    check("unknown", &unknown, "linux.frobnicate");
+
+    let norootfs = rt.bundle("norootfs", &["true"], |c| c["root"]["path"] = json!("nothere"));
+    check("norootfs", &norootfs, "does not exist");
+
+    let refused = rt.bundle("refused", &["true"], |c| {
+        c["linux"]["intelRdt"] = json!({"closID": "x"});
+    });
+    check("refused", &refused, "linux.intelRdt");
+
+    let systemd = rt.run(&["--systemd-cgroup", "state", "x"]);
+    assert!(String::from_utf8_lossy(&systemd.stderr).contains("cgroupfs"));
+}
+
+#[test]
+fn a_mount_destination_that_climbs_out_by_a_symlink_stays_in_the_rootfs() {
+    let Some(rt) = runtime() else { return };
+    let host = rt.tmp.path().join("host-data");
+    fs::create_dir_all(&host).unwrap();
+    fs::write(host.join("marker"), "bound").unwrap();
+    let outside = rt.tmp.path().join("outside");
+    let b = rt.bundle("climb", &["cat", "/escape/marker"], |c| {
+        c["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": "/escape", "type": "bind",
+            "source": host.to_str().unwrap(), "options": ["rbind", "ro"]
+        }));
+    });
+    // /escape climbs out of the rootfs, to where the bundle's dir sits.
+    let depth = b.join("rootfs").components().count();
+    let up = "../".repeat(depth + 2);
+    symlink(
+        format!("{up}{}", outside.display()),
+        b.join("rootfs/escape"),
+    )
+    .unwrap();
+    let pid = rt.create("climb", &b);
+    rt.ok(&["start", "climb"]);
+    assert_eq!(reap(pid), 0, "{}", fs::read_to_string(b.join("stderr")).unwrap());
+    assert_eq!(fs::read_to_string(b.join("stdout")).unwrap(), "bound");
+    assert!(!outside.exists(), "nothing was made on the host");
+    rt.ok(&["delete", "climb"]);
+}

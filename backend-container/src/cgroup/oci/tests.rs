@@ -1,0 +1,1 @@
+//! Real cgroups, as root, on this host.

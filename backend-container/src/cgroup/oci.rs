@@ -256,15 +256,20 @@ impl OciCgroup {
         made: &mut Vec<PathBuf>,
     ) -> Result<bool, CgroupError> {
         let mut leftover = false;
+        // v2: the controllers the resources need are enabled on the way
+        // down; in parents isola makes, every one the root offers too, for
+        // statistics. The host's own cgroups (the root, parents made by
+        // others) get only what is needed: isola changes no more of them.
         let v2_controllers = match &self.host {
             Host::V2 { root, controllers } => {
                 let needs = needs_v2(r);
-                let list: Vec<(String, bool)> = controllers
+                let all: Vec<(String, bool)> = controllers
                     .iter()
                     .map(|c| (c.clone(), needs.contains(&c.as_str())))
                     .collect();
-                v2::enable(root, &list)?;
-                Some(list)
+                let needed: Vec<(String, bool)> = all.iter().filter(|c| c.1).cloned().collect();
+                v2::enable(root, &needed)?;
+                Some((all, needed))
             }
             Host::V1(_) => None,
         };
@@ -282,14 +287,18 @@ impl OciCgroup {
                 let leaf = depth + 1 == components.len();
                 let parent = dir.clone();
                 dir.push(name);
-                match std::fs::create_dir(&dir) {
+                let ours = match std::fs::create_dir(&dir) {
                     Ok(()) => {
                         made.push(dir.clone());
                         if !leaf {
                             ancestors_made += 1;
                         }
+                        true
                     }
-                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => leftover |= leaf,
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                        leftover |= leaf;
+                        false
+                    }
                     Err(source) => {
                         return Err(CgroupError::Create {
                             hint: fs::hint(&source),
@@ -297,14 +306,14 @@ impl OciCgroup {
                             source,
                         })
                     }
-                }
+                };
                 // v1 cpuset starts a cgroup with no CPUs and no memory
                 // nodes, where no task may join: inherit the parent's.
                 if cpuset {
                     copy_cpuset(&parent, &dir)?;
                 }
-                if let (Some(list), false) = (&v2_controllers, leaf) {
-                    v2::enable(&dir, list)?;
+                if let (Some((all, needed)), false) = (&v2_controllers, leaf) {
+                    v2::enable(&dir, if ours { all } else { needed })?;
                 }
             }
             self.parents_made = self.parents_made.max(ancestors_made);

@@ -62,6 +62,17 @@ pub enum OciError {
         state: String,
         waited: Duration,
     },
+    #[error(
+        "cannot {step} for the cgroup {}: cgroup v2 enforces device rules with an eBPF \
+         program, which needs a kernel with CONFIG_CGROUP_BPF and a runtime with \
+         CAP_SYS_ADMIN", .path.display()
+    )]
+    Bpf {
+        path: PathBuf,
+        step: &'static str,
+        #[source]
+        source: io::Error,
+    },
     #[error("cannot send {signal} to process {pid} of the container")]
     Signal {
         pid: i32,

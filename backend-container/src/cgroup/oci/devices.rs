@@ -29,6 +29,11 @@ pub(super) struct Access {
 }
 
 impl Access {
+    pub const NONE: Access = Access {
+        read: false,
+        write: false,
+        mknod: false,
+    };
     const ALL: Access = Access {
         read: true,
         write: true,
@@ -156,11 +161,7 @@ fn rule(d: &LinuxDeviceCgroup, field: &str) -> Result<Rule, OciError> {
 }
 
 fn parse_access(text: &str) -> Option<Access> {
-    let mut access = Access {
-        read: false,
-        write: false,
-        mknod: false,
-    };
+    let mut access = Access::NONE;
     for c in text.chars() {
         let bit = match c {
             'r' => &mut access.read,
@@ -187,6 +188,49 @@ pub(super) fn v1_writes(rules: &[Rule]) -> Vec<(&'static str, String)> {
             "devices.deny"
         };
         out.push((file, rule.to_string()));
+    }
+    out
+}
+
+/// What a list of rules comes to, applied in order as v1's devices
+/// controller applies them: a default, and exceptions to it (merged by
+/// device, as the kernel merges them). The v2 program enforces this, so a
+/// container meets the same rules on both versions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Effective {
+    pub default_allow: bool,
+    pub exceptions: Vec<Rule>,
+}
+
+pub(super) fn effective(rules: &[Rule]) -> Effective {
+    let mut out = Effective {
+        default_allow: true,
+        exceptions: Vec::new(),
+    };
+    for rule in rules {
+        if rule.kind == 'a' {
+            // "a" sets the default and drops every exception.
+            out.default_allow = rule.allow;
+            out.exceptions.clear();
+            continue;
+        }
+        let same = |ex: &Rule| (ex.kind, ex.major, ex.minor) == (rule.kind, rule.major, rule.minor);
+        if rule.allow == out.default_allow {
+            // A rule that agrees with the default takes its access away
+            // from the exception for exactly that device, if any.
+            for ex in out.exceptions.iter_mut().filter(|ex| same(ex)) {
+                ex.access.read &= !rule.access.read;
+                ex.access.write &= !rule.access.write;
+                ex.access.mknod &= !rule.access.mknod;
+            }
+            out.exceptions.retain(|ex| ex.access != Access::NONE);
+        } else if let Some(ex) = out.exceptions.iter_mut().find(|ex| same(ex)) {
+            ex.access.read |= rule.access.read;
+            ex.access.write |= rule.access.write;
+            ex.access.mknod |= rule.access.mknod;
+        } else {
+            out.exceptions.push(*rule);
+        }
     }
     out
 }
@@ -254,6 +298,43 @@ mod tests {
         assert_eq!(writes[2], ("devices.allow", "c 1:3 rw".to_owned()));
         assert_eq!(writes[4], ("devices.deny", "c 4:* rwm".to_owned()));
         assert_eq!(writes.len(), 1 + 4 + DEFAULTS.len());
+    }
+
+    #[test]
+    fn rules_come_to_a_default_and_merged_exceptions() {
+        let config = vec![
+            device(false, None, None, None, Some("rwm")),
+            device(true, Some(LinuxDeviceType::C), Some(4), Some(1), Some("r")),
+            device(true, Some(LinuxDeviceType::C), Some(4), Some(1), Some("w")),
+            device(true, Some(LinuxDeviceType::B), Some(8), None, Some("rw")),
+            // Agrees with the default: takes write away from exactly 8:*.
+            device(false, Some(LinuxDeviceType::B), Some(8), None, Some("w")),
+            // No exception for exactly 8:0: nothing to take away.
+            device(false, Some(LinuxDeviceType::B), Some(8), Some(0), Some("r")),
+        ];
+        let e = effective(&rules(Some(&config), CONFIG).unwrap());
+        assert!(!e.default_allow);
+        let text: Vec<String> = e.exceptions.iter().map(Rule::to_string).collect();
+        assert_eq!(text[..2], ["c 4:1 rw", "b 8:* r"]);
+        // The defaults follow, "c 1:3 rwm" once.
+        assert_eq!(e.exceptions.len(), 2 + DEFAULTS.len());
+
+        // A privileged container: everything, minus what it denies after.
+        let privileged = vec![
+            device(true, None, None, None, Some("rwm")),
+            device(
+                false,
+                Some(LinuxDeviceType::C),
+                Some(10),
+                Some(200),
+                Some("rwm"),
+            ),
+        ];
+        let e = effective(&rules(Some(&privileged), CONFIG).unwrap());
+        assert!(e.default_allow);
+        // The defaults allow tun again: the deny is gone; only mknod-all
+        // and the others, which agree with the default, changed nothing.
+        assert!(e.exceptions.is_empty(), "{:?}", e.exceptions);
     }
 
     #[test]

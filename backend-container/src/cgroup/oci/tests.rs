@@ -761,17 +761,78 @@ fn real_unified_tree() {
     let stats = cgroup.stats_json();
     assert!(stats["cpu"]["usage"]["user"].is_u64(), "{stats}");
 
-    // Device rules need the eBPF program on v2.
-    let rules = resources(r#"{"devices": [{"allow": false, "access": "rwm"}]}"#);
-    let check = check::check(&host, &rules, CONFIG);
-    assert!(
-        check.is_err()
-            || bpf::check(&devices::rules(rules.devices().as_ref(), CONFIG).unwrap()).is_ok()
-    );
-
     cgroup.kill_all(Signal::SIGKILL).unwrap();
     assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGKILL));
     cgroup.destroy().unwrap();
+    for dir in scratch.dirs() {
+        assert!(!dir.exists(), "{} left behind", dir.display());
+    }
+}
+
+/// The v2 device program, enforced: on a hybrid host the cgroup2 tree's
+/// programs apply to its processes beside v1's devices controller.
+#[test]
+fn real_v2_device_program_is_enforced() {
+    if !root_user() {
+        return;
+    }
+    let root = unified_root();
+    if !host_has("a cgroup2 hierarchy", root.is_some()) {
+        return;
+    }
+    let Some(root) = root else { return };
+    let probe = "head -c0 /dev/null || exit 10; head -c0 /dev/kmsg 2>/dev/null && exit 11; exit 0";
+    let control = Command::new("head")
+        .args(["-c0", "/dev/kmsg"])
+        .status()
+        .unwrap();
+    if !host_has("a readable /dev/kmsg", control.success()) {
+        return;
+    }
+    let controllers = read(&root.join("cgroup.controllers"));
+    let host = Host::V2 {
+        root: root.clone(),
+        controllers: controllers.split_whitespace().map(str::to_owned).collect(),
+    };
+    let scratch = Scratch::new("bpf");
+    let components = path::parse(&scratch.path("c1")).unwrap();
+    let r = resources(r#"{"devices": [{"allow": false, "access": "rwm"}]}"#);
+    let cgroup = OciCgroup::create_on(host.clone(), &components, Some(&r)).unwrap();
+    let procs = std::fs::OpenOptions::new()
+        .write(true)
+        .open(cgroup.paths()[0].join(fs::PROCS))
+        .unwrap();
+    let mut command = Command::new("sh");
+    command.args(["-c", probe]);
+    // SAFETY: between fork and exec the closure only writes to a file
+    // opened beforehand: no allocation, no locks.
+    unsafe {
+        command.pre_exec(move || crate::cgroup::move_self(&[&procs]).map_err(std::io::Error::from));
+    }
+    let status = command.status().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "{status}: /dev/null refused (10) or /dev/kmsg allowed (11)"
+    );
+
+    // Creating it again over the empty leftover replaces the program: now
+    // everything is allowed, /dev/kmsg too.
+    drop(cgroup);
+    let all = resources(r#"{"devices": [{"allow": true, "access": "rwm"}]}"#);
+    let cgroup = OciCgroup::create_on(host, &components, Some(&all)).unwrap();
+    let procs = std::fs::OpenOptions::new()
+        .write(true)
+        .open(cgroup.paths()[0].join(fs::PROCS))
+        .unwrap();
+    let mut command = Command::new("sh");
+    command.args(["-c", "head -c0 /dev/kmsg"]);
+    // SAFETY: as above.
+    unsafe {
+        command.pre_exec(move || crate::cgroup::move_self(&[&procs]).map_err(std::io::Error::from));
+    }
+    assert!(command.status().unwrap().success());
+    cgroup.with_parents_made(1).destroy().unwrap();
     for dir in scratch.dirs() {
         assert!(!dir.exists(), "{} left behind", dir.display());
     }

@@ -231,29 +231,38 @@ impl OciCgroup {
             group,
             parents_made: 0,
         };
-        let mut made = Vec::new();
-        let result = cgroup.make(components, r, &mut made).and_then(|leftover| {
-            if leftover {
-                cgroup.refuse_if_busy()?;
-            }
-            cgroup.apply(r, Some(&rules))
-        });
-        match result {
-            Ok(()) => {
-                tracing::debug!("cgroup {} created: {:?}", cgroup.path, cgroup.paths());
-                Ok(cgroup)
-            }
-            Err(err) => {
-                // Deepest first: each made directory is empty again.
-                for dir in made.iter().rev() {
-                    if let Err(e) = std::fs::remove_dir(dir) {
-                        tracing::warn!(
-                            "after a failed cgroup setup, removing {}: {e}",
-                            dir.display()
-                        );
-                    }
+        // A parent another container's teardown removes between our
+        // finding (or making) it and making the next level is made again.
+        let mut attempts = 0;
+        loop {
+            let mut made = Vec::new();
+            cgroup.parents_made = 0;
+            let result = cgroup.make(components, r, &mut made).and_then(|leftover| {
+                if leftover {
+                    cgroup.refuse_if_busy()?;
                 }
-                Err(err)
+                cgroup.apply(r, Some(&rules))
+            });
+            let Err(err) = result else {
+                tracing::debug!("cgroup {} created: {:?}", cgroup.path, cgroup.paths());
+                return Ok(cgroup);
+            };
+            // Deepest first: each made directory is empty again.
+            for dir in made.iter().rev() {
+                if let Err(e) = std::fs::remove_dir(dir) {
+                    tracing::warn!(
+                        "after a failed cgroup setup, removing {}: {e}",
+                        dir.display()
+                    );
+                }
+            }
+            match err {
+                CgroupError::Create { ref source, .. }
+                    if source.kind() == io::ErrorKind::NotFound && attempts < 3 =>
+                {
+                    attempts += 1;
+                }
+                err => return Err(err),
             }
         }
     }

@@ -6,7 +6,7 @@ use std::fmt::Display;
 use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxResources};
 
 use super::host::Host;
-use super::{devices, hugetlb, OciError};
+use super::{devices, hugetlb, set, OciError};
 use crate::cgroup::Version;
 
 /// How a refusal names the field: in config.json, or in the resources
@@ -21,12 +21,6 @@ impl Fields {
     pub fn at(&self, rest: impl Display) -> String {
         format!("{}{rest}", self.0)
     }
-}
-
-/// Whether `value` asks for something: runc (and so what callers send)
-/// reads 0 as "not set" in most numeric fields.
-fn set<T: Default + PartialEq + Copy>(value: Option<T>) -> Option<T> {
-    value.filter(|v| *v != T::default())
 }
 
 struct Checker<'a> {

@@ -642,11 +642,24 @@ fn needs_v2(r: &LinuxResources) -> Vec<&str> {
             out.push("cpuset");
         }
     }
-    if r.pids().is_some() {
+    if r.pids().is_some_and(|p| p.limit() > 0) {
         out.push("pids");
     }
-    if r.block_io().is_some() {
-        out.push("io");
+    if let Some(b) = r.block_io() {
+        let devices = [
+            b.throttle_read_bps_device(),
+            b.throttle_write_bps_device(),
+            b.throttle_read_iops_device(),
+            b.throttle_write_iops_device(),
+        ];
+        if set(b.weight()).is_some()
+            || b.weight_device().as_ref().is_some_and(|d| !d.is_empty())
+            || devices
+                .iter()
+                .any(|d| d.as_ref().is_some_and(|d| !d.is_empty()))
+        {
+            out.push("io");
+        }
     }
     if r.hugepage_limits().as_ref().is_some_and(|h| !h.is_empty()) {
         out.push("hugetlb");

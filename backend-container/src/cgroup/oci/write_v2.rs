@@ -16,7 +16,11 @@ pub(super) fn apply(dir: &Path, r: &LinuxResources) -> Result<(), CgroupError> {
         cpu(dir, c)?;
     }
     if let Some(pids) = r.pids() {
-        fs::write(&dir.join("pids.max"), super::pids_max(pids.limit()))?;
+        // No limit needs no pids controller (check lets it pass without).
+        let file = dir.join("pids.max");
+        if pids.limit() > 0 || file.exists() {
+            fs::write(&file, super::pids_max(pids.limit()))?;
+        }
     }
     if let Some(b) = r.block_io() {
         io(dir, b)?;

@@ -71,6 +71,7 @@ fn create_in(dir: &Path, args: &CreateArgs) -> Result<i32> {
             .into_iter()
             .collect(),
         cgroup: created.cgroup,
+        cgroup_parents_made: created.cgroup_parents_made,
     };
     let saved = record.save(dir).map_err(anyhow::Error::from).and_then(|()| {
         match &args.pid_file {

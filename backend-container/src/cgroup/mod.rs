@@ -3,6 +3,7 @@
 
 mod fs;
 mod mountinfo;
+pub mod oci;
 mod teardown;
 mod v1;
 mod v2;
@@ -95,6 +96,8 @@ pub enum CgroupError {
         "this process (pid {pid}) is itself in {path}; it would kill itself: move it out first"
     )]
     SelfInside { pid: i32, path: PathBuf },
+    #[error(transparent)]
+    Oci(#[from] oci::OciError),
 }
 
 impl CgroupError {
@@ -303,6 +306,31 @@ pub fn move_self(tasks: &[impl std::os::fd::AsFd]) -> nix::Result<()> {
     Ok(())
 }
 
+/// How a new process joins the cgroup in `dirs` (see [`Cgroup::entry`]):
+/// v1, each `tasks` file open for writing; v2, the one directory.
+fn entry(version: Version, dirs: &[PathBuf]) -> Result<Entry, CgroupError> {
+    let open = |path: PathBuf, write: bool| {
+        std::fs::OpenOptions::new()
+            .write(write)
+            .read(!write)
+            .custom_flags(if write { 0 } else { libc::O_DIRECTORY })
+            .open(&path)
+            .map_err(|source| CgroupError::Open {
+                hint: fs::hint(&source),
+                path,
+                source,
+            })
+    };
+    match (version, dirs) {
+        (Version::V2, [dir]) => Ok(Entry::Directory(open(dir.clone(), false)?)),
+        _ => Ok(Entry::Tasks(
+            dirs.iter()
+                .map(|d| open(d.join("tasks"), true))
+                .collect::<Result<_, _>>()?,
+        )),
+    }
+}
+
 /// See [`Cgroup::entry`].
 #[derive(Debug)]
 pub enum Entry {
@@ -396,28 +424,7 @@ impl Cgroup {
     /// moves only itself and skips that lock; on v2 clone3 can create the
     /// process inside the cgroup (CLONE_INTO_CGROUP).
     pub fn entry(&self) -> Result<Entry, CgroupError> {
-        let open = |path: PathBuf, write: bool| {
-            std::fs::OpenOptions::new()
-                .write(write)
-                .read(!write)
-                .custom_flags(if write { 0 } else { libc::O_DIRECTORY })
-                .open(&path)
-                .map_err(|source| CgroupError::Open {
-                    hint: fs::hint(&source),
-                    path,
-                    source,
-                })
-        };
-        match &self.group {
-            Group::V1(group) => Ok(Entry::Tasks(
-                group
-                    .dirs()
-                    .into_iter()
-                    .map(|d| open(d.join("tasks"), true))
-                    .collect::<Result<_, _>>()?,
-            )),
-            Group::V2(dir) => Ok(Entry::Directory(open(dir.clone(), false)?)),
-        }
+        entry(self.version(), &self.paths())
     }
 
     /// Moves process `pid` (0: the calling process) into the cgroup.

@@ -15,9 +15,33 @@ pub(super) struct CgroupMount {
     unified: bool,
 }
 
+/// Super options of a v1 mount that name no controller.
+const NOT_CONTROLLERS: &[&str] = &[
+    "rw",
+    "ro",
+    "none",
+    "all",
+    "noprefix",
+    "xattr",
+    "clone_children",
+    "cpuset_v2_mode",
+    "favordynmods",
+    "nofavordynmods",
+];
+
 impl CgroupMount {
     fn has(&self, controller: &str) -> bool {
         self.options.iter().any(|o| o == controller)
+    }
+
+    /// The controllers a v1 mount carries ("cpu", "cpuacct"). A named
+    /// hierarchy (name=systemd) carries none: it only groups processes.
+    fn controllers(&self) -> Vec<String> {
+        self.options
+            .iter()
+            .filter(|o| !o.contains('=') && !NOT_CONTROLLERS.contains(&o.as_str()))
+            .cloned()
+            .collect()
     }
 
     /// Where a cgroup2 hierarchy is mounted; `None` for a v1 mount.
@@ -103,6 +127,26 @@ pub(super) fn layout(mounts: &[CgroupMount]) -> Result<Layout, CgroupError> {
         Some(root) => Ok(Layout::V2(root)),
         None => Err(CgroupError::NotMounted),
     }
+}
+
+/// Every v1 hierarchy that carries controllers, once each (a hierarchy
+/// bind-mounted elsewhere too is the same one): its controllers and where
+/// it is mounted, in mountinfo's order.
+pub(super) fn v1_hierarchies(mounts: &[CgroupMount]) -> Vec<(Vec<String>, PathBuf)> {
+    let mut out: Vec<(Vec<String>, PathBuf)> = Vec::new();
+    for mount in mounts.iter().filter(|m| !m.unified) {
+        let controllers = mount.controllers();
+        if controllers.is_empty() || out.iter().any(|(c, _)| *c == controllers) {
+            continue;
+        }
+        let same = mounts
+            .iter()
+            .filter(|m| !m.unified && m.controllers() == controllers);
+        if let Some(point) = best(same) {
+            out.push((controllers, point));
+        }
+    }
+    out
 }
 
 /// The first standard mount, else the first one.
@@ -229,6 +273,37 @@ mod tests {
     #[test]
     fn malformed_lines_are_skipped() {
         assert!(cgroup_mounts("garbage\n1 2 3\n1 2 3 / /x rw no-dash cgroup2\n").is_empty());
+    }
+
+    #[test]
+    fn v1_hierarchies_are_every_controller_mount_once() {
+        let found = v1_hierarchies(&cgroup_mounts(HYBRID));
+        let names: Vec<String> = found.iter().map(|(c, _)| c.join(",")).collect();
+        assert_eq!(
+            names,
+            ["cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids"]
+        );
+        assert_eq!(found[3].1, Path::new("/sys/fs/cgroup/memory"));
+
+        // Co-mounted controllers are one hierarchy; a bind mount of it
+        // elsewhere (listed first) loses to the standard place.
+        let text = format!("90 22 0:25 / /run/x rw - cgroup cgroup rw,cpu,cpuacct\n{LEGACY}");
+        let found = v1_hierarchies(&cgroup_mounts(&text));
+        assert_eq!(
+            found[0],
+            (
+                vec!["cpu".to_string(), "cpuacct".to_string()],
+                PathBuf::from("/sys/fs/cgroup/cpu,cpuacct")
+            )
+        );
+        assert_eq!(found.len(), 3, "{found:?}");
+        assert!(v1_hierarchies(&cgroup_mounts(UNIFIED)).is_empty());
+    }
+
+    #[test]
+    fn mount_options_are_not_controllers() {
+        let text = "1 2 0:9 / /c rw - cgroup cgroup rw,xattr,noprefix,release_agent=/x,cpuset,clone_children\n";
+        assert_eq!(cgroup_mounts(text)[0].controllers(), ["cpuset"]);
     }
 
     #[test]

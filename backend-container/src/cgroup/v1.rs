@@ -92,10 +92,7 @@ impl Group {
     }
 
     pub fn oom_killed(&self) -> bool {
-        self.memory
-            .as_ref()
-            .and_then(|dir| fs::read_to_string(dir.join("memory.oom_control")).ok())
-            .is_some_and(|text| oom_killed(&text))
+        self.memory.as_deref().is_some_and(oom_killed_in)
     }
 
     pub fn stats(&self) -> Stats {
@@ -141,6 +138,11 @@ fn apply_memory(dir: &Path, bytes: u64) -> Result<(), CgroupError> {
         tracing::debug!("{err}");
     }
     Ok(())
+}
+
+/// Whether the OOM killer killed a process in the memory cgroup `dir`.
+pub(super) fn oom_killed_in(dir: &Path) -> bool {
+    fs::read_to_string(dir.join("memory.oom_control")).is_ok_and(|text| oom_killed(&text))
 }
 
 /// memory.oom_control: `oom_kill N` counts OOM kills (kernel 4.13 and

@@ -40,11 +40,15 @@ pub(super) fn controllers(
 /// written again: a cgroup holding processes (a container's root) may not
 /// change its subtree_control, and need not when it is set already.
 /// Failing to enable a controller only statistics would use is not an error.
-pub(super) fn enable(dir: &Path, controllers: &[(&'static str, bool)]) -> Result<(), CgroupError> {
+pub(super) fn enable<S: AsRef<str>>(
+    dir: &Path,
+    controllers: &[(S, bool)],
+) -> Result<(), CgroupError> {
     let file = dir.join("cgroup.subtree_control");
     let enabled = fs::read(&file)?;
     let enabled: Vec<&str> = enabled.split_whitespace().collect();
-    for &(controller, needed) in controllers {
+    for (controller, needed) in controllers {
+        let (controller, needed) = (controller.as_ref(), *needed);
         if enabled.contains(&controller) {
             continue;
         }

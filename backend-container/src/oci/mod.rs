@@ -53,7 +53,9 @@ impl ContainerRuntime {
             .cgroup
             .as_deref()
             .ok_or_else(|| RuntimeError::State(format!("container {} has no cgroup", rec.id)))?;
-        OciCgroup::open(path).map_err(|e| cgroup_error("finding the container's cgroup", e))
+        OciCgroup::open(path)
+            .map(|g| g.with_parents_made(rec.cgroup_parents_made))
+            .map_err(|e| cgroup_error("finding the container's cgroup", e))
     }
 }
 
@@ -94,7 +96,8 @@ impl BundleRuntime for ContainerRuntime {
         match create_in(bundle, opts, &plan, &group) {
             Ok(pid) => Ok(Created {
                 pid,
-                cgroup: Some(path),
+                cgroup: Some(group.path().to_string()),
+                cgroup_parents_made: group.parents_made(),
             }),
             Err(e) => {
                 let _ = group.destroy();

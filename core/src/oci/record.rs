@@ -36,6 +36,10 @@ pub struct Record {
     /// The cgroup it was put in (config.json's `linux.cgroupsPath`, or
     /// isola's default), relative to each hierarchy's root.
     pub cgroup: Option<String>,
+    /// How many of that path's parents the runtime made (and removes
+    /// with the container once they are empty).
+    #[serde(default)]
+    pub cgroup_parents_made: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -170,6 +174,7 @@ mod tests {
             owner: String::new(),
             annotations: BTreeMap::new(),
             cgroup: None,
+            cgroup_parents_made: 0,
         };
         assert!(rec.alive());
         rec.pid_start += 1;

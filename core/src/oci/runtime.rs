@@ -68,6 +68,7 @@ pub struct CreateOptions<'a> {
 pub struct Created {
     pub pid: i32,
     pub cgroup: Option<String>,
+    pub cgroup_parents_made: usize,
 }
 
 /// What `exec` is told besides the process.

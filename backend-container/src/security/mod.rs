@@ -90,6 +90,9 @@ pub enum SecurityError {
     #[error("the seccomp filter has {0} instructions; the kernel takes 1 to 4096")]
     FilterLength(usize),
 
+    #[error(transparent)]
+    Compile(#[from] bpf::CompileError),
+
     #[error(
         "installing the seccomp filter failed: {errno}; call seccomp::set_no_new_privs \
          first, and check that the kernel has seccomp filters (CONFIG_SECCOMP_FILTER)"

@@ -12,7 +12,7 @@
 
 use nix::errno::Errno;
 
-use super::bpf::{self, Action, Insn, Policy};
+use super::bpf::{self, Action, Filter, Insn, Policy};
 use super::{CapSet, SecurityError};
 
 /// A compiled filter, ready for [`install`].
@@ -23,9 +23,12 @@ pub type Program = Vec<Insn>;
 /// in `caps`. Build it in the parent: the child must not allocate.
 #[cfg(target_arch = "x86_64")]
 pub fn default_filter(caps: &CapSet) -> Result<Program, SecurityError> {
-    default_policy(caps)
-        .compile()
-        .map_err(|e| SecurityError::FilterLength(e.0))
+    let filter = Filter {
+        policies: vec![default_policy(caps)],
+        // Docker's profile admits i386 and x32 too; ours only x86_64.
+        foreign_arch: bpf::RET_KILL_PROCESS,
+    };
+    Ok(filter.compile()?)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -35,8 +38,8 @@ fn default_policy(caps: &CapSet) -> Policy {
 
     let mut policy = Policy {
         arch: bpf::AUDIT_ARCH_X86_64,
-        foreign_arch: bpf::RET_KILL_PROCESS,
         default: bpf::ret_errno(libc::EPERM),
+        ranges: Default::default(),
         calls: Default::default(),
     };
     let mut allow = |list: &[Syscall]| {
@@ -86,9 +89,9 @@ fn allow_if(policy: &mut Policy, call: super::syscalls::Syscall, rule: bpf::Rule
     let entry = policy
         .calls
         .entry(call.nr as u32)
-        .or_insert_with(|| Action::AllowIf(Vec::new()));
-    if let Action::AllowIf(rules) = entry {
-        rules.push(rule);
+        .or_insert_with(|| Action::Rules(Vec::new()));
+    if let Action::Rules(rules) = entry {
+        rules.push((rule, bpf::RET_ALLOW));
     }
 }
 

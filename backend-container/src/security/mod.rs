@@ -33,6 +33,8 @@ pub mod bpf;
 pub mod caps;
 pub mod seccomp;
 #[cfg(target_arch = "x86_64")]
+pub mod syscall_table;
+#[cfg(target_arch = "x86_64")]
 pub mod syscalls;
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests;

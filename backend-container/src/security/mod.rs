@@ -21,7 +21,8 @@
 //!    uid and capability sets, in the one order that works (see [`caps`]).
 //! 4. [`seccomp::set_no_new_privs`]`()`: required to install a filter once
 //!    CAP_SYS_ADMIN is gone, and stops setuid/file-capability gains.
-//! 5. [`seccomp::install`]`(&program)`: last, so that the runtime's own set-up
+//! 5. [`seccomp::install`]`(&program)` (or [`seccomp::install_with_flags`]
+//!    for a profile's flags): last, so that the runtime's own set-up
 //!    is not filtered; the filter allows what is left (`execve`, and `write`
 //!    and `exit_group` to report a failed exec).
 //! 6. `execve`.
@@ -100,6 +101,12 @@ pub enum SecurityError {
          first, and check that the kernel has seccomp filters (CONFIG_SECCOMP_FILTER)"
     )]
     InstallFilter { errno: Errno },
+
+    #[error(
+        "installing the seccomp filter with SECCOMP_FILTER_FLAG_TSYNC failed: thread {tid} \
+         could not take it (it has a filter of its own); install it before other threads start"
+    )]
+    ThreadSync { tid: libc::c_long },
 
     #[error(
         "isola's default seccomp filter is for x86_64 only, not {0}; run without \

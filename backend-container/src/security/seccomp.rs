@@ -136,6 +136,13 @@ pub fn set_no_new_privs() -> Result<(), SecurityError> {
 /// Install `program` on the calling thread (inherited across `fork` and
 /// `execve`). Call [`set_no_new_privs`] first. One system call, no allocation.
 pub fn install(program: &[Insn]) -> Result<(), SecurityError> {
+    install_with_flags(program, 0)
+}
+
+/// [`install`] with seccomp(2)'s SECCOMP_FILTER_FLAG_* `flags` (TSYNC, LOG,
+/// SPEC_ALLOW), as an OCI profile asks for them (`CompiledProfile::flags`
+/// of [`super::oci_profile`]). One system call, no allocation.
+pub fn install_with_flags(program: &[Insn], flags: u32) -> Result<(), SecurityError> {
     if program.is_empty() || program.len() > bpf::MAX_INSNS {
         return Err(SecurityError::FilterLength(program.len()));
     }
@@ -149,16 +156,34 @@ pub fn install(program: &[Insn]) -> Result<(), SecurityError> {
         libc::syscall(
             libc::SYS_seccomp,
             libc::SECCOMP_SET_MODE_FILTER,
-            0 as libc::c_uint,
+            flags as libc::c_uint,
             &fprog as *const libc::sock_fprog,
         )
     };
-    if rc != 0 {
-        return Err(SecurityError::InstallFilter {
+    match rc {
+        0 => Ok(()),
+        // With TSYNC, a thread that could not take the filter is named.
+        tid if tid > 0 => Err(SecurityError::ThreadSync { tid }),
+        _ => Err(SecurityError::InstallFilter {
             errno: Errno::last(),
-        });
+        }),
     }
-    Ok(())
+}
+
+/// Whether the running kernel takes the seccomp filter flag `flag`. Asked as
+/// libseccomp asks: with no program, which the kernel refuses with EFAULT
+/// once it has accepted the flags, and with EINVAL for flags it does not know.
+pub fn filter_flag_supported(flag: u32) -> bool {
+    // SAFETY: a null program: the kernel reads nothing and installs nothing.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            flag as libc::c_uint,
+            std::ptr::null::<libc::sock_fprog>(),
+        )
+    };
+    rc == -1 && Errno::last() == Errno::EFAULT
 }
 
 #[cfg(all(test, target_arch = "x86_64"))]

@@ -67,6 +67,8 @@ fn explain(code: i32) -> &'static str {
         95 => "getpid failed under the OCI profile",
         96 => "the OCI profile was not in force (Seccomp: 2, one more Seccomp_filters)",
         97 => "getppid was not stopped by SCMP_ACT_KILL_PROCESS",
+        98 => "an i386 getpid (int 0x80) did not fail with the profile's errno 13",
+        99 => "an i386 call was not killed by a profile that does not list SCMP_ARCH_X86",
         _ => "unknown check (a shell check failed or the child crashed)",
     }
 }
@@ -607,6 +609,79 @@ fn an_oci_profile_kills_the_process_that_makes_a_killed_call() {
         97
     });
     match status {
+        WaitStatus::Signaled(_, Signal::SIGSYS, _) => {}
+        other => assert_passed(other),
+    }
+}
+
+/// The i386 `getpid` (number 20 in its own table) by `int 0x80`: its
+/// result, or -errno.
+fn i386_getpid() -> i64 {
+    let mut rax: u64 = 20;
+    // SAFETY: `int 0x80` runs the i386 getpid, which takes no arguments and
+    // touches no memory.
+    unsafe {
+        std::arch::asm!("int 0x80", inlateout("rax") rax, options(nostack));
+    }
+    // The i386 result is the low 32 bits, signed.
+    i64::from(rax as u32 as i32)
+}
+
+#[test]
+fn an_oci_profile_filters_i386_calls_by_their_own_numbers() {
+    use oci_spec::runtime::{Arch, LinuxSeccompAction, LinuxSeccompBuilder, LinuxSyscallBuilder};
+    if !root_user() {
+        return;
+    }
+    let compile = |arches: Vec<Arch>| {
+        let getpid = LinuxSyscallBuilder::default()
+            .names(vec!["getpid".to_owned()])
+            .action(LinuxSeccompAction::ScmpActErrno)
+            .errno_ret(13u32)
+            .build()
+            .expect("entry");
+        let profile = LinuxSeccompBuilder::default()
+            .default_action(LinuxSeccompAction::ScmpActAllow)
+            .architectures(arches)
+            .syscalls(vec![getpid])
+            .build()
+            .expect("profile");
+        oci_profile::compile(&profile).expect("compile")
+    };
+    let listed = compile(vec![Arch::ScmpArchX86_64, Arch::ScmpArchX86]);
+    let status = in_child(|| {
+        if seccomp::set_no_new_privs().is_err() {
+            return 30;
+        }
+        if seccomp::install_with_flags(&listed.program, listed.flags).is_err() {
+            return 90;
+        }
+        if i386_getpid() != -13 {
+            return 98;
+        }
+        0
+    });
+    if let WaitStatus::Signaled(_, Signal::SIGSEGV, _) = status {
+        // Without IA-32 emulation the kernel refuses `int 0x80` itself.
+        eprintln!("SKIPPED: this kernel has no IA-32 emulation, nothing to filter");
+        return;
+    }
+    assert_passed(status);
+
+    let unlisted = compile(vec![Arch::ScmpArchX86_64]);
+    let status = in_child(|| {
+        if seccomp::set_no_new_privs().is_err() {
+            return 30;
+        }
+        if seccomp::install_with_flags(&unlisted.program, unlisted.flags).is_err() {
+            return 90;
+        }
+        i386_getpid();
+        99
+    });
+    match status {
+        // SCMP_ACT_KILL_THREAD, libseccomp's bad-architecture action: this
+        // child's only thread, so the process.
         WaitStatus::Signaled(_, Signal::SIGSYS, _) => {}
         other => assert_passed(other),
     }

@@ -1,4 +1,5 @@
-//! Capabilities and the default seccomp filter: what the workload may still do.
+//! Capabilities and seccomp filters (Docker's default, or an OCI bundle's
+//! profile): what the workload may still do.
 //!
 //! The defaults are Docker's: its 14 capabilities (tuned with `--cap-add`,
 //! `--cap-drop` and `--privileged`) and its default seccomp profile, whose
@@ -12,7 +13,9 @@
 //! 1. [`caps::resolve`]`(&add, &drop, privileged)` → [`CapSet`]
 //! 2. [`seccomp::default_filter`]`(&set)` → [`Program`],
 //!    unless the sandbox is privileged: Docker runs privileged containers
-//!    without seccomp, and so should we.
+//!    without seccomp, and so should we. A container made from an OCI
+//!    bundle takes config.json's profile instead:
+//!    [`oci_profile::compile`]`(&linux.seccomp)` → a program and its flags.
 //!
 //! In the child, after everything that needs privilege (mounts, pivot_root,
 //! hostname, cgroup joins) and right before `execve`:
@@ -21,7 +24,8 @@
 //!    uid and capability sets, in the one order that works (see [`caps`]).
 //! 4. [`seccomp::set_no_new_privs`]`()`: required to install a filter once
 //!    CAP_SYS_ADMIN is gone, and stops setuid/file-capability gains.
-//! 5. [`seccomp::install`]`(&program)`: last, so that the runtime's own set-up
+//! 5. [`seccomp::install`]`(&program)` (or [`seccomp::install_with_flags`]
+//!    for an OCI profile's flags): last, so that the runtime's own set-up
 //!    is not filtered; the filter allows what is left (`execve`, and `write`
 //!    and `exit_group` to report a failed exec).
 //! 6. `execve`.
@@ -31,7 +35,10 @@
 
 pub mod bpf;
 pub mod caps;
+pub mod oci_profile;
 pub mod seccomp;
+#[cfg(target_arch = "x86_64")]
+pub mod syscall_table;
 #[cfg(target_arch = "x86_64")]
 pub mod syscalls;
 #[cfg(all(test, target_arch = "x86_64"))]
@@ -90,11 +97,23 @@ pub enum SecurityError {
     #[error("the seccomp filter has {0} instructions; the kernel takes 1 to 4096")]
     FilterLength(usize),
 
+    #[error(transparent)]
+    Compile(#[from] bpf::CompileError),
+
     #[error(
         "installing the seccomp filter failed: {errno}; call seccomp::set_no_new_privs \
          first, and check that the kernel has seccomp filters (CONFIG_SECCOMP_FILTER)"
     )]
     InstallFilter { errno: Errno },
+
+    #[error(
+        "installing the seccomp filter with SECCOMP_FILTER_FLAG_TSYNC failed: thread {tid} \
+         could not take it (it has a filter of its own); install it before other threads start"
+    )]
+    ThreadSync { tid: libc::c_long },
+
+    #[error(transparent)]
+    OciSeccomp(#[from] oci_profile::OciSeccompError),
 
     #[error(
         "isola's default seccomp filter is for x86_64 only, not {0}; run without \

@@ -12,7 +12,7 @@
 
 use nix::errno::Errno;
 
-use super::bpf::{self, Action, Insn, Policy};
+use super::bpf::{self, Action, Filter, Insn, Policy};
 use super::{CapSet, SecurityError};
 
 /// A compiled filter, ready for [`install`].
@@ -23,9 +23,12 @@ pub type Program = Vec<Insn>;
 /// in `caps`. Build it in the parent: the child must not allocate.
 #[cfg(target_arch = "x86_64")]
 pub fn default_filter(caps: &CapSet) -> Result<Program, SecurityError> {
-    default_policy(caps)
-        .compile()
-        .map_err(|e| SecurityError::FilterLength(e.0))
+    let filter = Filter {
+        policies: vec![default_policy(caps)],
+        // Docker's profile admits i386 and x32 too; ours only x86_64.
+        foreign_arch: bpf::RET_KILL_PROCESS,
+    };
+    Ok(filter.compile()?)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -35,8 +38,8 @@ fn default_policy(caps: &CapSet) -> Policy {
 
     let mut policy = Policy {
         arch: bpf::AUDIT_ARCH_X86_64,
-        foreign_arch: bpf::RET_KILL_PROCESS,
         default: bpf::ret_errno(libc::EPERM),
+        ranges: Default::default(),
         calls: Default::default(),
     };
     let mut allow = |list: &[Syscall]| {
@@ -86,9 +89,9 @@ fn allow_if(policy: &mut Policy, call: super::syscalls::Syscall, rule: bpf::Rule
     let entry = policy
         .calls
         .entry(call.nr as u32)
-        .or_insert_with(|| Action::AllowIf(Vec::new()));
-    if let Action::AllowIf(rules) = entry {
-        rules.push(rule);
+        .or_insert_with(|| Action::Rules(Vec::new()));
+    if let Action::Rules(rules) = entry {
+        rules.push((rule, bpf::RET_ALLOW));
     }
 }
 
@@ -133,6 +136,13 @@ pub fn set_no_new_privs() -> Result<(), SecurityError> {
 /// Install `program` on the calling thread (inherited across `fork` and
 /// `execve`). Call [`set_no_new_privs`] first. One system call, no allocation.
 pub fn install(program: &[Insn]) -> Result<(), SecurityError> {
+    install_with_flags(program, 0)
+}
+
+/// [`install`] with seccomp(2)'s SECCOMP_FILTER_FLAG_* `flags` (TSYNC, LOG,
+/// SPEC_ALLOW), as an OCI profile asks for them (`CompiledProfile::flags`
+/// of [`super::oci_profile`]). One system call, no allocation.
+pub fn install_with_flags(program: &[Insn], flags: u32) -> Result<(), SecurityError> {
     if program.is_empty() || program.len() > bpf::MAX_INSNS {
         return Err(SecurityError::FilterLength(program.len()));
     }
@@ -146,16 +156,34 @@ pub fn install(program: &[Insn]) -> Result<(), SecurityError> {
         libc::syscall(
             libc::SYS_seccomp,
             libc::SECCOMP_SET_MODE_FILTER,
-            0 as libc::c_uint,
+            flags as libc::c_uint,
             &fprog as *const libc::sock_fprog,
         )
     };
-    if rc != 0 {
-        return Err(SecurityError::InstallFilter {
+    match rc {
+        0 => Ok(()),
+        // With TSYNC, a thread that could not take the filter is named.
+        tid if tid > 0 => Err(SecurityError::ThreadSync { tid }),
+        _ => Err(SecurityError::InstallFilter {
             errno: Errno::last(),
-        });
+        }),
     }
-    Ok(())
+}
+
+/// Whether the running kernel takes the seccomp filter flag `flag`. Asked as
+/// libseccomp asks: with no program, which the kernel refuses with EFAULT
+/// once it has accepted the flags, and with EINVAL for flags it does not know.
+pub fn filter_flag_supported(flag: u32) -> bool {
+    // SAFETY: a null program: the kernel reads nothing and installs nothing.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            flag as libc::c_uint,
+            std::ptr::null::<libc::sock_fprog>(),
+        )
+    };
+    rc == -1 && Errno::last() == Errno::EFAULT
 }
 
 #[cfg(all(test, target_arch = "x86_64"))]

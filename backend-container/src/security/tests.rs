@@ -15,7 +15,7 @@ use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, ForkResult};
 
 use super::caps::{self, CapSet};
-use super::seccomp;
+use super::{oci_profile, seccomp};
 
 /// Docker's default capabilities as `/proc/<pid>/status` shows them.
 const DOCKER_DEFAULT_MASK: u64 = 0x0000_0000_a804_25fb;
@@ -59,6 +59,16 @@ fn explain(code: i32) -> &'static str {
         51 => "with CAP_SYS_ADMIN: clone3 still failed with ENOSYS",
         60 => "an i386 system call (int 0x80) was not stopped",
         70 => "execve failed after apply, no_new_privs and install",
+        90 => "seccomp::install_with_flags failed for the OCI profile",
+        91 => "mkdir did not fail with the profile's errno 13 (EACCES)",
+        92 => "mkdirat did not fail with the profile's errno 13 (EACCES)",
+        93 => "lseek to 2^32 + 5 did not fail with EOVERFLOW (a 64-bit GT rule)",
+        94 => "lseek to 2^32 - 1 failed (the 64-bit GT rule must not hold)",
+        95 => "getpid failed under the OCI profile",
+        96 => "the OCI profile was not in force (Seccomp: 2, one more Seccomp_filters)",
+        97 => "getppid was not stopped by SCMP_ACT_KILL_PROCESS",
+        98 => "an i386 getpid (int 0x80) did not fail with the profile's errno 13",
+        99 => "an i386 call was not killed by a profile that does not list SCMP_ARCH_X86",
         _ => "unknown check (a shell check failed or the child crashed)",
     }
 }
@@ -116,6 +126,14 @@ fn field<'a>(status: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
         let rest = line.strip_prefix(key)?;
         let start = rest.iter().position(|&b| b != b'\t' && b != b' ')?;
         Some(&rest[start..])
+    })
+}
+
+/// A decimal field (absent before Linux 5.9 for Seccomp_filters).
+fn decimal_field(status: &[u8], key: &[u8]) -> Option<u64> {
+    field(status, key)?.iter().try_fold(0u64, |acc, &b| {
+        let digit = (b as char).to_digit(10)?;
+        Some(acc * 10 + u64::from(digit))
     })
 }
 
@@ -464,6 +482,211 @@ fn the_whole_sequence_then_exec_as_uid_1000() {
     assert_passed(status);
 }
 
+/// An OCI profile (config.json's `linux.seccomp`) compiled and installed,
+/// with the flags it asks for.
+fn oci_profile(syscalls: Vec<oci_spec::runtime::LinuxSyscall>) -> oci_profile::CompiledProfile {
+    use oci_spec::runtime::{LinuxSeccompAction, LinuxSeccompBuilder, LinuxSeccompFilterFlag};
+    let profile = LinuxSeccompBuilder::default()
+        .default_action(LinuxSeccompAction::ScmpActAllow)
+        .flags(vec![
+            LinuxSeccompFilterFlag::SeccompFilterFlagTsync,
+            LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow,
+        ])
+        .syscalls(syscalls)
+        .build()
+        .expect("profile");
+    oci_profile::compile(&profile).expect("compile")
+}
+
+#[test]
+fn an_oci_profile_returns_its_errno_and_compares_64_bit_arguments() {
+    use oci_spec::runtime::{
+        LinuxSeccompAction, LinuxSeccompArgBuilder, LinuxSeccompOperator, LinuxSyscallBuilder,
+    };
+    if !root_user() {
+        return;
+    }
+    let mkdir = LinuxSyscallBuilder::default()
+        .names(vec!["mkdir".to_owned(), "mkdirat".to_owned()])
+        .action(LinuxSeccompAction::ScmpActErrno)
+        .errno_ret(13u32)
+        .build()
+        .expect("entry");
+    let beyond_4_gib = LinuxSeccompArgBuilder::default()
+        .index(1usize)
+        .value(0xffff_ffffu64)
+        .op(LinuxSeccompOperator::ScmpCmpGt)
+        .build()
+        .expect("arg");
+    let lseek = LinuxSyscallBuilder::default()
+        .names(vec!["lseek".to_owned()])
+        .action(LinuxSeccompAction::ScmpActErrno)
+        .errno_ret(libc::EOVERFLOW as u32)
+        .args(vec![beyond_4_gib])
+        .build()
+        .expect("entry");
+    let profile = oci_profile(vec![mkdir, lseek]);
+    assert_eq!(profile.flags, 0b101, "TSYNC | SPEC_ALLOW");
+
+    // Made before the fork: the child must not allocate.
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Filters this process already has (say, a container's): ours adds one.
+    let mut buf = [0u8; 8192];
+    let len = read_status(&mut buf).expect("/proc/self/status");
+    let filters = decimal_field(&buf[..len], b"Seccomp_filters:");
+    let target = CString::new(
+        dir.path()
+            .join("made")
+            .into_os_string()
+            .into_encoded_bytes(),
+    )
+    .expect("path");
+    assert_passed(in_child(|| {
+        if seccomp::set_no_new_privs().is_err() {
+            return 30;
+        }
+        if seccomp::install_with_flags(&profile.program, profile.flags).is_err() {
+            return 90;
+        }
+        // SAFETY (all calls below): a NUL-terminated path of a live CString,
+        // integer arguments, and an fd this child opened.
+        unsafe {
+            let rc = libc::syscall(libc::SYS_mkdir, target.as_ptr(), 0o755);
+            if !fails_with(Errno::EACCES, rc) {
+                return 91;
+            }
+            let rc = libc::syscall(libc::SYS_mkdirat, libc::AT_FDCWD, target.as_ptr(), 0o755);
+            if !fails_with(Errno::EACCES, rc) {
+                return 92;
+            }
+            let fd = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY);
+            let rc = libc::syscall(libc::SYS_lseek, fd, (1u64 << 32) + 5, libc::SEEK_SET);
+            if !fails_with(Errno::EOVERFLOW, rc) {
+                return 93;
+            }
+            if libc::syscall(libc::SYS_lseek, fd, 0xffff_ffffu64, libc::SEEK_SET) < 0 {
+                return 94;
+            }
+            if libc::getpid() <= 0 {
+                return 95;
+            }
+        }
+        let mut buf = [0u8; 8192];
+        let Some(len) = read_status(&mut buf) else {
+            return 1;
+        };
+        let status = &buf[..len];
+        let now = decimal_field(status, b"Seccomp_filters:");
+        if field(status, b"Seccomp:") != Some(b"2") || now != filters.map(|n| n + 1) {
+            return 96;
+        }
+        0
+    }));
+    assert!(!dir.path().join("made").exists());
+}
+
+#[test]
+fn an_oci_profile_kills_the_process_that_makes_a_killed_call() {
+    use oci_spec::runtime::{LinuxSeccompAction, LinuxSyscallBuilder};
+    if !root_user() {
+        return;
+    }
+    let getppid = LinuxSyscallBuilder::default()
+        .names(vec!["getppid".to_owned()])
+        .action(LinuxSeccompAction::ScmpActKillProcess)
+        .build()
+        .expect("entry");
+    let profile = oci_profile(vec![getppid]);
+    let status = in_child(|| {
+        if seccomp::set_no_new_privs().is_err() {
+            return 30;
+        }
+        if seccomp::install_with_flags(&profile.program, profile.flags).is_err() {
+            return 90;
+        }
+        // SAFETY: getppid takes no arguments; the filter kills us in it.
+        unsafe { libc::getppid() };
+        97
+    });
+    match status {
+        WaitStatus::Signaled(_, Signal::SIGSYS, _) => {}
+        other => assert_passed(other),
+    }
+}
+
+/// The i386 `getpid` (number 20 in its own table) by `int 0x80`: its
+/// result, or -errno.
+fn i386_getpid() -> i64 {
+    let mut rax: u64 = 20;
+    // SAFETY: `int 0x80` runs the i386 getpid, which takes no arguments and
+    // touches no memory.
+    unsafe {
+        std::arch::asm!("int 0x80", inlateout("rax") rax, options(nostack));
+    }
+    // The i386 result is the low 32 bits, signed.
+    i64::from(rax as u32 as i32)
+}
+
+#[test]
+fn an_oci_profile_filters_i386_calls_by_their_own_numbers() {
+    use oci_spec::runtime::{Arch, LinuxSeccompAction, LinuxSeccompBuilder, LinuxSyscallBuilder};
+    if !root_user() {
+        return;
+    }
+    let compile = |arches: Vec<Arch>| {
+        let getpid = LinuxSyscallBuilder::default()
+            .names(vec!["getpid".to_owned()])
+            .action(LinuxSeccompAction::ScmpActErrno)
+            .errno_ret(13u32)
+            .build()
+            .expect("entry");
+        let profile = LinuxSeccompBuilder::default()
+            .default_action(LinuxSeccompAction::ScmpActAllow)
+            .architectures(arches)
+            .syscalls(vec![getpid])
+            .build()
+            .expect("profile");
+        oci_profile::compile(&profile).expect("compile")
+    };
+    let listed = compile(vec![Arch::ScmpArchX86_64, Arch::ScmpArchX86]);
+    let status = in_child(|| {
+        if seccomp::set_no_new_privs().is_err() {
+            return 30;
+        }
+        if seccomp::install_with_flags(&listed.program, listed.flags).is_err() {
+            return 90;
+        }
+        if i386_getpid() != -13 {
+            return 98;
+        }
+        0
+    });
+    if let WaitStatus::Signaled(_, Signal::SIGSEGV, _) = status {
+        // Without IA-32 emulation the kernel refuses `int 0x80` itself.
+        eprintln!("SKIPPED: this kernel has no IA-32 emulation, nothing to filter");
+        return;
+    }
+    assert_passed(status);
+
+    let unlisted = compile(vec![Arch::ScmpArchX86_64]);
+    let status = in_child(|| {
+        if seccomp::set_no_new_privs().is_err() {
+            return 30;
+        }
+        if seccomp::install_with_flags(&unlisted.program, unlisted.flags).is_err() {
+            return 90;
+        }
+        i386_getpid();
+        99
+    });
+    match status {
+        // SCMP_ACT_KILL_THREAD, libseccomp's bad-architecture action: this
+        // child's only thread, so the process.
+        WaitStatus::Signaled(_, Signal::SIGSYS, _) => {}
+        other => assert_passed(other),
+    }
+}
+
 #[test]
 fn status_parsing() {
     let status = b"Name:\tx\nCapInh:\t0000000000000000\nCapEff:\t00000000a80425fb\nSeccomp:\t2\n";
@@ -471,4 +694,8 @@ fn status_parsing() {
     assert_eq!(hex_field(status, b"CapInh:"), Some(0));
     assert_eq!(field(status, b"Seccomp:"), Some(&b"2"[..]));
     assert_eq!(hex_field(status, b"CapBnd:"), None);
+    assert_eq!(
+        decimal_field(b"Seccomp_filters:\t12\n", b"Seccomp_filters:"),
+        Some(12)
+    );
 }

@@ -32,6 +32,7 @@ pub fn exec(root: &Path, args: &ExecArgs) -> Result<i32> {
     };
     let runtime = backends::bundle_runtime(&found.record.backend)?;
     let opts = ExecOptions {
+        state_dir: &found.dir,
         console_socket: args.console_socket.as_deref(),
         preserve_fds: args.preserve_fds,
         detach: args.detach,

@@ -35,7 +35,9 @@ pub fn exec(
     process: &Process,
     opts: &ExecOptions,
 ) -> Result<Execd, RuntimeError> {
-    let p = plan::process_plan(process)?;
+    let mut p = plan::process_plan(process)?;
+    // An exec'd process is held to the container's filter, as runc does.
+    p.seccomp = plan::seccomp(&super::stored_config(opts.state_dir)?)?;
     if p.terminal && opts.console_socket.is_none() {
         return Err(RuntimeError::Unsupported(
             "process.terminal is true: give --console-socket to receive the terminal".into(),

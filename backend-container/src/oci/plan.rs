@@ -15,6 +15,7 @@ use oci_spec::runtime::{
 
 use super::mount_options::{self, MountOptions};
 use crate::security::caps::{CapSet, CapSets};
+use crate::security::oci_profile::CompiledProfile;
 use isola_core::oci::{Bundle, RuntimeError};
 
 pub struct Plan {
@@ -56,6 +57,8 @@ pub struct ProcessPlan {
     pub terminal: bool,
     /// (rows, columns)
     pub console_size: Option<(u16, u16)>,
+    /// The container's seccomp filter (config.json's linux.seccomp).
+    pub seccomp: Option<CompiledProfile>,
 }
 
 pub struct Mount {
@@ -100,7 +103,8 @@ pub fn plan(bundle: &Bundle) -> Result<Plan, RuntimeError> {
         .as_ref()
         .ok_or_else(|| unsupported("process", "it is missing"))?;
     let linux = spec.linux().clone().unwrap_or_default();
-    let process = process_plan(process)?;
+    let mut process = process_plan(process)?;
+    process.seccomp = seccomp(spec)?;
     for (set, field) in [
         (linux.mount_label().is_some(), "linux.mountLabel"),
     ] {
@@ -117,7 +121,6 @@ pub fn plan(bundle: &Bundle) -> Result<Plan, RuntimeError> {
         (linux.memory_policy().is_some(), "linux.memoryPolicy"),
         (linux.time_offsets().is_some(), "linux.timeOffsets"),
         (linux.net_devices().is_some(), "linux.netDevices"),
-        (linux.seccomp().is_some(), "linux.seccomp"),
         (
             linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty()),
             "linux.uidMappings",
@@ -349,7 +352,19 @@ pub fn process_plan(process: &Process) -> Result<ProcessPlan, RuntimeError> {
         oom_score_adj: process.oom_score_adj(),
         terminal: process.terminal().unwrap_or(false),
         console_size,
+        seccomp: None,
     })
+}
+
+/// config.json's `linux.seccomp`, compiled here, before clone: the
+/// process that installs it must not allocate.
+pub fn seccomp(spec: &Spec) -> Result<Option<CompiledProfile>, RuntimeError> {
+    let Some(profile) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) else {
+        return Ok(None);
+    };
+    crate::security::oci_profile::compile(profile)
+        .map(Some)
+        .map_err(|e| RuntimeError::Unsupported(e.to_string()))
 }
 
 /// The parts of the spec for other systems.

@@ -13,6 +13,7 @@ use super::plan::ProcessPlan;
 use crate::fail::Fail;
 use crate::message::{Channel, Report};
 use crate::security::caps::{self, CapSet};
+use crate::security::seccomp;
 use crate::{exec, mounts};
 
 /// Become the process `p` describes, in the container already.
@@ -49,12 +50,27 @@ pub fn become_it(
     // SAFETY: umask only sets this process's mask.
     unsafe { libc::umask(p.umask.unwrap_or(0o022) as libc::mode_t) };
     keep_preserved(preserve_fds)?;
-    caps::apply_sets(&p.caps, bounding, p.uid, p.gid, &p.groups)
-        .map_err(|e| Fail::msg(e.to_string()))?;
+    let fail = |e: crate::security::SecurityError| Fail::msg(e.to_string());
+    // runc's order: without no_new_privs a filter needs CAP_SYS_ADMIN to
+    // install, so it goes in while the process still has it; with it, as
+    // late as can be, so that fewer of the runtime's own calls pass it.
+    if !p.no_new_privs {
+        install(p)?;
+    }
+    caps::apply_sets(&p.caps, bounding, p.uid, p.gid, &p.groups).map_err(fail)?;
     if p.no_new_privs {
-        crate::security::seccomp::set_no_new_privs().map_err(|e| Fail::msg(e.to_string()))?;
+        seccomp::set_no_new_privs().map_err(fail)?;
+        install(p)?;
     }
     Ok(())
+}
+
+fn install(p: &ProcessPlan) -> Result<(), Fail> {
+    match &p.seccomp {
+        Some(f) => seccomp::install_with_flags(&f.program, f.flags)
+            .map_err(|e| Fail::msg(e.to_string())),
+        None => Ok(()),
+    }
 }
 
 /// Exec the process; on failure say why on its stderr (which the shim

@@ -73,6 +73,8 @@ pub struct Created {
 
 /// What `exec` is told besides the process.
 pub struct ExecOptions<'a> {
+    /// The container's state directory (its config.json copy).
+    pub state_dir: &'a Path,
     pub console_socket: Option<&'a Path>,
     pub preserve_fds: u32,
     /// `--detach`: return once it runs (it stays the caller's child, for a

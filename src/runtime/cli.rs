@@ -28,7 +28,7 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub systemd_cgroup: bool,
     /// Accepted for runc's sake; isola-runtime needs root.
-    #[arg(long, global = true, value_name = "true|false|auto")]
+    #[arg(long, value_name = "true|false|auto")]
     pub rootless: Option<String>,
     /// Print the version.
     #[arg(short = 'v', long)]

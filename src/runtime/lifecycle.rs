@@ -80,7 +80,7 @@ fn create_in(dir: &Path, args: &CreateArgs) -> Result<i32> {
         }
     });
     if let Err(e) = saved {
-        let _ = runtime.kill(&record, libc::SIGKILL, true);
+        let _ = runtime.kill(&record, nix::libc::SIGKILL, true);
         let _ = runtime.delete(&record);
         return Err(e);
     }
@@ -91,7 +91,7 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
     let found = containers::find(root, id)?;
     match found.status {
         Status::Created => {}
-        Status::Stopped => bail!("cannot start a container that has stopped"),
+        Status::Stopped | Status::Creating => bail!("cannot start a container that has stopped"),
         Status::Running | Status::Paused => bail!("cannot start an already running container"),
     }
     let runtime = backends::bundle_runtime(&found.record.backend)?;
@@ -155,7 +155,7 @@ pub fn delete(root: &Path, args: &DeleteArgs, log: &Log) -> Result<()> {
     } = found;
     let runtime = backends::bundle_runtime(&record.backend)?;
     match status {
-        Status::Stopped => {}
+        Status::Stopped | Status::Creating => {}
         // A created container's init has run nothing of the workload's.
         Status::Created => stop(runtime.as_ref(), &record)?,
         Status::Running | Status::Paused if args.force => stop(runtime.as_ref(), &record)?,
@@ -192,7 +192,7 @@ fn stop(runtime: &dyn isola_core::oci::BundleRuntime, record: &Record) -> Result
     if runtime.paused(record) {
         let _ = runtime.resume(record);
     }
-    runtime.kill(record, libc::SIGKILL, true)?;
+    runtime.kill(record, nix::libc::SIGKILL, true)?;
     let deadline = Instant::now() + KILL_WAIT;
     while record.alive() {
         if Instant::now() > deadline {

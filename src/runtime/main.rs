@@ -3,7 +3,7 @@
 //! RuntimeClass, run bundles through isola; the annotation
 //! `io.isola.backend=vm` picks a microVM for the same bundle.
 
-#[allow(dead_code)] // isola's own uses of it are not this binary's
+#[allow(dead_code, unused_imports)] // isola's own uses of it are not this binary's
 #[path = "../backends.rs"]
 mod backends;
 mod cli;

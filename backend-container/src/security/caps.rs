@@ -308,8 +308,15 @@ pub fn apply_sets(
 
     prctl(libc::PR_SET_KEEPCAPS, 0, "PR_SET_KEEPCAPS")?;
     capset(sets.effective, sets.permitted, sets.inheritable)?;
+    // The kernel raises only what is both permitted and inheritable; runc
+    // warns of the rest and goes on, so a config that lists ambient
+    // capabilities without inheritable ones (runc's own spec) still runs.
+    let ambient = sets
+        .ambient
+        .intersection(sets.permitted)
+        .intersection(sets.inheritable);
     for cap in 0..64u8 {
-        if sets.ambient.0 & (1 << cap) == 0 {
+        if ambient.0 & (1 << cap) == 0 {
             continue;
         }
         let raise = libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong;

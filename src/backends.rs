@@ -100,15 +100,15 @@ pub fn sweep_dead_builds(root: &isola_core::Root) -> Result<()> {
     Ok(())
 }
 
-/// The backend isola-runtime runs a bundle with, by the name its
-/// `io.isola.backend` annotation gives.
-pub fn bundle_runtime(name: &str) -> Result<Box<dyn BundleRuntime>> {
-    Ok(match name {
-        "container" => Box::new(isola_container::oci::ContainerRuntime),
-        "vm" => bail!(
-            "the annotation io.isola.backend=vm is not supported by isola-runtime yet; \
-             remove it to run the bundle as a container"
-        ),
-        other => bail!("unknown backend {other:?} in the annotation io.isola.backend: use container or vm"),
-    })
+/// The cgroup of a bundle's container or microVM (config.json's
+/// linux.cgroupsPath): the container backend's, which the VM runtime's
+/// keeper uses too. (isola-runtime's only, like [`container_runtime`].)
+#[allow(unused_imports)]
+pub use isola_container::cgroup::oci::OciCgroup as Cgroup;
+
+/// The container backend's OCI runtime, for isola-runtime (whose VM
+/// runtime is its own, on [`build`]'s `vm` backend).
+#[allow(dead_code)] // the isola binary includes this file too
+pub fn container_runtime() -> Box<dyn BundleRuntime> {
+    Box::new(isola_container::oci::ContainerRuntime)
 }

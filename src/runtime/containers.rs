@@ -7,7 +7,27 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use isola_core::oci::{Record, Status};
 
+use isola_core::oci::BundleRuntime;
+
 use crate::backends;
+use crate::runtime_vm::VmRuntime;
+
+/// The runtime of a bundle's backend, by the name its `io.isola.backend`
+/// annotation gives (or a record keeps).
+pub fn bundle_runtime(name: &str) -> Result<Box<dyn BundleRuntime>> {
+    Ok(match name {
+        "container" => backends::container_runtime(),
+        "vm" => Box::new(VmRuntime {
+            isola_root: std::env::var_os("ISOLA_ROOT")
+                .filter(|r| !r.is_empty())
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(isola_core::root::DEFAULT_ROOT)),
+        }),
+        other => bail!(
+            "unknown backend {other:?} in the annotation io.isola.backend: use container or vm"
+        ),
+    })
+}
 
 /// runc's rule for IDs: letters, digits and `_+-.`, not `.` or `..`.
 pub fn check_id(id: &str) -> Result<()> {
@@ -39,7 +59,7 @@ pub struct Found {
 pub fn find(root: &Path, id: &str) -> Result<Found> {
     let dir = dir(root, id)?;
     let record = Record::load(&dir, id)?;
-    let runtime = backends::bundle_runtime(&record.backend)?;
+    let runtime = bundle_runtime(&record.backend)?;
     let status = record.status(&dir, || runtime.paused(&record));
     Ok(Found {
         dir,

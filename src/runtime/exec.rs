@@ -12,7 +12,6 @@ use isola_core::oci::Status;
 
 use super::cli::ExecArgs;
 use super::containers;
-use crate::backends;
 
 pub fn exec(root: &Path, args: &ExecArgs) -> Result<i32> {
     let found = containers::find(root, &args.id)?;
@@ -30,7 +29,7 @@ pub fn exec(root: &Path, args: &ExecArgs) -> Result<i32> {
         }
         None => from_command_line(&found.dir, args)?,
     };
-    let runtime = backends::bundle_runtime(&found.record.backend)?;
+    let runtime = containers::bundle_runtime(&found.record.backend)?;
     let opts = ExecOptions {
         state_dir: &found.dir,
         console_socket: args.console_socket.as_deref(),

@@ -9,13 +9,12 @@ use isola_core::oci::Status;
 
 use super::cli::{EventsArgs, Format, ListArgs, PsArgs, UpdateArgs};
 use super::containers;
-use crate::backends;
 
 /// `ps --format json` prints the PIDs as a JSON array (`null` for none,
 /// as runc does); the table is ps(1)'s, cut to the container's processes.
 pub fn ps(root: &Path, args: &PsArgs) -> Result<()> {
     let found = containers::find(root, &args.id)?;
-    let runtime = backends::bundle_runtime(&found.record.backend)?;
+    let runtime = containers::bundle_runtime(&found.record.backend)?;
     let pids = if found.status == Status::Stopped {
         Vec::new()
     } else {
@@ -70,7 +69,7 @@ pub fn events(root: &Path, args: &EventsArgs) -> Result<()> {
         if found.status == Status::Stopped {
             bail!("container with id {} is not running", args.id);
         }
-        let runtime = backends::bundle_runtime(&found.record.backend)?;
+        let runtime = containers::bundle_runtime(&found.record.backend)?;
         let data = runtime.stats(&found.record)?;
         let event = serde_json::json!({"type": "stats", "id": args.id, "data": data});
         println!("{event}");
@@ -122,7 +121,7 @@ pub fn pause(root: &Path, id: &str, pause: bool) -> Result<()> {
         (status, true) => bail!("container not running: it is {}", status.as_str()),
         (status, false) => bail!("container not paused: it is {}", status.as_str()),
     }
-    let runtime = backends::bundle_runtime(&found.record.backend)?;
+    let runtime = containers::bundle_runtime(&found.record.backend)?;
     if pause {
         runtime.pause(&found.record)?;
     } else {
@@ -172,7 +171,7 @@ pub fn update(root: &Path, args: &UpdateArgs) -> Result<()> {
         pids.set_limit(limit);
         resources.set_pids(Some(pids));
     }
-    let runtime = backends::bundle_runtime(&found.record.backend)?;
+    let runtime = containers::bundle_runtime(&found.record.backend)?;
     runtime.update(&found.record, &resources)?;
     Ok(())
 }

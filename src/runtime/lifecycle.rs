@@ -12,7 +12,6 @@ use isola_core::oci::{Bundle, CreateOptions, Record, Status, BACKEND_ANNOTATION}
 use super::cli::{CreateArgs, DeleteArgs, KillArgs, RunArgs};
 use super::containers::{self, Found};
 use super::log::Log;
-use crate::backends;
 
 /// How long `delete --force` waits for a killed container to go.
 const KILL_WAIT: Duration = Duration::from_secs(10);
@@ -40,7 +39,7 @@ fn create_in(dir: &Path, args: &CreateArgs) -> Result<i32> {
         .annotation(BACKEND_ANNOTATION)
         .unwrap_or("container")
         .to_string();
-    let runtime = backends::bundle_runtime(&backend)?;
+    let runtime = containers::bundle_runtime(&backend)?;
     runtime.check(&bundle)?;
     std::fs::copy(bundle.dir.join("config.json"), dir.join(CONFIG))
         .context("keeping a copy of config.json")?;
@@ -94,7 +93,7 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
         Status::Stopped | Status::Creating => bail!("cannot start a container that has stopped"),
         Status::Running | Status::Paused => bail!("cannot start an already running container"),
     }
-    let runtime = backends::bundle_runtime(&found.record.backend)?;
+    let runtime = containers::bundle_runtime(&found.record.backend)?;
     runtime.start(&found.record, &found.dir)?;
     Ok(())
 }
@@ -136,7 +135,7 @@ pub fn kill(root: &Path, args: &KillArgs) -> Result<()> {
     if found.status == Status::Stopped {
         bail!("container not running");
     }
-    let runtime = backends::bundle_runtime(&found.record.backend)?;
+    let runtime = containers::bundle_runtime(&found.record.backend)?;
     runtime.kill(&found.record, signal, args.all)?;
     Ok(())
 }
@@ -153,7 +152,7 @@ pub fn delete(root: &Path, args: &DeleteArgs, log: &Log) -> Result<()> {
         record,
         status,
     } = found;
-    let runtime = backends::bundle_runtime(&record.backend)?;
+    let runtime = containers::bundle_runtime(&record.backend)?;
     match status {
         Status::Stopped | Status::Creating => {}
         // A created container's init has run nothing of the workload's.

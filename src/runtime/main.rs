@@ -13,6 +13,8 @@ mod info;
 mod inspect;
 mod lifecycle;
 mod log;
+#[path = "vm.rs"]
+mod runtime_vm;
 
 use anyhow::{bail, Result};
 use clap::Parser;

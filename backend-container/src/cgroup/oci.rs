@@ -84,7 +84,7 @@ pub enum OciError {
 
 /// One container's cgroup. Dropping it leaves the cgroup in place; call
 /// [`OciCgroup::destroy`] to remove it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct OciCgroup {
     /// The normalised path, absolute below each hierarchy's root.
     path: String,

@@ -6,7 +6,7 @@
 
 use std::ffi::CString;
 use std::fs;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::{symlink, DirBuilderExt};
 use std::path::{Path, PathBuf};
 
@@ -63,13 +63,8 @@ pub fn main(cfg: &InitConfig) -> i32 {
         return 1;
     }
     // Wait for `start`; the runtime's process is gone by then.
-    let mut byte = [0u8; 1];
-    loop {
-        match nix::unistd::read(cfg.start.as_fd(), &mut byte) {
-            Ok(1) => break,
-            Err(Errno::EINTR) => continue,
-            _ => return 1,
-        }
+    if !isola_core::oci::gate::wait(cfg.start) {
+        return 1;
     }
     process::exec(&cfg.plan.process)
 }

@@ -16,11 +16,10 @@ use std::path::Path;
 
 use isola_core::oci::record::START_FIFO;
 use isola_core::oci::runtime::{Created, StatsJson};
+use isola_core::oci::gate;
 use isola_core::oci::hooks::{self, Point};
 use isola_core::oci::{Bundle, BundleRuntime, CreateOptions, Record, RuntimeError, State, Status};
-use nix::fcntl::OFlag;
 use nix::sys::signal::Signal;
-use nix::sys::stat::Mode;
 
 use crate::cgroup::oci::OciCgroup;
 use crate::message::{self, Report};
@@ -108,7 +107,6 @@ impl BundleRuntime for ContainerRuntime {
     }
 
     fn start(&self, rec: &Record, state_dir: &Path) -> Result<(), RuntimeError> {
-        let fifo = state_dir.join(START_FIFO);
         let config = stored_config(state_dir)?;
         let before = hooks::at(&config, Point::StartContainer);
         if !before.is_empty() {
@@ -122,30 +120,7 @@ impl BundleRuntime for ContainerRuntime {
                 Some((init.as_fd(), IN_THE_CONTAINER)),
             )?;
         }
-        // Non-blocking: with no reader (the init died) this fails at once
-        // with ENXIO instead of waiting forever.
-        let fd = match nix::fcntl::open(
-            &fifo,
-            OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        ) {
-            Ok(fd) => fd,
-            Err(nix::errno::Errno::ENOENT) => {
-                return Err(RuntimeError::State(format!(
-                    "container {} was started already",
-                    rec.id
-                )))
-            }
-            Err(nix::errno::Errno::ENXIO) => {
-                return Err(RuntimeError::State(format!(
-                    "container {} cannot start: its init has exited",
-                    rec.id
-                )))
-            }
-            Err(e) => return Err(RuntimeError::step("opening the start fifo", e)),
-        };
-        nix::unistd::write(&fd, b"0").map_err(|e| RuntimeError::step("writing the start fifo", e))?;
-        std::fs::remove_file(&fifo).map_err(|e| RuntimeError::step("removing the start fifo", e))?;
+        gate::release(state_dir, &rec.id)?;
         let state = rec.state(Status::Running).for_hooks();
         hooks::run(Point::Poststart, &hooks::at(&config, Point::Poststart), &state, None)
     }
@@ -236,11 +211,7 @@ fn create_in(
     plan: &plan::Plan,
     group: &OciCgroup,
 ) -> Result<i32, RuntimeError> {
-    let fifo_path = opts.state_dir.join(START_FIFO);
-    nix::unistd::mkfifo(&fifo_path, Mode::from_bits_truncate(0o600))
-        .map_err(|e| RuntimeError::step("making the start fifo", e))?;
-    let start = nix::fcntl::open(&fifo_path, OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
-        .map_err(|e| RuntimeError::step("opening the start fifo", e))?;
+    let start = gate::make(opts.state_dir)?;
 
     let entry = group
         .entry()

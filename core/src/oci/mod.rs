@@ -4,6 +4,7 @@
 //! and the trait through which a backend runs a bundle.
 
 pub mod bundle;
+pub mod gate;
 pub mod hooks;
 pub mod record;
 pub mod runtime;

@@ -1,0 +1,441 @@
+//! The microVM behind isola-runtime (`io.isola.backend=vm`): the bundle's
+//! rootfs and process run in a guest through the VM backend, as Kata runs
+//! pods behind its shim. `create` forks a keeper that boots the guest
+//! (parked before the process starts) and waits on the start fifo; the
+//! keeper is the PID in the pid file, sits in linux.cgroupsPath (so the
+//! shim's stats and OOM events are the VM's), passes the signals it gets
+//! to the guest's init, and exits with the workload's code.
+
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use isola_core::backend::{IdleWork, RunContext};
+use isola_core::explain::Explain;
+use isola_core::oci::hooks::{self, Point};
+use isola_core::oci::runtime::{Created, StatsJson};
+use isola_core::oci::{gate, Bundle, BundleRuntime, CreateOptions, Record, RuntimeError, State, Status};
+use isola_core::spec::{Limits, RunSpec, User};
+use nix::sys::signal::Signal;
+use nix::unistd::ForkResult;
+use oci_spec::runtime::LinuxNamespaceType;
+
+use crate::backends::{self, Cgroup};
+
+/// Annotations that size and boot the microVM.
+pub const KERNEL_ANNOTATION: &str = "io.isola.vm.kernel";
+pub const MEMORY_ANNOTATION: &str = "io.isola.vm.memory";
+pub const MONITOR_ANNOTATION: &str = "io.isola.vm.monitor";
+
+/// Where a VM's keeper goes when config.json names no cgroup.
+const DEFAULT_CGROUP_PARENT: &str = "/isola-runtime";
+
+pub struct VmRuntime {
+    /// isola's state directory: its kernel store.
+    pub isola_root: PathBuf,
+}
+
+fn unsupported(field: &str, why: &str) -> RuntimeError {
+    RuntimeError::unsupported(field, &format!("{why} in a microVM (io.isola.backend=vm)"))
+}
+
+impl VmRuntime {
+    fn cgroup_of(rec: &Record) -> Result<Cgroup, RuntimeError> {
+        let path = rec
+            .cgroup
+            .as_deref()
+            .ok_or_else(|| RuntimeError::State(format!("container {} has no cgroup", rec.id)))?;
+        Cgroup::open(path)
+            .map(|g| g.with_parents_made(rec.cgroup_parents_made))
+            .map_err(|e| RuntimeError::step("finding the microVM's cgroup", e))
+    }
+
+    fn options(&self, bundle: &Bundle, state_dir: &Path) -> Result<backends::Options, RuntimeError> {
+        let kernel = match bundle.annotation(KERNEL_ANNOTATION) {
+            Some(k) => PathBuf::from(k),
+            None => backends::vm::kernel::find(&self.isola_root, None)
+                .map_err(|e| RuntimeError::Unsupported(format!("{e}; or name one with the annotation {KERNEL_ANNOTATION}")))?,
+        };
+        Ok(backends::Options {
+            // The guest's root filesystem archive is built per container,
+            // in its own state directory, and goes with it.
+            state_dir: state_dir.to_path_buf(),
+            vmm: Some(bundle.annotation(MONITOR_ANNOTATION).unwrap_or("auto").to_string()),
+            kernel: Some(kernel),
+        })
+    }
+}
+
+/// config.json as a run spec for the VM backend, every field it cannot
+/// honour refused by name.
+fn run_spec(bundle: &Bundle, id: &str) -> Result<RunSpec, RuntimeError> {
+    let spec = &bundle.config;
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| unsupported("process", "it is missing"))?;
+    let linux = spec.linux().clone().unwrap_or_default();
+    if process.terminal().unwrap_or(false) {
+        return Err(unsupported("process.terminal", "a terminal is not supported yet"));
+    }
+    for (set, field) in [
+        (linux.seccomp().is_some(), "linux.seccomp"),
+        (
+            linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty()),
+            "linux.uidMappings",
+        ),
+        (linux.devices().as_ref().is_some_and(|d| !d.is_empty()), "linux.devices"),
+        (linux.sysctl().as_ref().is_some_and(|d| !d.is_empty()), "linux.sysctl"),
+        (process.apparmor_profile().is_some(), "process.apparmorProfile"),
+        (process.selinux_label().is_some(), "process.selinuxLabel"),
+    ] {
+        if set {
+            return Err(unsupported(field, "it is not applied yet"));
+        }
+    }
+    for point in [Point::CreateContainer, Point::StartContainer] {
+        if !hooks::at(spec, point).is_empty() {
+            return Err(unsupported(
+                &format!("hooks.{}", point.name()),
+                "a hook cannot run in the guest's namespaces",
+            ));
+        }
+    }
+    for ns in linux.namespaces().iter().flatten() {
+        if ns.path().is_some() {
+            return Err(unsupported(
+                "linux.namespaces[].path",
+                "a guest has namespaces of its own kernel; joining the host's is not possible",
+            ));
+        }
+    }
+    if !linux
+        .namespaces()
+        .iter()
+        .flatten()
+        .any(|n| n.typ() == LinuxNamespaceType::Network)
+    {
+        return Err(unsupported(
+            "linux.namespaces",
+            "the host's network is not reachable (the guest has only its loopback)",
+        ));
+    }
+    // The standard kernel filesystems are the guest's own; anything
+    // bound in from the host is not.
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        let typ = m.typ().as_deref().unwrap_or_default();
+        let bind = typ == "bind"
+            || m.options()
+                .iter()
+                .flatten()
+                .any(|o| o == "bind" || o == "rbind");
+        if bind {
+            return Err(unsupported(
+                &format!("mounts[{i}] ({})", m.destination().display()),
+                "host directories cannot be bound in yet",
+            ));
+        }
+    }
+    let args = process.args().clone().unwrap_or_default();
+    // The VM backend names the guest's root filesystem archive by image
+    // digest; a bundle has none, so the container's ID stands in.
+    let digest = isola_core::image::digest::of_bytes(id.as_bytes()).to_string();
+    let mut rs = RunSpec::new(id, "oci-bundle", &digest, vec![bundle.rootfs.clone()], args);
+    rs.process.env = process.env().clone().unwrap_or_default();
+    rs.process.cwd = process.cwd().to_string_lossy().into_owned();
+    let user = process.user();
+    rs.process.user = User {
+        uid: user.uid(),
+        gid: user.gid(),
+        groups: user.additional_gids().clone().unwrap_or_default(),
+    };
+    rs.hostname = spec.hostname().clone().unwrap_or_else(|| id.to_string());
+    rs.read_only = spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false);
+    rs.limits = limits(bundle)?;
+    rs.validate()
+        .map_err(|e| RuntimeError::Unsupported(e.to_string()))?;
+    Ok(rs)
+}
+
+/// The guest's size: io.isola.vm.memory, else the memory limit; vCPUs
+/// from the CPU quota.
+fn limits(bundle: &Bundle) -> Result<Limits, RuntimeError> {
+    let resources = bundle
+        .config
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().clone());
+    let mut limits = Limits::default();
+    if let Some(text) = bundle.annotation(MEMORY_ANNOTATION) {
+        limits.memory = Some(parse_size(text).ok_or_else(|| {
+            RuntimeError::Unsupported(format!(
+                "the annotation {MEMORY_ANNOTATION}={text:?} is not a size: give bytes, or a number with k, m or g"
+            ))
+        })?);
+    } else if let Some(m) = resources.as_ref().and_then(|r| r.memory().as_ref()).and_then(|m| m.limit()) {
+        if m > 0 {
+            limits.memory = Some(m as u64);
+        }
+    }
+    if let Some(cpu) = resources.as_ref().and_then(|r| r.cpu().as_ref()) {
+        if let (Some(q), Some(p)) = (cpu.quota(), cpu.period()) {
+            if q > 0 && p > 0 {
+                limits.cpus = Some(q as f64 / p as f64);
+            }
+        }
+    }
+    Ok(limits)
+}
+
+fn parse_size(text: &str) -> Option<u64> {
+    let t = text.trim().to_ascii_lowercase();
+    let (num, shift) = match t.strip_suffix(['k', 'm', 'g']) {
+        Some(n) => (n, match t.as_bytes()[t.len() - 1] {
+            b'k' => 10,
+            b'm' => 20,
+            _ => 30,
+        }),
+        None => (t.as_str(), 0),
+    };
+    num.parse::<u64>().ok()?.checked_mul(1 << shift)
+}
+
+impl BundleRuntime for VmRuntime {
+    fn name(&self) -> &'static str {
+        "vm"
+    }
+
+    fn check(&self, bundle: &Bundle) -> Result<(), RuntimeError> {
+        run_spec(bundle, "check")?;
+        let resources = bundle.config.linux().as_ref().and_then(|l| l.resources().as_ref());
+        Cgroup::check(resources).map_err(|e| RuntimeError::Unsupported(e.to_string()))
+    }
+
+    fn create(&self, bundle: &Bundle, opts: &CreateOptions) -> Result<Created, RuntimeError> {
+        let spec = run_spec(bundle, opts.id)?;
+        let options = self.options(bundle, opts.state_dir)?;
+        let backend = backends::build("vm", &options)
+            .map_err(|e| RuntimeError::Unsupported(format!("{e:#}")))?;
+        backend
+            .check(&spec)
+            .map_err(|e| RuntimeError::Unsupported(e.to_string()))?;
+        let linux = bundle.config.linux().clone().unwrap_or_default();
+        let path = match linux.cgroups_path() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_string_lossy().into_owned(),
+            _ => format!("{DEFAULT_CGROUP_PARENT}/{}", opts.id),
+        };
+        let group = Cgroup::create(&path, linux.resources().as_ref())
+            .map_err(|e| RuntimeError::step("making the microVM's cgroup", e))?;
+        let start = gate::make(opts.state_dir)?;
+        let (ready_r, ready_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|e| RuntimeError::step("pipe", e))?;
+        // SAFETY: isola-runtime is single-threaded.
+        let pid = match unsafe { nix::unistd::fork() } {
+            Err(e) => {
+                let _ = group.destroy();
+                return Err(RuntimeError::step("fork", e));
+            }
+            Ok(ForkResult::Child) => {
+                drop(ready_r);
+                let code = keeper(backend.as_ref(), &spec, opts.state_dir, &group, &start, ready_w);
+                // SAFETY: ends the keeper without running the runtime's exit path.
+                unsafe { nix::libc::_exit(code) }
+            }
+            Ok(ForkResult::Parent { child }) => child,
+        };
+        drop(ready_w);
+        drop(start);
+        let mut said = String::new();
+        let _ = std::fs::File::from(ready_r).read_to_string(&mut said);
+        let fail = |e: RuntimeError| {
+            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(pid, None);
+            let _ = Self::destroy(&group);
+            e
+        };
+        if said != "ok" {
+            return Err(fail(RuntimeError::State(if said.is_empty() {
+                "the microVM's keeper ended before the guest was ready".to_string()
+            } else {
+                said
+            })));
+        }
+        let state = State::of_bundle(bundle, opts.id, pid.as_raw(), Status::Creating).for_hooks();
+        for point in [Point::Prestart, Point::CreateRuntime, Point::CreateContainer] {
+            hooks::run(point, &hooks::at(&bundle.config, point), &state, None).map_err(fail)?;
+        }
+        Ok(Created {
+            pid: pid.as_raw(),
+            cgroup: Some(group.path().to_string()),
+            cgroup_parents_made: group.parents_made(),
+        })
+    }
+
+    fn start(&self, rec: &Record, state_dir: &Path) -> Result<(), RuntimeError> {
+        gate::release(state_dir, &rec.id)?;
+        let config = std::fs::read(state_dir.join(isola_core::oci::record::CONFIG))
+            .ok()
+            .and_then(|b| isola_core::oci::bundle::parse_config(&b).ok());
+        if let Some(config) = config {
+            let state = rec.state(Status::Running).for_hooks();
+            hooks::run(Point::Poststart, &hooks::at(&config, Point::Poststart), &state, None)?;
+        }
+        Ok(())
+    }
+
+    /// To the keeper, which passes it to the guest's init (SIGKILL ends
+    /// the keeper, and the monitor with it).
+    fn kill(&self, rec: &Record, signal: i32, all: bool) -> Result<(), RuntimeError> {
+        let sig = Signal::try_from(signal)
+            .map_err(|_| RuntimeError::State(format!("{signal} is not a signal")))?;
+        if all {
+            return Self::cgroup_of(rec)?
+                .kill_all(sig)
+                .map_err(|e| RuntimeError::step("signalling the microVM", e));
+        }
+        if !rec.alive() {
+            return Err(RuntimeError::State(format!("container {} is not running", rec.id)));
+        }
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(rec.pid), sig)
+            .map_err(|e| RuntimeError::step(format!("sending {sig} to the microVM"), e))
+    }
+
+    fn paused(&self, rec: &Record) -> bool {
+        Self::cgroup_of(rec).is_ok_and(|g| g.frozen())
+    }
+
+    fn pause(&self, rec: &Record) -> Result<(), RuntimeError> {
+        Self::cgroup_of(rec)?
+            .freeze()
+            .map_err(|e| RuntimeError::step("freezing the microVM", e))
+    }
+
+    fn resume(&self, rec: &Record) -> Result<(), RuntimeError> {
+        Self::cgroup_of(rec)?
+            .thaw()
+            .map_err(|e| RuntimeError::step("thawing the microVM", e))
+    }
+
+    fn pids(&self, rec: &Record) -> Result<Vec<i32>, RuntimeError> {
+        Ok(Self::cgroup_of(rec)?.pids())
+    }
+
+    fn stats(&self, rec: &Record) -> Result<StatsJson, RuntimeError> {
+        Ok(Self::cgroup_of(rec)?.stats_json())
+    }
+
+    fn delete(&self, rec: &Record) -> Result<(), RuntimeError> {
+        Self::destroy(&Self::cgroup_of(rec)?)
+    }
+
+    fn exec(
+        &self,
+        _rec: &Record,
+        _process: &oci_spec::runtime::Process,
+        _opts: &isola_core::oci::runtime::ExecOptions,
+    ) -> Result<isola_core::oci::runtime::Execd, RuntimeError> {
+        Err(RuntimeError::State(
+            "exec into a microVM is not supported yet: the VM backend has no streaming channel to its guest"
+                .into(),
+        ))
+    }
+}
+
+impl VmRuntime {
+    fn destroy(group: &Cgroup) -> Result<(), RuntimeError> {
+        group
+            .clone()
+            .destroy()
+            .map_err(|e| RuntimeError::step("removing the microVM's cgroup", e))
+    }
+}
+
+/// The keeper's life: into the cgroup, boot the guest parked, say so,
+/// wait for `start`, run the workload to its end; its exit code.
+fn keeper(
+    backend: &dyn isola_core::backend::Backend,
+    spec: &RunSpec,
+    state_dir: &Path,
+    group: &Cgroup,
+    start: &OwnedFd,
+    ready: OwnedFd,
+) -> i32 {
+    let mut ready = std::fs::File::from(ready);
+    let mut say = |text: &str| {
+        let _ = ready.write_all(text.as_bytes());
+    };
+    if let Err(e) = group.add_pid(std::process::id() as i32) {
+        say(&format!("putting the microVM in its cgroup: {e}"));
+        return 1;
+    }
+    let instance_dir = state_dir.join("vm");
+    if let Err(e) = std::fs::create_dir_all(&instance_dir) {
+        say(&format!("making {}: {e}", instance_dir.display()));
+        return 1;
+    }
+    let ctx = RunContext {
+        instance_dir,
+        state_dir: state_dir.to_path_buf(),
+        explain: Explain::default(),
+        idle: IdleWork::default(),
+        ephemeral: true,
+        park: true,
+        clock: Instant::now(),
+    };
+    let mut sandbox = match backend.create(spec, &ctx) {
+        Ok(s) => s,
+        Err(e) => {
+            say(&format!("booting the microVM: {}", chain(&e)));
+            return 1;
+        }
+    };
+    say("ok");
+    drop(ready);
+    if !gate::wait(start) {
+        return 1;
+    }
+    let _ = start.as_fd();
+    if let Err(e) = sandbox.start() {
+        eprintln!("isola-runtime: starting the microVM's process: {}", chain(&e));
+        return 1;
+    }
+    let outcome = sandbox.wait();
+    let _ = sandbox.teardown();
+    match outcome {
+        Ok(o) => {
+            if let Some(m) = o.message {
+                eprintln!("isola-runtime: {m}");
+            }
+            o.status.code()
+        }
+        Err(e) => {
+            eprintln!("isola-runtime: {}", chain(&e));
+            1
+        }
+    }
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_take_k_m_and_g() {
+        assert_eq!(parse_size("512m"), Some(512 << 20));
+        assert_eq!(parse_size("1G"), Some(1 << 30));
+        assert_eq!(parse_size("4096"), Some(4096));
+        assert_eq!(parse_size("lots"), None);
+    }
+}

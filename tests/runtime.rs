@@ -375,3 +375,184 @@ fn a_mount_destination_that_climbs_out_by_a_symlink_stays_in_the_rootfs() {
     assert!(!outside.exists(), "nothing was made on the host");
     rt.ok(&["delete", "climb"]);
 }
+
+#[test]
+fn a_second_container_joins_the_first_ones_namespaces_by_path_as_a_pod_does() {
+    let Some(rt) = runtime() else { return };
+    let pause = rt.bundle("pause", &["sleep", "1000"], |c| c["hostname"] = json!("podhost"));
+    let pause_pid = rt.create("pause", &pause);
+    rt.ok(&["start", "pause"]);
+    let app = rt.bundle("app", &["sh", "-c", "hostname; cat /proc/net/dev | grep -c :"], |c| {
+        c["hostname"] = json!(null);
+        let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+        for n in ns.iter_mut() {
+            let t = n["type"].as_str().unwrap().to_string();
+            if ["network", "ipc", "uts"].contains(&t.as_str()) {
+                let name = if t == "network" { "net".to_string() } else { t };
+                n["path"] = json!(format!("/proc/{pause_pid}/ns/{name}"));
+            }
+        }
+    });
+    let pid = rt.create("app", &app);
+    rt.ok(&["start", "app"]);
+    assert_eq!(reap(pid), 0, "{}", fs::read_to_string(app.join("stderr")).unwrap());
+    // The pod's hostname, and its network namespace (only lo).
+    assert_eq!(fs::read_to_string(app.join("stdout")).unwrap(), "podhost\n1\n");
+    let ns = |pid: i32, kind: &str| fs::read_link(format!("/proc/{pid}/ns/{kind}")).ok();
+    assert_ne!(ns(pause_pid, "net"), ns(std::process::id() as i32, "net"));
+    rt.ok(&["delete", "app"]);
+    rt.ok(&["kill", "pause", "KILL"]);
+    assert_eq!(reap(pause_pid), 137);
+    rt.ok(&["delete", "pause"]);
+}
+
+#[test]
+fn update_events_features_spec_and_version_speak_runcs_json() {
+    let Some(rt) = runtime() else { return };
+    let cgroup = format!("/isola-test-{}/upd", std::process::id());
+    let b = rt.bundle("upd", &["sleep", "1000"], |c| {
+        c["linux"]["cgroupsPath"] = json!(cgroup);
+    });
+    let pid = rt.create("upd", &b);
+    rt.ok(&["start", "upd"]);
+    let mut update = rt
+        .cmd(&["update", "--resources", "-", "upd"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    update
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(br#"{"memory":{"limit":67108864},"pids":{"limit":42}}"#)
+        .unwrap();
+    assert!(update.wait().unwrap().success());
+    let read = |controller: &str, file: &str| {
+        fs::read_to_string(format!("/sys/fs/cgroup/{controller}{cgroup}/{file}"))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default()
+    };
+    if std::path::Path::new("/sys/fs/cgroup/memory").is_dir() {
+        assert_eq!(read("memory", "memory.limit_in_bytes"), "67108864");
+        assert_eq!(read("pids", "pids.max"), "42");
+    } else {
+        assert_eq!(read("", "memory.max"), "67108864");
+        assert_eq!(read("", "pids.max"), "42");
+    }
+    let event: Value = serde_json::from_str(&rt.ok(&["events", "--stats", "upd"])).unwrap();
+    assert_eq!(event["type"], "stats");
+    assert_eq!(event["id"], "upd");
+    assert!(event["data"]["memory"]["usage"]["usage"].as_u64().unwrap() > 0, "{event}");
+    assert_eq!(event["data"]["pids"]["current"], 1, "{event}");
+    rt.ok(&["kill", "upd", "9"]);
+    assert_eq!(reap(pid), 137);
+    rt.ok(&["delete", "upd"]);
+
+    let features: Value = serde_json::from_str(&rt.ok(&["features"])).unwrap();
+    assert_eq!(features["ociVersionMin"], "1.0.0");
+    assert_eq!(features["linux"]["seccomp"]["enabled"], true);
+    assert!(features["linux"]["namespaces"].as_array().unwrap().contains(&json!("pid")));
+    let version = rt.ok(&["--version"]);
+    assert!(version.starts_with("isola-runtime version "), "{version}");
+    let dir = rt.tmp.path().join("specdir");
+    fs::create_dir_all(&dir).unwrap();
+    rt.ok(&["spec", "--bundle", dir.to_str().unwrap()]);
+    let (_, err) = rt.fail(&["spec", "--bundle", dir.to_str().unwrap()]);
+    assert!(err.contains("exists"), "{err}");
+    let list: Value = serde_json::from_str(&rt.ok(&["list", "--format", "json"])).unwrap();
+    assert_eq!(list, json!([]));
+}
+
+/// isola-init as `make test` builds it (static), for the guest.
+fn guest_init() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("target/x86_64-unknown-linux-gnu/release/isola-init")
+}
+
+#[test]
+fn the_vm_annotation_runs_the_same_bundle_in_a_microvm() {
+    let Some(rt) = runtime() else { return };
+    let kernel = fs::read_dir("/boot").is_ok_and(|d| {
+        d.flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("vmlinuz-"))
+    });
+    if !common::tool("qemu-system-x86_64")
+        || !common::host_has(
+            "a guest kernel in /boot (scripts/setup installs linux-image-cloud-amd64)",
+            kernel,
+        )
+        || !common::host_has("isola-init built static (make test builds it)", guest_init().is_file())
+    {
+        return;
+    }
+    let cgroup = format!("/isola-test-{}/vm", std::process::id());
+    let vm = |c: &mut Value| {
+        c["annotations"] = json!({
+            "io.isola.backend": "vm",
+            "io.isola.vm.memory": "256m",
+            // QEMU: on hardware KVM `auto` would pick isola's monitor, on
+            // PVM it cannot boot this kernel; the test is the same.
+            "io.isola.vm.monitor": "qemu",
+        });
+        // The guest's kernel mounts its own cgroups.
+        c["mounts"].as_array_mut().unwrap().retain(|m| m["type"] != "cgroup");
+    };
+    let script = "echo in $(uname -r) as $(hostname); trap 'echo TERM; exit 9' TERM; \
+                  while :; do sleep 1; done";
+    let b = rt.bundle("vm", &["sh", "-c", script], |c| {
+        vm(c);
+        c["hostname"] = json!("guest");
+        c["linux"]["cgroupsPath"] = json!(cgroup);
+    });
+    let std_out = fs::File::create(b.join("stdout")).unwrap();
+    let status = rt
+        .cmd(&["create", "--bundle", b.to_str().unwrap(), "--pid-file"])
+        .arg(b.join("vm.pid"))
+        .arg("vm")
+        .env("ISOLA_INIT", guest_init())
+        .stdout(std_out)
+        .stderr(fs::File::create(b.join("stderr")).unwrap())
+        .status()
+        .unwrap();
+    assert!(status.success(), "{}", fs::read_to_string(b.join("stderr")).unwrap());
+    let pid: i32 = fs::read_to_string(b.join("vm.pid")).unwrap().parse().unwrap();
+    assert_eq!(rt.state("vm")["status"], "created");
+    assert!(
+        fs::read_to_string(format!("/proc/{pid}/cgroup"))
+            .unwrap()
+            .contains(&cgroup),
+        "the keeper sits in linux.cgroupsPath"
+    );
+    rt.ok(&["start", "vm"]);
+    assert_eq!(rt.state("vm")["status"], "running");
+    let pids: Vec<i32> = serde_json::from_str(&rt.ok(&["ps", "--format", "json", "vm"])).unwrap();
+    assert!(pids.contains(&pid) && pids.len() >= 2, "the keeper and QEMU: {pids:?}");
+    rt.ok(&["pause", "vm"]);
+    assert_eq!(rt.state("vm")["status"], "paused");
+    rt.ok(&["resume", "vm"]);
+    let (_, err) = rt.fail(&["exec", "vm", "true"]);
+    assert!(err.contains("microVM"), "{err}");
+    // The guest's workload must be up to have its trap set.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !fs::read_to_string(b.join("stdout")).unwrap().contains("as guest") {
+        assert!(std::time::Instant::now() < deadline, "the guest never said it was up");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    rt.ok(&["kill", "vm", "TERM"]);
+    assert_eq!(reap(pid), 9, "the guest's exit code: {}", fs::read_to_string(b.join("stderr")).unwrap());
+    let out = fs::read_to_string(b.join("stdout")).unwrap();
+    assert!(out.starts_with("in ") && out.ends_with("as guest\nTERM\n"), "{out}");
+    rt.ok(&["delete", "vm"]);
+    assert!(cgroup_dirs(&cgroup).is_empty());
+
+    // What a guest cannot have is refused by name.
+    let bind = rt.bundle("vmbind", &["true"], |c| {
+        vm(c);
+        c["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": "/data", "type": "bind", "source": "/tmp", "options": ["rbind"]
+        }));
+    });
+    let (_, err) = rt.fail(&["create", "--bundle", bind.to_str().unwrap(), "vmbind"]);
+    assert!(err.contains("mounts[") && err.contains("microVM"), "{err}");
+}

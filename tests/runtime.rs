@@ -170,7 +170,7 @@ fn cgroup_dirs(path: &str) -> Vec<PathBuf> {
 #[test]
 fn a_container_is_created_started_stopped_and_deleted() {
     let Some(rt) = runtime() else { return };
-    let cgroup = format!("/isola-test-{}/life", std::process::id());
+    let cgroup = format!("/isola-test-{}-life/c", std::process::id());
     let b = rt.bundle("life", &["sh", "-c", "echo out; echo err >&2; exit 3"], |c| {
         c["linux"]["cgroupsPath"] = json!(cgroup);
         c["hostname"] = json!("lifehost");
@@ -196,6 +196,8 @@ fn a_container_is_created_started_stopped_and_deleted() {
     rt.ok(&["delete", "life"]);
     assert!(!rt.root().join("life").exists());
     assert!(cgroup_dirs(&cgroup).is_empty(), "its cgroup went with it");
+    let parent = cgroup.rsplit_once('/').unwrap().0;
+    assert!(cgroup_dirs(parent).is_empty(), "and the parent the runtime made");
     let (_, err) = rt.fail(&["state", "life"]);
     assert!(err.contains("does not exist"), "{err}");
     // runc's rule, which containerd's cleanup relies on.
@@ -409,7 +411,7 @@ fn a_second_container_joins_the_first_ones_namespaces_by_path_as_a_pod_does() {
 #[test]
 fn update_events_features_spec_and_version_speak_runcs_json() {
     let Some(rt) = runtime() else { return };
-    let cgroup = format!("/isola-test-{}/upd", std::process::id());
+    let cgroup = format!("/isola-test-{}-upd/c", std::process::id());
     let b = rt.bundle("upd", &["sleep", "1000"], |c| {
         c["linux"]["cgroupsPath"] = json!(cgroup);
     });
@@ -486,7 +488,7 @@ fn the_vm_annotation_runs_the_same_bundle_in_a_microvm() {
     {
         return;
     }
-    let cgroup = format!("/isola-test-{}/vm", std::process::id());
+    let cgroup = format!("/isola-test-{}-vm/c", std::process::id());
     let vm = |c: &mut Value| {
         c["annotations"] = json!({
             "io.isola.backend": "vm",

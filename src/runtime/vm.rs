@@ -28,9 +28,6 @@ pub const KERNEL_ANNOTATION: &str = "io.isola.vm.kernel";
 pub const MEMORY_ANNOTATION: &str = "io.isola.vm.memory";
 pub const MONITOR_ANNOTATION: &str = "io.isola.vm.monitor";
 
-/// Where a VM's keeper goes when config.json names no cgroup.
-const DEFAULT_CGROUP_PARENT: &str = "/isola-runtime";
-
 pub struct VmRuntime {
     /// isola's state directory: its kernel store.
     pub isola_root: PathBuf,
@@ -47,7 +44,7 @@ impl VmRuntime {
             .as_deref()
             .ok_or_else(|| RuntimeError::State(format!("container {} has no cgroup", rec.id)))?;
         Cgroup::open(path)
-            .map(|g| g.with_parents_made(rec.cgroup_parents_made))
+            .map(|g| g.with_parents_made(rec.cgroup_parents()))
             .map_err(|e| RuntimeError::step("finding the microVM's cgroup", e))
     }
 
@@ -221,10 +218,7 @@ impl BundleRuntime for VmRuntime {
             .check(&spec)
             .map_err(|e| RuntimeError::Unsupported(e.to_string()))?;
         let linux = bundle.config.linux().clone().unwrap_or_default();
-        let path = match linux.cgroups_path() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_string_lossy().into_owned(),
-            _ => format!("{DEFAULT_CGROUP_PARENT}/{}", opts.id),
-        };
+        let path = isola_core::oci::cgroup_path(bundle, opts.id);
         let group = Cgroup::create(&path, linux.resources().as_ref())
             .map_err(|e| RuntimeError::step("making the microVM's cgroup", e))?;
         let start = gate::make(opts.state_dir)?;

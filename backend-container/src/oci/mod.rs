@@ -36,9 +36,6 @@ const IN_THE_CONTAINER: nix::sched::CloneFlags = nix::sched::CloneFlags::CLONE_N
     .union(nix::sched::CloneFlags::CLONE_NEWNET)
     .union(nix::sched::CloneFlags::CLONE_NEWCGROUP);
 
-/// Where a container goes when config.json names no cgroup.
-const DEFAULT_CGROUP_PARENT: &str = "/isola-runtime";
-
 #[derive(Default)]
 pub struct ContainerRuntime;
 
@@ -53,7 +50,7 @@ impl ContainerRuntime {
             .as_deref()
             .ok_or_else(|| RuntimeError::State(format!("container {} has no cgroup", rec.id)))?;
         OciCgroup::open(path)
-            .map(|g| g.with_parents_made(rec.cgroup_parents_made))
+            .map(|g| g.with_parents_made(rec.cgroup_parents()))
             .map_err(|e| cgroup_error("finding the container's cgroup", e))
     }
 }
@@ -86,10 +83,7 @@ impl BundleRuntime for ContainerRuntime {
             ));
         }
         let linux = bundle.config.linux().clone().unwrap_or_default();
-        let path = match linux.cgroups_path() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_string_lossy().into_owned(),
-            _ => format!("{DEFAULT_CGROUP_PARENT}/{}", opts.id),
-        };
+        let path = isola_core::oci::cgroup_path(bundle, opts.id);
         let group = OciCgroup::create(&path, linux.resources().as_ref())
             .map_err(|e| cgroup_error("making the container's cgroup", e))?;
         match create_in(bundle, opts, &plan, &group) {

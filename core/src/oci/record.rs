@@ -104,6 +104,21 @@ impl Record {
         })
     }
 
+    /// How many of its cgroup's parents to remove once they are empty: those
+    /// the runtime made, and isola's default parent whoever made it (two
+    /// containers racing may each have found it made by the other).
+    pub fn cgroup_parents(&self) -> usize {
+        let ours = self.cgroup.as_deref().is_some_and(|p| {
+            p.strip_prefix(super::DEFAULT_CGROUP_PARENT)
+                .is_some_and(|rest| rest.starts_with('/') && !rest[1..].contains('/'))
+        });
+        if ours {
+            self.cgroup_parents_made.max(1)
+        } else {
+            self.cgroup_parents_made
+        }
+    }
+
     /// Whether its init (or monitor) is still the process it was: alive,
     /// not a zombie, and started when it did.
     pub fn alive(&self) -> bool {

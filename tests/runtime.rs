@@ -500,8 +500,8 @@ fn the_vm_annotation_runs_the_same_bundle_in_a_microvm() {
         // The guest's kernel mounts its own cgroups.
         c["mounts"].as_array_mut().unwrap().retain(|m| m["type"] != "cgroup");
     };
-    let script = "echo in $(uname -r) as $(hostname); trap 'echo TERM; exit 9' TERM; \
-                  while :; do sleep 1; done";
+    let script = "echo in $(uname -r) as $(hostname) with $(grep -c ' /dev/mqueue mqueue' /proc/mounts) mqueue; \
+                  trap 'echo TERM; exit 9' TERM; while :; do sleep 1; done";
     let b = rt.bundle("vm", &["sh", "-c", script], |c| {
         vm(c);
         c["hostname"] = json!("guest");
@@ -537,14 +537,17 @@ fn the_vm_annotation_runs_the_same_bundle_in_a_microvm() {
     assert!(err.contains("microVM"), "{err}");
     // The guest's workload must be up to have its trap set.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !fs::read_to_string(b.join("stdout")).unwrap().contains("as guest") {
+    while !fs::read_to_string(b.join("stdout")).unwrap().contains("mqueue") {
         assert!(std::time::Instant::now() < deadline, "the guest never said it was up");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     rt.ok(&["kill", "vm", "TERM"]);
     assert_eq!(reap(pid), 9, "the guest's exit code: {}", fs::read_to_string(b.join("stderr")).unwrap());
     let out = fs::read_to_string(b.join("stdout")).unwrap();
-    assert!(out.starts_with("in ") && out.ends_with("as guest\nTERM\n"), "{out}");
+    assert!(
+        out.starts_with("in ") && out.ends_with("as guest with 1 mqueue\nTERM\n"),
+        "{out}"
+    );
     rt.ok(&["delete", "vm"]);
     assert!(cgroup_dirs(&cgroup).is_empty());
 

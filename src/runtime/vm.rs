@@ -28,6 +28,18 @@ pub const KERNEL_ANNOTATION: &str = "io.isola.vm.kernel";
 pub const MEMORY_ANNOTATION: &str = "io.isola.vm.memory";
 pub const MONITOR_ANNOTATION: &str = "io.isola.vm.monitor";
 
+/// (destination, type) of the mounts isola-init makes in every guest.
+const GUEST_MOUNTS: &[(&str, &str)] = &[
+    ("/proc", "proc"),
+    ("/sys", "sysfs"),
+    ("/dev", "tmpfs"),
+    ("/dev/pts", "devpts"),
+    ("/dev/shm", "tmpfs"),
+    ("/dev/mqueue", "mqueue"),
+    ("/run", "tmpfs"),
+    ("/tmp", "tmpfs"),
+];
+
 pub struct VmRuntime {
     /// isola's state directory: its kernel store.
     pub isola_root: PathBuf,
@@ -118,19 +130,23 @@ fn run_spec(bundle: &Bundle, id: &str) -> Result<RunSpec, RuntimeError> {
             "the host's network is not reachable (the guest has only its loopback)",
         ));
     }
-    // The standard kernel filesystems are the guest's own; anything
-    // bound in from the host is not.
+    // The guest's init mounts the standard filesystems itself (the
+    // guest's own kernel's); anything else a mount could ask for is not
+    // done in a guest yet.
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         let typ = m.typ().as_deref().unwrap_or_default();
+        let dest = m.destination().to_string_lossy();
         let bind = typ == "bind"
             || m.options()
                 .iter()
                 .flatten()
                 .any(|o| o == "bind" || o == "rbind");
-        if bind {
+        let standard = GUEST_MOUNTS.contains(&(dest.trim_end_matches('/'), typ));
+        if bind || !standard {
             return Err(unsupported(
-                &format!("mounts[{i}] ({})", m.destination().display()),
-                "host directories cannot be bound in yet",
+                &format!("mounts[{i}] ({dest}, {})", if bind { "bind" } else { typ }),
+                "only the guest's own /proc, /sys, /dev, /dev/pts, /dev/shm, /dev/mqueue, /run \
+                 and /tmp are mounted",
             ));
         }
     }

@@ -12,6 +12,8 @@ struct Mount {
     fstype: &'static str,
     flags: MsFlags,
     data: &'static str,
+    /// Skipped where the guest's kernel lacks the filesystem (ENODEV).
+    optional: bool,
 }
 
 const NOSUID_NODEV: MsFlags = MsFlags::MS_NOSUID.union(MsFlags::MS_NODEV);
@@ -25,42 +27,58 @@ const MOUNTS: &[Mount] = &[
         fstype: "proc",
         flags: NOSUID_NODEV_NOEXEC,
         data: "",
+        optional: false,
     },
     Mount {
         target: "/sys",
         fstype: "sysfs",
         flags: NOSUID_NODEV_NOEXEC,
         data: "",
+        optional: false,
     },
     Mount {
         target: "/dev",
         fstype: "devtmpfs",
         flags: MsFlags::MS_NOSUID,
         data: "mode=0755",
+        optional: false,
     },
     Mount {
         target: "/dev/pts",
         fstype: "devpts",
         flags: MsFlags::MS_NOSUID.union(MsFlags::MS_NOEXEC),
         data: "newinstance,ptmxmode=0666,mode=0620,gid=5",
+        optional: false,
     },
     Mount {
         target: "/dev/shm",
         fstype: "tmpfs",
         flags: NOSUID_NODEV_NOEXEC,
         data: "mode=1777",
+        optional: false,
+    },
+    // POSIX message queues, as runc's default spec mounts them (isola's
+    // own kernel has no CONFIG_POSIX_MQUEUE: skipped there).
+    Mount {
+        target: "/dev/mqueue",
+        fstype: "mqueue",
+        flags: NOSUID_NODEV_NOEXEC,
+        data: "",
+        optional: true,
     },
     Mount {
         target: "/tmp",
         fstype: "tmpfs",
         flags: NOSUID_NODEV,
         data: "mode=1777",
+        optional: false,
     },
     Mount {
         target: "/run",
         fstype: "tmpfs",
         flags: NOSUID_NODEV,
         data: "mode=0755",
+        optional: false,
     },
 ];
 
@@ -78,8 +96,16 @@ pub fn mount_all() -> Result<(), Failure> {
     for m in MOUNTS {
         make_dir(m.target)?;
         let data = (!m.data.is_empty()).then_some(m.data);
-        mount(Some(m.fstype), m.target, Some(m.fstype), m.flags, data)
-            .map_err(|e| Failure::errno(format!("cannot mount {} on {}", m.fstype, m.target), e))?;
+        match mount(Some(m.fstype), m.target, Some(m.fstype), m.flags, data) {
+            Ok(()) => {}
+            Err(Errno::ENODEV) if m.optional => {}
+            Err(e) => {
+                return Err(Failure::errno(
+                    format!("cannot mount {} on {}", m.fstype, m.target),
+                    e,
+                ))
+            }
+        }
     }
     for (to, link) in DEV_LINKS {
         // devtmpfs already has /dev/ptmx as a node: replace it with the link

@@ -68,6 +68,10 @@ fn the_readme_tour_runs() {
                 "{said}"
             );
         }
+        if line.starts_with("isola-runtime ") && line.contains(" run ") {
+            let said = String::from_utf8_lossy(&out.stdout);
+            assert!(said.starts_with("hello from "), "{said}");
+        }
         if line.contains("cat /data/f") {
             assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "kept");
         }

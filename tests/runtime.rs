@@ -561,3 +561,63 @@ fn the_vm_annotation_runs_the_same_bundle_in_a_microvm() {
     let (_, err) = rt.fail(&["create", "--bundle", bind.to_str().unwrap(), "vmbind"]);
     assert!(err.contains("mounts[") && err.contains("microVM"), "{err}");
 }
+
+#[test]
+fn a_user_namespace_maps_the_containers_root_to_an_unprivileged_host_uid() {
+    let Some(rt) = runtime() else { return };
+    let b = rt.bundle(
+        "userns",
+        &["sh", "-c", "id -u; id -g; cat /proc/self/uid_map; echo made > /tmp/by-root; ls /dev/null"],
+        |c| {
+            c["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "user"}));
+            c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+            c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        },
+    );
+    // The rootfs belongs to the mapped root, as a user-namespaced
+    // snapshot does.
+    fn chown_tree(p: &Path) {
+        std::os::unix::fs::lchown(p, Some(100000), Some(100000)).unwrap();
+        if p.is_dir() && !p.is_symlink() {
+            for e in fs::read_dir(p).unwrap() {
+                chown_tree(&e.unwrap().path());
+            }
+        }
+    }
+    chown_tree(&b.join("rootfs"));
+    let pid = rt.create("userns", &b);
+    rt.ok(&["start", "userns"]);
+    assert_eq!(reap(pid), 0, "{}", fs::read_to_string(b.join("stderr")).unwrap());
+    let out = fs::read_to_string(b.join("stdout")).unwrap();
+    let lines: Vec<Vec<&str>> = out.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(lines[0], ["0"], "{out}");
+    assert_eq!(lines[1], ["0"], "{out}");
+    assert_eq!(lines[2], ["0", "100000", "65536"], "{out}");
+    assert_eq!(lines[3], ["/dev/null"], "{out}");
+    use std::os::unix::fs::MetadataExt;
+    let made = fs::metadata(b.join("rootfs/tmp/by-root")).unwrap();
+    assert_eq!((made.uid(), made.gid()), (100000, 100000), "root inside is 100000 outside");
+    rt.ok(&["delete", "userns"]);
+
+    // A process exec'd into it joins its user namespace too.
+    fs::write(b.join("config.json"), {
+        let mut c: Value = serde_json::from_slice(&fs::read(b.join("config.json")).unwrap()).unwrap();
+        c["process"]["args"] = json!(["sleep", "1000"]);
+        c.to_string()
+    })
+    .unwrap();
+    let pid = rt.create("userns2", &b);
+    rt.ok(&["start", "userns2"]);
+    let out = rt.ok(&["exec", "userns2", "sh", "-c", "id -u; cat /proc/self/uid_map"]);
+    let words: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(words, ["0", "0", "100000", "65536"], "{out}");
+    rt.ok(&["kill", "userns2", "KILL"]);
+    assert_eq!(reap(pid), 137);
+    rt.ok(&["delete", "userns2"]);
+
+    let unmapped = rt.bundle("unmapped", &["true"], |c| {
+        c["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "user"}));
+    });
+    let (_, err) = rt.fail(&["create", "--bundle", unmapped.to_str().unwrap(), "unmapped"]);
+    assert!(err.contains("uidMappings"), "{err}");
+}

@@ -22,13 +22,6 @@ use crate::message::{self, Channel, Report};
 use crate::security::caps::CapSet;
 use crate::spawn;
 
-/// Every namespace but the pid one, which the runtime's process enters.
-const JOINED_BY_THE_PROCESS: CloneFlags = CloneFlags::CLONE_NEWNS
-    .union(CloneFlags::CLONE_NEWUTS)
-    .union(CloneFlags::CLONE_NEWIPC)
-    .union(CloneFlags::CLONE_NEWNET)
-    .union(CloneFlags::CLONE_NEWCGROUP);
-
 pub fn exec(
     rec: &Record,
     group: &OciCgroup,
@@ -62,8 +55,9 @@ pub fn exec(
         .map_err(|e| RuntimeError::step("entering the container's pid namespace", e))?;
     let (ours, theirs) = message::pair().map_err(|e| RuntimeError::step("socketpair", e))?;
     let bounding = CapSet::bounding();
+    let joined = super::in_the_container(rec.pid);
     let child = || {
-        let result = enter(init.as_fd(), &tasks).and_then(|()| {
+        let result = enter(init.as_fd(), joined, &tasks).and_then(|()| {
             process::become_it(&p, &theirs, bounding, opts.preserve_fds, false)
         });
         if let Err(fail) = result {
@@ -105,11 +99,11 @@ fn setns(ns: BorrowedFd, flags: CloneFlags) -> nix::Result<()> {
 }
 
 /// In the new process: the container's namespaces and cgroup.
-fn enter(init: BorrowedFd, tasks: &[std::fs::File]) -> Result<(), Fail> {
+fn enter(init: BorrowedFd, joined: CloneFlags, tasks: &[std::fs::File]) -> Result<(), Fail> {
     if !tasks.is_empty() {
         crate::cgroup::move_self(tasks).map_err(|e| Fail::sys("joining the container's cgroup", e))?;
     }
-    setns(init, JOINED_BY_THE_PROCESS)
+    setns(init, joined)
         .map_err(|e| Fail::sys("entering the container's namespaces", e))
 }
 

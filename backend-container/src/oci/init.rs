@@ -48,6 +48,9 @@ pub struct InitConfig<'a> {
     pub no_pivot: bool,
     /// The session keyring to make and join, unless `--no-new-keyring`.
     pub keyring: Option<CString>,
+    /// A user namespace of its own: wait for the runtime to write its id
+    /// maps; device nodes are bound from the host's (mknod is not allowed).
+    pub userns: bool,
     /// Stop once mounted, before pivot_root, for the runtime to run the
     /// createRuntime and createContainer hooks.
     pub hooks_pause: bool,
@@ -71,6 +74,32 @@ pub fn main(cfg: &InitConfig) -> i32 {
 
 fn setup(cfg: &InitConfig) -> Result<(), Fail> {
     let plan = cfg.plan;
+    if cfg.userns {
+        match cfg.channel.next_order() {
+            Ok(Some((crate::message::Order::Start, _))) => {}
+            _ => return Err(Fail::msg("isola-runtime did not map the user namespace")),
+        }
+        // Become the namespace's root: the files setup makes (in its own
+        // tmpfs, under the rootfs) must have an owner the namespace maps.
+        let root = |call: &str, rc: libc::c_long| {
+            if rc == 0 {
+                Ok(())
+            } else {
+                Err(Fail::sys(
+                    format!("{call} to the user namespace's root"),
+                    Errno::last(),
+                ))
+            }
+        };
+        // SAFETY: plain integer arguments; raw syscalls change this thread only.
+        root("setresgid", unsafe { libc::syscall(libc::SYS_setresgid, 0, 0, 0) })?;
+        // SAFETY: as above.
+        root("setresuid", unsafe { libc::syscall(libc::SYS_setresuid, 0, 0, 0) })?;
+        // SAFETY: an empty list.
+        root("setgroups", unsafe {
+            libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<libc::gid_t>())
+        })?;
+    }
     if !cfg.cgroup_tasks.is_empty() {
         crate::cgroup::move_self(cfg.cgroup_tasks)
             .map_err(|e| Fail::sys("joining the container's cgroup", e))?;
@@ -84,7 +113,7 @@ fn setup(cfg: &InitConfig) -> Result<(), Fail> {
         mount_one(cfg.rootfs, m, cfg.cgroup_view)?;
     }
     if plan.setup_dev {
-        make_dev(cfg.rootfs, plan)?;
+        make_dev(cfg.rootfs, plan, cfg.userns)?;
     }
     if cfg.hooks_pause {
         cfg.channel
@@ -287,17 +316,25 @@ fn cgroup_mount(dest: &Path, flags: MsFlags, view: &CgroupView) -> Result<(), Fa
 }
 
 /// The default devices and config.json's, and /dev's usual links.
-fn make_dev(rootfs: &Path, plan: &Plan) -> Result<(), Fail> {
+fn make_dev(rootfs: &Path, plan: &Plan, userns: bool) -> Result<(), Fail> {
     let umask = nix::sys::stat::umask(Mode::empty());
     let made = (|| {
         for (path, major, minor) in DEFAULT_DEVICES {
             if plan.devices.iter().any(|d| d.path == *path) {
                 continue;
             }
-            node(rootfs, path, nix::sys::stat::SFlag::S_IFCHR, *major, *minor, 0o666, 0, 0)?;
+            if userns {
+                bind_node(rootfs, path)?;
+            } else {
+                node(rootfs, path, nix::sys::stat::SFlag::S_IFCHR, *major, *minor, 0o666, 0, 0)?;
+            }
         }
         for d in &plan.devices {
-            node(rootfs, &d.path, d.kind, d.major, d.minor, d.mode, d.uid, d.gid)?;
+            if userns {
+                bind_node(rootfs, &d.path)?;
+            } else {
+                node(rootfs, &d.path, d.kind, d.major, d.minor, d.mode, d.uid, d.gid)?;
+            }
         }
         Ok::<(), Fail>(())
     })();
@@ -350,6 +387,19 @@ fn node(
         Some(nix::unistd::Gid::from_raw(gid)),
     )
     .map_err(|e| Fail::sys(format!("giving {path} to {uid}:{gid}"), e))
+}
+
+/// In a user namespace, where mknod is refused: the host's node of the
+/// same path, bound onto an empty file (runc's way).
+fn bind_node(rootfs: &Path, path: &str) -> Result<(), Fail> {
+    let dest = mounts::inside(rootfs, path)?;
+    if let Some(parent) = dest.parent() {
+        mkdir_p(parent)?;
+    }
+    if fs::symlink_metadata(&dest).is_err() {
+        fs::write(&dest, b"").map_err(|e| Fail::io(format!("creating {path}"), e))?;
+    }
+    m(Some(Path::new(path)), &dest, None, MsFlags::MS_BIND, None)
 }
 
 /// `--no-pivot`: the rootfs moved over / and chrooted into (for roots on

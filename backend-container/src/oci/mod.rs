@@ -28,13 +28,22 @@ use crate::spawn;
 
 use self::init::{CgroupView, InitConfig};
 
-/// The namespaces hooks "in the container" join (a pid namespace is
-/// joined only by a process's children).
-const IN_THE_CONTAINER: nix::sched::CloneFlags = nix::sched::CloneFlags::CLONE_NEWNS
-    .union(nix::sched::CloneFlags::CLONE_NEWUTS)
-    .union(nix::sched::CloneFlags::CLONE_NEWIPC)
-    .union(nix::sched::CloneFlags::CLONE_NEWNET)
-    .union(nix::sched::CloneFlags::CLONE_NEWCGROUP);
+/// The namespaces a process joins to be "in the container" (a hook, an
+/// exec'd process): its user namespace if it has one of its own, and the
+/// others but the pid one (which only a process's children can enter).
+fn in_the_container(pid: i32) -> nix::sched::CloneFlags {
+    use nix::sched::CloneFlags;
+    let mut flags = CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWIPC
+        | CloneFlags::CLONE_NEWNET
+        | CloneFlags::CLONE_NEWCGROUP;
+    let user = |p: &str| std::fs::read_link(format!("/proc/{p}/ns/user")).ok();
+    if user(&pid.to_string()) != user("self") {
+        flags |= CloneFlags::CLONE_NEWUSER;
+    }
+    flags
+}
 
 #[derive(Default)]
 pub struct ContainerRuntime;
@@ -111,7 +120,7 @@ impl BundleRuntime for ContainerRuntime {
                 Point::StartContainer,
                 &before,
                 &state,
-                Some((init.as_fd(), IN_THE_CONTAINER)),
+                Some((init.as_fd(), in_the_container(rec.pid))),
             )?;
         }
         gate::release(state_dir, &rec.id)?;
@@ -243,6 +252,7 @@ fn create_in(
         preserve_fds: opts.preserve_fds,
         no_pivot: opts.no_pivot,
         keyring,
+        userns: plan.id_maps.is_some(),
         hooks_pause: [Point::Prestart, Point::CreateRuntime, Point::CreateContainer]
             .iter()
             .any(|p| !hooks::at(&bundle.config, *p).is_empty()),
@@ -263,6 +273,20 @@ fn create_in(
         let _ = nix::sys::wait::waitpid(spawned.pid, None);
         e
     };
+    if let Some((uid_map, gid_map)) = &plan.id_maps {
+        // The init waits, unmapped, until its namespace has its ids.
+        let proc = std::path::PathBuf::from(format!("/proc/{}", spawned.pid));
+        for (file, map) in [("uid_map", uid_map), ("gid_map", gid_map)] {
+            std::fs::write(proc.join(file), map).map_err(|e| {
+                fail(RuntimeError::step(
+                    format!("writing the user namespace's {file} ({})", map.trim().replace('\n', ", ")),
+                    e,
+                ))
+            })?;
+        }
+        ours.order(&crate::message::Order::Start, &[])
+            .map_err(|e| fail(RuntimeError::step("letting the container go on", e)))?;
+    }
     loop {
         match ours.next_report() {
             Ok(Some((Report::Terminal, mut fds))) => {
@@ -293,7 +317,7 @@ fn create_in(
                         Point::CreateContainer,
                         &hooks::at(&bundle.config, Point::CreateContainer),
                         &state,
-                        Some((spawned.pidfd.as_fd(), IN_THE_CONTAINER)),
+                        Some((spawned.pidfd.as_fd(), in_the_container(spawned.pid.as_raw()))),
                     )
                 })();
                 ran.map_err(fail)?;

@@ -38,6 +38,9 @@ pub struct Plan {
     pub sysctl: Vec<(String, String)>,
     pub root_readonly: bool,
     pub rootfs_propagation: MsFlags,
+    /// With a user namespace: `/proc/PID/uid_map` and `gid_map` lines,
+    /// written by the runtime once the init is cloned.
+    pub id_maps: Option<(String, String)>,
 }
 
 /// The process the init execs, or one `exec` starts in the container.
@@ -121,14 +124,6 @@ pub fn plan(bundle: &Bundle) -> Result<Plan, RuntimeError> {
         (linux.memory_policy().is_some(), "linux.memoryPolicy"),
         (linux.time_offsets().is_some(), "linux.timeOffsets"),
         (linux.net_devices().is_some(), "linux.netDevices"),
-        (
-            linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty()),
-            "linux.uidMappings",
-        ),
-        (
-            linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty()),
-            "linux.gidMappings",
-        ),
     ] {
         if set {
             return Err(unsupported(field, "isola-runtime does not do it yet"));
@@ -136,6 +131,7 @@ pub fn plan(bundle: &Bundle) -> Result<Plan, RuntimeError> {
     }
 
     let (new_namespaces, new_cgroup_namespace, joins) = namespaces(&linux)?;
+    let id_maps = id_maps(&linux, new_namespaces.contains(CloneFlags::CLONE_NEWUSER))?;
     if spec.hostname().as_ref().is_some_and(|h| !h.is_empty())
         && !new_namespaces.contains(CloneFlags::CLONE_NEWUTS)
     {
@@ -274,7 +270,35 @@ pub fn plan(bundle: &Bundle) -> Result<Plan, RuntimeError> {
             .and_then(|r| r.readonly())
             .unwrap_or(false),
         rootfs_propagation,
+        id_maps,
     })
+}
+
+/// linux.uidMappings and gidMappings as the kernel's map files take them;
+/// they come with a user namespace of the container's own, and only so.
+fn id_maps(
+    linux: &oci_spec::runtime::Linux,
+    userns: bool,
+) -> Result<Option<(String, String)>, RuntimeError> {
+    let lines = |maps: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| {
+        maps.iter()
+            .flatten()
+            .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+            .collect::<String>()
+    };
+    let (uid, gid) = (lines(linux.uid_mappings()), lines(linux.gid_mappings()));
+    match (userns, uid.is_empty() || gid.is_empty()) {
+        (true, false) => Ok(Some((uid, gid))),
+        (true, true) => Err(unsupported(
+            "linux.uidMappings",
+            "a user namespace needs both uidMappings and gidMappings",
+        )),
+        (false, _) if uid.is_empty() && gid.is_empty() => Ok(None),
+        (false, _) => Err(unsupported(
+            "linux.uidMappings",
+            "mappings need a user namespace in linux.namespaces",
+        )),
+    }
 }
 
 /// config.json's `process` (or `exec --process`'s file), checked.
@@ -451,12 +475,13 @@ fn namespaces(linux: &oci_spec::runtime::Linux) -> Result<Namespaces, RuntimeErr
         let field = format!("linux.namespaces[{i}]");
         let flag = CloneFlags::from_bits_truncate(ns.typ() as i32);
         match (ns.typ(), ns.path()) {
-            (LinuxNamespaceType::User, _) => {
+            (LinuxNamespaceType::User, Some(_)) => {
                 return Err(unsupported(
-                    &field,
-                    "isola-runtime does not make or join user namespaces yet",
+                    &format!("{field}.path"),
+                    "isola-runtime makes a user namespace of the container's own but joins none",
                 ))
             }
+            (LinuxNamespaceType::User, None) => new |= flag,
             (LinuxNamespaceType::Time, _) => {
                 return Err(unsupported(&field, "isola-runtime makes no time namespaces"))
             }

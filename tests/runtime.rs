@@ -101,7 +101,9 @@ impl Runtime {
             fs::create_dir_all(rootfs.join(d)).unwrap();
         }
         fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
-        for applet in ["sh", "echo", "sleep", "cat", "ls", "id", "true", "hostname", "grep"] {
+        for applet in [
+            "sh", "echo", "sleep", "cat", "ls", "id", "true", "hostname", "grep",
+        ] {
             symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
         }
         let out = Command::new(RUNTIME)
@@ -109,7 +111,11 @@ impl Runtime {
             .arg(&dir)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let mut config: Value =
             serde_json::from_slice(&fs::read(dir.join("config.json")).unwrap()).unwrap();
         config["process"]["terminal"] = json!(false);
@@ -171,10 +177,14 @@ fn cgroup_dirs(path: &str) -> Vec<PathBuf> {
 fn a_container_is_created_started_stopped_and_deleted() {
     let Some(rt) = runtime() else { return };
     let cgroup = format!("/isola-test-{}-life/c", std::process::id());
-    let b = rt.bundle("life", &["sh", "-c", "echo out; echo err >&2; exit 3"], |c| {
-        c["linux"]["cgroupsPath"] = json!(cgroup);
-        c["hostname"] = json!("lifehost");
-    });
+    let b = rt.bundle(
+        "life",
+        &["sh", "-c", "echo out; echo err >&2; exit 3"],
+        |c| {
+            c["linux"]["cgroupsPath"] = json!(cgroup);
+            c["hostname"] = json!("lifehost");
+        },
+    );
     let pid = rt.create("life", &b);
     let s = rt.state("life");
     assert_eq!(s["status"], "created");
@@ -197,7 +207,10 @@ fn a_container_is_created_started_stopped_and_deleted() {
     assert!(!rt.root().join("life").exists());
     assert!(cgroup_dirs(&cgroup).is_empty(), "its cgroup went with it");
     let parent = cgroup.rsplit_once('/').unwrap().0;
-    assert!(cgroup_dirs(parent).is_empty(), "and the parent the runtime made");
+    assert!(
+        cgroup_dirs(parent).is_empty(),
+        "and the parent the runtime made"
+    );
     let (_, err) = rt.fail(&["state", "life"]);
     assert!(err.contains("does not exist"), "{err}");
     // runc's rule, which containerd's cleanup relies on.
@@ -227,7 +240,12 @@ fn kill_delete_and_run_end_a_container_with_the_right_code() {
     // `run` waits and exits with the process's code, then deletes.
     let b = rt.bundle("ran", &["sh", "-c", "exit 7"], |_| {});
     let out = rt.run(&["run", "--bundle", b.to_str().unwrap(), "ran"]);
-    assert_eq!(out.status.code(), Some(7), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!rt.root().join("ran").exists());
 }
 
@@ -237,10 +255,19 @@ fn exec_ps_pause_and_resume_work_on_a_running_container() {
     let b = rt.bundle("busy", &["sleep", "1000"], |_| {});
     let pid = rt.create("busy", &b);
     let (_, err) = rt.fail(&["exec", "busy", "true"]);
-    assert!(err.contains("created"), "exec needs a running container: {err}");
+    assert!(
+        err.contains("created"),
+        "exec needs a running container: {err}"
+    );
     rt.ok(&["start", "busy"]);
-    let out = rt.ok(&["exec", "busy", "sh", "-c", "cat /proc/1/cmdline; hostname; exit 0"]);
-    assert_eq!(out, "sleep\01000\0isola\n");
+    let out = rt.ok(&[
+        "exec",
+        "busy",
+        "sh",
+        "-c",
+        "cat /proc/1/cmdline; hostname; exit 0",
+    ]);
+    assert_eq!(out, "sleep\u{0}1000\u{0}isola\n");
     let out = rt.run(&["exec", "busy", "sh", "-c", "exit 5"]);
     assert_eq!(out.status.code(), Some(5));
     let (_, err) = rt.fail(&["exec", "busy", "no-such-program"]);
@@ -257,8 +284,13 @@ fn exec_ps_pause_and_resume_work_on_a_running_container() {
     // Its stdio is the caller's, as the shim's pipes are: not ours to wait on.
     let status = rt
         .cmd(&[
-            "exec", "--process", pjson.to_str().unwrap(), "--detach", "--pid-file",
-            exec_pid.to_str().unwrap(), "busy",
+            "exec",
+            "--process",
+            pjson.to_str().unwrap(),
+            "--detach",
+            "--pid-file",
+            exec_pid.to_str().unwrap(),
+            "busy",
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -269,20 +301,34 @@ fn exec_ps_pause_and_resume_work_on_a_running_container() {
     let pids: Vec<i32> = serde_json::from_str(&rt.ok(&["ps", "--format", "json", "busy"])).unwrap();
     assert!(pids.contains(&pid) && pids.contains(&exec_pid), "{pids:?}");
     let table = rt.ok(&["ps", "busy"]);
-    assert!(table.starts_with("UID") && table.contains("sleep 500"), "{table}");
+    assert!(
+        table.starts_with("UID") && table.contains("sleep 500"),
+        "{table}"
+    );
 
     rt.ok(&["pause", "busy"]);
     assert_eq!(rt.state("busy")["status"], "paused");
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    assert!(stat.rsplit(')').next().unwrap().trim_start().starts_with('D')
-        || stat.contains(") S"), "a frozen task sleeps: {stat}");
+    assert!(
+        stat.rsplit(')')
+            .next()
+            .unwrap()
+            .trim_start()
+            .starts_with('D')
+            || stat.contains(") S"),
+        "a frozen task sleeps: {stat}"
+    );
     rt.ok(&["resume", "busy"]);
     assert_eq!(rt.state("busy")["status"], "running");
 
     rt.ok(&["kill", "--all", "busy", "9"]);
     // The init of a pid namespace ends only once every other process of
     // it is reaped: the exec'd one first, as a shim's reaper would.
-    assert_eq!(reap(exec_pid), 137, "the exec'd process was ours to reap too");
+    assert_eq!(
+        reap(exec_pid),
+        137,
+        "the exec'd process was ours to reap too"
+    );
     assert_eq!(reap(pid), 137);
     rt.ok(&["delete", "busy"]);
 }
@@ -334,10 +380,14 @@ fn bad_bundles_get_one_sentence_and_leave_nothing() {
     fs::write(bad.join("config.json"), "{\"ociVersion\": ").unwrap();
     check("badjson", &bad, "not a valid OCI runtime configuration");
 
-    let unknown = rt.bundle("unknown", &["true"], |c| c["linux"]["frobnicate"] = json!(1));
+    let unknown = rt.bundle("unknown", &["true"], |c| {
+        c["linux"]["frobnicate"] = json!(1)
+    });
     check("unknown", &unknown, "linux.frobnicate");
 
-    let norootfs = rt.bundle("norootfs", &["true"], |c| c["root"]["path"] = json!("nothere"));
+    let norootfs = rt.bundle("norootfs", &["true"], |c| {
+        c["root"]["path"] = json!("nothere")
+    });
     check("norootfs", &norootfs, "does not exist");
 
     let refused = rt.bundle("refused", &["true"], |c| {
@@ -372,7 +422,12 @@ fn a_mount_destination_that_climbs_out_by_a_symlink_stays_in_the_rootfs() {
     .unwrap();
     let pid = rt.create("climb", &b);
     rt.ok(&["start", "climb"]);
-    assert_eq!(reap(pid), 0, "{}", fs::read_to_string(b.join("stderr")).unwrap());
+    assert_eq!(
+        reap(pid),
+        0,
+        "{}",
+        fs::read_to_string(b.join("stderr")).unwrap()
+    );
     assert_eq!(fs::read_to_string(b.join("stdout")).unwrap(), "bound");
     assert!(!outside.exists(), "nothing was made on the host");
     rt.ok(&["delete", "climb"]);
@@ -381,25 +436,39 @@ fn a_mount_destination_that_climbs_out_by_a_symlink_stays_in_the_rootfs() {
 #[test]
 fn a_second_container_joins_the_first_ones_namespaces_by_path_as_a_pod_does() {
     let Some(rt) = runtime() else { return };
-    let pause = rt.bundle("pause", &["sleep", "1000"], |c| c["hostname"] = json!("podhost"));
+    let pause = rt.bundle("pause", &["sleep", "1000"], |c| {
+        c["hostname"] = json!("podhost")
+    });
     let pause_pid = rt.create("pause", &pause);
     rt.ok(&["start", "pause"]);
-    let app = rt.bundle("app", &["sh", "-c", "hostname; cat /proc/net/dev | grep -c :"], |c| {
-        c["hostname"] = json!(null);
-        let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
-        for n in ns.iter_mut() {
-            let t = n["type"].as_str().unwrap().to_string();
-            if ["network", "ipc", "uts"].contains(&t.as_str()) {
-                let name = if t == "network" { "net".to_string() } else { t };
-                n["path"] = json!(format!("/proc/{pause_pid}/ns/{name}"));
+    let app = rt.bundle(
+        "app",
+        &["sh", "-c", "hostname; cat /proc/net/dev | grep -c :"],
+        |c| {
+            c["hostname"] = json!(null);
+            let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+            for n in ns.iter_mut() {
+                let t = n["type"].as_str().unwrap().to_string();
+                if ["network", "ipc", "uts"].contains(&t.as_str()) {
+                    let name = if t == "network" { "net".to_string() } else { t };
+                    n["path"] = json!(format!("/proc/{pause_pid}/ns/{name}"));
+                }
             }
-        }
-    });
+        },
+    );
     let pid = rt.create("app", &app);
     rt.ok(&["start", "app"]);
-    assert_eq!(reap(pid), 0, "{}", fs::read_to_string(app.join("stderr")).unwrap());
+    assert_eq!(
+        reap(pid),
+        0,
+        "{}",
+        fs::read_to_string(app.join("stderr")).unwrap()
+    );
     // The pod's hostname, and its network namespace (only lo).
-    assert_eq!(fs::read_to_string(app.join("stdout")).unwrap(), "podhost\n1\n");
+    assert_eq!(
+        fs::read_to_string(app.join("stdout")).unwrap(),
+        "podhost\n1\n"
+    );
     let ns = |pid: i32, kind: &str| fs::read_link(format!("/proc/{pid}/ns/{kind}")).ok();
     assert_ne!(ns(pause_pid, "net"), ns(std::process::id() as i32, "net"));
     rt.ok(&["delete", "app"]);
@@ -445,7 +514,10 @@ fn update_events_features_spec_and_version_speak_runcs_json() {
     let event: Value = serde_json::from_str(&rt.ok(&["events", "--stats", "upd"])).unwrap();
     assert_eq!(event["type"], "stats");
     assert_eq!(event["id"], "upd");
-    assert!(event["data"]["memory"]["usage"]["usage"].as_u64().unwrap() > 0, "{event}");
+    assert!(
+        event["data"]["memory"]["usage"]["usage"].as_u64().unwrap() > 0,
+        "{event}"
+    );
     assert_eq!(event["data"]["pids"]["current"], 1, "{event}");
     rt.ok(&["kill", "upd", "9"]);
     assert_eq!(reap(pid), 137);
@@ -454,7 +526,10 @@ fn update_events_features_spec_and_version_speak_runcs_json() {
     let features: Value = serde_json::from_str(&rt.ok(&["features"])).unwrap();
     assert_eq!(features["ociVersionMin"], "1.0.0");
     assert_eq!(features["linux"]["seccomp"]["enabled"], true);
-    assert!(features["linux"]["namespaces"].as_array().unwrap().contains(&json!("pid")));
+    assert!(features["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("pid")));
     let version = rt.ok(&["--version"]);
     assert!(version.starts_with("isola-runtime version "), "{version}");
     let dir = rt.tmp.path().join("specdir");
@@ -484,7 +559,10 @@ fn the_vm_annotation_runs_the_same_bundle_in_a_microvm() {
             "a guest kernel in /boot (scripts/setup installs linux-image-cloud-amd64)",
             kernel,
         )
-        || !common::host_has("isola-init built static (make test builds it)", guest_init().is_file())
+        || !common::host_has(
+            "isola-init built static (make test builds it)",
+            guest_init().is_file(),
+        )
     {
         return;
     }
@@ -498,7 +576,10 @@ fn the_vm_annotation_runs_the_same_bundle_in_a_microvm() {
             "io.isola.vm.monitor": "qemu",
         });
         // The guest's kernel mounts its own cgroups.
-        c["mounts"].as_array_mut().unwrap().retain(|m| m["type"] != "cgroup");
+        c["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|m| m["type"] != "cgroup");
     };
     let script = "echo in $(uname -r) as $(hostname) with $(grep -c ' /dev/mqueue mqueue' /proc/mounts) mqueue; \
                   trap 'echo TERM; exit 9' TERM; while :; do sleep 1; done";
@@ -517,8 +598,15 @@ fn the_vm_annotation_runs_the_same_bundle_in_a_microvm() {
         .stderr(fs::File::create(b.join("stderr")).unwrap())
         .status()
         .unwrap();
-    assert!(status.success(), "{}", fs::read_to_string(b.join("stderr")).unwrap());
-    let pid: i32 = fs::read_to_string(b.join("vm.pid")).unwrap().parse().unwrap();
+    assert!(
+        status.success(),
+        "{}",
+        fs::read_to_string(b.join("stderr")).unwrap()
+    );
+    let pid: i32 = fs::read_to_string(b.join("vm.pid"))
+        .unwrap()
+        .parse()
+        .unwrap();
     assert_eq!(rt.state("vm")["status"], "created");
     assert!(
         fs::read_to_string(format!("/proc/{pid}/cgroup"))
@@ -529,7 +617,10 @@ fn the_vm_annotation_runs_the_same_bundle_in_a_microvm() {
     rt.ok(&["start", "vm"]);
     assert_eq!(rt.state("vm")["status"], "running");
     let pids: Vec<i32> = serde_json::from_str(&rt.ok(&["ps", "--format", "json", "vm"])).unwrap();
-    assert!(pids.contains(&pid) && pids.len() >= 2, "the keeper and QEMU: {pids:?}");
+    assert!(
+        pids.contains(&pid) && pids.len() >= 2,
+        "the keeper and QEMU: {pids:?}"
+    );
     rt.ok(&["pause", "vm"]);
     assert_eq!(rt.state("vm")["status"], "paused");
     rt.ok(&["resume", "vm"]);
@@ -537,12 +628,23 @@ fn the_vm_annotation_runs_the_same_bundle_in_a_microvm() {
     assert!(err.contains("microVM"), "{err}");
     // The guest's workload must be up to have its trap set.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !fs::read_to_string(b.join("stdout")).unwrap().contains("mqueue") {
-        assert!(std::time::Instant::now() < deadline, "the guest never said it was up");
+    while !fs::read_to_string(b.join("stdout"))
+        .unwrap()
+        .contains("mqueue")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the guest never said it was up"
+        );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     rt.ok(&["kill", "vm", "TERM"]);
-    assert_eq!(reap(pid), 9, "the guest's exit code: {}", fs::read_to_string(b.join("stderr")).unwrap());
+    assert_eq!(
+        reap(pid),
+        9,
+        "the guest's exit code: {}",
+        fs::read_to_string(b.join("stderr")).unwrap()
+    );
     let out = fs::read_to_string(b.join("stdout")).unwrap();
     assert!(
         out.starts_with("in ") && out.ends_with("as guest with 1 mqueue\nTERM\n"),
@@ -567,11 +669,20 @@ fn a_user_namespace_maps_the_containers_root_to_an_unprivileged_host_uid() {
     let Some(rt) = runtime() else { return };
     let b = rt.bundle(
         "userns",
-        &["sh", "-c", "id -u; id -g; cat /proc/self/uid_map; echo made > /tmp/by-root; ls /dev/null"],
+        &[
+            "sh",
+            "-c",
+            "id -u; id -g; cat /proc/self/uid_map; echo made > /tmp/by-root; ls /dev/null",
+        ],
         |c| {
-            c["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "user"}));
-            c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-            c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+            c["linux"]["namespaces"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"type": "user"}));
+            c["linux"]["uidMappings"] =
+                json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+            c["linux"]["gidMappings"] =
+                json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
         },
     );
     // The rootfs belongs to the mapped root, as a user-namespaced
@@ -587,28 +698,47 @@ fn a_user_namespace_maps_the_containers_root_to_an_unprivileged_host_uid() {
     chown_tree(&b.join("rootfs"));
     let pid = rt.create("userns", &b);
     rt.ok(&["start", "userns"]);
-    assert_eq!(reap(pid), 0, "{}", fs::read_to_string(b.join("stderr")).unwrap());
+    assert_eq!(
+        reap(pid),
+        0,
+        "{}",
+        fs::read_to_string(b.join("stderr")).unwrap()
+    );
     let out = fs::read_to_string(b.join("stdout")).unwrap();
-    let lines: Vec<Vec<&str>> = out.lines().map(|l| l.split_whitespace().collect()).collect();
+    let lines: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
     assert_eq!(lines[0], ["0"], "{out}");
     assert_eq!(lines[1], ["0"], "{out}");
     assert_eq!(lines[2], ["0", "100000", "65536"], "{out}");
     assert_eq!(lines[3], ["/dev/null"], "{out}");
     use std::os::unix::fs::MetadataExt;
     let made = fs::metadata(b.join("rootfs/tmp/by-root")).unwrap();
-    assert_eq!((made.uid(), made.gid()), (100000, 100000), "root inside is 100000 outside");
+    assert_eq!(
+        (made.uid(), made.gid()),
+        (100000, 100000),
+        "root inside is 100000 outside"
+    );
     rt.ok(&["delete", "userns"]);
 
     // A process exec'd into it joins its user namespace too.
     fs::write(b.join("config.json"), {
-        let mut c: Value = serde_json::from_slice(&fs::read(b.join("config.json")).unwrap()).unwrap();
+        let mut c: Value =
+            serde_json::from_slice(&fs::read(b.join("config.json")).unwrap()).unwrap();
         c["process"]["args"] = json!(["sleep", "1000"]);
         c.to_string()
     })
     .unwrap();
     let pid = rt.create("userns2", &b);
     rt.ok(&["start", "userns2"]);
-    let out = rt.ok(&["exec", "userns2", "sh", "-c", "id -u; cat /proc/self/uid_map"]);
+    let out = rt.ok(&[
+        "exec",
+        "userns2",
+        "sh",
+        "-c",
+        "id -u; cat /proc/self/uid_map",
+    ]);
     let words: Vec<&str> = out.split_whitespace().collect();
     assert_eq!(words, ["0", "0", "100000", "65536"], "{out}");
     rt.ok(&["kill", "userns2", "KILL"]);
@@ -616,7 +746,10 @@ fn a_user_namespace_maps_the_containers_root_to_an_unprivileged_host_uid() {
     rt.ok(&["delete", "userns2"]);
 
     let unmapped = rt.bundle("unmapped", &["true"], |c| {
-        c["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "user"}));
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
     });
     let (_, err) = rt.fail(&["create", "--bundle", unmapped.to_str().unwrap(), "unmapped"]);
     assert!(err.contains("uidMappings"), "{err}");

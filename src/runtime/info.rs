@@ -68,11 +68,7 @@ pub fn spec(bundle: &Path, rootless: bool) -> Result<()> {
 }
 
 pub fn default_spec() -> serde_json::Value {
-    let caps = [
-        "CAP_AUDIT_WRITE",
-        "CAP_KILL",
-        "CAP_NET_BIND_SERVICE",
-    ];
+    let caps = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"];
     serde_json::json!({
         "ociVersion": "1.0.2",
         "process": {

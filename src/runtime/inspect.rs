@@ -38,7 +38,11 @@ pub fn ps(root: &Path, args: &PsArgs) -> Result<()> {
         .output()
         .context("running ps")?;
     if !out.status.success() {
-        bail!("ps {}: {}", ps_args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "ps {}: {}",
+            ps_args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     let text = String::from_utf8_lossy(&out.stdout);
     let mut lines = text.lines();
@@ -133,7 +137,10 @@ pub fn pause(root: &Path, id: &str, pause: bool) -> Result<()> {
 pub fn update(root: &Path, args: &UpdateArgs) -> Result<()> {
     let found = containers::find(root, &args.id)?;
     if found.status == Status::Stopped {
-        bail!("container {} is stopped: there is nothing to update", args.id);
+        bail!(
+            "container {} is stopped: there is nothing to update",
+            args.id
+        );
     }
     let mut resources: oci_spec::runtime::LinuxResources = match &args.resources {
         Some(p) => {
@@ -149,7 +156,7 @@ pub fn update(root: &Path, args: &UpdateArgs) -> Result<()> {
         None => Default::default(),
     };
     if args.memory.is_some() {
-        let mut mem = resources.memory().clone().unwrap_or_default();
+        let mut mem = resources.memory().unwrap_or_default();
         mem.set_limit(args.memory);
         resources.set_memory(Some(mem));
     }

@@ -72,12 +72,13 @@ fn create_in(dir: &Path, args: &CreateArgs) -> Result<i32> {
         cgroup: created.cgroup,
         cgroup_parents_made: created.cgroup_parents_made,
     };
-    let saved = record.save(dir).map_err(anyhow::Error::from).and_then(|()| {
-        match &args.pid_file {
+    let saved = record
+        .save(dir)
+        .map_err(anyhow::Error::from)
+        .and_then(|()| match &args.pid_file {
             Some(p) => containers::write_pid_file(p, created.pid),
             None => Ok(()),
-        }
-    });
+        });
     if let Err(e) = saved {
         let _ = runtime.kill(&record, nix::libc::SIGKILL, true);
         let _ = runtime.delete(&record);
@@ -104,7 +105,14 @@ pub fn run(root: &Path, args: &RunArgs, log: &Log) -> Result<i32> {
     let pid = create(root, &args.create)?;
     let id = &args.create.id;
     if let Err(e) = start(root, id) {
-        let _ = delete(root, &DeleteArgs { force: true, id: id.clone() }, log);
+        let _ = delete(
+            root,
+            &DeleteArgs {
+                force: true,
+                id: id.clone(),
+            },
+            log,
+        );
         return Err(e);
     }
     if args.detach {
@@ -118,7 +126,14 @@ pub fn run(root: &Path, args: &RunArgs, log: &Log) -> Result<i32> {
         _ => 1,
     };
     if !args.keep {
-        delete(root, &DeleteArgs { force: true, id: id.clone() }, log)?;
+        delete(
+            root,
+            &DeleteArgs {
+                force: true,
+                id: id.clone(),
+            },
+            log,
+        )?;
     }
     Ok(code)
 }

@@ -20,10 +20,7 @@ impl Log {
     pub fn open(path: Option<&Path>, format: LogFormat, debug: bool) -> std::io::Result<Log> {
         let file = match path {
             Some(p) => Some(Mutex::new(
-                OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(p)?,
+                OpenOptions::new().create(true).append(true).open(p)?,
             )),
             None => None,
         };
@@ -96,6 +93,9 @@ mod tests {
             "{\"level\":\"error\",\"msg\":\"container \\\"a\\\" exists\",\"time\":\"2027-01-15T08:00:00Z\"}\n"
         );
         let text = format_line(LogFormat::Text, "debug", "hi", at);
-        assert_eq!(text, "time=\"2027-01-15T08:00:00Z\" level=debug msg=\"hi\"\n");
+        assert_eq!(
+            text,
+            "time=\"2027-01-15T08:00:00Z\" level=debug msg=\"hi\"\n"
+        );
     }
 }

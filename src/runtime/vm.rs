@@ -15,7 +15,9 @@ use isola_core::backend::{IdleWork, RunContext};
 use isola_core::explain::Explain;
 use isola_core::oci::hooks::{self, Point};
 use isola_core::oci::runtime::{Created, StatsJson};
-use isola_core::oci::{gate, Bundle, BundleRuntime, CreateOptions, Record, RuntimeError, State, Status};
+use isola_core::oci::{
+    gate, Bundle, BundleRuntime, CreateOptions, Record, RuntimeError, State, Status,
+};
 use isola_core::spec::{Limits, RunSpec, User};
 use nix::sys::signal::Signal;
 use nix::unistd::ForkResult;
@@ -60,17 +62,29 @@ impl VmRuntime {
             .map_err(|e| RuntimeError::step("finding the microVM's cgroup", e))
     }
 
-    fn options(&self, bundle: &Bundle, state_dir: &Path) -> Result<backends::Options, RuntimeError> {
+    fn options(
+        &self,
+        bundle: &Bundle,
+        state_dir: &Path,
+    ) -> Result<backends::Options, RuntimeError> {
         let kernel = match bundle.annotation(KERNEL_ANNOTATION) {
             Some(k) => PathBuf::from(k),
-            None => backends::vm::kernel::find(&self.isola_root, None)
-                .map_err(|e| RuntimeError::Unsupported(format!("{e}; or name one with the annotation {KERNEL_ANNOTATION}")))?,
+            None => backends::vm::kernel::find(&self.isola_root, None).map_err(|e| {
+                RuntimeError::Unsupported(format!(
+                    "{e}; or name one with the annotation {KERNEL_ANNOTATION}"
+                ))
+            })?,
         };
         Ok(backends::Options {
             // The guest's root filesystem archive is built per container,
             // in its own state directory, and goes with it.
             state_dir: state_dir.to_path_buf(),
-            vmm: Some(bundle.annotation(MONITOR_ANNOTATION).unwrap_or("auto").to_string()),
+            vmm: Some(
+                bundle
+                    .annotation(MONITOR_ANNOTATION)
+                    .unwrap_or("auto")
+                    .to_string(),
+            ),
             kernel: Some(kernel),
         })
     }
@@ -86,7 +100,10 @@ fn run_spec(bundle: &Bundle, id: &str) -> Result<RunSpec, RuntimeError> {
         .ok_or_else(|| unsupported("process", "it is missing"))?;
     let linux = spec.linux().clone().unwrap_or_default();
     if process.terminal().unwrap_or(false) {
-        return Err(unsupported("process.terminal", "a terminal is not supported yet"));
+        return Err(unsupported(
+            "process.terminal",
+            "a terminal is not supported yet",
+        ));
     }
     for (set, field) in [
         (linux.seccomp().is_some(), "linux.seccomp"),
@@ -94,9 +111,18 @@ fn run_spec(bundle: &Bundle, id: &str) -> Result<RunSpec, RuntimeError> {
             linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty()),
             "linux.uidMappings",
         ),
-        (linux.devices().as_ref().is_some_and(|d| !d.is_empty()), "linux.devices"),
-        (linux.sysctl().as_ref().is_some_and(|d| !d.is_empty()), "linux.sysctl"),
-        (process.apparmor_profile().is_some(), "process.apparmorProfile"),
+        (
+            linux.devices().as_ref().is_some_and(|d| !d.is_empty()),
+            "linux.devices",
+        ),
+        (
+            linux.sysctl().as_ref().is_some_and(|d| !d.is_empty()),
+            "linux.sysctl",
+        ),
+        (
+            process.apparmor_profile().is_some(),
+            "process.apparmorProfile",
+        ),
         (process.selinux_label().is_some(), "process.selinuxLabel"),
     ] {
         if set {
@@ -164,7 +190,11 @@ fn run_spec(bundle: &Bundle, id: &str) -> Result<RunSpec, RuntimeError> {
         groups: user.additional_gids().clone().unwrap_or_default(),
     };
     rs.hostname = spec.hostname().clone().unwrap_or_else(|| id.to_string());
-    rs.read_only = spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false);
+    rs.read_only = spec
+        .root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false);
     rs.limits = limits(bundle)?;
     rs.validate()
         .map_err(|e| RuntimeError::Unsupported(e.to_string()))?;
@@ -186,7 +216,11 @@ fn limits(bundle: &Bundle) -> Result<Limits, RuntimeError> {
                 "the annotation {MEMORY_ANNOTATION}={text:?} is not a size: give bytes, or a number with k, m or g"
             ))
         })?);
-    } else if let Some(m) = resources.as_ref().and_then(|r| r.memory().as_ref()).and_then(|m| m.limit()) {
+    } else if let Some(m) = resources
+        .as_ref()
+        .and_then(|r| r.memory().as_ref())
+        .and_then(|m| m.limit())
+    {
         if m > 0 {
             limits.memory = Some(m as u64);
         }
@@ -204,11 +238,14 @@ fn limits(bundle: &Bundle) -> Result<Limits, RuntimeError> {
 fn parse_size(text: &str) -> Option<u64> {
     let t = text.trim().to_ascii_lowercase();
     let (num, shift) = match t.strip_suffix(['k', 'm', 'g']) {
-        Some(n) => (n, match t.as_bytes()[t.len() - 1] {
-            b'k' => 10,
-            b'm' => 20,
-            _ => 30,
-        }),
+        Some(n) => (
+            n,
+            match t.as_bytes()[t.len() - 1] {
+                b'k' => 10,
+                b'm' => 20,
+                _ => 30,
+            },
+        ),
         None => (t.as_str(), 0),
     };
     num.parse::<u64>().ok()?.checked_mul(1 << shift)
@@ -221,7 +258,11 @@ impl BundleRuntime for VmRuntime {
 
     fn check(&self, bundle: &Bundle) -> Result<(), RuntimeError> {
         run_spec(bundle, "check")?;
-        let resources = bundle.config.linux().as_ref().and_then(|l| l.resources().as_ref());
+        let resources = bundle
+            .config
+            .linux()
+            .as_ref()
+            .and_then(|l| l.resources().as_ref());
         Cgroup::check(resources).map_err(|e| RuntimeError::Unsupported(e.to_string()))
     }
 
@@ -248,7 +289,14 @@ impl BundleRuntime for VmRuntime {
             }
             Ok(ForkResult::Child) => {
                 drop(ready_r);
-                let code = keeper(backend.as_ref(), &spec, opts.state_dir, &group, &start, ready_w);
+                let code = keeper(
+                    backend.as_ref(),
+                    &spec,
+                    opts.state_dir,
+                    &group,
+                    &start,
+                    ready_w,
+                );
                 // SAFETY: ends the keeper without running the runtime's exit path.
                 unsafe { nix::libc::_exit(code) }
             }
@@ -272,7 +320,11 @@ impl BundleRuntime for VmRuntime {
             })));
         }
         let state = State::of_bundle(bundle, opts.id, pid.as_raw(), Status::Creating).for_hooks();
-        for point in [Point::Prestart, Point::CreateRuntime, Point::CreateContainer] {
+        for point in [
+            Point::Prestart,
+            Point::CreateRuntime,
+            Point::CreateContainer,
+        ] {
             hooks::run(point, &hooks::at(&bundle.config, point), &state, None).map_err(fail)?;
         }
         Ok(Created {
@@ -289,7 +341,12 @@ impl BundleRuntime for VmRuntime {
             .and_then(|b| isola_core::oci::bundle::parse_config(&b).ok());
         if let Some(config) = config {
             let state = rec.state(Status::Running).for_hooks();
-            hooks::run(Point::Poststart, &hooks::at(&config, Point::Poststart), &state, None)?;
+            hooks::run(
+                Point::Poststart,
+                &hooks::at(&config, Point::Poststart),
+                &state,
+                None,
+            )?;
         }
         Ok(())
     }
@@ -305,7 +362,10 @@ impl BundleRuntime for VmRuntime {
                 .map_err(|e| RuntimeError::step("signalling the microVM", e));
         }
         if !rec.alive() {
-            return Err(RuntimeError::State(format!("container {} is not running", rec.id)));
+            return Err(RuntimeError::State(format!(
+                "container {} is not running",
+                rec.id
+            )));
         }
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(rec.pid), sig)
             .map_err(|e| RuntimeError::step(format!("sending {sig} to the microVM"), e))
@@ -407,7 +467,10 @@ fn keeper(
     }
     let _ = start.as_fd();
     if let Err(e) = sandbox.start() {
-        eprintln!("isola-runtime: starting the microVM's process: {}", chain(&e));
+        eprintln!(
+            "isola-runtime: starting the microVM's process: {}",
+            chain(&e)
+        );
         return 1;
     }
     let outcome = sandbox.wait();

@@ -57,9 +57,8 @@ pub fn exec(
     let bounding = CapSet::bounding();
     let joined = super::in_the_container(rec.pid);
     let child = || {
-        let result = enter(init.as_fd(), joined, &tasks).and_then(|()| {
-            process::become_it(&p, &theirs, bounding, opts.preserve_fds, false)
-        });
+        let result = enter(init.as_fd(), joined, &tasks)
+            .and_then(|()| process::become_it(&p, &theirs, bounding, opts.preserve_fds, false));
         if let Err(fail) = result {
             let _ = theirs.report(&Report::SetupFailed(fail), &[]);
             return 1;
@@ -101,10 +100,10 @@ fn setns(ns: BorrowedFd, flags: CloneFlags) -> nix::Result<()> {
 /// In the new process: the container's namespaces and cgroup.
 fn enter(init: BorrowedFd, joined: CloneFlags, tasks: &[std::fs::File]) -> Result<(), Fail> {
     if !tasks.is_empty() {
-        crate::cgroup::move_self(tasks).map_err(|e| Fail::sys("joining the container's cgroup", e))?;
+        crate::cgroup::move_self(tasks)
+            .map_err(|e| Fail::sys("joining the container's cgroup", e))?;
     }
-    setns(init, joined)
-        .map_err(|e| Fail::sys("entering the container's namespaces", e))
+    setns(init, joined).map_err(|e| Fail::sys("entering the container's namespaces", e))
 }
 
 /// Exec, or say why not on the channel (whose end closes at a

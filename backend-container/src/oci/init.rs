@@ -19,8 +19,8 @@ use super::plan::{Plan, DEFAULT_DEVICES};
 use super::process;
 use crate::fail::Fail;
 use crate::message::{Channel, Report};
-use crate::security::caps::CapSet;
 use crate::mounts;
+use crate::security::caps::CapSet;
 
 /// How the container sees its cgroups at a `cgroup` mount.
 pub enum CgroupView {
@@ -92,9 +92,13 @@ fn setup(cfg: &InitConfig) -> Result<(), Fail> {
             }
         };
         // SAFETY: plain integer arguments; raw syscalls change this thread only.
-        root("setresgid", unsafe { libc::syscall(libc::SYS_setresgid, 0, 0, 0) })?;
+        root("setresgid", unsafe {
+            libc::syscall(libc::SYS_setresgid, 0, 0, 0)
+        })?;
         // SAFETY: as above.
-        root("setresuid", unsafe { libc::syscall(libc::SYS_setresuid, 0, 0, 0) })?;
+        root("setresuid", unsafe {
+            libc::syscall(libc::SYS_setresuid, 0, 0, 0)
+        })?;
         // SAFETY: an empty list.
         root("setgroups", unsafe {
             libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<libc::gid_t>())
@@ -169,7 +173,13 @@ fn setup(cfg: &InitConfig) -> Result<(), Fail> {
             return Err(Fail::sys("making a session keyring", Errno::last()));
         }
     }
-    process::become_it(&plan.process, cfg.channel, cfg.bounding, cfg.preserve_fds, true)
+    process::become_it(
+        &plan.process,
+        cfg.channel,
+        cfg.bounding,
+        cfg.preserve_fds,
+        true,
+    )
 }
 
 fn m(
@@ -251,10 +261,7 @@ fn mount_one(rootfs: &Path, mt: &super::plan::Mount, view: &CgroupView) -> Resul
         cgroup_mount(&dest, o.flags, view)?;
     } else {
         mkdir_p(&dest)?;
-        let source = mt
-            .source
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(&mt.typ));
+        let source = mt.source.clone().unwrap_or_else(|| PathBuf::from(&mt.typ));
         let data = (!o.data.is_empty()).then_some(o.data.as_str());
         let typ = (!mt.typ.is_empty()).then_some(mt.typ.as_str());
         m(Some(&source), &dest, typ, o.flags, data)?;
@@ -326,14 +333,25 @@ fn make_dev(rootfs: &Path, plan: &Plan, userns: bool) -> Result<(), Fail> {
             if userns {
                 bind_node(rootfs, path)?;
             } else {
-                node(rootfs, path, nix::sys::stat::SFlag::S_IFCHR, *major, *minor, 0o666, 0, 0)?;
+                node(
+                    rootfs,
+                    path,
+                    nix::sys::stat::SFlag::S_IFCHR,
+                    *major,
+                    *minor,
+                    0o666,
+                    0,
+                    0,
+                )?;
             }
         }
         for d in &plan.devices {
             if userns {
                 bind_node(rootfs, &d.path)?;
             } else {
-                node(rootfs, &d.path, d.kind, d.major, d.minor, d.mode, d.uid, d.gid)?;
+                node(
+                    rootfs, &d.path, d.kind, d.major, d.minor, d.mode, d.uid, d.gid,
+                )?;
             }
         }
         Ok::<(), Fail>(())

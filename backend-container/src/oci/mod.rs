@@ -14,10 +14,10 @@ use std::ffi::CString;
 use std::os::fd::AsFd;
 use std::path::Path;
 
-use isola_core::oci::record::START_FIFO;
-use isola_core::oci::runtime::{Created, StatsJson};
 use isola_core::oci::gate;
 use isola_core::oci::hooks::{self, Point};
+use isola_core::oci::record::START_FIFO;
+use isola_core::oci::runtime::{Created, StatsJson};
 use isola_core::oci::{Bundle, BundleRuntime, CreateOptions, Record, RuntimeError, State, Status};
 use nix::sys::signal::Signal;
 
@@ -125,7 +125,12 @@ impl BundleRuntime for ContainerRuntime {
         }
         gate::release(state_dir, &rec.id)?;
         let state = rec.state(Status::Running).for_hooks();
-        hooks::run(Point::Poststart, &hooks::at(&config, Point::Poststart), &state, None)
+        hooks::run(
+            Point::Poststart,
+            &hooks::at(&config, Point::Poststart),
+            &state,
+            None,
+        )
     }
 
     fn kill(&self, rec: &Record, signal: i32, all: bool) -> Result<(), RuntimeError> {
@@ -253,9 +258,13 @@ fn create_in(
         no_pivot: opts.no_pivot,
         keyring,
         userns: plan.id_maps.is_some(),
-        hooks_pause: [Point::Prestart, Point::CreateRuntime, Point::CreateContainer]
-            .iter()
-            .any(|p| !hooks::at(&bundle.config, *p).is_empty()),
+        hooks_pause: [
+            Point::Prestart,
+            Point::CreateRuntime,
+            Point::CreateContainer,
+        ]
+        .iter()
+        .any(|p| !hooks::at(&bundle.config, *p).is_empty()),
     };
     // SAFETY: isola-runtime is single-threaded.
     let spawned = unsafe {
@@ -279,7 +288,10 @@ fn create_in(
         for (file, map) in [("uid_map", uid_map), ("gid_map", gid_map)] {
             std::fs::write(proc.join(file), map).map_err(|e| {
                 fail(RuntimeError::step(
-                    format!("writing the user namespace's {file} ({})", map.trim().replace('\n', ", ")),
+                    format!(
+                        "writing the user namespace's {file} ({})",
+                        map.trim().replace('\n', ", ")
+                    ),
                     e,
                 ))
             })?;
@@ -307,8 +319,9 @@ fn create_in(
             }
             Ok(Some((Report::Ready, _))) => break,
             Ok(Some((Report::Mounted, _))) => {
-                let state = State::of_bundle(bundle, opts.id, spawned.pid.as_raw(), Status::Creating)
-                    .for_hooks();
+                let state =
+                    State::of_bundle(bundle, opts.id, spawned.pid.as_raw(), Status::Creating)
+                        .for_hooks();
                 let ran = (|| {
                     for point in [Point::Prestart, Point::CreateRuntime] {
                         hooks::run(point, &hooks::at(&bundle.config, point), &state, None)?;
@@ -317,7 +330,10 @@ fn create_in(
                         Point::CreateContainer,
                         &hooks::at(&bundle.config, Point::CreateContainer),
                         &state,
-                        Some((spawned.pidfd.as_fd(), in_the_container(spawned.pid.as_raw()))),
+                        Some((
+                            spawned.pidfd.as_fd(),
+                            in_the_container(spawned.pid.as_raw()),
+                        )),
                     )
                 })();
                 ran.map_err(fail)?;

@@ -136,9 +136,9 @@ mod tests {
     fn a_read_only_rbind_with_propagation() {
         let o = opts(&["rbind", "ro", "rprivate", "nosuid"]);
         assert!(o.bind);
-        assert!(o
-            .flags
-            .contains(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID));
+        assert!(o.flags.contains(
+            MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID
+        ));
         assert_eq!(o.propagation, vec![MsFlags::MS_PRIVATE | MsFlags::MS_REC]);
         assert!(o.data.is_empty());
     }

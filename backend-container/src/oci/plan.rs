@@ -108,9 +108,7 @@ pub fn plan(bundle: &Bundle) -> Result<Plan, RuntimeError> {
     let linux = spec.linux().clone().unwrap_or_default();
     let mut process = process_plan(process)?;
     process.seccomp = seccomp(spec)?;
-    for (set, field) in [
-        (linux.mount_label().is_some(), "linux.mountLabel"),
-    ] {
+    for (set, field) in [(linux.mount_label().is_some(), "linux.mountLabel")] {
         if set {
             return Err(unsupported(
                 field,
@@ -169,7 +167,10 @@ pub fn plan(bundle: &Bundle) -> Result<Plan, RuntimeError> {
         }
         let destination = m.destination().to_string_lossy().into_owned();
         if destination.contains('\0') {
-            return Err(unsupported(&format!("{field}.destination"), "it holds a NUL byte"));
+            return Err(unsupported(
+                &format!("{field}.destination"),
+                "it holds a NUL byte",
+            ));
         }
         let mut options = options;
         if bind {
@@ -320,7 +321,10 @@ pub fn process_plan(process: &Process) -> Result<ProcessPlan, RuntimeError> {
         return Err(unsupported("process.cwd", "it must be an absolute path"));
     }
     for (set, field) in [
-        (process.apparmor_profile().is_some(), "process.apparmorProfile"),
+        (
+            process.apparmor_profile().is_some(),
+            "process.apparmorProfile",
+        ),
         (process.selinux_label().is_some(), "process.selinuxLabel"),
     ] {
         if set {
@@ -333,7 +337,10 @@ pub fn process_plan(process: &Process) -> Result<ProcessPlan, RuntimeError> {
     for (set, field) in [
         (process.io_priority().is_some(), "process.ioPriority"),
         (process.scheduler().is_some(), "process.scheduler"),
-        (process.exec_cpu_affinity().is_some(), "process.execCPUAffinity"),
+        (
+            process.exec_cpu_affinity().is_some(),
+            "process.execCPUAffinity",
+        ),
     ] {
         if set {
             return Err(unsupported(field, "isola-runtime does not do it yet"));
@@ -400,7 +407,10 @@ fn refuse_foreign(spec: &Spec) -> Result<(), RuntimeError> {
         (spec.zos().is_some(), "zos"),
     ] {
         if set {
-            return Err(unsupported(field, "it is for another kind of runtime than Linux containers"));
+            return Err(unsupported(
+                field,
+                "it is for another kind of runtime than Linux containers",
+            ));
         }
     }
     Ok(())
@@ -483,7 +493,10 @@ fn namespaces(linux: &oci_spec::runtime::Linux) -> Result<Namespaces, RuntimeErr
             }
             (LinuxNamespaceType::User, None) => new |= flag,
             (LinuxNamespaceType::Time, _) => {
-                return Err(unsupported(&field, "isola-runtime makes no time namespaces"))
+                return Err(unsupported(
+                    &field,
+                    "isola-runtime makes no time namespaces",
+                ))
             }
             (LinuxNamespaceType::Mount, Some(_)) => {
                 return Err(unsupported(

@@ -67,8 +67,9 @@ pub fn become_it(
 
 fn install(p: &ProcessPlan) -> Result<(), Fail> {
     match &p.seccomp {
-        Some(f) => seccomp::install_with_flags(&f.program, f.flags)
-            .map_err(|e| Fail::msg(e.to_string())),
+        Some(f) => {
+            seccomp::install_with_flags(&f.program, f.flags).map_err(|e| Fail::msg(e.to_string()))
+        }
         None => Ok(()),
     }
 }

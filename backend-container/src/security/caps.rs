@@ -321,7 +321,8 @@ pub fn apply_sets(
         }
         let raise = libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong;
         // SAFETY: PR_CAP_AMBIENT takes integer arguments.
-        let rc = unsafe { libc::prctl(libc::PR_CAP_AMBIENT, raise, libc::c_ulong::from(cap), 0, 0) };
+        let rc =
+            unsafe { libc::prctl(libc::PR_CAP_AMBIENT, raise, libc::c_ulong::from(cap), 0, 0) };
         check(rc.into()).map_err(|errno| SecurityError::Prctl {
             what: "PR_CAP_AMBIENT_RAISE",
             errno,

@@ -136,7 +136,7 @@ pub fn parse_config(bytes: &[u8]) -> Result<Spec, BundleError> {
     let spec: Spec = serde_ignored::deserialize(&mut de, |path| {
         unknown.push(path.to_string().replace(".?", ""))
     })
-        .map_err(|e| BundleError::Invalid(e.to_string()))?;
+    .map_err(|e| BundleError::Invalid(e.to_string()))?;
     de.end().map_err(|e| BundleError::Invalid(e.to_string()))?;
     if let Some(field) = unknown.into_iter().next() {
         return Err(BundleError::UnknownField(field));

@@ -66,7 +66,12 @@ pub fn run(
     enter: Option<(BorrowedFd, CloneFlags)>,
 ) -> Result<(), RuntimeError> {
     for (i, hook) in hooks.iter().enumerate() {
-        let what = format!("the {} hook {} ({})", point.name(), i, hook.path().display());
+        let what = format!(
+            "the {} hook {} ({})",
+            point.name(),
+            i,
+            hook.path().display()
+        );
         let mut cmd = Command::new(hook.path());
         if let Some(args) = hook.args() {
             if let Some((arg0, rest)) = args.split_first() {
@@ -159,8 +164,17 @@ mod tests {
     fn a_hook_reads_the_state_and_its_env_only() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("out");
-        let script = format!("cat > {0}; echo \" $WHO ${{HOME:-nohome}}\" >> {0}", out.display());
-        run(Point::Poststop, &[hook(&script, None)], "{\"id\":\"c\"}", None).unwrap();
+        let script = format!(
+            "cat > {0}; echo \" $WHO ${{HOME:-nohome}}\" >> {0}",
+            out.display()
+        );
+        run(
+            Point::Poststop,
+            &[hook(&script, None)],
+            "{\"id\":\"c\"}",
+            None,
+        )
+        .unwrap();
         assert_eq!(
             std::fs::read_to_string(&out).unwrap(),
             "{\"id\":\"c\"} hook nohome\n"
@@ -169,10 +183,18 @@ mod tests {
 
     #[test]
     fn a_failing_or_slow_hook_is_named() {
-        let err = run(Point::CreateRuntime, &[hook("echo no; exit 3", None)], "{}", None)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("createRuntime hook 0") && err.contains("no"), "{err}");
+        let err = run(
+            Point::CreateRuntime,
+            &[hook("echo no; exit 3", None)],
+            "{}",
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("createRuntime hook 0") && err.contains("no"),
+            "{err}"
+        );
         let err = run(Point::Prestart, &[hook("sleep 5", Some(1))], "{}", None)
             .unwrap_err()
             .to_string();

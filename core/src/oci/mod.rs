@@ -24,7 +24,12 @@ pub const DEFAULT_CGROUP_PARENT: &str = "/isola-runtime";
 
 /// config.json's `linux.cgroupsPath`, else isola's default for `id`.
 pub fn cgroup_path(bundle: &Bundle, id: &str) -> String {
-    match bundle.config.linux().as_ref().and_then(|l| l.cgroups_path().as_ref()) {
+    match bundle
+        .config
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().as_ref())
+    {
         Some(p) if !p.as_os_str().is_empty() => p.to_string_lossy().into_owned(),
         _ => format!("{DEFAULT_CGROUP_PARENT}/{id}"),
     }

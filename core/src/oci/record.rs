@@ -142,7 +142,11 @@ impl Record {
         State {
             oci_version: self.oci_version.clone(),
             id: self.id.clone(),
-            pid: if status == Status::Stopped { 0 } else { self.pid },
+            pid: if status == Status::Stopped {
+                0
+            } else {
+                self.pid
+            },
             status,
             bundle: self.bundle.display().to_string(),
             rootfs: self.rootfs.display().to_string(),

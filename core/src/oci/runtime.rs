@@ -166,7 +166,10 @@ pub fn send_console(path: &Path, master: &OwnedFd) -> Result<(), RuntimeError> {
     use std::os::fd::AsRawFd;
     let fail = |e: nix::errno::Errno| {
         RuntimeError::step(
-            format!("sending the terminal to the console socket {}", path.display()),
+            format!(
+                "sending the terminal to the console socket {}",
+                path.display()
+            ),
             e,
         )
     };

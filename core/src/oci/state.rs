@@ -114,7 +114,16 @@ mod tests {
             .collect();
         assert_eq!(
             keys,
-            ["ociVersion", "id", "pid", "status", "bundle", "rootfs", "created", "owner"]
+            [
+                "ociVersion",
+                "id",
+                "pid",
+                "status",
+                "bundle",
+                "rootfs",
+                "created",
+                "owner"
+            ]
         );
         assert!(json.contains("\"status\": \"created\""));
         assert!(s.for_hooks().contains("\"pid\":42"));

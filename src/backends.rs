@@ -104,7 +104,7 @@ pub fn sweep_dead_builds(root: &isola_core::Root) -> Result<()> {
 /// linux.cgroupsPath): the container backend's, which the VM runtime's
 /// keeper uses too. (isola-runtime's only, like [`container_runtime`].)
 #[allow(unused_imports)]
-pub use isola_container::cgroup::oci::OciCgroup as Cgroup;
+pub use isola_container::{cgroup::oci::OciCgroup as Cgroup, oci::cgroup_of};
 
 /// The container backend's OCI runtime, for isola-runtime (whose VM
 /// runtime is its own, on [`build`]'s `vm` backend).

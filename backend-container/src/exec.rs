@@ -12,6 +12,21 @@ use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow};
 
 use crate::fail::Fail;
 
+/// Exec the workload, or report why not on `channel` (whose end closes
+/// at a successful exec, which is how the other side knows); the exit
+/// code shells use when it could not.
+pub fn exec_or_report(args: &[CString], env: &[CString], channel: &crate::message::Channel) -> i32 {
+    let failure = exec(args, env);
+    let _ = channel.report(
+        &crate::message::Report::ExecFailed {
+            code: failure.code,
+            message: failure.message,
+        },
+        &[],
+    );
+    failure.code
+}
+
 /// Why exec failed, as the exit code and message the user gets.
 pub struct ExecFailure {
     pub code: i32,

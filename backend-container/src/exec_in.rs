@@ -274,15 +274,7 @@ fn process_main(plan: &Plan, channel: &Channel) -> i32 {
         let _ = channel.report(&Report::SetupFailed(fail), &[]);
         return 1;
     }
-    let failure = exec::exec(&plan.args, &plan.env);
-    let _ = channel.report(
-        &Report::ExecFailed {
-            code: failure.code,
-            message: failure.message,
-        },
-        &[],
-    );
-    failure.code
+    exec::exec_or_report(&plan.args, &plan.env, channel)
 }
 
 /// The cgroup, then the cgroup namespace, stdin, the working directory,

@@ -63,22 +63,20 @@ const DEVICES: &[(&str, u32, u32)] = &[
     ("tty", 5, 0),
 ];
 
-fn m(
-    source: Option<&str>,
+/// mount(2), its failure naming the filesystem (or source) and target.
+pub(crate) fn m(
+    source: Option<&Path>,
     target: &Path,
     fstype: Option<&str>,
     flags: MsFlags,
     data: Option<&str>,
 ) -> Result<(), Fail> {
     mount(source, target, fstype, flags, data).map_err(|e| {
-        Fail::sys(
-            format!(
-                "mounting {} on {}",
-                fstype.or(source).unwrap_or("?"),
-                target.display()
-            ),
-            e,
-        )
+        let what = fstype
+            .map(str::to_string)
+            .or(source.map(|s| s.display().to_string()))
+            .unwrap_or_else(|| "?".into());
+        Fail::sys(format!("mounting {what} on {}", target.display()), e)
     })
 }
 
@@ -147,7 +145,7 @@ fn mount_point(path: &Path) -> Result<(), Fail> {
     }
 }
 
-fn mkdir_p(path: &Path) -> Result<(), Fail> {
+pub(crate) fn mkdir_p(path: &Path) -> Result<(), Fail> {
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o755)
@@ -180,7 +178,7 @@ pub fn bind(source: &Path, rootfs: &Path, target: &str, read_only: bool) -> Resu
         }
     }
     m(
-        Some(&source.to_string_lossy()),
+        Some(source),
         &dest,
         None,
         MsFlags::MS_BIND | MsFlags::MS_REC,
@@ -200,13 +198,7 @@ pub fn volume(device: &Path, rootfs: &Path, target: &str, read_only: bool) -> Re
     if read_only {
         flags |= MsFlags::MS_RDONLY;
     }
-    m(
-        Some(&device.to_string_lossy()),
-        &dest,
-        Some("ext4"),
-        flags,
-        None,
-    )
+    m(Some(device), &dest, Some("ext4"), flags, None)
 }
 
 fn remount_ro(dest: &Path, extra: MsFlags) -> Result<(), Fail> {
@@ -227,7 +219,7 @@ pub fn kernel_filesystems(rootfs: &Path, privileged: bool) -> Result<(), Fail> {
     let proc_dir = inside(rootfs, "/proc")?;
     mount_point(&proc_dir)?;
     m(
-        Some("proc"),
+        Some(Path::new("proc")),
         &proc_dir,
         Some("proc"),
         nosuid_noexec_nodev,
@@ -241,13 +233,19 @@ pub fn kernel_filesystems(rootfs: &Path, privileged: bool) -> Result<(), Fail> {
         } else {
             MsFlags::MS_RDONLY
         };
-    m(Some("sysfs"), &sys, Some("sysfs"), sys_flags, None)?;
+    m(
+        Some(Path::new("sysfs")),
+        &sys,
+        Some("sysfs"),
+        sys_flags,
+        None,
+    )?;
 
     let dev = inside(rootfs, "/dev")?;
     mount_point(&dev)?;
     if privileged {
         m(
-            Some("/dev"),
+            Some(Path::new("/dev")),
             &dev,
             None,
             MsFlags::MS_BIND | MsFlags::MS_REC,
@@ -255,7 +253,7 @@ pub fn kernel_filesystems(rootfs: &Path, privileged: bool) -> Result<(), Fail> {
         )?;
     } else {
         m(
-            Some("tmpfs"),
+            Some(Path::new("tmpfs")),
             &dev,
             Some("tmpfs"),
             MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
@@ -289,7 +287,7 @@ pub fn kernel_filesystems(rootfs: &Path, privileged: bool) -> Result<(), Fail> {
         let pts = dev.join("pts");
         mount_point(&pts)?;
         m(
-            Some("devpts"),
+            Some(Path::new("devpts")),
             &pts,
             Some("devpts"),
             MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
@@ -299,7 +297,7 @@ pub fn kernel_filesystems(rootfs: &Path, privileged: bool) -> Result<(), Fail> {
     let shm = dev.join("shm");
     mount_point(&shm)?;
     m(
-        Some("shm"),
+        Some(Path::new("shm")),
         &shm,
         Some("tmpfs"),
         nosuid_noexec_nodev,
@@ -308,7 +306,7 @@ pub fn kernel_filesystems(rootfs: &Path, privileged: bool) -> Result<(), Fail> {
     let mqueue = dev.join("mqueue");
     mount_point(&mqueue)?;
     m(
-        Some("mqueue"),
+        Some(Path::new("mqueue")),
         &mqueue,
         Some("mqueue"),
         nosuid_noexec_nodev,

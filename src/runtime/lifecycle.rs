@@ -62,13 +62,7 @@ fn create_in(dir: &Path, args: &CreateArgs) -> Result<i32> {
         oci_version: bundle.config.version().clone(),
         created: humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string(),
         owner: String::new(),
-        annotations: bundle
-            .config
-            .annotations()
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .collect(),
+        annotations: bundle.annotations(),
         cgroup: created.cgroup,
         cgroup_parents_made: created.cgroup_parents_made,
     };

@@ -52,16 +52,6 @@ fn unsupported(field: &str, why: &str) -> RuntimeError {
 }
 
 impl VmRuntime {
-    fn cgroup_of(rec: &Record) -> Result<Cgroup, RuntimeError> {
-        let path = rec
-            .cgroup
-            .as_deref()
-            .ok_or_else(|| RuntimeError::State(format!("container {} has no cgroup", rec.id)))?;
-        Cgroup::open(path)
-            .map(|g| g.with_parents_made(rec.cgroup_parents()))
-            .map_err(|e| RuntimeError::step("finding the microVM's cgroup", e))
-    }
-
     fn options(
         &self,
         bundle: &Bundle,
@@ -258,12 +248,7 @@ impl BundleRuntime for VmRuntime {
 
     fn check(&self, bundle: &Bundle) -> Result<(), RuntimeError> {
         run_spec(bundle, "check")?;
-        let resources = bundle
-            .config
-            .linux()
-            .as_ref()
-            .and_then(|l| l.resources().as_ref());
-        Cgroup::check(resources).map_err(|e| RuntimeError::Unsupported(e.to_string()))
+        Cgroup::check(bundle.resources()).map_err(|e| RuntimeError::Unsupported(e.to_string()))
     }
 
     fn create(&self, bundle: &Bundle, opts: &CreateOptions) -> Result<Created, RuntimeError> {
@@ -357,7 +342,7 @@ impl BundleRuntime for VmRuntime {
         let sig = Signal::try_from(signal)
             .map_err(|_| RuntimeError::State(format!("{signal} is not a signal")))?;
         if all {
-            return Self::cgroup_of(rec)?
+            return backends::cgroup_of(rec)?
                 .kill_all(sig)
                 .map_err(|e| RuntimeError::step("signalling the microVM", e));
         }
@@ -372,31 +357,31 @@ impl BundleRuntime for VmRuntime {
     }
 
     fn paused(&self, rec: &Record) -> bool {
-        Self::cgroup_of(rec).is_ok_and(|g| g.frozen())
+        backends::cgroup_of(rec).is_ok_and(|g| g.frozen())
     }
 
     fn pause(&self, rec: &Record) -> Result<(), RuntimeError> {
-        Self::cgroup_of(rec)?
+        backends::cgroup_of(rec)?
             .freeze()
             .map_err(|e| RuntimeError::step("freezing the microVM", e))
     }
 
     fn resume(&self, rec: &Record) -> Result<(), RuntimeError> {
-        Self::cgroup_of(rec)?
+        backends::cgroup_of(rec)?
             .thaw()
             .map_err(|e| RuntimeError::step("thawing the microVM", e))
     }
 
     fn pids(&self, rec: &Record) -> Result<Vec<i32>, RuntimeError> {
-        Ok(Self::cgroup_of(rec)?.pids())
+        Ok(backends::cgroup_of(rec)?.pids())
     }
 
     fn stats(&self, rec: &Record) -> Result<StatsJson, RuntimeError> {
-        Ok(Self::cgroup_of(rec)?.stats_json())
+        Ok(backends::cgroup_of(rec)?.stats_json())
     }
 
     fn delete(&self, rec: &Record) -> Result<(), RuntimeError> {
-        Self::destroy(&Self::cgroup_of(rec)?)
+        Self::destroy(&backends::cgroup_of(rec)?)
     }
 
     fn exec(

@@ -63,7 +63,7 @@ pub fn exec(
             let _ = theirs.report(&Report::SetupFailed(fail), &[]);
             return 1;
         }
-        run(&p, &theirs)
+        crate::exec::exec_or_report(&p.args, &p.env, &theirs)
     };
     // SAFETY: isola-runtime is single-threaded.
     let spawned = unsafe {
@@ -106,20 +106,6 @@ fn enter(init: BorrowedFd, joined: CloneFlags, tasks: &[std::fs::File]) -> Resul
     setns(init, joined).map_err(|e| Fail::sys("entering the container's namespaces", e))
 }
 
-/// Exec, or say why not on the channel (whose end closes at a
-/// successful exec) and end with the shells' code.
-fn run(p: &ProcessPlan, channel: &Channel) -> i32 {
-    let failure = crate::exec::exec(&p.args, &p.env);
-    let _ = channel.report(
-        &Report::ExecFailed {
-            code: failure.code,
-            message: failure.message,
-        },
-        &[],
-    );
-    failure.code
-}
-
 /// Until the process has exec'd: its terminal goes to the console socket
 /// on the way; a report of failure is the error.
 fn await_exec(ours: &Channel, p: &ProcessPlan, opts: &ExecOptions) -> Result<(), RuntimeError> {
@@ -127,18 +113,8 @@ fn await_exec(ours: &Channel, p: &ProcessPlan, opts: &ExecOptions) -> Result<(),
         match ours.next_report() {
             Ok(None) => return Ok(()),
             Ok(Some((Report::Terminal, mut fds))) => {
-                let Some(master) = fds.pop() else { continue };
-                if let Some((rows, cols)) = p.console_size {
-                    let ws = nix::pty::Winsize {
-                        ws_row: rows,
-                        ws_col: cols,
-                        ws_xpixel: 0,
-                        ws_ypixel: 0,
-                    };
-                    isola_core::terminal::set_window_size(master.as_fd(), &ws);
-                }
-                if let Some(socket) = opts.console_socket {
-                    isola_core::oci::runtime::send_console(socket, &master)?;
+                if let Some(master) = fds.pop() {
+                    process::pass_terminal(master, p.console_size, opts.console_socket)?;
                 }
             }
             Ok(Some((Report::SetupFailed(f), _))) => {

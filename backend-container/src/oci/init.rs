@@ -7,7 +7,7 @@
 use std::ffi::CString;
 use std::fs;
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::{symlink, DirBuilderExt};
+use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -19,7 +19,7 @@ use super::plan::{Plan, DEFAULT_DEVICES};
 use super::process;
 use crate::fail::Fail;
 use crate::message::{Channel, Report};
-use crate::mounts;
+use crate::mounts::{self, m, mkdir_p};
 use crate::security::caps::CapSet;
 
 /// How the container sees its cgroups at a `cgroup` mount.
@@ -182,28 +182,6 @@ fn setup(cfg: &InitConfig) -> Result<(), Fail> {
     )
 }
 
-fn m(
-    source: Option<&Path>,
-    target: &Path,
-    fstype: Option<&str>,
-    flags: MsFlags,
-    data: Option<&str>,
-) -> Result<(), Fail> {
-    mount(source, target, fstype, flags, data).map_err(|e| {
-        Fail::sys(
-            format!(
-                "mounting {} on {}",
-                fstype
-                    .map(str::to_string)
-                    .or(source.map(|s| s.display().to_string()))
-                    .unwrap_or_default(),
-                target.display()
-            ),
-            e,
-        )
-    })
-}
-
 /// The host's mounts reach the container as the propagation says, and
 /// the rootfs becomes a mount of its own (pivot_root needs one).
 fn root_mount(rootfs: &Path, propagation: MsFlags) -> Result<(), Fail> {
@@ -215,14 +193,6 @@ fn root_mount(rootfs: &Path, propagation: MsFlags) -> Result<(), Fail> {
         MsFlags::MS_BIND | MsFlags::MS_REC,
         None,
     )
-}
-
-fn mkdir_p(path: &Path) -> Result<(), Fail> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o755)
-        .create(path)
-        .map_err(|e| Fail::io(format!("creating {}", path.display()), e))
 }
 
 fn mount_one(rootfs: &Path, mt: &super::plan::Mount, view: &CgroupView) -> Result<(), Fail> {

@@ -52,16 +52,16 @@ fn cgroup_error(step: &str, e: crate::cgroup::CgroupError) -> RuntimeError {
     RuntimeError::step(step.to_string(), e)
 }
 
-impl ContainerRuntime {
-    fn cgroup_of(rec: &Record) -> Result<OciCgroup, RuntimeError> {
-        let path = rec
-            .cgroup
-            .as_deref()
-            .ok_or_else(|| RuntimeError::State(format!("container {} has no cgroup", rec.id)))?;
-        OciCgroup::open(path)
-            .map(|g| g.with_parents_made(rec.cgroup_parents()))
-            .map_err(|e| cgroup_error("finding the container's cgroup", e))
-    }
+/// The cgroup a record names, with the parents to remove once empty
+/// (the VM runtime's keeper's too).
+pub fn cgroup_of(rec: &Record) -> Result<OciCgroup, RuntimeError> {
+    let path = rec
+        .cgroup
+        .as_deref()
+        .ok_or_else(|| RuntimeError::State(format!("container {} has no cgroup", rec.id)))?;
+    OciCgroup::open(path)
+        .map(|g| g.with_parents_made(rec.cgroup_parents()))
+        .map_err(|e| cgroup_error("finding the container's cgroup", e))
 }
 
 impl BundleRuntime for ContainerRuntime {
@@ -76,12 +76,7 @@ impl BundleRuntime for ContainerRuntime {
             ));
         }
         plan::plan(bundle)?;
-        let resources = bundle
-            .config
-            .linux()
-            .as_ref()
-            .and_then(|l| l.resources().as_ref());
-        OciCgroup::check(resources).map_err(|e| RuntimeError::Unsupported(e.to_string()))
+        OciCgroup::check(bundle.resources()).map_err(|e| RuntimeError::Unsupported(e.to_string()))
     }
 
     fn create(&self, bundle: &Bundle, opts: &CreateOptions) -> Result<Created, RuntimeError> {
@@ -137,7 +132,7 @@ impl BundleRuntime for ContainerRuntime {
         let sig = Signal::try_from(signal)
             .map_err(|_| RuntimeError::State(format!("{signal} is not a signal")))?;
         if all {
-            return Self::cgroup_of(rec)?
+            return cgroup_of(rec)?
                 .kill_all(sig)
                 .map_err(|e| cgroup_error("signalling the container's processes", e));
         }
@@ -145,23 +140,23 @@ impl BundleRuntime for ContainerRuntime {
     }
 
     fn paused(&self, rec: &Record) -> bool {
-        Self::cgroup_of(rec).is_ok_and(|g| g.frozen())
+        cgroup_of(rec).is_ok_and(|g| g.frozen())
     }
 
     fn pause(&self, rec: &Record) -> Result<(), RuntimeError> {
-        Self::cgroup_of(rec)?
+        cgroup_of(rec)?
             .freeze()
             .map_err(|e| cgroup_error("freezing the container", e))
     }
 
     fn resume(&self, rec: &Record) -> Result<(), RuntimeError> {
-        Self::cgroup_of(rec)?
+        cgroup_of(rec)?
             .thaw()
             .map_err(|e| cgroup_error("thawing the container", e))
     }
 
     fn pids(&self, rec: &Record) -> Result<Vec<i32>, RuntimeError> {
-        Ok(Self::cgroup_of(rec)?.pids())
+        Ok(cgroup_of(rec)?.pids())
     }
 
     fn exec(
@@ -170,7 +165,7 @@ impl BundleRuntime for ContainerRuntime {
         process: &oci_spec::runtime::Process,
         opts: &isola_core::oci::runtime::ExecOptions,
     ) -> Result<isola_core::oci::runtime::Execd, RuntimeError> {
-        exec::exec(rec, &Self::cgroup_of(rec)?, process, opts)
+        exec::exec(rec, &cgroup_of(rec)?, process, opts)
     }
 
     fn update(
@@ -179,20 +174,20 @@ impl BundleRuntime for ContainerRuntime {
         resources: &oci_spec::runtime::LinuxResources,
     ) -> Result<(), RuntimeError> {
         OciCgroup::check(Some(resources)).map_err(|e| RuntimeError::Unsupported(e.to_string()))?;
-        Self::cgroup_of(rec)?
+        cgroup_of(rec)?
             .update(resources)
             .map_err(|e| cgroup_error("updating the container's resources", e))
     }
 
     fn stats(&self, rec: &Record) -> Result<StatsJson, RuntimeError> {
-        Ok(Self::cgroup_of(rec)?.stats_json())
+        Ok(cgroup_of(rec)?.stats_json())
     }
 
     fn delete(&self, rec: &Record) -> Result<(), RuntimeError> {
         if rec.cgroup.is_none() {
             return Ok(());
         }
-        Self::cgroup_of(rec)?
+        cgroup_of(rec)?
             .destroy()
             .map_err(|e| cgroup_error("removing the container's cgroup", e))
     }
@@ -302,20 +297,10 @@ fn create_in(
     loop {
         match ours.next_report() {
             Ok(Some((Report::Terminal, mut fds))) => {
-                let Some(master) = fds.pop() else { continue };
-                if let Some((rows, cols)) = plan.process.console_size {
-                    let ws = nix::pty::Winsize {
-                        ws_row: rows,
-                        ws_col: cols,
-                        ws_xpixel: 0,
-                        ws_ypixel: 0,
-                    };
-                    isola_core::terminal::set_window_size(master.as_fd(), &ws);
+                if let Some(master) = fds.pop() {
+                    process::pass_terminal(master, plan.process.console_size, opts.console_socket)
+                        .map_err(fail)?;
                 }
-                let Some(socket) = opts.console_socket else {
-                    continue;
-                };
-                isola_core::oci::runtime::send_console(socket, &master).map_err(fail)?;
             }
             Ok(Some((Report::Ready, _))) => break,
             Ok(Some((Report::Mounted, _))) => {

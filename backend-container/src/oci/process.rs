@@ -74,6 +74,28 @@ fn install(p: &ProcessPlan) -> Result<(), Fail> {
     }
 }
 
+/// In the runtime: a terminal's master end, sized as process.consoleSize
+/// says, sent to `--console-socket` (the shim reads it from there).
+pub fn pass_terminal(
+    master: std::os::fd::OwnedFd,
+    size: Option<(u16, u16)>,
+    socket: Option<&Path>,
+) -> Result<(), isola_core::oci::RuntimeError> {
+    if let Some((rows, cols)) = size {
+        let ws = nix::pty::Winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        isola_core::terminal::set_window_size(std::os::fd::AsFd::as_fd(&master), &ws);
+    }
+    match socket {
+        Some(s) => isola_core::oci::runtime::send_console(s, &master),
+        None => Ok(()),
+    }
+}
+
 /// Exec the process; on failure say why on its stderr (which the shim
 /// shows) and return the exit code shells use.
 pub fn exec(p: &ProcessPlan) -> i32 {

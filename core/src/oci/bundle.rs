@@ -63,6 +63,24 @@ impl Bundle {
         })
     }
 
+    /// config.json's `linux.resources`.
+    pub fn resources(&self) -> Option<&oci_spec::runtime::LinuxResources> {
+        self.config
+            .linux()
+            .as_ref()
+            .and_then(|l| l.resources().as_ref())
+    }
+
+    /// config.json's annotations, sorted.
+    pub fn annotations(&self) -> std::collections::BTreeMap<String, String> {
+        self.config
+            .annotations()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect()
+    }
+
     pub fn annotation(&self, key: &str) -> Option<&str> {
         self.config
             .annotations()

@@ -57,13 +57,7 @@ impl State {
             bundle: bundle.dir.display().to_string(),
             rootfs: bundle.rootfs.display().to_string(),
             created: String::new(),
-            annotations: bundle
-                .config
-                .annotations()
-                .clone()
-                .unwrap_or_default()
-                .into_iter()
-                .collect(),
+            annotations: bundle.annotations(),
             owner: String::new(),
         }
     }

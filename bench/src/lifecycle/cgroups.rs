@@ -35,7 +35,10 @@ fn kill_in(root: &Path, name: &str) {
             }
         }
         let procs = fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default();
-        for pid in procs.lines().filter_map(|l| l.trim().parse::<libc::pid_t>().ok()) {
+        for pid in procs
+            .lines()
+            .filter_map(|l| l.trim().parse::<libc::pid_t>().ok())
+        {
             // SAFETY: kill only sends a signal, to a process in our cgroup.
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }
@@ -90,6 +93,7 @@ fn below(dir: &Path, out: &mut Vec<PathBuf>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::process::ExitStatusExt;
 
     #[test]
     fn the_named_tree_goes_from_every_hierarchy_and_nothing_else() {
@@ -113,17 +117,29 @@ mod tests {
     fn the_processes_in_the_named_tree_are_thawed_and_killed() {
         let root = tempfile::tempdir().unwrap();
         let r = root.path();
-        let mut sleeper = std::process::Command::new("sleep").arg("100").spawn().unwrap();
+        let mut sleeper = std::process::Command::new("sleep")
+            .arg("100")
+            .spawn()
+            .unwrap();
         // A cgroup's files stand in for cgroupfs's: the freezer's state,
         // and the process listed in a child cgroup.
         fs::create_dir_all(r.join("freezer/x/a")).unwrap();
         fs::write(r.join("freezer/x/freezer.state"), "FROZEN").unwrap();
-        fs::write(r.join("freezer/x/a/cgroup.procs"), format!("{}\n", sleeper.id())).unwrap();
+        fs::write(
+            r.join("freezer/x/a/cgroup.procs"),
+            format!("{}\n", sleeper.id()),
+        )
+        .unwrap();
         kill_in(r, "x");
         let status = sleeper.wait().unwrap();
-        use std::os::unix::process::ExitStatusExt;
         assert_eq!(status.signal(), Some(libc::SIGKILL));
-        assert_eq!(fs::read_to_string(r.join("freezer/x/freezer.state")).unwrap(), "THAWED");
-        assert!(!r.join("freezer/x/a/cgroup.freeze").exists(), "no file is made");
+        assert_eq!(
+            fs::read_to_string(r.join("freezer/x/freezer.state")).unwrap(),
+            "THAWED"
+        );
+        assert!(
+            !r.join("freezer/x/a/cgroup.freeze").exists(),
+            "no file is made"
+        );
     }
 }

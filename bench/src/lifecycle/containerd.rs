@@ -8,6 +8,9 @@
 //! containerd-shim-runc-v2 puts its socket in /run/containerd/s whatever
 //! the daemon's configuration says, and that way nothing of it reaches
 //! the host's /run, even when two benchmarks run at once.
+//!
+//! tests/runtime_peers.rs runs it too, with images of its own and
+//! isola-runtime as ctr's `--runc-binary`.
 
 use std::fs;
 use std::io;
@@ -21,6 +24,8 @@ use super::cgroups;
 /// How long containerd may take to listen, and to stop once told.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
 const STOP_GRACE: Duration = Duration::from_secs(10);
+/// How long a shim may take to exit once its task is deleted.
+const SHIM_GRACE: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ContainerdError {
@@ -52,6 +57,7 @@ impl Containerd {
         let config = dir.join("config.toml");
         let write = || -> io::Result<()> {
             fs::create_dir_all(dir.join("logs"))?;
+            fs::create_dir_all(dir.join("fifo"))?;
             fs::write(&config, config_toml(dir, &socket))
         };
         write().map_err(|e| ContainerdError::Config(dir.to_path_buf(), e))?;
@@ -111,6 +117,28 @@ impl Containerd {
         v
     }
 
+    /// Our namespace: containers that `ctr run` puts in no cgroup of the
+    /// caller's go under `/<namespace>/<id>`, in every hierarchy.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// Where ctr must make the fifos of a task's stdio (its `--fifo-dir`):
+    /// ctr's default, /run/containerd/fifo, is the host's /run for ctr
+    /// but our private tmpfs for the shim, which would not find them.
+    pub fn fifo_dir(&self) -> PathBuf {
+        self.dir.join("fifo")
+    }
+
+    /// `ctr image import` of the OCI archive `archive` under `name`: the
+    /// image is `name:TAG`, TAG being the ref name in the archive's
+    /// index.json (an index that names only a tag, as umoci's does,
+    /// needs the name given).
+    pub fn import(&self, archive: &Path, name: &str) -> Vec<String> {
+        let archive = archive.display().to_string();
+        self.ctr(&["image", "import", "--base-name", name, &archive])
+    }
+
     /// `ctr run -d` of `cmd` on `rootfs` as container `id`: its output
     /// logged to a file by the shim, as isola's and podman's are.
     pub fn run_d(&self, id: &str, rootfs: &Path, cmd: &[&str]) -> Vec<String> {
@@ -156,29 +184,86 @@ impl Containerd {
         crate::procfs::ppid(task)
     }
 
-    /// Every container of our namespace removed, whatever its state.
-    fn sweep(&self) {
-        let ls = self.ctr(&["container", "ls", "-q"]);
+    /// What `ctr ARGS -q` lists in our namespace.
+    fn list(&self, args: &[&str]) -> Vec<String> {
+        let ls = self.ctr(args);
         let Ok(out) = Command::new(&ls[0])
             .args(&ls[1..])
             .stdin(Stdio::null())
             .stderr(Stdio::null())
             .output()
         else {
-            return;
+            return Vec::new();
         };
-        for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-            for argv in self.rm(id) {
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Every container of our namespace removed, whatever its state (a
+    /// paused task is resumed first: a frozen process cannot die), then
+    /// every image, then the namespace itself.
+    fn sweep(&self) {
+        for id in self.list(&["container", "ls", "-q"]) {
+            super::quietly(&self.ctr(&["task", "resume", &id]), &[]);
+            for argv in self.rm(&id) {
                 super::quietly(&argv, &[]);
             }
+        }
+        let images = self.list(&["image", "ls", "-q"]);
+        if !images.is_empty() {
+            // --sync: their content is collected before the namespace
+            // goes, which it refuses to while any is left.
+            let mut rm = vec!["image", "rm", "--sync"];
+            rm.extend(images.iter().map(String::as_str));
+            super::quietly(&self.ctr(&rm), &[]);
+        }
+        let mut rm = self.ctr(&["namespace", "rm"]);
+        // The namespace is the argument here, not ctr's --namespace.
+        rm.push(self.namespace.clone());
+        super::quietly(&rm, &[]);
+    }
+
+    /// The processes whose arguments name our socket: shims (`-address
+    /// SOCK`) and any ctr of ours still running.
+    fn naming_our_socket(&self) -> Vec<u32> {
+        let sock = self.socket.as_os_str().as_encoded_bytes();
+        let Ok(dir) = fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        dir.flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|pid| {
+                fs::read(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|c| c.split(|b| *b == 0).any(|arg| arg == sock))
+            })
+            .collect()
+    }
+
+    /// What a failed sweep may have left once the daemon is gone: the
+    /// containers' processes (killed through their cgroups), then the
+    /// shims, given a moment to exit on their own first.
+    fn kill_strays(&self) {
+        cgroups::kill(&self.namespace);
+        cgroups::kill(&self.cgroup);
+        let deadline = Instant::now() + SHIM_GRACE;
+        while !self.naming_our_socket().is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        for pid in self.naming_our_socket() {
+            // SAFETY: kill only sends a signal; the process names our
+            // socket, so it is one of ours.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
         }
     }
 }
 
 impl Drop for Containerd {
-    /// Containers removed, the daemon stopped by its PID (SIGTERM, SIGKILL
-    /// after a grace), its cgroups removed: nothing of ours is left on the
-    /// host (its /run went with its mount namespace).
+    /// Containers and images removed, the daemon stopped by its PID
+    /// (SIGTERM, SIGKILL after a grace), whatever its containers left
+    /// killed, its cgroups removed: nothing of ours is left on the host
+    /// (its /run went with its mount namespace).
     fn drop(&mut self) {
         self.sweep();
         // SAFETY: kill only sends a signal to our own child.
@@ -194,7 +279,11 @@ impl Drop for Containerd {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+        self.kill_strays();
+        // runc (and isola-runtime) remove a container's own cgroup, not
+        // the parent ctr named (--cgroup) or made (/<namespace>).
         cgroups::remove(&self.cgroup);
+        cgroups::remove(&self.namespace);
     }
 }
 
@@ -203,7 +292,11 @@ impl Drop for Containerd {
 /// containerd after its containers), a mount namespace of its own,
 /// nothing of it propagating to the host's, and a fresh tmpfs on /run.
 /// Any step that fails fails the start: the tmpfs is never mounted where
-/// the host would see it.
+/// the host would see it. Every fd above 2 is marked close-on-exec:
+/// containerd passes whatever it inherits on to each shim and runtime
+/// (and a test harness's pipe held by a shim would keep the harness
+/// waiting); close-on-exec rather than closed, so that Command still
+/// hears of a failed exec through its own pipe.
 fn private_run() -> io::Result<()> {
     let check = |rc: libc::c_int| {
         if rc == 0 {
@@ -214,6 +307,14 @@ fn private_run() -> io::Result<()> {
     };
     // SAFETY: plain system calls with static NUL-terminated strings.
     unsafe {
+        // A kernel older than 5.11 refuses the flag: then the fds leak,
+        // as they did before, which is no reason to fail the start.
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        );
         if libc::setsid() < 0 {
             return Err(io::Error::last_os_error());
         }

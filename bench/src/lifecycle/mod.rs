@@ -9,7 +9,8 @@
 //! the cgroups and directories the peers leave.
 
 mod cgroups;
-mod containerd;
+// Public for tests/runtime_peers.rs, which runs isola-runtime under it.
+pub mod containerd;
 pub(crate) mod cycle;
 pub(crate) mod podman;
 mod runc;

@@ -35,11 +35,56 @@ pub struct ExecFailure {
 
 /// Replace this process with the workload. Returns only on failure.
 pub fn exec(args: &[CString], env: &[CString]) -> ExecFailure {
+    let (name, candidates) = match candidates(args, env) {
+        Ok(c) => c,
+        Err(f) => return f,
+    };
+    let mut worst = Errno::ENOENT;
+    for c in &candidates {
+        let err = match nix::unistd::execve(c.as_c_str(), args, env) {
+            Err(e) => e,
+            Ok(never) => match never {},
+        };
+        // Keep looking on ENOENT (like execvp); remember a permission problem.
+        if err != Errno::ENOENT && err != Errno::ENOTDIR {
+            worst = err;
+            if err != Errno::EACCES {
+                break;
+            }
+        }
+    }
+    describe(&name, worst)
+}
+
+/// The program `exec` would run, found now (runc's LookPath at create):
+/// a process whose program is missing fails before it is started, not
+/// after. The first candidate that exists and may be executed.
+pub fn find(args: &[CString], env: &[CString]) -> Result<CString, ExecFailure> {
+    let (name, candidates) = candidates(args, env)?;
+    let mut worst = Errno::ENOENT;
+    for c in candidates {
+        match nix::unistd::access(c.as_c_str(), nix::unistd::AccessFlags::X_OK) {
+            Ok(()) if std::fs::metadata(std::ffi::OsStr::from_bytes(c.to_bytes()))
+                .is_ok_and(|m| m.is_file()) =>
+            {
+                return Ok(c)
+            }
+            Ok(()) => worst = Errno::EACCES,
+            Err(Errno::ENOENT | Errno::ENOTDIR) => {}
+            Err(e) => worst = e,
+        }
+    }
+    Err(describe(&name, worst))
+}
+
+/// The program's name and the paths it may be at (each directory of the
+/// process's own PATH, or itself when it has a slash).
+fn candidates(args: &[CString], env: &[CString]) -> Result<(String, Vec<CString>), ExecFailure> {
     let Some(program) = args.first() else {
-        return ExecFailure {
+        return Err(ExecFailure {
             code: 127,
             message: "no command given, and the image has no Entrypoint or Cmd".into(),
-        };
+        });
     };
     let name = program.to_string_lossy().into_owned();
     let path_var = env
@@ -64,21 +109,7 @@ pub fn exec(args: &[CString], env: &[CString]) -> ExecFailure {
             })
             .collect()
     };
-    let mut worst = Errno::ENOENT;
-    for c in &candidates {
-        let err = match nix::unistd::execve(c.as_c_str(), args, env) {
-            Err(e) => e,
-            Ok(never) => match never {},
-        };
-        // Keep looking on ENOENT (like execvp); remember a permission problem.
-        if err != Errno::ENOENT && err != Errno::ENOTDIR {
-            worst = err;
-            if err != Errno::EACCES {
-                break;
-            }
-        }
-    }
-    describe(&name, worst)
+    Ok((name, candidates))
 }
 
 fn describe(name: &str, err: Errno) -> ExecFailure {

@@ -149,6 +149,28 @@ pub(super) fn v1_hierarchies(mounts: &[CgroupMount]) -> Vec<(Vec<String>, PathBu
     out
 }
 
+/// Every named v1 hierarchy (`name=systemd`): its name as a one-item
+/// list and where it is mounted. runc puts a container in these too, and
+/// mounts them in its /sys/fs/cgroup.
+pub(super) fn v1_named_hierarchies(mounts: &[CgroupMount]) -> Vec<(Vec<String>, PathBuf)> {
+    let mut out: Vec<(Vec<String>, PathBuf)> = Vec::new();
+    for mount in mounts.iter().filter(|m| !m.unified && m.controllers().is_empty()) {
+        let Some(name) = mount.options.iter().find(|o| o.starts_with("name=")) else {
+            continue;
+        };
+        if out.iter().any(|(n, _)| n[0] == *name) {
+            continue;
+        }
+        let same = mounts
+            .iter()
+            .filter(|m| !m.unified && m.options.iter().any(|o| o == name));
+        if let Some(point) = best(same) {
+            out.push((vec![name.clone()], point));
+        }
+    }
+    out
+}
+
 /// The first standard mount, else the first one.
 fn best<'a>(candidates: impl Iterator<Item = &'a CgroupMount> + Clone) -> Option<PathBuf> {
     candidates

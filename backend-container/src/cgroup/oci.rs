@@ -416,7 +416,12 @@ impl OciCgroup {
             self.group
                 .dirs
                 .iter()
-                .map(|(controllers, dir)| (controllers.join(","), dir.clone()))
+                .map(|(controllers, dir)| {
+                    // name=systemd is mounted as "systemd", as runc mounts it.
+                    let name = controllers.join(",");
+                    let name = name.strip_prefix("name=").unwrap_or(&name).to_string();
+                    (name, dir.clone())
+                })
                 .collect()
         })
     }

@@ -63,7 +63,7 @@ pub fn exec(
             let _ = theirs.report(&Report::SetupFailed(fail), &[]);
             return 1;
         }
-        crate::exec::exec_or_report(&p.args, &p.env, &theirs)
+        crate::exec::exec_or_report(&p.args, &process::env(&p), &theirs)
     };
     // SAFETY: isola-runtime is single-threaded.
     let spawned = unsafe {

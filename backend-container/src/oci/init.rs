@@ -173,6 +173,9 @@ fn setup(cfg: &InitConfig) -> Result<(), Fail> {
             return Err(Fail::sys("making a session keyring", Errno::last()));
         }
     }
+    // A program that is not there fails `create`, as with runc.
+    crate::exec::find(&plan.process.args, &plan.process.env)
+        .map_err(|f| Fail::msg(format!("exec: {}", f.message)))?;
     process::become_it(
         &plan.process,
         cfg.channel,

@@ -99,10 +99,35 @@ pub fn pass_terminal(
 /// Exec the process; on failure say why on its stderr (which the shim
 /// shows) and return the exit code shells use.
 pub fn exec(p: &ProcessPlan) -> i32 {
-    let failure = exec::exec(&p.args, &p.env);
+    let failure = exec::exec(&p.args, &env(p));
     let line = format!("isola-runtime: {}\n", failure.message);
     let _ = nix::unistd::write(std::io::stderr(), line.as_bytes());
     failure.code
+}
+
+/// The process's environment, with HOME added as runc adds it when
+/// config.json has none: the user's home in the container's /etc/passwd,
+/// else `/`.
+pub fn env(p: &ProcessPlan) -> Vec<std::ffi::CString> {
+    let mut env = p.env.clone();
+    if !env.iter().any(|e| e.to_bytes().starts_with(b"HOME=")) {
+        let home = fs::read_to_string("/etc/passwd")
+            .ok()
+            .and_then(|text| home_of(&text, p.uid))
+            .unwrap_or_else(|| "/".into());
+        if let Ok(c) = std::ffi::CString::new(format!("HOME={home}")) {
+            env.push(c);
+        }
+    }
+    env
+}
+
+/// The home directory of `uid` in passwd(5) text.
+fn home_of(passwd: &str, uid: u32) -> Option<String> {
+    passwd.lines().find_map(|line| {
+        let f: Vec<&str> = line.split(':').collect();
+        (f.len() >= 6 && f[2].parse() == Ok(uid) && !f[5].is_empty()).then(|| f[5].to_string())
+    })
 }
 
 /// A pty from the container's own devpts, its master end sent to the
@@ -141,4 +166,17 @@ fn keep_preserved(n: u32) -> Result<(), Fail> {
         unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn home_comes_from_passwd() {
+        let passwd = "root:x:0:0:root:/root:/bin/sh\nu:x:1000:1000::/home/u:/bin/sh\nbad line\n";
+        assert_eq!(home_of(passwd, 0).as_deref(), Some("/root"));
+        assert_eq!(home_of(passwd, 1000).as_deref(), Some("/home/u"));
+        assert_eq!(home_of(passwd, 7), None);
+    }
 }

@@ -1,5 +1,6 @@
-//! Where an OCI container's cgroup goes: every mounted v1 hierarchy that
-//! carries a controller (named ones like name=systemd left out), or the v2 tree.
+//! Where an OCI container's cgroup goes: every mounted v1 hierarchy, the
+//! named ones (name=systemd, as runc does) with the controllers', or the
+//! v2 tree.
 
 use std::path::{Path, PathBuf};
 
@@ -36,6 +37,7 @@ impl Host {
             Layout::V1(_) => Ok(Host::V1(
                 mountinfo::v1_hierarchies(&mounts)
                     .into_iter()
+                    .chain(mountinfo::v1_named_hierarchies(&mounts))
                     .map(|(controllers, root)| V1Mount { controllers, root })
                     .collect(),
             )),
@@ -125,7 +127,7 @@ mod tests {
 ";
 
     #[test]
-    fn a_v1_host_has_every_controller_hierarchy_but_named_ones() {
+    fn a_v1_host_has_every_hierarchy_named_ones_last() {
         let host = Host::from_mountinfo(HYBRID).unwrap();
         assert_eq!(host.version(), Version::V1);
         assert_eq!(
@@ -134,6 +136,7 @@ mod tests {
                 PathBuf::from("/sys/fs/cgroup/cpu,cpuacct/default/c1"),
                 PathBuf::from("/sys/fs/cgroup/memory/default/c1"),
                 PathBuf::from("/sys/fs/cgroup/net_cls,net_prio/default/c1"),
+                PathBuf::from("/sys/fs/cgroup/systemd/default/c1"),
             ]
         );
         assert_eq!(

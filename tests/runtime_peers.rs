@@ -205,7 +205,13 @@ fn containerd_runs_containers_through_isola_runtime() {
         .unwrap();
     let tmp_path = tmp.path().display().to_string();
     let archive = image_archive(tmp.path());
-    let ctrd = Containerd::start(&tmp.path().join("containerd")).expect("starting containerd");
+    // The microVM's init, for the VM annotation's runs.
+    let init = guest_init();
+    let ctrd = Containerd::start_with_env(
+        &tmp.path().join("containerd"),
+        &[("ISOLA_INIT", init.as_os_str())],
+    )
+    .expect("starting containerd");
     let namespace = ctrd.namespace().to_string();
     // A failed check still lets the cleanup below be checked; then it
     // fails the test.
@@ -395,6 +401,75 @@ fn check_containerd(ctr: &Ctr, archive: &Path) {
         text(&out.stderr)
     );
     assert_eq!(ctr.ok(&["container", "ls", "-q"]), "", "nothing is left");
+
+    // 7. The same door, the same image, in a microVM: one annotation.
+    if !vm_host() {
+        return;
+    }
+    let vm = [
+        "--annotation",
+        "io.isola.backend=vm",
+        "--annotation",
+        "io.isola.vm.memory=256m",
+        "--annotation",
+        "io.isola.vm.monitor=qemu",
+    ];
+    let mut rm = vec!["--rm"];
+    rm.extend(vm);
+    let out = ctr.run(&strs(&run(&rm, "v-rm", &["sh", "-c", "echo in $(uname -r); exit 4"])));
+    assert_eq!(out.status.code(), Some(4), "ctr run --rm in a microVM: {}", text(&out.stderr));
+    assert!(text(&out.stdout).starts_with("in "), "{}", text(&out.stdout));
+    let mut detached = vec!["-d"];
+    detached.extend(vm);
+    let script = "trap 'exit 9' TERM; echo up; while :; do sleep 1; done";
+    ctr.ok(&strs(&run(&detached, "v-life", &["sh", "-c", script])));
+    assert_eq!(ctr.status("v-life"), "RUNNING");
+    ctr.ok(&["task", "pause", "v-life"]);
+    assert_eq!(ctr.status("v-life"), "PAUSED");
+    ctr.ok(&["task", "resume", "v-life"]);
+    let metrics = ctr.ok(&["task", "metrics", "v-life"]);
+    assert!(metrics.contains("memory.usage_in_bytes"), "the VM's cgroup: {metrics}");
+    // The guest's shell sets its trap once it runs: TERM until it ends
+    // (a guest boots in seconds under TCG, more on a busy host).
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let _ = ctr.run(&["task", "kill", "v-life"]);
+        if ctr.status("v-life") == "STOPPED" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "v-life did not stop on TERM within 90 s");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let out = ctr.run(&["task", "rm", "v-life"]);
+    assert!(
+        text(&out.stderr).contains("exit code 9"),
+        "the guest's exit code: {}",
+        text(&out.stderr)
+    );
+    ctr.ok(&["container", "rm", "v-life"]);
+}
+
+/// isola-init as `make test` builds it (static), for the guest.
+fn guest_init() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("target/x86_64-unknown-linux-gnu/release/isola-init")
+}
+
+/// Whether a microVM can boot here under QEMU (skip, or fail under CI).
+fn vm_host() -> bool {
+    let kernel = fs::read_dir("/boot").is_ok_and(|d| {
+        d.flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("vmlinuz-"))
+    });
+    common::tool("qemu-system-x86_64")
+        && common::host_has(
+            "a guest kernel in /boot (scripts/setup installs linux-image-cloud-amd64)",
+            kernel,
+        )
+        && common::host_has(
+            "isola-init built static (make test builds it)",
+            guest_init().is_file(),
+        )
 }
 
 // ---------------------------------------------------------------------------

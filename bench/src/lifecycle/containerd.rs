@@ -52,6 +52,15 @@ pub struct Containerd {
 impl Containerd {
     /// containerd on `dir` (made if need be), listening once this returns.
     pub fn start(dir: &Path) -> Result<Containerd, ContainerdError> {
+        Containerd::start_with_env(dir, &[])
+    }
+
+    /// [`Containerd::start`] with variables for the daemon, which its
+    /// shims and their runtimes inherit (isola-runtime's ISOLA_INIT).
+    pub fn start_with_env(
+        dir: &Path,
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Result<Containerd, ContainerdError> {
         let tag = format!("isola-bench-{}", std::process::id());
         let socket = dir.join("containerd.sock");
         let config = dir.join("config.toml");
@@ -63,6 +72,7 @@ impl Containerd {
         write().map_err(|e| ContainerdError::Config(dir.to_path_buf(), e))?;
         let log = fs::File::create(dir.join("containerd.log")).map_err(ContainerdError::Spawn)?;
         let mut cmd = Command::new("containerd");
+        cmd.envs(env.iter().copied());
         cmd.arg("--config")
             .arg(&config)
             .stdin(Stdio::null())

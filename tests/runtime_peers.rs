@@ -1037,3 +1037,39 @@ fn a_user_with_groups_cwd_env_and_seccomp_match_runc() {
     );
     assert_same(&isola, &runc);
 }
+
+#[test]
+fn containerd_reads_the_runtime_entries_docs_runtime_md_gives() {
+    if !common::tool("containerd") {
+        return;
+    }
+    // The CRI runtime entries exactly as the documentation shows them.
+    let doc = include_str!("../docs/runtime.md");
+    let start = doc.find("```toml\n").expect("docs/runtime.md has a toml block") + 8;
+    let end = start + doc[start..].find("```").unwrap();
+    let tmp = tempfile::Builder::new()
+        .prefix("isola-test-cri-")
+        .tempdir()
+        .unwrap();
+    let config = tmp.path().join("config.toml");
+    fs::write(&config, format!("version = 2\n{}", &doc[start..end])).unwrap();
+    let out = Command::new("containerd")
+        .arg("--config")
+        .arg(&config)
+        .args(["config", "dump"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let dump = text(&out.stdout);
+    for runtime in ["isola", "isola-vm"] {
+        let table = format!("[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.{runtime}.options]");
+        let at = dump.find(&table).unwrap_or_else(|| panic!("{runtime}: {dump}"));
+        let options: String = dump[at..].lines().skip(1).take(2).collect::<Vec<_>>().join("\n");
+        assert!(
+            options.contains("BinaryName = \"/usr/local/bin/isola-runtime\"")
+                && options.contains("SystemdCgroup = false"),
+            "{runtime}: {options}"
+        );
+    }
+    assert!(dump.contains("pod_annotations = [\"io.isola.*\"]"), "{dump}");
+}

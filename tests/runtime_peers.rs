@@ -416,9 +416,22 @@ fn check_containerd(ctr: &Ctr, archive: &Path) {
     ];
     let mut rm = vec!["--rm"];
     rm.extend(vm);
-    let out = ctr.run(&strs(&run(&rm, "v-rm", &["sh", "-c", "echo in $(uname -r); exit 4"])));
-    assert_eq!(out.status.code(), Some(4), "ctr run --rm in a microVM: {}", text(&out.stderr));
-    assert!(text(&out.stdout).starts_with("in "), "{}", text(&out.stdout));
+    let out = ctr.run(&strs(&run(
+        &rm,
+        "v-rm",
+        &["sh", "-c", "echo in $(uname -r); exit 4"],
+    )));
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "ctr run --rm in a microVM: {}",
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stdout).starts_with("in "),
+        "{}",
+        text(&out.stdout)
+    );
     let mut detached = vec!["-d"];
     detached.extend(vm);
     let script = "trap 'exit 9' TERM; echo up; while :; do sleep 1; done";
@@ -428,7 +441,10 @@ fn check_containerd(ctr: &Ctr, archive: &Path) {
     assert_eq!(ctr.status("v-life"), "PAUSED");
     ctr.ok(&["task", "resume", "v-life"]);
     let metrics = ctr.ok(&["task", "metrics", "v-life"]);
-    assert!(metrics.contains("memory.usage_in_bytes"), "the VM's cgroup: {metrics}");
+    assert!(
+        metrics.contains("memory.usage_in_bytes"),
+        "the VM's cgroup: {metrics}"
+    );
     // The guest's shell sets its trap once it runs: TERM until it ends
     // (a guest boots in seconds under TCG, more on a busy host).
     let deadline = Instant::now() + Duration::from_secs(90);
@@ -437,7 +453,10 @@ fn check_containerd(ctr: &Ctr, archive: &Path) {
         if ctr.status("v-life") == "STOPPED" {
             break;
         }
-        assert!(Instant::now() < deadline, "v-life did not stop on TERM within 90 s");
+        assert!(
+            Instant::now() < deadline,
+            "v-life did not stop on TERM within 90 s"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     let out = ctr.run(&["task", "rm", "v-life"]);
@@ -1045,7 +1064,10 @@ fn containerd_reads_the_runtime_entries_docs_runtime_md_gives() {
     }
     // The CRI runtime entries exactly as the documentation shows them.
     let doc = include_str!("../docs/runtime.md");
-    let start = doc.find("```toml\n").expect("docs/runtime.md has a toml block") + 8;
+    let start = doc
+        .find("```toml\n")
+        .expect("docs/runtime.md has a toml block")
+        + 8;
     let end = start + doc[start..].find("```").unwrap();
     let tmp = tempfile::Builder::new()
         .prefix("isola-test-cri-")
@@ -1062,14 +1084,26 @@ fn containerd_reads_the_runtime_entries_docs_runtime_md_gives() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let dump = text(&out.stdout);
     for runtime in ["isola", "isola-vm"] {
-        let table = format!("[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.{runtime}.options]");
-        let at = dump.find(&table).unwrap_or_else(|| panic!("{runtime}: {dump}"));
-        let options: String = dump[at..].lines().skip(1).take(2).collect::<Vec<_>>().join("\n");
+        let table = format!(
+            "[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.{runtime}.options]"
+        );
+        let at = dump
+            .find(&table)
+            .unwrap_or_else(|| panic!("{runtime}: {dump}"));
+        let options: String = dump[at..]
+            .lines()
+            .skip(1)
+            .take(2)
+            .collect::<Vec<_>>()
+            .join("\n");
         assert!(
             options.contains("BinaryName = \"/usr/local/bin/isola-runtime\"")
                 && options.contains("SystemdCgroup = false"),
             "{runtime}: {options}"
         );
     }
-    assert!(dump.contains("pod_annotations = [\"io.isola.*\"]"), "{dump}");
+    assert!(
+        dump.contains("pod_annotations = [\"io.isola.*\"]"),
+        "{dump}"
+    );
 }

@@ -64,8 +64,9 @@ pub fn find(args: &[CString], env: &[CString]) -> Result<CString, ExecFailure> {
     let mut worst = Errno::ENOENT;
     for c in candidates {
         match nix::unistd::access(c.as_c_str(), nix::unistd::AccessFlags::X_OK) {
-            Ok(()) if std::fs::metadata(std::ffi::OsStr::from_bytes(c.to_bytes()))
-                .is_ok_and(|m| m.is_file()) =>
+            Ok(())
+                if std::fs::metadata(std::ffi::OsStr::from_bytes(c.to_bytes()))
+                    .is_ok_and(|m| m.is_file()) =>
             {
                 return Ok(c)
             }

@@ -154,7 +154,10 @@ pub(super) fn v1_hierarchies(mounts: &[CgroupMount]) -> Vec<(Vec<String>, PathBu
 /// mounts them in its /sys/fs/cgroup.
 pub(super) fn v1_named_hierarchies(mounts: &[CgroupMount]) -> Vec<(Vec<String>, PathBuf)> {
     let mut out: Vec<(Vec<String>, PathBuf)> = Vec::new();
-    for mount in mounts.iter().filter(|m| !m.unified && m.controllers().is_empty()) {
+    for mount in mounts
+        .iter()
+        .filter(|m| !m.unified && m.controllers().is_empty())
+    {
         let Some(name) = mount.options.iter().find(|o| o.starts_with("name=")) else {
             continue;
         };

@@ -5,6 +5,7 @@
 mod bpf;
 mod check;
 mod devices;
+mod fields;
 mod freezer;
 mod host;
 mod hugetlb;
@@ -22,8 +23,8 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use oci_spec::runtime::LinuxResources;
 
-use self::check::{CONFIG, UPDATE};
 use self::devices::Rule;
+use self::fields::{CONFIG, UPDATE};
 use self::host::Host;
 use super::{fs, teardown, v1, v2, CgroupError, Entry, Version};
 

@@ -5,23 +5,10 @@ use std::fmt::Display;
 
 use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxResources};
 
+use super::fields::Fields;
 use super::host::Host;
 use super::{devices, hugetlb, set, OciError};
 use crate::cgroup::Version;
-
-/// How a refusal names the field: in config.json, or in the resources
-/// `update` was given.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Fields(&'static str);
-
-pub(super) const CONFIG: Fields = Fields("config.json's linux.resources.");
-pub(super) const UPDATE: Fields = Fields("the update's ");
-
-impl Fields {
-    pub fn at(&self, rest: impl Display) -> String {
-        format!("{}{rest}", self.0)
-    }
-}
 
 struct Checker<'a> {
     host: &'a Host,

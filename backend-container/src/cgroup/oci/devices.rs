@@ -5,7 +5,7 @@ use std::fmt;
 
 use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
 
-use super::check::Fields;
+use super::fields::Fields;
 use super::OciError;
 
 /// One rule as the devices controller (and the v2 device program) takes it.
@@ -239,7 +239,7 @@ pub(super) fn effective(rules: &[Rule]) -> Effective {
 mod tests {
     use oci_spec::runtime::LinuxDeviceCgroupBuilder;
 
-    use super::super::check::CONFIG;
+    use super::super::fields::CONFIG;
     use super::*;
 
     fn device(

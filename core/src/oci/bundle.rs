@@ -231,6 +231,12 @@ mod tests {
             let _ = parse_config(&bytes);
         }
 
+        /// Nor does `exec --process`'s parser.
+        #[test]
+        fn parse_process_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
+            let _ = parse_process(&bytes);
+        }
+
         /// Nor does valid JSON of any shape, placed where config fields go.
         #[test]
         fn parse_config_never_panics_on_json(key in "[a-zA-Z]{1,12}", value in json_value()) {
@@ -238,6 +244,8 @@ mod tests {
             let _ = parse_config(text.as_bytes());
             let linux = MINIMAL.replacen('{', &format!("{{\"linux\":{{\"{key}\":{value}}},"), 1);
             let _ = parse_config(linux.as_bytes());
+            let process = format!("{{\"cwd\":\"/\",\"user\":{{\"uid\":0,\"gid\":0}},\"{key}\":{value}}}");
+            let _ = parse_process(process.as_bytes());
         }
     }
 

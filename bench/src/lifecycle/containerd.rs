@@ -135,6 +135,39 @@ impl Containerd {
         self.ctr(&args)
     }
 
+    /// `ctr image import` of the OCI archive (a tar of an OCI layout) at
+    /// `archive`: the image named by its index's ref.name, unpacked.
+    pub fn import(&self, archive: &Path) -> Vec<String> {
+        self.ctr(&["image", "import", &archive.display().to_string()])
+    }
+
+    /// `ctr run --rm` of `cmd` in `image` as container `id`, with
+    /// `runtime` as the shim's runc binary, attached until it exits. Its
+    /// stdio fifos are made in our directory: ctr makes them, the shim
+    /// opens them, and the shim's /run is not ctr's.
+    pub fn run_rm(&self, id: &str, image: &str, runtime: &Path, cmd: &[&str]) -> Vec<String> {
+        let fifos = self.dir.join("fifo").display().to_string();
+        let runc_root = self.dir.join("runc").display().to_string();
+        let cgroup = format!("/{}/{id}", self.cgroup);
+        let runtime = runtime.display().to_string();
+        let mut args = vec![
+            "run",
+            "--rm",
+            "--fifo-dir",
+            &fifos,
+            "--runc-binary",
+            &runtime,
+            "--runc-root",
+            &runc_root,
+            "--cgroup",
+            &cgroup,
+            image,
+            id,
+        ];
+        args.extend(cmd);
+        self.ctr(&args)
+    }
+
     /// Killing the task and removing it, then the container.
     pub fn rm(&self, id: &str) -> Vec<Vec<String>> {
         vec![

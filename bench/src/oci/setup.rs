@@ -26,14 +26,15 @@ pub const ARGS: [&str; 1] = ["/bin/true"];
 pub enum SetUpError {
     #[error("making the default image in a scratch store")]
     Image(#[from] DefaultImageError),
+    // Boxed: an ImageError is large, and this error is rare.
     #[error("flattening the image into {}", .0.display())]
-    Rootfs(PathBuf, #[source] ImageError),
+    Rootfs(PathBuf, #[source] Box<ImageError>),
     #[error("creating {}", .0.display())]
     Dir(PathBuf, #[source] io::Error),
     #[error("writing the bundle's config.json")]
     Config(#[from] BundleError),
     #[error("writing the image as an OCI layout")]
-    Layout(#[source] ImageError),
+    Layout(#[source] Box<ImageError>),
     #[error("packing the OCI layout into an archive")]
     Archive(#[source] SandboxError),
 }
@@ -62,7 +63,7 @@ impl SetUp {
         std::fs::create_dir_all(&rootfs).map_err(|e| SetUpError::Dir(rootfs.clone(), e))?;
         store
             .export(&image, &rootfs)
-            .map_err(|e| SetUpError::Rootfs(rootfs.clone(), e))?;
+            .map_err(|e| SetUpError::Rootfs(rootfs.clone(), Box::new(e)))?;
         bundle::write_config(
             &runtime.display().to_string(),
             &bundle,
@@ -73,7 +74,8 @@ impl SetUp {
         let archive = archive
             .then(|| {
                 let layout = work.join("layout");
-                save_layout(&store, &image, &layout, IMAGE).map_err(SetUpError::Layout)?;
+                save_layout(&store, &image, &layout, IMAGE)
+                    .map_err(|e| SetUpError::Layout(Box::new(e)))?;
                 let tar = work.join("image.oci.tar");
                 let argv = ["tar", "-C", &layout.display().to_string(), "-cf"]
                     .map(String::from)

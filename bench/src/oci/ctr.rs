@@ -1,8 +1,6 @@
-//! containerd end to end: `ctr run --rm --runc-binary RUNTIME` of `/bin/true`
-//! in the same image, imported once from the benchmark's OCI archive, on
-//! the lifecycle dimension's private containerd, through
-//! containerd-shim-runc-v2. Each runtime's first run after the import is
-//! kept apart from the warm runs, which take turns run by run.
+//! containerd end to end: `ctr run --rm --runc-binary RUNTIME` of the
+//! imported image on a private containerd, each runtime's first run kept
+//! apart from its warm runs.
 
 use std::path::Path;
 

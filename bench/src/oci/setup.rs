@@ -1,8 +1,6 @@
-//! Before the first timed run: isola's default image (the host's static
-//! busybox) in a scratch store, flattened into the bundle's rootfs; the
-//! bundle's config.json from `isola-runtime spec`, running `/bin/true`
-//! without a terminal; and for containerd, the same image as an OCI
-//! archive (a tar of an OCI layout) for `ctr image import`.
+//! Before the first timed run: the bundle (isola's busybox image flattened,
+//! config.json from `isola-runtime spec` running `/bin/true`) and, for
+//! containerd, the same image as an OCI archive.
 
 use std::io;
 use std::path::{Path, PathBuf};

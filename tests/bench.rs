@@ -4,8 +4,9 @@
 //! report rendered by headless Chromium, and `--compare` reading it back;
 //! and `isola bench lifecycle --quick`, detached sandboxes against their
 //! peers, `isola bench distribution --quick`, pulls and pushes against
-//! theirs, and `isola bench build` with one run, against buildah, each
-//! leaving nothing behind.
+//! theirs, `isola bench build` with one run, against buildah, and `isola
+//! bench oci --quick`, isola-runtime against runc, crun and through
+//! containerd, each leaving nothing behind.
 
 #[path = "../bench/tests/common/browser.rs"]
 mod browser;
@@ -714,6 +715,132 @@ fn a_one_run_build_benchmark_times_isola_and_buildah_cold_and_cached() {
         .map(|g| g["key"].as_str().unwrap())
         .collect();
     assert_eq!(goals, ["cold_vs_buildah", "cached_vs_buildah", "cached_ms"]);
+    nothing_left_on(&isola);
+}
+
+/// `isola bench oci --quick` for real: isola-runtime (built beside isola)
+/// through create/start/delete and run, against every runtime installed
+/// here, and through containerd where it is; each peer measured or said
+/// why not (crun refuses a cgroup v1 hybrid host: its own words), the
+/// figures' shape, and afterwards no container, cgroup or process of it.
+#[test]
+fn a_quick_oci_benchmark_times_isola_runtime_against_its_peers_and_leaves_nothing() {
+    if !(common::root_user() && common::tool("busybox")) {
+        return;
+    }
+    let isola = Isola::new();
+    let (pid, out) = bench_with_pid(&isola, &["oci", "--quick", "--json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "isola bench oci failed:\n{stderr}");
+    for title in [
+        "OCI runtime: create, start, the init reaped, delete",
+        "OCI runtime: each step's median",
+        "OCI runtime: run, the same life in one call",
+        "OCI runtime: goals",
+        "isola-runtime create+start+delete:",
+    ] {
+        assert!(stderr.contains(title), "no {title:?} in:\n{stderr}");
+    }
+    let r: Value = serde_json::from_slice(&out.stdout).expect("--json prints JSON");
+    let o = &r["oci"];
+    let runtime = PathBuf::from(env!("CARGO_BIN_EXE_isola")).with_file_name("isola-runtime");
+    assert_eq!(o["runtime"]["path"], runtime.to_str().unwrap());
+    assert!(o["runtime"]["profile"]
+        .as_str()
+        .unwrap()
+        .starts_with("debug"));
+
+    // isola-runtime's own figures, in every shape it was asked for.
+    for shape in ["create_start_delete", "run"] {
+        let s = of(&o[shape], "isola-runtime");
+        assert_eq!(s.len(), 1, "{shape}: {o}");
+        assert_eq!(s[0]["ms"].as_array().unwrap().len(), 3, "{shape}");
+        assert!(s[0]["summary"]["median"].as_f64().unwrap() > 0.0, "{shape}");
+    }
+    let steps = &of(&o["steps"], "isola-runtime")[0]["median_ms"];
+    let names: Vec<&str> = steps
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s[0].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["create", "start", "exited", "delete"]);
+    let goals: Vec<&str> = o["goals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(goals, ["vs_crun"]);
+
+    // Each peer installed here ran, with isola-runtime's ratio to it, or
+    // says in its own words why not.
+    let said =
+        |id: &str| {
+            r["errors"].as_array().unwrap().iter().any(|e| {
+                e["subject"] == id && e["message"].as_str().unwrap().starts_with("not run")
+            })
+        };
+    let paired_with = |series: &Value, peer: &str| {
+        of(series, "isola-runtime")[0]["paired"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p[0] == peer)
+    };
+    for peer in ["runc", "crun"] {
+        if !on_path(peer) {
+            assert!(said(peer), "{peer} is missing and no reason is given");
+            continue;
+        }
+        for shape in ["create_start_delete", "run"] {
+            let ran = of(&o[shape], peer).len() == 1 && paired_with(&o[shape], peer);
+            assert!(
+                ran || said(peer),
+                "{peer} {shape}: neither figures nor a reason"
+            );
+        }
+    }
+    let containerd = ["containerd", "ctr", "containerd-shim-runc-v2"]
+        .iter()
+        .all(|p| on_path(p));
+    if containerd {
+        let c = &o["containerd"];
+        assert!(
+            c["label"].as_str().unwrap().starts_with("containerd "),
+            "{c}"
+        );
+        let first: Vec<&str> = c["first"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["subject"].as_str().unwrap())
+            .collect();
+        assert_eq!(first.first(), Some(&"isola-runtime"), "{c}");
+        assert_eq!(
+            of(&c["warm"], "isola-runtime")[0]["ms"]
+                .as_array()
+                .unwrap()
+                .len(),
+            3
+        );
+        for peer in ["runc", "crun"].into_iter().filter(|p| on_path(p)) {
+            let ran = first.contains(&peer) && paired_with(&c["warm"], peer);
+            assert!(
+                ran || said(peer),
+                "{peer} through containerd: neither figures nor a reason"
+            );
+        }
+    } else {
+        assert!(
+            said("containerd"),
+            "containerd is missing and no reason is given"
+        );
+    }
+
+    // Nothing left: no container's cgroup named for the benchmark, no
+    // process or mount on this root, no work directory.
+    assert_eq!(bench_cgroups(pid), Vec::<PathBuf>::new(), "cgroups left");
     nothing_left_on(&isola);
 }
 

@@ -240,7 +240,7 @@ fn containerd_runs_containers_through_isola_runtime() {
 
 fn check_containerd(ctr: &Ctr, archive: &Path) {
     let out = output(argv_command(
-        &ctr.d.import(archive, "localhost/isola-peers"),
+        &ctr.d.import(archive, Some("localhost/isola-peers")),
     ));
     assert!(
         out.status.success(),

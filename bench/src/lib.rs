@@ -1,8 +1,9 @@
 //! isola-bench: the comparative harness. It measures startup, memory, disk,
 //! runtime overhead, density, isolation and the lifecycle of a detached
 //! sandbox for each isola backend and the peers installed on the host,
-//! pulls and pushes against podman and skopeo, and writes the results and
-//! their report.
+//! pulls and pushes against podman and skopeo, builds against buildah,
+//! runs an OCI bundle through isola-runtime against runc and crun, and
+//! writes the results and their report.
 
 pub mod build;
 pub mod bundle;
@@ -15,6 +16,7 @@ pub mod interrupt;
 pub mod isolation;
 pub mod lifecycle;
 pub mod memory;
+pub mod oci;
 pub mod peers;
 pub mod plan;
 pub mod procfs;

@@ -37,6 +37,10 @@ pub struct Results {
     /// from runs that did not measure them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub build: Option<Build>,
+    /// isola-runtime against runc and crun (`isola bench oci`); absent
+    /// from runs that did not measure it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oci: Option<Oci>,
     /// A subject or dimension that could not run, with its own error line.
     pub errors: Vec<RunError>,
 }
@@ -329,7 +333,7 @@ pub struct ShimMemory {
 pub struct Goal {
     /// `start_vs_floor`, `exec_vs_runc`, `exec_vs_nsenter`, `shim_rss`;
     /// `pull_vs_podman`, `fetch_vs_skopeo`, `push_vs_skopeo`;
-    /// `cold_vs_buildah`, `cached_vs_buildah`, `cached_ms`.
+    /// `cold_vs_buildah`, `cached_vs_buildah`, `cached_ms`; `vs_crun`.
     pub key: String,
     /// What is measured, in words.
     pub label: String,
@@ -390,6 +394,51 @@ pub struct Build {
     pub cached: Vec<LifecycleSeries>,
     /// The build issue's goals, as measured.
     pub goals: Vec<Goal>,
+}
+
+/// One `/bin/true` bundle taken through runc's command line by
+/// isola-runtime, runc and crun, each on a `--root` of its own, and the
+/// same image through containerd with each as its runtime; the runtimes
+/// interleaved run by run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Oci {
+    /// The isola-runtime binary measured.
+    pub runtime: IsolaBuild,
+    /// The bundle, in words.
+    pub workload: String,
+    /// `create`, `start`, the init reaped by the benchmark (a child
+    /// subreaper, as containerd's shim is), `delete`: one series per
+    /// runtime, the four steps timed together.
+    pub create_start_delete: Vec<LifecycleSeries>,
+    /// The median of each of those steps, per runtime.
+    pub steps: Vec<OciSteps>,
+    /// `RUNTIME run`: the same life in one call, the runtime waiting.
+    pub run: Vec<LifecycleSeries>,
+    /// `ctr run --rm --runc-binary RUNTIME`; absent without containerd.
+    pub containerd: Option<OciContainerd>,
+    /// The OCI runtime issue's goals, as measured.
+    pub goals: Vec<Goal>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OciSteps {
+    pub subject: String,
+    /// `(step, median ms)`: `create`, `start`, `exited` (from `start`'s
+    /// return to the init reaped), `delete`.
+    pub median_ms: Vec<(String, f64)>,
+}
+
+/// containerd end to end: one daemon of the benchmark's own, the image
+/// imported once, each runtime as containerd-shim-runc-v2's binary.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OciContainerd {
+    /// `containerd 1.6.20~ds1`.
+    pub label: String,
+    /// Each runtime's first run after the import, in the order they ran
+    /// (the first of all also pays the daemon's first task).
+    pub first: Vec<ColdStart>,
+    /// The warm runs, interleaved run by run.
+    pub warm: Vec<LifecycleSeries>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -185,6 +185,7 @@ pub fn run(plan: &Plan, machine: Machine, config: Config, progress: &mut dyn Pro
         lifecycle,
         distribution: None,
         build: None,
+        oci: None,
         errors,
     }
 }

@@ -140,13 +140,16 @@ impl Containerd {
         self.dir.join("fifo")
     }
 
-    /// `ctr image import` of the OCI archive `archive` under `name`: the
-    /// image is `name:TAG`, TAG being the ref name in the archive's
-    /// index.json (an index that names only a tag, as umoci's does,
-    /// needs the name given).
-    pub fn import(&self, archive: &Path, name: &str) -> Vec<String> {
+    /// `ctr image import` of the OCI archive `archive` (a tar of an OCI
+    /// layout). Without `base`, the image is named by its index's
+    /// ref.name; with it, `base:TAG`, TAG being that ref name (an index
+    /// that names only a tag, as umoci's does, needs the name given).
+    pub fn import(&self, archive: &Path, base: Option<&str>) -> Vec<String> {
         let archive = archive.display().to_string();
-        self.ctr(&["image", "import", "--base-name", name, &archive])
+        match base {
+            Some(name) => self.ctr(&["image", "import", "--base-name", name, &archive]),
+            None => self.ctr(&["image", "import", &archive]),
+        }
     }
 
     /// `ctr run -d` of `cmd` on `rootfs` as container `id`: its output
@@ -167,6 +170,33 @@ impl Containerd {
             &cgroup,
             "--rootfs",
             &rootfs,
+            id,
+        ];
+        args.extend(cmd);
+        self.ctr(&args)
+    }
+
+    /// `ctr run --rm` of `cmd` in `image` as container `id`, with
+    /// `runtime` as the shim's runc binary, attached until it exits. Its
+    /// stdio fifos are made in our directory: ctr makes them, the shim
+    /// opens them, and the shim's /run is not ctr's.
+    pub fn run_rm(&self, id: &str, image: &str, runtime: &Path, cmd: &[&str]) -> Vec<String> {
+        let fifos = self.dir.join("fifo").display().to_string();
+        let runc_root = self.dir.join("runc").display().to_string();
+        let cgroup = format!("/{}/{id}", self.cgroup);
+        let runtime = runtime.display().to_string();
+        let mut args = vec![
+            "run",
+            "--rm",
+            "--fifo-dir",
+            &fifos,
+            "--runc-binary",
+            &runtime,
+            "--runc-root",
+            &runc_root,
+            "--cgroup",
+            &cgroup,
+            image,
             id,
         ];
         args.extend(cmd);

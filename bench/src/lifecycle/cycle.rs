@@ -138,51 +138,82 @@ impl Runner {
         cycles: &[Cycle],
         runs: usize,
         warmup: usize,
-        mut progress: impl FnMut(usize),
+        progress: impl FnMut(usize),
     ) -> Vec<startup::Result> {
-        let mut results: Vec<startup::Result> = cycles
-            .iter()
-            .map(|c| startup::Result {
-                name: c.subject.clone(),
-                ms: Vec::new(),
-                cpu_ms: Vec::new(),
-                peak_rss_kib: None,
-                error: None,
-            })
-            .collect();
-        for round in 0..warmup + runs {
-            if crate::interrupt::interrupted() {
-                break;
+        let names: Vec<&str> = cycles.iter().map(|c| c.subject.as_str()).collect();
+        interleave(&names, runs, warmup, progress, |i, _| {
+            self.once(&cycles[i]).map_err(|e| chain(&e))
+        })
+    }
+}
+
+/// `once(i, measured)` for each subject `i` of `names`, `warmup` times
+/// (`measured` false), then `runs` times, interleaved run by run:
+/// milliseconds, or the run's error. A
+/// subject whose run fails keeps its error and runs no more; none runs
+/// once the benchmark was interrupted; `progress` is told after each
+/// measured round. For runs that are more than a list of commands (a
+/// process to reap between two of them).
+pub fn interleave(
+    names: &[&str],
+    runs: usize,
+    warmup: usize,
+    mut progress: impl FnMut(usize),
+    mut once: impl FnMut(usize, bool) -> Result<f64, String>,
+) -> Vec<startup::Result> {
+    let mut results: Vec<startup::Result> = names
+        .iter()
+        .map(|name| startup::Result {
+            name: name.to_string(),
+            ms: Vec::new(),
+            cpu_ms: Vec::new(),
+            peak_rss_kib: None,
+            error: None,
+        })
+        .collect();
+    for round in 0..warmup + runs {
+        if crate::interrupt::interrupted() {
+            break;
+        }
+        for (i, r) in results.iter_mut().enumerate() {
+            if r.error.is_some() || crate::interrupt::interrupted() {
+                continue;
             }
-            for (c, r) in cycles.iter().zip(results.iter_mut()) {
-                if r.error.is_some() || crate::interrupt::interrupted() {
-                    continue;
-                }
-                match self.once(c) {
-                    Ok(ms) if round >= warmup => r.ms.push(ms),
-                    Ok(_) => {}
-                    Err(e) => r.error = Some(chain(&e)),
-                }
-            }
-            if round >= warmup {
-                progress(round - warmup + 1);
+            match once(i, round >= warmup) {
+                Ok(ms) if round >= warmup => r.ms.push(ms),
+                Ok(_) => {}
+                Err(e) => r.error = Some(e),
             }
         }
-        results
+        if round >= warmup {
+            progress(round - warmup + 1);
+        }
     }
+    results
 }
 
 /// The series that ran, each with what it timed and its paired ratios:
 /// `isola`'s against every other, every other against `isola`'s.
 pub fn series(cycles: &[Cycle], results: &[startup::Result], isola: &str) -> Vec<LifecycleSeries> {
-    cycles
+    let commands: Vec<&str> = cycles.iter().map(|c| c.command.as_str()).collect();
+    series_of(&commands, results, isola)
+}
+
+/// As [`series`], for runs [`interleave`] made: `commands[i]` says what
+/// `results[i]` timed.
+pub fn series_of(
+    commands: &[&str],
+    results: &[startup::Result],
+    isola: &str,
+) -> Vec<LifecycleSeries> {
+    commands
         .iter()
         .zip(results)
-        .filter_map(|(c, r)| {
+        .filter_map(|(command, r)| {
             let s = r.summary()?;
             Some(LifecycleSeries {
                 subject: r.name.clone(),
-                command: c.command.clone(),
+                command: command.to_string(),
                 ms: r.ms.clone(),
                 summary: Summary {
                     min: s.min,
@@ -232,6 +263,36 @@ mod tests {
         assert_eq!(s[0].command, "a");
         assert_eq!(s[0].paired[0].0, "other");
         assert_eq!(s[1].paired[0].0, "isola");
+    }
+
+    #[test]
+    fn interleave_takes_turns_and_says_which_runs_are_measured() {
+        let mut calls = Vec::new();
+        let r = interleave(
+            &["a", "b"],
+            2,
+            1,
+            |_| {},
+            |i, measured| {
+                calls.push((i, measured));
+                if i == 1 && measured {
+                    return Err("b broke".into());
+                }
+                Ok(1.0 + i as f64)
+            },
+        );
+        // b fails at its first measured run and runs no more.
+        assert_eq!(
+            calls,
+            [(0, false), (1, false), (0, true), (1, true), (0, true)]
+        );
+        assert_eq!(r[0].ms, [1.0, 1.0]);
+        assert!(r[1].ms.is_empty());
+        assert_eq!(r[1].error.as_deref(), Some("b broke"));
+        let s = series_of(&["timed a", "timed b"], &r, "a");
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0].command, "timed a");
+        assert!(s[0].paired.is_empty());
     }
 
     #[test]

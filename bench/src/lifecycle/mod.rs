@@ -329,7 +329,7 @@ impl Drop for Isola<'_> {
 
 /// Run `argv` for its effect only: the end of the dimension sweeps what
 /// may or may not be there.
-fn quietly(argv: &[String], env: &[(String, String)]) {
+pub(crate) fn quietly(argv: &[String], env: &[(String, String)]) {
     let _ = Command::new(&argv[0])
         .args(&argv[1..])
         .envs(env.iter().map(|(k, v)| (k, v)))

@@ -247,6 +247,33 @@ fn sections(r: &Results) -> Vec<Section> {
             charts: &[],
         },
         Section {
+            id: "oci",
+            title: "OCI runtime",
+            method: "<code>isola bench oci</code>, run on its own: one bundle (a busybox \
+                     rootfs, <code>config.json</code> from <code>isola-runtime spec</code> \
+                     running <code>/bin/true</code> without a terminal) taken through \
+                     runc's command line by isola-runtime, runc and crun, each on a \
+                     <code>--root</code> of its own: <code>create</code>, \
+                     <code>start</code>, the init reaped by the benchmark (a child \
+                     subreaper, as containerd's shim is), <code>delete</code>; then \
+                     <code>run</code>, the same in one call. Then the same image, \
+                     imported once into a containerd of the benchmark's own, run by \
+                     <code>ctr run --rm --runc-binary</code> with each runtime; the \
+                     first run of each is shown apart. The runtimes interleaved run by \
+                     run, ratios paired run by run. A runtime that cannot run on the \
+                     host is listed in the errors with its own message."
+                .to_string(),
+            tables: vec![
+                tables::oci_create_start_delete(r),
+                tables::oci_steps(r),
+                tables::oci_run(r),
+                tables::oci_containerd_first(r),
+                tables::oci_containerd_warm(r),
+                tables::oci_goals(r),
+            ],
+            charts: &[],
+        },
+        Section {
             id: "isolation",
             title: "Isolation",
             method: "What a process can observe about where it runs, read by the \

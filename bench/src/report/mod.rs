@@ -106,7 +106,7 @@ pub(crate) fn fmt_bytes(bytes: u64) -> String {
 /// A ratio with two decimals; below 0.1 with two significant digits, so
 /// that a small one (isola's builds against buildah's) is not shown as
 /// "0.00x".
-pub(crate) fn fmt_ratio(ratio: f64) -> String {
+pub fn fmt_ratio(ratio: f64) -> String {
     if !(ratio > 0.0 && ratio < 0.095) {
         return format!("{ratio:.2}x");
     }

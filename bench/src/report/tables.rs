@@ -40,6 +40,12 @@ pub fn render(results: &Results) -> Vec<Table> {
         build_cold(results),
         build_cached(results),
         build_goals(results),
+        oci_create_start_delete(results),
+        oci_steps(results),
+        oci_run(results),
+        oci_containerd_first(results),
+        oci_containerd_warm(results),
+        oci_goals(results),
         isolation(results),
         errors(results),
     ]
@@ -668,6 +674,103 @@ pub fn build_goals(results: &Results) -> Option<Table> {
     )
 }
 
+pub fn oci_create_start_delete(results: &Results) -> Option<Table> {
+    let o = results.oci.as_ref()?;
+    table(
+        &format!(
+            "OCI runtime: create, start, the init reaped, delete ({}; each runtime on its own --root)",
+            o.workload
+        ),
+        &LIFECYCLE_HEADERS,
+        lifecycle_rows(results, &o.create_start_delete),
+    )
+}
+
+pub fn oci_steps(results: &Results) -> Option<Table> {
+    let o = results.oci.as_ref()?;
+    let steps: Vec<&str> = o
+        .steps
+        .first()
+        .map(|s| s.median_ms.iter().map(|(n, _)| n.as_str()).collect())
+        .unwrap_or_default();
+    let rows = ordered(results, &o.steps, |s| &s.subject)
+        .into_iter()
+        .map(|s| {
+            let mut row = vec![label(results, &s.subject).to_string()];
+            row.extend(s.median_ms.iter().map(|(_, ms)| fmt_ms(*ms)));
+            row
+        })
+        .collect();
+    let mut headers = vec!["subject".to_string()];
+    headers.extend(steps.iter().map(|s| format!("{s} ms (median)")));
+    let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
+    table(
+        "OCI runtime: each step's median (exited: from start's return until the init was reaped)",
+        &headers,
+        rows,
+    )
+}
+
+pub fn oci_run(results: &Results) -> Option<Table> {
+    let o = results.oci.as_ref()?;
+    table(
+        "OCI runtime: run, the same life in one call",
+        &LIFECYCLE_HEADERS,
+        lifecycle_rows(results, &o.run),
+    )
+}
+
+pub fn oci_containerd_first(results: &Results) -> Option<Table> {
+    let c = results.oci.as_ref()?.containerd.as_ref()?;
+    let rows = c
+        .first
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            vec![
+                label(results, &f.subject).to_string(),
+                if i == 0 {
+                    "first after the import".to_string()
+                } else {
+                    format!("{}", i + 1)
+                },
+                fmt_ms(f.ms),
+            ]
+        })
+        .collect();
+    table(
+        &format!(
+            "OCI runtime through {}: each runtime's first ctr run --rm, in the order they ran",
+            c.label
+        ),
+        &["subject", "order", "ms"],
+        rows,
+    )
+}
+
+pub fn oci_containerd_warm(results: &Results) -> Option<Table> {
+    let c = results.oci.as_ref()?.containerd.as_ref()?;
+    table(
+        &format!(
+            "OCI runtime through {}: ctr run --rm of /bin/true, warm",
+            c.label
+        ),
+        &LIFECYCLE_HEADERS,
+        lifecycle_rows(results, &c.warm),
+    )
+}
+
+pub fn oci_goals(results: &Results) -> Option<Table> {
+    let o = results.oci.as_ref()?;
+    goal_table(
+        &format!(
+            "OCI runtime: goals (isola-runtime is {}, {} build)",
+            o.runtime.path, o.runtime.profile
+        ),
+        &o.goals,
+    )
+}
+
 pub fn isolation(results: &Results) -> Option<Table> {
     // A column for every subject any row has a value for, in subject order.
     let mut columns: Vec<&str> = Vec::new();
@@ -840,17 +943,52 @@ mod tests {
         let tables = render(&sample());
         assert!(tables.iter().all(|t| !t.0.starts_with("Monitor")));
         let titles: Vec<&str> = tables.iter().map(|t| t.0.as_str()).collect();
-        assert_eq!(titles.len(), 25, "{titles:?}");
+        assert_eq!(titles.len(), 31, "{titles:?}");
         let mut r = sample();
         r.lifecycle = None;
         r.distribution = None;
         r.disk.distribution = None;
         r.build = None;
+        r.oci = None;
         let titles: Vec<String> = render(&r).into_iter().map(|t| t.0).collect();
         assert!(titles.iter().all(|t| !t.starts_with("Lifecycle")));
         assert!(titles.iter().all(|t| !t.starts_with("Distribution")));
         assert!(titles.iter().all(|t| !t.starts_with("Disk: pulling")));
         assert!(titles.iter().all(|t| !t.starts_with("Build")));
+        assert!(titles.iter().all(|t| !t.starts_with("OCI")));
+    }
+
+    #[test]
+    fn oci_tables_give_each_shape_its_steps_the_first_runs_and_the_goal() {
+        let tables = render(&sample());
+        let (title, _, rows) = find(&tables, "OCI runtime: create, start");
+        assert!(title.contains("busybox"), "{title}");
+        assert_eq!(rows[0][0], "isola container");
+        assert_eq!(rows[0][7], "0.31x vs runc 1.1.5");
+        let (_, headers, rows) = find(&tables, "OCI runtime: each step");
+        assert_eq!(
+            headers[1..],
+            [
+                "create ms (median)",
+                "start ms (median)",
+                "exited ms (median)",
+                "delete ms (median)"
+            ]
+        );
+        assert_eq!(rows[0][1..], ["5.00", "1.50", "0.50", "2.50"]);
+        assert_eq!(find(&tables, "OCI runtime: run").2[0][3], "8.00");
+        let (title, _, rows) = find(&tables, "OCI runtime through containerd 1.6.20~ds1: each");
+        assert!(title.contains("first"));
+        assert_eq!(rows[0][1..], ["first after the import", "390.00"]);
+        assert_eq!(rows[1][1], "2");
+        let (_, _, rows) = find(
+            &tables,
+            "OCI runtime through containerd 1.6.20~ds1: ctr run",
+        );
+        assert_eq!(rows[0][7], "0.70x vs runc 1.1.5");
+        let (title, _, rows) = find(&tables, "OCI runtime: goals");
+        assert!(title.contains("/usr/local/bin/isola-runtime, release, static"));
+        assert_eq!(rows[0][1..], ["at most 1.00x", "-", "not measured"]);
     }
 
     #[test]

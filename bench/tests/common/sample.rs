@@ -502,6 +502,70 @@ pub fn sample() -> Results {
                 met: Some(true),
             }],
         }),
+        oci: Some(Oci {
+            runtime: IsolaBuild {
+                path: "/usr/local/bin/isola-runtime".into(),
+                profile: "release, static".into(),
+                bytes: 9_000_000,
+            },
+            workload: "/bin/true in a busybox (static) bundle".into(),
+            create_start_delete: vec![
+                lifecycle_series(
+                    "container",
+                    "isola-runtime create, start, (reaped), delete",
+                    vec![9.0, 10.0],
+                    &[("runc", 0.31)],
+                ),
+                lifecycle_series(
+                    "runc",
+                    "runc create, start, (reaped), delete",
+                    vec![30.0, 32.0],
+                    &[("container", 3.2)],
+                ),
+            ],
+            steps: vec![OciSteps {
+                subject: "container".into(),
+                median_ms: vec![
+                    ("create".into(), 5.0),
+                    ("start".into(), 1.5),
+                    ("exited".into(), 0.5),
+                    ("delete".into(), 2.5),
+                ],
+            }],
+            run: vec![lifecycle_series(
+                "container",
+                "isola-runtime run",
+                vec![8.0, 9.0],
+                &[("runc", 0.33)],
+            )],
+            containerd: Some(OciContainerd {
+                label: "containerd 1.6.20~ds1".into(),
+                first: vec![
+                    ColdStart {
+                        subject: "container".into(),
+                        ms: 390.0,
+                    },
+                    ColdStart {
+                        subject: "runc".into(),
+                        ms: 180.0,
+                    },
+                ],
+                warm: vec![lifecycle_series(
+                    "container",
+                    "ctr run --rm --runc-binary isola-runtime",
+                    vec![80.0, 90.0],
+                    &[("runc", 0.7)],
+                )],
+            }),
+            goals: vec![Goal {
+                key: "vs_crun".into(),
+                label: "isola-runtime create+start+delete against crun (paired)".into(),
+                limit: 1.0,
+                unit: "x".into(),
+                value: None,
+                met: None,
+            }],
+        }),
         errors: vec![RunError {
             subject: "runc".into(),
             dimension: "startup".into(),

@@ -1,14 +1,16 @@
 //! `isola bench`: its arguments and the command they pick: the whole
 //! comparative benchmark (suite.rs); one dimension alone, `isola bench
 //! startup` (startup.rs), `isola bench lifecycle` (lifecycle.rs), `isola
-//! bench distribution` (distribution.rs), `isola bench build` (build.rs)
-//! or `isola bench monitor` (monitor.rs); or what changed between two runs, `--compare` (compare.rs).
+//! bench distribution` (distribution.rs), `isola bench build` (build.rs),
+//! `isola bench oci` (oci.rs) or `isola bench monitor` (monitor.rs); or
+//! what changed between two runs, `--compare` (compare.rs).
 
 mod build;
 mod compare;
 mod distribution;
 mod lifecycle;
 mod monitor;
+mod oci;
 mod progress;
 mod startup;
 mod suite;
@@ -86,6 +88,33 @@ pub enum BenchCommand {
     /// A two-stage Dockerfile built cold and fully cached, against buildah
     /// bud --layers
     Build(BuildArgs),
+    /// isola-runtime against runc and crun on one /bin/true bundle: create,
+    /// start, delete and run, and ctr run --rm through containerd
+    Oci(OciArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct OciArgs {
+    /// The isola-runtime binary to measure (default: the one beside this
+    /// isola)
+    #[arg(long, value_name = "PATH")]
+    pub runtime: Option<PathBuf>,
+    /// Measured runs per runtime and shape (default 20; 3 with --quick)
+    #[arg(long)]
+    pub runs: Option<usize>,
+    /// Unmeasured runs first (default 3; 1 with --quick)
+    #[arg(long)]
+    pub warmup: Option<usize>,
+    /// Peers: auto (all found), none, or a list of runc,crun,containerd
+    #[arg(long, default_value = "auto")]
+    pub peers: String,
+    /// Few runs: a check that everything runs, not figures to quote
+    #[arg(long)]
+    pub quick: bool,
+    /// Print the figures as JSON on stdout (results.json's subjects, oci
+    /// and errors)
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -213,6 +242,7 @@ pub fn run(root: &Root, args: &BenchArgs) -> Result<()> {
         (Some(BenchCommand::Monitor(a)), _) => monitor::run(root, a),
         (Some(BenchCommand::Distribution(a)), _) => distribution::run(root, a),
         (Some(BenchCommand::Build(a)), _) => build::run(root, a),
+        (Some(BenchCommand::Oci(a)), _) => oci::run(root, a),
         (None, Some(files)) => compare::run(&files[0], &files[1]),
         (None, None) => suite::run(root, args),
     }

@@ -161,22 +161,28 @@ pub fn inside(rootfs: &Path, target: &str) -> Result<std::path::PathBuf, Fail> {
         .map_err(|e| Fail::io(format!("the mount target {target} in the image"), e))
 }
 
+/// Where a bind of `source` goes: a directory for a directory, an empty
+/// file (and its directories) for anything else. `what` names the source
+/// in an error.
+pub(crate) fn bind_point(source: &Path, dest: &Path, what: &str) -> Result<(), Fail> {
+    let meta =
+        fs::metadata(source).map_err(|e| Fail::io(format!("{what} {}", source.display()), e))?;
+    if meta.is_dir() {
+        return mkdir_p(dest);
+    }
+    if let Some(p) = dest.parent() {
+        mkdir_p(p)?;
+    }
+    if fs::symlink_metadata(dest).is_err() {
+        fs::write(dest, b"").map_err(|e| Fail::io(format!("creating {}", dest.display()), e))?;
+    }
+    Ok(())
+}
+
 /// A bind mount of a host path (file or directory) at `target` inside `rootfs`.
 pub fn bind(source: &Path, rootfs: &Path, target: &str, read_only: bool) -> Result<(), Fail> {
     let dest = inside(rootfs, target)?;
-    let meta = fs::metadata(source)
-        .map_err(|e| Fail::io(format!("volume source {}", source.display()), e))?;
-    if meta.is_dir() {
-        mkdir_p(&dest)?;
-    } else {
-        if let Some(p) = dest.parent() {
-            mkdir_p(p)?;
-        }
-        if !dest.exists() {
-            fs::write(&dest, b"")
-                .map_err(|e| Fail::io(format!("creating {}", dest.display()), e))?;
-        }
-    }
+    bind_point(source, &dest, "volume source")?;
     m(
         Some(source),
         &dest,

@@ -310,6 +310,25 @@ pub struct LifecycleSeries {
     pub paired: Vec<(String, f64)>,
 }
 
+#[cfg(test)]
+impl LifecycleSeries {
+    /// A one-run series of 1 ms with these paired ratios, for the goals' tests.
+    pub fn with_ratios(subject: &str, paired: &[(&str, f64)]) -> LifecycleSeries {
+        LifecycleSeries {
+            subject: subject.into(),
+            command: String::new(),
+            ms: vec![1.0],
+            summary: Summary {
+                min: 1.0,
+                median: 1.0,
+                p90: 1.0,
+                max: 1.0,
+            },
+            paired: paired.iter().map(|(o, r)| (o.to_string(), *r)).collect(),
+        }
+    }
+}
+
 /// One supervisor process, from /proc/PID/status and smaps_rollup.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ShimMemory {

@@ -321,19 +321,7 @@ impl BundleRuntime for VmRuntime {
 
     fn start(&self, rec: &Record, state_dir: &Path) -> Result<(), RuntimeError> {
         gate::release(state_dir, &rec.id)?;
-        let config = std::fs::read(state_dir.join(isola_core::oci::record::CONFIG))
-            .ok()
-            .and_then(|b| isola_core::oci::bundle::parse_config(&b).ok());
-        if let Some(config) = config {
-            let state = rec.state(Status::Running).for_hooks();
-            hooks::run(
-                Point::Poststart,
-                &hooks::at(&config, Point::Poststart),
-                &state,
-                None,
-            )?;
-        }
-        Ok(())
+        hooks::poststart(rec, state_dir)
     }
 
     /// To the keeper, which passes it to the guest's init (SIGKILL ends

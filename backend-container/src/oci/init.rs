@@ -203,19 +203,7 @@ fn mount_one(rootfs: &Path, mt: &super::plan::Mount, view: &CgroupView) -> Resul
     let o = &mt.options;
     if o.bind {
         let source = mt.source.as_deref().unwrap_or(Path::new(""));
-        let meta = fs::metadata(source)
-            .map_err(|e| Fail::io(format!("the bind mount source {}", source.display()), e))?;
-        if meta.is_dir() {
-            mkdir_p(&dest)?;
-        } else {
-            if let Some(p) = dest.parent() {
-                mkdir_p(p)?;
-            }
-            if fs::symlink_metadata(&dest).is_err() {
-                fs::write(&dest, b"")
-                    .map_err(|e| Fail::io(format!("creating {}", dest.display()), e))?;
-            }
-        }
+        mounts::bind_point(source, &dest, "the bind mount source")?;
         let rec = o.flags & MsFlags::MS_REC;
         m(Some(source), &dest, None, MsFlags::MS_BIND | rec, None)?;
         // A bind takes its flags only from a remount.

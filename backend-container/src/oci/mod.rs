@@ -119,13 +119,7 @@ impl BundleRuntime for ContainerRuntime {
             )?;
         }
         gate::release(state_dir, &rec.id)?;
-        let state = rec.state(Status::Running).for_hooks();
-        hooks::run(
-            Point::Poststart,
-            &hooks::at(&config, Point::Poststart),
-            &state,
-            None,
-        )
+        hooks::poststart(rec, state_dir)
     }
 
     fn kill(&self, rec: &Record, signal: i32, all: bool) -> Result<(), RuntimeError> {

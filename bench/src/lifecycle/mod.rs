@@ -644,21 +644,9 @@ fn goals(start: &[LifecycleSeries], exec: &[LifecycleSeries], shims: &[ShimMemor
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::results::Summary;
 
     fn series(subject: &str, paired: &[(&str, f64)]) -> LifecycleSeries {
-        LifecycleSeries {
-            subject: subject.into(),
-            command: String::new(),
-            ms: vec![1.0],
-            summary: Summary {
-                min: 1.0,
-                median: 1.0,
-                p90: 1.0,
-                max: 1.0,
-            },
-            paired: paired.iter().map(|(o, r)| (o.to_string(), *r)).collect(),
-        }
+        LifecycleSeries::with_ratios(subject, paired)
     }
 
     #[test]

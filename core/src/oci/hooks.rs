@@ -55,6 +55,22 @@ pub fn at(spec: &Spec, point: Point) -> Vec<Hook> {
     list.clone().unwrap_or_default()
 }
 
+/// `start`'s last step: the poststart hooks of the config.json copy
+/// `create` kept in `state_dir`, told the container runs.
+pub fn poststart(rec: &super::Record, state_dir: &std::path::Path) -> Result<(), RuntimeError> {
+    let path = state_dir.join(super::record::CONFIG);
+    let bytes = std::fs::read(&path)
+        .map_err(|e| RuntimeError::step(format!("reading {}", path.display()), e))?;
+    let config = super::bundle::parse_config(&bytes)?;
+    let state = rec.state(super::Status::Running).for_hooks();
+    run(
+        Point::Poststart,
+        &at(&config, Point::Poststart),
+        &state,
+        None,
+    )
+}
+
 /// Runs each hook in order, `state` on its stdin; the first that fails
 /// (exits non-zero, or outlives its timeout and is killed) is the error,
 /// with what it printed. `enter`: the namespaces (of the process behind

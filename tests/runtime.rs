@@ -230,6 +230,7 @@ fn kill_delete_and_run_end_a_container_with_the_right_code() {
     assert_eq!(reap(pid), 137);
     let (_, err) = rt.fail(&["kill", "killed", "TERM"]);
     assert!(err.contains("not running"), "{err}");
+    rt.ok(&["kill", "--all", "killed", "KILL"]);
     rt.ok(&["delete", "killed"]);
 
     // A created container is deleted without --force: its init is killed.

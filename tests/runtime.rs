@@ -10,11 +10,9 @@ use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::Once;
 
+use common::oci::{self, guest_init, reap, RUNTIME};
 use serde_json::{json, Value};
-
-const RUNTIME: &str = env!("CARGO_BIN_EXE_isola-runtime");
 
 /// A runtime root and bundles in a temporary directory of the test's.
 struct Runtime {
@@ -25,11 +23,7 @@ fn runtime() -> Option<Runtime> {
     if !common::root_user() {
         return None;
     }
-    static SUBREAPER: Once = Once::new();
-    SUBREAPER.call_once(|| {
-        // SAFETY: prctl with integer arguments.
-        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-    });
+    oci::become_subreaper();
     Some(Runtime {
         tmp: tempfile::Builder::new()
             .prefix("isola-test-runtime-")
@@ -94,36 +88,10 @@ impl Runtime {
 
     /// A bundle `name` of busybox running `args`, its config edited.
     fn bundle(&self, name: &str, args: &[&str], edit: impl FnOnce(&mut Value)) -> PathBuf {
-        let dir = self.tmp.path().join(name);
-        let rootfs = dir.join("rootfs");
-        fs::create_dir_all(rootfs.join("bin")).unwrap();
-        for d in ["proc", "sys", "dev", "etc", "tmp"] {
-            fs::create_dir_all(rootfs.join(d)).unwrap();
-        }
-        fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
-        for applet in [
+        let applets = [
             "sh", "echo", "sleep", "cat", "ls", "id", "true", "hostname", "grep",
-        ] {
-            symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
-        }
-        let out = Command::new(RUNTIME)
-            .args(["spec", "--bundle"])
-            .arg(&dir)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let mut config: Value =
-            serde_json::from_slice(&fs::read(dir.join("config.json")).unwrap()).unwrap();
-        config["process"]["terminal"] = json!(false);
-        config["process"]["args"] = json!(args);
-        config["root"]["readonly"] = json!(false);
-        edit(&mut config);
-        fs::write(dir.join("config.json"), config.to_string()).unwrap();
-        dir
+        ];
+        oci::busybox_bundle(&self.tmp.path().join(name), &applets, args, edit)
     }
 
     /// `create` with stdout and stderr to files in the bundle; the init's PID.
@@ -151,19 +119,26 @@ impl Runtime {
     }
 }
 
-/// The init's exit status, reaped as the shim reaps it.
-fn reap(pid: i32) -> i32 {
-    let mut status = 0;
-    // SAFETY: waitpid on a child of ours (we are its subreaper).
-    let r = unsafe { libc::waitpid(pid, &mut status, 0) };
-    assert_eq!(r, pid, "the init became our child");
-    if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        128 + libc::WTERMSIG(status)
+/// Whether the kernel has `pid` frozen: its v1 freezer cgroup's state, or
+/// its v2 cgroup's `frozen` event.
+fn frozen(pid: i32) -> bool {
+    let cgroups = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    for line in cgroups.lines() {
+        let mut f = line.splitn(3, ':');
+        let (_, controllers, path) = (f.next(), f.next().unwrap_or(""), f.next().unwrap_or(""));
+        if controllers.split(',').any(|c| c == "freezer") {
+            let state = format!("/sys/fs/cgroup/freezer{path}/freezer.state");
+            return fs::read_to_string(state).unwrap().trim() == "FROZEN";
+        }
     }
+    let path = cgroups.lines().find_map(|l| l.strip_prefix("0::")).unwrap();
+    fs::read_to_string(format!("/sys/fs/cgroup{path}/cgroup.events"))
+        .unwrap()
+        .lines()
+        .any(|l| l == "frozen 1")
 }
 
+/// The cgroup `path` in each hierarchy that has it.
 fn cgroup_dirs(path: &str) -> Vec<PathBuf> {
     fs::read_dir("/sys/fs/cgroup")
         .unwrap()
@@ -309,18 +284,10 @@ fn exec_ps_pause_and_resume_work_on_a_running_container() {
 
     rt.ok(&["pause", "busy"]);
     assert_eq!(rt.state("busy")["status"], "paused");
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    assert!(
-        stat.rsplit(')')
-            .next()
-            .unwrap()
-            .trim_start()
-            .starts_with('D')
-            || stat.contains(") S"),
-        "a frozen task sleeps: {stat}"
-    );
+    assert!(frozen(pid), "the kernel has the init frozen");
     rt.ok(&["resume", "busy"]);
     assert_eq!(rt.state("busy")["status"], "running");
+    assert!(!frozen(pid));
 
     rt.ok(&["kill", "--all", "busy", "9"]);
     // The init of a pid namespace ends only once every other process of
@@ -542,29 +509,10 @@ fn update_events_features_spec_and_version_speak_runcs_json() {
     assert_eq!(list, json!([]));
 }
 
-/// isola-init as `make test` builds it (static), for the guest.
-fn guest_init() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("target/x86_64-unknown-linux-gnu/release/isola-init")
-}
-
 #[test]
 fn the_vm_annotation_runs_the_same_bundle_in_a_microvm() {
     let Some(rt) = runtime() else { return };
-    let kernel = fs::read_dir("/boot").is_ok_and(|d| {
-        d.flatten()
-            .any(|e| e.file_name().to_string_lossy().starts_with("vmlinuz-"))
-    });
-    if !common::tool("qemu-system-x86_64")
-        || !common::host_has(
-            "a guest kernel in /boot (scripts/setup installs linux-image-cloud-amd64)",
-            kernel,
-        )
-        || !common::host_has(
-            "isola-init built static (make test builds it)",
-            guest_init().is_file(),
-        )
-    {
+    if !oci::vm_host() {
         return;
     }
     let cgroup = format!("/isola-test-{}-vm/c", std::process::id());

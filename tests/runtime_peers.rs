@@ -6,20 +6,19 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::os::unix::fs::symlink;
 use std::os::unix::process::CommandExt;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{mpsc, Once};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::background::Background;
 use common::fixture::{Layer, Layout, Tar};
+use common::oci::{self, guest_init, reap, vm_host, RUNTIME};
 use isola_bench::lifecycle::containerd::Containerd;
 use serde_json::{json, Value};
 
-const RUNTIME: &str = env!("CARGO_BIN_EXE_isola-runtime");
 const RUNC: &str = "/usr/sbin/runc";
 /// The busybox applets the bundles and the image link.
 const APPLETS: [&str; 15] = [
@@ -60,18 +59,6 @@ fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     while !check() {
         assert!(Instant::now() < deadline, "{what}: not within 10 s");
         std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// A rootfs of busybox and its applets in `rootfs`.
-fn busybox_rootfs(rootfs: &Path) {
-    fs::create_dir_all(rootfs.join("bin")).unwrap();
-    for d in ["proc", "sys", "dev", "etc", "tmp"] {
-        fs::create_dir_all(rootfs.join(d)).unwrap();
-    }
-    fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
-    for applet in APPLETS {
-        symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
     }
 }
 
@@ -468,29 +455,6 @@ fn check_containerd(ctr: &Ctr, archive: &Path) {
     ctr.ok(&["container", "rm", "v-life"]);
 }
 
-/// isola-init as `make test` builds it (static), for the guest.
-fn guest_init() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("target/x86_64-unknown-linux-gnu/release/isola-init")
-}
-
-/// Whether a microVM can boot here under QEMU (skip, or fail under CI).
-fn vm_host() -> bool {
-    let kernel = fs::read_dir("/boot").is_ok_and(|d| {
-        d.flatten()
-            .any(|e| e.file_name().to_string_lossy().starts_with("vmlinuz-"))
-    });
-    common::tool("qemu-system-x86_64")
-        && common::host_has(
-            "a guest kernel in /boot (scripts/setup installs linux-image-cloud-amd64)",
-            kernel,
-        )
-        && common::host_has(
-            "isola-init built static (make test builds it)",
-            guest_init().is_file(),
-        )
-}
-
 // ---------------------------------------------------------------------------
 // runc, on the same bundles
 
@@ -594,13 +558,7 @@ fn pair() -> Option<Pair> {
     {
         return None;
     }
-    static SUBREAPER: Once = Once::new();
-    SUBREAPER.call_once(|| {
-        // Each init becomes our child once `create` exits, as it becomes
-        // the shim's: we reap it and read its exit status.
-        // SAFETY: prctl with integer arguments.
-        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-    });
+    oci::become_subreaper();
     let tmp = tempfile::Builder::new()
         .prefix("isola-test-peers-")
         .tempdir()
@@ -640,27 +598,14 @@ impl Pair {
     /// A busybox bundle `name` from `isola-runtime spec`, running `args`,
     /// its config edited.
     fn bundle(&self, name: &str, args: &[&str], edit: impl FnOnce(&mut Value)) -> PathBuf {
-        let dir = self.tmp.path().join(name);
-        busybox_rootfs(&dir.join("rootfs"));
-        let out = output({
-            let mut c = Command::new(RUNTIME);
-            c.args(["spec", "--bundle"]).arg(&dir);
-            c
-        });
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        let mut config: Value =
-            serde_json::from_slice(&fs::read(dir.join("config.json")).unwrap()).unwrap();
-        config["process"]["terminal"] = json!(false);
-        config["process"]["args"] = json!(args);
-        config["root"]["readonly"] = json!(false);
-        // A cgroup of this bundle's, with no parent to leave behind (runc
-        // removes only the leaf), and no clash with another test's or
-        // runc's default `/<id>` or isola-runtime's `/isola-runtime/<id>`.
-        config["linux"]["cgroupsPath"] =
-            json!(format!("/isola-test-peers-{}-{name}", std::process::id()));
-        edit(&mut config);
-        fs::write(dir.join("config.json"), config.to_string()).unwrap();
-        dir
+        oci::busybox_bundle(&self.tmp.path().join(name), &APPLETS, args, |config| {
+            // A cgroup of this bundle's, with no parent to leave behind (runc
+            // removes only the leaf), and no clash with another test's or
+            // runc's default `/<id>` or isola-runtime's `/isola-runtime/<id>`.
+            config["linux"]["cgroupsPath"] =
+                json!(format!("/isola-test-peers-{}-{name}", std::process::id()));
+            edit(config);
+        })
     }
 
     /// What `probe` prints in `bundle`, run by each runtime: (isola, runc).
@@ -676,19 +621,6 @@ impl Pair {
             Probe::parse(&text(&out.stdout))
         });
         (a, b)
-    }
-}
-
-/// The init's exit status, reaped as the shim reaps it.
-fn reap(pid: i32) -> i32 {
-    let mut status = 0;
-    // SAFETY: waitpid on a child of ours (we are its subreaper).
-    let r = unsafe { libc::waitpid(pid, &mut status, 0) };
-    assert_eq!(r, pid, "the init became our child");
-    if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        128 + libc::WTERMSIG(status)
     }
 }
 

@@ -327,8 +327,16 @@ pub fn kernel_filesystems(rootfs: &Path, privileged: bool) -> Result<(), Fail> {
 /// this kernel lacks it, and a path of the other kind is tried again as
 /// that.
 pub fn mask_paths(rootfs: &Path) -> Result<(), Fail> {
+    // Only the image's /proc and /sys may be links (what is below them is
+    // the kernel's, just mounted): resolved once, not once per path.
+    let proc_dir = inside(rootfs, "/proc")?;
+    let sys_dir = inside(rootfs, "/sys")?;
+    let dest = |path: &str| match path.strip_prefix("/proc/") {
+        Some(rest) => proc_dir.join(rest),
+        None => sys_dir.join(path.strip_prefix("/sys/").unwrap_or(path)),
+    };
     for path in MASKED {
-        let dest = inside(rootfs, path)?;
+        let dest = dest(path);
         let is_dir = MASKED_DIRS.contains(path);
         match mask(&dest, is_dir) {
             Ok(()) | Err(Errno::ENOENT) => {}
@@ -340,7 +348,7 @@ pub fn mask_paths(rootfs: &Path) -> Result<(), Fail> {
         }
     }
     for path in READ_ONLY {
-        let dest = inside(rootfs, path)?;
+        let dest = dest(path);
         match mount(
             Some(&dest),
             &dest,
@@ -418,6 +426,17 @@ pub fn workdir(cwd: &str) -> Result<(), Fail> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn masked_and_read_only_paths_lie_under_proc_or_sys() {
+        // mask_paths resolves only /proc and /sys within the image.
+        for path in MASKED.iter().chain(READ_ONLY) {
+            assert!(
+                path.starts_with("/proc/") || path.starts_with("/sys/"),
+                "{path}"
+            );
+        }
+    }
 
     #[test]
     fn masked_dirs_are_masked_paths_and_are_dirs_here() {

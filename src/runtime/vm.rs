@@ -7,7 +7,7 @@
 //! to the guest's init, and exits with the workload's code.
 
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -438,7 +438,6 @@ fn keeper(
     if !gate::wait(start) {
         return 1;
     }
-    let _ = start.as_fd();
     if let Err(e) = sandbox.start() {
         eprintln!(
             "isola-runtime: starting the microVM's process: {}",

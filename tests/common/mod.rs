@@ -6,6 +6,7 @@
 
 pub mod background;
 pub mod fixture;
+pub mod oci;
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;

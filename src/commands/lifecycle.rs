@@ -123,11 +123,17 @@ fn stop_one(root: &Root, state: &State, time: u64) -> Result<()> {
 /// restarted it, when the stop came during a back-off).
 pub fn wait_gone(root: &Root, state: &State, conn: &Conn) -> Result<()> {
     while let Ok((_, _)) = conn.recv() {}
-    let dir = root.dir().join("instances").join(&state.id);
+    wait_released(root, &state.id)
+}
+
+/// Until no shim holds the sandbox's directory: one whose workload ended
+/// lets go of it moments after telling its end.
+pub fn wait_released(root: &Root, id: &str) -> Result<()> {
+    let dir = root.dir().join("instances").join(id);
     let deadline = Instant::now() + Duration::from_secs(30);
     while instance::is_live(&dir) {
         if Instant::now() > deadline {
-            bail!("the shim of sandbox {} did not end", state.id);
+            bail!("the shim of sandbox {id} did not end");
         }
         std::thread::sleep(Duration::from_millis(5));
     }

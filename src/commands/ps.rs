@@ -152,6 +152,10 @@ fn rm_one(root: &Root, given: &str, force: bool) -> Result<String> {
             state.id,
             state.status
         );
+    } else {
+        // `start -a` and `wait` return once the end is known, while its
+        // shim may still be letting go: docker's rm right after works.
+        super::lifecycle::wait_released(root, &state.id)?;
     }
     if state.status == Status::Dead && !force {
         bail!(

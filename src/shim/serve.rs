@@ -784,21 +784,6 @@ impl Shim {
         self.life.last = Some((code, oom));
         self.life.stop = None;
         self.life.phase = Phase::Ended;
-        let response = self.exited_response();
-        let waiting: Vec<u64> = self
-            .life
-            .clients
-            .iter()
-            .filter(|(_, c)| c.waiting)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in waiting {
-            if let Some(c) = self.life.clients.get_mut(&id) {
-                c.waiting = false;
-                c.attach = None;
-            }
-            self.answer(id, &response, &[]);
-        }
         let ran_for = self
             .life
             .started_at
@@ -825,6 +810,22 @@ impl Shim {
             }
             s.counters = counters;
         });
+        // Told only once recorded: whoever waited may act on the state.
+        let response = self.exited_response();
+        let waiting: Vec<u64> = self
+            .life
+            .clients
+            .iter()
+            .filter(|(_, c)| c.waiting)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in waiting {
+            if let Some(c) = self.life.clients.get_mut(&id) {
+                c.waiting = false;
+                c.attach = None;
+            }
+            self.answer(id, &response, &[]);
+        }
     }
 
     fn end_for_good(&mut self) {

@@ -137,6 +137,7 @@ impl Backend for VmBackend {
             kernel_log: verbose,
             memory_bytes: choice.memory,
             vcpus: choice.vcpus,
+            disks: Vec::new(),
         };
         // From here on, a failure removes the spec archive through Drop.
         let mut sandbox = VmSandbox::new(Parts {

@@ -20,6 +20,7 @@ fn artifact(kernel: PathBuf, cmdline: &str) -> Artifact {
         memory_bytes: 128 << 20,
         vcpus: 1,
         kernel_log: false,
+        disks: Vec::new(),
     }
 }
 

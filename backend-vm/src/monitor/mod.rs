@@ -35,6 +35,23 @@ pub struct Artifact {
     /// Show the kernel's console (COM2) live from the start (isola -v),
     /// instead of holding it until isola-init runs.
     pub kernel_log: bool,
+    /// virtio-blk disks, in this order on the guest's virtio-mmio bus.
+    pub disks: Vec<Disk>,
+}
+
+/// A file the guest sees as a virtio-blk disk. isola-init finds it by its
+/// serial (`/sys/block/vdX/serial`), not by its order: QEMU's microvm and
+/// isola's monitor number their slots differently.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Disk {
+    pub path: PathBuf,
+    pub read_only: bool,
+    /// At most [`Disk::SERIAL_MAX`] bytes (virtio-blk's ID).
+    pub serial: String,
+}
+
+impl Disk {
+    pub const SERIAL_MAX: usize = 20;
 }
 
 /// What the caller's stdin is to the guest.

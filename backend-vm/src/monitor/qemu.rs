@@ -215,6 +215,7 @@ mod tests {
             memory_bytes: 128 << 20,
             vcpus: 1,
             kernel_log: false,
+            disks: Vec::new(),
         };
         let cmd = Qemu { kvm: true }.command(&artifact, dir, dir, dir);
         let args: Vec<String> = cmd

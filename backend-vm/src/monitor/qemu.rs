@@ -31,7 +31,14 @@ impl Qemu {
         com2: &std::path::Path,
     ) -> Command {
         let mut c = Command::new(BINARY);
-        c.args(["-M", "microvm,x-option-roms=off,isa-serial=on,rtc=on"]);
+        // With ACPI off, microvm lists its virtio-mmio devices on the kernel's
+        // command line, where a kernel without ACPI (isola's) finds them; on
+        // only otherwise, since Debian's kernel then finds one vCPU only.
+        let acpi = if artifact.disks.is_empty() { "on" } else { "off" };
+        c.args([
+            "-M",
+            &format!("microvm,x-option-roms=off,isa-serial=on,rtc=on,acpi={acpi}"),
+        ]);
         c.args(["-accel", if self.kvm { "kvm" } else { "tcg" }]);
         c.args(["-cpu", if self.kvm { "host" } else { "max" }]);
         c.args(["-m", &format!("{}M", artifact.memory_bytes >> 20)]);
@@ -49,6 +56,20 @@ impl Qemu {
             "isa-debug-exit,iobase={:#x},iosize=0x04",
             isola_guest_spec::ports::EXIT
         ));
+        // virtio-mmio disks: microvm describes them on the kernel's command
+        // line itself. isola-init finds each by its serial.
+        for (i, disk) in artifact.disks.iter().enumerate() {
+            // QEMU's option syntax: a comma in a value is written twice.
+            let path = disk.path.display().to_string().replace(',', ",,");
+            c.arg("-drive").arg(format!(
+                "file={path},format=raw,if=none,id=disk{i},readonly={}",
+                if disk.read_only { "on" } else { "off" }
+            ));
+            c.arg("-device").arg(format!(
+                "virtio-blk-device,drive=disk{i},serial={}",
+                disk.serial
+            ));
+        }
         c.arg("-kernel").arg(&artifact.kernel);
         c.arg("-initrd").arg(initrd);
         let mut cmdline = format!(

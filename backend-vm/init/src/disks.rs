@@ -2,7 +2,11 @@
 //! order of virtio-mmio slots differs between monitors), and the named
 //! volumes among them mounted where the spec says.
 
-use nix::mount::{mount, MsFlags};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use nix::mount::{mount, umount, MsFlags};
+use nix::sys::wait::{waitpid, WaitPidFlag};
 
 use crate::fail::{describe_io, Failure};
 use crate::mounts::make_dir;
@@ -27,6 +31,12 @@ pub fn find(serial: &str) -> Result<String, Failure> {
     ))
 }
 
+/// The targets of the volumes mounted, to unmount at the end.
+static MOUNTED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// How long the end waits for killed processes to let go of the volumes.
+const LET_GO: Duration = Duration::from_secs(2);
+
 /// Each volume's ext4 disk at its target, created if missing, read-only
 /// when asked.
 pub fn mount_volumes(volumes: &[VolumeDisk]) -> Result<(), Failure> {
@@ -41,6 +51,37 @@ pub fn mount_volumes(volumes: &[VolumeDisk]) -> Result<(), Failure> {
         mount(Some(dev.as_str()), v.target.as_str(), Some("ext4"), flags, None::<&str>).map_err(
             |e| Failure::errno(format!("cannot mount the volume disk {dev} on {}", v.target), e),
         )?;
+        if let Ok(mut m) = MOUNTED.lock() {
+            m.push(v.target.clone());
+        }
     }
     Ok(())
+}
+
+/// Unmount the volumes once every other process is killed, so that each
+/// is left clean: its next user, in a VM or a container, read-only even,
+/// mounts it with no journal to replay. A volume still busy is at least
+/// synced.
+pub fn unmount_volumes() {
+    let Ok(targets) = MOUNTED.lock().map(|m| m.clone()) else {
+        return;
+    };
+    if targets.is_empty() {
+        return;
+    }
+    let deadline = Instant::now() + LET_GO;
+    // The killed die asynchronously; their open files go when they do.
+    while Instant::now() < deadline {
+        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            Ok(nix::sys::wait::WaitStatus::StillAlive) => {
+                std::thread::sleep(Duration::from_millis(1))
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    nix::unistd::sync();
+    for t in targets.iter().rev() {
+        let _ = umount(t.as_str());
+    }
 }

@@ -16,8 +16,8 @@ use crate::choice::Choice;
 use crate::guest;
 use crate::host::{self, KvmFlavour};
 use crate::init_binary::find_init;
-use crate::kernel::{format as kernel_format, vmlinux};
 use crate::kernel::features::Features;
+use crate::kernel::{format as kernel_format, vmlinux};
 use crate::monitor::{Artifact, Disk, Input};
 use crate::sandbox::{Parts, VmSandbox};
 
@@ -127,7 +127,11 @@ impl Backend for VmBackend {
                 read_only: true,
                 serial: ROOT_SERIAL.to_string(),
             };
-            (vec![init_archive], vec![root], Some(ROOT_SERIAL.to_string()))
+            (
+                vec![init_archive],
+                vec![root],
+                Some(ROOT_SERIAL.to_string()),
+            )
         } else {
             let rootfs = ctx
                 .explain
@@ -274,7 +278,10 @@ const ROOT_SERIAL: &str = "isola-root";
 
 /// Each named volume as a virtio-blk disk of its ext4 image and where the
 /// guest mounts it; refused when the kernel has no virtio-blk.
-fn volume_disks(spec: &RunSpec, features: &Features) -> Result<Vec<(Disk, VolumeDisk)>, BackendError> {
+fn volume_disks(
+    spec: &RunSpec,
+    features: &Features,
+) -> Result<Vec<(Disk, VolumeDisk)>, BackendError> {
     let mut out = Vec::new();
     for (i, m) in spec.mounts.iter().enumerate() {
         let MountSource::Volume { name, image } = &m.source else {

@@ -48,9 +48,19 @@ pub fn mount_volumes(volumes: &[VolumeDisk]) -> Result<(), Failure> {
         } else {
             MsFlags::empty()
         };
-        mount(Some(dev.as_str()), v.target.as_str(), Some("ext4"), flags, None::<&str>).map_err(
-            |e| Failure::errno(format!("cannot mount the volume disk {dev} on {}", v.target), e),
-        )?;
+        mount(
+            Some(dev.as_str()),
+            v.target.as_str(),
+            Some("ext4"),
+            flags,
+            None::<&str>,
+        )
+        .map_err(|e| {
+            Failure::errno(
+                format!("cannot mount the volume disk {dev} on {}", v.target),
+                e,
+            )
+        })?;
         if let Ok(mut m) = MOUNTED.lock() {
             m.push(v.target.clone());
         }

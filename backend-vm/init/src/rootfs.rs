@@ -53,8 +53,14 @@ pub fn enter_disk(serial: &str) -> Result<(), Failure> {
     .map_err(|e| Failure::errno("cannot mount the root overlay", e))?;
     for m in MOVED {
         let to = format!("{ROOT}{m}");
-        mount(Some(m), to.as_str(), None::<&str>, MsFlags::MS_MOVE, None::<&str>)
-            .map_err(|e| Failure::errno(format!("cannot move {m} into the image's root"), e))?;
+        mount(
+            Some(m),
+            to.as_str(),
+            None::<&str>,
+            MsFlags::MS_MOVE,
+            None::<&str>,
+        )
+        .map_err(|e| Failure::errno(format!("cannot move {m} into the image's root"), e))?;
     }
     std::env::set_current_dir(ROOT)
         .map_err(|e| Failure::setup("cannot enter the image's root", describe_io(&e)))?;

@@ -28,7 +28,11 @@ pub const MKFS_EROFS: &str = "mkfs.erofs";
 /// (bottom first), under the state directory `root_dir`: built on first use,
 /// then reused by every VM of that image (the host's page cache serves them
 /// all).
-pub fn root_disk(root_dir: &Path, image_digest: &str, layers: &[PathBuf]) -> Result<PathBuf, GuestError> {
+pub fn root_disk(
+    root_dir: &Path,
+    image_digest: &str,
+    layers: &[PathBuf],
+) -> Result<PathBuf, GuestError> {
     let hex = digest_hex(image_digest)?;
     let dir = root_dir.join("vm").join("rootfs");
     let path = dir.join(format!("{hex}-disk{LAYOUT}.erofs"));
@@ -54,7 +58,9 @@ pub fn root_disk(root_dir: &Path, image_digest: &str, layers: &[PathBuf]) -> Res
         .tempdir_in(&dir)
         .map_err(store)?;
     let top = staging.path().join("root");
-    Stager { layers }.node(&tree, &top, &mut PathBuf::new()).map_err(build)?;
+    Stager { layers }
+        .node(&tree, &top, &mut PathBuf::new())
+        .map_err(build)?;
     let tmp = tempfile::Builder::new()
         .prefix(".building-")
         .suffix(".erofs")
@@ -133,10 +139,12 @@ impl Stager<'_> {
                 }
             }
             SFlag::S_IFLNK => {
-                let src = self.source(node, rel).ok_or_else(|| ArchiveError::Unsupported {
-                    path: show(rel),
-                    why: "a link isola made has no target".into(),
-                })?;
+                let src = self
+                    .source(node, rel)
+                    .ok_or_else(|| ArchiveError::Unsupported {
+                        path: show(rel),
+                        why: "a link isola made has no target".into(),
+                    })?;
                 let target = fs::read_link(&src).map_err(fail)?;
                 std::os::unix::fs::symlink(target, at).map_err(fail)?;
             }

@@ -34,9 +34,12 @@ impl Features {
     }
 }
 
+/// A string and the feature it shows.
+type Marker = (&'static [u8], fn(&mut Features));
+
 /// One marker each: strings a modular build keeps out of the image (checked
 /// against Debian's cloud kernel, which has all six as modules).
-const MARKERS: [(&[u8], fn(&mut Features)); 6] = [
+const MARKERS: [Marker; 6] = [
     (b"virtio_mmio.device\0", |f| f.virtio_mmio = true),
     (b"virtio_blk.queue_depth\0", |f| f.virtio_blk = true),
     (b"virtio-ports\0", |f| f.virtio_console = true),
@@ -107,7 +110,10 @@ mod tests {
     #[test]
     fn each_marker_sets_its_feature_and_nothing_else() {
         assert_eq!(scan(b"nothing here"), Features::default());
-        let all: Vec<u8> = MARKERS.iter().flat_map(|(m, _)| m.iter().copied()).collect();
+        let all: Vec<u8> = MARKERS
+            .iter()
+            .flat_map(|(m, _)| m.iter().copied())
+            .collect();
         let f = scan(&all);
         assert!(f.root_disk() && f.virtio_console && f.vsock);
         let only_blk = scan(b"x\0virtio_blk.queue_depth\0y");
@@ -135,6 +141,9 @@ mod tests {
             .collect();
         assert_eq!(memos.len(), 1);
         assert_eq!(of(dir.path(), &kernel), f);
-        assert_eq!(of(dir.path(), &dir.path().join("absent")), Features::default());
+        assert_eq!(
+            of(dir.path(), &dir.path().join("absent")),
+            Features::default()
+        );
     }
 }

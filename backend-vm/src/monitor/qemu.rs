@@ -34,7 +34,11 @@ impl Qemu {
         // With ACPI off, microvm lists its virtio-mmio devices on the kernel's
         // command line, where a kernel without ACPI (isola's) finds them; on
         // only otherwise, since Debian's kernel then finds one vCPU only.
-        let acpi = if artifact.disks.is_empty() { "on" } else { "off" };
+        let acpi = if artifact.disks.is_empty() {
+            "on"
+        } else {
+            "off"
+        };
         c.args([
             "-M",
             &format!("microvm,x-option-roms=off,isa-serial=on,rtc=on,acpi={acpi}"),

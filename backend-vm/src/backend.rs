@@ -168,6 +168,7 @@ impl Backend for VmBackend {
             memory_bytes: choice.memory,
             vcpus: choice.vcpus,
             disks,
+            jail: Some(ctx.instance_dir.join("jail")),
         };
         // From here on, a failure removes the spec archive through Drop.
         let mut sandbox = VmSandbox::new(Parts {

@@ -51,8 +51,9 @@ impl GuestFailed {
     }
 }
 
-/// What a guest did instead of reporting an exit status.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a guest did instead of reporting an exit status (sent by the
+/// monitor process to isola, hence serde).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Failure {
     /// It reset the machine before isola-init wrote a status.
     Reset,

@@ -18,6 +18,7 @@ pub fn feed(input: Box<dyn Read + Send>, uart: &Arc<Mutex<Uart>>, open: Arc<Atom
     let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
     let mut input = input;
     std::thread::spawn(move || {
+        crate::jail::thread_start(crate::jail::ThreadKind::Device);
         let mut buf = [0u8; 64];
         loop {
             match input.read(&mut buf) {
@@ -33,6 +34,7 @@ pub fn feed(input: Box<dyn Read + Send>, uart: &Arc<Mutex<Uart>>, open: Arc<Atom
     // Not an owner: a VM that ended drops its UARTs, and this thread sees it.
     let uart = Arc::downgrade(uart);
     std::thread::spawn(move || {
+        crate::jail::thread_start(crate::jail::ThreadKind::Device);
         while !open.load(Ordering::SeqCst) {
             if uart.strong_count() == 0 {
                 return;

@@ -71,6 +71,7 @@ pub fn run_all(
     std::thread::scope(|s| {
         let (stop_on_time, result_on_time) = (&stop, &result);
         let watcher = s.spawn(move || {
+            crate::jail::thread_start(crate::jail::ThreadKind::Main);
             // The deadline may be set at any time: look at it often.
             let fixed = timeout.map(|t| started + t);
             loop {
@@ -105,6 +106,7 @@ pub fn run_all(
             let spawned = std::thread::Builder::new()
                 .name(format!("isola-vcpu{id}"))
                 .spawn_scoped(s, move || {
+                    crate::jail::thread_start(crate::jail::ThreadKind::Vcpu);
                     stop.register();
                     let end = vcpu_loop(vcpu, devices, stop, marks);
                     stop.unregister();
@@ -126,6 +128,8 @@ pub fn run_all(
                 }
             }
         }
+        // The vCPUs wait for the main thread's filter before they run.
+        crate::jail::main_ready();
         for t in threads {
             let _ = t.join();
         }

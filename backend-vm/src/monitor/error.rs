@@ -20,6 +20,9 @@ pub enum MonitorError {
     Kvm(VmError),
     #[error(transparent)]
     Qemu(#[from] QemuError),
+    /// isola's monitor process: starting it, its jail, its death.
+    #[error(transparent)]
+    Vmm(#[from] crate::vmm::VmmError),
     /// The guest ran, and ended without an exit status or was stopped.
     #[error(transparent)]
     Guest(#[from] GuestFailed),

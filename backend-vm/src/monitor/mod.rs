@@ -37,6 +37,9 @@ pub struct Artifact {
     pub kernel_log: bool,
     /// virtio-blk disks, in this order on the guest's virtio-mmio bus.
     pub disks: Vec<Disk>,
+    /// Where isola's monitor process makes its jail (the instance's
+    /// `jail`), removed when it ends; `None`: a temporary directory.
+    pub jail: Option<PathBuf>,
 }
 
 /// A file the guest sees as a virtio-blk disk. isola-init finds it by its
@@ -71,7 +74,7 @@ pub enum Input {
 pub struct Running {
     /// When the monitor must stop the guest if it has not ended.
     pub deadline: Deadline,
-    /// The process running the guest once there is one (isola's own for
+    /// The process running the guest once there is one (isola-vmm for
     /// isola's monitor, QEMU's for QEMU); 0 before.
     process: Arc<AtomicU32>,
     /// Set when isola-init says it is parked (see `Mark::Parked`), for a

@@ -241,6 +241,7 @@ mod tests {
             vcpus: 1,
             kernel_log: false,
             disks: Vec::new(),
+            jail: None,
         };
         let cmd = Qemu { kvm: true }.command(&artifact, dir, dir, dir);
         let args: Vec<String> = cmd

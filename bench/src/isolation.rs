@@ -8,6 +8,7 @@ use crate::results::IsolationRow;
 use isola_core::spec::Limits;
 
 use crate::sandbox::{self, Runner, SandboxError};
+use crate::vmm_surface::VmmSurface;
 
 /// Limits set on the sandboxes for the observed-limits rows, and what the
 /// probe tries to exceed them by. A VM's memory limit is its guest's memory,
@@ -25,8 +26,8 @@ pub struct Probed {
     pub subject: String,
     pub facts: Value,
     pub limits: Value,
-    /// A VMM's own seccomp mode on the host (its host syscall surface).
-    pub vmm_seccomp: Option<u8>,
+    /// A VMM's own confinement on the host (its host syscall surface).
+    pub vmm: Option<VmmSurface>,
 }
 
 /// Facts and limits of one subject, or its error line.
@@ -43,7 +44,7 @@ pub fn probe(subject: &str, runner: &Runner) -> Result<Probed, SandboxError> {
         subject: subject.to_string(),
         facts,
         limits,
-        vmm_seccomp: None,
+        vmm: None,
     })
 }
 
@@ -198,14 +199,9 @@ const ROWS: &[(&str, &str, &str, Cell)] = &[
     ),
     (
         "vmm_surface",
-        "VMM's own host syscalls",
-        "what an escape from the guest into the VMM can call",
-        |p, _| match p.vmm_seccomp {
-            Some(0) => "all: no filter".into(),
-            Some(2) => "filtered".into(),
-            Some(m) => format!("seccomp mode {m}"),
-            None => "-".into(),
-        },
+        "VMM's own host syscalls, uid, capabilities",
+        "what an escape from the guest into the VMM can call and touch",
+        |p, _| p.vmm.as_ref().map_or("-".into(), VmmSurface::cell),
     ),
 ];
 
@@ -279,7 +275,7 @@ mod tests {
                 "syscalls": {"tested": 374, "reached": reached},
             }),
             limits: json!({"memory": {"touched_mib": 60, "killed_by": killed}, "pids": {}}),
-            vmm_seccomp: None,
+            vmm: None,
         }
     }
 

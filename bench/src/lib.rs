@@ -27,3 +27,4 @@ pub mod sandbox;
 pub mod startup;
 pub mod suite;
 mod time;
+pub mod vmm_surface;

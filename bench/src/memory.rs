@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::plan::BackendPlan;
 use crate::procfs;
+use crate::vmm_surface::{self, VmmSurface};
 use crate::results::{Density, Memory};
 use crate::sandbox::{self, Idle, Runner, SandboxError, PROBE_IN_IMAGE};
 
@@ -15,9 +16,9 @@ const STOP_GRACE: Duration = Duration::from_secs(30);
 /// Let the sandbox's start-up work (page cache, lazy allocations) settle.
 const SETTLE: Duration = Duration::from_millis(300);
 
-/// What one idle sandbox costs, and the seccomp mode of its VMM (a VM's
-/// own host syscall surface), if it has one.
-pub fn idle(b: &BackendPlan) -> Result<(Memory, Option<u8>), SandboxError> {
+/// What one idle sandbox costs, and its VMM's own confinement (a VM's
+/// host syscall surface), if it has one.
+pub fn idle(b: &BackendPlan) -> Result<(Memory, Option<VmmSurface>), SandboxError> {
     let mut idle = Idle::start(&b.runner.probe(&["idle"], None, false)?)?;
     let measured = idle.ready(READY_TIMEOUT).map(|(_, inside)| {
         std::thread::sleep(SETTLE);
@@ -45,17 +46,20 @@ pub fn idle(b: &BackendPlan) -> Result<(Memory, Option<u8>), SandboxError> {
             inside_total_kib: inside["mem_total_kib"].as_u64(),
             inside_available_kib: inside["mem_available_kib"].as_u64(),
         };
-        (memory, vmm.and_then(procfs::seccomp_mode))
+        (memory, vmm.map(vmm_surface::read))
     });
     idle.stop(STOP_GRACE);
     measured
 }
 
-/// The process running the guest: QEMU below isola, else isola itself.
+/// The process running the guest: QEMU or isola-vmm below isola, else
+/// isola itself.
 fn vmm_pid(tree: &[u32]) -> u32 {
     tree.iter()
         .copied()
-        .find(|&p| procfs::comm(p).is_some_and(|c| c.starts_with("qemu-system")))
+        .find(|&p| {
+            procfs::comm(p).is_some_and(|c| c.starts_with("qemu-system") || c == "isola-vmm")
+        })
         .unwrap_or(tree[0])
 }
 

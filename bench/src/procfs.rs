@@ -136,6 +136,14 @@ fn cgroup_paths(text: &str) -> (Option<&str>, Option<&str>) {
     (v1, v2)
 }
 
+/// A field of /proc/PID/status, its value trimmed.
+pub fn status_field(pid: u32, field: &str) -> Option<String> {
+    let text = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .map(|v| v.trim().to_string())
+}
+
 /// The process's seccomp mode (0 none, 1 strict, 2 filter).
 pub fn seccomp_mode(pid: u32) -> Option<u8> {
     let text = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;

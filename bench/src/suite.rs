@@ -79,12 +79,12 @@ pub fn run(plan: &Plan, machine: Machine, config: Config, progress: &mut dyn Pro
 
     next("memory", progress);
     let mut memory = Vec::new();
-    let mut vmm_seccomp = Vec::new();
+    let mut vmm_surface = Vec::new();
     for &b in &measured {
         match memory::idle(b) {
-            Ok((m, seccomp)) => {
+            Ok((m, surface)) => {
                 memory.push(m);
-                vmm_seccomp.push((b.subject.id.clone(), seccomp));
+                vmm_surface.push((b.subject.id.clone(), surface));
             }
             Err(e) => fail(&b.subject.id, "memory", chain(&e)),
         }
@@ -148,10 +148,10 @@ pub fn run(plan: &Plan, machine: Machine, config: Config, progress: &mut dyn Pro
     for (subject, runner) in runners {
         match isolation::probe(&subject, &runner) {
             Ok(mut p) => {
-                p.vmm_seccomp = vmm_seccomp
+                p.vmm = vmm_surface
                     .iter()
                     .find(|(s, _)| *s == subject)
-                    .and_then(|(_, m)| *m);
+                    .and_then(|(_, m)| m.clone());
                 probed.push(p)
             }
             Err(e) => fail(&subject, "isolation", chain(&e)),

@@ -23,6 +23,15 @@ pub fn main() -> i32 {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let config = match args.as_slice() {
         [flag, json] if flag == "--config" => serde_json::from_str::<VmmConfig>(json),
+        // What `isola bench` shows of the filters: each kind's syscalls.
+        [flag] if flag == "--filters" => {
+            let kinds: Vec<(&str, Vec<&str>)> = jail::ThreadKind::ALL
+                .into_iter()
+                .map(|k| (k.name(), jail::allowed(k)))
+                .collect();
+            println!("{}", serde_json::to_string(&kinds).unwrap_or_default());
+            return 0;
+        }
         _ => {
             eprintln!("isola-vmm is started by isola, not by hand");
             return 2;

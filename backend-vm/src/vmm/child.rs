@@ -93,16 +93,21 @@ fn run(config: &VmmConfig) -> Result<End, String> {
     let kernel = match &config.jail {
         Some(jail) => {
             privileges::drop_inheritable_capabilities().map_err(|e| chain(&e))?;
-            let binds = [
-                privileges::Bind {
-                    host: config.kernel.clone(),
-                    inside: "kernel".into(),
-                },
-                privileges::Bind {
+            // Refused as the in-process monitor refuses them: a kernel that
+            // cannot be opened, a host without /dev/kvm (not bound: KVM's
+            // own open then says so in its sentence).
+            File::open(&config.kernel)
+                .map_err(|e| format!("cannot open the kernel {}: {e}", config.kernel.display()))?;
+            let mut binds = vec![privileges::Bind {
+                host: config.kernel.clone(),
+                inside: "kernel".into(),
+            }];
+            if std::path::Path::new("/dev/kvm").exists() {
+                binds.push(privileges::Bind {
                     host: "/dev/kvm".into(),
                     inside: "dev/kvm".into(),
-                },
-            ];
+                });
+            }
             privileges::enter_jail(&jail.dir, &binds).map_err(|e| chain(&e))?;
             PathBuf::from("/kernel")
         }

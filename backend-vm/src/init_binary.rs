@@ -1,7 +1,9 @@
 //! Where isola-init, the guest's PID 1, is on the host: `ISOLA_INIT`, else
 //! beside the isola binary (where `make release` puts both).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+use crate::beside::{self, NotFound};
 
 #[derive(Debug, thiserror::Error)]
 pub enum InitError {
@@ -15,19 +17,9 @@ pub enum InitError {
 
 /// The isola-init to put in the guest.
 pub fn find_init() -> Result<PathBuf, InitError> {
-    if let Some(p) = std::env::var_os("ISOLA_INIT").filter(|p| !p.is_empty()) {
-        let p = PathBuf::from(p);
-        return if p.is_file() {
-            Ok(p)
-        } else {
-            Err(InitError::NotAFile(p))
-        };
-    }
-    let exe = std::env::current_exe().map_err(InitError::OwnBinary)?;
-    let beside = exe.parent().unwrap_or(Path::new("/")).join("isola-init");
-    if beside.is_file() {
-        Ok(beside)
-    } else {
-        Err(InitError::Missing(beside))
-    }
+    beside::find("ISOLA_INIT", "isola-init").map_err(|e| match e {
+        NotFound::NotAFile(p) => InitError::NotAFile(p),
+        NotFound::OwnBinary(e) => InitError::OwnBinary(e),
+        NotFound::Missing(p) => InitError::Missing(p),
+    })
 }

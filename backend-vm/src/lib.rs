@@ -2,6 +2,7 @@
 
 pub mod backend;
 mod backend_error;
+mod beside;
 mod caller_signals;
 mod choice;
 mod console_tail;

@@ -23,8 +23,8 @@ pub use error::MonitorError;
 pub use isola::Isola;
 pub use qemu_error::QemuError;
 
-/// What a VM boots.
-#[derive(Debug, Clone)]
+/// What a VM boots (sent to isola's monitor process as JSON).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Artifact {
     pub kernel: PathBuf,
     /// newc archives, unpacked by the kernel in this order.
@@ -45,7 +45,7 @@ pub struct Artifact {
 /// A file the guest sees as a virtio-blk disk. isola-init finds it by its
 /// serial (`/sys/block/vdX/serial`), not by its order: QEMU's microvm and
 /// isola's monitor number their slots differently.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Disk {
     pub path: PathBuf,
     pub read_only: bool,

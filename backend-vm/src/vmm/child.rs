@@ -85,7 +85,7 @@ fn run(config: &VmmConfig) -> Result<End, String> {
     let started = Instant::now();
     privileges::no_new_privileges().map_err(|e| chain(&e))?;
     let mut initrd = Vec::new();
-    for path in &config.initrds {
+    for path in &config.artifact.initrds {
         let bytes = std::fs::read(path)
             .map_err(|e| format!("cannot read the initramfs {}: {e}", path.display()))?;
         initrd.extend(bytes);
@@ -96,10 +96,10 @@ fn run(config: &VmmConfig) -> Result<End, String> {
             // Refused as the in-process monitor refuses them: a kernel that
             // cannot be opened, a host without /dev/kvm (not bound: KVM's
             // own open then says so in its sentence).
-            File::open(&config.kernel)
-                .map_err(|e| format!("cannot open the kernel {}: {e}", config.kernel.display()))?;
+            File::open(&config.artifact.kernel)
+                .map_err(|e| format!("cannot open the kernel {}: {e}", config.artifact.kernel.display()))?;
             let mut binds = vec![privileges::Bind {
-                host: config.kernel.clone(),
+                host: config.artifact.kernel.clone(),
                 inside: "kernel".into(),
             }];
             if std::path::Path::new("/dev/kvm").exists() {
@@ -111,16 +111,16 @@ fn run(config: &VmmConfig) -> Result<End, String> {
             privileges::enter_jail(&jail.dir, &binds).map_err(|e| chain(&e))?;
             PathBuf::from("/kernel")
         }
-        None => config.kernel.clone(),
+        None => config.artifact.kernel.clone(),
     };
     jail::arm(config.test_forbidden).map_err(|e| chain(&e))?;
 
     let vm = kvm::VmConfig {
         kernel,
         initrd: Some(initrd),
-        cmdline: config.cmdline.clone(),
-        memory_bytes: config.memory_bytes,
-        vcpus: config.vcpus,
+        cmdline: config.artifact.cmdline.clone(),
+        memory_bytes: config.artifact.memory_bytes,
+        vcpus: config.artifact.vcpus,
         protocol: kvm::Protocol::Auto,
         input_after_mark: Some(Mark::WorkloadStarted),
         timeout: None,
@@ -137,7 +137,7 @@ fn run(config: &VmmConfig) -> Result<End, String> {
         )
     };
     // The kernel's console until isola-init's first mark, then stderr.
-    let released = Arc::new(AtomicBool::new(config.kernel_log));
+    let released = Arc::new(AtomicBool::new(config.artifact.kernel_log));
     let tail = Arc::new(Mutex::new(Tail::default()));
     let io = kvm::GuestIo {
         // Unbuffered: a monitor stopped by SIGKILL loses no output.

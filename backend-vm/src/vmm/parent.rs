@@ -41,12 +41,7 @@ pub fn run(
         None
     };
     let config = VmmConfig {
-        kernel: artifact.kernel.clone(),
-        initrds: artifact.initrds.clone(),
-        cmdline: artifact.cmdline.clone(),
-        memory_bytes: artifact.memory_bytes,
-        vcpus: artifact.vcpus,
-        kernel_log: artifact.kernel_log,
+        artifact: artifact.clone(),
         input: input.into(),
         jail: match &jail_dir {
             Some(dir) => {

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::guest_exit::Failure;
 use crate::jail::ThreadKind;
-use crate::monitor::Input;
+use crate::monitor::{Artifact, Input};
 
 /// The descriptors the monitor process finds open: COM1's input on 0, its
 /// output on 1, COM2's output on 2, and these.
@@ -20,14 +20,9 @@ pub const REPORT_FD: i32 = 4;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VmmConfig {
-    /// The kernel on the host: bound into the jail, opened there.
-    pub kernel: PathBuf,
-    /// Read before the jail is entered.
-    pub initrds: Vec<PathBuf>,
-    pub cmdline: String,
-    pub memory_bytes: u64,
-    pub vcpus: u8,
-    pub kernel_log: bool,
+    /// Its kernel is bound into the jail and opened there, its initrds
+    /// read before the jail is entered.
+    pub artifact: Artifact,
     pub input: WireInput,
     /// `None`: not confined beyond its seccomp filters and no_new_privs
     /// (isola is not root, and cannot make namespaces or change uid).

@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use crate::plan::BackendPlan;
 use crate::procfs;
-use crate::vmm_surface::{self, VmmSurface};
 use crate::results::{Density, Memory};
 use crate::sandbox::{self, Idle, Runner, SandboxError, PROBE_IN_IMAGE};
+use crate::vmm_surface::{self, VmmSurface};
 
 /// Long enough for K emulated guests booting at once on two cores.
 const READY_TIMEOUT: Duration = Duration::from_secs(300);

@@ -41,7 +41,10 @@ fn filters(pid: u32) -> Vec<(String, usize)> {
     let Ok(kinds) = serde_json::from_slice::<Vec<(String, Vec<String>)>>(&out.stdout) else {
         return Vec::new();
     };
-    kinds.into_iter().map(|(k, calls)| (k, calls.len())).collect()
+    kinds
+        .into_iter()
+        .map(|(k, calls)| (k, calls.len()))
+        .collect()
 }
 
 impl VmmSurface {

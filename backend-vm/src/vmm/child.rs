@@ -96,8 +96,12 @@ fn run(config: &VmmConfig) -> Result<End, String> {
             // Refused as the in-process monitor refuses them: a kernel that
             // cannot be opened, a host without /dev/kvm (not bound: KVM's
             // own open then says so in its sentence).
-            File::open(&config.artifact.kernel)
-                .map_err(|e| format!("cannot open the kernel {}: {e}", config.artifact.kernel.display()))?;
+            File::open(&config.artifact.kernel).map_err(|e| {
+                format!(
+                    "cannot open the kernel {}: {e}",
+                    config.artifact.kernel.display()
+                )
+            })?;
             let mut binds = vec![privileges::Bind {
                 host: config.artifact.kernel.clone(),
                 inside: "kernel".into(),

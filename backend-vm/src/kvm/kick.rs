@@ -1,9 +1,10 @@
 //! Getting vCPU threads out of KVM_RUN: a signal with a do-nothing handler
 //! (no SA_RESTART) makes the ioctl return EINTR, and the loop then sees the
-//! stop flag. Used when one vCPU ends the VM and when the deadline passes.
+//! stop flag. Used when one vCPU ends the VM and when the deadline passes,
+//! by a kicker thread started with the vCPUs.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
 use super::error::VcpuError;
@@ -28,11 +29,12 @@ pub fn install() -> Result<(), VcpuError> {
     Ok(())
 }
 
-/// The stop flag and the threads to kick.
+/// The stop flag, the threads to kick, and the kicker's wake-up.
 #[derive(Default)]
 pub struct Stop {
     flag: AtomicBool,
     threads: Mutex<Vec<libc::pthread_t>>,
+    wake: Condvar,
 }
 
 impl Stop {
@@ -59,26 +61,45 @@ impl Stop {
         self.flag.load(Ordering::SeqCst)
     }
 
-    /// Set the flag and kick every registered thread until none is left.
-    /// A kick that lands between two KVM_RUN calls is lost, hence the loop.
-    pub fn stop_all(self: &Arc<Self>) {
+    /// Set the flag and wake the kicker ([`Stop::kick_until_clear`]).
+    /// The flag is set under the lock the kicker waits with, so that the
+    /// wake-up cannot fall between its look at the flag and its wait.
+    pub fn stop_all(&self) {
+        let _threads = self.threads.lock();
         self.flag.store(true, Ordering::SeqCst);
-        let me = Arc::clone(self);
-        std::thread::spawn(move || loop {
-            {
-                let Ok(threads) = me.threads.lock() else {
-                    return;
-                };
-                if threads.is_empty() {
-                    return;
-                }
-                for t in threads.iter() {
-                    // SAFETY: a thread unregisters (under this lock, which we
-                    // hold) before it exits, so `t` names a live thread.
-                    unsafe { libc::pthread_kill(*t, signal()) };
-                }
+        self.wake.notify_all();
+    }
+
+    /// The kicker's life, on a thread started with the vCPUs' (so that no
+    /// vCPU thread ever needs to start one, nor its seccomp filter allow
+    /// it): wait for the flag, then kick every registered thread until
+    /// none is left. A kick that lands between two KVM_RUN calls is lost,
+    /// hence the loop.
+    pub fn kick_until_clear(&self) {
+        let Ok(mut threads) = self.threads.lock() else {
+            return;
+        };
+        while !self.is_set() {
+            threads = match self.wake.wait(threads) {
+                Ok(t) => t,
+                Err(_) => return,
+            };
+        }
+        loop {
+            if threads.is_empty() {
+                return;
             }
+            for t in threads.iter() {
+                // SAFETY: a thread unregisters (under this lock, which we
+                // hold) before it exits, so `t` names a live thread.
+                unsafe { libc::pthread_kill(*t, signal()) };
+            }
+            drop(threads);
             std::thread::sleep(Duration::from_millis(1));
-        });
+            threads = match self.threads.lock() {
+                Ok(t) => t,
+                Err(_) => return,
+            };
+        }
     }
 }

@@ -3,7 +3,7 @@
 //! kicked out of KVM_RUN and joined.
 
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use isola_guest_spec::ports::Mark;
@@ -64,7 +64,7 @@ pub fn run_all(
     marks: &Marks,
 ) -> Ended {
     kick::install()?;
-    let stop = Arc::new(Stop::default());
+    let stop = Stop::default();
     let result: Mutex<Option<Ended>> = Mutex::new(None);
     let (done_tx, done_rx) = mpsc::channel::<()>();
     let started = Instant::now();
@@ -100,6 +100,10 @@ pub fn run_all(
             }
             stop_on_time.stop_all();
         });
+        let kicker = s.spawn(|| {
+            crate::jail::thread_start(crate::jail::ThreadKind::Main);
+            stop.kick_until_clear();
+        });
         let mut threads = Vec::new();
         for (id, vcpu) in vcpus.into_iter().enumerate() {
             let (stop, result) = (&stop, &result);
@@ -133,6 +137,9 @@ pub fn run_all(
         for t in threads {
             let _ = t.join();
         }
+        // A kicker never woken (no vCPU ended the VM) ends here.
+        stop.stop_all();
+        let _ = kicker.join();
         drop(done_tx);
         let _ = watcher.join();
     });

@@ -208,6 +208,17 @@ fn a_quick_benchmark_measures_both_backends_and_writes_its_report() {
         assert_eq!(density["sandboxes"], 2);
         assert!(density["host_pss_kib"].as_u64().unwrap() > 0);
     }
+    // Sequential I/O through a named volume (the host: its own directory).
+    for subject in ["host", "container"] {
+        for workload in ["seq_write", "seq_read"] {
+            let f: Vec<_> = of(&r["runtime"], subject)
+                .into_iter()
+                .filter(|f| f["workload"] == workload)
+                .collect();
+            assert_eq!(f.len(), 1, "{subject} {workload}");
+            assert!(f[0]["rate"].as_f64().unwrap() > 0.0, "{}", f[0]);
+        }
+    }
     // Detached, the container's density counts each shim too; and the
     // lifecycle dimension ran with the container backend.
     let detached = of(&r["density"], "container-detached");

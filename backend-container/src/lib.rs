@@ -93,6 +93,7 @@ impl Backend for ContainerBackend {
         let cgroups = self.hierarchy().map_err(Self::unavailable)?;
         Ok(Description {
             runs_on: format!("the host's kernel: namespaces, {cgroups}, overlayfs"),
+            volumes: true,
             ..Description::default()
         })
     }

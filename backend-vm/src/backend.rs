@@ -82,6 +82,10 @@ impl Backend for VmBackend {
                 isola_core::Root::new(&self.state_dir).vm_rootfs(),
                 format!("{}-", spec.image_digest.trim_start_matches("sha256:")),
             )),
+            volumes: {
+                let f = crate::kernel::features::of(&self.state_dir, &c.kernel);
+                f.virtio_mmio && f.virtio_blk
+            },
         })
     }
 

@@ -95,7 +95,7 @@ pub fn run(plan: &Plan, machine: Machine, config: Config, progress: &mut dyn Pro
 
     next("runtime", progress);
     let (runtime, runtime_errors) =
-        runtime::measure(&plan.isola, &runners, plan.work_ms, &plan.work_dir);
+        runtime::measure(&plan.isola, &runners, &on_volume(&measured), plan.work_ms, &plan.work_dir);
     for (subject, e) in runtime_errors {
         fail(&subject, "runtime", chain(&e));
     }
@@ -398,6 +398,16 @@ fn phase_runs(
         )?);
     }
     Ok(runs)
+}
+
+/// isola's backends that can attach a named volume here (a VM: where its
+/// kernel has virtio-blk built in).
+fn on_volume(measured: &[&BackendPlan]) -> Vec<String> {
+    measured
+        .iter()
+        .filter(|b| b.how.as_ref().is_some_and(|h| h.volumes))
+        .map(|b| b.subject.id.clone())
+        .collect()
 }
 
 fn disk(plan: &Plan, fail: &mut impl FnMut(&str, &str, String)) -> Disk {

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 pub mod elf_notes;
+pub mod features;
 pub mod format;
 pub mod store;
 pub mod vmlinux;

@@ -12,6 +12,7 @@ use isola_core::backend::{
 use isola_core::spec::{Network, RunSpec};
 use isola_guest_spec::GuestSpec;
 
+use crate::agent::Dial;
 use crate::choice::Choice;
 use crate::guest;
 use crate::host::{self, KvmFlavour};
@@ -122,6 +123,7 @@ impl Backend for VmBackend {
             guest::spec_archive(&guest_spec(spec, ctx.park)),
         )
         .map_err(|e| BackendError::step("writing the run spec for the guest", e))?;
+        let agent = agent_channel(&choice, &self.state_dir, &boot_kernel, &ctx.instance_dir);
         let phases = vec![(Phase::RootfsReady, ctx.clock.elapsed())];
         let verbose = tracing::enabled!(tracing::Level::DEBUG);
         let artifact = Artifact {
@@ -138,6 +140,7 @@ impl Backend for VmBackend {
             memory_bytes: choice.memory,
             vcpus: choice.vcpus,
             disks: Vec::new(),
+            agent: agent.as_ref().ok().map(|d| d.path().to_path_buf()),
         };
         // From here on, a failure removes the spec archive through Drop.
         let mut sandbox = VmSandbox::new(Parts {
@@ -150,6 +153,7 @@ impl Backend for VmBackend {
             clock: ctx.clock,
             phases,
             park: ctx.park,
+            agent,
         })?;
         check_memory(sandbox.artifact(), choice.format)?;
         // Asked to park: the guest boots now and isola-init waits for
@@ -161,6 +165,33 @@ impl Backend for VmBackend {
         Ok(Box::new(sandbox))
     }
 }
+
+/// How the guest's agent channel (`isola exec`) is reached, or why the
+/// guest has none, in a sentence.
+fn agent_channel(
+    choice: &Choice,
+    state_dir: &std::path::Path,
+    kernel: &std::path::Path,
+    instance_dir: &std::path::Path,
+) -> Result<Dial, String> {
+    if choice.vmm != Vmm::Qemu {
+        return Err("isola's monitor has no agent channel for exec yet (its vsock device is \
+                    coming): run the sandbox with --vmm qemu to exec into it"
+            .to_string());
+    }
+    if !crate::kernel::features::features(state_dir, kernel).virtio_serial() {
+        return Err(format!(
+            "the guest kernel {} lacks built-in virtio (virtio-mmio and virtio-serial), which \
+             exec into a VM needs: build isola's kernel with `make kernel` and run the sandbox \
+             with it (--kernel or `isola kernel default`)",
+            choice.kernel.display()
+        ));
+    }
+    Ok(Dial::Socket(instance_dir.join(AGENT_SOCKET)))
+}
+
+/// The agent channel's socket in the instance's directory.
+const AGENT_SOCKET: &str = "agent.sock";
 
 /// Whether `isola run --backend vm` can boot a Linux guest here, and why not.
 fn vm_backend_line(kvm: &KvmFlavour) -> String {

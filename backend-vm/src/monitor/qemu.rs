@@ -49,6 +49,21 @@ impl Qemu {
             "isa-debug-exit,iobase={:#x},iosize=0x04",
             isola_guest_spec::ports::EXIT
         ));
+        if let Some(agent) = &artifact.agent {
+            // The agent channel: a virtio-serial port on a socket isola
+            // connects to (microvm puts its virtio-mmio slots on the
+            // kernel command line itself).
+            c.args(["-device", "virtio-serial-device"]);
+            c.arg("-chardev").arg(format!(
+                "socket,id=agent,path={},server=on,wait=off",
+                // QEMU's option syntax: a comma in a value is doubled.
+                agent.display().to_string().replace(',', ",,")
+            ));
+            c.arg("-device").arg(format!(
+                "virtserialport,chardev=agent,name={}",
+                isola_guest_spec::ports::AGENT_SERIAL_NAME
+            ));
+        }
         c.arg("-kernel").arg(&artifact.kernel);
         c.arg("-initrd").arg(initrd);
         let mut cmdline = format!(
@@ -216,6 +231,7 @@ mod tests {
             vcpus: 1,
             kernel_log: false,
             disks: Vec::new(),
+            agent: None,
         };
         let cmd = Qemu { kvm: true }.command(&artifact, dir, dir, dir);
         let args: Vec<String> = cmd
@@ -226,5 +242,20 @@ mod tests {
             args.contains(&"isa-debug-exit,iobase=0xf4,iosize=0x04".to_string()),
             "{args:?}"
         );
+        assert!(!args.iter().any(|a| a.contains("virtserialport")));
+        let with_agent = Artifact {
+            agent: Some(dir.join("agent.sock")),
+            ..artifact
+        };
+        let args: Vec<String> = Qemu { kvm: false }
+            .command(&with_agent, dir, dir, dir)
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            args.contains(&"socket,id=agent,path=/tmp/agent.sock,server=on,wait=off".to_string()),
+            "{args:?}"
+        );
+        assert!(args.contains(&"virtserialport,chardev=agent,name=isola.agent".to_string()));
     }
 }

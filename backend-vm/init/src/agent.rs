@@ -109,6 +109,11 @@ impl Agent {
         if self.channel.recheck() {
             self.host_gone();
         }
+        self.send_ends();
+    }
+
+    /// Tells the host of the processes reaped, and sends what it can now.
+    fn send_ends(&mut self) {
         self.finish_ended();
         if !self.out.is_empty() && !self.channel.write(&mut self.out) {
             self.host_gone();
@@ -121,6 +126,8 @@ impl Agent {
         match self.sessions.iter_mut().find(|s| s.pid == pid) {
             Some(s) => {
                 s.status = Some(status);
+                // Now: nothing else may wake PID 1 for a while.
+                self.send_ends();
                 true
             }
             None => false,

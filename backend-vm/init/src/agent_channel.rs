@@ -2,7 +2,9 @@
 //! named `isola.agent` (QEMU), else a vsock listener on the agent port
 //! (isola's monitor), else none. Non-blocking both ways; the host's
 //! comings and goings are noticed so that PID 1 never spins on a port
-//! nobody holds.
+//! nobody holds: while the host is away, the port reports a hang-up
+//! whenever it is polled, so PID 1 waits instead for the SIGIO the port
+//! sends when the host comes.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
@@ -11,12 +13,15 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::time::Duration;
 
 use isola_guest_spec::ports::{AGENT_SERIAL_NAME, AGENT_VSOCK_PORT};
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
 
-/// How often a port whose host side is closed is looked at again: the
-/// port reports a hang-up until the host connects, so it cannot be
-/// waited on meanwhile.
+/// How often a port whose host side is closed is looked at again where
+/// its SIGIO cannot be had, and, where it can, in case one was missed.
 pub const RECHECK: Duration = Duration::from_millis(200);
+pub const RECHECK_WITH_SIGIO: Duration = Duration::from_secs(5);
 
 /// What a read of the channel brought.
 pub enum Got {
@@ -28,8 +33,14 @@ pub enum Got {
 }
 
 pub enum Channel {
-    /// The port, and whether its host side is closed.
-    Serial { port: File, hung_up: bool },
+    /// The port, whether its host side is closed, and the port's SIGIO
+    /// (sent when the host comes or goes, or data comes) if it could be
+    /// had.
+    Serial {
+        port: File,
+        hung_up: bool,
+        sigio: Option<SignalFd>,
+    },
     /// The listener, and the host's connection when there is one.
     Vsock {
         listener: OwnedFd,
@@ -48,7 +59,12 @@ impl Channel {
                 .open(&port)
                 .ok()?;
             let hung_up = is_hung_up(&port);
-            return Some(Channel::Serial { port, hung_up });
+            let sigio = sigio(&port);
+            return Some(Channel::Serial {
+                port,
+                hung_up,
+                sigio,
+            });
         }
         if has_vsock_device() {
             return vsock_listener().map(|listener| Channel::Vsock {
@@ -76,7 +92,13 @@ impl Channel {
             PollFlags::POLLIN
         };
         match self {
-            Channel::Serial { hung_up: true, .. } => None,
+            Channel::Serial {
+                hung_up: true,
+                sigio,
+                ..
+            } => sigio
+                .as_ref()
+                .map(|s| PollFd::new(s.as_fd(), PollFlags::POLLIN)),
             Channel::Serial { port, .. } => Some(PollFd::new(port.as_fd(), events)),
             Channel::Vsock {
                 conn: Some(c), ..
@@ -89,13 +111,31 @@ impl Channel {
 
     /// How long PID 1 may sleep before [`Channel::recheck`] is due.
     pub fn timeout(&self) -> Option<Duration> {
-        matches!(self, Channel::Serial { hung_up: true, .. }).then_some(RECHECK)
+        match self {
+            Channel::Serial {
+                hung_up: true,
+                sigio,
+                ..
+            } => Some(if sigio.is_some() {
+                RECHECK_WITH_SIGIO
+            } else {
+                RECHECK
+            }),
+            _ => None,
+        }
     }
 
     /// A closed port: whether the host has come. True when it has.
     pub fn recheck(&mut self) -> bool {
         match self {
-            Channel::Serial { port, hung_up } if *hung_up => {
+            Channel::Serial {
+                port,
+                hung_up,
+                sigio,
+            } if *hung_up => {
+                if let Some(s) = sigio {
+                    while let Ok(Some(_)) = s.read_signal() {}
+                }
                 *hung_up = is_hung_up(port);
                 !*hung_up
             }
@@ -226,6 +266,24 @@ fn serial_port() -> Option<String> {
         std::thread::sleep(Duration::from_millis(10));
     }
     None
+}
+
+/// The port's SIGIO, through a signalfd of its own: blocked for PID 1
+/// (its child unblocks every signal before exec), and never passed on
+/// to the workload.
+fn sigio(port: &File) -> Option<SignalFd> {
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGIO);
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None).ok()?;
+    let fd = SignalFd::with_flags(&set, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC).ok()?;
+    // SAFETY: F_SETOWN takes an integer, no pointer.
+    if unsafe { libc::fcntl(port.as_raw_fd(), libc::F_SETOWN, libc::getpid()) } < 0 {
+        return None;
+    }
+    let flags = fcntl(port.as_fd(), FcntlArg::F_GETFL).ok()?;
+    let flags = OFlag::from_bits_retain(flags) | OFlag::O_ASYNC;
+    fcntl(port.as_fd(), FcntlArg::F_SETFL(flags)).ok()?;
+    Some(fd)
 }
 
 /// A port reports POLLHUP while its host side is closed.

@@ -54,6 +54,8 @@ pub(crate) struct Seen {
     pub status: Option<Status>,
     /// Set when it has ended, or the channel closed.
     pub ended: Notice,
+    /// Its handle was dropped unwaited: forgotten at its end.
+    pub abandoned: bool,
 }
 
 impl Client {
@@ -188,6 +190,7 @@ impl Shared {
                 started: None,
                 status: None,
                 ended: ended.clone(),
+                abandoned: false,
             },
         );
         state.new_io.push((session, io));
@@ -252,13 +255,25 @@ impl Shared {
         }
     }
 
-    /// Whether the session has ended.
-    pub(crate) fn has_ended(&self, session: Session) -> bool {
-        let state = self.lock();
-        state.closed
-            || state
-                .sessions
-                .get(&session)
-                .is_none_or(|s| s.status.is_some())
+    /// Its handle is gone unwaited: killed if it runs, forgotten once
+    /// it has ended.
+    pub(crate) fn abandon(&self, session: Session) {
+        let mut state = self.lock();
+        let closed = state.closed;
+        match state.sessions.get_mut(&session) {
+            Some(seen) if seen.status.is_none() && !closed => {
+                seen.abandoned = true;
+                self.send(
+                    &mut state,
+                    &HostMessage::Signal {
+                        session,
+                        signal: libc::SIGKILL,
+                    },
+                );
+            }
+            _ => {
+                state.sessions.remove(&session);
+            }
+        }
     }
 }

@@ -117,8 +117,8 @@ impl Execd for VmExecd {
 impl Drop for VmExecd {
     /// Not waited for: killed, as a container's exec'd process is.
     fn drop(&mut self) {
-        if !self.waited && !self.shared.has_ended(self.session) {
-            let _ = self.shared.signal(self.session, libc::SIGKILL);
+        if !self.waited {
+            self.shared.abandon(self.session);
         }
     }
 }

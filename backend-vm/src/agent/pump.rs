@@ -214,6 +214,9 @@ fn route(m: GuestMessage, ios: &mut HashMap<Session, Io>, shared: &Shared) {
                 seen.started.get_or_insert(Ok(()));
                 seen.status = Some(status);
                 seen.ended.set();
+                if seen.abandoned {
+                    state.sessions.remove(&session);
+                }
             }
             drop(state);
             shared.notify();

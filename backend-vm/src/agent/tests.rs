@@ -198,3 +198,32 @@ fn a_hostile_guest_cannot_make_the_host_allocate_or_panic() {
     drop(client);
     guest.join().unwrap();
 }
+
+#[test]
+fn a_process_whose_handle_is_dropped_unwaited_is_killed() {
+    let (_dir, dial, guest) = fake_guest(agent::VERSION, |m, out| match m {
+        HostMessage::Exec { session, .. } => {
+            GuestMessage::Started { session }.encode(out);
+            true
+        }
+        // The kill ends the fake guest's conversation.
+        HostMessage::Signal { .. } => false,
+        _ => true,
+    });
+    let client = Client::connect(&dial).unwrap();
+    let (_r, w) = nix::unistd::pipe().unwrap();
+    let spec = ExecSpec {
+        process: process(false),
+        privileged: false,
+        stdio: Some([w.as_fd(), w.as_fd(), w.as_fd()]),
+    };
+    drop(start(&client, &spec).unwrap());
+    let seen = guest.join().unwrap();
+    assert_eq!(
+        seen.last(),
+        Some(&HostMessage::Signal {
+            session: 1,
+            signal: 9
+        })
+    );
+}

@@ -123,7 +123,13 @@ impl Backend for VmBackend {
             guest::spec_archive(&guest_spec(spec, ctx.park)),
         )
         .map_err(|e| BackendError::step("writing the run spec for the guest", e))?;
-        let agent = agent_channel(&choice, &self.state_dir, &boot_kernel, &ctx.instance_dir);
+        // Only a sandbox a shim owns (it parks) can be exec'd into: a
+        // foreground run's guest gets no channel, and boots as before.
+        let agent = if ctx.park {
+            agent_channel(&choice, &self.state_dir, &boot_kernel, &ctx.instance_dir)
+        } else {
+            Err("exec reaches only a detached sandbox (isola run -d, isola create)".to_string())
+        };
         let phases = vec![(Phase::RootfsReady, ctx.clock.elapsed())];
         let verbose = tracing::enabled!(tracing::Level::DEBUG);
         let artifact = Artifact {

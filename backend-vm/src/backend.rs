@@ -181,9 +181,11 @@ fn agent_channel(
     instance_dir: &std::path::Path,
 ) -> Result<Dial, String> {
     if choice.vmm != Vmm::Qemu {
-        return Err("isola's monitor has no agent channel for exec yet (its vsock device is \
+        return Err(
+            "isola's monitor has no agent channel for exec yet (its vsock device is \
                     coming): run the sandbox with --vmm qemu to exec into it"
-            .to_string());
+                .to_string(),
+        );
     }
     if !crate::kernel::features::features(state_dir, kernel).virtio_serial() {
         return Err(format!(

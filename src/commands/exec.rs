@@ -109,12 +109,7 @@ fn relay(
                         // A VM's process has no pidfd here: the shim
                         // passes it on.
                         if relay::send_signal(pidfd, sig) == Err(nix::errno::Errno::EBADF) {
-                            let _ = conn.send(
-                                &Request::SignalExec {
-                                    signal: sig as i32,
-                                },
-                                &[],
-                            );
+                            let _ = conn.send(&Request::SignalExec { signal: sig as i32 }, &[]);
                         }
                     }
                     Err(_) => {}

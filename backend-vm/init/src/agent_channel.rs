@@ -100,9 +100,7 @@ impl Channel {
                 .as_ref()
                 .map(|s| PollFd::new(s.as_fd(), PollFlags::POLLIN)),
             Channel::Serial { port, .. } => Some(PollFd::new(port.as_fd(), events)),
-            Channel::Vsock {
-                conn: Some(c), ..
-            } => Some(PollFd::new(c.as_fd(), events)),
+            Channel::Vsock { conn: Some(c), .. } => Some(PollFd::new(c.as_fd(), events)),
             Channel::Vsock { listener, .. } => {
                 Some(PollFd::new(listener.as_fd(), PollFlags::POLLIN))
             }

@@ -221,12 +221,16 @@ impl Ends {
             nonblocking(&w)?;
             (r, Some(w))
         } else {
-            let null = File::open("/dev/null")
-                .map_err(|e| Failure::setup("cannot open /dev/null", e))?;
+            let null =
+                File::open("/dev/null").map_err(|e| Failure::setup("cannot open /dev/null", e))?;
             (OwnedFd::from(null), None)
         };
         Ok(Ends {
-            stdio: [stdin_child.as_raw_fd(), out_w.as_raw_fd(), err_w.as_raw_fd()],
+            stdio: [
+                stdin_child.as_raw_fd(),
+                out_w.as_raw_fd(),
+                err_w.as_raw_fd(),
+            ],
             child: vec![stdin_child, out_w, err_w],
             input,
             outputs: vec![(Stream::Stdout, out_r), (Stream::Stderr, err_r)],

@@ -44,9 +44,14 @@ pub fn until_exit(
         fds.extend(agent_fds.into_iter().map(|(_, fd)| fd));
         // Wake for the end of a grace period, or when the agent is due.
         let due = [stop.timeout(), agent.as_deref().and_then(Agent::timeout)];
-        let timeout = due.into_iter().flatten().min().map_or(PollTimeout::NONE, |t| {
-            PollTimeout::try_from(t.as_millis().min(60_000) as u32 + 1).unwrap_or(PollTimeout::MAX)
-        });
+        let timeout = due
+            .into_iter()
+            .flatten()
+            .min()
+            .map_or(PollTimeout::NONE, |t| {
+                PollTimeout::try_from(t.as_millis().min(60_000) as u32 + 1)
+                    .unwrap_or(PollTimeout::MAX)
+            });
         match poll(&mut fds, timeout) {
             Ok(_) | Err(Errno::EINTR) => {}
             // Cannot happen with valid descriptors; without poll, wait for

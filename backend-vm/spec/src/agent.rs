@@ -68,31 +68,66 @@ pub enum Status {
 /// host → guest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HostMessage {
-    Hello { version: u32 },
-    Exec { session: Session, exec: Exec },
-    Stdin { session: Session, data: Vec<u8> },
+    Hello {
+        version: u32,
+    },
+    Exec {
+        session: Session,
+        exec: Exec,
+    },
+    Stdin {
+        session: Session,
+        data: Vec<u8>,
+    },
     /// The process's stdin ends (EOF) once what came before is written.
-    CloseStdin { session: Session },
-    Signal { session: Session, signal: i32 },
-    Resize { session: Session, rows: u16, cols: u16 },
+    CloseStdin {
+        session: Session,
+    },
+    Signal {
+        session: Session,
+        signal: i32,
+    },
+    Resize {
+        session: Session,
+        rows: u16,
+        cols: u16,
+    },
 }
 
 /// guest → host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GuestMessage {
-    Hello { version: u32 },
+    Hello {
+        version: u32,
+    },
     /// The process runs (its command may still turn out missing: that is
     /// its exit status, 127, with a message on its stderr).
-    Started { session: Session },
+    Started {
+        session: Session,
+    },
     /// The process could not be started; the sentence says why.
-    Refused { session: Session, message: String },
-    Stdout { session: Session, data: Vec<u8> },
-    Stderr { session: Session, data: Vec<u8> },
+    Refused {
+        session: Session,
+        message: String,
+    },
+    Stdout {
+        session: Session,
+        data: Vec<u8>,
+    },
+    Stderr {
+        session: Session,
+        data: Vec<u8>,
+    },
     /// The last `Stdin` frame was written to the process (or dropped: it
     /// closed its stdin); the next may come.
-    StdinWritten { session: Session },
+    StdinWritten {
+        session: Session,
+    },
     /// The process ended and all its output has been sent.
-    Exited { session: Session, status: Status },
+    Exited {
+        session: Session,
+        status: Status,
+    },
 }
 
 mod tag {
@@ -228,18 +263,14 @@ impl GuestMessage {
     /// Appends the message's frame to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         match self {
-            GuestMessage::Hello { version } => {
-                frame(out, tag::HELLO, 0, &[&version.to_be_bytes()])
-            }
+            GuestMessage::Hello { version } => frame(out, tag::HELLO, 0, &[&version.to_be_bytes()]),
             GuestMessage::Started { session } => frame(out, tag::STARTED, *session, &[]),
             GuestMessage::Refused { session, message } => {
                 frame(out, tag::REFUSED, *session, &[message.as_bytes()])
             }
             GuestMessage::Stdout { session, data } => frame(out, tag::STDOUT, *session, &[data]),
             GuestMessage::Stderr { session, data } => frame(out, tag::STDERR, *session, &[data]),
-            GuestMessage::StdinWritten { session } => {
-                frame(out, tag::STDIN_WRITTEN, *session, &[])
-            }
+            GuestMessage::StdinWritten { session } => frame(out, tag::STDIN_WRITTEN, *session, &[]),
             GuestMessage::Exited { session, status } => {
                 let (kind, n) = match status {
                     Status::Exited(c) => (0u8, *c),

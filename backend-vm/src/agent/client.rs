@@ -248,10 +248,7 @@ impl Shared {
                     return Status::Signaled(libc::SIGKILL);
                 }
             }
-            state = self
-                .changed
-                .wait(state)
-                .unwrap_or_else(|p| p.into_inner());
+            state = self.changed.wait(state).unwrap_or_else(|p| p.into_inner());
         }
     }
 

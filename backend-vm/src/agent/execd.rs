@@ -61,10 +61,7 @@ pub fn start(client: &Client, spec: &ExecSpec<'_>) -> Result<VmExecd, BackendErr
         // SAFETY: 0, 1 and 2 are this process's own for its whole life.
         let own = [0, 1, 2].map(|fd| unsafe { BorrowedFd::borrow_raw(fd) });
         let [i, o, e] = spec.stdio.unwrap_or(own);
-        let dup = |fd: BorrowedFd<'_>| {
-            fd.try_clone_to_owned()
-                .map_err(|e| step(AgentError::Io(e)))
-        };
+        let dup = |fd: BorrowedFd<'_>| fd.try_clone_to_owned().map_err(|e| step(AgentError::Io(e)));
         let io = Io {
             input: if p.stdin { Some(dup(i)?) } else { None },
             stdout: Some(dup(o)?),

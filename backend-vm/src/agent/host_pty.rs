@@ -23,8 +23,7 @@ pub fn open() -> Result<HostPty, AgentError> {
     fcntl(pty.slave.as_fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).map_err(AgentError::Pty)?;
     let mut t = termios::tcgetattr(pty.slave.as_fd()).map_err(AgentError::Pty)?;
     termios::cfmakeraw(&mut t);
-    termios::tcsetattr(pty.slave.as_fd(), termios::SetArg::TCSANOW, &t)
-        .map_err(AgentError::Pty)?;
+    termios::tcsetattr(pty.slave.as_fd(), termios::SetArg::TCSANOW, &t).map_err(AgentError::Pty)?;
     Ok(HostPty {
         master: pty.master,
         slave: pty.slave,

@@ -17,7 +17,11 @@ use super::{start, Client, Dial};
 fn fake_guest(
     version: u32,
     mut serve: impl FnMut(HostMessage, &mut Vec<u8>) -> bool + Send + 'static,
-) -> (tempfile::TempDir, Dial, std::thread::JoinHandle<Vec<HostMessage>>) {
+) -> (
+    tempfile::TempDir,
+    Dial,
+    std::thread::JoinHandle<Vec<HostMessage>>,
+) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("agent.sock");
     let listener = UnixListener::bind(&path).unwrap();
@@ -133,14 +137,20 @@ fn a_process_runs_its_streams_cross_and_its_end_comes_back() {
     assert_eq!(execd.wait().unwrap(), ExitStatus::Signaled(15));
     drop(client);
     let seen = guest.join().unwrap();
-    assert!(seen.contains(&HostMessage::CloseStdin { session: 1 }), "{seen:?}");
+    assert!(
+        seen.contains(&HostMessage::CloseStdin { session: 1 }),
+        "{seen:?}"
+    );
 }
 
 #[test]
 fn another_version_is_refused_naming_both() {
     let (_dir, dial, guest) = fake_guest(agent::VERSION + 1, |_, _| true);
     let e = Client::connect(&dial).err().unwrap().to_string();
-    assert!(e.contains(&format!("version {}", agent::VERSION + 1)), "{e}");
+    assert!(
+        e.contains(&format!("version {}", agent::VERSION + 1)),
+        "{e}"
+    );
     assert!(e.contains(&format!("version {}", agent::VERSION)), "{e}");
     guest.join().unwrap();
 }

@@ -752,6 +752,22 @@ fn exec_reaches_a_detached_guest_on_isola_s_kernel_over_the_agent_channel() {
         assert!(t.contains("27 91"), "{t:?}");
     }
 
+    // Its output's reader gone, the process gets SIGPIPE, as it would
+    // writing into the pipe itself: the pipeline ends.
+    let mut c = Command::new("sh");
+    c.args([
+        "-c",
+        &format!("{} exec x yes | head -2", env!("CARGO_BIN_EXE_isola")),
+    ])
+    .env("ISOLA_ROOT", isola.root())
+    .env_remove("ISOLA_LOG")
+    .stdin(Stdio::null());
+    let out = Background::start(c).collect_within(
+        std::time::Duration::from_secs(60),
+        "isola exec into a closed pipe",
+    );
+    assert_eq!(text(&out.stdout), "y\ny\n");
+
     // A missing command: 127 and a word why; not executable: 126.
     let out = isola_cmd(&isola, &["exec", "x", "nope"]);
     assert_eq!(out.status.code(), Some(127), "{}", text(&out.stderr));

@@ -176,12 +176,16 @@ fn route(m: GuestMessage, ios: &mut HashMap<Session, Io>, shared: &Shared) {
         GuestMessage::Hello { .. } => {}
         GuestMessage::Stdout { session, data } => {
             if let Some(io) = ios.get_mut(&session) {
-                write_out(&mut io.stdout, &data);
+                if write_out(&mut io.stdout, &data) == Written::Broke {
+                    broken_pipe(session, shared);
+                }
             }
         }
         GuestMessage::Stderr { session, data } => {
             if let Some(io) = ios.get_mut(&session) {
-                write_out(&mut io.stderr, &data);
+                if write_out(&mut io.stderr, &data) == Written::Broke {
+                    broken_pipe(session, shared);
+                }
             }
         }
         GuestMessage::StdinWritten { session } => {
@@ -224,11 +228,20 @@ fn route(m: GuestMessage, ios: &mut HashMap<Session, Io>, shared: &Shared) {
     }
 }
 
+#[derive(Debug, PartialEq, Eq)]
+enum Written {
+    Whole,
+    /// The descriptor failed now (its reader is gone).
+    Broke,
+    /// It had failed before: dropped.
+    Dropped,
+}
+
 /// Into a caller's descriptor, whole, waiting while it is full; one that
-/// fails (its reader is gone) takes no more.
-fn write_out(sink: &mut Option<OwnedFd>, mut data: &[u8]) {
+/// fails takes no more.
+fn write_out(sink: &mut Option<OwnedFd>, mut data: &[u8]) -> Written {
     let Some(fd) = sink.as_ref() else {
-        return;
+        return Written::Dropped;
     };
     while !data.is_empty() {
         match nix::unistd::write(fd, data) {
@@ -237,10 +250,23 @@ fn write_out(sink: &mut Option<OwnedFd>, mut data: &[u8]) {
             Err(Errno::EAGAIN) => wait_writable(fd.as_fd()),
             Err(_) => {
                 *sink = None;
-                return;
+                return Written::Broke;
             }
         }
     }
+    Written::Whole
+}
+
+/// Its output's reader went away: the process gets the SIGPIPE it would
+/// have had writing into that pipe itself (`isola exec x yes | head -1`
+/// ends, as with a container).
+fn broken_pipe(session: Session, shared: &Shared) {
+    let mut state = shared.lock();
+    HostMessage::Signal {
+        session,
+        signal: libc::SIGPIPE,
+    }
+    .encode(&mut state.out);
 }
 
 fn wait_writable(fd: BorrowedFd<'_>) {

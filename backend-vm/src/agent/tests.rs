@@ -237,3 +237,38 @@ fn a_process_whose_handle_is_dropped_unwaited_is_killed() {
         })
     );
 }
+
+#[test]
+fn output_whose_reader_is_gone_gives_the_process_sigpipe() {
+    let (_dir, dial, guest) = fake_guest(agent::VERSION, |m, out| match m {
+        HostMessage::Exec { session, .. } => {
+            GuestMessage::Started { session }.encode(out);
+            GuestMessage::Stdout {
+                session,
+                data: b"y\n".to_vec(),
+            }
+            .encode(out);
+            true
+        }
+        HostMessage::Signal { session, signal } => {
+            GuestMessage::Exited {
+                session,
+                status: Status::Signaled(signal),
+            }
+            .encode(out);
+            false
+        }
+        _ => true,
+    });
+    let client = Client::connect(&dial).unwrap();
+    let (out_r, out_w) = nix::unistd::pipe().unwrap();
+    drop(out_r);
+    let spec = ExecSpec {
+        process: process(false),
+        privileged: false,
+        stdio: Some([out_w.as_fd(), out_w.as_fd(), out_w.as_fd()]),
+    };
+    let execd: Box<dyn isola_core::backend::Execd> = Box::new(start(&client, &spec).unwrap());
+    assert_eq!(execd.wait().unwrap(), ExitStatus::Signaled(libc::SIGPIPE));
+    guest.join().unwrap();
+}

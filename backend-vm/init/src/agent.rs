@@ -88,7 +88,9 @@ impl Agent {
     /// Acts on what poll found ready (slots from [`Agent::poll_fds`] of
     /// this same state), then on what is due whatever the poll said.
     pub fn step(&mut self, ready: &[Slot]) {
-        // Output first, then inputs, by index: neither removes sessions.
+        // By index: nothing here removes a session. An output at its end is
+        // removed, so a later slot of its session may find nothing: that
+        // output is read after the next poll.
         let mut buf = vec![0u8; MAX_DATA];
         for slot in ready {
             match *slot {
@@ -121,16 +123,11 @@ impl Agent {
     }
 
     /// A child was reaped: its status, if it is one of the sessions'.
-    /// False if it is none of theirs.
-    pub fn reaped(&mut self, pid: libc::pid_t, status: Status) -> bool {
-        match self.sessions.iter_mut().find(|s| s.pid == pid) {
-            Some(s) => {
-                s.status = Some(status);
-                // Now: nothing else may wake PID 1 for a while.
-                self.send_ends();
-                true
-            }
-            None => false,
+    pub fn reaped(&mut self, pid: libc::pid_t, status: Status) {
+        if let Some(s) = self.sessions.iter_mut().find(|s| s.pid == pid) {
+            s.status = Some(status);
+            // Now: nothing else may wake PID 1 for a while.
+            self.send_ends();
         }
     }
 

@@ -192,7 +192,10 @@ fn what_the_vm_backend_cannot_do_yet_is_refused_in_one_sentence() {
         text(&out.stderr)
     };
     let e = run(&["--vmm", "qemu", "-v", "/tmp:/mnt", "isola/busybox", "true"]);
-    assert!(e.contains("volumes"), "{e}");
+    assert!(
+        e.contains("cannot bind a host path") && e.contains("named volume"),
+        "{e}"
+    );
     let e = run(&[
         "--vmm",
         "qemu",

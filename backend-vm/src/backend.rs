@@ -9,16 +9,17 @@ use std::path::PathBuf;
 use isola_core::backend::{
     Backend, BackendError, Description, HostFact, Phase, RunContext, Sandbox,
 };
-use isola_core::spec::{Network, RunSpec};
-use isola_guest_spec::GuestSpec;
+use isola_core::spec::{MountSource, Network, RunSpec};
+use isola_guest_spec::{GuestSpec, VolumeDisk};
 
 use crate::agent::Dial;
 use crate::choice::Choice;
 use crate::guest;
 use crate::host::{self, KvmFlavour};
 use crate::init_binary::find_init;
+use crate::kernel::features::Features;
 use crate::kernel::{format as kernel_format, vmlinux};
-use crate::monitor::{Artifact, Input};
+use crate::monitor::{Artifact, Disk, Input};
 use crate::sandbox::{Parts, VmSandbox};
 
 pub use crate::choice::{Vmm, DEFAULT_MEMORY, PVM_EMULATED, PVM_KERNEL_NOTICE, TCG_EMULATED};
@@ -109,24 +110,53 @@ impl Backend for VmBackend {
                 .unwrap_or_else(|| choice.kernel.clone()),
             kernel_format::Format::Elf => choice.kernel.clone(),
         };
-        let rootfs = ctx
-            .explain
-            .step(
-                "build (or reuse) the image's initramfs with isola-init as /init",
-                "the guest has no access to the host's files: its root filesystem is the image, copied into RAM at boot",
-                || guest::rootfs(&self.state_dir, &spec.image_digest, &spec.layers, &init),
+        let features = crate::kernel::features::of(&self.state_dir, &boot_kernel);
+        let volumes = volume_disks(spec, &features)?;
+        let (initrds, mut disks, root_disk) = if features.root_disk() {
+            let disk = ctx
+                .explain
+                .step(
+                    "build (or reuse) the image's read-only disk (erofs)",
+                    "the guest has no access to the host's files: its root is the image as a virtio-blk disk under an overlay, read through the host's page cache",
+                    || guest::root_disk(&self.state_dir, &spec.image_digest, &spec.layers),
+                )
+                .map_err(|e| BackendError::step("building the image's disk for the guest", e))?;
+            let init_archive = guest::init_only(&self.state_dir, &init)
+                .map_err(|e| BackendError::step("building the guest's initramfs", e))?;
+            let root = Disk {
+                path: disk,
+                read_only: true,
+                serial: ROOT_SERIAL.to_string(),
+            };
+            (
+                vec![init_archive],
+                vec![root],
+                Some(ROOT_SERIAL.to_string()),
             )
-            .map_err(|e| BackendError::step("building the guest's root filesystem", e))?;
+        } else {
+            let rootfs = ctx
+                .explain
+                .step(
+                    "build (or reuse) the image's initramfs with isola-init as /init",
+                    "the guest has no access to the host's files and its kernel has no virtio-blk: its root filesystem is the image, copied into RAM at boot",
+                    || guest::rootfs(&self.state_dir, &spec.image_digest, &spec.layers, &init),
+                )
+                .map_err(|e| BackendError::step("building the guest's root filesystem", e))?;
+            (vec![rootfs], Vec::new(), None)
+        };
+        disks.extend(volumes.iter().map(|(disk, _)| disk.clone()));
+        let guest = GuestSpec {
+            root_disk,
+            volumes: volumes.into_iter().map(|(_, v)| v).collect(),
+            ..guest_spec(spec, ctx.park)
+        };
         let spec_archive = ctx.instance_dir.join("spec.cpio");
-        std::fs::write(
-            &spec_archive,
-            guest::spec_archive(&guest_spec(spec, ctx.park)),
-        )
-        .map_err(|e| BackendError::step("writing the run spec for the guest", e))?;
+        std::fs::write(&spec_archive, guest::spec_archive(&guest))
+            .map_err(|e| BackendError::step("writing the run spec for the guest", e))?;
         // Only a sandbox a shim owns (it parks) can be exec'd into: a
         // foreground run's guest gets no channel, and boots as before.
         let agent = if ctx.park {
-            agent_channel(&choice, &self.state_dir, &boot_kernel, &ctx.instance_dir)
+            agent_channel(&choice, &features, &ctx.instance_dir)
         } else {
             Err("exec reaches only a detached sandbox (isola run -d, isola create)".to_string())
         };
@@ -134,7 +164,7 @@ impl Backend for VmBackend {
         let verbose = tracing::enabled!(tracing::Level::DEBUG);
         let artifact = Artifact {
             kernel: boot_kernel,
-            initrds: vec![rootfs, spec_archive.clone()],
+            initrds: initrds.into_iter().chain([spec_archive.clone()]).collect(),
             cmdline: if verbose {
                 // isola -v: the kernel's whole log on COM2 (the stderr
                 // stream), live, all the way through.
@@ -145,7 +175,7 @@ impl Backend for VmBackend {
             kernel_log: verbose,
             memory_bytes: choice.memory,
             vcpus: choice.vcpus,
-            disks: Vec::new(),
+            disks,
             agent: agent.as_ref().ok().map(|d| d.path().to_path_buf()),
         };
         // From here on, a failure removes the spec archive through Drop.
@@ -176,8 +206,7 @@ impl Backend for VmBackend {
 /// guest has none, in a sentence.
 fn agent_channel(
     choice: &Choice,
-    state_dir: &std::path::Path,
-    kernel: &std::path::Path,
+    features: &crate::kernel::features::Features,
     instance_dir: &std::path::Path,
 ) -> Result<Dial, String> {
     if choice.vmm != Vmm::Qemu {
@@ -187,7 +216,7 @@ fn agent_channel(
                 .to_string(),
         );
     }
-    if !crate::kernel::features::features(state_dir, kernel).virtio_serial() {
+    if !(features.virtio_mmio && features.virtio_console) {
         return Err(format!(
             "the guest kernel {} lacks built-in virtio (virtio-mmio and virtio-serial), which \
              exec into a VM needs: build isola's kernel with `make kernel` and run the sandbox \
@@ -221,31 +250,46 @@ fn vm_backend_line(kvm: &KvmFlavour) -> String {
 /// initramfs (measured with the Debian kernel and the default image: 80 MiB boots, 77 does not).
 const MEMORY_SLACK: u64 = 23 << 20;
 
-/// A guest whose kernel cannot even decompress reboots at once with no word
-/// (the kernel has no console yet): say it before booting. A bzImage's
-/// setup header gives the size it unpacks to.
+/// Say before booting what a guest would fail on with no useful word: a
+/// kernel that cannot even decompress reboots at once (no console yet; a
+/// bzImage's setup header gives the size it unpacks to), and an initramfs
+/// the kernel cannot unpack (it keeps the archive while it writes the
+/// copy, into a tmpfs that may fill at most half of the memory) leaves
+/// isola-init without its spec. With the image on a disk, the initramfs
+/// is only isola-init and the spec.
 fn check_memory(artifact: &Artifact, format: kernel_format::Format) -> Result<(), BackendError> {
-    let kernel_format::Format::BzImage { init_size } = format else {
-        return Ok(());
-    };
     let initrds: u64 = artifact
         .initrds
         .iter()
         .filter_map(|p| std::fs::metadata(p).ok())
         .map(|m| m.len())
         .sum();
-    let need = init_size + initrds + MEMORY_SLACK;
-    if artifact.memory_bytes < need {
-        let mib = |b: u64| b.div_ceil(1 << 20);
-        return Err(BackendError::unavailable(format!(
-            "the guest needs at least {} MiB of memory (the kernel unpacks to {} MiB and the image's initramfs is {} MiB): give --memory {}m or more",
-            mib(need),
-            mib(init_size),
-            mib(initrds),
-            mib(need)
-        )));
+    let kernel = match format {
+        kernel_format::Format::BzImage { init_size } => init_size,
+        // Booted as it is: its size in memory is not known up front.
+        kernel_format::Format::Elf => 0,
+    };
+    let need = (kernel + 2 * initrds + MEMORY_SLACK).max(2 * initrds + MEMORY_SLACK);
+    if artifact.memory_bytes >= need {
+        return Ok(());
     }
-    Ok(())
+    let mib = |b: u64| b.div_ceil(1 << 20);
+    let hint = if artifact.disks.is_empty() {
+        "; a kernel with virtio-blk, such as isola's own (`make kernel`), reads the image from a disk instead and needs no more memory for a bigger image"
+    } else {
+        ""
+    };
+    Err(BackendError::unavailable(format!(
+        "the guest needs at least {} MiB of memory: its initramfs is {} MiB, which the kernel keeps while it unpacks a copy into a RAM filesystem that may fill only half of the memory{}: give --memory {}m or more{hint}",
+        mib(need),
+        mib(initrds),
+        if kernel > 0 {
+            format!(", and the kernel unpacks to {} MiB", mib(kernel))
+        } else {
+            String::new()
+        },
+        mib(need),
+    )))
 }
 
 fn refuse_unsupported(spec: &RunSpec) -> Result<(), BackendError> {
@@ -254,13 +298,53 @@ fn refuse_unsupported(spec: &RunSpec) -> Result<(), BackendError> {
             "{what}; use --backend container for it"
         )))
     };
-    if !spec.mounts.is_empty() {
-        return no("the VM backend takes no -v volumes or binds yet (they arrive with virtio-blk)");
+    if spec
+        .mounts
+        .iter()
+        .any(|m| matches!(m.source, MountSource::Bind(_)))
+    {
+        return no("a VM cannot bind a host path (-v /host/path:...): its guest sees no host files; give a named volume (-v NAME:/path), a disk of its own");
     }
     if spec.network == Network::Host {
         return no("the VM backend has no --network host (a guest has only lo)");
     }
     Ok(())
+}
+
+/// The serial of the image's disk, as isola-init looks for it.
+const ROOT_SERIAL: &str = "isola-root";
+
+/// Each named volume as a virtio-blk disk of its ext4 image and where the
+/// guest mounts it; refused when the kernel has no virtio-blk.
+fn volume_disks(
+    spec: &RunSpec,
+    features: &Features,
+) -> Result<Vec<(Disk, VolumeDisk)>, BackendError> {
+    let mut out = Vec::new();
+    for (i, m) in spec.mounts.iter().enumerate() {
+        let MountSource::Volume { name, image } = &m.source else {
+            continue;
+        };
+        if !(features.virtio_mmio && features.virtio_blk) {
+            return Err(BackendError::unavailable(format!(
+                "volume {name} needs a guest kernel with virtio-blk built in, which this one lacks: boot isola's kernel (`make kernel`, or --kernel PATH)"
+            )));
+        }
+        let serial = format!("isola-vol{i}");
+        out.push((
+            Disk {
+                path: image.clone(),
+                read_only: m.read_only,
+                serial: serial.clone(),
+            },
+            VolumeDisk {
+                serial,
+                target: m.target.clone(),
+                read_only: m.read_only,
+            },
+        ));
+    }
+    Ok(out)
 }
 
 /// What the guest's COM1 takes from the caller's stdin.
@@ -294,5 +378,7 @@ fn guest_spec(spec: &RunSpec, park: bool) -> GuestSpec {
             .filter(|ws| ws.ws_row > 0 && ws.ws_col > 0)
             .map(|ws| [ws.ws_row, ws.ws_col]),
         park,
+        root_disk: None,
+        volumes: Vec::new(),
     }
 }

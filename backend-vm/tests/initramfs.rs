@@ -1,7 +1,8 @@
 //! The guest's initramfs archives read back by GNU cpio, an independent newc
 //! implementation: built from small layer directories with whiteouts, an
 //! opaque directory, symlinks, hard links, a fifo and devices; the cache
-//! under `vm/rootfs/`; and the per-run spec archive.
+//! under `vm/rootfs/`; the per-run spec archive; and the image's erofs disk,
+//! read back by erofs-utils' fsck and compared with the initramfs.
 
 use std::fs::{self, File};
 use std::os::unix::fs::{symlink, FileTypeExt, MetadataExt, PermissionsExt};
@@ -378,6 +379,8 @@ fn the_spec_archive_unpacks_to_the_spec_json() {
         tty: false,
         tty_size: None,
         park: false,
+        root_disk: None,
+        volumes: vec![],
     };
     let tmp = tempfile::tempdir().unwrap();
     let archive = tmp.path().join("spec.cpio");
@@ -394,4 +397,132 @@ fn the_spec_archive_unpacks_to_the_spec_json() {
         spec
     );
     assert_eq!(fs::metadata(&json).unwrap().mode() & 0o7777, 0o600);
+}
+
+/// Each node under `dir` by path: its type and mode, owner, time, device
+/// number, and content or link target.
+fn snapshot(dir: &Path) -> std::collections::BTreeMap<String, String> {
+    fn walk(dir: &Path, rel: &str, out: &mut std::collections::BTreeMap<String, String>) {
+        for entry in fs::read_dir(dir).unwrap() {
+            let entry = entry.unwrap();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let rel = if rel.is_empty() {
+                name
+            } else {
+                format!("{rel}/{name}")
+            };
+            let path = entry.path();
+            let m = fs::symlink_metadata(&path).unwrap();
+            let body = if m.file_type().is_symlink() {
+                fs::read_link(&path).unwrap().display().to_string()
+            } else if m.is_file() {
+                String::from_utf8_lossy(&fs::read(&path).unwrap()).into_owned()
+            } else {
+                String::new()
+            };
+            // GNU cpio sets no link's time, and a directory's changes as
+            // its children are made.
+            let mtime = if m.is_file() || m.file_type().is_fifo() || m.file_type().is_block_device()
+            {
+                m.mtime()
+            } else {
+                0
+            };
+            out.insert(
+                rel.clone(),
+                format!(
+                    "{:o} {}:{} {} {} {body}",
+                    m.mode(),
+                    m.uid(),
+                    m.gid(),
+                    mtime,
+                    m.rdev()
+                ),
+            );
+            if m.is_dir() {
+                walk(&path, &rel, out);
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk(dir, "", &mut out);
+    out
+}
+
+#[test]
+fn the_image_s_disk_holds_what_its_initramfs_holds_but_isola_init() {
+    if !is_root() {
+        // chown and mknod in the staged tree, as for a real image.
+        host_has(
+            "root (the disk's staged tree keeps owners and devices)",
+            false,
+        );
+        return;
+    }
+    let have = |tool: &str| {
+        Command::new(tool)
+            .arg("--help")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok()
+    };
+    if !host_has(
+        "erofs-utils (scripts/setup installs it)",
+        have("mkfs.erofs") && have("fsck.erofs"),
+    ) || !have_cpio()
+    {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let layers = make_layers(&tmp.path().join("layers"));
+    let init = write_init(tmp.path(), INIT);
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    let disk = guest::root_disk(&state, &digest, &layers).unwrap();
+    assert_eq!(guest::root_disk(&state, &digest, &layers).unwrap(), disk);
+    // Nothing staged is left beside it.
+    let left: Vec<_> = fs::read_dir(disk.parent().unwrap())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+    // The store's files have their one name back.
+    assert_eq!(
+        fs::metadata(layers[1].join("etc/hostname"))
+            .unwrap()
+            .nlink(),
+        1
+    );
+
+    let from_disk = tmp.path().join("disk");
+    let out = Command::new("fsck.erofs")
+        .arg(format!("--extract={}", from_disk.display()))
+        .arg(&disk)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let archive = tmp.path().join("rootfs.cpio");
+    fs::write(&archive, build(&layers, &init)).unwrap();
+    let from_cpio = tmp.path().join("cpio");
+    cpio_extract(&archive, &from_cpio);
+
+    let mut want = snapshot(&from_cpio);
+    // isola-init and its nodes are the initramfs' alone; the disk keeps
+    // the image's own console.
+    for gone in [".isola", ".isola/init", "dev/console", "dev/null"] {
+        want.remove(gone);
+    }
+    let mut got = snapshot(&from_disk);
+    let console = got.remove("dev/console").expect("the image's console");
+    assert!(
+        console.contains(&format!(" {} ", makedev(4, 1))),
+        "{console}"
+    );
+    assert_eq!(got, want);
 }

@@ -87,7 +87,8 @@ pub fn per_sandbox(isola: &IsolaCli, b: &BackendPlan) -> Result<DiskItem, DiskEr
     })
 }
 
-/// A VM's needs beyond the store: its kernel and rootfs archive(s).
+/// A VM's needs beyond the store: its kernel, and its root disk or rootfs
+/// initramfs.
 pub fn vm_extra(b: &BackendPlan) -> Vec<DiskItem> {
     let mut items = Vec::new();
     if let Some(k) = &b.kernel {
@@ -98,15 +99,40 @@ pub fn vm_extra(b: &BackendPlan) -> Vec<DiskItem> {
         });
     }
     for a in b.artefact_files() {
-        if let Ok(m) = fs::metadata(a) {
+        let Ok(m) = fs::metadata(&a) else { continue };
+        let disk = a.extension().is_some_and(|e| e == "erofs");
+        items.push(DiskItem {
+            subject: b.subject.id.clone(),
+            what: if disk {
+                "root disk (the image flattened, erofs, read-only; shared by every VM of the image through the page cache)"
+            } else {
+                "rootfs initramfs (the image flattened, with isola-init; copied into each VM's memory at boot)"
+            }
+            .into(),
+            bytes: m.len(),
+        });
+        // With a disk, what each VM copies into memory is isola-init alone.
+        if let Some(init) = disk.then(|| init_archive(&a)).flatten() {
             items.push(DiskItem {
                 subject: b.subject.id.clone(),
-                what: "rootfs archive (the image flattened, with isola-init)".into(),
-                bytes: m.len(),
+                what: "initramfs beside the disk (isola-init only)".into(),
+                bytes: fs::metadata(init).map(|m| m.len()).unwrap_or(0),
             });
         }
     }
     items
+}
+
+/// The init-only initramfs that goes with the root disk `disk`
+/// (`vm/rootfs/X.erofs` → the newest of `vm/init/*.cpio`).
+fn init_archive(disk: &Path) -> Option<std::path::PathBuf> {
+    let dir = disk.parent()?.parent()?.join("init");
+    fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .max()
+        .map(|(_, p)| p)
 }
 
 /// In a scratch store under `scratch`: the default image, then `n - 1`

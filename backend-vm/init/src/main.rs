@@ -54,6 +54,7 @@ mod agent_session;
 mod cgroup;
 mod child;
 mod command;
+mod disks;
 mod fail;
 mod mounts;
 mod net;
@@ -116,11 +117,16 @@ struct Running {
 /// Everything up to the workload's exec, in order.
 fn start() -> Result<Running, Failure> {
     report::mark(Mark::InitUp);
-    mounts::mount_all()?;
+    mounts::kernel_filesystems()?;
     // Raw as early as possible: until then COM2 echoes what the host sends.
     let ttys = tty::open()?;
     report::init_running();
     let spec = spec::load()?;
+    if let Some(serial) = &spec.root_disk {
+        rootfs::enter_disk(serial)?;
+    }
+    mounts::scratch()?;
+    disks::mount_volumes(&spec.volumes)?;
     if !spec.hostname.is_empty() {
         nix::unistd::sethostname(&spec.hostname).map_err(|e| {
             Failure::errno(format!("cannot set the hostname {:?}", spec.hostname), e)
@@ -145,7 +151,7 @@ fn start() -> Result<Running, Failure> {
     mounts::make_dir(&spec.cwd)?;
     if spec.read_only {
         rootfs::make_read_only()?;
-    } else {
+    } else if spec.root_disk.is_none() {
         spec::remove_isola_dir()?;
     }
 

@@ -1,5 +1,5 @@
-//! The filesystems every Linux program expects, mounted over the image's
-//! root (the initramfs) before anything else runs.
+//! The filesystems every Linux program expects: the kernel's before
+//! anything else runs, scratch space in the root the workload gets.
 
 use nix::errno::Errno;
 use nix::mount::{mount, MsFlags};
@@ -92,21 +92,15 @@ const DEV_LINKS: &[(&str, &str)] = &[
     ("pts/ptmx", "/dev/ptmx"),
 ];
 
-pub fn mount_all() -> Result<(), Failure> {
-    for m in MOUNTS {
-        make_dir(m.target)?;
-        let data = (!m.data.is_empty()).then_some(m.data);
-        match mount(Some(m.fstype), m.target, Some(m.fstype), m.flags, data) {
-            Ok(()) => {}
-            Err(Errno::ENODEV) if m.optional => {}
-            Err(e) => {
-                return Err(Failure::errno(
-                    format!("cannot mount {} on {}", m.fstype, m.target),
-                    e,
-                ))
-            }
-        }
-    }
+/// Where the scratch mounts start in [`MOUNTS`]: /tmp and /run are mounted
+/// in the root the workload gets (see [`kernel_filesystems`]).
+const SCRATCH_FROM: usize = 6;
+
+/// The kernel's filesystems, /proc, /sys and /dev with what is under it:
+/// mounted before the run spec is read, and moved along when the root
+/// becomes the image's disk.
+pub fn kernel_filesystems() -> Result<(), Failure> {
+    mount_each(&MOUNTS[..SCRATCH_FROM])?;
     for (to, link) in DEV_LINKS {
         // devtmpfs already has /dev/ptmx as a node: replace it with the link
         // into our own devpts instance, as runc does.
@@ -120,6 +114,30 @@ pub fn mount_all() -> Result<(), Failure> {
                 return Err(Failure::setup(
                     format!("cannot create {link}"),
                     describe_io(&e),
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// /tmp and /run, in the workload's root: through the image's own links
+/// there (a /tmp that links elsewhere gets the tmpfs where it points).
+pub fn scratch() -> Result<(), Failure> {
+    mount_each(&MOUNTS[SCRATCH_FROM..])
+}
+
+fn mount_each(mounts: &[Mount]) -> Result<(), Failure> {
+    for m in mounts {
+        make_dir(m.target)?;
+        let data = (!m.data.is_empty()).then_some(m.data);
+        match mount(Some(m.fstype), m.target, Some(m.fstype), m.flags, data) {
+            Ok(()) => {}
+            Err(Errno::ENODEV) if m.optional => {}
+            Err(e) => {
+                return Err(Failure::errno(
+                    format!("cannot mount {} on {}", m.fstype, m.target),
+                    e,
                 ))
             }
         }

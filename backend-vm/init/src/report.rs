@@ -100,6 +100,7 @@ pub fn finish(status: u8) -> ! {
     // it touches no memory of ours. Docker's semantics: when the workload
     // ends, what it left running ends with it.
     unsafe { libc::kill(-1, libc::SIGKILL) };
+    crate::disks::unmount_volumes();
     if status_on_com2() {
         // QEMU's isa-debug-exit keeps only 7 bits of the status (it exits
         // with status << 1 | 1): 137 and 9 would look alike. A monitor

@@ -16,6 +16,10 @@
 //! starts the workload (`isola create`); left out when false, so that an
 //! older isola-init reads the spec of a run that does not park.
 //!
+//! `"root_disk":SERIAL` names the read-only disk that holds the image, and
+//! `"volumes":[{"serial":S,"target":"/data","read_only":false}]` the disks
+//! of named volumes; both are left out when there are none.
+//!
 //! Unknown fields are refused, so a newer isola with an older init fails
 //! clearly instead of silently dropping a setting.
 
@@ -60,6 +64,25 @@ pub struct GuestSpec {
     /// after the [`ports::Mark::Parked`] mark.
     #[serde(default, skip_serializing_if = "is_false")]
     pub park: bool,
+    /// The serial of the read-only virtio-blk disk holding the image
+    /// (erofs): isola-init mounts it under an overlay with a tmpfs upper
+    /// and moves into it. Absent: the root is the initramfs itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_disk: Option<String>,
+    /// Named volumes, each an ext4 virtio-blk disk mounted at its target.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<VolumeDisk>,
+}
+
+/// A named volume as the guest sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VolumeDisk {
+    /// The disk's virtio-blk serial (`/sys/block/vdX/serial`).
+    pub serial: String,
+    /// Absolute path in the guest.
+    pub target: String,
+    pub read_only: bool,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -95,6 +118,12 @@ impl GuestSpec {
         if spec.args.is_empty() {
             return Err(SpecError("the run spec has no command to run".into()));
         }
+        if let Some(v) = spec.volumes.iter().find(|v| !v.target.starts_with('/')) {
+            return Err(SpecError(format!(
+                "the volume target {:?} is not absolute",
+                v.target
+            )));
+        }
         if !spec.cwd.starts_with('/') {
             return Err(SpecError(format!(
                 "the working directory {:?} is not absolute",
@@ -125,6 +154,12 @@ mod tests {
             tty: false,
             tty_size: None,
             park: false,
+            root_disk: Some("isola-root".into()),
+            volumes: vec![VolumeDisk {
+                serial: "isola-vol0".into(),
+                target: "/data".into(),
+                read_only: true,
+            }],
         }
     }
 
@@ -153,7 +188,7 @@ mod tests {
             .unwrap_err()
             .0
             .contains("version 2"));
-        let extra = br#"{"version":1,"args":["x"],"env":[],"cwd":"/","uid":0,"gid":0,"groups":[],"hostname":"h","read_only":false,"pids_limit":null,"stdin":false,"tty":false,"volumes":[]}"#;
+        let extra = br#"{"version":1,"args":["x"],"env":[],"cwd":"/","uid":0,"gid":0,"groups":[],"hostname":"h","read_only":false,"pids_limit":null,"stdin":false,"tty":false,"frobnicate":[]}"#;
         assert!(GuestSpec::from_json(extra).is_err());
         let mut s = spec();
         s.args.clear();

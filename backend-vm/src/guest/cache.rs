@@ -24,6 +24,18 @@ pub enum GuestError {
         #[source]
         source: ArchiveError,
     },
+    #[error("{tool} is needed to make the image's disk for the guest (Debian's erofs-utils; scripts/setup installs it)")]
+    Tool {
+        tool: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{tool} could not make the image's disk ({status}): {said}")]
+    ToolFailed {
+        tool: &'static str,
+        status: String,
+        said: String,
+    },
     #[error("cannot store the guest root filesystem in {}", path.display())]
     Store {
         path: PathBuf,
@@ -43,28 +55,51 @@ pub fn rootfs(
 ) -> Result<PathBuf, GuestError> {
     let hex = digest_hex(image_digest)?;
     let dir = root_dir.join("vm").join("rootfs");
-    let path = dir.join(format!(
-        "{hex}-{}.cpio",
-        remembered_init_id(root_dir, init)?
-    ));
+    let name = format!("{hex}-{}.cpio", remembered_init_id(root_dir, init)?);
+    archive_once(&dir, &name, image_digest, |out| {
+        initramfs::write_rootfs(layers, init, out).map(drop)
+    })
+}
+
+/// The initramfs of a guest whose root is the image's disk: isola-init and
+/// the directories it mounts on, nothing of any image. One per isola-init.
+pub fn init_only(root_dir: &Path, init: &Path) -> Result<PathBuf, GuestError> {
+    let dir = root_dir.join("vm").join("init");
+    let name = format!("{}.cpio", remembered_init_id(root_dir, init)?);
+    let path = archive_once(&dir, &name, "(none)", |out| {
+        initramfs::write_rootfs(&[], init, out).map(drop)
+    })?;
+    crate::file_key::trim(&dir, INIT_IDS_KEPT);
+    Ok(path)
+}
+
+/// `dir/name`, written by `write` unless it is there: beside the final
+/// name and renamed into place.
+fn archive_once(
+    dir: &Path,
+    name: &str,
+    image: &str,
+    write: impl FnOnce(BufWriter<&fs::File>) -> Result<(), ArchiveError>,
+) -> Result<PathBuf, GuestError> {
+    let path = dir.join(name);
     if fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
         return Ok(path);
     }
     let store = |source| GuestError::Store {
-        path: dir.clone(),
+        path: dir.to_path_buf(),
         source,
     };
-    fs::create_dir_all(&dir).map_err(store)?;
+    fs::create_dir_all(dir).map_err(store)?;
     // Concurrent builders each write their own temporary file; the last
     // rename wins, with the same bytes. A failed build's file is removed on drop.
     let tmp = tempfile::Builder::new()
         .prefix(".building-")
         .suffix(".cpio")
-        .tempfile_in(&dir)
+        .tempfile_in(dir)
         .map_err(store)?;
     let out = BufWriter::with_capacity(256 * 1024, tmp.as_file());
-    initramfs::write_rootfs(layers, init, out).map_err(|source| GuestError::Build {
-        image: image_digest.to_string(),
+    write(out).map_err(|source| GuestError::Build {
+        image: image.to_string(),
         source,
     })?;
     // On disk before the rename: after a power cut the final name holds the
@@ -74,7 +109,7 @@ pub fn rootfs(
     Ok(path)
 }
 
-fn digest_hex(image_digest: &str) -> Result<&str, GuestError> {
+pub(crate) fn digest_hex(image_digest: &str) -> Result<&str, GuestError> {
     // The hex becomes a file name: nothing but 64 lowercase hex digits.
     match image_digest.strip_prefix("sha256:") {
         Some(hex)

@@ -29,11 +29,14 @@ pub struct ArchiveStats {
 /// kept when it is a real directory, anything else there is replaced, since
 /// init (and the kernel unpacking the spec) must not go through a symlink.
 const REQUIRED_DIRS: [(&str, u32); 4] = [
-    ("proc", 0o555),
-    ("sys", 0o555),
-    ("dev", 0o755),
+    MOUNT_POINTS[0],
+    MOUNT_POINTS[1],
+    MOUNT_POINTS[2],
     (".isola", ISOLA_DIR_MODE),
 ];
+/// Where isola-init mounts the kernel's filesystems: real directories in
+/// any root it boots into, so that no mount goes through an image's link.
+pub(crate) const MOUNT_POINTS: [(&str, u32); 3] = [("proc", 0o555), ("sys", 0o555), ("dev", 0o755)];
 /// Added only when the image has nothing there (a symlinked /tmp stays).
 const USUAL_DIRS: [(&str, u32); 2] = [("tmp", 0o1777), ("run", 0o755)];
 const ISOLA_DIR_MODE: u32 = 0o755;
@@ -117,7 +120,25 @@ pub(crate) fn open_init(init: &Path) -> Result<File, ArchiveError> {
 /// kernel opens it as PID 1's stdio before init runs; without it init starts
 /// with no stdio) and `/dev/null`.
 fn add_guest_nodes(root: &mut Node) {
-    for (name, mode) in REQUIRED_DIRS {
+    add_mount_points(root, &REQUIRED_DIRS);
+    if let Some(isola) = root.children.get_mut(OsStr::new(".isola")) {
+        let mut init = Node::made(Stat::made(libc::S_IFREG | 0o755));
+        init.origin = Origin::Init;
+        isola.children.insert("init".into(), init);
+    }
+    if let Some(dev) = root.children.get_mut(OsStr::new("dev")) {
+        for (name, mode, major, minor) in [("console", 0o600, 5, 1), ("null", 0o666, 1, 3)] {
+            let mut stat = Stat::made(libc::S_IFCHR | mode);
+            stat.rdev = nix::sys::stat::makedev(major, minor);
+            dev.children.insert(name.into(), Node::made(stat));
+        }
+    }
+}
+
+/// The directories of `required` (each replacing whatever else the image
+/// has there), and [`USUAL_DIRS`] where the image has nothing.
+pub(crate) fn add_mount_points(root: &mut Node, required: &[(&str, u32)]) {
+    for &(name, mode) in required {
         let node = root
             .children
             .entry(name.into())
@@ -126,22 +147,10 @@ fn add_guest_nodes(root: &mut Node) {
             *node = Node::made(Stat::made(libc::S_IFDIR | mode));
         }
     }
-    if let Some(isola) = root.children.get_mut(OsStr::new(".isola")) {
-        let mut init = Node::made(Stat::made(libc::S_IFREG | 0o755));
-        init.origin = Origin::Init;
-        isola.children.insert("init".into(), init);
-    }
     for (name, mode) in USUAL_DIRS {
         root.children
             .entry(name.into())
             .or_insert_with(|| Node::made(Stat::made(libc::S_IFDIR | mode)));
-    }
-    if let Some(dev) = root.children.get_mut(OsStr::new("dev")) {
-        for (name, mode, major, minor) in [("console", 0o600, 5, 1), ("null", 0o666, 1, 3)] {
-            let mut stat = Stat::made(libc::S_IFCHR | mode);
-            stat.rdev = nix::sys::stat::makedev(major, minor);
-            dev.children.insert(name.into(), Node::made(stat));
-        }
     }
 }
 

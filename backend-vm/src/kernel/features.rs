@@ -1,129 +1,106 @@
-//! Which of the drivers isola's devices need a kernel has built in (a
-//! module is of no use: the guest has no modules), found by looking for
-//! strings that only the built-in driver puts into the kernel image: a
-//! built-in driver's parameters are named `<module>.<param>`, and its
-//! class and cache names are its own. A bzImage is looked into unpacked.
-//! The answer is cached per version of the kernel file under
-//! `vm/kernel-features/`, as the vmlinux itself is.
+//! What a guest kernel has built in, of what isola's devices need: read
+//! from strings only a built-in driver puts in the kernel image (a module
+//! parameter's full name, a filesystem's registered name), since a guest
+//! boots with no modules. Scanned once per version of the file and
+//! remembered under `vm/kernel-features/`.
 
 use std::path::Path;
 
-use super::format::{self, Format};
-use super::vmlinux;
+use memchr::memmem;
+use serde::{Deserialize, Serialize};
 
-/// What a kernel can use of isola's devices and guest layout.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct KernelFeatures {
+/// Per kernel file version (see `file_key`); older entries are trimmed.
+const KEEP: usize = 8;
+/// Bumped when the markers change, so remembered answers are not reused.
+const VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Features {
     /// virtio-mmio devices described on the command line.
     pub virtio_mmio: bool,
     pub virtio_blk: bool,
-    /// virtio-serial ports (the agent channel under QEMU).
+    /// virtio-serial ports (`/dev/virtio-ports/NAME`).
     pub virtio_console: bool,
-    /// virtio-vsock (the agent channel on isola's monitor).
+    /// AF_VSOCK over virtio.
     pub vsock: bool,
     pub erofs: bool,
     pub overlay: bool,
 }
 
-/// Each feature's marker: a NUL-terminated string only the built-in
-/// driver brings.
-const MARKERS: [(&str, &[u8]); 6] = [
-    // module_param(device, ...) of virtio_mmio.c, with
-    // VIRTIO_MMIO_CMDLINE_DEVICES.
-    ("virtio_mmio", b"virtio_mmio.device\0"),
-    ("virtio_blk", b"virtio_blk.queue_depth\0"),
-    // The class virtio_console makes for its ports.
-    ("virtio_console", b"virtio-ports\0"),
-    ("vsock", b"vmw_vsock_virtio_transport\0"),
-    ("erofs", b"erofs_inode\0"),
-    ("overlay", b"ovl_inode\0"),
-];
-
-/// Cached answers kept; older ones go as new ones are added.
-const KEEP: usize = 8;
-
-impl KernelFeatures {
-    /// Everything the agent channel needs under QEMU.
-    pub fn virtio_serial(&self) -> bool {
-        self.virtio_mmio && self.virtio_console
-    }
-
-    fn from_names(text: &str) -> KernelFeatures {
-        let has = |name: &str| text.split_whitespace().any(|w| w == name);
-        KernelFeatures {
-            virtio_mmio: has("virtio_mmio"),
-            virtio_blk: has("virtio_blk"),
-            virtio_console: has("virtio_console"),
-            vsock: has("vsock"),
-            erofs: has("erofs"),
-            overlay: has("overlay"),
-        }
-    }
-
-    fn names(&self) -> String {
-        let on = [
-            self.virtio_mmio,
-            self.virtio_blk,
-            self.virtio_console,
-            self.vsock,
-            self.erofs,
-            self.overlay,
-        ];
-        MARKERS
-            .iter()
-            .zip(on)
-            .filter(|(_, on)| *on)
-            .map(|((name, _), _)| *name)
-            .collect::<Vec<_>>()
-            .join(" ")
-    }
-
-    /// The features the kernel image `image` (an ELF vmlinux, or raw
-    /// bytes of any kind) shows.
-    pub fn scan(image: &[u8]) -> KernelFeatures {
-        let has = |i: usize| memchr::memmem::find(image, MARKERS[i].1).is_some();
-        KernelFeatures {
-            virtio_mmio: has(0),
-            virtio_blk: has(1),
-            virtio_console: has(2),
-            vsock: has(3),
-            erofs: has(4),
-            overlay: has(5),
-        }
+impl Features {
+    /// The image can be a read-only disk under an overlay.
+    pub fn root_disk(&self) -> bool {
+        self.virtio_mmio && self.virtio_blk && self.erofs && self.overlay
     }
 }
 
-/// The features of the kernel at `kernel`; none if it cannot be read.
-/// `state_dir` holds the cache.
-pub fn features(state_dir: &Path, kernel: &Path) -> KernelFeatures {
-    let dir = state_dir.join("vm/kernel-features");
-    let key = crate::file_key::key(kernel);
-    let cached = key.as_ref().map(|k| dir.join(k));
-    if let Some(text) = cached
-        .as_ref()
-        .and_then(|c| std::fs::read_to_string(c).ok())
-    {
-        return KernelFeatures::from_names(&text);
-    }
-    let Ok(bytes) = std::fs::read(kernel) else {
-        return KernelFeatures::default();
-    };
-    let found = match format::format(&bytes) {
-        Some(Format::BzImage { .. }) => vmlinux::extract(&bytes)
-            .map(|elf| KernelFeatures::scan(&elf))
-            .unwrap_or_default(),
-        _ => KernelFeatures::scan(&bytes),
-    };
-    if let Some(c) = cached {
-        // A cache that cannot be written only costs the next scan.
-        if std::fs::create_dir_all(&dir).is_ok() {
-            let tmp = dir.join(format!(".{}.tmp", std::process::id()));
-            if std::fs::write(&tmp, found.names()).is_ok() && std::fs::rename(&tmp, &c).is_ok() {
-                crate::file_key::trim(&dir, KEEP);
-            }
+/// A string and the feature it shows.
+type Marker = (&'static [u8], fn(&mut Features));
+
+/// One marker each: strings a modular build keeps out of the image (checked
+/// against Debian's cloud kernel, which has all six as modules).
+const MARKERS: [Marker; 6] = [
+    (b"virtio_mmio.device\0", |f| f.virtio_mmio = true),
+    (b"virtio_blk.queue_depth\0", |f| f.virtio_blk = true),
+    (b"virtio-ports\0", |f| f.virtio_console = true),
+    (b"vmw_vsock_virtio_transport\0", |f| f.vsock = true),
+    (b"\0erofs\0", |f| f.erofs = true),
+    (b"overlay.redirect_dir\0", |f| f.overlay = true),
+];
+
+/// What the kernel image `bytes` has built in. A compressed kernel (a
+/// bzImage booted as it is) shows nothing: it gets no virtio devices.
+pub fn scan(bytes: &[u8]) -> Features {
+    let mut f = Features::default();
+    for (marker, set) in MARKERS {
+        if memmem::find(bytes, marker).is_some() {
+            set(&mut f);
         }
     }
-    found
+    f
+}
+
+#[derive(Serialize, Deserialize)]
+struct Remembered {
+    version: u32,
+    features: Features,
+}
+
+/// [`scan`] of the kernel file at `kernel`, remembered under `state_dir`;
+/// an unreadable kernel has no features.
+pub fn of(state_dir: &Path, kernel: &Path) -> Features {
+    let dir = state_dir.join("vm").join("kernel-features");
+    let key = crate::file_key::key(kernel);
+    let memo = key.as_ref().map(|k| dir.join(format!("{k}.json")));
+    if let Some(r) = memo
+        .as_ref()
+        .and_then(|m| std::fs::read(m).ok())
+        .and_then(|b| serde_json::from_slice::<Remembered>(&b).ok())
+        .filter(|r| r.version == VERSION)
+    {
+        return r.features;
+    }
+    let Ok(bytes) = std::fs::read(kernel) else {
+        return Features::default();
+    };
+    let features = scan(&bytes);
+    if let Some(memo) = memo {
+        // Best effort: without the memo the next run scans again.
+        let json = serde_json::to_vec(&Remembered {
+            version: VERSION,
+            features,
+        })
+        .unwrap_or_default();
+        let _ = std::fs::create_dir_all(&dir)
+            .and_then(|()| tempfile::NamedTempFile::new_in(&dir))
+            .and_then(|tmp| {
+                std::fs::write(tmp.path(), &json)?;
+                tmp.persist(&memo).map_err(|e| e.error)?;
+                Ok(())
+            });
+        crate::file_key::trim(&dir, KEEP);
+    }
+    features
 }
 
 #[cfg(test)]
@@ -131,58 +108,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn markers_are_found_and_the_answer_is_cached() {
-        let image = b"\x7fELF....virtio_mmio.device\0...virtio-ports\0..ovl_inode\0";
-        let f = KernelFeatures::scan(image);
+    fn each_marker_sets_its_feature_and_nothing_else() {
+        assert_eq!(scan(b"nothing here"), Features::default());
+        let all: Vec<u8> = MARKERS
+            .iter()
+            .flat_map(|(m, _)| m.iter().copied())
+            .collect();
+        let f = scan(&all);
+        assert!(f.root_disk() && f.virtio_console && f.vsock);
+        let only_blk = scan(b"x\0virtio_blk.queue_depth\0y");
         assert_eq!(
-            f,
-            KernelFeatures {
-                virtio_mmio: true,
-                virtio_console: true,
-                overlay: true,
-                ..KernelFeatures::default()
+            only_blk,
+            Features {
+                virtio_blk: true,
+                ..Features::default()
             }
         );
-        assert!(f.virtio_serial());
-        // A module's name without its built-in marker is not the driver.
-        assert!(!KernelFeatures::scan(b"virtio_mmio\0virtio_ports\0").virtio_mmio);
-
-        let dir = tempfile::tempdir().unwrap();
-        let kernel = dir.path().join("vmlinux");
-        std::fs::write(&kernel, image).unwrap();
-        assert_eq!(features(dir.path(), &kernel), f);
-        let cache = dir.path().join("vm/kernel-features");
-        assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 1);
-        // Served from the cache now.
-        assert_eq!(features(dir.path(), &kernel), f);
-        assert_eq!(
-            features(dir.path(), &dir.path().join("missing")),
-            KernelFeatures::default()
-        );
+        assert!(!only_blk.root_disk());
+        // A longer name that merely starts like a marker is not it.
+        assert!(!scan(b"\0erofs_fs_type\0").erofs);
     }
 
     #[test]
-    fn the_host_kernel_agrees_with_its_config() {
-        // /boot/vmlinuz-R beside /boot/config-R, as Debian installs them.
-        let Some(k) = super::super::in_boot() else {
-            return;
-        };
-        let name = k.file_name().unwrap().to_string_lossy().into_owned();
-        let Some(release) = name.strip_prefix("vmlinuz-") else {
-            return;
-        };
-        let Ok(config) = std::fs::read_to_string(k.with_file_name(format!("config-{release}")))
-        else {
-            return;
-        };
-        let built_in = |option: &str| config.lines().any(|l| l == format!("{option}=y"));
+    fn a_kernel_file_is_scanned_once_then_remembered() {
         let dir = tempfile::tempdir().unwrap();
-        let f = features(dir.path(), &k);
-        assert_eq!(f.virtio_mmio, built_in("CONFIG_VIRTIO_MMIO"), "{f:?}");
-        assert_eq!(f.virtio_console, built_in("CONFIG_VIRTIO_CONSOLE"), "{f:?}");
-        assert_eq!(f.virtio_blk, built_in("CONFIG_VIRTIO_BLK"), "{f:?}");
-        assert_eq!(f.vsock, built_in("CONFIG_VIRTIO_VSOCKETS"), "{f:?}");
-        assert_eq!(f.erofs, built_in("CONFIG_EROFS_FS"), "{f:?}");
-        assert_eq!(f.overlay, built_in("CONFIG_OVERLAY_FS"), "{f:?}");
+        let kernel = dir.path().join("vmlinux");
+        std::fs::write(&kernel, b"..\0erofs\0..overlay.redirect_dir\0").unwrap();
+        let f = of(dir.path(), &kernel);
+        assert!(f.erofs && f.overlay && !f.virtio_blk);
+        let memos: Vec<_> = std::fs::read_dir(dir.path().join("vm/kernel-features"))
+            .unwrap()
+            .collect();
+        assert_eq!(memos.len(), 1);
+        assert_eq!(of(dir.path(), &kernel), f);
+        assert_eq!(
+            of(dir.path(), &dir.path().join("absent")),
+            Features::default()
+        );
     }
 }

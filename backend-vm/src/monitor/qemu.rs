@@ -31,19 +31,17 @@ impl Qemu {
         com2: &std::path::Path,
     ) -> Command {
         let mut c = Command::new(BINARY);
-        let virtio = artifact.agent.is_some();
+        // With ACPI off, microvm lists its virtio-mmio devices on the kernel's
+        // command line, where a kernel without ACPI (isola's) finds them; on
+        // only otherwise, since Debian's kernel then finds one vCPU only.
+        let acpi = if artifact.disks.is_empty() && artifact.agent.is_none() {
+            "on"
+        } else {
+            "off"
+        };
         c.args([
             "-M",
-            if virtio {
-                // Its virtio-mmio slots on ISA interrupts, the only ones
-                // qboot's MP table routes (isola's kernel has no ACPI to
-                // learn others from), and on the command line by isola:
-                // microvm leaves them out for a kernel booted through its
-                // PVH note.
-                "microvm,x-option-roms=off,isa-serial=on,rtc=on,acpi=off,ioapic2=off,auto-kernel-cmdline=off"
-            } else {
-                "microvm,x-option-roms=off,isa-serial=on,rtc=on"
-            },
+            &format!("microvm,x-option-roms=off,isa-serial=on,rtc=on,acpi={acpi}"),
         ]);
         c.args(["-accel", if self.kvm { "kvm" } else { "tcg" }]);
         c.args(["-cpu", if self.kvm { "host" } else { "max" }]);
@@ -62,14 +60,24 @@ impl Qemu {
             "isa-debug-exit,iobase={:#x},iosize=0x04",
             isola_guest_spec::ports::EXIT
         ));
-        let mut slots = Vec::new();
+        // virtio-mmio disks: microvm describes them on the kernel's command
+        // line itself. isola-init finds each by its serial.
+        for (i, disk) in artifact.disks.iter().enumerate() {
+            // QEMU's option syntax: a comma in a value is written twice.
+            let path = disk.path.display().to_string().replace(',', ",,");
+            c.arg("-drive").arg(format!(
+                "file={path},format=raw,if=none,id=disk{i},readonly={}",
+                if disk.read_only { "on" } else { "off" }
+            ));
+            c.arg("-device").arg(format!(
+                "virtio-blk-device,drive=disk{i},serial={}",
+                disk.serial
+            ));
+        }
         if let Some(agent) = &artifact.agent {
             // The agent channel: a virtio-serial port on a socket isola
             // connects to.
-            let (bus, described) = virtio_slot(0);
-            c.arg("-device")
-                .arg(format!("virtio-serial-device,bus={bus}"));
-            slots.push(described);
+            c.args(["-device", "virtio-serial-device"]);
             c.arg("-chardev").arg(format!(
                 "socket,id=agent,path={},server=on,wait=off",
                 // QEMU's option syntax: a comma in a value is doubled.
@@ -87,10 +95,6 @@ impl Qemu {
             artifact.cmdline,
             isola_guest_spec::wire::RECORDS_FLAG
         );
-        for slot in slots {
-            cmdline.push(' ');
-            cmdline.push_str(&slot);
-        }
         if !self.kvm {
             // microvm has no HPET or PM timer: under TCG the kernel may
             // fail to calibrate the TSC and hang. TCG passes the host's
@@ -193,24 +197,6 @@ impl Monitor for Qemu {
     }
 }
 
-/// microvm's virtio-mmio slot `index` (with `acpi=off` and `ioapic2=off`,
-/// as QEMU 7+ lays them out: 8 slots of 512 bytes from 0xfeb00000, on
-/// IRQ 5 to 12):
-/// its bus for `-device ...,bus=`, and its kernel command-line entry.
-fn virtio_slot(index: u64) -> (String, String) {
-    const BASE: u64 = 0xfeb0_0000;
-    const SIZE: u64 = 512;
-    const FIRST_GSI: u64 = 5;
-    (
-        format!("virtio-mmio-bus.{index}"),
-        format!(
-            "virtio_mmio.device={SIZE}@{:#x}:{}",
-            BASE + index * SIZE,
-            FIRST_GSI + index
-        ),
-    )
-}
-
 /// Wait for process `pid` to end without reaping it: until it is reaped,
 /// its pid names no other process.
 fn wait_unreaped(pid: u32) -> nix::Result<()> {
@@ -295,11 +281,7 @@ mod tests {
             "{args:?}"
         );
         assert!(args.contains(&"virtserialport,chardev=agent,name=isola.agent".to_string()));
-        assert!(args.contains(&"virtio-serial-device,bus=virtio-mmio-bus.0".to_string()));
-        assert!(
-            args.iter()
-                .any(|a| a.contains(" virtio_mmio.device=512@0xfeb00000:5")),
-            "{args:?}"
-        );
+        // microvm then puts its slot on the kernel command line itself.
+        assert!(args.iter().any(|a| a.ends_with(",acpi=off")), "{args:?}");
     }
 }

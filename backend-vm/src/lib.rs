@@ -1,5 +1,6 @@
 //! The VM backend: isola's KVM monitor and the guest artifact it boots.
 
+pub mod agent;
 pub mod backend;
 mod backend_error;
 mod caller_signals;

@@ -21,6 +21,7 @@ fn artifact(kernel: PathBuf, cmdline: &str) -> Artifact {
         vcpus: 1,
         kernel_log: false,
         disks: Vec::new(),
+        agent: None,
     }
 }
 

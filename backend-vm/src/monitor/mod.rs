@@ -37,6 +37,9 @@ pub struct Artifact {
     pub kernel_log: bool,
     /// virtio-blk disks, in this order on the guest's virtio-mmio bus.
     pub disks: Vec<Disk>,
+    /// Where the monitor offers the guest's agent channel, a unix socket
+    /// (see `crate::agent`); None when the guest cannot have one.
+    pub agent: Option<PathBuf>,
 }
 
 /// A file the guest sees as a virtio-blk disk. isola-init finds it by its

@@ -50,6 +50,7 @@ fn config(kernel: PathBuf, cmdline: &str, mib: u64, vcpus: u8) -> VmConfig {
         input_after_mark: None,
         timeout: Some(Duration::from_secs(20)),
         deadline: Default::default(),
+        disks: Vec::new(),
     }
 }
 

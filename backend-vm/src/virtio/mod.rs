@@ -8,8 +8,12 @@ mod block_request;
 mod block_tests;
 mod bus;
 mod event_loop;
+#[cfg(test)]
+mod fuzz_tests;
 mod interrupt;
 mod mmio;
+#[cfg(test)]
+mod mmio_tests;
 #[cfg(test)]
 mod testing;
 

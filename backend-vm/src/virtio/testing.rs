@@ -44,6 +44,15 @@ impl<'a> Driver<'a> {
         }
     }
 
+    /// The descriptor table's, available and used rings' addresses.
+    pub fn addresses(&self) -> [u64; 3] {
+        [
+            self.vq.desc_table_addr().0,
+            self.vq.avail_addr().0,
+            self.vq.used_addr().0,
+        ]
+    }
+
     /// The device's view of the queue, ready.
     pub fn queue(&self) -> Queue {
         self.vq.create_queue().expect("mock queue")

@@ -1,0 +1,115 @@
+//! The VM's virtio-mmio devices: one virtio-blk per disk, in order, each
+//! with a window on the MMIO bus, an IRQ raised by an irqfd and an
+//! ioeventfd per queue on QueueNotify, so that neither an interrupt nor a
+//! notification costs an exit to userspace.
+
+use std::fs::OpenOptions;
+use std::sync::{Arc, Mutex};
+
+use kvm_ioctls::{IoEventAddress, VmFd};
+use vm_memory::GuestMemoryMmap;
+use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
+
+use super::devices::VIRTIO_IRQS;
+use super::error::{DeviceError, DiskError, VmError};
+use super::layout::VIRTIO_MMIO;
+use crate::monitor::Disk;
+use crate::virtio::{
+    Block, Interrupt, MmioBus, MmioTransport, Notifier, VirtioDevice, MMIO_SIZE, QUEUE_NOTIFY,
+};
+
+/// Where a device is, as the guest's command line tells it
+/// (`virtio_mmio.device=4K@BASE:IRQ`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MmioSlot {
+    pub base: u64,
+    pub size: u64,
+    pub irq: u32,
+}
+
+pub struct VirtioDevices {
+    pub bus: MmioBus,
+    pub notifiers: Vec<Notifier>,
+    pub slots: Vec<MmioSlot>,
+}
+
+/// Every device of the VM, registered with KVM.
+pub fn create(vm: &VmFd, mem: &GuestMemoryMmap, disks: &[Disk]) -> Result<VirtioDevices, VmError> {
+    if disks.len() > VIRTIO_IRQS.len() {
+        return Err(DiskError::TooMany {
+            count: disks.len(),
+            max: VIRTIO_IRQS.len(),
+        }
+        .into());
+    }
+    let mut devices = VirtioDevices {
+        bus: MmioBus::new(VIRTIO_MMIO),
+        notifiers: Vec::new(),
+        slots: Vec::new(),
+    };
+    for (disk, irq) in disks.iter().zip(VIRTIO_IRQS) {
+        let block = open_disk(disk)?;
+        add(vm, mem, &mut devices, Box::new(block), irq)?;
+    }
+    Ok(devices)
+}
+
+fn open_disk(disk: &Disk) -> Result<Block, DiskError> {
+    if disk.serial.len() > Disk::SERIAL_MAX {
+        return Err(DiskError::Serial {
+            path: disk.path.clone(),
+            serial: disk.serial.clone(),
+            max: Disk::SERIAL_MAX,
+        });
+    }
+    let opened = OpenOptions::new()
+        .read(true)
+        .write(!disk.read_only)
+        .open(&disk.path)
+        .and_then(|file| Block::new(file, disk.read_only, disk.serial.as_bytes()));
+    opened.map_err(|source| DiskError::Open {
+        path: disk.path.clone(),
+        source,
+    })
+}
+
+fn add(
+    vm: &VmFd,
+    mem: &GuestMemoryMmap,
+    devices: &mut VirtioDevices,
+    device: Box<dyn VirtioDevice>,
+    irq: u32,
+) -> Result<(), DeviceError> {
+    let base = devices.bus.next_address();
+    let fd = EventFd::new(EFD_NONBLOCK).map_err(|source| DeviceError::EventFd { irq, source })?;
+    vm.register_irqfd(&fd, irq)
+        .map_err(|source| DeviceError::Kvm {
+            ioctl: "KVM_IRQFD",
+            source,
+        })?;
+    let transport = MmioTransport::new(device, mem.clone(), Arc::new(Interrupt::new(fd)));
+    let queues = transport.queue_count() as u32;
+    let transport = Arc::new(Mutex::new(transport));
+    for queue in 0..queues {
+        let fd =
+            EventFd::new(EFD_NONBLOCK).map_err(|source| DeviceError::EventFd { irq, source })?;
+        // The driver writes the queue's index: one eventfd per value.
+        vm.register_ioevent(&fd, &IoEventAddress::Mmio(base + QUEUE_NOTIFY), queue)
+            .map_err(|source| DeviceError::Kvm {
+                ioctl: "KVM_IOEVENTFD",
+                source,
+            })?;
+        devices.notifiers.push(Notifier {
+            fd,
+            device: Arc::clone(&transport),
+            queue,
+        });
+    }
+    devices.bus.add(transport);
+    devices.slots.push(MmioSlot {
+        base,
+        size: MMIO_SIZE,
+        irq,
+    });
+    Ok(())
+}

@@ -5,13 +5,11 @@
 //! serial, reads a read-only disk, writes and syncs a read-write one,
 //! tries to write the read-only one, and resets the machine.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use isola_test_support::host_has;
+use isola_test_support::{host_has, isola_kernel_for_host, Capture};
 use isola_vm::kvm::{self, GuestIo, VmConfig};
 use isola_vm::monitor::Disk;
 
@@ -41,21 +39,6 @@ if printf x | dd of=$ro bs=512 conv=fsync 2>/dev/null; then echo "RO-WRITE accep
 echo "GUEST-DONE"
 reboot -f
 "#;
-
-fn kernel() -> Option<PathBuf> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/build-kernel");
-    let out = Command::new(script)
-        .args(["--for-host", "--cached"])
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .expect("running scripts/build-kernel");
-    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-    host_has(
-        "isola's guest kernel for this host (make test runs scripts/build-kernel --for-host)",
-        out.status.success() && path.is_file(),
-    )
-    .then_some(path)
-}
 
 fn kvm_usable() -> bool {
     let opened = std::fs::OpenOptions::new()
@@ -98,22 +81,10 @@ fn initramfs(busybox: &Path, dir: &Path) -> Vec<u8> {
     out
 }
 
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[test]
 fn a_linux_guest_reads_writes_and_flushes_its_disks() {
-    let (Some(kernel), true, Some(busybox)) = (kernel(), kvm_usable(), busybox()) else {
+    let (Some(kernel), true, Some(busybox)) = (isola_kernel_for_host(), kvm_usable(), busybox())
+    else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -159,7 +130,7 @@ fn a_linux_guest_reads_writes_and_flushes_its_disks() {
     let started = std::time::Instant::now();
     let outcome = kvm::run(&config, io);
     let took = started.elapsed();
-    let out = String::from_utf8_lossy(&com1.0.lock().unwrap()).into_owned();
+    let out = com1.text();
     eprintln!("the guest ran {took:?}; COM1:\n{out}");
     let exit = outcome.unwrap_or_else(|e| panic!("{e}\nCOM1:\n{out}"));
     assert_eq!(exit.status, None, "the guest reset the machine");

@@ -81,12 +81,7 @@ fn add(
     irq: u32,
 ) -> Result<(), DeviceError> {
     let base = devices.bus.next_address();
-    let fd = EventFd::new(EFD_NONBLOCK).map_err(|source| DeviceError::EventFd { irq, source })?;
-    vm.register_irqfd(&fd, irq)
-        .map_err(|source| DeviceError::Kvm {
-            ioctl: "KVM_IRQFD",
-            source,
-        })?;
+    let fd = super::machine::irqfd(vm, irq)?;
     let transport = MmioTransport::new(device, mem.clone(), Arc::new(Interrupt::new(fd)));
     let queues = transport.queue_count() as u32;
     let transport = Arc::new(Mutex::new(transport));

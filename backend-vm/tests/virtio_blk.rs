@@ -118,6 +118,7 @@ fn a_linux_guest_reads_writes_and_flushes_its_disks() {
                 serial: "rw-disk".into(),
             },
         ],
+        vsock: None,
     };
     let com1 = Capture::default();
     let io = GuestIo {

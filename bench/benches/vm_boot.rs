@@ -46,6 +46,7 @@ fn bench(c: &mut Criterion) {
                     timeout: Some(Duration::from_secs(10)),
                     deadline: Default::default(),
                     disks: Vec::new(),
+                    vsock: None,
                 };
                 let io = GuestIo {
                     com1_out: Box::new(std::io::sink()),

@@ -76,6 +76,7 @@ pub fn run(cmd: &VmCommand) -> Result<i32> {
         timeout,
         deadline: Default::default(),
         disks: Vec::new(),
+        vsock: None,
     };
     let io = GuestIo {
         com1_out: Box::new(std::io::stdout()),

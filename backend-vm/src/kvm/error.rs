@@ -158,6 +158,12 @@ pub enum DeviceError {
     PitThread(#[source] io::Error),
     #[error("the virtio device thread")]
     VirtioThread(#[source] io::Error),
+    #[error("cannot listen on the vsock socket {}", path.display())]
+    VsockSocket {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
 }
 
 /// The files behind the guest's virtio-blk disks.

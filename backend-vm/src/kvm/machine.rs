@@ -64,7 +64,7 @@ impl Machine {
         let pit = pit::create(&vm)?;
 
         cpu::write_tables(&mem)?;
-        let virtio = virtio::create(&vm, &mem, &config.disks)?;
+        let virtio = virtio::create(&vm, &mem, &config.disks, config.vsock.as_deref())?;
         let loaded = boot::load(
             &mem,
             &config.kernel,

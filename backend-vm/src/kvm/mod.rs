@@ -57,6 +57,12 @@ pub struct VmConfig {
     pub deadline: Deadline,
     /// virtio-blk disks, on the virtio-mmio bus in this order.
     pub disks: Vec<Disk>,
+    /// A virtio-vsock device (the guest's CID is [`crate::virtio::GUEST_CID`])
+    /// whose guest ports the host reaches through a unix socket the monitor
+    /// listens on here: connect, send `CONNECT <port>\n`, read `OK
+    /// <hostport>\n`, and the stream is the guest's. After the disks on
+    /// the bus.
+    pub vsock: Option<PathBuf>,
 }
 
 /// Where the guest's UARTs lead: COM1 out and in, COM2 out and in.

@@ -1,9 +1,11 @@
-//! The VM's virtio-mmio devices: one virtio-blk per disk, in order, each
+//! The VM's virtio-mmio devices: one virtio-blk per disk, in order, and
+//! virtio-vsock when asked for, each
 //! with a window on the MMIO bus, an IRQ raised by an irqfd and an
 //! ioeventfd per queue on QueueNotify, so that neither an interrupt nor a
 //! notification costs an exit to userspace.
 
 use std::fs::OpenOptions;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use kvm_ioctls::{IoEventAddress, VmFd};
@@ -15,7 +17,8 @@ use super::error::{DeviceError, DiskError, VmError};
 use super::layout::VIRTIO_MMIO;
 use crate::monitor::Disk;
 use crate::virtio::{
-    Block, Interrupt, MmioBus, MmioTransport, Notifier, VirtioDevice, MMIO_SIZE, QUEUE_NOTIFY,
+    Block, Interrupt, MmioBus, MmioTransport, Notifier, VirtioDevice, Vsock, Wake, MMIO_SIZE,
+    QUEUE_NOTIFY,
 };
 
 /// Where a device is, as the guest's command line tells it
@@ -33,12 +36,19 @@ pub struct VirtioDevices {
     pub slots: Vec<MmioSlot>,
 }
 
-/// Every device of the VM, registered with KVM.
-pub fn create(vm: &VmFd, mem: &GuestMemoryMmap, disks: &[Disk]) -> Result<VirtioDevices, VmError> {
-    if disks.len() > VIRTIO_IRQS.len() {
+/// Every device of the VM, registered with KVM: the disks in order, then
+/// the vsock device when `vsock` names its socket.
+pub fn create(
+    vm: &VmFd,
+    mem: &GuestMemoryMmap,
+    disks: &[Disk],
+    vsock: Option<&Path>,
+) -> Result<VirtioDevices, VmError> {
+    let max = VIRTIO_IRQS.len() - usize::from(vsock.is_some());
+    if disks.len() > max {
         return Err(DiskError::TooMany {
             count: disks.len(),
-            max: VIRTIO_IRQS.len(),
+            max,
         }
         .into());
     }
@@ -50,6 +60,19 @@ pub fn create(vm: &VmFd, mem: &GuestMemoryMmap, disks: &[Disk]) -> Result<Virtio
     for (disk, irq) in disks.iter().zip(VIRTIO_IRQS) {
         let block = open_disk(disk)?;
         add(vm, mem, &mut devices, Box::new(block), irq)?;
+    }
+    if let Some(path) = vsock {
+        let device = Vsock::bind(path).map_err(|source| DeviceError::VsockSocket {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        add(
+            vm,
+            mem,
+            &mut devices,
+            Box::new(device),
+            VIRTIO_IRQS[disks.len()],
+        )?;
     }
     Ok(devices)
 }
@@ -95,9 +118,14 @@ fn add(
                 source,
             })?;
         devices.notifiers.push(Notifier {
-            fd,
+            wake: Wake::Queue { fd, queue },
             device: Arc::clone(&transport),
-            queue,
+        });
+    }
+    if let Some(fd) = transport.lock().ok().and_then(|t| t.host_fd()) {
+        devices.notifiers.push(Notifier {
+            wake: Wake::Host(fd),
+            device: Arc::clone(&transport),
         });
     }
     devices.bus.add(transport);

@@ -1,9 +1,10 @@
 //! The device thread: waits on every queue's ioeventfd (KVM signals it
-//! when the guest writes QueueNotify, with no exit to userspace) and serves
-//! the queue, so the vCPUs never block on a device's I/O.
+//! when the guest writes QueueNotify, with no exit to userspace) and on the
+//! devices' host sides (a vsock's sockets), and serves them, so the vCPUs
+//! never block on a device's I/O.
 
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -12,11 +13,27 @@ use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 use super::mmio::MmioTransport;
 
-/// One queue's notification: the eventfd KVM signals and what it names.
+/// What wakes the device thread for a device.
+pub enum Wake {
+    /// A queue's notification: the eventfd KVM signals.
+    Queue { fd: EventFd, queue: u32 },
+    /// The device's host side (see `VirtioDevice::host_fd`), owned by
+    /// the device.
+    Host(RawFd),
+}
+
 pub struct Notifier {
-    pub fd: EventFd,
+    pub wake: Wake,
     pub device: Arc<Mutex<MmioTransport>>,
-    pub queue: u32,
+}
+
+impl Notifier {
+    fn fd(&self) -> RawFd {
+        match &self.wake {
+            Wake::Queue { fd, .. } => fd.as_raw_fd(),
+            Wake::Host(fd) => *fd,
+        }
+    }
 }
 
 /// The running device thread; [`EventLoop::stop`] ends and joins it.
@@ -33,7 +50,7 @@ impl EventLoop {
         for (token, n) in notifiers.iter().enumerate() {
             epoll.ctl(
                 ControlOperation::Add,
-                n.fd.as_raw_fd(),
+                n.fd(),
                 EpollEvent::new(EventSet::IN, token as u64),
             )?;
         }
@@ -74,11 +91,17 @@ fn serve(epoll: &Epoll, notifiers: &[Notifier], stop_token: u64) {
             let Some(n) = usize::try_from(token).ok().and_then(|t| notifiers.get(t)) else {
                 continue;
             };
-            // Reading clears the count: notifications that came while the
-            // queue was served are covered by this pass.
-            let _ = n.fd.read();
-            if let Ok(mut device) = n.device.lock() {
-                device.notify(n.queue);
+            let Ok(mut device) = n.device.lock() else {
+                continue;
+            };
+            match &n.wake {
+                Wake::Queue { fd, queue } => {
+                    // Reading clears the count: notifications that came
+                    // while the queue was served are covered by this pass.
+                    let _ = fd.read();
+                    device.notify(*queue);
+                }
+                Wake::Host(_) => device.host_event(),
             }
         }
     }

@@ -215,6 +215,24 @@ impl MmioTransport {
         }
     }
 
+    /// The device's host-side descriptor, for the device thread.
+    pub fn host_fd(&self) -> Option<std::os::fd::RawFd> {
+        self.device.host_fd()
+    }
+
+    /// The device's host side is ready: the queues are its only once the
+    /// driver made the device live.
+    pub fn host_event(&mut self) {
+        let queues: &mut [Queue] = if self.active {
+            &mut self.queues
+        } else {
+            &mut []
+        };
+        if self.device.host_event(queues, &self.mem) {
+            self.interrupt.raise(USED_BUFFER);
+        }
+    }
+
     fn queue(&self) -> Option<&Queue> {
         usize::try_from(self.queue_sel)
             .ok()

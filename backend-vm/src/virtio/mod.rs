@@ -1,6 +1,7 @@
 //! virtio devices for isola's own monitor: the virtio-mmio transport, the
 //! bus that routes MMIO exits to it, the thread that serves queue
-//! notifications, and the device models behind it (virtio-blk).
+//! notifications, and the device models behind it (virtio-blk, and
+//! virtio-vsock for host-initiated streams).
 
 mod block;
 mod block_request;
@@ -16,15 +17,24 @@ mod mmio;
 mod mmio_tests;
 #[cfg(test)]
 mod testing;
+mod vsock;
+mod vsock_connection;
+mod vsock_header;
+mod vsock_muxer;
+#[cfg(test)]
+mod vsock_tests;
+
+use std::os::fd::RawFd;
 
 use virtio_queue::Queue;
 use vm_memory::GuestMemoryMmap;
 
 pub use block::Block;
 pub use bus::MmioBus;
-pub use event_loop::{EventLoop, Notifier};
+pub use event_loop::{EventLoop, Notifier, Wake};
 pub use interrupt::Interrupt;
 pub use mmio::{MmioTransport, MMIO_SIZE, QUEUE_NOTIFY};
+pub use vsock::{Vsock, GUEST_CID};
 
 /// A device model behind the transport: what it offers the driver and what
 /// it does with a queue the driver notified. Models know nothing of KVM.
@@ -43,6 +53,17 @@ pub trait VirtioDevice: Send {
     fn process_queue(&mut self, index: usize, queues: &mut [Queue], mem: &GuestMemoryMmap) -> bool;
     /// The driver reset the device: forget any state of the last session.
     fn reset(&mut self) {}
+    /// A file descriptor the device thread also waits on, readable when
+    /// the device's host side (a vsock's sockets) has work.
+    fn host_fd(&self) -> Option<RawFd> {
+        None
+    }
+    /// Its host side is ready: serve it. `queues` is empty while the
+    /// driver has not made the device live. Returns whether the guest must
+    /// be interrupted.
+    fn host_event(&mut self, _queues: &mut [Queue], _mem: &GuestMemoryMmap) -> bool {
+        false
+    }
 }
 
 /// Copy `config[offset..]` into `data`, zeros past the end: the config

@@ -37,9 +37,15 @@ pub struct Driver<'a> {
 
 impl<'a> Driver<'a> {
     pub fn new(mem: &'a GuestMemoryMmap) -> Driver<'a> {
+        Driver::at(mem, 0)
+    }
+
+    /// A queue whose rings start at `start` (a device with more than one
+    /// queue has each elsewhere).
+    pub fn at(mem: &'a GuestMemoryMmap, start: u64) -> Driver<'a> {
         Driver {
             mem,
-            vq: MockSplitQueue::new(mem, QUEUE_LEN),
+            vq: MockSplitQueue::create(mem, GuestAddress(start), QUEUE_LEN),
             next_desc: 0,
         }
     }

@@ -28,6 +28,9 @@ pub struct Connection {
     pub host_eof: bool,
     /// Once the pending bytes are written, end the host's read side.
     pub close_write: bool,
+    /// The guest shut the stream both ways: end it once the pending
+    /// bytes are written.
+    pub guest_done: bool,
     /// Bytes from the guest not yet taken by the host's stream.
     pub pending_tx: Vec<u8>,
     /// Bytes the host sent after its CONNECT line, for the guest first.
@@ -51,6 +54,7 @@ impl Connection {
             registered: false,
             host_eof: false,
             close_write: false,
+            guest_done: false,
             pending_tx: Vec::new(),
             early: Vec::new(),
             peer_buf_alloc: 0,

@@ -27,6 +27,7 @@ const FIRST_LOCAL_PORT: u32 = 1 << 30;
 /// Host connections waiting at once, before the guest took them.
 const MAX_CONNECTIONS: usize = 1024;
 const EVENTS: usize = 32;
+const SHUTDOWN_BOTH: u32 = SHUTDOWN_RCV | SHUTDOWN_SEND;
 
 /// A host socket that has not finished its CONNECT line.
 struct Handshake {
@@ -143,11 +144,14 @@ impl Muxer {
             }
             match conn.read_for_guest(room) {
                 Ok(Some(data)) if data.is_empty() => {
+                    // The host sends no more; it may still read (a half
+                    // close looks the same as a close here, and a closed
+                    // host shows when the guest's data cannot be written).
                     conn.host_eof = true;
                     self.readable.remove(&port);
                     let peer = conn.peer_port;
                     self.rearm(port);
-                    let flags = SHUTDOWN_RCV | SHUTDOWN_SEND;
+                    let flags = SHUTDOWN_SEND;
                     return Some((self.header(OP_SHUTDOWN, port, peer, flags, 0), Vec::new()));
                 }
                 Ok(Some(data)) => {
@@ -221,12 +225,13 @@ impl Muxer {
             (OP_CREDIT_UPDATE, _) => {}
             (OP_SHUTDOWN, State::Established) => {
                 conn.close_write |= h.flags & SHUTDOWN_SEND != 0;
-                if h.flags & (SHUTDOWN_RCV | SHUTDOWN_SEND) == SHUTDOWN_RCV | SHUTDOWN_SEND {
-                    let _ = conn.flush();
-                    self.reset(port);
+                // Both ways: what the guest sent still reaches the host,
+                // then the stream ends (see `flush`).
+                conn.guest_done |= h.flags & SHUTDOWN_BOTH == SHUTDOWN_BOTH;
+                self.flush(port);
+                if !self.connections.contains_key(&port) {
                     return;
                 }
-                self.flush(port);
             }
             (OP_RST, _) => {
                 let _ = conn.flush();
@@ -333,7 +338,7 @@ impl Muxer {
         let Some(conn) = self.connections.get_mut(&port) else {
             return;
         };
-        if conn.flush().is_err() {
+        if conn.flush().is_err() || (conn.guest_done && conn.pending_tx.is_empty()) {
             self.reset(port);
             return;
         }

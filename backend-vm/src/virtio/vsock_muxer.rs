@@ -27,6 +27,10 @@ const FIRST_LOCAL_PORT: u32 = 1 << 30;
 /// Host connections waiting at once, before the guest took them.
 const MAX_CONNECTIONS: usize = 1024;
 const EVENTS: usize = 32;
+/// Packets waiting for the guest's receive buffers: a guest that sends
+/// without ever giving buffers gets its answers dropped past this, rather
+/// than the monitor's memory growing.
+const CONTROL_MAX: usize = 4096;
 const SHUTDOWN_BOTH: u32 = SHUTDOWN_RCV | SHUTDOWN_SEND;
 
 /// A host socket that has not finished its CONNECT line.
@@ -181,7 +185,7 @@ impl Muxer {
         if !known || h.type_ != TYPE_STREAM {
             // Nothing listens on the host: the guest's connects are refused.
             if h.op != OP_RST {
-                self.control.push_back(Control {
+                self.push_control(Control {
                     op: OP_RST,
                     local_port: h.dst_port,
                     peer_port: h.src_port,
@@ -216,7 +220,7 @@ impl Muxer {
                 }
                 self.flush(port);
             }
-            (OP_CREDIT_REQUEST, State::Established) => self.control.push_back(Control {
+            (OP_CREDIT_REQUEST, State::Established) => self.push_control(Control {
                 op: OP_CREDIT_UPDATE,
                 local_port: port,
                 peer_port: h.src_port,
@@ -316,12 +320,24 @@ impl Muxer {
         conn.early = hs.line[at + 1..].to_vec();
         self.by_fd.insert(fd, local_port);
         self.connections.insert(local_port, conn);
-        self.control.push_back(Control {
+        self.push_control(Control {
             op: OP_REQUEST,
             local_port,
             peer_port,
             flags: 0,
         });
+    }
+
+    /// Queue a packet for the guest. A host's REQUEST always goes (host
+    /// connections are bounded by MAX_CONNECTIONS); the guest's own
+    /// answers (RST to a stray packet, credit updates) only while there is
+    /// room.
+    fn push_control(&mut self, c: Control) {
+        if c.op == OP_REQUEST || self.control.len() < CONTROL_MAX {
+            self.control.push_back(c);
+        } else {
+            tracing::debug!(op = c.op, "vsock: the guest takes no packets; one dropped");
+        }
     }
 
     fn allocate_port(&mut self) -> u32 {
@@ -344,7 +360,7 @@ impl Muxer {
         }
         if conn.credit_update_due() {
             let peer = conn.peer_port;
-            self.control.push_back(Control {
+            self.push_control(Control {
                 op: OP_CREDIT_UPDATE,
                 local_port: port,
                 peer_port: peer,
@@ -385,7 +401,7 @@ impl Muxer {
     /// End the stream on both sides: RST to the guest, close to the host.
     fn reset(&mut self, port: u32) {
         if let Some(conn) = self.connections.get(&port) {
-            self.control.push_back(Control {
+            self.push_control(Control {
                 op: OP_RST,
                 local_port: port,
                 peer_port: conn.peer_port,

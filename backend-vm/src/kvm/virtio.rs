@@ -107,7 +107,8 @@ fn add(
     let fd = super::machine::irqfd(vm, irq)?;
     let transport = MmioTransport::new(device, mem.clone(), Arc::new(Interrupt::new(fd)));
     let queues = transport.queue_count() as u32;
-    let transport = Arc::new(Mutex::new(transport));
+    let served = Arc::clone(transport.served());
+    let host_fd = served.lock().ok().and_then(|s| s.host_fd());
     for queue in 0..queues {
         let fd =
             EventFd::new(EFD_NONBLOCK).map_err(|source| DeviceError::EventFd { irq, source })?;
@@ -119,16 +120,16 @@ fn add(
             })?;
         devices.notifiers.push(Notifier {
             wake: Wake::Queue { fd, queue },
-            device: Arc::clone(&transport),
+            device: Arc::clone(&served),
         });
     }
-    if let Some(fd) = transport.lock().ok().and_then(|t| t.host_fd()) {
+    if let Some(fd) = host_fd {
         devices.notifiers.push(Notifier {
             wake: Wake::Host(fd),
-            device: Arc::clone(&transport),
+            device: served,
         });
     }
-    devices.bus.add(transport);
+    devices.bus.add(Arc::new(Mutex::new(transport)));
     devices.slots.push(MmioSlot {
         base,
         size: MMIO_SIZE,

@@ -11,7 +11,7 @@ use std::thread::JoinHandle;
 use vmm_sys_util::epoll::{ControlOperation, Epoll, EpollEvent, EventSet};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
-use super::mmio::MmioTransport;
+use super::served::Served;
 
 /// What wakes the device thread for a device.
 pub enum Wake {
@@ -24,7 +24,7 @@ pub enum Wake {
 
 pub struct Notifier {
     pub wake: Wake,
-    pub device: Arc<Mutex<MmioTransport>>,
+    pub device: Arc<Mutex<Served>>,
 }
 
 impl Notifier {

@@ -3,7 +3,7 @@
 //! device status, interrupt status and acknowledgement — in front of the
 //! device's own configuration space at offset 0x100.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use virtio_bindings::virtio_config::{
     VIRTIO_CONFIG_S_DRIVER, VIRTIO_CONFIG_S_DRIVER_OK, VIRTIO_CONFIG_S_FAILED,
@@ -13,7 +13,9 @@ use virtio_bindings::virtio_mmio as reg;
 use virtio_queue::{Queue, QueueT};
 use vm_memory::GuestMemoryMmap;
 
-use super::interrupt::{Interrupt, CONFIG_CHANGE, USED_BUFFER};
+use super::served::Served;
+
+use super::interrupt::{Interrupt, CONFIG_CHANGE};
 use super::VirtioDevice;
 
 /// The size of one device's register window.
@@ -28,13 +30,11 @@ const CONFIG: u64 = reg::VIRTIO_MMIO_CONFIG as u64;
 const NO_SHM: u32 = u32::MAX;
 
 pub struct MmioTransport {
-    device: Box<dyn VirtioDevice>,
-    queues: Vec<Queue>,
-    mem: GuestMemoryMmap,
+    served: Arc<Mutex<Served>>,
     interrupt: Arc<Interrupt>,
+    device_type: u32,
+    device_features: u64,
     status: u32,
-    /// DRIVER_OK was accepted with every ready queue inside guest memory.
-    active: bool,
     device_features_sel: u32,
     driver_features_sel: u32,
     driver_features: u64,
@@ -47,20 +47,13 @@ impl MmioTransport {
         mem: GuestMemoryMmap,
         interrupt: Arc<Interrupt>,
     ) -> MmioTransport {
-        let queues = device
-            .queue_max_sizes()
-            .iter()
-            // A size the crate refuses (not a power of two) becomes a
-            // queue the driver sees as absent: QueueNumMax 0.
-            .filter_map(|&max| Queue::new(max).ok())
-            .collect();
+        let (device_type, device_features) = (device.device_type(), device.features());
         MmioTransport {
-            device,
-            queues,
-            mem,
+            served: Arc::new(Mutex::new(Served::new(device, mem, Arc::clone(&interrupt)))),
             interrupt,
+            device_type,
+            device_features,
             status: 0,
-            active: false,
             device_features_sel: 0,
             driver_features_sel: 0,
             driver_features: 0,
@@ -68,8 +61,13 @@ impl MmioTransport {
         }
     }
 
+    /// The device and its queues, for the device thread.
+    pub fn served(&self) -> &Arc<Mutex<Served>> {
+        &self.served
+    }
+
     pub fn queue_count(&self) -> usize {
-        self.queues.len()
+        self.lock().map_or(0, |s| s.queues.len())
     }
 
     pub fn interrupt(&self) -> &Arc<Interrupt> {
@@ -80,10 +78,19 @@ impl MmioTransport {
         self.status
     }
 
+    /// The served half; `None` once a panic poisoned it (the device then
+    /// reads as zeros and ignores writes).
+    fn lock(&self) -> Option<MutexGuard<'_, Served>> {
+        self.served.lock().ok()
+    }
+
     /// A read of `data.len()` bytes at `offset` in the window.
     pub fn read(&mut self, offset: u64, data: &mut [u8]) {
         if offset >= CONFIG {
-            self.device.read_config(offset - CONFIG, data);
+            match self.lock() {
+                Some(served) => served.read_config(offset - CONFIG, data),
+                None => data.fill(0),
+            }
             return;
         }
         // Registers are 32 bits wide and read whole (virtio 1.2, 4.2.2.2).
@@ -105,29 +112,23 @@ impl MmioTransport {
         match offset {
             reg::VIRTIO_MMIO_MAGIC_VALUE => MAGIC,
             reg::VIRTIO_MMIO_VERSION => VERSION,
-            reg::VIRTIO_MMIO_DEVICE_ID => self.device.device_type(),
+            reg::VIRTIO_MMIO_DEVICE_ID => self.device_type,
             reg::VIRTIO_MMIO_VENDOR_ID => VENDOR,
             reg::VIRTIO_MMIO_DEVICE_FEATURES => match self.device_features_sel {
-                0 => self.device.features() as u32,
-                1 => (self.device.features() >> 32) as u32,
+                0 => self.device_features as u32,
+                1 => (self.device_features >> 32) as u32,
                 _ => 0,
             },
-            reg::VIRTIO_MMIO_QUEUE_NUM_MAX => self.queue().map_or(0, |q| u32::from(q.max_size())),
-            reg::VIRTIO_MMIO_QUEUE_READY => self.queue().map_or(0, |q| u32::from(q.ready())),
+            reg::VIRTIO_MMIO_QUEUE_NUM_MAX => self.with_queue(|q| u32::from(q.max_size())),
+            reg::VIRTIO_MMIO_QUEUE_READY => self.with_queue(|q| u32::from(q.ready())),
             reg::VIRTIO_MMIO_INTERRUPT_STATUS => self.interrupt.status(),
             reg::VIRTIO_MMIO_STATUS => self.status,
-            reg::VIRTIO_MMIO_QUEUE_DESC_LOW => self.queue().map_or(0, |q| q.desc_table() as u32),
-            reg::VIRTIO_MMIO_QUEUE_DESC_HIGH => {
-                self.queue().map_or(0, |q| (q.desc_table() >> 32) as u32)
-            }
-            reg::VIRTIO_MMIO_QUEUE_AVAIL_LOW => self.queue().map_or(0, |q| q.avail_ring() as u32),
-            reg::VIRTIO_MMIO_QUEUE_AVAIL_HIGH => {
-                self.queue().map_or(0, |q| (q.avail_ring() >> 32) as u32)
-            }
-            reg::VIRTIO_MMIO_QUEUE_USED_LOW => self.queue().map_or(0, |q| q.used_ring() as u32),
-            reg::VIRTIO_MMIO_QUEUE_USED_HIGH => {
-                self.queue().map_or(0, |q| (q.used_ring() >> 32) as u32)
-            }
+            reg::VIRTIO_MMIO_QUEUE_DESC_LOW => self.with_queue(|q| q.desc_table() as u32),
+            reg::VIRTIO_MMIO_QUEUE_DESC_HIGH => self.with_queue(|q| (q.desc_table() >> 32) as u32),
+            reg::VIRTIO_MMIO_QUEUE_AVAIL_LOW => self.with_queue(|q| q.avail_ring() as u32),
+            reg::VIRTIO_MMIO_QUEUE_AVAIL_HIGH => self.with_queue(|q| (q.avail_ring() >> 32) as u32),
+            reg::VIRTIO_MMIO_QUEUE_USED_LOW => self.with_queue(|q| q.used_ring() as u32),
+            reg::VIRTIO_MMIO_QUEUE_USED_HIGH => self.with_queue(|q| (q.used_ring() >> 32) as u32),
             reg::VIRTIO_MMIO_SHM_LEN_LOW | reg::VIRTIO_MMIO_SHM_LEN_HIGH => NO_SHM,
             // The configuration space never changes under the driver.
             reg::VIRTIO_MMIO_CONFIG_GENERATION => 0,
@@ -157,19 +158,21 @@ impl MmioTransport {
             reg::VIRTIO_MMIO_DRIVER_FEATURES_SEL => self.driver_features_sel = value,
             reg::VIRTIO_MMIO_DRIVER_FEATURES => self.set_driver_features(value),
             reg::VIRTIO_MMIO_QUEUE_SEL => self.queue_sel = value,
-            reg::VIRTIO_MMIO_QUEUE_NOTIFY => self.notify(value),
+            reg::VIRTIO_MMIO_QUEUE_NOTIFY => {
+                // Only when no ioeventfd took it (a test, or a write of
+                // another width): served here, on the vCPU.
+                if let Some(mut served) = self.lock() {
+                    served.notify(value);
+                }
+            }
             reg::VIRTIO_MMIO_INTERRUPT_ACK => self.interrupt.ack(value),
             reg::VIRTIO_MMIO_STATUS => self.set_status(value),
             reg::VIRTIO_MMIO_QUEUE_NUM => {
-                if let (Some(q), Ok(size)) = (self.queue_to_set_up(), u16::try_from(value)) {
-                    q.set_size(size);
+                if let Ok(size) = u16::try_from(value) {
+                    self.set_up(|q| q.set_size(size));
                 }
             }
-            reg::VIRTIO_MMIO_QUEUE_READY => {
-                if let Some(q) = self.queue_to_set_up() {
-                    q.set_ready(value == 1);
-                }
-            }
+            reg::VIRTIO_MMIO_QUEUE_READY => self.set_up(|q| q.set_ready(value == 1)),
             reg::VIRTIO_MMIO_QUEUE_DESC_LOW => {
                 self.set_up(|q| q.set_desc_table_address(Some(value), None))
             }
@@ -195,65 +198,31 @@ impl MmioTransport {
         }
     }
 
-    /// Serve queue `index`: called by the event loop for an ioeventfd, or
-    /// here for a QueueNotify that reached the monitor as an MMIO exit.
-    pub fn notify(&mut self, index: u32) {
-        if !self.active {
-            return;
-        }
-        let Ok(index) = usize::try_from(index) else {
-            return;
+    /// `f` of the selected queue, 0 when there is none.
+    fn with_queue(&self, f: impl FnOnce(&Queue) -> u32) -> u32 {
+        let Ok(index) = usize::try_from(self.queue_sel) else {
+            return 0;
         };
-        if !self.queues.get(index).is_some_and(QueueT::ready) {
-            return;
-        }
-        if self
-            .device
-            .process_queue(index, &mut self.queues, &self.mem)
-        {
-            self.interrupt.raise(USED_BUFFER);
-        }
+        self.lock()
+            .and_then(|s| s.queues.get(index).map(f))
+            .unwrap_or(0)
     }
 
-    /// The device's host-side descriptor, for the device thread.
-    pub fn host_fd(&self) -> Option<std::os::fd::RawFd> {
-        self.device.host_fd()
-    }
-
-    /// The device's host side is ready: the queues are its only once the
-    /// driver made the device live.
-    pub fn host_event(&mut self) {
-        let queues: &mut [Queue] = if self.active {
-            &mut self.queues
-        } else {
-            &mut []
-        };
-        if self.device.host_event(queues, &self.mem) {
-            self.interrupt.raise(USED_BUFFER);
-        }
-    }
-
-    fn queue(&self) -> Option<&Queue> {
-        usize::try_from(self.queue_sel)
-            .ok()
-            .and_then(|i| self.queues.get(i))
-    }
-
-    /// The selected queue while the driver may set it up: features agreed,
-    /// the device not yet live, the queue not yet enabled.
-    fn queue_to_set_up(&mut self) -> Option<&mut Queue> {
+    /// `f` on the selected queue while the driver may set it up:
+    /// features agreed, the device not yet live, the queue not enabled.
+    fn set_up(&mut self, f: impl FnOnce(&mut Queue)) {
         let phase = self.status
             & (VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK | VIRTIO_CONFIG_S_FAILED);
+        let Ok(index) = usize::try_from(self.queue_sel) else {
+            return;
+        };
         if phase != VIRTIO_CONFIG_S_FEATURES_OK {
-            return None;
+            return;
         }
-        let index = usize::try_from(self.queue_sel).ok()?;
-        self.queues.get_mut(index).filter(|q| !q.ready())
-    }
-
-    fn set_up(&mut self, f: impl FnOnce(&mut Queue)) {
-        if let Some(q) = self.queue_to_set_up() {
-            f(q);
+        if let Some(mut served) = self.lock() {
+            if let Some(q) = served.queues.get_mut(index).filter(|q| !q.ready()) {
+                f(q);
+            }
         }
     }
 
@@ -294,14 +263,7 @@ impl MmioTransport {
         if added & VIRTIO_CONFIG_S_DRIVER_OK != 0 {
             if status & VIRTIO_CONFIG_S_FEATURES_OK == 0 {
                 status &= !VIRTIO_CONFIG_S_DRIVER_OK;
-            } else if self
-                .queues
-                .iter()
-                .filter(|q| q.ready())
-                .all(|q| q.is_valid(&self.mem))
-            {
-                self.active = true;
-            } else {
+            } else if !self.lock().is_some_and(|mut s| s.activate()) {
                 // A ready queue outside guest memory: tell the driver the
                 // device cannot go on (virtio 1.2, 2.1.2).
                 status |= VIRTIO_CONFIG_S_NEEDS_RESET;
@@ -314,22 +276,20 @@ impl MmioTransport {
     /// Only bits the device offered, and VERSION_1: a legacy driver is
     /// refused rather than half served.
     fn features_acceptable(&self) -> bool {
-        let offered = self.device.features();
+        let offered = self.device_features;
         self.driver_features & !offered == 0
             && self.driver_features & (1 << VIRTIO_F_VERSION_1) != 0
     }
 
     fn reset(&mut self) {
         self.status = 0;
-        self.active = false;
         self.device_features_sel = 0;
         self.driver_features_sel = 0;
         self.driver_features = 0;
         self.queue_sel = 0;
-        for q in &mut self.queues {
-            q.reset();
+        if let Some(mut served) = self.lock() {
+            served.reset();
         }
         self.interrupt.clear();
-        self.device.reset();
     }
 }

@@ -15,6 +15,7 @@ mod interrupt;
 mod mmio;
 #[cfg(test)]
 mod mmio_tests;
+mod served;
 #[cfg(test)]
 mod testing;
 mod vsock;
@@ -34,6 +35,7 @@ pub use bus::MmioBus;
 pub use event_loop::{EventLoop, Notifier, Wake};
 pub use interrupt::Interrupt;
 pub use mmio::{MmioTransport, MMIO_SIZE, QUEUE_NOTIFY};
+pub use served::Served;
 pub use vsock::{Vsock, GUEST_CID};
 
 /// A device model behind the transport: what it offers the driver and what

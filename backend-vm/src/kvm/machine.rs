@@ -127,7 +127,11 @@ impl Machine {
 
     /// Run the vCPUs until the guest exits, resets or fails, or is stopped.
     pub fn run(self) -> Result<GuestExit, VmError> {
-        let events = EventLoop::start(self.notifiers).map_err(DeviceError::VirtioThread)?;
+        // A VM without virtio devices spares the thread.
+        let events = match self.notifiers.is_empty() {
+            true => None,
+            false => Some(EventLoop::start(self.notifiers).map_err(DeviceError::VirtioThread)?),
+        };
         let status = vcpus::run_all(
             self.vcpus,
             &self.devices,
@@ -136,7 +140,9 @@ impl Machine {
             &self.marks,
         );
         // No vCPU runs now: the queues are left as they are.
-        events.stop();
+        if let Some(events) = events {
+            events.stop();
+        }
         let status = status?;
         for uart in [&self.devices.com1, &self.devices.com2] {
             if let Ok(mut u) = uart.lock() {

@@ -27,7 +27,7 @@ const RW_OFFSET: usize = 8 * 512;
 const VSOCK_PORT: u32 = 5000;
 /// What the host sends the echo server: more than one packet's worth, so
 /// that several packets and credit updates carry it.
-const ECHO_BYTES: usize = 200 << 10;
+const ECHO_BYTES: usize = 1 << 20;
 
 const SCRIPT: &str = r#"#!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -188,8 +188,15 @@ fn echo_through(socket: &Path) -> Result<Vec<u8>, String> {
             let _ = stream.shutdown(std::net::Shutdown::Write);
             sent.map(|_| payload)
         });
+        let echo_started = Instant::now();
         let mut echoed = Vec::new();
         reader.read_to_end(&mut echoed).map_err(|e| e.to_string())?;
+        let took = echo_started.elapsed();
+        let mib = echoed.len() as f64 / f64::from(1 << 20);
+        eprintln!(
+            "vsock echo: {mib:.1} MiB there and back in {took:.2?} ({:.1} MiB/s each way)",
+            mib / took.as_secs_f64()
+        );
         let payload = writer.join().map_err(|_| "the writer panicked")?;
         let payload = payload.map_err(|e| e.to_string())?;
         return if echoed == payload {

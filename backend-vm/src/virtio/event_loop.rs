@@ -92,7 +92,10 @@ fn serve(epoll: &Epoll, notifiers: &[Notifier], stop_token: u64) {
                 continue;
             };
             let Ok(mut device) = n.device.lock() else {
-                continue;
+                // A panic left the device half-changed; its fds would stay
+                // ready and spin this loop.
+                tracing::error!("virtio device thread: a device is broken; no more device I/O");
+                return;
             };
             match &n.wake {
                 Wake::Queue { fd, queue } => {

@@ -20,3 +20,4 @@ mod notice;
 mod proc_stat;
 mod sandbox;
 mod stdin_frame;
+pub mod virtio;

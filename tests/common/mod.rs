@@ -17,25 +17,8 @@ use std::process::{Command, Output};
 
 // Each test binary uses some of these, none all of them.
 #[allow(unused_imports)]
-pub use isola_test_support::{host_has, root_user, tool};
+pub use isola_test_support::{host_has, isola_kernel_for_host, root_user, tool};
 use sha2::{Digest, Sha256};
-
-/// isola's guest kernel for this host as `make test` builds it
-/// (scripts/build-kernel --for-host): the PVM test kernel on a PVM host.
-pub fn isola_kernel_for_host() -> Option<PathBuf> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/build-kernel");
-    let out = Command::new(script)
-        .args(["--for-host", "--cached"])
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .expect("running scripts/build-kernel");
-    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-    host_has(
-        "isola's guest kernel for this host (make test runs scripts/build-kernel --for-host)",
-        out.status.success() && path.is_file(),
-    )
-    .then_some(path)
-}
 
 /// One test's ISOLA_ROOT, removed with it.
 pub struct Isola {

@@ -50,6 +50,8 @@ impl Monitor for Isola {
             input_after_mark: Some(Mark::WorkloadStarted),
             timeout: None,
             deadline: running.deadline.clone(),
+            disks: artifact.disks.clone(),
+            vsock: None,
         };
         // The kernel's console until isola-init's first mark, then stderr.
         let released = Arc::new(AtomicBool::new(artifact.kernel_log));

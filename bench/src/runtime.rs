@@ -103,7 +103,10 @@ pub fn measure(
             }
             _ => continue,
         };
-        match argv.and_then(|a| sandbox::json(&a)).map_err(RuntimeError::from) {
+        match argv
+            .and_then(|a| sandbox::json(&a))
+            .map_err(RuntimeError::from)
+        {
             Ok(serde_json::Value::Array(items)) => {
                 figures.extend(items.iter().filter_map(|i| figure(subject, i)))
             }

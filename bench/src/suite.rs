@@ -94,8 +94,13 @@ pub fn run(plan: &Plan, machine: Machine, config: Config, progress: &mut dyn Pro
     let disk = disk(plan, &mut fail);
 
     next("runtime", progress);
-    let (runtime, runtime_errors) =
-        runtime::measure(&plan.isola, &runners, &on_volume(&measured), plan.work_ms, &plan.work_dir);
+    let (runtime, runtime_errors) = runtime::measure(
+        &plan.isola,
+        &runners,
+        &on_volume(&measured),
+        plan.work_ms,
+        &plan.work_dir,
+    );
     for (subject, e) in runtime_errors {
         fail(&subject, "runtime", chain(&e));
     }

@@ -51,7 +51,7 @@ impl Monitor for Isola {
             timeout: None,
             deadline: running.deadline.clone(),
             disks: artifact.disks.clone(),
-            vsock: None,
+            vsock: artifact.agent.clone(),
         };
         // The kernel's console until isola-init's first mark, then stderr.
         let released = Arc::new(AtomicBool::new(artifact.kernel_log));

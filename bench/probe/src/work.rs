@@ -79,9 +79,7 @@ impl Workload {
             Workload::Getpid => "calls/s",
             Workload::ForkExec => "spawns/s",
             Workload::WriteFsync => "fsyncs/s",
-            Workload::Memcpy | Workload::Stdout | Workload::SeqWrite | Workload::SeqRead => {
-                "MiB/s"
-            }
+            Workload::Memcpy | Workload::Stdout | Workload::SeqWrite | Workload::SeqRead => "MiB/s",
         }
     }
 

@@ -177,8 +177,7 @@ mod tests {
 
     #[test]
     fn the_sequential_workloads_move_whole_chunks_and_leave_no_file() {
-        let dir =
-            std::env::temp_dir().join(format!("isola-probe-seq-test-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("isola-probe-seq-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let (w, _) = seq_write(Duration::from_millis(20), &dir).unwrap();
         let (r, _) = seq_read(Duration::from_millis(20), &dir).unwrap();

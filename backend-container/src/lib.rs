@@ -94,6 +94,7 @@ impl Backend for ContainerBackend {
         Ok(Description {
             runs_on: format!("the host's kernel: namespaces, {cgroups}, overlayfs"),
             volumes: true,
+            exec: true,
             ..Description::default()
         })
     }

@@ -62,6 +62,7 @@ impl Backend for VmBackend {
 
     fn describe(&self, spec: &RunSpec) -> Result<Description, BackendError> {
         let c = self.choose(spec)?;
+        let features = crate::kernel::features::of(&self.state_dir, &c.kernel);
         let monitor = match c.vmm {
             Vmm::Qemu => "qemu",
             _ => "isola",
@@ -83,10 +84,8 @@ impl Backend for VmBackend {
                 isola_core::Root::new(&self.state_dir).vm_rootfs(),
                 format!("{}-", spec.image_digest.trim_start_matches("sha256:")),
             )),
-            volumes: {
-                let f = crate::kernel::features::of(&self.state_dir, &c.kernel);
-                f.virtio_mmio && f.virtio_blk
-            },
+            volumes: features.virtio_mmio && features.virtio_blk,
+            exec: agent_channel(&c, &features, &self.state_dir).is_ok(),
         })
     }
 

@@ -318,6 +318,8 @@ pub struct Description {
     pub artefacts: Option<(PathBuf, String)>,
     /// Named volumes (`-v NAME:/path`) can be attached here.
     pub volumes: bool,
+    /// `isola exec` reaches a detached sandbox here.
+    pub exec: bool,
 }
 
 /// One thing a backend says about the host in `isola info`.

@@ -254,7 +254,9 @@ fn a_quick_benchmark_measures_both_backends_and_writes_its_report() {
         .collect();
     assert!(extra[0].starts_with("guest kernel"), "{extra:?}");
     assert!(
-        extra.iter().any(|w| w.starts_with("rootfs initramfs") || w.starts_with("root disk")),
+        extra
+            .iter()
+            .any(|w| w.starts_with("rootfs initramfs") || w.starts_with("root disk")),
         "{extra:?}"
     );
     let sharing = r["disk"]["sharing"].as_array().unwrap();

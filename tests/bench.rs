@@ -81,6 +81,17 @@ fn cell<'a>(rows: &'a Value, key: &str, subject: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {subject} in row {key}: {row}"))
 }
 
+/// The one runtime figure of `subject` for `workload`, with a rate.
+fn runtime_figure<'a>(r: &'a Value, subject: &str, workload: &str) -> &'a Value {
+    let f: Vec<_> = of(&r["runtime"], subject)
+        .into_iter()
+        .filter(|f| f["workload"] == workload)
+        .collect();
+    assert_eq!(f.len(), 1, "{subject} {workload}");
+    assert!(f[0]["rate"].as_f64().unwrap() > 0.0, "{}", f[0]);
+    f[0]
+}
+
 #[test]
 fn a_quick_benchmark_measures_both_backends_and_writes_its_report() {
     if !(common::root_user()
@@ -196,13 +207,8 @@ fn a_quick_benchmark_measures_both_backends_and_writes_its_report() {
             "memcpy",
             "stdout",
         ] {
-            let f: Vec<_> = of(&r["runtime"], backend)
-                .into_iter()
-                .filter(|f| f["workload"] == workload)
-                .collect();
-            assert_eq!(f.len(), 1, "{backend} {workload}");
-            assert!(f[0]["rate"].as_f64().unwrap() > 0.0, "{}", f[0]);
-            assert!(f[0]["ratio_to_host"].as_f64().unwrap() > 0.0, "{}", f[0]);
+            let f = runtime_figure(&r, backend, workload);
+            assert!(f["ratio_to_host"].as_f64().unwrap() > 0.0, "{f}");
         }
         let density = of(&r["density"], backend)[0];
         assert_eq!(density["sandboxes"], 2);
@@ -211,12 +217,7 @@ fn a_quick_benchmark_measures_both_backends_and_writes_its_report() {
     // Sequential I/O through a named volume (the host: its own directory).
     for subject in ["host", "container"] {
         for workload in ["seq_write", "seq_read"] {
-            let f: Vec<_> = of(&r["runtime"], subject)
-                .into_iter()
-                .filter(|f| f["workload"] == workload)
-                .collect();
-            assert_eq!(f.len(), 1, "{subject} {workload}");
-            assert!(f[0]["rate"].as_f64().unwrap() > 0.0, "{}", f[0]);
+            runtime_figure(&r, subject, workload);
         }
     }
     // Detached, the container's density counts each shim too; and the

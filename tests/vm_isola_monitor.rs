@@ -358,18 +358,7 @@ fn a_detached_guest_runs_on_isola_s_monitor_inside_its_shim_with_its_devices() {
     let counted = child.wait_with_output().unwrap();
     assert_eq!(text(&counted.stdout).trim(), "100000");
     // -t: a terminal of the guest's, sized as the caller's.
-    if common::tool("script") {
-        let cmd = format!(
-            "stty cols 91 rows 27; ISOLA_ROOT={} {} exec -t d sh -c 'tty; stty size'",
-            isola.root().display(),
-            env!("CARGO_BIN_EXE_isola")
-        );
-        let out = Command::new("script")
-            .args(["-qec", &cmd, "/dev/null"])
-            .stdin(Stdio::null())
-            .output()
-            .expect("running script");
-        let t = text(&out.stdout);
+    if let Some(t) = common::exec_on_a_terminal(&isola.root(), "d", "tty; stty size") {
         assert!(t.contains("/dev/pts/") && t.contains("27 91"), "{t:?}");
     }
     let state: serde_json::Value = serde_json::from_slice(

@@ -738,19 +738,8 @@ fn exec_reaches_a_detached_guest_on_isola_s_kernel_over_the_agent_channel() {
     );
 
     // -t: a terminal of the guest's, sized as the caller's.
-    if common::tool("script") {
-        let cmd = format!(
-            "stty cols 91 rows 27; ISOLA_ROOT={} {} exec -t x sh -c 'tty; for i in $(seq 50); do [ \"$(stty size)\" = \"27 91\" ] \
-             && break; sleep 0.1; done; stty size'",
-            isola.root().display(),
-            env!("CARGO_BIN_EXE_isola")
-        );
-        let out = Command::new("script")
-            .args(["-qec", &cmd, "/dev/null"])
-            .stdin(Stdio::null())
-            .output()
-            .expect("running script");
-        let t = text(&out.stdout);
+    let sized = "tty; for i in $(seq 50); do [ \"$(stty size)\" = \"27 91\" ] && break; sleep 0.1; done; stty size";
+    if let Some(t) = common::exec_on_a_terminal(&isola.root(), "x", sized) {
         assert!(t.contains("/dev/pts/"), "{t:?}");
         assert!(t.contains("27 91"), "{t:?}");
     }

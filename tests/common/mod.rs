@@ -20,6 +20,26 @@ use std::process::{Command, Output};
 pub use isola_test_support::{host_has, isola_kernel_for_host, root_user, tool};
 use sha2::{Digest, Sha256};
 
+/// `isola exec -t NAME sh -c SCRIPT` on a terminal of 27 rows and 91
+/// columns (util-linux's `script` makes it), its output; None (skipped,
+/// or failing under CI) without `script`.
+pub fn exec_on_a_terminal(root: &Path, name: &str, script: &str) -> Option<String> {
+    if !tool("script") {
+        return None;
+    }
+    let cmd = format!(
+        "stty cols 91 rows 27; ISOLA_ROOT={} {} exec -t {name} sh -c '{script}'",
+        root.display(),
+        env!("CARGO_BIN_EXE_isola")
+    );
+    let out = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("running script");
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 /// One test's ISOLA_ROOT, removed with it.
 pub struct Isola {
     pub tmp: tempfile::TempDir,

@@ -8,6 +8,7 @@
 
 mod common;
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
@@ -229,7 +230,7 @@ fn isola_cmd(isola: &Isola, args: &[&str]) -> Output {
 }
 
 #[test]
-fn a_detached_guest_runs_on_isola_s_monitor_inside_its_shim() {
+fn a_detached_guest_runs_on_isola_s_monitor_inside_its_shim_with_its_devices() {
     let Some((isola, kernel)) = setup() else {
         return;
     };
@@ -272,4 +273,124 @@ fn a_detached_guest_runs_on_isola_s_monitor_inside_its_shim() {
     );
     let rm = isola_cmd(&isola, &["rm", "g"]);
     assert!(rm.status.success(), "{}", text(&rm.stderr));
+
+    // One more boot for the devices: the image as a disk under an overlay,
+    // a named volume a container wrote, `isola exec` over vsock, and data
+    // synced in the guest surviving kill -9 of the monitor (a thread of
+    // the shim: the shim is killed).
+    isola.ok(["volume", "create", "v"]);
+    let wrote = isola_cmd(
+        &isola,
+        &[
+            "run",
+            "--rm",
+            "-v",
+            "v:/data",
+            "isola/busybox",
+            "sh",
+            "-c",
+            "echo from-container > /data/c",
+        ],
+    );
+    assert!(wrote.status.success(), "{}", text(&wrote.stderr));
+    let script = "cat /data/c; echo durable > /data/d; sync /data/d; echo synced; \
+                  while :; do sleep 1; done";
+    let out = isola_cmd(
+        &isola,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "d",
+            "--backend",
+            "vm",
+            "--vmm",
+            "isola",
+            "--kernel",
+            &kernel,
+            "-v",
+            "v:/data",
+            "isola/busybox",
+            "sh",
+            "-c",
+            script,
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let deadline = std::time::Instant::now() + BOUND;
+    while !text(&isola_cmd(&isola, &["logs", "d"]).stdout).contains("synced") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the guest never synced"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    assert!(text(&isola_cmd(&isola, &["logs", "d"]).stdout).starts_with("from-container\n"));
+    let exec = isola_cmd(
+        &isola,
+        &[
+            "exec",
+            "d",
+            "sh",
+            "-c",
+            "grep ' / ' /proc/mounts; cat /sys/block/vda/serial; exit 3",
+        ],
+    );
+    assert_eq!(exec.status.code(), Some(3), "{}", text(&exec.stderr));
+    let shown = text(&exec.stdout);
+    assert!(
+        shown.contains("overlay / overlay") && shown.contains("isola-root"),
+        "{shown}"
+    );
+    let mut fed = Command::new(env!("CARGO_BIN_EXE_isola"));
+    fed.args(["exec", "-i", "d", "wc", "-c"])
+        .env("ISOLA_ROOT", isola.root())
+        .env("ISOLA_INIT", init())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
+    let mut child = fed.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&[7u8; 100_000])
+        .unwrap();
+    let counted = child.wait_with_output().unwrap();
+    assert_eq!(text(&counted.stdout).trim(), "100000");
+    // -t: a terminal of the guest's, sized as the caller's.
+    if let Some(t) = common::exec_on_a_terminal(&isola.root(), "d", "tty; stty size") {
+        assert!(t.contains("/dev/pts/") && t.contains("27 91"), "{t:?}");
+    }
+    let state: serde_json::Value = serde_json::from_slice(
+        &std::fs::read_dir(isola.root().join("instances"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.path().join("state.json"))
+            .find_map(|p| std::fs::read(p).ok())
+            .expect("the sandbox's state"),
+    )
+    .unwrap();
+    let shim = state["pid"].as_i64().expect("the shim's pid") as i32;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(shim), nix::sys::signal::SIGKILL).unwrap();
+    let gone = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::path::Path::new(&format!("/proc/{shim}")).exists() {
+        assert!(std::time::Instant::now() < gone, "the shim did not go");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let rm = isola_cmd(&isola, &["rm", "-f", "d"]);
+    assert!(rm.status.success(), "{}", text(&rm.stderr));
+    let read = isola_cmd(
+        &isola,
+        &[
+            "run",
+            "--rm",
+            "-v",
+            "v:/data",
+            "isola/busybox",
+            "cat",
+            "/data/d",
+        ],
+    );
+    assert_eq!(text(&read.stdout), "durable\n", "{}", text(&read.stderr));
+    isola.ok(["volume", "rm", "v"]);
 }

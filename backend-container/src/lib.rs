@@ -93,6 +93,8 @@ impl Backend for ContainerBackend {
         let cgroups = self.hierarchy().map_err(Self::unavailable)?;
         Ok(Description {
             runs_on: format!("the host's kernel: namespaces, {cgroups}, overlayfs"),
+            volumes: true,
+            exec: true,
             ..Description::default()
         })
     }

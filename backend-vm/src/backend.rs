@@ -12,6 +12,7 @@ use isola_core::backend::{
 use isola_core::spec::{MountSource, Network, RunSpec};
 use isola_guest_spec::{GuestSpec, VolumeDisk};
 
+use crate::agent::Dial;
 use crate::choice::Choice;
 use crate::guest;
 use crate::host::{self, KvmFlavour};
@@ -61,6 +62,7 @@ impl Backend for VmBackend {
 
     fn describe(&self, spec: &RunSpec) -> Result<Description, BackendError> {
         let c = self.choose(spec)?;
+        let features = crate::kernel::features::of(&self.state_dir, &c.kernel);
         let monitor = match c.vmm {
             Vmm::Qemu => "qemu",
             _ => "isola",
@@ -82,6 +84,8 @@ impl Backend for VmBackend {
                 isola_core::Root::new(&self.state_dir).vm_rootfs(),
                 format!("{}-", spec.image_digest.trim_start_matches("sha256:")),
             )),
+            volumes: features.virtio_mmio && features.virtio_blk,
+            exec: agent_channel(&c, &features, &self.state_dir).is_ok(),
         })
     }
 
@@ -152,6 +156,13 @@ impl Backend for VmBackend {
         let spec_archive = ctx.instance_dir.join("spec.cpio");
         std::fs::write(&spec_archive, guest::spec_archive(&guest))
             .map_err(|e| BackendError::step("writing the run spec for the guest", e))?;
+        // Only a sandbox a shim owns (it parks) can be exec'd into: a
+        // foreground run's guest gets no channel, and boots as before.
+        let agent = if ctx.park {
+            agent_channel(&choice, &features, &ctx.instance_dir)
+        } else {
+            Err("exec reaches only a detached sandbox (isola run -d, isola create)".to_string())
+        };
         let phases = vec![(Phase::RootfsReady, ctx.clock.elapsed())];
         let verbose = tracing::enabled!(tracing::Level::DEBUG);
         let artifact = Artifact {
@@ -169,6 +180,7 @@ impl Backend for VmBackend {
             vcpus: choice.vcpus,
             disks,
             jail: Some(ctx.instance_dir.join("jail")),
+            agent: agent.as_ref().ok().map(|d| d.path().to_path_buf()),
         };
         // From here on, a failure removes the spec archive through Drop.
         let mut sandbox = VmSandbox::new(Parts {
@@ -181,6 +193,7 @@ impl Backend for VmBackend {
             clock: ctx.clock,
             phases,
             park: ctx.park,
+            agent,
         })?;
         check_memory(sandbox.artifact(), choice.format)?;
         // Asked to park: the guest boots now and isola-init waits for
@@ -192,6 +205,46 @@ impl Backend for VmBackend {
         Ok(Box::new(sandbox))
     }
 }
+
+/// How the guest's agent channel (`isola exec`) is reached, or why the
+/// guest has none, in a sentence.
+fn agent_channel(
+    choice: &Choice,
+    features: &crate::kernel::features::Features,
+    instance_dir: &std::path::Path,
+) -> Result<Dial, String> {
+    let socket = instance_dir.join(AGENT_SOCKET);
+    // QEMU here has no vhost-vsock: a virtio-serial port there; isola's
+    // monitor has its own vsock device, reached through the same socket.
+    let (has, what, dial) = if choice.vmm == Vmm::Qemu {
+        (
+            features.virtio_console,
+            "virtio-serial",
+            Dial::Socket(socket),
+        )
+    } else {
+        (
+            features.vsock,
+            "virtio-vsock",
+            Dial::HybridVsock {
+                socket,
+                port: isola_guest_spec::ports::AGENT_VSOCK_PORT,
+            },
+        )
+    };
+    if !(features.virtio_mmio && has) {
+        return Err(format!(
+            "the guest kernel {} lacks built-in virtio (virtio-mmio and {what}), which \
+             exec into a VM needs: build isola's kernel with `make kernel` and run the sandbox \
+             with it (--kernel or `isola kernel default`)",
+            choice.kernel.display()
+        ));
+    }
+    Ok(dial)
+}
+
+/// The agent channel's socket in the instance's directory.
+const AGENT_SOCKET: &str = "agent.sock";
 
 /// Whether `isola run --backend vm` can boot a Linux guest here, and why not.
 fn vm_backend_line(kvm: &KvmFlavour) -> String {

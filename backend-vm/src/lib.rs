@@ -1,5 +1,6 @@
 //! The VM backend: isola's KVM monitor and the guest artifact it boots.
 
+pub mod agent;
 pub mod backend;
 mod backend_error;
 mod beside;
@@ -21,4 +22,5 @@ mod notice;
 mod proc_stat;
 mod sandbox;
 mod stdin_frame;
+pub mod virtio;
 pub mod vmm;

@@ -21,6 +21,7 @@ use isola_guest_spec::ports::Mark;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
 
+use crate::agent::{self, Client, Dial};
 use crate::caller_signals::CallerSignals;
 use crate::control::{self, Control};
 use crate::deadline::SIGNAL_GRACE;
@@ -42,6 +43,8 @@ pub struct Parts {
     pub phases: Vec<(Phase, Duration)>,
     /// isola-init is to park (see [`VmSandbox::park`]).
     pub park: bool,
+    /// How to reach the guest's agent for exec, or why it has none.
+    pub agent: Result<Dial, String>,
 }
 
 /// Where a guest is in its life.
@@ -85,6 +88,9 @@ pub struct VmSandbox {
     /// Set when isola-init is parked, if it was asked to park.
     parked: Option<Notice>,
     stage: Stage,
+    agent_dial: Result<Dial, String>,
+    /// Connected at the first exec, kept while the guest runs.
+    agent: Option<Client>,
 }
 
 /// Why the guest boots on a monitor, for `--explain`.
@@ -115,6 +121,8 @@ impl VmSandbox {
             booted: None,
             parked: None,
             stage: Stage::Created,
+            agent_dial: parts.agent,
+            agent: None,
         };
         if parts.park {
             let notice = Notice::new()
@@ -388,11 +396,24 @@ impl Sandbox for VmSandbox {
         self.outcome(exit, booted.at)
     }
 
-    fn exec(&mut self, _exec: &ExecSpec<'_>) -> Result<Box<dyn Execd>, BackendError> {
-        Err(BackendError::NotSupported {
-            what: "exec into a VM",
-            why: "it needs a guest channel that carries the process's streams, which comes with the VM devices work (use --backend container to exec)",
-        })
+    fn exec(&mut self, exec: &ExecSpec<'_>) -> Result<Box<dyn Execd>, BackendError> {
+        if self.stage != Stage::Started || self.booted.is_none() {
+            return Err(BackendError::State("is not running"));
+        }
+        let dial = self
+            .agent_dial
+            .as_ref()
+            .map_err(|why| BackendError::Unsupported(why.clone()))?;
+        if !self.agent.as_ref().is_some_and(Client::is_open) {
+            self.agent = None;
+            let client = Client::connect(dial)
+                .map_err(|e| BackendError::step("reaching the guest's agent", e))?;
+            self.agent = Some(client);
+        }
+        match &self.agent {
+            Some(client) => Ok(Box::new(agent::start(client, exec)?)),
+            None => Err(BackendError::State("has no agent channel")),
+        }
     }
 
     fn exit_fd(&self) -> Option<BorrowedFd<'_>> {
@@ -433,6 +454,11 @@ impl Sandbox for VmSandbox {
             self.stage = Stage::Ended;
         }
         self.raw = None;
+        // Its thread has seen the channel end with the monitor.
+        self.agent = None;
+        if let Ok(dial) = &self.agent_dial {
+            let _ = std::fs::remove_file(dial.path());
+        }
         // The monitor's readers of the channel see its end.
         self.control = None;
         self.control_for_monitor = None;

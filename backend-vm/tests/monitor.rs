@@ -3,12 +3,10 @@
 //! boot protocol: what it reads from the zero page, what it writes on COM1
 //! and COM2, COM1 input, and its exit status.
 
-use std::io::Write;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use isola_test_support::host_has;
+use isola_test_support::{host_has, Capture};
 use isola_vm::guest_exit::{Failure, GuestExit, GuestFailed};
 use isola_vm::kvm::{self, GuestIo, VmConfig};
 
@@ -50,6 +48,8 @@ fn config(kernel: PathBuf, cmdline: &str, mib: u64, vcpus: u8) -> VmConfig {
         input_after_mark: None,
         timeout: Some(Duration::from_secs(20)),
         deadline: Default::default(),
+        disks: Vec::new(),
+        vsock: None,
     }
 }
 
@@ -61,25 +61,6 @@ fn silent() -> GuestIo {
         com1_in: None,
         com2_in: None,
         on_mark: Vec::new(),
-    }
-}
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Capture {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }
 }
 

@@ -22,6 +22,7 @@ fn artifact(kernel: PathBuf, cmdline: &str) -> Artifact {
         kernel_log: false,
         disks: Vec::new(),
         jail: None,
+        agent: None,
     }
 }
 

@@ -35,6 +35,7 @@ fn artifact(kernel: PathBuf, cmdline: &str, vcpus: u8, jail: &Path) -> Artifact 
         kernel_log: false,
         disks: Vec::new(),
         jail: Some(jail.to_path_buf()),
+        agent: None,
     }
 }
 

@@ -36,6 +36,7 @@ fn a_forbidden_syscall_on_each_kind_of_thread_kills_the_monitor() {
             kernel_log: false,
             disks: Vec::new(),
             jail: Some(jail.clone()),
+            agent: None,
         };
         let (_control, reader) = nix::unistd::pipe().unwrap();
         let ran = Isola.run(&artifact, Input::None, reader.into(), &Running::default());

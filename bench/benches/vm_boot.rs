@@ -45,6 +45,8 @@ fn bench(c: &mut Criterion) {
                     input_after_mark: None,
                     timeout: Some(Duration::from_secs(10)),
                     deadline: Default::default(),
+                    disks: Vec::new(),
+                    vsock: None,
                 };
                 let io = GuestIo {
                     com1_out: Box::new(std::io::sink()),

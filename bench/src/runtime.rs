@@ -1,6 +1,7 @@
 //! Runtime overhead: the probe's small workloads (CPU, syscalls, spawning,
-//! fsync, memory copy, stdout) on the host and in each sandbox, as rates
-//! and ratios to the host's.
+//! fsync, memory copy, stdout) on the host and in each sandbox, and
+//! sequential I/O through a named volume (a loop-mounted ext4 image in a
+//! container, a virtio-blk disk in a VM), as rates and ratios to the host's.
 
 use std::io::Read;
 use std::path::Path;
@@ -25,10 +26,16 @@ pub enum RuntimeError {
     },
 }
 
-/// Every subject's figures, and an error per subject that failed.
+/// The named volume the sequential workloads run on, made for the run.
+pub const VOLUME: &str = "isola-bench-io";
+
+/// Every subject's figures, and an error per subject that failed. The
+/// subjects in `on_volume` (isola's backends that can attach a volume)
+/// also run the sequential workloads on [`VOLUME`], the host in `host_dir`.
 pub fn measure(
     isola: &IsolaCli,
     runners: &[(String, Runner)],
+    on_volume: &[String],
     work_ms: u64,
     host_dir: &Path,
 ) -> (Vec<RuntimeFigure>, Vec<(String, RuntimeError)>) {
@@ -68,6 +75,48 @@ pub fn measure(
                 }
             }
             (Ok(other), Ok(_)) => errors.push((subject.clone(), RuntimeError::NotAList(other))),
+        }
+    }
+    let volume = !on_volume.is_empty()
+        && match sandbox::output(&isola.argv(&["volume", "create", VOLUME])).map(drop) {
+            Ok(()) => true,
+            Err(e) => {
+                errors.push(("store".into(), RuntimeError::Run(e)));
+                false
+            }
+        };
+    for (subject, runner) in runners {
+        let args = ["work", "seq_write", "seq_read", "--ms", &ms, "--dir"];
+        let argv = match runner {
+            Runner::Host { .. } => {
+                let dir = host_dir.display().to_string();
+                runner.probe(&[&args[..], &[dir.as_str()]].concat(), None, false)
+            }
+            Runner::Isola { .. } if volume && on_volume.contains(subject) => {
+                let cmd: Vec<&str> = std::iter::once(sandbox::PROBE_IN_IMAGE)
+                    .chain(args)
+                    .chain(["/data"])
+                    .collect();
+                runner
+                    .isola_run(&["-v".into(), format!("{VOLUME}:/data")], false, &cmd)
+                    .ok_or(SandboxError::NotIsola)
+            }
+            _ => continue,
+        };
+        match argv
+            .and_then(|a| sandbox::json(&a))
+            .map_err(RuntimeError::from)
+        {
+            Ok(serde_json::Value::Array(items)) => {
+                figures.extend(items.iter().filter_map(|i| figure(subject, i)))
+            }
+            Ok(other) => errors.push((subject.clone(), RuntimeError::NotAList(other))),
+            Err(e) => errors.push((subject.clone(), e)),
+        }
+    }
+    if volume {
+        if let Err(e) = sandbox::output(&isola.argv(&["volume", "rm", VOLUME])).map(drop) {
+            errors.push(("store".into(), RuntimeError::Cleanup(e)));
         }
     }
     for i in 0..figures.len() {

@@ -94,8 +94,13 @@ pub fn run(plan: &Plan, machine: Machine, config: Config, progress: &mut dyn Pro
     let disk = disk(plan, &mut fail);
 
     next("runtime", progress);
-    let (runtime, runtime_errors) =
-        runtime::measure(&plan.isola, &runners, plan.work_ms, &plan.work_dir);
+    let (runtime, runtime_errors) = runtime::measure(
+        &plan.isola,
+        &runners,
+        &on_volume(&measured),
+        plan.work_ms,
+        &plan.work_dir,
+    );
     for (subject, e) in runtime_errors {
         fail(&subject, "runtime", chain(&e));
     }
@@ -398,6 +403,16 @@ fn phase_runs(
         )?);
     }
     Ok(runs)
+}
+
+/// isola's backends that can attach a named volume here (a VM: where its
+/// kernel has virtio-blk built in).
+fn on_volume(measured: &[&BackendPlan]) -> Vec<String> {
+    measured
+        .iter()
+        .filter(|b| b.how.as_ref().is_some_and(|h| h.volumes))
+        .map(|b| b.subject.id.clone())
+        .collect()
 }
 
 fn disk(plan: &Plan, fail: &mut impl FnMut(&str, &str, String)) -> Disk {

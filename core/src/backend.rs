@@ -316,6 +316,10 @@ pub struct Description {
     /// Per-image artefacts the backend builds on first use, as a directory
     /// and a file-name prefix (a VM's cached guest root filesystem).
     pub artefacts: Option<(PathBuf, String)>,
+    /// Named volumes (`-v NAME:/path`) can be attached here.
+    pub volumes: bool,
+    /// `isola exec` reaches a detached sandbox here.
+    pub exec: bool,
 }
 
 /// One thing a backend says about the host in `isola info`.

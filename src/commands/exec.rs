@@ -106,7 +106,11 @@ fn relay(
                         }
                     }
                     Ok(sig) => {
-                        let _ = relay::send_signal(pidfd, sig);
+                        // A VM's process has no pidfd here: the shim
+                        // passes it on.
+                        if relay::send_signal(pidfd, sig) == Err(nix::errno::Errno::EBADF) {
+                            let _ = conn.send(&Request::SignalExec { signal: sig as i32 }, &[]);
+                        }
                     }
                     Err(_) => {}
                 }

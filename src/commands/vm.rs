@@ -75,6 +75,8 @@ pub fn run(cmd: &VmCommand) -> Result<i32> {
         input_after_mark: None,
         timeout,
         deadline: Default::default(),
+        disks: Vec::new(),
+        vsock: None,
     };
     let io = GuestIo {
         com1_out: Box::new(std::io::stdout()),

@@ -455,6 +455,15 @@ impl Shim {
                 Ok(()) => return,
                 Err(message) => Response::Error { message },
             },
+            Request::SignalExec { signal } => {
+                if let Ok(signal) = Signal::try_from(signal) {
+                    let exec = self.life.execs.iter().find(|e| e.client == Some(client));
+                    if let Some(Err(e)) = exec.map(|e| e.execd.signal(signal)) {
+                        tracing::debug!("passing {signal} to an exec'd process: {e}");
+                    }
+                }
+                return;
+            }
             Request::Signal { signal } => match Signal::try_from(signal) {
                 Err(_) => Response::Error {
                     message: format!("{signal} is not a signal number"),

@@ -37,6 +37,11 @@ pub enum Request {
     Signal {
         signal: i32,
     },
+    /// A signal for the process this connection exec'd, where its handle
+    /// is no pidfd (a VM's process lives in the guest); not answered.
+    SignalExec {
+        signal: i32,
+    },
     /// SIGTERM, then SIGKILL after `timeout` seconds; answered at the end.
     Stop {
         timeout: u64,

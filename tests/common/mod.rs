@@ -17,24 +17,27 @@ use std::process::{Command, Output};
 
 // Each test binary uses some of these, none all of them.
 #[allow(unused_imports)]
-pub use isola_test_support::{host_has, root_user, tool};
+pub use isola_test_support::{host_has, isola_kernel_for_host, root_user, tool};
 use sha2::{Digest, Sha256};
 
-/// isola's guest kernel for this host as `make test` builds it
-/// (scripts/build-kernel --for-host): the PVM test kernel on a PVM host.
-pub fn isola_kernel_for_host() -> Option<PathBuf> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/build-kernel");
-    let out = Command::new(script)
-        .args(["--for-host", "--cached"])
-        .stderr(std::process::Stdio::inherit())
+/// `isola exec -t NAME sh -c SCRIPT` on a terminal of 27 rows and 91
+/// columns (util-linux's `script` makes it), its output; None (skipped,
+/// or failing under CI) without `script`.
+pub fn exec_on_a_terminal(root: &Path, name: &str, script: &str) -> Option<String> {
+    if !tool("script") {
+        return None;
+    }
+    let cmd = format!(
+        "stty cols 91 rows 27; ISOLA_ROOT={} {} exec -t {name} sh -c '{script}'",
+        root.display(),
+        env!("CARGO_BIN_EXE_isola")
+    );
+    let out = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(std::process::Stdio::null())
         .output()
-        .expect("running scripts/build-kernel");
-    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-    host_has(
-        "isola's guest kernel for this host (make test runs scripts/build-kernel --for-host)",
-        out.status.success() && path.is_file(),
-    )
-    .then_some(path)
+        .expect("running script");
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// One test's ISOLA_ROOT, removed with it.

@@ -7,6 +7,8 @@
 //! sends on COM2 is a signal number (1..=64) for the workload's process group
 //! (with `-t`, 0xfe starts a window size; 0xfd is a parked start's go-ahead,
 //! see park.rs).
+//! With an agent channel (agent.rs), it also starts the host's `isola
+//! exec` processes while the workload runs.
 //! The status byte written to port 0xf4 is the exit code, 128+N for signal N,
 //! 137 for an OOM kill (with `isola-init: the workload ran out of memory` on
 //! COM2), 125 when isola-init fails (`isola-init: <what failed>: <why>` on
@@ -46,6 +48,9 @@
 // Unit tests run without the C entry point that uses the rest.
 #![cfg_attr(test, allow(dead_code))]
 
+mod agent;
+mod agent_channel;
+mod agent_session;
 mod cgroup;
 mod child;
 mod command;
@@ -105,6 +110,8 @@ struct Running {
     /// The host's COM2 messages so far (a parked start read some).
     parser: signals::ControlParser,
     oom_kills_before: u64,
+    /// The agent channel's server, when the guest has the channel.
+    agent: Option<agent::Agent>,
 }
 
 /// Everything up to the workload's exec, in order.
@@ -135,6 +142,10 @@ fn start() -> Result<Running, Failure> {
         }
     }
     let cgroup_procs = spec.pids_limit.map(cgroup::limit_pids).transpose()?;
+    // Exec'd processes join the workload's pids cgroup too.
+    let shared = agent_session::Shared {
+        cgroup_procs: cgroup_procs.as_ref().and_then(|f| f.try_clone().ok()),
+    };
     // Created as root, as Docker creates a missing working directory, and
     // before the root may become read-only.
     mounts::make_dir(&spec.cwd)?;
@@ -228,6 +239,7 @@ fn start() -> Result<Running, Failure> {
             }
             report::mark(Mark::WorkloadStarted);
             report::started();
+            let agent = agent::Agent::open(shared);
             Ok(Running {
                 pid: child.as_raw(),
                 signals_in,
@@ -236,6 +248,7 @@ fn start() -> Result<Running, Failure> {
                 terminal: launch.terminal,
                 parser,
                 oom_kills_before,
+                agent,
             })
         }
     }
@@ -250,7 +263,11 @@ fn wait(mut running: Running) -> u8 {
         running.stdin.as_mut(),
         running.terminal.then_some(&running.ttys.com1),
         running.parser,
+        running.agent.as_mut(),
     );
+    if let Some(agent) = running.agent.as_mut() {
+        agent.end();
+    }
     if ended.is_oom_kill(running.oom_kills_before, status::oom_kills()) {
         report::say("the workload ran out of memory");
     }

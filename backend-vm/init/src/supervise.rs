@@ -1,6 +1,7 @@
 //! PID 1's loop while the workload runs: forwards signals (the host's bytes
 //! on COM2, and those sent to PID 1), feeds the workload's stdin pipe,
-//! reaps every child, and returns when the workload itself has ended.
+//! serves the agent channel, reaps every child (an exec'd process's end
+//! goes to the agent), and returns when the workload itself has ended.
 
 use std::fs::File;
 use std::io::Read;
@@ -10,6 +11,7 @@ use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signalfd::SignalFd;
 
+use crate::agent::{Agent, Slot};
 use crate::signals;
 use crate::status::Ended;
 use crate::stop::Stop;
@@ -21,11 +23,12 @@ pub fn until_exit(
     mut stdin: Option<&mut crate::stdin::Relay>,
     terminal: Option<&File>,
     mut parser: signals::ControlParser,
+    mut agent: Option<&mut Agent>,
 ) -> Ended {
     let mut stop = Stop::default();
     loop {
         // First, so an end that happened before the loop is not missed.
-        if let Some(ended) = reap(workload) {
+        if let Some(ended) = reap(workload, agent.as_deref_mut()) {
             return ended;
         }
         let mut fds = vec![PollFd::new(signals_in.as_fd(), PollFlags::POLLIN)];
@@ -35,10 +38,20 @@ pub fn until_exit(
         let stdin_fd = stdin.as_deref().and_then(crate::stdin::Relay::poll_fd);
         let stdin_at = stdin_fd.is_some().then_some(fds.len());
         fds.extend(stdin_fd);
-        // Wake for the end of a grace period as well.
-        let timeout = stop.timeout().map_or(PollTimeout::NONE, |t| {
-            PollTimeout::try_from(t.as_millis().min(60_000) as u32 + 1).unwrap_or(PollTimeout::MAX)
-        });
+        let agent_at = fds.len();
+        let agent_fds = agent.as_deref().map(Agent::poll_fds).unwrap_or_default();
+        let slots: Vec<Slot> = agent_fds.iter().map(|(slot, _)| *slot).collect();
+        fds.extend(agent_fds.into_iter().map(|(_, fd)| fd));
+        // Wake for the end of a grace period, or when the agent is due.
+        let due = [stop.timeout(), agent.as_deref().and_then(Agent::timeout)];
+        let timeout = due
+            .into_iter()
+            .flatten()
+            .min()
+            .map_or(PollTimeout::NONE, |t| {
+                PollTimeout::try_from(t.as_millis().min(60_000) as u32 + 1)
+                    .unwrap_or(PollTimeout::MAX)
+            });
         match poll(&mut fds, timeout) {
             Ok(_) | Err(Errno::EINTR) => {}
             // Cannot happen with valid descriptors; without poll, wait for
@@ -53,7 +66,16 @@ pub fn until_exit(
         let stdin_ready = stdin_at
             .and_then(|i| fds[i].revents())
             .is_some_and(|r| !r.is_empty());
+        let agent_ready: Vec<Slot> = fds[agent_at..]
+            .iter()
+            .zip(&slots)
+            .filter(|(f, _)| f.revents().is_some_and(|r| !r.is_empty()))
+            .map(|(_, slot)| *slot)
+            .collect();
         drop(fds);
+        if let Some(agent) = agent.as_deref_mut() {
+            agent.step(&agent_ready);
+        }
         if stdin_ready {
             if let Some(relay) = stdin.as_deref_mut() {
                 relay.step();
@@ -115,8 +137,9 @@ fn forward_bytes(
 }
 
 /// Reaps every child that has ended (orphans are re-parented to PID 1);
-/// returns how the workload ended if it is among them.
-fn reap(workload: libc::pid_t) -> Option<Ended> {
+/// returns how the workload ended if it is among them. An exec'd
+/// process's end goes to the agent, which tells the host.
+fn reap(workload: libc::pid_t, mut agent: Option<&mut Agent>) -> Option<Ended> {
     let mut found = None;
     loop {
         let mut status: libc::c_int = 0;
@@ -125,8 +148,13 @@ fn reap(workload: libc::pid_t) -> Option<Ended> {
         if pid == 0 || (pid < 0 && Errno::last() != Errno::EINTR) {
             return found;
         }
+        let Some(ended) = Ended::from_wait_status(status) else {
+            continue;
+        };
         if pid == workload {
-            found = found.or(Ended::from_wait_status(status));
+            found = found.or(Some(ended));
+        } else if let Some(agent) = agent.as_deref_mut() {
+            agent.reaped(pid, ended.into());
         }
     }
 }

@@ -23,6 +23,7 @@
 //! Unknown fields are refused, so a newer isola with an older init fails
 //! clearly instead of silently dropping a setting.
 
+pub mod agent;
 pub mod ports;
 pub mod wire;
 

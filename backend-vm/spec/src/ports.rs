@@ -9,6 +9,16 @@ pub const EXIT: u16 = 0xf4;
 /// COM2 records named by [`Mark::record`] stand in for it.
 pub const BOOT_TIMER: u16 = 0x4f0;
 
+/// The vsock port isola-init listens on for the agent channel (see
+/// `agent`), where the monitor offers virtio-vsock: the host connects.
+pub const AGENT_VSOCK_PORT: u32 = 1024;
+
+/// The name of the virtio-serial port that carries the agent channel where
+/// there is no vsock (QEMU on a host without /dev/vhost-vsock). udev would
+/// link it as /dev/virtio-ports/isola.agent; isola-init finds it by this
+/// name under /sys/class/virtio-ports.
+pub const AGENT_SERIAL_NAME: &str = "isola.agent";
+
 /// What isola-init writes to the boot timer, in the order it does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[repr(u8)]

@@ -71,11 +71,28 @@ const VCPU: &[(&str, i64, Args)] = &[
     ("rt_sigreturn", libc::SYS_rt_sigreturn, Args::Any),
 ];
 
+/// FIONBIO: a socket's set_nonblocking, as std makes it.
+const FIONBIO: u64 = 0x5421;
+
 /// The UART feeders: read the input, wait 1 ms while the guest's FIFO is
-/// full.
+/// full. The virtio thread: wait on its epoll set (the queues'
+/// ioeventfds, vsock's host sockets), read and write the disks at an
+/// offset and flush them, and take vsock's host streams (accept, make
+/// them non-blocking, watch them, move their bytes, half-close them).
 const DEVICE: &[(&str, i64, Args)] = &[
     ("read", libc::SYS_read, Args::Any),
     ("clock_nanosleep", libc::SYS_clock_nanosleep, Args::Any),
+    ("epoll_wait", libc::SYS_epoll_wait, Args::Any),
+    ("epoll_pwait", libc::SYS_epoll_pwait, Args::Any),
+    ("epoll_ctl", libc::SYS_epoll_ctl, Args::Any),
+    ("pread64", libc::SYS_pread64, Args::Any),
+    ("pwrite64", libc::SYS_pwrite64, Args::Any),
+    ("fdatasync", libc::SYS_fdatasync, Args::Any),
+    ("accept4", libc::SYS_accept4, Args::Any),
+    ("ioctl", libc::SYS_ioctl, Args::OneOf(1, &[FIONBIO])),
+    ("recvfrom", libc::SYS_recvfrom, Args::Any),
+    ("sendto", libc::SYS_sendto, Args::Any),
+    ("shutdown", libc::SYS_shutdown, Args::Any),
 ];
 
 /// The process's end.

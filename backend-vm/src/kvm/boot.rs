@@ -22,6 +22,7 @@ use super::error::{BootError, KernelError, MemoryError, VmError};
 use super::layout::{
     CMDLINE, CMDLINE_MAX, EBDA_START, HIMEM, PVH_INFO, PVH_MEMMAP, PVH_MODLIST, ZERO_PAGE,
 };
+use super::virtio::MmioSlot;
 
 const E820_RAM: u32 = 1;
 /// The zero page's "HdrS" magic, boot flag and loader type (0xff: undefined
@@ -54,11 +55,15 @@ pub enum Protocol {
     Linux64,
 }
 
+/// `devices` are added to the command line as `virtio_mmio.device=`
+/// entries, where Linux finds virtio-mmio devices on a machine without
+/// ACPI or a device tree.
 pub fn load(
     mem: &GuestMemoryMmap,
     kernel: &Path,
     initrd: Option<&[u8]>,
     cmdline: &str,
+    devices: &[MmioSlot],
     protocol: Protocol,
 ) -> Result<Loaded, VmError> {
     let mut file = File::open(kernel).map_err(|source| KernelError::Open {
@@ -68,12 +73,21 @@ pub fn load(
     let result = load_kernel(mem, &mut file, kernel)?;
 
     let mut line = Cmdline::new(CMDLINE_MAX).map_err(KernelError::CmdlineBuffer)?;
-    line.insert_str(cmdline)
-        .map_err(|source| KernelError::Cmdline {
-            cmdline: cmdline.to_string(),
-            max: CMDLINE_MAX - 1,
-            source,
-        })?;
+    let too_long = |source| KernelError::Cmdline {
+        cmdline: cmdline.to_string(),
+        max: CMDLINE_MAX - 1,
+        source,
+    };
+    line.insert_str(cmdline).map_err(too_long)?;
+    for d in devices {
+        line.add_virtio_mmio_device(d.size, GuestAddress(d.base), d.irq, None)
+            .map_err(too_long)?;
+    }
+    let cmdline_len = line
+        .as_cstring()
+        .map_err(KernelError::CmdlineBuffer)?
+        .as_bytes_with_nul()
+        .len();
     load_cmdline(mem, GuestAddress(CMDLINE), &line).map_err(KernelError::WriteCmdline)?;
 
     let mem_end = mem.last_addr().0 + 1;
@@ -93,7 +107,7 @@ pub fn load(
             initrd: initrd_at,
         });
     }
-    write_zero_page(mem, &result, cmdline, &e820, initrd_at)?;
+    write_zero_page(mem, &result, cmdline_len, &e820, initrd_at)?;
     Ok(Loaded {
         entry: entry_point(&result),
         pvh: false,
@@ -104,7 +118,7 @@ pub fn load(
 fn write_zero_page(
     mem: &GuestMemoryMmap,
     result: &KernelLoaderResult,
-    cmdline: &str,
+    cmdline_len: usize,
     e820: &[(u64, u64)],
     initrd_at: Option<(u64, u64)>,
 ) -> Result<(), BootError> {
@@ -118,7 +132,7 @@ fn write_zero_page(
     params.hdr.header = HDR_MAGIC;
     params.hdr.kernel_alignment = KERNEL_ALIGNMENT;
     params.hdr.cmd_line_ptr = CMDLINE as u32;
-    params.hdr.cmdline_size = (cmdline.len() + 1) as u32;
+    params.hdr.cmdline_size = cmdline_len as u32;
     if let Some((addr, size)) = initrd_at {
         params.hdr.ramdisk_image = addr as u32;
         params.hdr.ramdisk_size = size as u32;

@@ -10,10 +10,17 @@ use isola_guest_spec::ports;
 use vm_superio::{Serial, Trigger};
 use vmm_sys_util::eventfd::EventFd;
 
+use crate::virtio::MmioBus;
+
 pub const COM1: u16 = 0x3f8;
 pub const COM2: u16 = 0x2f8;
 pub const COM1_IRQ: u32 = 4;
 pub const COM2_IRQ: u32 = 3;
+/// The virtio-mmio devices' IRQs, in the order devices get them: IOAPIC
+/// pins the MP table routes as ISA IRQs that no PC device of this machine
+/// or legacy driver of the guest claims (0-4 are the PIT, i8042, the
+/// cascade and the UARTs; 8 the RTC, 12 the PS/2 mouse, 13 the FPU).
+pub const VIRTIO_IRQS: [u32; 16] = [5, 6, 7, 9, 10, 11, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23];
 const I8042_COMMAND: u16 = 0x64;
 const I8042_RESET: u8 = 0xfe;
 const UART_PORTS: u16 = 8;
@@ -46,6 +53,8 @@ pub enum Action {
 pub struct Devices {
     pub com1: Arc<Mutex<Uart>>,
     pub com2: Arc<Mutex<Uart>>,
+    /// The virtio-mmio devices; any other MMIO address reads as all ones.
+    pub virtio: MmioBus,
 }
 
 impl Devices {
@@ -64,6 +73,16 @@ impl Devices {
             }
         }
         Action::Continue
+    }
+
+    pub fn mmio_read(&self, addr: u64, data: &mut [u8]) {
+        if !self.virtio.read(addr, data) {
+            data.fill(0xff);
+        }
+    }
+
+    pub fn mmio_write(&self, addr: u64, data: &[u8]) {
+        self.virtio.write(addr, data);
     }
 
     pub fn port_in(&self, port: u16, data: &mut [u8]) {

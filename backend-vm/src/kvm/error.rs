@@ -27,6 +27,8 @@ pub enum VmError {
     #[error(transparent)]
     Device(#[from] DeviceError),
     #[error(transparent)]
+    Disk(#[from] DiskError),
+    #[error(transparent)]
     Vcpu(#[from] VcpuError),
     /// The guest ran, and ended without an exit status or was stopped.
     #[error(transparent)]
@@ -136,7 +138,8 @@ pub enum BootError {
     MsrRefused { set: usize, of: usize, index: u32 },
 }
 
-/// The devices: the in-kernel irqchip and PIT, the UARTs' interrupts.
+/// The devices: the in-kernel irqchip and PIT, the UARTs' and virtio
+/// devices' interrupts, the virtio notifications and their thread.
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceError {
     #[error("{ioctl}() failed")]
@@ -153,6 +156,33 @@ pub enum DeviceError {
     },
     #[error("a thread for the PIT")]
     PitThread(#[source] io::Error),
+    #[error("the virtio device thread")]
+    VirtioThread(#[source] io::Error),
+    #[error("cannot listen on the vsock socket {}", path.display())]
+    VsockSocket {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// The files behind the guest's virtio-blk disks.
+#[derive(Debug, thiserror::Error)]
+pub enum DiskError {
+    #[error("cannot open the disk image {}", path.display())]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("the serial {serial:?} of the disk {} is longer than {max} bytes", path.display())]
+    Serial {
+        path: PathBuf,
+        serial: String,
+        max: usize,
+    },
+    #[error("{count} disks: isola's monitor attaches at most {max}")]
+    TooMany { count: usize, max: usize },
 }
 
 /// Creating the vCPUs and running them.

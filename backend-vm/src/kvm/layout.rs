@@ -31,3 +31,7 @@ pub const HIMEM: u64 = 0x10_0000;
 pub const MMIO_HOLE: u64 = 0xc000_0000;
 /// KVM needs three pages for the TSS (Intel VMX), just below 4 GiB.
 pub const TSS: u64 = 0xfffb_d000;
+/// The virtio-mmio windows, one page each, side by side from here: in the
+/// 32-bit MMIO hole where Firecracker puts its own, far below the IOAPIC
+/// (0xfec0_0000) and the TSS.
+pub const VIRTIO_MMIO: u64 = 0xd000_0000;

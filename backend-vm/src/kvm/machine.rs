@@ -1,5 +1,6 @@
 //! One VM built in named stages (open /dev/kvm → memory → irqchip and PIT →
-//! boot tables and kernel → UARTs → vCPUs), then run to its end.
+//! boot tables → virtio devices → kernel → UARTs → vCPUs), then run to its
+//! end.
 
 use std::io::Write;
 use std::sync::atomic::AtomicBool;
@@ -18,9 +19,10 @@ use super::devices::{self, Devices, IrqTrigger, Uart};
 use super::error::{BootError, DeviceError, KvmUnavailable, VcpuError, VmError};
 use super::pit::{self, ReinjectOff};
 use super::vcpus::{self, Marks};
-use super::{cpu, feed, layout, memory, mptable, GuestIo, VmConfig};
+use super::{cpu, feed, layout, memory, mptable, virtio, GuestIo, VmConfig};
 use crate::deadline::Deadline;
 use crate::guest_exit::GuestExit;
+use crate::virtio::{EventLoop, Notifier};
 
 /// A VM ready to run: memory mapped, kernel loaded, devices and vCPUs set
 /// up. Its fields drop in order: the PIT's thread is joined first (its copy
@@ -29,6 +31,8 @@ use crate::guest_exit::GuestExit;
 pub struct Machine {
     vcpus: Vec<VcpuFd>,
     devices: Devices,
+    /// The virtio queues' ioeventfds, served by a thread while it runs.
+    notifiers: Vec<Notifier>,
     marks: Marks,
     _pit: ReinjectOff,
     _mem: GuestMemoryMmap,
@@ -60,17 +64,20 @@ impl Machine {
         let pit = pit::create(&vm)?;
 
         cpu::write_tables(&mem)?;
+        let virtio = virtio::create(&vm, &mem, &config.disks, config.vsock.as_deref())?;
         let loaded = boot::load(
             &mem,
             &config.kernel,
             config.initrd.as_deref(),
             &config.cmdline,
+            &virtio.slots,
             config.protocol,
         )?;
 
         let devices = Devices {
             com1: uart(&vm, io.com1_out, devices::COM1_IRQ)?,
             com2: uart(&vm, io.com2_out, devices::COM2_IRQ)?,
+            virtio: virtio.bus,
         };
         let mut marks = Marks::new(started);
         marks.gates = io.on_mark;
@@ -107,6 +114,7 @@ impl Machine {
         Ok(Machine {
             vcpus,
             devices,
+            notifiers: virtio.notifiers,
             marks,
             _pit: pit,
             _mem: mem,
@@ -119,13 +127,23 @@ impl Machine {
 
     /// Run the vCPUs until the guest exits, resets or fails, or is stopped.
     pub fn run(self) -> Result<GuestExit, VmError> {
+        // A VM without virtio devices spares the thread.
+        let events = match self.notifiers.is_empty() {
+            true => None,
+            false => Some(EventLoop::start(self.notifiers).map_err(DeviceError::VirtioThread)?),
+        };
         let status = vcpus::run_all(
             self.vcpus,
             &self.devices,
             self.timeout,
             &self.deadline,
             &self.marks,
-        )?;
+        );
+        // No vCPU runs now: the queues are left as they are.
+        if let Some(events) = events {
+            events.stop();
+        }
+        let status = status?;
         for uart in [&self.devices.com1, &self.devices.com2] {
             if let Ok(mut u) = uart.lock() {
                 let _ = u.writer_mut().flush();
@@ -150,13 +168,19 @@ fn open_kvm() -> Result<Kvm, KvmUnavailable> {
 
 /// A UART writing to `out`, its interrupt an irqfd on `irq`.
 fn uart(vm: &VmFd, out: Box<dyn Write + Send>, irq: u32) -> Result<Arc<Mutex<Uart>>, DeviceError> {
+    let fd = irqfd(vm, irq)?;
+    Ok(Arc::new(Mutex::new(Serial::new(IrqTrigger(fd), out))))
+}
+
+/// An eventfd that raises `irq` on the in-kernel irqchip when written.
+pub(super) fn irqfd(vm: &VmFd, irq: u32) -> Result<EventFd, DeviceError> {
     let fd = EventFd::new(EFD_NONBLOCK).map_err(|source| DeviceError::EventFd { irq, source })?;
     vm.register_irqfd(&fd, irq)
         .map_err(|source| DeviceError::Kvm {
             ioctl: "KVM_IRQFD",
             source,
         })?;
-    Ok(Arc::new(Mutex::new(Serial::new(IrqTrigger(fd), out))))
+    Ok(fd)
 }
 
 /// Every vCPU with the CPUID KVM supports, its FPU, MSRs and LINT pins.

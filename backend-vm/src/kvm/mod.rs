@@ -14,6 +14,7 @@ mod memory;
 pub mod mptable;
 mod pit;
 mod vcpus;
+mod virtio;
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -25,12 +26,14 @@ use isola_guest_spec::ports::Mark;
 
 use crate::deadline::Deadline;
 use crate::guest_exit::GuestExit;
+use crate::monitor::Disk;
 
 pub use boot::{Loaded, Protocol};
 pub use error::{
-    BootError, DeviceError, KernelError, KvmUnavailable, MemoryError, VcpuError, VmError,
+    BootError, DeviceError, DiskError, KernelError, KvmUnavailable, MemoryError, VcpuError, VmError,
 };
 pub use machine::Machine;
+pub use virtio::MmioSlot;
 
 /// What to boot and how.
 pub struct VmConfig {
@@ -52,6 +55,14 @@ pub struct VmConfig {
     pub timeout: Option<Duration>,
     /// A stop that can be set while the guest runs (see [`Deadline`]).
     pub deadline: Deadline,
+    /// virtio-blk disks, on the virtio-mmio bus in this order.
+    pub disks: Vec<Disk>,
+    /// A virtio-vsock device (the guest's CID is [`crate::virtio::GUEST_CID`])
+    /// whose guest ports the host reaches through a unix socket the monitor
+    /// listens on here: connect, send `CONNECT <port>\n`, read `OK
+    /// <hostport>\n`, and the stream is the guest's. After the disks on
+    /// the bus.
+    pub vsock: Option<PathBuf>,
 }
 
 /// Where the guest's UARTs lead: COM1 out and in, COM2 out and in.

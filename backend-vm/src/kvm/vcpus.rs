@@ -175,8 +175,8 @@ fn vcpu_loop(mut vcpu: VcpuFd, devices: &Devices, stop: &Stop, marks: &Marks) ->
                 Action::Mark(mark) => marks.note(mark),
             },
             VcpuExit::IoIn(port, data) => devices.port_in(port, data),
-            VcpuExit::MmioRead(_, data) => data.fill(0xff),
-            VcpuExit::MmioWrite(..) => {}
+            VcpuExit::MmioRead(addr, data) => devices.mmio_read(addr, data),
+            VcpuExit::MmioWrite(addr, data) => devices.mmio_write(addr, data),
             VcpuExit::Hlt => return failed(Failure::Halted),
             VcpuExit::Shutdown => return failed(Failure::TripleFault),
             VcpuExit::InternalError => {

@@ -40,6 +40,9 @@ pub struct Artifact {
     /// Where isola's monitor process makes its jail (the instance's
     /// `jail`), removed when it ends; `None`: a temporary directory.
     pub jail: Option<PathBuf>,
+    /// Where the monitor offers the guest's agent channel, a unix socket
+    /// (see `crate::agent`); None when the guest cannot have one.
+    pub agent: Option<PathBuf>,
 }
 
 /// A file the guest sees as a virtio-blk disk. isola-init finds it by its

@@ -34,7 +34,7 @@ impl Qemu {
         // With ACPI off, microvm lists its virtio-mmio devices on the kernel's
         // command line, where a kernel without ACPI (isola's) finds them; on
         // only otherwise, since Debian's kernel then finds one vCPU only.
-        let acpi = if artifact.disks.is_empty() {
+        let acpi = if artifact.disks.is_empty() && artifact.agent.is_none() {
             "on"
         } else {
             "off"
@@ -72,6 +72,20 @@ impl Qemu {
             c.arg("-device").arg(format!(
                 "virtio-blk-device,drive=disk{i},serial={}",
                 disk.serial
+            ));
+        }
+        if let Some(agent) = &artifact.agent {
+            // The agent channel: a virtio-serial port on a socket isola
+            // connects to.
+            c.args(["-device", "virtio-serial-device"]);
+            c.arg("-chardev").arg(format!(
+                "socket,id=agent,path={},server=on,wait=off",
+                // QEMU's option syntax: a comma in a value is doubled.
+                agent.display().to_string().replace(',', ",,")
+            ));
+            c.arg("-device").arg(format!(
+                "virtserialport,chardev=agent,name={}",
+                isola_guest_spec::ports::AGENT_SERIAL_NAME
             ));
         }
         c.arg("-kernel").arg(&artifact.kernel);
@@ -242,6 +256,7 @@ mod tests {
             kernel_log: false,
             disks: Vec::new(),
             jail: None,
+            agent: None,
         };
         let cmd = Qemu { kvm: true }.command(&artifact, dir, dir, dir);
         let args: Vec<String> = cmd
@@ -252,5 +267,22 @@ mod tests {
             args.contains(&"isa-debug-exit,iobase=0xf4,iosize=0x04".to_string()),
             "{args:?}"
         );
+        assert!(!args.iter().any(|a| a.contains("virtserialport")));
+        let with_agent = Artifact {
+            agent: Some(dir.join("agent.sock")),
+            ..artifact
+        };
+        let args: Vec<String> = Qemu { kvm: false }
+            .command(&with_agent, dir, dir, dir)
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            args.contains(&"socket,id=agent,path=/tmp/agent.sock,server=on,wait=off".to_string()),
+            "{args:?}"
+        );
+        assert!(args.contains(&"virtserialport,chardev=agent,name=isola.agent".to_string()));
+        // microvm then puts its slot on the kernel command line itself.
+        assert!(args.iter().any(|a| a.ends_with(",acpi=off")), "{args:?}");
     }
 }

@@ -90,7 +90,8 @@ fn run(config: &VmmConfig) -> Result<End, String> {
             .map_err(|e| format!("cannot read the initramfs {}: {e}", path.display()))?;
         initrd.extend(bytes);
     }
-    let kernel = match &config.jail {
+    let art = &config.artifact;
+    let (kernel, disks, vsock) = match &config.jail {
         Some(jail) => {
             privileges::drop_inheritable_capabilities().map_err(|e| chain(&e))?;
             // Refused as the in-process monitor refuses them: a kernel that
@@ -112,10 +113,24 @@ fn run(config: &VmmConfig) -> Result<End, String> {
                     inside: "dev/kvm".into(),
                 });
             }
+            // Each disk bound in under a name of its own; its read-only
+            // flag is the device's to enforce.
+            let mut disks = art.disks.clone();
+            for (i, disk) in disks.iter_mut().enumerate() {
+                let inside = format!("disk{i}");
+                binds.push(privileges::Bind {
+                    host: disk.path.clone(),
+                    inside: inside.clone().into(),
+                });
+                disk.path = PathBuf::from("/").join(inside);
+            }
             privileges::enter_jail(&jail.dir, &binds).map_err(|e| chain(&e))?;
-            PathBuf::from("/kernel")
+            // The agent's socket is made in the jail, whose directory the
+            // host sees: isola links the artifact's path to it.
+            let vsock = art.agent.as_ref().map(|_| PathBuf::from("/").join(super::wire::AGENT_IN_JAIL));
+            (PathBuf::from("/kernel"), disks, vsock)
         }
-        None => config.artifact.kernel.clone(),
+        None => (art.kernel.clone(), art.disks.clone(), art.agent.clone()),
     };
     jail::arm(config.test_forbidden).map_err(|e| chain(&e))?;
 
@@ -129,6 +144,8 @@ fn run(config: &VmmConfig) -> Result<End, String> {
         input_after_mark: Some(Mark::WorkloadStarted),
         timeout: None,
         deadline: Default::default(),
+        disks,
+        vsock,
     };
     // SAFETY: isola put these descriptors here for this process (see
     // `spawn`); nothing else owns them.

@@ -40,6 +40,17 @@ pub fn run(
     } else {
         None
     };
+    // A jailed monitor makes the agent's socket inside its jail: the path
+    // isola dials leads there.
+    if let (Some(dir), Some(agent)) = (&jail_dir, &artifact.agent) {
+        let _ = std::fs::remove_file(agent);
+        std::os::unix::fs::symlink(dir.path.join(super::wire::AGENT_IN_JAIL), agent).map_err(
+            |source| VmmError::Setup {
+                what: "the agent's socket",
+                source,
+            },
+        )?;
+    }
     let config = VmmConfig {
         artifact: artifact.clone(),
         input: input.into(),

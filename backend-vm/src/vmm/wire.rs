@@ -15,6 +15,8 @@ use crate::monitor::{Artifact, Input};
 /// output on 1, COM2's output on 2, and these.
 pub const CONTROL_FD: i32 = 3;
 pub const REPORT_FD: i32 = 4;
+/// The agent's vsock socket in a jailed monitor's root.
+pub const AGENT_IN_JAIL: &str = "agent.sock";
 
 /// What the monitor process runs, and how it is confined.
 #[derive(Debug, Clone, Serialize, Deserialize)]

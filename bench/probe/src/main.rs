@@ -31,9 +31,11 @@ const USAGE: &str = "usage: isola-probe [facts]
   work      run each workload about T ms (default 300) after a warm-up, and
             print a JSON array of their rates. The workloads: cpu, getpid,
             fork_exec, write_fsync (to a file in D, default the temporary
-            directory), memcpy, and stdout, which writes to stdout and so must
-            be asked for alone, and prints its result on stderr. None named:
-            all but stdout
+            directory), memcpy, seq_write and seq_read (4 MiB at a time
+            through a 64 MiB file in D, each write synced, each read from
+            the device), and stdout, which writes to stdout and so must be
+            asked for alone, and prints its result on stderr. None named:
+            all but stdout, seq_write and seq_read
   idle      print {mem_total_kib, mem_available_kib, pid} as one JSON line,
             then wait for SIGTERM, SIGINT or SIGHUP and exit 0";
 

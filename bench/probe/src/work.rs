@@ -1,6 +1,6 @@
 //! `work`: small workloads timed where the probe runs, so that host,
 //! container and VM can be compared on CPU, system calls, process creation,
-//! disk flushes, memory bandwidth and console output.
+//! disk flushes and throughput, memory bandwidth and console output.
 
 mod compute;
 mod system;
@@ -26,16 +26,24 @@ pub enum Workload {
     Memcpy,
     /// 64 KiB written to stdout.
     Stdout,
+    /// 4 MiB written sequentially into a 64 MiB file, then fdatasync: a
+    /// volume's (or a disk's) write throughput.
+    SeqWrite,
+    /// That file read back 4 MiB at a time, each range first dropped from
+    /// the page cache: the device's read throughput.
+    SeqRead,
 }
 
 impl Workload {
-    pub const ALL: [Workload; 6] = [
+    pub const ALL: [Workload; 8] = [
         Workload::Cpu,
         Workload::Getpid,
         Workload::ForkExec,
         Workload::WriteFsync,
         Workload::Memcpy,
         Workload::Stdout,
+        Workload::SeqWrite,
+        Workload::SeqRead,
     ];
 
     pub fn name(self) -> &'static str {
@@ -46,6 +54,8 @@ impl Workload {
             Workload::WriteFsync => "write_fsync",
             Workload::Memcpy => "memcpy",
             Workload::Stdout => "stdout",
+            Workload::SeqWrite => "seq_write",
+            Workload::SeqRead => "seq_read",
         }
     }
 
@@ -54,11 +64,12 @@ impl Workload {
     }
 
     /// What runs when none is named: all but `stdout`, whose data would
-    /// mix with the results.
+    /// mix with the results, and the sequential ones, which are for the
+    /// volume a sandbox is given (128 MiB of I/O each).
     pub fn defaults() -> Vec<Workload> {
         Workload::ALL
             .into_iter()
-            .filter(|w| *w != Workload::Stdout)
+            .filter(|w| !matches!(w, Workload::Stdout | Workload::SeqWrite | Workload::SeqRead))
             .collect()
     }
 
@@ -68,7 +79,7 @@ impl Workload {
             Workload::Getpid => "calls/s",
             Workload::ForkExec => "spawns/s",
             Workload::WriteFsync => "fsyncs/s",
-            Workload::Memcpy | Workload::Stdout => "MiB/s",
+            Workload::Memcpy | Workload::Stdout | Workload::SeqWrite | Workload::SeqRead => "MiB/s",
         }
     }
 
@@ -78,6 +89,7 @@ impl Workload {
             Workload::Cpu => 1e6,
             Workload::Memcpy => 1.0 / compute::COPY_MIB as f64,
             Workload::Stdout => 1.0 / system::CHUNK_MIB,
+            Workload::SeqWrite | Workload::SeqRead => 1.0 / system::SEQ_CHUNK_MIB,
             _ => 1.0,
         }
     }
@@ -143,6 +155,8 @@ fn run_one(w: Workload, time: Duration, options: &Options) -> io::Result<(u64, f
         }
         Workload::WriteFsync => system::write_fsync(time, &options.dir),
         Workload::Stdout => system::stdout(time),
+        Workload::SeqWrite => system::seq_write(time, &options.dir),
+        Workload::SeqRead => system::seq_read(time, &options.dir),
     }
 }
 
@@ -177,6 +191,7 @@ mod tests {
         assert_eq!(Workload::from_name("gpu"), None);
         assert!(!Workload::defaults().contains(&Workload::Stdout));
         assert_eq!(Workload::defaults().len(), 5);
+        assert!(!Workload::defaults().contains(&Workload::SeqRead));
     }
 
     #[test]

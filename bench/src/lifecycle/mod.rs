@@ -2,7 +2,8 @@
 //! run -d` takes to return with the workload started (against the floor's
 //! start to exit, `podman run -d`, `ctr run -d`, and runc's own `create` +
 //! `start`); how long `isola exec` takes to run `true` in it (against
-//! `runc exec` and the floor for joining a sandbox, `nsenter -a`); and what
+//! `runc exec`, the floor for joining a sandbox, `nsenter -a`, and a VM
+//! where its kernel has the agent channel); and what
 //! the process that supervises one idle sandbox keeps resident (isola's
 //! shim, podman's conmon, containerd-shim-runc-v2). Everything it starts
 //! it stops and removes: sandboxes, containers, containerd itself, and
@@ -111,6 +112,10 @@ pub struct LifecyclePlan {
     pub peers: Vec<Peer>,
     pub runs: usize,
     pub warmup: usize,
+    /// The VM row and its `isola run` flags, where `isola exec` reaches a
+    /// VM (its kernel has the agent channel): its exec is timed beside the
+    /// container's.
+    pub vm: Option<(Subject, Vec<String>)>,
 }
 
 impl LifecyclePlan {
@@ -204,7 +209,22 @@ pub fn run(plan: &LifecyclePlan, progress: &mut dyn FnMut(&str)) -> Outcome {
     }
     std::thread::sleep(SETTLE);
     let mut shims = idle.shims();
-    let cycles = exec_cycles(&isola, &peers, &idle, &name);
+    let mut cycles = exec_cycles(&isola, &peers, &idle, &name);
+    let vm_name = format!("{name}-vm");
+    if let Some((vm, flags)) = plan.vm.as_ref().filter(|_| !interrupt::interrupted()) {
+        progress("lifecycle: an idle VM");
+        match runner.run(&isola.run_d_with(flags, &vm_name, &IDLE), &[]) {
+            Ok(_) => {
+                subjects.push(vm.clone());
+                cycles.push(Cycle::new(
+                    &vm.id,
+                    "isola exec ID true (into a VM, over its agent channel)",
+                    vec![isola.cli.argv(&["exec", &vm_name, "true"])],
+                ));
+            }
+            Err(e) => errors.push(error(&vm.id, format!("the idle VM: {}", chain(&e)))),
+        }
+    }
     let results = runner.measure(&cycles, plan.runs, plan.warmup, |n| {
         progress(&format!("lifecycle, exec: run {n}/{}", plan.runs))
     });
@@ -284,8 +304,13 @@ impl<'a> Isola<'a> {
     }
 
     fn run_d(&self, name: &str, cmd: &[&str]) -> Vec<String> {
+        self.run_d_with(self.flags, name, cmd)
+    }
+
+    /// `run -d` with other flags than the container row's (the VM's).
+    fn run_d_with(&self, flags: &[String], name: &str, cmd: &[&str]) -> Vec<String> {
         let mut a: Vec<String> = vec!["run".into()];
-        a.extend(self.flags.iter().cloned());
+        a.extend(flags.iter().cloned());
         a.extend(["-d".into(), "--name".into(), name.into(), self.image.into()]);
         a.extend(cmd.iter().map(|c| c.to_string()));
         self.cli.argv(&a)

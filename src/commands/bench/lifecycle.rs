@@ -38,6 +38,8 @@ pub fn run(root: &Root, args: &LifecycleArgs) -> Result<()> {
         peers,
         runs,
         warmup,
+        // The lifecycle alone times the container backend and its peers.
+        vm: None,
     };
     eprintln!(
         "isola bench lifecycle: {} with {} peer(s), {runs} runs each after {warmup} warm-up{}",

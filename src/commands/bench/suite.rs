@@ -118,6 +118,7 @@ pub fn run(root: &Root, args: &BenchArgs) -> Result<()> {
             peers,
             runs: plan.runs,
             warmup: plan.warmup,
+            vm: vm_exec_row(&plan),
         });
     }
     monitor_rows(&mut plan, args, host.kvm != "none");
@@ -128,6 +129,18 @@ pub fn run(root: &Root, args: &BenchArgs) -> Result<()> {
     drop(work);
     lifecycle::end_if_interrupted();
     reported
+}
+
+/// The VM row and its flags, if it is measured and `isola exec` reaches
+/// its guests (its kernel has the agent channel).
+fn vm_exec_row(plan: &Plan) -> Option<(Subject, Vec<String>)> {
+    plan.backends
+        .iter()
+        .find(|b| b.is_vm() && b.how.as_ref().is_some_and(|h| h.exec))
+        .and_then(|b| match &b.runner {
+            Runner::Isola { flags, .. } => Some((b.subject.clone(), flags.clone())),
+            _ => None,
+        })
 }
 
 /// `isola run`'s flags for the container row, if the container backend is

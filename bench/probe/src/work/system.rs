@@ -1,11 +1,11 @@
 //! Workloads that go through the kernel: a bare system call, process
-//! creation, a disk flush, console output.
+//! creation, a disk flush, sequential disk throughput, console output.
 
 use std::ffi::CStr;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::mem::ManuallyDrop;
-use std::os::fd::FromRawFd;
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -81,6 +81,70 @@ pub fn write_fsync(time: Duration, dir: &Path) -> io::Result<(u64, f64)> {
     })
 }
 
+/// One op of the sequential workloads, MiB.
+pub const SEQ_CHUNK_MIB: f64 = 4.0;
+const SEQ_CHUNK: usize = 4 << 20;
+/// The file they cycle through: larger than any chunk, small enough for a
+/// VM's tmpfs-free volume of the default size.
+const SEQ_FILE: u64 = 64 << 20;
+
+fn seq_file(dir: &Path) -> io::Result<(File, Remove)> {
+    let path = dir.join(format!(".isola-probe-seq-{}", std::process::id()));
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+    Ok((file, Remove(path)))
+}
+
+/// 4 MiB chunks written in turn over a 64 MiB file, each followed by
+/// fdatasync, so that every op reaches the device.
+pub fn seq_write(time: Duration, dir: &Path) -> io::Result<(u64, f64)> {
+    let (file, _remove) = seq_file(dir)?;
+    let chunk = vec![0xa5u8; SEQ_CHUNK];
+    let mut at = 0;
+    measure(time, || {
+        file.write_all_at(&chunk, at)?;
+        file.sync_data()?;
+        at = (at + SEQ_CHUNK as u64) % SEQ_FILE;
+        Ok(1)
+    })
+}
+
+/// A 64 MiB file written and synced, then read 4 MiB at a time, each range
+/// dropped from the page cache first (its pages are clean), so that the
+/// reads come from the device.
+pub fn seq_read(time: Duration, dir: &Path) -> io::Result<(u64, f64)> {
+    let (file, _remove) = seq_file(dir)?;
+    let mut chunk = vec![0x3cu8; SEQ_CHUNK];
+    let mut at = 0;
+    while at < SEQ_FILE {
+        file.write_all_at(&chunk, at)?;
+        at += SEQ_CHUNK as u64;
+    }
+    file.sync_all()?;
+    at = 0;
+    measure(time, || {
+        // SAFETY: fadvise only reads its arguments; the fd is open.
+        let r = unsafe {
+            libc::posix_fadvise(
+                file.as_raw_fd(),
+                at as libc::off_t,
+                SEQ_CHUNK as libc::off_t,
+                libc::POSIX_FADV_DONTNEED,
+            )
+        };
+        if r != 0 {
+            return Err(io::Error::from_raw_os_error(r));
+        }
+        file.read_exact_at(&mut chunk, at)?;
+        at = (at + SEQ_CHUNK as u64) % SEQ_FILE;
+        Ok(1)
+    })
+}
+
 /// Removes the file when the workload ends, however it ends.
 struct Remove(PathBuf);
 
@@ -110,6 +174,17 @@ pub fn stdout(time: Duration) -> io::Result<(u64, f64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_sequential_workloads_move_whole_chunks_and_leave_no_file() {
+        let dir = std::env::temp_dir().join(format!("isola-probe-seq-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (w, _) = seq_write(Duration::from_millis(20), &dir).unwrap();
+        let (r, _) = seq_read(Duration::from_millis(20), &dir).unwrap();
+        assert!(w >= 1 && r >= 1);
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+        std::fs::remove_dir(&dir).unwrap();
+    }
 
     #[test]
     fn getpid_counts_calls() {

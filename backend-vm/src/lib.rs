@@ -9,6 +9,7 @@ mod choice;
 mod console_tail;
 mod control;
 pub mod deadline;
+mod disk;
 mod file_key;
 pub mod guest;
 pub mod guest_exit;

@@ -2,17 +2,17 @@
 //! (pump.rs) that alone reads and writes the channel, and the state the
 //! callers share with it: frames to send, each session's start and end.
 
-use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use isola_guest_spec::agent::{self, Exec, GuestMessage, HostMessage, Reader, Session, Status};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
-use super::pump::{self, Io};
+use super::pump;
+use super::shared::{Io, Seen, Shared, State};
 use super::{AgentError, Dial};
 use crate::notice::Notice;
 
@@ -25,37 +25,6 @@ pub const ANSWER: Duration = Duration::from_secs(60);
 pub struct Client {
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
-}
-
-/// What callers and the pump share.
-pub(crate) struct Shared {
-    state: Mutex<State>,
-    changed: Condvar,
-    /// Written when the pump has something new to do.
-    pub wake: EventFd,
-}
-
-#[derive(Default)]
-pub(crate) struct State {
-    /// Frames the pump is to send.
-    pub out: Vec<u8>,
-    next: Session,
-    pub sessions: HashMap<Session, Seen>,
-    /// Sessions' descriptors for the pump to take over.
-    pub new_io: Vec<(Session, Io)>,
-    /// The channel is gone (the guest ended, or it broke).
-    pub closed: bool,
-    pub stop: bool,
-}
-
-/// A session as its caller sees it.
-pub(crate) struct Seen {
-    pub started: Option<Result<(), String>>,
-    pub status: Option<Status>,
-    /// Set when it has ended, or the channel closed.
-    pub ended: Notice,
-    /// Its handle was dropped unwaited: forgotten at its end.
-    pub abandoned: bool,
 }
 
 impl Client {
@@ -156,20 +125,6 @@ fn greeting(stream: &mut UnixStream, deadline: Instant) -> Result<Reader, AgentE
 }
 
 impl Shared {
-    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
-        // A pump that panicked leaves consistent data: plain fields.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub(crate) fn wake_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        // SAFETY: the eventfd lives as long as `self`.
-        unsafe { std::os::fd::BorrowedFd::borrow_raw(std::os::fd::AsRawFd::as_raw_fd(&self.wake)) }
-    }
-
-    pub(crate) fn notify(&self) {
-        self.changed.notify_all();
-    }
-
     fn send(&self, state: &mut State, m: &HostMessage) {
         m.encode(&mut state.out);
         let _ = self.wake.write(1);

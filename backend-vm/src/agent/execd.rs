@@ -9,8 +9,9 @@ use isola_core::backend::{BackendError, ExecSpec, Execd, ExitStatus};
 use isola_guest_spec::agent::{Exec, Session, Status};
 use nix::sys::signal::Signal;
 
-use super::client::{Client, Shared};
-use super::pump::Io;
+use super::client::Client;
+use super::shared::Io;
+use super::shared::Shared;
 use super::{host_pty, AgentError};
 use crate::notice::Notice;
 

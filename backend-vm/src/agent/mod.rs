@@ -9,6 +9,7 @@ mod error;
 mod execd;
 mod host_pty;
 mod pump;
+mod shared;
 #[cfg(test)]
 mod tests;
 

@@ -14,26 +14,10 @@ use isola_guest_spec::agent::{GuestMessage, HostMessage, Reader, Session, MAX_DA
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
-use super::client::{Shared, State};
+use super::shared::{Io, Shared, State};
 
 /// How often a terminal's window size is looked at.
 const WINDOW_POLL: Duration = Duration::from_millis(200);
-
-/// One process's descriptors on this side.
-pub(crate) struct Io {
-    /// What its stdin reads from, if it reads.
-    pub input: Option<OwnedFd>,
-    pub stdout: Option<OwnedFd>,
-    pub stderr: Option<OwnedFd>,
-    /// The host pty's slave, whose window size is passed on.
-    pub terminal: Option<OwnedFd>,
-    /// A terminal's input has no end to pass on (its master closing is
-    /// not the end of the process's input).
-    pub input_ends: bool,
-    pub size: Option<(u16, u16)>,
-    /// A `Stdin` frame is unanswered.
-    pub in_flight: bool,
-}
 
 pub(crate) fn run(mut stream: UnixStream, mut reader: Reader, shared: &Shared) {
     let mut ios: HashMap<Session, Io> = HashMap::new();

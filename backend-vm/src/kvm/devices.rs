@@ -7,8 +7,11 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use isola_guest_spec::ports;
+use kvm_ioctls::VmFd;
 use vm_superio::{Serial, Trigger};
-use vmm_sys_util::eventfd::EventFd;
+use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
+
+use super::error::DeviceError;
 
 use crate::virtio::MmioBus;
 
@@ -104,4 +107,15 @@ impl Devices {
             None
         }
     }
+}
+
+/// An eventfd that raises `irq` on the in-kernel irqchip when written.
+pub(super) fn irqfd(vm: &VmFd, irq: u32) -> Result<EventFd, DeviceError> {
+    let fd = EventFd::new(EFD_NONBLOCK).map_err(|source| DeviceError::EventFd { irq, source })?;
+    vm.register_irqfd(&fd, irq)
+        .map_err(|source| DeviceError::Kvm {
+            ioctl: "KVM_IRQFD",
+            source,
+        })?;
+    Ok(fd)
 }

@@ -12,7 +12,6 @@ use kvm_bindings::KVM_MAX_CPUID_ENTRIES;
 use kvm_ioctls::{Kvm, VcpuFd, VmFd};
 use vm_memory::GuestMemoryMmap;
 use vm_superio::Serial;
-use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 use super::boot::{self, Loaded};
 use super::devices::{self, Devices, IrqTrigger, Uart};
@@ -168,19 +167,8 @@ fn open_kvm() -> Result<Kvm, KvmUnavailable> {
 
 /// A UART writing to `out`, its interrupt an irqfd on `irq`.
 fn uart(vm: &VmFd, out: Box<dyn Write + Send>, irq: u32) -> Result<Arc<Mutex<Uart>>, DeviceError> {
-    let fd = irqfd(vm, irq)?;
+    let fd = devices::irqfd(vm, irq)?;
     Ok(Arc::new(Mutex::new(Serial::new(IrqTrigger(fd), out))))
-}
-
-/// An eventfd that raises `irq` on the in-kernel irqchip when written.
-pub(super) fn irqfd(vm: &VmFd, irq: u32) -> Result<EventFd, DeviceError> {
-    let fd = EventFd::new(EFD_NONBLOCK).map_err(|source| DeviceError::EventFd { irq, source })?;
-    vm.register_irqfd(&fd, irq)
-        .map_err(|source| DeviceError::Kvm {
-            ioctl: "KVM_IRQFD",
-            source,
-        })?;
-    Ok(fd)
 }
 
 /// Every vCPU with the CPUID KVM supports, its FPU, MSRs and LINT pins.

@@ -25,8 +25,8 @@ use std::time::Duration;
 use isola_guest_spec::ports::Mark;
 
 use crate::deadline::Deadline;
+use crate::disk::Disk;
 use crate::guest_exit::GuestExit;
-use crate::monitor::Disk;
 
 pub use boot::{Loaded, Protocol};
 pub use error::{

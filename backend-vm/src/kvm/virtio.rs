@@ -15,7 +15,7 @@ use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 use super::devices::VIRTIO_IRQS;
 use super::error::{DeviceError, DiskError, VmError};
 use super::layout::VIRTIO_MMIO;
-use crate::monitor::Disk;
+use crate::disk::Disk;
 use crate::virtio::{
     Block, Interrupt, MmioBus, MmioTransport, Notifier, VirtioDevice, Vsock, Wake, MMIO_SIZE,
     QUEUE_NOTIFY,
@@ -104,7 +104,7 @@ fn add(
     irq: u32,
 ) -> Result<(), DeviceError> {
     let base = devices.bus.next_address();
-    let fd = super::machine::irqfd(vm, irq)?;
+    let fd = super::devices::irqfd(vm, irq)?;
     let transport = MmioTransport::new(device, mem.clone(), Arc::new(Interrupt::new(fd)));
     let queues = transport.queue_count() as u32;
     let served = Arc::clone(transport.served());

@@ -22,6 +22,9 @@ use crate::notice::Notice;
 pub use error::MonitorError;
 pub use isola::Isola;
 pub use qemu_error::QemuError;
+// Where callers have always found it; its own module, so that the KVM
+// monitor, which the monitors use, need not use them.
+pub use crate::disk::Disk;
 
 /// What a VM boots (sent to isola's monitor process as JSON).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -43,21 +46,6 @@ pub struct Artifact {
     /// Where the monitor offers the guest's agent channel, a unix socket
     /// (see `crate::agent`); None when the guest cannot have one.
     pub agent: Option<PathBuf>,
-}
-
-/// A file the guest sees as a virtio-blk disk. isola-init finds it by its
-/// serial (`/sys/block/vdX/serial`), not by its order: QEMU's microvm and
-/// isola's monitor number their slots differently.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Disk {
-    pub path: PathBuf,
-    pub read_only: bool,
-    /// At most [`Disk::SERIAL_MAX`] bytes (virtio-blk's ID).
-    pub serial: String,
-}
-
-impl Disk {
-    pub const SERIAL_MAX: usize = 20;
 }
 
 /// What the caller's stdin is to the guest.

@@ -7,7 +7,6 @@ use std::io;
 
 use virtio_bindings::virtio_blk::{
     VIRTIO_BLK_F_FLUSH, VIRTIO_BLK_F_RO, VIRTIO_BLK_F_SEG_MAX, VIRTIO_BLK_F_SIZE_MAX,
-    VIRTIO_BLK_ID_BYTES,
 };
 use virtio_bindings::virtio_config::VIRTIO_F_VERSION_1;
 use virtio_bindings::virtio_ids::VIRTIO_ID_BLOCK;
@@ -15,29 +14,17 @@ use virtio_bindings::virtio_ring::VIRTIO_RING_F_INDIRECT_DESC;
 use virtio_queue::{Queue, QueueT};
 use vm_memory::GuestMemoryMmap;
 
+use super::block_file::SECTOR;
+use super::block_file::{BlockFile, ID_BYTES, SEG_MAX, SIZE_MAX};
 use super::block_request;
 use super::VirtioDevice;
 
-pub const SECTOR: u64 = 512;
 /// The request queue's size: as Firecracker's and QEMU's.
 pub const QUEUE_SIZE: u16 = 256;
-/// Data segments per request (the header and the status take the other
-/// two descriptors a request may use without indirect descriptors).
-pub const SEG_MAX: u32 = 126;
-/// Bytes per data segment.
-pub const SIZE_MAX: u32 = 128 << 10;
-/// The most data one request may carry: a driver that keeps to SEG_MAX
-/// and SIZE_MAX never sends more, so more is a hostile request.
-pub const MAX_REQUEST_BYTES: u64 = SEG_MAX as u64 * SIZE_MAX as u64;
-pub const ID_BYTES: usize = VIRTIO_BLK_ID_BYTES as usize;
 
 /// A virtio-blk disk over a file.
 pub struct Block {
-    pub(super) file: File,
-    pub(super) read_only: bool,
-    /// In 512-byte sectors: a partial last sector is not part of the disk.
-    pub(super) capacity: u64,
-    pub(super) id: [u8; ID_BYTES],
+    pub(super) disk: BlockFile,
     config: [u8; 16],
 }
 
@@ -55,16 +42,18 @@ impl Block {
         config[8..12].copy_from_slice(&SIZE_MAX.to_le_bytes());
         config[12..16].copy_from_slice(&SEG_MAX.to_le_bytes());
         Ok(Block {
-            file,
-            read_only,
-            capacity,
-            id,
+            disk: BlockFile {
+                file,
+                read_only,
+                capacity,
+                id,
+            },
             config,
         })
     }
 
     pub fn capacity(&self) -> u64 {
-        self.capacity
+        self.disk.capacity
     }
 }
 
@@ -79,7 +68,7 @@ impl VirtioDevice for Block {
             | 1 << VIRTIO_BLK_F_FLUSH
             | 1 << VIRTIO_BLK_F_SEG_MAX
             | 1 << VIRTIO_BLK_F_SIZE_MAX;
-        if self.read_only {
+        if self.disk.read_only {
             features |= 1 << VIRTIO_BLK_F_RO;
         }
         features
@@ -100,7 +89,7 @@ impl VirtioDevice for Block {
         let mut used = false;
         while let Some(chain) = queue.pop_descriptor_chain(mem) {
             let head = chain.head_index();
-            let len = block_request::serve(self, chain, mem);
+            let len = block_request::serve(&mut self.disk, chain, mem);
             // A head outside the table cannot be returned: the driver
             // made it up, and loses that slot.
             if let Err(e) = queue.add_used(mem, head, len) {

@@ -14,7 +14,7 @@ use virtio_bindings::virtio_blk::{
 use virtio_queue::{DescriptorChain, Reader, Writer};
 use vm_memory::GuestMemoryMmap;
 
-use super::block::{Block, MAX_REQUEST_BYTES, SECTOR};
+use super::block_file::BlockFile;
 
 const HEADER_BYTES: usize = 16;
 /// File I/O goes through a buffer of this size: a request's size never
@@ -24,7 +24,7 @@ const CHUNK: usize = 64 << 10;
 /// Serve one request; the bytes written into the guest's buffers (the
 /// used length).
 pub fn serve(
-    block: &mut Block,
+    block: &mut BlockFile,
     chain: DescriptorChain<&GuestMemoryMmap>,
     mem: &GuestMemoryMmap,
 ) -> u32 {
@@ -64,7 +64,7 @@ fn readable_first(chain: &DescriptorChain<&GuestMemoryMmap>) -> bool {
     true
 }
 
-fn execute(block: &mut Block, reader: &mut Reader<'_>, writer: &mut Writer<'_>) -> u32 {
+fn execute(block: &mut BlockFile, reader: &mut Reader<'_>, writer: &mut Writer<'_>) -> u32 {
     let mut header = [0u8; HEADER_BYTES];
     if reader.read_exact(&mut header).is_err() {
         return VIRTIO_BLK_S_IOERR;
@@ -120,19 +120,7 @@ fn status(ok: bool) -> u32 {
     }
 }
 
-impl Block {
-    /// The byte offset of `len` bytes at `sector`, if they are whole
-    /// sectors, not too many, and all on the disk.
-    fn range(&self, sector: u64, len: u64) -> Option<u64> {
-        if !len.is_multiple_of(SECTOR) || len > MAX_REQUEST_BYTES {
-            return None;
-        }
-        let end = sector.checked_add(len / SECTOR)?;
-        (end <= self.capacity).then_some(sector * SECTOR)
-    }
-}
-
-fn read(block: &Block, offset: u64, len: u64, writer: &mut Writer<'_>) -> bool {
+fn read(block: &BlockFile, offset: u64, len: u64, writer: &mut Writer<'_>) -> bool {
     let mut buf = vec![0u8; CHUNK.min(len as usize)];
     let mut done = 0u64;
     while done < len {
@@ -150,7 +138,7 @@ fn read(block: &Block, offset: u64, len: u64, writer: &mut Writer<'_>) -> bool {
     true
 }
 
-fn write(block: &Block, offset: u64, len: u64, reader: &mut Reader<'_>) -> bool {
+fn write(block: &BlockFile, offset: u64, len: u64, reader: &mut Reader<'_>) -> bool {
     let mut buf = vec![0u8; CHUNK.min(len as usize)];
     let mut done = 0u64;
     while done < len {

@@ -9,7 +9,8 @@ use virtio_bindings::virtio_blk::{
 };
 use virtio_bindings::virtio_ring::{VRING_DESC_F_NEXT, VRING_DESC_F_WRITE};
 
-use super::block::{Block, MAX_REQUEST_BYTES};
+use super::block::Block;
+use super::block_file::MAX_REQUEST_BYTES;
 use super::testing::{blk_header, memory, readable, writable, Driver, BUFFERS};
 use super::VirtioDevice;
 
@@ -131,7 +132,7 @@ fn flush_and_get_id() {
 fn a_serial_is_cut_to_twenty_bytes() {
     let file = tempfile::tempfile().unwrap();
     let block = Block::new(file, true, b"0123456789abcdefghijKLMN").unwrap();
-    assert_eq!(&block.id, b"0123456789abcdefghij");
+    assert_eq!(&block.disk.id, b"0123456789abcdefghij");
 }
 
 #[test]

@@ -4,6 +4,7 @@
 //! virtio-vsock for host-initiated streams).
 
 mod block;
+mod block_file;
 mod block_request;
 #[cfg(test)]
 mod block_tests;

@@ -1,6 +1,7 @@
 //! The VM backend: isola's KVM monitor and the guest artifact it boots.
 
 pub mod agent;
+mod artifact;
 pub mod backend;
 mod backend_error;
 mod beside;

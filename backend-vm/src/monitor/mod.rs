@@ -4,96 +4,25 @@
 //! workload's stdin/stdout, COM2 its stderr and isola-init's control
 //! channel, the exit port its exit status.
 
-mod error;
+pub(crate) mod error;
 mod isola;
 pub mod qemu;
 mod qemu_error;
 mod qemu_serial;
+pub(crate) mod running;
 
 use std::fs::File;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
 
-use crate::deadline::Deadline;
 use crate::guest_exit::GuestExit;
-use crate::notice::Notice;
 
 pub use error::MonitorError;
 pub use isola::Isola;
 pub use qemu_error::QemuError;
-// Where callers have always found it; its own module, so that the KVM
-// monitor, which the monitors use, need not use them.
+pub use running::Running;
+// Where callers have always found them; modules of their own, so that
+// what the monitors use (the KVM monitor, its process) need not use them.
+pub use crate::artifact::{Artifact, Input};
 pub use crate::disk::Disk;
-
-/// What a VM boots (sent to isola's monitor process as JSON).
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct Artifact {
-    pub kernel: PathBuf,
-    /// newc archives, unpacked by the kernel in this order.
-    pub initrds: Vec<PathBuf>,
-    pub cmdline: String,
-    pub memory_bytes: u64,
-    pub vcpus: u8,
-    /// Show the kernel's console (COM2) live from the start (isola -v),
-    /// instead of holding it until isola-init runs.
-    pub kernel_log: bool,
-    /// virtio-blk disks, in this order on the guest's virtio-mmio bus.
-    pub disks: Vec<Disk>,
-    /// Where isola's monitor process makes its jail (the instance's
-    /// `jail`), removed when it ends; `None`: a temporary directory.
-    pub jail: Option<PathBuf>,
-    /// Where the monitor offers the guest's agent channel, a unix socket
-    /// (see `crate::agent`); None when the guest cannot have one.
-    pub agent: Option<PathBuf>,
-}
-
-/// What the caller's stdin is to the guest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Input {
-    /// Not read (no `-i`).
-    None,
-    /// The workload's stdin, a pipe in the guest: framed (see
-    /// `stdin_frame`), so that its end reaches the workload.
-    Pipe,
-    /// `-t`: raw bytes for the guest's terminal on COM1.
-    Terminal,
-}
-
-/// What a sandbox shares with the thread running its monitor.
-#[derive(Debug, Clone, Default)]
-pub struct Running {
-    /// When the monitor must stop the guest if it has not ended.
-    pub deadline: Deadline,
-    /// The process running the guest once there is one (isola-vmm for
-    /// isola's monitor, QEMU's for QEMU); 0 before.
-    process: Arc<AtomicU32>,
-    /// Set when isola-init says it is parked (see `Mark::Parked`), for a
-    /// sandbox that asked it to park.
-    parked: Option<Notice>,
-}
-
-impl Running {
-    pub fn set_process(&self, pid: u32) {
-        self.process.store(pid, Ordering::SeqCst);
-    }
-
-    pub fn process(&self) -> Option<u32> {
-        Some(self.process.load(Ordering::SeqCst)).filter(|&pid| pid != 0)
-    }
-
-    /// Watch for isola-init's `Parked` mark: `notice` is set when it comes.
-    pub(crate) fn watch_parked(&mut self, notice: Notice) {
-        self.parked = Some(notice);
-    }
-
-    /// The guest is parked: what watches for it learns it.
-    pub(crate) fn note_parked(&self) {
-        if let Some(n) = &self.parked {
-            n.set();
-        }
-    }
-}
 
 pub trait Monitor: Send {
     /// `isola` or `qemu`, as `--vmm` takes it.

@@ -127,7 +127,10 @@ fn run(config: &VmmConfig) -> Result<End, String> {
             privileges::enter_jail(&jail.dir, &binds).map_err(|e| chain(&e))?;
             // The agent's socket is made in the jail, whose directory the
             // host sees: isola links the artifact's path to it.
-            let vsock = art.agent.as_ref().map(|_| PathBuf::from("/").join(super::wire::AGENT_IN_JAIL));
+            let vsock = art
+                .agent
+                .as_ref()
+                .map(|_| PathBuf::from("/").join(super::wire::AGENT_IN_JAIL));
             (PathBuf::from("/kernel"), disks, vsock)
         }
         None => (art.kernel.clone(), art.disks.clone(), art.agent.clone()),

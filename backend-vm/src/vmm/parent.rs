@@ -18,10 +18,12 @@ use nix::sys::wait::{waitpid, WaitStatus};
 use super::spawn::{self, Fds};
 use super::wire::{End, JailConfig, Record, VmmConfig, WireInput};
 use super::{binary, VmmError, DEFAULT_USER};
+use crate::artifact::{Artifact, Input};
 use crate::deadline::SIGNAL_GRACE;
 use crate::guest_exit::{Failure, GuestExit, GuestFailed};
 use crate::jail::ThreadKind;
-use crate::monitor::{Artifact, Input, MonitorError, Running};
+use crate::monitor::error::MonitorError;
+use crate::monitor::running::Running;
 
 /// How often the deadline is looked at while the monitor runs.
 const DEADLINE_POLL: Duration = Duration::from_millis(100);

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::artifact::{Artifact, Input};
 use crate::guest_exit::Failure;
 use crate::jail::ThreadKind;
-use crate::monitor::{Artifact, Input};
 
 /// The descriptors the monitor process finds open: COM1's input on 0, its
 /// output on 1, COM2's output on 2, and these.

@@ -1,0 +1,41 @@
+//! What a VM boots, as either monitor takes it: kernel, initramfs
+//! archives, command line, memory, vCPUs, disks, the agent's socket, and
+//! what the caller's stdin is to the guest.
+
+use std::path::PathBuf;
+
+use crate::disk::Disk;
+
+/// What a VM boots (sent to isola's monitor process as JSON).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Artifact {
+    pub kernel: PathBuf,
+    /// newc archives, unpacked by the kernel in this order.
+    pub initrds: Vec<PathBuf>,
+    pub cmdline: String,
+    pub memory_bytes: u64,
+    pub vcpus: u8,
+    /// Show the kernel's console (COM2) live from the start (isola -v),
+    /// instead of holding it until isola-init runs.
+    pub kernel_log: bool,
+    /// virtio-blk disks, in this order on the guest's virtio-mmio bus.
+    pub disks: Vec<Disk>,
+    /// Where isola's monitor process makes its jail (the instance's
+    /// `jail`), removed when it ends; `None`: a temporary directory.
+    pub jail: Option<PathBuf>,
+    /// Where the monitor offers the guest's agent channel, a unix socket
+    /// (see `crate::agent`); None when the guest cannot have one.
+    pub agent: Option<PathBuf>,
+}
+
+/// What the caller's stdin is to the guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Input {
+    /// Not read (no `-i`).
+    None,
+    /// The workload's stdin, a pipe in the guest: framed (see
+    /// `stdin_frame`), so that its end reaches the workload.
+    Pipe,
+    /// `-t`: raw bytes for the guest's terminal on COM1.
+    Terminal,
+}

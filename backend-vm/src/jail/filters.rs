@@ -95,8 +95,11 @@ const DEVICE: &[(&str, i64, Args)] = &[
     ("shutdown", libc::SYS_shutdown, Args::Any),
 ];
 
-/// The process's end.
-const MAIN: &[(&str, i64, Args)] = &[("exit_group", libc::SYS_exit_group, Args::Any)];
+/// The process's end, and vsock's socket removed from the jail with it.
+const MAIN: &[(&str, i64, Args)] = &[
+    ("exit_group", libc::SYS_exit_group, Args::Any),
+    ("unlink", libc::SYS_unlink, Args::Any),
+];
 
 /// The syscalls `kind` may make, in order of number.
 fn table(kind: ThreadKind) -> BTreeMap<i64, (&'static str, Args)> {

@@ -695,6 +695,14 @@ fn exec_reaches_a_detached_guest_on_isola_s_kernel_over_the_agent_channel() {
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
 
+    // stats: the guest's own count of its processes, over the channel
+    // (isola-init, the workload's sh and its sleep at least).
+    let stats: serde_json::Value =
+        serde_json::from_slice(&isola_cmd(&isola, &["stats", "--no-stream", "--json", "x"]).stdout)
+            .expect("stats JSON");
+    let pids = stats[0]["pids"].as_u64().unwrap_or(0);
+    assert!((2..50).contains(&pids), "{stats}");
+
     // The exit code, and stdout and stderr apart.
     let out = isola_cmd(
         &isola,

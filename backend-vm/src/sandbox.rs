@@ -9,6 +9,7 @@
 use std::fs::File;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -90,7 +91,8 @@ pub struct VmSandbox {
     stage: Stage,
     agent_dial: Result<Dial, String>,
     /// Connected at the first exec, kept while the guest runs.
-    agent: Option<Client>,
+    /// Connected at the first exec (or stats), kept while the guest runs.
+    agent: Mutex<Option<Client>>,
 }
 
 /// Why the guest boots on a monitor, for `--explain`.
@@ -122,7 +124,7 @@ impl VmSandbox {
             parked: None,
             stage: Stage::Created,
             agent_dial: parts.agent,
-            agent: None,
+            agent: Mutex::new(None),
         };
         if parts.park {
             let notice = Notice::new()
@@ -404,13 +406,14 @@ impl Sandbox for VmSandbox {
             .agent_dial
             .as_ref()
             .map_err(|why| BackendError::Unsupported(why.clone()))?;
-        if !self.agent.as_ref().is_some_and(Client::is_open) {
-            self.agent = None;
+        let mut agent = self.agent.lock().unwrap_or_else(|p| p.into_inner());
+        if !agent.as_ref().is_some_and(Client::is_open) {
+            *agent = None;
             let client = Client::connect(dial)
                 .map_err(|e| BackendError::step("reaching the guest's agent", e))?;
-            self.agent = Some(client);
+            *agent = Some(client);
         }
-        match &self.agent {
+        match agent.as_ref() {
             Some(client) => Ok(Box::new(agent::start(client, exec)?)),
             None => Err(BackendError::State("has no agent channel")),
         }
@@ -436,7 +439,7 @@ impl Sandbox for VmSandbox {
             cpu_usec: used.map(|(cpu, _)| cpu),
             memory_bytes: used.map(|(_, memory)| memory),
             memory_limit: Some(self.artifact.memory_bytes),
-            pids: None,
+            pids: self.guest_stats().map(|g| g.processes),
             block_read: io.map(|(r, _)| r),
             block_written: io.map(|(_, w)| w),
         })
@@ -455,7 +458,7 @@ impl Sandbox for VmSandbox {
         }
         self.raw = None;
         // Its thread has seen the channel end with the monitor.
-        self.agent = None;
+        *self.agent.lock().unwrap_or_else(|p| p.into_inner()) = None;
         if let Ok(dial) = &self.agent_dial {
             let _ = std::fs::remove_file(dial.path());
         }
@@ -473,6 +476,25 @@ impl Sandbox for VmSandbox {
         }
     }
 }
+
+impl VmSandbox {
+    /// The guest's own view over its agent channel, if it has one and
+    /// answers soon: a stats call must not wait on a busy guest.
+    fn guest_stats(&self) -> Option<isola_guest_spec::agent::GuestStats> {
+        if self.stage != Stage::Started || self.booted.is_none() {
+            return None;
+        }
+        let dial = self.agent_dial.as_ref().ok()?;
+        let mut agent = self.agent.lock().unwrap_or_else(|p| p.into_inner());
+        if !agent.as_ref().is_some_and(Client::is_open) {
+            *agent = Client::connect_within(dial, STATS_ANSWER).ok();
+        }
+        agent.as_ref()?.stats(STATS_ANSWER)
+    }
+}
+
+/// How long `isola stats` waits for the guest's own view.
+const STATS_ANSWER: Duration = Duration::from_secs(2);
 
 impl Drop for VmSandbox {
     fn drop(&mut self) {

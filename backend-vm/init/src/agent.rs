@@ -239,6 +239,10 @@ impl Agent {
                     let _ = crate::tty::set_size(t, rows, cols);
                 }
             }
+            HostMessage::Stats { session } => self.send(GuestMessage::Stats {
+                session,
+                stats: crate::guest_stats::now(),
+            }),
         }
     }
 

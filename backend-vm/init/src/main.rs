@@ -56,6 +56,7 @@ mod child;
 mod command;
 mod disks;
 mod fail;
+mod guest_stats;
 mod mounts;
 mod net;
 mod park;

@@ -19,7 +19,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The protocol version this crate speaks.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// The largest frame, header included: far above any message either side
 /// sends, small enough that a hostile peer cannot make the other allocate
@@ -92,6 +92,20 @@ pub enum HostMessage {
         rows: u16,
         cols: u16,
     },
+    /// What the guest sees of itself now (`isola stats`); answered with
+    /// [`GuestMessage::Stats`] on the same session number.
+    Stats {
+        session: Session,
+    },
+}
+
+/// The guest's own view, for `isola stats`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct GuestStats {
+    /// Processes in the guest (kernel threads not counted).
+    pub processes: u64,
+    pub mem_total_kib: u64,
+    pub mem_available_kib: u64,
 }
 
 /// guest → host.
@@ -128,6 +142,10 @@ pub enum GuestMessage {
         session: Session,
         status: Status,
     },
+    Stats {
+        session: Session,
+        stats: GuestStats,
+    },
 }
 
 mod tag {
@@ -138,6 +156,7 @@ mod tag {
     pub const CLOSE_STDIN: u8 = 4;
     pub const SIGNAL: u8 = 5;
     pub const RESIZE: u8 = 6;
+    pub const STATS_ASKED: u8 = 7;
     // guest → host
     pub const STARTED: u8 = 20;
     pub const REFUSED: u8 = 21;
@@ -145,6 +164,7 @@ mod tag {
     pub const STDERR: u8 = 23;
     pub const STDIN_WRITTEN: u8 = 24;
     pub const EXITED: u8 = 25;
+    pub const STATS: u8 = 26;
 }
 
 /// Why a stream of frames cannot be read on; the channel is then unusable.
@@ -219,6 +239,7 @@ impl HostMessage {
                 *session,
                 &[&rows.to_be_bytes(), &cols.to_be_bytes()],
             ),
+            HostMessage::Stats { session } => frame(out, tag::STATS_ASKED, *session, &[]),
         }
     }
 
@@ -254,6 +275,10 @@ impl HostMessage {
                     cols: u16::from_be_bytes([c0, c1]),
                 }
             }
+            tag::STATS_ASKED => {
+                fixed::<0>(payload, "stats request")?;
+                HostMessage::Stats { session }
+            }
             other => return Err(FrameError::UnknownTag(other)),
         })
     }
@@ -278,6 +303,16 @@ impl GuestMessage {
                 };
                 frame(out, tag::EXITED, *session, &[&[kind], &n.to_be_bytes()])
             }
+            GuestMessage::Stats { session, stats } => frame(
+                out,
+                tag::STATS,
+                *session,
+                &[
+                    &stats.processes.to_be_bytes(),
+                    &stats.mem_total_kib.to_be_bytes(),
+                    &stats.mem_available_kib.to_be_bytes(),
+                ],
+            ),
         }
     }
 
@@ -320,6 +355,22 @@ impl GuestMessage {
                     }
                 };
                 GuestMessage::Exited { session, status }
+            }
+            tag::STATS => {
+                let b: [u8; 24] = fixed(payload, "stats")?;
+                let n = |i: usize| {
+                    let mut w = [0u8; 8];
+                    w.copy_from_slice(&b[i * 8..i * 8 + 8]);
+                    u64::from_be_bytes(w)
+                };
+                GuestMessage::Stats {
+                    session,
+                    stats: GuestStats {
+                        processes: n(0),
+                        mem_total_kib: n(1),
+                        mem_available_kib: n(2),
+                    },
+                }
             }
             other => return Err(FrameError::UnknownTag(other)),
         })
@@ -452,6 +503,7 @@ mod tests {
                 rows: 40,
                 cols: 300,
             },
+            HostMessage::Stats { session: 8 },
         ]
     }
 
@@ -479,6 +531,14 @@ mod tests {
             GuestMessage::Exited {
                 session: 1,
                 status: Status::Signaled(9),
+            },
+            GuestMessage::Stats {
+                session: 8,
+                stats: GuestStats {
+                    processes: 3,
+                    mem_total_kib: u64::MAX,
+                    mem_available_kib: 1,
+                },
             },
         ]
     }

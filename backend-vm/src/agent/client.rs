@@ -8,7 +8,9 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use isola_guest_spec::agent::{self, Exec, GuestMessage, HostMessage, Reader, Session, Status};
+use isola_guest_spec::agent::{
+    self, Exec, GuestMessage, GuestStats, HostMessage, Reader, Session, Status,
+};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 use super::pump;
@@ -31,7 +33,12 @@ impl Client {
     /// Connects and greets the agent; refused if the guest speaks another
     /// version. Waits up to [`ANSWER`] for a guest still coming up.
     pub fn connect(dial: &Dial) -> Result<Client, AgentError> {
-        let deadline = Instant::now() + ANSWER;
+        Client::connect_within(dial, ANSWER)
+    }
+
+    /// [`Client::connect`], giving the guest `within` to answer.
+    pub fn connect_within(dial: &Dial, within: Duration) -> Result<Client, AgentError> {
+        let deadline = Instant::now() + within;
         let mut stream = dial.connect(deadline)?;
         let mut hello = Vec::new();
         HostMessage::Hello {
@@ -67,6 +74,39 @@ impl Client {
     /// Whether the channel still works (the guest has not ended).
     pub fn is_open(&self) -> bool {
         !self.shared.lock().closed
+    }
+
+    /// The guest's own view of itself now; None if it does not answer
+    /// within `within` (a guest busy under emulation) or the channel is
+    /// gone: `isola stats` then shows the host's view alone.
+    pub fn stats(&self, within: Duration) -> Option<GuestStats> {
+        let shared = &self.shared;
+        let mut state = shared.lock();
+        if state.closed {
+            return None;
+        }
+        let session = state.next;
+        state.next = state.next.wrapping_add(1).max(1);
+        state.stats_asked.insert(session, None);
+        shared.send(&mut state, &HostMessage::Stats { session });
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(Some(stats)) = state.stats_asked.get(&session) {
+                let stats = *stats;
+                state.stats_asked.remove(&session);
+                return Some(stats);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || state.closed {
+                state.stats_asked.remove(&session);
+                return None;
+            }
+            state = shared
+                .changed
+                .wait_timeout(state, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
     }
 }
 

@@ -194,6 +194,14 @@ fn route(m: GuestMessage, ios: &mut HashMap<Session, Io>, shared: &Shared) {
             drop(state);
             shared.notify();
         }
+        GuestMessage::Stats { session, stats } => {
+            let mut state = shared.lock();
+            if let Some(answer) = state.stats_asked.get_mut(&session) {
+                *answer = Some(stats);
+            }
+            drop(state);
+            shared.notify();
+        }
         GuestMessage::Exited { session, status } => {
             // Its descriptors closed: a terminal's master then reads EOF.
             ios.remove(&session);

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::sync::{Condvar, Mutex, MutexGuard};
 
-use isola_guest_spec::agent::{Session, Status};
+use isola_guest_spec::agent::{GuestStats, Session, Status};
 use vmm_sys_util::eventfd::EventFd;
 
 use crate::notice::Notice;
@@ -43,6 +43,8 @@ pub(crate) struct State {
     pub sessions: HashMap<Session, Seen>,
     /// Sessions' descriptors for the pump to take over.
     pub new_io: Vec<(Session, Io)>,
+    /// Stats asked for, by session number, and the guest's answer once in.
+    pub stats_asked: HashMap<Session, Option<GuestStats>>,
     /// The channel is gone (the guest ended, or it broke).
     pub closed: bool,
     pub stop: bool,

@@ -22,6 +22,7 @@ fn artifact(kernel: PathBuf, cmdline: &str) -> Artifact {
         kernel_log: false,
         disks: Vec::new(),
         agent: None,
+        stdio_ports: false,
     }
 }
 

@@ -8,7 +8,9 @@
 //! (with `-t`, 0xfe starts a window size; 0xfd is a parked start's go-ahead,
 //! see park.rs).
 //! With an agent channel (agent.rs), it also starts the host's `isola
-//! exec` processes while the workload runs.
+//! exec` processes while the workload runs. Where the spec says
+//! `stdio_ports`, the workload's stdout and stderr are the virtio-serial
+//! ports `isola.stdout` and `isola.stderr` instead (stdio_ports.rs).
 //! The status byte written to port 0xf4 is the exit code, 128+N for signal N,
 //! 137 for an OOM kill (with `isola-init: the workload ran out of memory` on
 //! COM2), 125 when isola-init fails (`isola-init: <what failed>: <why>` on
@@ -65,9 +67,11 @@ mod signals;
 mod spec;
 mod status;
 mod stdin;
+mod stdio_ports;
 mod stop;
 mod supervise;
 mod tty;
+mod virtio_ports;
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
@@ -175,10 +179,18 @@ fn start() -> Result<Running, Failure> {
     } else {
         None
     };
+    // Held until the fork: the workload's copies are then the only ones.
+    let ports = (spec.stdio_ports && !spec.tty)
+        .then(stdio_ports::open)
+        .flatten();
+    let (out, err) = match &ports {
+        Some(p) => (p.stdout.as_raw_fd(), p.stderr.as_raw_fd()),
+        None => (com1, ttys.com2.as_raw_fd()),
+    };
     let stdio = match (spec.tty, &stdin_pipe) {
         (true, _) => [com1; 3],
-        (false, Some((r, _, _))) => [r.as_raw_fd(), com1, ttys.com2.as_raw_fd()],
-        (false, None) => [dev_null.as_raw_fd(), com1, ttys.com2.as_raw_fd()],
+        (false, Some((r, _, _))) => [r.as_raw_fd(), out, err],
+        (false, None) => [dev_null.as_raw_fd(), out, err],
     };
     let launch = child::Launch {
         args: command::c_strings(&spec.args, "argument")?,
@@ -228,6 +240,7 @@ fn start() -> Result<Running, Failure> {
         }
         Ok(ForkResult::Parent { child }) => {
             drop(report_w);
+            drop(ports);
             let stdin = stdin_pipe.map(|(r, w, com1_in)| {
                 drop(r);
                 stdin::Relay::new(com1_in, w)

@@ -20,6 +20,11 @@
 //! `"volumes":[{"serial":S,"target":"/data","read_only":false}]` the disks
 //! of named volumes; both are left out when there are none.
 //!
+//! `"stdio_ports":true` says the monitor offers the virtio-serial ports
+//! named [`ports::STDOUT_PORT_NAME`] and [`ports::STDERR_PORT_NAME`]:
+//! isola-init makes them the workload's stdout and stderr (not with `tty`)
+//! instead of COM1 and COM2; left out when false.
+//!
 //! Unknown fields are refused, so a newer isola with an older init fails
 //! clearly instead of silently dropping a setting.
 
@@ -72,6 +77,12 @@ pub struct GuestSpec {
     /// Named volumes, each an ext4 virtio-blk disk mounted at its target.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<VolumeDisk>,
+    /// The workload's stdout and stderr go to the virtio-serial ports
+    /// [`ports::STDOUT_PORT_NAME`] and [`ports::STDERR_PORT_NAME`], which
+    /// the monitor offers, rather than to COM1 and COM2 (a UART moves
+    /// well under a MiB/s).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub stdio_ports: bool,
 }
 
 /// A named volume as the guest sees it.
@@ -160,6 +171,7 @@ mod tests {
                 target: "/data".into(),
                 read_only: true,
             }],
+            stdio_ports: true,
         }
     }
 
@@ -178,6 +190,18 @@ mod tests {
             .unwrap()
             .contains(r#""park":true"#));
         assert_eq!(GuestSpec::from_json(&s.to_json()).unwrap(), s);
+    }
+
+    #[test]
+    fn stdio_ports_are_written_only_when_offered() {
+        let mut s = spec();
+        assert!(String::from_utf8(s.to_json())
+            .unwrap()
+            .contains(r#""stdio_ports":true"#));
+        s.stdio_ports = false;
+        assert!(!String::from_utf8(s.to_json())
+            .unwrap()
+            .contains("stdio_ports"));
     }
 
     #[test]

@@ -40,6 +40,10 @@ pub struct Artifact {
     /// Where the monitor offers the guest's agent channel, a unix socket
     /// (see `crate::agent`); None when the guest cannot have one.
     pub agent: Option<PathBuf>,
+    /// Offer the virtio-serial ports `isola.stdout` and `isola.stderr`
+    /// (see `isola_guest_spec::ports::STDOUT_PORT_NAME`), whose output
+    /// goes where COM1's and COM2's does.
+    pub stdio_ports: bool,
 }
 
 /// A file the guest sees as a virtio-blk disk. isola-init finds it by its

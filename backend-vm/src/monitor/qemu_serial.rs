@@ -14,12 +14,16 @@
 //! `ESC _ isola-started ESC \` when the workload starts, and `ESC _
 //! isola-exit N ESC \` at the end, since QEMU's exit code keeps only 7 bits of the
 //! status.
+//!
+//! With `stdio_ports`, the workload's stdout and stderr come on two
+//! virtio-serial ports' FIFOs instead, relayed to our stdout and stderr
+//! as they are (no records travel there), in larger reads.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -38,11 +42,42 @@ use crate::deadline::Deadline;
 const RECORD: &[u8] = wire::RECORD_START.as_bytes();
 const END: &[u8] = wire::RECORD_END.as_bytes();
 
-/// The FIFOs QEMU's `-chardev pipe,path=BASE` opens, BASE.in and BASE.out,
-/// for COM1 and COM2 in `dir`.
-pub fn make_fifos(dir: &Path) -> Result<(PathBuf, PathBuf), QemuError> {
-    let make = |name: &str| -> Result<PathBuf, QemuError> {
-        let base = dir.join(name);
+/// A FIFO pair QEMU's `-chardev pipe,path=DIR/NAME` opens: NAME.in and
+/// NAME.out in the run's FIFO directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fifo {
+    Com1,
+    Com2,
+    /// The virtio-serial port of the workload's stdout.
+    Stdout,
+    Stderr,
+}
+
+impl Fifo {
+    pub fn name(self) -> &'static str {
+        match self {
+            Fifo::Com1 => "com1",
+            Fifo::Com2 => "com2",
+            Fifo::Stdout => "stdout",
+            Fifo::Stderr => "stderr",
+        }
+    }
+}
+
+/// A pipe's capacity for the stdio ports' FIFOs: the most an unprivileged
+/// process may ask for by default. QEMU stops taking a port's buffers
+/// (and the guest's writes wait) while its FIFO is full.
+const PORT_FIFO_BYTES: libc::c_int = 1 << 20;
+
+/// Make the FIFOs of COM1 and COM2 in `dir`, and of the stdio ports when
+/// the guest has them.
+pub fn make_fifos(dir: &Path, stdio_ports: bool) -> Result<(), QemuError> {
+    let mut pairs = vec![Fifo::Com1, Fifo::Com2];
+    if stdio_ports {
+        pairs.extend([Fifo::Stdout, Fifo::Stderr]);
+    }
+    for pair in pairs {
+        let base = dir.join(pair.name());
         for end in ["in", "out"] {
             let path = base.with_extension(end);
             nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600)).map_err(
@@ -52,9 +87,8 @@ pub fn make_fifos(dir: &Path) -> Result<(PathBuf, PathBuf), QemuError> {
                 },
             )?;
         }
-        Ok(base)
-    };
-    Ok((make("com1")?, make("com2")?))
+    }
+    Ok(())
 }
 
 /// Relays both UARTs until `finish`.
@@ -91,6 +125,10 @@ pub struct RelayEnds {
 }
 
 struct Ends {
+    /// The stdio ports' FIFOs (their `.out` ends), when the guest has them;
+    /// the `.in` ends are held open so that QEMU's opens never wait.
+    stdout_port: Option<(File, File)>,
+    stderr_port: Option<(File, File)>,
     com1_out: File,
     com1_in: File,
     com2_out: File,
@@ -105,11 +143,11 @@ struct Ends {
 }
 
 impl Relay {
-    pub fn start(com1: &Path, com2: &Path, rest: RelayEnds) -> Result<Relay, QemuError> {
+    pub fn start(dir: &Path, stdio_ports: bool, rest: RelayEnds) -> Result<Relay, QemuError> {
         // Read-write, non-blocking: opening never waits for QEMU, and a read
         // end never sees EOF while we hold it; `stop` ends the loop.
-        let open = |base: &Path, end: &str| {
-            let path = base.with_extension(end);
+        let open = |pair: Fifo, end: &str| {
+            let path = dir.join(pair.name()).with_extension(end);
             OpenOptions::new()
                 .read(true)
                 .write(true)
@@ -117,14 +155,27 @@ impl Relay {
                 .open(&path)
                 .map_err(|source| QemuError::OpenFifo { path, source })
         };
+        let port = |pair: Fifo| -> Result<Option<(File, File)>, QemuError> {
+            if !stdio_ports {
+                return Ok(None);
+            }
+            let out = open(pair, "out")?;
+            // A larger pipe lets QEMU run further ahead of the relay;
+            // refused, the default one does.
+            // SAFETY: F_SETPIPE_SZ takes an integer, no pointer.
+            let _ = unsafe { libc::fcntl(out.as_raw_fd(), libc::F_SETPIPE_SZ, PORT_FIFO_BYTES) };
+            Ok(Some((out, open(pair, "in")?)))
+        };
         // Polled with the UARTs, read as it fills.
         fcntl(&rest.control, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
             .map_err(|e| QemuError::Control(e.into()))?;
         let ends = Ends {
-            com1_out: open(com1, "out")?,
-            com1_in: open(com1, "in")?,
-            com2_out: open(com2, "out")?,
-            com2_in: open(com2, "in")?,
+            stdout_port: port(Fifo::Stdout)?,
+            stderr_port: port(Fifo::Stderr)?,
+            com1_out: open(Fifo::Com1, "out")?,
+            com1_in: open(Fifo::Com1, "in")?,
+            com2_out: open(Fifo::Com2, "out")?,
+            com2_in: open(Fifo::Com2, "in")?,
             control: Some(rest.control),
             stdin: rest.stdin,
             hold_console: rest.hold_console,
@@ -171,6 +222,9 @@ fn relay(mut e: Ends, stop: &AtomicBool) -> Relayed {
     let mut marks = Vec::new();
     let mut held: Vec<u8> = Vec::new();
     let mut buf = [0u8; 4096];
+    // The stdio ports' bytes pass through as they are, in large reads.
+    let mut port_buf = vec![0u8; 256 << 10];
+    let mut stderr_port = std::io::stderr();
     loop {
         let stopping = stop.load(Ordering::SeqCst);
         let mut feed = stdin_open && started;
@@ -179,6 +233,9 @@ fn relay(mut e: Ends, stop: &AtomicBool) -> Relayed {
                 PollFd::new(e.com1_out.as_fd(), PollFlags::POLLIN),
                 PollFd::new(e.com2_out.as_fd(), PollFlags::POLLIN),
             ];
+            for (port, _) in [&e.stdout_port, &e.stderr_port].into_iter().flatten() {
+                fds.push(PollFd::new(port.as_fd(), PollFlags::POLLIN));
+            }
             if let Some(control) = &e.control {
                 fds.push(PollFd::new(control.as_fd(), PollFlags::POLLIN));
             }
@@ -215,6 +272,12 @@ fn relay(mut e: Ends, stop: &AtomicBool) -> Relayed {
             killed = true;
         }
         let mut got = false;
+        if let Some((port, _)) = &mut e.stdout_port {
+            got |= pass_on(port, &mut stdout, &mut port_buf);
+        }
+        if let Some((port, _)) = &mut e.stderr_port {
+            got |= pass_on(port, &mut stderr_port, &mut port_buf);
+        }
         while let Ok(n) = e.com1_out.read(&mut buf) {
             if n == 0 {
                 break;
@@ -288,6 +351,28 @@ fn relay(mut e: Ends, stop: &AtomicBool) -> Relayed {
         console: console.and_then(|t| t.text()),
         marks,
     }
+}
+
+/// Copy what the non-blocking `fifo` holds now to `out`, a few reads at
+/// most so that COM2's records are not starved; whether there was
+/// anything.
+fn pass_on(fifo: &mut File, out: &mut impl Write, buf: &mut [u8]) -> bool {
+    let mut got = false;
+    for _ in 0..8 {
+        match fifo.read(buf) {
+            Ok(0) => return got,
+            Ok(n) => {
+                got = true;
+                // A reader that went away (EPIPE) loses the output, not
+                // the guest.
+                let _ = out.write_all(&buf[..n]);
+                let _ = out.flush();
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return got,
+        }
+    }
+    got
 }
 
 /// Append what the non-blocking `pipe` holds now to `out`; whether its

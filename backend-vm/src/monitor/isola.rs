@@ -52,6 +52,7 @@ impl Monitor for Isola {
             deadline: running.deadline.clone(),
             disks: artifact.disks.clone(),
             vsock: artifact.agent.clone(),
+            console: artifact.stdio_ports,
         };
         // The kernel's console until isola-init's first mark, then stderr.
         let released = Arc::new(AtomicBool::new(artifact.kernel_log));

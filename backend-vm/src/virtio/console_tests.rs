@@ -3,9 +3,7 @@
 //! output reaching its own writer, and malformed chains refused without a
 //! panic.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
+use isola_test_support::Capture;
 use virtio_queue::{Queue, QueueT};
 
 use super::console::{Console, ConsolePort};
@@ -24,29 +22,9 @@ const RINGS: u64 = 0x4000;
 const CONTROL_BUFS: u64 = BUFFERS;
 const DATA: u64 = BUFFERS + 0x10_0000;
 
-/// What a port wrote, as the test reads it.
-#[derive(Clone, Default)]
-pub struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Captured {
-    pub fn bytes(&self) -> Vec<u8> {
-        self.0.lock().unwrap().clone()
-    }
-}
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// A console with `isola.stdout` and `isola.stderr`, and what each wrote.
-pub fn console() -> (Console, Captured, Captured) {
-    let (out, err) = (Captured::default(), Captured::default());
+pub fn console() -> (Console, Capture, Capture) {
+    let (out, err) = (Capture::default(), Capture::default());
     let ports = vec![
         ConsolePort {
             name: "isola.stdout".into(),
@@ -205,8 +183,8 @@ fn each_port_s_output_reaches_its_own_writer_whole_and_in_order() {
     assert!(dev.process_queue(PORT1_TX, &mut g.queues, &mem));
     let mut expected = big.clone();
     expected.extend_from_slice(b"tail");
-    assert_eq!(out.bytes(), expected);
-    assert_eq!(err.bytes(), b"an error\n");
+    assert_eq!(bytes(&out), expected);
+    assert_eq!(bytes(&err), b"an error\n");
     assert_eq!(g.driver(PORT0_TX).used_count(), 2);
     assert_eq!(g.driver(PORT0_TX).used(0).1, 0, "nothing written back");
 }
@@ -228,11 +206,11 @@ fn malformed_chains_are_returned_without_output_or_panic() {
     g.driver(PORT0_TX).make_available(200);
     dev.process_queue(PORT0_TX, &mut g.queues, &mem);
     assert_eq!(g.driver(PORT0_TX).used_count(), 3);
-    assert!(out.bytes().is_empty(), "{:?}", out.bytes());
+    assert!(bytes(&out).is_empty(), "{:?}", bytes(&out));
     // Writable-only buffers carry nothing out.
     g.driver(PORT0_TX).offer(&[writable(DATA, 4)]);
     dev.process_queue(PORT0_TX, &mut g.queues, &mem);
-    assert!(out.bytes().is_empty());
+    assert!(bytes(&out).is_empty());
 
     // A short control message, one for a port that is not there, and a
     // control receive buffer too small for the answer.
@@ -261,4 +239,8 @@ fn a_reset_forgets_pending_answers() {
     dev.reset();
     g.give_control_buffers(&mut dev, 4);
     assert!(g.answers().is_empty());
+}
+
+fn bytes(c: &Capture) -> Vec<u8> {
+    c.0.lock().unwrap().clone()
 }

@@ -876,6 +876,31 @@ fn with_isola_s_kernel_stdout_and_stderr_go_over_virtio_apart_whole_and_to_the_l
         .map(|b| format!("{b:02x}"))
         .collect();
     assert_eq!(ours, digest, "every byte of stdout, in order");
+
+    // A reader that falls behind: QEMU holds what its FIFO has no room
+    // for, and would drop it when it exits at the exit port; isola-init
+    // waits for the relay to have it all.
+    let slow = format!(
+        "{} run --rm --backend vm --vmm qemu --kernel {} isola/busybox \
+         sh -c 'dd if=/dev/zero bs=64k count=320 2>/dev/null; printf END' 2>/dev/null \
+         | (sleep 3; wc -c)",
+        env!("CARGO_BIN_EXE_isola"),
+        kernel.display()
+    );
+    let out = Command::new("sh")
+        .args(["-c", &slow])
+        .env("ISOLA_ROOT", isola.root())
+        .env("ISOLA_INIT", init())
+        .env_remove("ISOLA_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(
+        text(&out.stdout).trim(),
+        "20971523",
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]

@@ -23,6 +23,7 @@ fn artifact(kernel: PathBuf, cmdline: &str) -> Artifact {
         disks: Vec::new(),
         agent: None,
         stdio_ports: false,
+        stdio_end: None,
     }
 }
 

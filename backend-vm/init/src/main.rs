@@ -90,17 +90,20 @@ use isola_guest_spec::ports::Mark;
 #[cfg(not(test))]
 #[no_mangle]
 pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
-    let status = match start() {
-        Ok(running) => wait(running),
+    let (status, ending) = match start() {
+        Ok(mut running) => {
+            let ending = running.ports.take();
+            (wait(running), ending)
+        }
         Err(failure) => {
             // Empty for a parked guest a signal ended: nothing failed.
             if !failure.message.is_empty() {
                 report::say(&failure.message);
             }
-            failure.code
+            (failure.code, None)
         }
     };
-    report::finish(status)
+    report::finish(status, ending)
 }
 
 /// The workload, started.
@@ -116,6 +119,9 @@ struct Running {
     oom_kills_before: u64,
     /// The agent channel's server, when the guest has the channel.
     agent: Option<agent::Agent>,
+    /// The stdio ports and the marker that ends them, when the host asked
+    /// for it (see `stdio_ports::end`).
+    ports: Option<(stdio_ports::StdioPorts, String)>,
 }
 
 /// Everything up to the workload's exec, in order.
@@ -179,7 +185,7 @@ fn start() -> Result<Running, Failure> {
     } else {
         None
     };
-    // Held until the fork: the workload's copies are then the only ones.
+    // Kept past the fork only for the end marker (a port takes one opener).
     let ports = (spec.stdio_ports && !spec.tty)
         .then(stdio_ports::open)
         .flatten();
@@ -240,7 +246,7 @@ fn start() -> Result<Running, Failure> {
         }
         Ok(ForkResult::Parent { child }) => {
             drop(report_w);
-            drop(ports);
+            let ports = ports.zip(spec.stdio_end.clone());
             let stdin = stdin_pipe.map(|(r, w, com1_in)| {
                 drop(r);
                 stdin::Relay::new(com1_in, w)
@@ -262,6 +268,7 @@ fn start() -> Result<Running, Failure> {
                 parser,
                 oom_kills_before,
                 agent,
+                ports,
             })
         }
     }

@@ -23,7 +23,10 @@
 //! `"stdio_ports":true` says the monitor offers the virtio-serial ports
 //! named [`ports::STDOUT_PORT_NAME`] and [`ports::STDERR_PORT_NAME`]:
 //! isola-init makes them the workload's stdout and stderr (not with `tty`)
-//! instead of COM1 and COM2; left out when false.
+//! instead of COM1 and COM2; left out when false. With `"stdio_end":M`
+//! too, isola-init writes M on both ports once the workload and what it
+//! left are gone and waits for [`wire::STDIO_DRAINED`] on COM2 before it
+//! reports the status (QEMU: see `GuestSpec::stdio_end`).
 //!
 //! Unknown fields are refused, so a newer isola with an older init fails
 //! clearly instead of silently dropping a setting.
@@ -83,6 +86,15 @@ pub struct GuestSpec {
     /// well under a MiB/s).
     #[serde(default, skip_serializing_if = "is_false")]
     pub stdio_ports: bool,
+    /// With `stdio_ports`: a marker isola-init writes last on both ports,
+    /// then waits (a while, at most) for [`wire::STDIO_DRAINED`] on COM2,
+    /// for a monitor that may still hold output when the guest reports its
+    /// status (QEMU exits at the exit port, dropping buffers its FIFOs had
+    /// no room for): the host strips the marker, which reaches it after
+    /// every byte before it, and answers. Random per run, so that a
+    /// workload's output does not end with it by chance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdio_end: Option<String>,
 }
 
 /// A named volume as the guest sees it.
@@ -172,6 +184,7 @@ mod tests {
                 read_only: true,
             }],
             stdio_ports: true,
+            stdio_end: Some("\u{1b}_isola-end-0123\u{1b}\\".into()),
         }
     }
 

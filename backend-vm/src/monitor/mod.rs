@@ -44,6 +44,10 @@ pub struct Artifact {
     /// (see `isola_guest_spec::ports::STDOUT_PORT_NAME`), whose output
     /// goes where COM1's and COM2's does.
     pub stdio_ports: bool,
+    /// The marker isola-init writes last on the stdio ports (see
+    /// `GuestSpec::stdio_end`), for a monitor that must tell it when all
+    /// their output has arrived.
+    pub stdio_end: Option<String>,
 }
 
 /// A file the guest sees as a virtio-blk disk. isola-init finds it by its

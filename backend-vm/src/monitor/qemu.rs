@@ -190,6 +190,7 @@ impl Monitor for Qemu {
             deadline: running.deadline.clone(),
             qemu: Pid::from_raw(child.id() as i32),
             running: running.clone(),
+            stdio_end: artifact.stdio_end.as_ref().map(|m| m.as_bytes().to_vec()),
         };
         let relay = match Relay::start(dir.path(), artifact.stdio_ports, ends) {
             Ok(r) => r,
@@ -288,6 +289,7 @@ mod tests {
             disks: Vec::new(),
             agent: None,
             stdio_ports: false,
+            stdio_end: None,
         };
         let cmd = Qemu { kvm: true }.command(&artifact, dir, dir);
         let args: Vec<String> = cmd

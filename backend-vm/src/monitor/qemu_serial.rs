@@ -17,7 +17,12 @@
 //!
 //! With `stdio_ports`, the workload's stdout and stderr come on two
 //! virtio-serial ports' FIFOs instead, relayed to our stdout and stderr
-//! as they are (no records travel there), in larger reads.
+//! as they are (no records travel there), in larger reads. isola-init ends
+//! each with the run's end marker (`GuestSpec::stdio_end`): the relay holds
+//! back as many bytes as the marker has, drops the marker when a port's
+//! stream ends with it, and once both have, answers `STDIO_DRAINED` on
+//! COM2, so that isola-init reports the status only when QEMU holds none
+//! of the output any more.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
@@ -122,13 +127,24 @@ pub struct RelayEnds {
     pub qemu: Pid,
     /// Told when isola-init is parked.
     pub running: Running,
+    /// The marker that ends each stdio port's stream.
+    pub stdio_end: Option<Vec<u8>>,
+}
+
+/// A stdio port's FIFO and the bytes held back in case they are the end
+/// marker.
+struct Port {
+    out: File,
+    /// Held open so that QEMU's open of it never waits.
+    _in: File,
+    held: Vec<u8>,
 }
 
 struct Ends {
-    /// The stdio ports' FIFOs (their `.out` ends), when the guest has them;
-    /// the `.in` ends are held open so that QEMU's opens never wait.
-    stdout_port: Option<(File, File)>,
-    stderr_port: Option<(File, File)>,
+    /// The stdio ports' FIFOs, when the guest has them.
+    stdout_port: Option<Port>,
+    stderr_port: Option<Port>,
+    stdio_end: Option<Vec<u8>>,
     com1_out: File,
     com1_in: File,
     com2_out: File,
@@ -155,7 +171,7 @@ impl Relay {
                 .open(&path)
                 .map_err(|source| QemuError::OpenFifo { path, source })
         };
-        let port = |pair: Fifo| -> Result<Option<(File, File)>, QemuError> {
+        let port = |pair: Fifo| -> Result<Option<Port>, QemuError> {
             if !stdio_ports {
                 return Ok(None);
             }
@@ -164,7 +180,11 @@ impl Relay {
             // refused, the default one does.
             // SAFETY: F_SETPIPE_SZ takes an integer, no pointer.
             let _ = unsafe { libc::fcntl(out.as_raw_fd(), libc::F_SETPIPE_SZ, PORT_FIFO_BYTES) };
-            Ok(Some((out, open(pair, "in")?)))
+            Ok(Some(Port {
+                out,
+                _in: open(pair, "in")?,
+                held: Vec::new(),
+            }))
         };
         // Polled with the UARTs, read as it fills.
         fcntl(&rest.control, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
@@ -182,6 +202,7 @@ impl Relay {
             deadline: rest.deadline,
             qemu: rest.qemu,
             running: rest.running,
+            stdio_end: rest.stdio_end,
         };
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
@@ -225,6 +246,8 @@ fn relay(mut e: Ends, stop: &AtomicBool) -> Relayed {
     // The stdio ports' bytes pass through as they are, in large reads.
     let mut port_buf = vec![0u8; 256 << 10];
     let mut stderr_port = std::io::stderr();
+    // STDIO_DRAINED was sent.
+    let mut drained = false;
     loop {
         let stopping = stop.load(Ordering::SeqCst);
         let mut feed = stdin_open && started;
@@ -233,8 +256,8 @@ fn relay(mut e: Ends, stop: &AtomicBool) -> Relayed {
                 PollFd::new(e.com1_out.as_fd(), PollFlags::POLLIN),
                 PollFd::new(e.com2_out.as_fd(), PollFlags::POLLIN),
             ];
-            for (port, _) in [&e.stdout_port, &e.stderr_port].into_iter().flatten() {
-                fds.push(PollFd::new(port.as_fd(), PollFlags::POLLIN));
+            for port in [&e.stdout_port, &e.stderr_port].into_iter().flatten() {
+                fds.push(PollFd::new(port.out.as_fd(), PollFlags::POLLIN));
             }
             if let Some(control) = &e.control {
                 fds.push(PollFd::new(control.as_fd(), PollFlags::POLLIN));
@@ -272,11 +295,22 @@ fn relay(mut e: Ends, stop: &AtomicBool) -> Relayed {
             killed = true;
         }
         let mut got = false;
-        if let Some((port, _)) = &mut e.stdout_port {
-            got |= pass_on(port, &mut stdout, &mut port_buf);
+        let end = e.stdio_end.as_deref().unwrap_or_default();
+        if let Some(port) = &mut e.stdout_port {
+            got |= pass_on(port, &mut stdout, &mut port_buf, end);
         }
-        if let Some((port, _)) = &mut e.stderr_port {
-            got |= pass_on(port, &mut stderr_port, &mut port_buf);
+        if let Some(port) = &mut e.stderr_port {
+            got |= pass_on(port, &mut stderr_port, &mut port_buf, end);
+        }
+        if !drained && !end.is_empty() {
+            let ended = [&e.stdout_port, &e.stderr_port]
+                .into_iter()
+                .flatten()
+                .all(|p| p.held == end);
+            if ended {
+                let _ = write_all(&mut e.com2_in, &[wire::STDIO_DRAINED]);
+                drained = true;
+            }
         }
         while let Ok(n) = e.com1_out.read(&mut buf) {
             if n == 0 {
@@ -346,6 +380,15 @@ fn relay(mut e: Ends, stop: &AtomicBool) -> Relayed {
         }
     }
     to_stderr(&mut console, &held);
+    // What was held back and is not the end marker is output after all.
+    let end = e.stdio_end.as_deref().unwrap_or_default();
+    if let Some(p) = e.stdout_port.as_ref().filter(|p| p.held != end) {
+        let _ = stdout.write_all(&p.held);
+        let _ = stdout.flush();
+    }
+    if let Some(p) = e.stderr_port.as_ref().filter(|p| p.held != end) {
+        let _ = stderr_port.write_all(&p.held);
+    }
     Relayed {
         status,
         console: console.and_then(|t| t.text()),
@@ -353,26 +396,40 @@ fn relay(mut e: Ends, stop: &AtomicBool) -> Relayed {
     }
 }
 
-/// Copy what the non-blocking `fifo` holds now to `out`, a few reads at
-/// most so that COM2's records are not starved; whether there was
-/// anything.
-fn pass_on(fifo: &mut File, out: &mut impl Write, buf: &mut [u8]) -> bool {
+/// Pass what the port's non-blocking FIFO holds now on to `out`, a few
+/// reads at most so that COM2's records are not starved, keeping back
+/// what may be the start of the end marker; whether there was anything.
+fn pass_on(port: &mut Port, out: &mut impl Write, buf: &mut [u8], end: &[u8]) -> bool {
     let mut got = false;
     for _ in 0..8 {
-        match fifo.read(buf) {
-            Ok(0) => return got,
+        match port.out.read(buf) {
+            Ok(0) => break,
             Ok(n) => {
                 got = true;
+                port.held.extend_from_slice(&buf[..n]);
+                let pass = marker_start(&port.held, end);
                 // A reader that went away (EPIPE) loses the output, not
                 // the guest.
-                let _ = out.write_all(&buf[..n]);
-                let _ = out.flush();
+                let _ = out.write_all(&port.held[..pass]);
+                port.held.drain(..pass);
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => return got,
+            Err(_) => break,
         }
     }
+    if got {
+        let _ = out.flush();
+    }
     got
+}
+
+/// Where the longest end of `bytes` that `end` starts with begins (all of
+/// `end` included), or `bytes.len()`: what comes before it is output.
+fn marker_start(bytes: &[u8], end: &[u8]) -> usize {
+    let from = bytes.len().saturating_sub(end.len());
+    (from..bytes.len())
+        .find(|&i| end.starts_with(&bytes[i..]))
+        .unwrap_or(bytes.len())
 }
 
 /// Append what the non-blocking `pipe` holds now to `out`; whether its
@@ -455,5 +512,16 @@ mod tests {
         assert_eq!(record_start(b"abc\x1b[31m"), 8);
         assert_eq!(next_record(b"abc\x1b_isola-exi"), None);
         assert_eq!(parse_exit(b"exit x"), None);
+    }
+
+    #[test]
+    fn only_what_may_start_the_end_marker_is_held_back() {
+        let end = b"\x1b_isola-end 12\x1b\\";
+        assert_eq!(marker_start(b"guest-up\n", end), 9);
+        assert_eq!(marker_start(b"data\x1b_iso", end), 4);
+        assert_eq!(marker_start(b"data\x1b_isola-end 12\x1b\\", end), 4);
+        assert_eq!(marker_start(b"\x1b[0m", end), 4);
+        assert_eq!(marker_start(b"", end), 0);
+        assert_eq!(marker_start(b"anything", b""), 8);
     }
 }

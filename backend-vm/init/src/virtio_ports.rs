@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 /// How often sysfs is looked at again while a port is awaited.
-const STEP: Duration = Duration::from_millis(10);
+const STEP: Duration = Duration::from_millis(1);
 /// How long a port with no name yet is waited for: the name comes from the
 /// host a moment after the port appears.
 const UNNAMED_PATIENCE: Duration = Duration::from_millis(200);

@@ -83,7 +83,10 @@ impl Qemu {
             ));
         }
         if virtio_serial {
-            c.args(["-device", "virtio-serial-device"]);
+            // As many ports as it has (and port 0, which QEMU keeps for a
+            // console): by default it has 31, whose 64 queues the guest
+            // sets up one register write at a time at every boot.
+            c.args(["-device", "virtio-serial-device,max_ports=4"]);
         }
         if artifact.stdio_ports {
             // The workload's stdout and stderr: ports whose FIFOs the relay
@@ -318,7 +321,9 @@ mod tests {
         // microvm then puts its slot on the kernel command line itself.
         assert!(args.iter().any(|a| a.ends_with(",acpi=off")), "{args:?}");
         assert_eq!(
-            args.iter().filter(|a| *a == "virtio-serial-device").count(),
+            args.iter()
+                .filter(|a| a.starts_with("virtio-serial-device"))
+                .count(),
             1
         );
         let with_ports = Artifact {
@@ -332,7 +337,7 @@ mod tests {
             .map(|a| a.to_string_lossy().into_owned())
             .collect();
         for wanted in [
-            "virtio-serial-device",
+            "virtio-serial-device,max_ports=4",
             "pipe,id=stdout,path=/tmp/stdout",
             "virtserialport,chardev=stdout,name=isola.stdout",
             "pipe,id=stderr,path=/tmp/stderr",

@@ -26,6 +26,14 @@ pub struct Artifact {
     /// Where the monitor offers the guest's agent channel, a unix socket
     /// (see `crate::agent`); None when the guest cannot have one.
     pub agent: Option<PathBuf>,
+    /// Offer the virtio-serial ports `isola.stdout` and `isola.stderr`
+    /// (see `isola_guest_spec::ports::STDOUT_PORT_NAME`), whose output
+    /// goes where COM1's and COM2's does.
+    pub stdio_ports: bool,
+    /// The marker isola-init writes last on the stdio ports (see
+    /// `GuestSpec::stdio_end`), for a monitor that must tell it when all
+    /// their output has arrived.
+    pub stdio_end: Option<String>,
 }
 
 /// What the caller's stdin is to the guest.

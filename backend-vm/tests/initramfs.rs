@@ -381,6 +381,8 @@ fn the_spec_archive_unpacks_to_the_spec_json() {
         park: false,
         root_disk: None,
         volumes: vec![],
+        stdio_ports: false,
+        stdio_end: None,
     };
     let tmp = tempfile::tempdir().unwrap();
     let archive = tmp.path().join("spec.cpio");

@@ -50,6 +50,7 @@ fn config(kernel: PathBuf, cmdline: &str, mib: u64, vcpus: u8) -> VmConfig {
         deadline: Default::default(),
         disks: Vec::new(),
         vsock: None,
+        console: false,
     }
 }
 

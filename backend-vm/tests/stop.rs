@@ -23,6 +23,8 @@ fn artifact(kernel: PathBuf, cmdline: &str) -> Artifact {
         disks: Vec::new(),
         jail: None,
         agent: None,
+        stdio_ports: false,
+        stdio_end: None,
     }
 }
 

@@ -253,6 +253,7 @@ fn a_linux_guest_uses_its_disks_and_vsock() {
             },
         ],
         vsock: Some(socket.clone()),
+        console: false,
     };
     let com1 = Capture::default();
     let io = GuestIo {

@@ -36,6 +36,8 @@ fn artifact(kernel: PathBuf, cmdline: &str, vcpus: u8, jail: &Path) -> Artifact 
         disks: Vec::new(),
         jail: Some(jail.to_path_buf()),
         agent: None,
+        stdio_ports: false,
+        stdio_end: None,
     }
 }
 

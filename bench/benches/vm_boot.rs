@@ -47,6 +47,7 @@ fn bench(c: &mut Criterion) {
                     deadline: Default::default(),
                     disks: Vec::new(),
                     vsock: None,
+                    console: false,
                 };
                 let io = GuestIo {
                     com1_out: Box::new(std::io::sink()),

@@ -77,6 +77,7 @@ pub fn run(cmd: &VmCommand) -> Result<i32> {
         deadline: Default::default(),
         disks: Vec::new(),
         vsock: None,
+        console: false,
     };
     let io = GuestIo {
         com1_out: Box::new(std::io::stdout()),

@@ -51,7 +51,7 @@ pub enum Channel {
 impl Channel {
     /// The channel this guest has, if any.
     pub fn open() -> Option<Channel> {
-        if let Some(port) = serial_port() {
+        if let Some(port) = crate::virtio_ports::find(AGENT_SERIAL_NAME, false) {
             let port = OpenOptions::new()
                 .read(true)
                 .write(true)
@@ -242,28 +242,6 @@ impl Channel {
             Channel::Vsock { conn, .. } => *conn = None,
         }
     }
-}
-
-/// The virtio-serial port named [`AGENT_SERIAL_NAME`]: no udev makes the
-/// /dev/virtio-ports link here, so it is found by its name in sysfs. The
-/// name comes from the host a moment after the port appears: a port with
-/// no name yet is waited for, briefly.
-fn serial_port() -> Option<String> {
-    for _ in 0..20 {
-        let mut unnamed = false;
-        for entry in std::fs::read_dir("/sys/class/virtio-ports").ok()?.flatten() {
-            let name = std::fs::read_to_string(entry.path().join("name")).unwrap_or_default();
-            if name.trim_end() == AGENT_SERIAL_NAME {
-                return Some(format!("/dev/{}", entry.file_name().to_string_lossy()));
-            }
-            unnamed |= name.trim().is_empty();
-        }
-        if !unnamed {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    None
 }
 
 /// The port's SIGIO, through a signalfd of its own: blocked for PID 1

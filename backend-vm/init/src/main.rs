@@ -8,7 +8,9 @@
 //! (with `-t`, 0xfe starts a window size; 0xfd is a parked start's go-ahead,
 //! see park.rs).
 //! With an agent channel (agent.rs), it also starts the host's `isola
-//! exec` processes while the workload runs.
+//! exec` processes while the workload runs. Where the spec says
+//! `stdio_ports`, the workload's stdout and stderr are the virtio-serial
+//! ports `isola.stdout` and `isola.stderr` instead (stdio_ports.rs).
 //! The status byte written to port 0xf4 is the exit code, 128+N for signal N,
 //! 137 for an OOM kill (with `isola-init: the workload ran out of memory` on
 //! COM2), 125 when isola-init fails (`isola-init: <what failed>: <why>` on
@@ -66,9 +68,11 @@ mod signals;
 mod spec;
 mod status;
 mod stdin;
+mod stdio_ports;
 mod stop;
 mod supervise;
 mod tty;
+mod virtio_ports;
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
@@ -87,17 +91,20 @@ use isola_guest_spec::ports::Mark;
 #[cfg(not(test))]
 #[no_mangle]
 pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
-    let status = match start() {
-        Ok(running) => wait(running),
+    let (status, ending) = match start() {
+        Ok(mut running) => {
+            let ending = running.ports.take();
+            (wait(running), ending)
+        }
         Err(failure) => {
             // Empty for a parked guest a signal ended: nothing failed.
             if !failure.message.is_empty() {
                 report::say(&failure.message);
             }
-            failure.code
+            (failure.code, None)
         }
     };
-    report::finish(status)
+    report::finish(status, ending)
 }
 
 /// The workload, started.
@@ -113,6 +120,9 @@ struct Running {
     oom_kills_before: u64,
     /// The agent channel's server, when the guest has the channel.
     agent: Option<agent::Agent>,
+    /// The stdio ports and the marker that ends them, when the host asked
+    /// for it (see `stdio_ports::end`).
+    ports: Option<(stdio_ports::StdioPorts, String)>,
 }
 
 /// Everything up to the workload's exec, in order.
@@ -176,10 +186,18 @@ fn start() -> Result<Running, Failure> {
     } else {
         None
     };
+    // Kept past the fork only for the end marker (a port takes one opener).
+    let ports = (spec.stdio_ports && !spec.tty)
+        .then(stdio_ports::open)
+        .flatten();
+    let (out, err) = match &ports {
+        Some(p) => (p.stdout.as_raw_fd(), p.stderr.as_raw_fd()),
+        None => (com1, ttys.com2.as_raw_fd()),
+    };
     let stdio = match (spec.tty, &stdin_pipe) {
         (true, _) => [com1; 3],
-        (false, Some((r, _, _))) => [r.as_raw_fd(), com1, ttys.com2.as_raw_fd()],
-        (false, None) => [dev_null.as_raw_fd(), com1, ttys.com2.as_raw_fd()],
+        (false, Some((r, _, _))) => [r.as_raw_fd(), out, err],
+        (false, None) => [dev_null.as_raw_fd(), out, err],
     };
     let launch = child::Launch {
         args: command::c_strings(&spec.args, "argument")?,
@@ -229,6 +247,7 @@ fn start() -> Result<Running, Failure> {
         }
         Ok(ForkResult::Parent { child }) => {
             drop(report_w);
+            let ports = ports.zip(spec.stdio_end.clone());
             let stdin = stdin_pipe.map(|(r, w, com1_in)| {
                 drop(r);
                 stdin::Relay::new(com1_in, w)
@@ -250,6 +269,7 @@ fn start() -> Result<Running, Failure> {
                 parser,
                 oom_kills_before,
                 agent,
+                ports,
             })
         }
     }

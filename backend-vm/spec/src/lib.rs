@@ -20,6 +20,14 @@
 //! `"volumes":[{"serial":S,"target":"/data","read_only":false}]` the disks
 //! of named volumes; both are left out when there are none.
 //!
+//! `"stdio_ports":true` says the monitor offers the virtio-serial ports
+//! named [`ports::STDOUT_PORT_NAME`] and [`ports::STDERR_PORT_NAME`]:
+//! isola-init makes them the workload's stdout and stderr (not with `tty`)
+//! instead of COM1 and COM2; left out when false. With `"stdio_end":M`
+//! too, isola-init writes M on both ports once the workload and what it
+//! left are gone and waits for [`wire::STDIO_DRAINED`] on COM2 before it
+//! reports the status (QEMU: see `GuestSpec::stdio_end`).
+//!
 //! Unknown fields are refused, so a newer isola with an older init fails
 //! clearly instead of silently dropping a setting.
 
@@ -72,6 +80,21 @@ pub struct GuestSpec {
     /// Named volumes, each an ext4 virtio-blk disk mounted at its target.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<VolumeDisk>,
+    /// The workload's stdout and stderr go to the virtio-serial ports
+    /// [`ports::STDOUT_PORT_NAME`] and [`ports::STDERR_PORT_NAME`], which
+    /// the monitor offers, rather than to COM1 and COM2 (a UART moves
+    /// well under a MiB/s).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub stdio_ports: bool,
+    /// With `stdio_ports`: a marker isola-init writes last on both ports,
+    /// then waits (a while, at most) for [`wire::STDIO_DRAINED`] on COM2,
+    /// for a monitor that may still hold output when the guest reports its
+    /// status (QEMU exits at the exit port, dropping buffers its FIFOs had
+    /// no room for): the host strips the marker, which reaches it after
+    /// every byte before it, and answers. Random per run, so that a
+    /// workload's output does not end with it by chance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdio_end: Option<String>,
 }
 
 /// A named volume as the guest sees it.
@@ -160,6 +183,8 @@ mod tests {
                 target: "/data".into(),
                 read_only: true,
             }],
+            stdio_ports: true,
+            stdio_end: Some("\u{1b}_isola-end-0123\u{1b}\\".into()),
         }
     }
 
@@ -178,6 +203,18 @@ mod tests {
             .unwrap()
             .contains(r#""park":true"#));
         assert_eq!(GuestSpec::from_json(&s.to_json()).unwrap(), s);
+    }
+
+    #[test]
+    fn stdio_ports_are_written_only_when_offered() {
+        let mut s = spec();
+        assert!(String::from_utf8(s.to_json())
+            .unwrap()
+            .contains(r#""stdio_ports":true"#));
+        s.stdio_ports = false;
+        assert!(!String::from_utf8(s.to_json())
+            .unwrap()
+            .contains("stdio_ports"));
     }
 
     #[test]

@@ -19,6 +19,13 @@ pub const AGENT_VSOCK_PORT: u32 = 1024;
 /// name under /sys/class/virtio-ports.
 pub const AGENT_SERIAL_NAME: &str = "isola.agent";
 
+/// The virtio-serial ports that carry the workload's stdout and stderr
+/// when the spec says `stdio_ports` (see `GuestSpec::stdio_ports`): named
+/// ports on QEMU's virtio-serial device and on isola's own virtio-console,
+/// found by name under /sys/class/virtio-ports as the agent's is.
+pub const STDOUT_PORT_NAME: &str = "isola.stdout";
+pub const STDERR_PORT_NAME: &str = "isola.stderr";
+
 /// What isola-init writes to the boot timer, in the order it does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[repr(u8)]

@@ -5,7 +5,8 @@
 //! 0xff 0xff, and 0xff 0x00 ends the input, in band, so that no marker on
 //! another UART can overtake the last bytes. On COM2, next to the one-byte
 //! signal numbers, [`WINDOW_SIZE`] starts a new window size with `-t`, and
-//! [`GO_AHEAD`] lets a parked isola-init start the workload.
+//! [`GO_AHEAD`] lets a parked isola-init start the workload, and
+//! [`STDIO_DRAINED`] says the host has all of the stdio ports' output.
 //!
 //! Under QEMU (`isola.status=com2` on the kernel command line) isola-init
 //! also writes records on COM2 that the host takes out of the stderr
@@ -21,6 +22,11 @@ pub const WINDOW_SIZE: u8 = 0xfe;
 /// (see `GuestSpec::park`). Neither a signal number (1..=64) nor
 /// [`WINDOW_SIZE`]; inside a window size's four bytes it is only data.
 pub const GO_AHEAD: u8 = 0xfd;
+
+/// On COM2: the host has received the end marker on both stdio ports
+/// (see `GuestSpec::stdio_end`), so everything the workload wrote before
+/// it: isola-init may report the status.
+pub const STDIO_DRAINED: u8 = 0xfc;
 
 /// Asks isola-init for its COM2 records, on the kernel command line.
 pub const RECORDS_FLAG: &str = "isola.status=com2";

@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use isola_guest_spec::ports::Mark;
+use isola_guest_spec::ports::{self, Mark};
 use kvm_bindings::KVM_MAX_CPUID_ENTRIES;
 use kvm_ioctls::{Kvm, VcpuFd, VmFd};
 use vm_memory::GuestMemoryMmap;
@@ -17,11 +17,12 @@ use super::boot::{self, Loaded};
 use super::devices::{self, Devices, IrqTrigger, Uart};
 use super::error::{BootError, DeviceError, KvmUnavailable, VcpuError, VmError};
 use super::pit::{self, ReinjectOff};
+use super::shared_out::SharedOut;
 use super::vcpus::{self, Marks};
 use super::{cpu, feed, layout, memory, mptable, virtio, GuestIo, VmConfig};
 use crate::deadline::Deadline;
 use crate::guest_exit::GuestExit;
-use crate::virtio::{EventLoop, Notifier};
+use crate::virtio::{ConsolePort, EventLoop, Notifier};
 
 /// A VM ready to run: memory mapped, kernel loaded, devices and vCPUs set
 /// up. Its fields drop in order: the PIT's thread is joined first (its copy
@@ -63,7 +64,23 @@ impl Machine {
         let pit = pit::create(&vm)?;
 
         cpu::write_tables(&mem)?;
-        let virtio = virtio::create(&vm, &mem, &config.disks, config.vsock.as_deref())?;
+        // COM1 and the stdout port write to the same place, COM2 and the
+        // stderr port too.
+        let com1_out = SharedOut::new(io.com1_out);
+        let com2_out = SharedOut::new(io.com2_out);
+        let console = config.console.then(|| {
+            vec![
+                ConsolePort {
+                    name: ports::STDOUT_PORT_NAME.to_string(),
+                    out: Box::new(com1_out.clone()),
+                },
+                ConsolePort {
+                    name: ports::STDERR_PORT_NAME.to_string(),
+                    out: Box::new(com2_out.clone()),
+                },
+            ]
+        });
+        let virtio = virtio::create(&vm, &mem, &config.disks, config.vsock.as_deref(), console)?;
         let loaded = boot::load(
             &mem,
             &config.kernel,
@@ -74,8 +91,8 @@ impl Machine {
         )?;
 
         let devices = Devices {
-            com1: uart(&vm, io.com1_out, devices::COM1_IRQ)?,
-            com2: uart(&vm, io.com2_out, devices::COM2_IRQ)?,
+            com1: uart(&vm, Box::new(com1_out), devices::COM1_IRQ)?,
+            com2: uart(&vm, Box::new(com2_out), devices::COM2_IRQ)?,
             virtio: virtio.bus,
         };
         let mut marks = Marks::new(started);

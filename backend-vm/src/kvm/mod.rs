@@ -13,6 +13,7 @@ mod machine;
 mod memory;
 pub mod mptable;
 mod pit;
+mod shared_out;
 mod vcpus;
 mod virtio;
 
@@ -63,6 +64,10 @@ pub struct VmConfig {
     /// <hostport>\n`, and the stream is the guest's. After the disks on
     /// the bus.
     pub vsock: Option<PathBuf>,
+    /// A virtio-console with the ports `isola.stdout` and `isola.stderr`
+    /// (`isola_guest_spec::ports`), whose output goes where COM1's and
+    /// COM2's does ([`GuestIo`]); last on the bus.
+    pub console: bool,
 }
 
 /// Where the guest's UARTs lead: COM1 out and in, COM2 out and in.

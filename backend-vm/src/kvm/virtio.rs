@@ -1,5 +1,5 @@
-//! The VM's virtio-mmio devices: one virtio-blk per disk, in order, and
-//! virtio-vsock when asked for, each
+//! The VM's virtio-mmio devices: one virtio-blk per disk, in order, then
+//! virtio-vsock and virtio-console when asked for, each
 //! with a window on the MMIO bus, an IRQ raised by an irqfd and an
 //! ioeventfd per queue on QueueNotify, so that neither an interrupt nor a
 //! notification costs an exit to userspace.
@@ -17,8 +17,8 @@ use super::error::{DeviceError, DiskError, VmError};
 use super::layout::VIRTIO_MMIO;
 use crate::disk::Disk;
 use crate::virtio::{
-    Block, Interrupt, MmioBus, MmioTransport, Notifier, VirtioDevice, Vsock, Wake, MMIO_SIZE,
-    QUEUE_NOTIFY,
+    Block, Console, ConsolePort, Interrupt, MmioBus, MmioTransport, Notifier, VirtioDevice, Vsock,
+    Wake, MMIO_SIZE, QUEUE_NOTIFY,
 };
 
 /// Where a device is, as the guest's command line tells it
@@ -37,14 +37,16 @@ pub struct VirtioDevices {
 }
 
 /// Every device of the VM, registered with KVM: the disks in order, then
-/// the vsock device when `vsock` names its socket.
+/// the vsock device when `vsock` names its socket, then the console with
+/// `console`'s ports.
 pub fn create(
     vm: &VmFd,
     mem: &GuestMemoryMmap,
     disks: &[Disk],
     vsock: Option<&Path>,
+    console: Option<Vec<ConsolePort>>,
 ) -> Result<VirtioDevices, VmError> {
-    let max = VIRTIO_IRQS.len() - usize::from(vsock.is_some());
+    let max = VIRTIO_IRQS.len() - usize::from(vsock.is_some()) - usize::from(console.is_some());
     if disks.len() > max {
         return Err(DiskError::TooMany {
             count: disks.len(),
@@ -66,13 +68,12 @@ pub fn create(
             path: path.to_path_buf(),
             source,
         })?;
-        add(
-            vm,
-            mem,
-            &mut devices,
-            Box::new(device),
-            VIRTIO_IRQS[disks.len()],
-        )?;
+        let irq = VIRTIO_IRQS[devices.slots.len()];
+        add(vm, mem, &mut devices, Box::new(device), irq)?;
+    }
+    if let Some(ports) = console {
+        let irq = VIRTIO_IRQS[devices.slots.len()];
+        add(vm, mem, &mut devices, Box::new(Console::new(ports)), irq)?;
     }
     Ok(devices)
 }

@@ -10,7 +10,7 @@ use nix::errno::Errno;
 use nix::sys::wait::{waitid, Id, WaitPidFlag};
 use nix::unistd::Pid;
 
-use super::qemu_serial::{Relay, RelayEnds};
+use super::qemu_serial::{Fifo, Relay, RelayEnds};
 use super::{Artifact, Input, Monitor, MonitorError, QemuError, Running};
 use crate::guest_exit::{Failure, GuestExit, GuestFailed};
 
@@ -23,18 +23,26 @@ pub struct Qemu {
 
 impl Qemu {
     /// The command line, for `run` and for people (`--explain`, docs).
+    /// `fifos`: the directory of the FIFOs `qemu_serial::make_fifos` made.
     pub fn command(
         &self,
         artifact: &Artifact,
         initrd: &std::path::Path,
-        com1: &std::path::Path,
-        com2: &std::path::Path,
+        fifos: &std::path::Path,
     ) -> Command {
+        let fifo = |end: Fifo| {
+            fifos
+                .join(end.name())
+                .display()
+                .to_string()
+                .replace(',', ",,")
+        };
         let mut c = Command::new(BINARY);
         // With ACPI off, microvm lists its virtio-mmio devices on the kernel's
         // command line, where a kernel without ACPI (isola's) finds them; on
         // only otherwise, since Debian's kernel then finds one vCPU only.
-        let acpi = if artifact.disks.is_empty() && artifact.agent.is_none() {
+        let virtio_serial = artifact.agent.is_some() || artifact.stdio_ports;
+        let acpi = if artifact.disks.is_empty() && !virtio_serial {
             "on"
         } else {
             "off"
@@ -50,9 +58,9 @@ impl Qemu {
         c.args(["-nodefaults", "-no-user-config", "-nographic", "-no-reboot"]);
         // Both UARTs are FIFOs isola relays (see qemu_serial).
         c.arg("-chardev")
-            .arg(format!("pipe,id=com1,path={}", com1.display()));
+            .arg(format!("pipe,id=com1,path={}", fifo(Fifo::Com1)));
         c.arg("-chardev")
-            .arg(format!("pipe,id=com2,path={}", com2.display()));
+            .arg(format!("pipe,id=com2,path={}", fifo(Fifo::Com2)));
         // microvm makes only the first -serial a port: COM2 is a device of its own.
         c.args(["-serial", "chardev:com1"]);
         c.args(["-device", "isa-serial,chardev=com2,iobase=0x2f8,irq=3"]);
@@ -74,10 +82,36 @@ impl Qemu {
                 disk.serial
             ));
         }
+        if virtio_serial {
+            // As many ports as it has (and port 0, which QEMU keeps for a
+            // console): by default it has 31, whose 64 queues the guest
+            // sets up one register write at a time at every boot.
+            c.args(["-device", "virtio-serial-device,max_ports=4"]);
+        }
+        if artifact.stdio_ports {
+            // The workload's stdout and stderr: ports whose FIFOs the relay
+            // reads as it reads the UARTs'.
+            for (id, end, name) in [
+                (
+                    "stdout",
+                    Fifo::Stdout,
+                    isola_guest_spec::ports::STDOUT_PORT_NAME,
+                ),
+                (
+                    "stderr",
+                    Fifo::Stderr,
+                    isola_guest_spec::ports::STDERR_PORT_NAME,
+                ),
+            ] {
+                c.arg("-chardev")
+                    .arg(format!("pipe,id={id},path={}", fifo(end)));
+                c.arg("-device")
+                    .arg(format!("virtserialport,chardev={id},name={name}"));
+            }
+        }
         if let Some(agent) = &artifact.agent {
             // The agent channel: a virtio-serial port on a socket isola
             // connects to.
-            c.args(["-device", "virtio-serial-device"]);
             c.arg("-chardev").arg(format!(
                 "socket,id=agent,path={},server=on,wait=off",
                 // QEMU's option syntax: a comma in a value is doubled.
@@ -138,8 +172,8 @@ impl Monitor for Qemu {
             std::io::Write::flush(&mut out).map_err(QemuError::WriteInitrd)?;
         }
         let dir = tempfile::tempdir().map_err(QemuError::TempDir)?;
-        let (com1, com2) = super::qemu_serial::make_fifos(dir.path())?;
-        let mut cmd = self.command(artifact, joined.path(), &com1, &com2);
+        super::qemu_serial::make_fifos(dir.path(), artifact.stdio_ports)?;
+        let mut cmd = self.command(artifact, joined.path(), dir.path());
         cmd.stdin(Stdio::null()).stdout(Stdio::null());
         // Its own process group: a Ctrl-C reaches isola, which passes it to
         // the workload, instead of killing QEMU.
@@ -159,8 +193,9 @@ impl Monitor for Qemu {
             deadline: running.deadline.clone(),
             qemu: Pid::from_raw(child.id() as i32),
             running: running.clone(),
+            stdio_end: artifact.stdio_end.as_ref().map(|m| m.as_bytes().to_vec()),
         };
-        let relay = match Relay::start(&com1, &com2, ends) {
+        let relay = match Relay::start(dir.path(), artifact.stdio_ports, ends) {
             Ok(r) => r,
             Err(e) => {
                 let _ = child.kill();
@@ -257,8 +292,10 @@ mod tests {
             disks: Vec::new(),
             jail: None,
             agent: None,
+            stdio_ports: false,
+            stdio_end: None,
         };
-        let cmd = Qemu { kvm: true }.command(&artifact, dir, dir, dir);
+        let cmd = Qemu { kvm: true }.command(&artifact, dir, dir);
         let args: Vec<String> = cmd
             .get_args()
             .map(|a| a.to_string_lossy().into_owned())
@@ -273,7 +310,7 @@ mod tests {
             ..artifact
         };
         let args: Vec<String> = Qemu { kvm: false }
-            .command(&with_agent, dir, dir, dir)
+            .command(&with_agent, dir, dir)
             .get_args()
             .map(|a| a.to_string_lossy().into_owned())
             .collect();
@@ -283,6 +320,32 @@ mod tests {
         );
         assert!(args.contains(&"virtserialport,chardev=agent,name=isola.agent".to_string()));
         // microvm then puts its slot on the kernel command line itself.
+        assert!(args.iter().any(|a| a.ends_with(",acpi=off")), "{args:?}");
+        assert_eq!(
+            args.iter()
+                .filter(|a| a.starts_with("virtio-serial-device"))
+                .count(),
+            1
+        );
+        let with_ports = Artifact {
+            stdio_ports: true,
+            agent: None,
+            ..with_agent
+        };
+        let args: Vec<String> = Qemu { kvm: false }
+            .command(&with_ports, dir, dir)
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        for wanted in [
+            "virtio-serial-device,max_ports=4",
+            "pipe,id=stdout,path=/tmp/stdout",
+            "virtserialport,chardev=stdout,name=isola.stdout",
+            "pipe,id=stderr,path=/tmp/stderr",
+            "virtserialport,chardev=stderr,name=isola.stderr",
+        ] {
+            assert!(args.contains(&wanted.to_string()), "{wanted}: {args:?}");
+        }
         assert!(args.iter().any(|a| a.ends_with(",acpi=off")), "{args:?}");
     }
 }

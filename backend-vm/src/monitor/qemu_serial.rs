@@ -14,12 +14,21 @@
 //! `ESC _ isola-started ESC \` when the workload starts, and `ESC _
 //! isola-exit N ESC \` at the end, since QEMU's exit code keeps only 7 bits of the
 //! status.
+//!
+//! With `stdio_ports`, the workload's stdout and stderr come on two
+//! virtio-serial ports' FIFOs instead, relayed to our stdout and stderr
+//! as they are (no records travel there), in larger reads. isola-init ends
+//! each with the run's end marker (`GuestSpec::stdio_end`): the relay holds
+//! back as many bytes as the marker has, drops the marker when a port's
+//! stream ends with it, and once both have, answers `STDIO_DRAINED` on
+//! COM2, so that isola-init reports the status only when QEMU holds none
+//! of the output any more.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -38,11 +47,42 @@ use crate::deadline::Deadline;
 const RECORD: &[u8] = wire::RECORD_START.as_bytes();
 const END: &[u8] = wire::RECORD_END.as_bytes();
 
-/// The FIFOs QEMU's `-chardev pipe,path=BASE` opens, BASE.in and BASE.out,
-/// for COM1 and COM2 in `dir`.
-pub fn make_fifos(dir: &Path) -> Result<(PathBuf, PathBuf), QemuError> {
-    let make = |name: &str| -> Result<PathBuf, QemuError> {
-        let base = dir.join(name);
+/// A FIFO pair QEMU's `-chardev pipe,path=DIR/NAME` opens: NAME.in and
+/// NAME.out in the run's FIFO directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fifo {
+    Com1,
+    Com2,
+    /// The virtio-serial port of the workload's stdout.
+    Stdout,
+    Stderr,
+}
+
+impl Fifo {
+    pub fn name(self) -> &'static str {
+        match self {
+            Fifo::Com1 => "com1",
+            Fifo::Com2 => "com2",
+            Fifo::Stdout => "stdout",
+            Fifo::Stderr => "stderr",
+        }
+    }
+}
+
+/// A pipe's capacity for the stdio ports' FIFOs: the most an unprivileged
+/// process may ask for by default. QEMU stops taking a port's buffers
+/// (and the guest's writes wait) while its FIFO is full.
+const PORT_FIFO_BYTES: libc::c_int = 1 << 20;
+
+/// Make the FIFOs of COM1 and COM2 in `dir`, and of the stdio ports when
+/// the guest has them.
+pub fn make_fifos(dir: &Path, stdio_ports: bool) -> Result<(), QemuError> {
+    let mut pairs = vec![Fifo::Com1, Fifo::Com2];
+    if stdio_ports {
+        pairs.extend([Fifo::Stdout, Fifo::Stderr]);
+    }
+    for pair in pairs {
+        let base = dir.join(pair.name());
         for end in ["in", "out"] {
             let path = base.with_extension(end);
             nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600)).map_err(
@@ -52,9 +92,8 @@ pub fn make_fifos(dir: &Path) -> Result<(PathBuf, PathBuf), QemuError> {
                 },
             )?;
         }
-        Ok(base)
-    };
-    Ok((make("com1")?, make("com2")?))
+    }
+    Ok(())
 }
 
 /// Relays both UARTs until `finish`.
@@ -88,9 +127,24 @@ pub struct RelayEnds {
     pub qemu: Pid,
     /// Told when isola-init is parked.
     pub running: Running,
+    /// The marker that ends each stdio port's stream.
+    pub stdio_end: Option<Vec<u8>>,
+}
+
+/// A stdio port's FIFO and the bytes held back in case they are the end
+/// marker.
+struct Port {
+    out: File,
+    /// Held open so that QEMU's open of it never waits.
+    _in: File,
+    held: Vec<u8>,
 }
 
 struct Ends {
+    /// The stdio ports' FIFOs, when the guest has them.
+    stdout_port: Option<Port>,
+    stderr_port: Option<Port>,
+    stdio_end: Option<Vec<u8>>,
     com1_out: File,
     com1_in: File,
     com2_out: File,
@@ -105,11 +159,11 @@ struct Ends {
 }
 
 impl Relay {
-    pub fn start(com1: &Path, com2: &Path, rest: RelayEnds) -> Result<Relay, QemuError> {
+    pub fn start(dir: &Path, stdio_ports: bool, rest: RelayEnds) -> Result<Relay, QemuError> {
         // Read-write, non-blocking: opening never waits for QEMU, and a read
         // end never sees EOF while we hold it; `stop` ends the loop.
-        let open = |base: &Path, end: &str| {
-            let path = base.with_extension(end);
+        let open = |pair: Fifo, end: &str| {
+            let path = dir.join(pair.name()).with_extension(end);
             OpenOptions::new()
                 .read(true)
                 .write(true)
@@ -117,20 +171,38 @@ impl Relay {
                 .open(&path)
                 .map_err(|source| QemuError::OpenFifo { path, source })
         };
+        let port = |pair: Fifo| -> Result<Option<Port>, QemuError> {
+            if !stdio_ports {
+                return Ok(None);
+            }
+            let out = open(pair, "out")?;
+            // A larger pipe lets QEMU run further ahead of the relay;
+            // refused, the default one does.
+            // SAFETY: F_SETPIPE_SZ takes an integer, no pointer.
+            let _ = unsafe { libc::fcntl(out.as_raw_fd(), libc::F_SETPIPE_SZ, PORT_FIFO_BYTES) };
+            Ok(Some(Port {
+                out,
+                _in: open(pair, "in")?,
+                held: Vec::new(),
+            }))
+        };
         // Polled with the UARTs, read as it fills.
         fcntl(&rest.control, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
             .map_err(|e| QemuError::Control(e.into()))?;
         let ends = Ends {
-            com1_out: open(com1, "out")?,
-            com1_in: open(com1, "in")?,
-            com2_out: open(com2, "out")?,
-            com2_in: open(com2, "in")?,
+            stdout_port: port(Fifo::Stdout)?,
+            stderr_port: port(Fifo::Stderr)?,
+            com1_out: open(Fifo::Com1, "out")?,
+            com1_in: open(Fifo::Com1, "in")?,
+            com2_out: open(Fifo::Com2, "out")?,
+            com2_in: open(Fifo::Com2, "in")?,
             control: Some(rest.control),
             stdin: rest.stdin,
             hold_console: rest.hold_console,
             deadline: rest.deadline,
             qemu: rest.qemu,
             running: rest.running,
+            stdio_end: rest.stdio_end,
         };
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
@@ -171,6 +243,11 @@ fn relay(mut e: Ends, stop: &AtomicBool) -> Relayed {
     let mut marks = Vec::new();
     let mut held: Vec<u8> = Vec::new();
     let mut buf = [0u8; 4096];
+    // The stdio ports' bytes pass through as they are, in large reads.
+    let mut port_buf = vec![0u8; 256 << 10];
+    let mut stderr_port = std::io::stderr();
+    // STDIO_DRAINED was sent.
+    let mut drained = false;
     loop {
         let stopping = stop.load(Ordering::SeqCst);
         let mut feed = stdin_open && started;
@@ -179,6 +256,9 @@ fn relay(mut e: Ends, stop: &AtomicBool) -> Relayed {
                 PollFd::new(e.com1_out.as_fd(), PollFlags::POLLIN),
                 PollFd::new(e.com2_out.as_fd(), PollFlags::POLLIN),
             ];
+            for port in [&e.stdout_port, &e.stderr_port].into_iter().flatten() {
+                fds.push(PollFd::new(port.out.as_fd(), PollFlags::POLLIN));
+            }
             if let Some(control) = &e.control {
                 fds.push(PollFd::new(control.as_fd(), PollFlags::POLLIN));
             }
@@ -215,6 +295,23 @@ fn relay(mut e: Ends, stop: &AtomicBool) -> Relayed {
             killed = true;
         }
         let mut got = false;
+        let end = e.stdio_end.as_deref().unwrap_or_default();
+        if let Some(port) = &mut e.stdout_port {
+            got |= pass_on(port, &mut stdout, &mut port_buf, end);
+        }
+        if let Some(port) = &mut e.stderr_port {
+            got |= pass_on(port, &mut stderr_port, &mut port_buf, end);
+        }
+        if !drained && !end.is_empty() {
+            let ended = [&e.stdout_port, &e.stderr_port]
+                .into_iter()
+                .flatten()
+                .all(|p| p.held == end);
+            if ended {
+                let _ = write_all(&mut e.com2_in, &[wire::STDIO_DRAINED]);
+                drained = true;
+            }
+        }
         while let Ok(n) = e.com1_out.read(&mut buf) {
             if n == 0 {
                 break;
@@ -283,11 +380,56 @@ fn relay(mut e: Ends, stop: &AtomicBool) -> Relayed {
         }
     }
     to_stderr(&mut console, &held);
+    // What was held back and is not the end marker is output after all.
+    let end = e.stdio_end.as_deref().unwrap_or_default();
+    if let Some(p) = e.stdout_port.as_ref().filter(|p| p.held != end) {
+        let _ = stdout.write_all(&p.held);
+        let _ = stdout.flush();
+    }
+    if let Some(p) = e.stderr_port.as_ref().filter(|p| p.held != end) {
+        let _ = stderr_port.write_all(&p.held);
+    }
     Relayed {
         status,
         console: console.and_then(|t| t.text()),
         marks,
     }
+}
+
+/// Pass what the port's non-blocking FIFO holds now on to `out`, a few
+/// reads at most so that COM2's records are not starved, keeping back
+/// what may be the start of the end marker; whether there was anything.
+fn pass_on(port: &mut Port, out: &mut impl Write, buf: &mut [u8], end: &[u8]) -> bool {
+    let mut got = false;
+    for _ in 0..8 {
+        match port.out.read(buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                got = true;
+                port.held.extend_from_slice(&buf[..n]);
+                let pass = marker_start(&port.held, end);
+                // A reader that went away (EPIPE) loses the output, not
+                // the guest.
+                let _ = out.write_all(&port.held[..pass]);
+                port.held.drain(..pass);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    if got {
+        let _ = out.flush();
+    }
+    got
+}
+
+/// Where the longest end of `bytes` that `end` starts with begins (all of
+/// `end` included), or `bytes.len()`: what comes before it is output.
+fn marker_start(bytes: &[u8], end: &[u8]) -> usize {
+    let from = bytes.len().saturating_sub(end.len());
+    (from..bytes.len())
+        .find(|&i| end.starts_with(&bytes[i..]))
+        .unwrap_or(bytes.len())
 }
 
 /// Append what the non-blocking `pipe` holds now to `out`; whether its
@@ -370,5 +512,16 @@ mod tests {
         assert_eq!(record_start(b"abc\x1b[31m"), 8);
         assert_eq!(next_record(b"abc\x1b_isola-exi"), None);
         assert_eq!(parse_exit(b"exit x"), None);
+    }
+
+    #[test]
+    fn only_what_may_start_the_end_marker_is_held_back() {
+        let end = b"\x1b_isola-end 12\x1b\\";
+        assert_eq!(marker_start(b"guest-up\n", end), 9);
+        assert_eq!(marker_start(b"data\x1b_iso", end), 4);
+        assert_eq!(marker_start(b"data\x1b_isola-end 12\x1b\\", end), 4);
+        assert_eq!(marker_start(b"\x1b[0m", end), 4);
+        assert_eq!(marker_start(b"", end), 0);
+        assert_eq!(marker_start(b"anything", b""), 8);
     }
 }

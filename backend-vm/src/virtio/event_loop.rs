@@ -36,7 +36,8 @@ impl Notifier {
     }
 }
 
-/// The running device thread; [`EventLoop::stop`] ends and joins it.
+/// The running device thread; [`EventLoop::stop`] ends and joins it, after
+/// a last pass over the queues (see `last_pass`).
 pub struct EventLoop {
     stop: EventFd,
     thread: JoinHandle<()>,
@@ -89,6 +90,7 @@ fn serve(epoll: &Epoll, notifiers: &[Notifier], stop_token: u64) {
         for event in &events[..ready] {
             let token = event.data();
             if token == stop_token {
+                last_pass(notifiers);
                 return;
             }
             let Some(n) = usize::try_from(token).ok().and_then(|t| notifiers.get(t)) else {
@@ -108,6 +110,19 @@ fn serve(epoll: &Epoll, notifiers: &[Notifier], stop_token: u64) {
                     device.notify(*queue);
                 }
                 Wake::Host(_) => device.host_event(),
+            }
+        }
+    }
+}
+
+/// Serve every queue once more after the vCPUs stopped: what the guest
+/// queued before its end (the output a workload wrote just before it
+/// exited, whose notification may still be unread) is not lost.
+fn last_pass(notifiers: &[Notifier]) {
+    for n in notifiers {
+        if let Wake::Queue { queue, .. } = &n.wake {
+            if let Ok(mut device) = n.device.lock() {
+                device.notify(*queue);
             }
         }
     }

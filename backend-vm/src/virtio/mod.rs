@@ -1,7 +1,8 @@
 //! virtio devices for isola's own monitor: the virtio-mmio transport, the
 //! bus that routes MMIO exits to it, the thread that serves queue
-//! notifications, and the device models behind it (virtio-blk, and
-//! virtio-vsock for host-initiated streams).
+//! notifications, and the device models behind it (virtio-blk,
+//! virtio-vsock for host-initiated streams, and virtio-console for the
+//! workload's output).
 
 mod block;
 mod block_file;
@@ -9,6 +10,10 @@ mod block_request;
 #[cfg(test)]
 mod block_tests;
 mod bus;
+mod console;
+mod console_control;
+#[cfg(test)]
+mod console_tests;
 mod event_loop;
 #[cfg(test)]
 mod fuzz_tests;
@@ -33,6 +38,7 @@ use vm_memory::GuestMemoryMmap;
 
 pub use block::Block;
 pub use bus::MmioBus;
+pub use console::{Console, ConsolePort};
 pub use event_loop::{EventLoop, Notifier, Wake};
 pub use interrupt::Interrupt;
 pub use mmio::{MmioTransport, MMIO_SIZE, QUEUE_NOTIFY};

@@ -149,6 +149,7 @@ fn run(config: &VmmConfig) -> Result<End, String> {
         deadline: Default::default(),
         disks,
         vsock,
+        console: config.artifact.stdio_ports,
     };
     // SAFETY: isola put these descriptors here for this process (see
     // `spawn`); nothing else owns them.

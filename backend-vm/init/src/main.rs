@@ -104,7 +104,11 @@ pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) ->
             (failure.code, None)
         }
     };
-    report::finish(status, ending)
+    report::finish(status, || {
+        if let Some((ports, marker)) = ending {
+            stdio_ports::end(ports, &marker);
+        }
+    })
 }
 
 /// The workload, started.

@@ -92,19 +92,17 @@ pub fn say(message: &str) {
     }
 }
 
-/// Ends the VM with `status`: stops whatever still runs, ends the stdio
-/// ports with their marker where the host asked for one (`ending`), lets
-/// the UARTs drain so no output is lost, writes the status to the exit
-/// port, and powers off in case the monitor did not stop on it.
-pub fn finish(status: u8, ending: Option<(crate::stdio_ports::StdioPorts, String)>) -> ! {
+/// Ends the VM with `status`: stops whatever still runs, calls `ending`
+/// (the stdio ports end with their marker where the host asked for one),
+/// lets the UARTs drain so no output is lost, writes the status to the
+/// exit port, and powers off in case the monitor did not stop on it.
+pub fn finish(status: u8, ending: impl FnOnce()) -> ! {
     // SAFETY: kill(2) with pid -1 from PID 1 signals every other process;
     // it touches no memory of ours. Docker's semantics: when the workload
     // ends, what it left running ends with it.
     unsafe { libc::kill(-1, libc::SIGKILL) };
     crate::disks::unmount_volumes();
-    if let Some((ports, marker)) = ending {
-        crate::stdio_ports::end(ports, &marker);
-    }
+    ending();
     if status_on_com2() {
         // QEMU's isa-debug-exit keeps only 7 bits of the status (it exits
         // with status << 1 | 1): 137 and 9 would look alike. A monitor

@@ -85,6 +85,7 @@ impl Backend for VmBackend {
                 format!("{}-", spec.image_digest.trim_start_matches("sha256:")),
             )),
             volumes: features.virtio_mmio && features.virtio_blk,
+            // Whether it would have one: the socket's place does not matter.
             exec: agent_channel(&c, &features, &self.state_dir).is_ok(),
         })
     }
@@ -296,7 +297,7 @@ fn check_memory(artifact: &Artifact, format: kernel_format::Format) -> Result<()
         // Booted as it is: its size in memory is not known up front.
         kernel_format::Format::Elf => 0,
     };
-    let need = (kernel + 2 * initrds + MEMORY_SLACK).max(2 * initrds + MEMORY_SLACK);
+    let need = kernel + 2 * initrds + MEMORY_SLACK;
     if artifact.memory_bytes >= need {
         return Ok(());
     }

@@ -379,7 +379,7 @@ impl BundleRuntime for VmRuntime {
         _opts: &isola_core::oci::runtime::ExecOptions,
     ) -> Result<isola_core::oci::runtime::Execd, RuntimeError> {
         Err(RuntimeError::State(
-            "exec into a microVM is not supported yet: the VM backend has no streaming channel to its guest"
+            "exec into a microVM is not supported yet: isola-runtime does not relay the guest's agent channel (isola exec into a detached VM does)"
                 .into(),
         ))
     }

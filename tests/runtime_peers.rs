@@ -419,11 +419,86 @@ fn check_containerd(ctr: &Ctr, archive: &Path) {
         "{}",
         text(&out.stdout)
     );
-    let mut detached = vec!["-d"];
+    // On isola's kernel, whose virtio carries the agent channel: exec.
+    let Some(kernel) = common::isola_kernel_for_host() else {
+        return;
+    };
+    let kernel = format!("io.isola.vm.kernel={}", kernel.display());
+    let mut detached = vec!["-d", "--annotation", &kernel];
     detached.extend(vm);
     let script = "trap 'exit 9' TERM; echo up; while :; do sleep 1; done";
     ctr.ok(&strs(&run(&detached, "v-life", &["sh", "-c", script])));
     assert_eq!(ctr.status("v-life"), "RUNNING");
+    let exec = |extra: &[&str], id: &str, script: &str| -> Vec<String> {
+        let mut a = vec!["task", "exec", "--fifo-dir", &fifo];
+        a.extend(extra);
+        a.extend(["--exec-id", id, "v-life", "sh", "-c", script]);
+        a.into_iter().map(String::from).collect()
+    };
+    let out = ctr.run(&strs(&exec(
+        &[],
+        "ve1",
+        "echo from $(cat /proc/1/comm); echo err >&2; exit 7",
+    )));
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "task exec in a microVM: {}",
+        text(&out.stderr)
+    );
+    assert_eq!(text(&out.stdout), "from init\n");
+    assert_eq!(text(&out.stderr), "err\n");
+    // A terminal: the guest's pty, its master handed to the shim.
+    let line: Vec<String> = ctr
+        .d
+        .ctr(&strs(&exec(&["-t"], "ve-tty", "tty; exit 6")))
+        .iter()
+        .map(|a| quote(a))
+        .collect();
+    let mut script = Command::new("script");
+    script
+        .args(["-qec", &line.join(" "), "/dev/null"])
+        .stdin(Stdio::null());
+    let out = output(script);
+    assert_eq!(
+        out.status.code(),
+        Some(6),
+        "task exec -t in a microVM: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stdout).contains("/dev/pts/"),
+        "{}",
+        text(&out.stdout)
+    );
+    // An exec'd process killed by containerd: TERM reaches the guest.
+    let mut waiting = ctr
+        .command(&strs(&exec(
+            &[],
+            "ve-term",
+            "trap 'exit 5' TERM; echo waiting; while :; do sleep 1; done",
+        )))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 8];
+    std::io::Read::read_exact(waiting.stdout.as_mut().unwrap(), &mut first).unwrap();
+    assert_eq!(&first, b"waiting\n");
+    let ps = ctr.ok(&["task", "ps", "v-life"]);
+    assert!(
+        ps.lines().count() >= 4,
+        "the keeper, QEMU and the exec's relay: {ps}"
+    );
+    ctr.ok(&["task", "kill", "--exec-id", "ve-term", "v-life"]);
+    let out = waiting.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "the exec'd process's TERM: {}",
+        text(&out.stderr)
+    );
     ctr.ok(&["task", "pause", "v-life"]);
     assert_eq!(ctr.status("v-life"), "PAUSED");
     ctr.ok(&["task", "resume", "v-life"]);

@@ -13,8 +13,16 @@ mod info;
 mod inspect;
 mod lifecycle;
 mod log;
+#[allow(dead_code)] // isola exec's relaying is not this binary's
+#[path = "../commands/relay.rs"]
+mod relay;
 #[path = "vm.rs"]
 mod runtime_vm;
+mod vm_exec;
+mod vm_keeper;
+#[allow(dead_code)] // the shim's requests are not this binary's
+#[path = "../shim/wire.rs"]
+mod wire;
 
 use anyhow::{bail, Result};
 use clap::Parser;

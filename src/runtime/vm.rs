@@ -6,13 +6,9 @@
 //! shim's stats and OOM events are the VM's), passes the signals it gets
 //! to the guest's init, and exits with the workload's code.
 
-use std::io::{Read, Write};
-use std::os::fd::OwnedFd;
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
-use isola_core::backend::{IdleWork, RunContext};
-use isola_core::explain::Explain;
 use isola_core::oci::hooks::{self, Point};
 use isola_core::oci::runtime::{Created, StatsJson};
 use isola_core::oci::{
@@ -274,7 +270,7 @@ impl BundleRuntime for VmRuntime {
             }
             Ok(ForkResult::Child) => {
                 drop(ready_r);
-                let code = keeper(
+                let code = crate::vm_keeper::keeper(
                     backend.as_ref(),
                     &spec,
                     opts.state_dir,
@@ -372,16 +368,14 @@ impl BundleRuntime for VmRuntime {
         Self::destroy(&backends::cgroup_of(rec)?)
     }
 
+    /// Through the keeper, which holds the guest's agent channel.
     fn exec(
         &self,
-        _rec: &Record,
-        _process: &oci_spec::runtime::Process,
-        _opts: &isola_core::oci::runtime::ExecOptions,
+        rec: &Record,
+        process: &oci_spec::runtime::Process,
+        opts: &isola_core::oci::runtime::ExecOptions,
     ) -> Result<isola_core::oci::runtime::Execd, RuntimeError> {
-        Err(RuntimeError::State(
-            "exec into a microVM is not supported yet: isola-runtime does not relay the guest's agent channel (isola exec into a detached VM does)"
-                .into(),
-        ))
+        crate::vm_exec::exec(rec, process, opts)
     }
 }
 
@@ -392,84 +386,6 @@ impl VmRuntime {
             .destroy()
             .map_err(|e| RuntimeError::step("removing the microVM's cgroup", e))
     }
-}
-
-/// The keeper's life: into the cgroup, boot the guest parked, say so,
-/// wait for `start`, run the workload to its end; its exit code.
-fn keeper(
-    backend: &dyn isola_core::backend::Backend,
-    spec: &RunSpec,
-    state_dir: &Path,
-    group: &Cgroup,
-    start: &OwnedFd,
-    ready: OwnedFd,
-) -> i32 {
-    let mut ready = std::fs::File::from(ready);
-    let mut say = |text: &str| {
-        let _ = ready.write_all(text.as_bytes());
-    };
-    if let Err(e) = group.add_pid(std::process::id() as i32) {
-        say(&format!("putting the microVM in its cgroup: {e}"));
-        return 1;
-    }
-    let instance_dir = state_dir.join("vm");
-    if let Err(e) = std::fs::create_dir_all(&instance_dir) {
-        say(&format!("making {}: {e}", instance_dir.display()));
-        return 1;
-    }
-    let ctx = RunContext {
-        instance_dir,
-        state_dir: state_dir.to_path_buf(),
-        explain: Explain::default(),
-        idle: IdleWork::default(),
-        ephemeral: true,
-        park: true,
-        clock: Instant::now(),
-    };
-    let mut sandbox = match backend.create(spec, &ctx) {
-        Ok(s) => s,
-        Err(e) => {
-            say(&format!("booting the microVM: {}", chain(&e)));
-            return 1;
-        }
-    };
-    say("ok");
-    drop(ready);
-    if !gate::wait(start) {
-        return 1;
-    }
-    if let Err(e) = sandbox.start() {
-        eprintln!(
-            "isola-runtime: starting the microVM's process: {}",
-            chain(&e)
-        );
-        return 1;
-    }
-    let outcome = sandbox.wait();
-    let _ = sandbox.teardown();
-    match outcome {
-        Ok(o) => {
-            if let Some(m) = o.message {
-                eprintln!("isola-runtime: {m}");
-            }
-            o.status.code()
-        }
-        Err(e) => {
-            eprintln!("isola-runtime: {}", chain(&e));
-            1
-        }
-    }
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    text
 }
 
 #[cfg(test)]

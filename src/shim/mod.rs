@@ -139,7 +139,7 @@ fn setup(root: &Root, args: &ShimArgs) -> Result<Shim> {
         .context("opening the sandbox's log")?;
         set_tracing_file(&dir);
         let stdio = workload_stdio(run.interactive)?;
-        let listener = serve::listen(&socket_path(&dir))?;
+        let listener = wire::listen(&socket_path(&dir))?;
         instance.state.status = Status::Created;
         instance.state.pid = Some(std::process::id() as i32);
         instance.state.exit_code = None;

@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -16,9 +15,7 @@ use isola_core::logs::Stream;
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
-use nix::sys::socket::{
-    accept4, bind, socket, AddressFamily, Backlog, SockFlag, SockType, UnixAddr,
-};
+use nix::sys::socket::{accept4, SockFlag};
 
 use super::wire::{self, ExecRequest, Request, Response, Usage};
 use super::Shim;
@@ -97,26 +94,6 @@ enum Source {
     Exec(u64),
     /// SIGTERM or SIGINT to the shim itself.
     Signal,
-}
-
-/// The control socket, listening, mode 0600 (in a 0700 directory).
-pub fn listen(path: &Path) -> Result<OwnedFd> {
-    let _ = std::fs::remove_file(path);
-    let fd = socket(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
-        None,
-    )
-    .context("making the control socket")?;
-    let addr = UnixAddr::new(path).context("the control socket's path")?;
-    let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o177));
-    let bound = bind(fd.as_raw_fd(), &addr);
-    nix::sys::stat::umask(old);
-    bound.with_context(|| format!("binding {}", path.display()))?;
-    nix::sys::socket::listen(&fd, Backlog::new(64).unwrap_or(Backlog::MAXCONN))
-        .context("listening")?;
-    Ok(fd)
 }
 
 impl Shim {

@@ -4,6 +4,7 @@
 
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
@@ -111,6 +112,32 @@ pub enum WireError {
     Malformed(#[from] serde_json::Error),
     #[error("a message of {0} bytes, more than the control socket carries")]
     TooLong(usize),
+    #[error("listening on {}: {source}", path.display())]
+    Listen { path: PathBuf, source: Errno },
+}
+
+/// A control socket listening at `path`, mode 0600 (in a 0700 directory).
+pub fn listen(path: &Path) -> Result<OwnedFd, WireError> {
+    use nix::sys::socket::{bind, socket, AddressFamily, Backlog, SockFlag, SockType, UnixAddr};
+    let failed = |source| WireError::Listen {
+        path: path.to_path_buf(),
+        source,
+    };
+    let _ = std::fs::remove_file(path);
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        None,
+    )
+    .map_err(failed)?;
+    let addr = UnixAddr::new(path).map_err(failed)?;
+    let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o177));
+    let bound = bind(fd.as_raw_fd(), &addr);
+    nix::sys::stat::umask(old);
+    bound.map_err(failed)?;
+    nix::sys::socket::listen(&fd, Backlog::new(64).unwrap_or(Backlog::MAXCONN)).map_err(failed)?;
+    Ok(fd)
 }
 
 pub fn send<T: Serialize>(socket: RawFd, message: &T, fds: &[RawFd]) -> Result<(), WireError> {

@@ -824,8 +824,21 @@ fn a_quick_oci_benchmark_times_isola_runtime_against_its_peers_and_leaves_nothin
                 ran || said(peer),
                 "{peer} {shape}: neither figures nor a reason"
             );
+            // Where crun would refuse the host's cgroups, they are hidden
+            // from every runtime, and then crun runs.
+            if o["cgroup_view"].is_string() {
+                assert!(ran, "{peer} {shape} did not run with cgroup2 hidden: {r}");
+            }
         }
     }
+    let hybrid = std::fs::read_to_string("/sys/fs/cgroup/unified/cgroup.controllers")
+        .is_ok_and(|c| !c.trim().is_empty());
+    assert_eq!(
+        o["cgroup_view"].is_string(),
+        hybrid && on_path("crun"),
+        "cgroup2 is hidden exactly where crun would refuse it: {}",
+        o["cgroup_view"]
+    );
     let containerd = ["containerd", "ctr", "containerd-shim-runc-v2"]
         .iter()
         .all(|p| on_path(p));

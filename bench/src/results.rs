@@ -437,6 +437,9 @@ pub struct Oci {
     pub containerd: Option<OciContainerd>,
     /// The OCI runtime issue's goals, as measured.
     pub goals: Vec<Goal>,
+    /// How the runtimes saw the cgroups, when not as the host has them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup_view: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -7,6 +7,7 @@ mod ctr;
 pub mod direct;
 pub mod runtimes;
 pub mod setup;
+pub mod view;
 
 use std::path::PathBuf;
 
@@ -46,6 +47,9 @@ pub struct OciPlan {
     pub peers: Peers,
     pub runs: usize,
     pub warmup: usize,
+    /// How the runtimes see the cgroups, when not as the host has them
+    /// ([`view::HIDDEN`]).
+    pub cgroup_view: Option<String>,
 }
 
 /// The figures, the subjects they name, and what could not run.
@@ -220,6 +224,7 @@ pub fn run(plan: &OciPlan, progress: &mut dyn FnMut(&str)) -> Outcome {
             run,
             containerd,
             goals,
+            cgroup_view: plan.cgroup_view.clone(),
         }),
         subjects,
         errors,

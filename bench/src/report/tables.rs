@@ -678,8 +678,12 @@ pub fn oci_create_start_delete(results: &Results) -> Option<Table> {
     let o = results.oci.as_ref()?;
     table(
         &format!(
-            "OCI runtime: create, start, the init reaped, delete ({}; each runtime on its own --root)",
-            o.workload
+            "OCI runtime: create, start, the init reaped, delete ({}; each runtime on its own --root{})",
+            o.workload,
+            o.cgroup_view
+                .as_deref()
+                .map(|v| format!("; {v}"))
+                .unwrap_or_default()
         ),
         &LIFECYCLE_HEADERS,
         lifecycle_rows(results, &o.create_start_delete),

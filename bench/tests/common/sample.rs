@@ -508,6 +508,7 @@ pub fn sample() -> Results {
                 profile: "release, static".into(),
                 bytes: 9_000_000,
             },
+            cgroup_view: None,
             workload: "/bin/true in a busybox (static) bundle".into(),
             create_start_delete: vec![
                 lifecycle_series(

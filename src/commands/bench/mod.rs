@@ -111,6 +111,12 @@ pub struct OciArgs {
     /// Few runs: a check that everything runs, not figures to quote
     #[arg(long)]
     pub quick: bool,
+    /// Run every runtime on the host's cgroups as they are, even where
+    /// crun refuses them (by default, on a hybrid host whose cgroup2 tree
+    /// holds controllers, that tree is hidden in the benchmark's own mount
+    /// namespace, for every runtime alike, so that crun runs)
+    #[arg(long)]
+    pub host_cgroups: bool,
     /// Print the figures as JSON on stdout (results.json's subjects, oci
     /// and errors)
     #[arg(long)]

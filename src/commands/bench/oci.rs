@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use isola_bench::oci::{self, OciPlan, YOUKI_VS_CRUN};
+use isola_bench::oci::{self, view, OciPlan, YOUKI_VS_CRUN};
 use isola_bench::report::fmt_ratio;
 use isola_bench::results::{Oci, RunError};
 use isola_core::Root;
@@ -33,6 +33,8 @@ pub fn run(root: &Root, args: &OciArgs) -> Result<()> {
     if !nix::unistd::geteuid().is_root() {
         bail!("isola bench oci creates containers, which needs root; run it as root");
     }
+    // Before any thread starts: a new mount namespace needs one thread.
+    let cgroup_view = hide_cgroup2_for_crun(&peers, args.host_cgroups);
     let work = super::work_dir(root)?;
     let plan = OciPlan {
         runtime,
@@ -40,6 +42,7 @@ pub fn run(root: &Root, args: &OciArgs) -> Result<()> {
         peers,
         runs,
         warmup,
+        cgroup_view,
     };
     let mut against: Vec<&str> = plan.peers.runtimes.iter().map(String::as_str).collect();
     if plan.peers.containerd {
@@ -78,6 +81,26 @@ pub fn run(root: &Root, args: &OciArgs) -> Result<()> {
         bail!("isola-runtime did not run: see the errors above");
     }
     Ok(())
+}
+
+/// Where crun is to run on a host it refuses (a hybrid whose cgroup2 tree
+/// holds controllers): that tree hidden in a mount namespace of this
+/// process's own, for every runtime and containerd alike, so that the
+/// runs stay comparable. The view, or None where nothing was hidden.
+fn hide_cgroup2_for_crun(peers: &oci::Peers, host_cgroups: bool) -> Option<String> {
+    if host_cgroups || !peers.runtimes.iter().any(|r| r == "crun") || !view::crun_refuses() {
+        return None;
+    }
+    match view::hide_cgroup2() {
+        Ok(()) => {
+            eprintln!("isola bench oci: {}", view::HIDDEN);
+            Some(view::HIDDEN.to_string())
+        }
+        Err(e) => {
+            eprintln!("isola bench oci: could not hide cgroup2 from crun ({e}); it will refuse");
+            None
+        }
+    }
 }
 
 /// isola-runtime beside this isola, as `cargo build` and `make release`

@@ -528,6 +528,15 @@ fn check_containerd(ctr: &Ctr, archive: &Path) {
         text(&out.stderr)
     );
     ctr.ok(&["container", "rm", "v-life"]);
+
+    // A detached microVM listed, then deleted running.
+    let mut detached = vec!["-d"];
+    detached.extend(vm);
+    ctr.ok(&strs(&run(&detached, "v-gone", &["sleep", "1000"])));
+    assert_eq!(ctr.status("v-gone"), "RUNNING");
+    ctr.ok(&["task", "rm", "-f", "v-gone"]);
+    assert_eq!(ctr.task("v-gone"), None);
+    ctr.ok(&["container", "rm", "v-gone"]);
 }
 
 // ---------------------------------------------------------------------------

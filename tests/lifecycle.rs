@@ -281,6 +281,43 @@ fn create_start_attach_and_detach() {
     assert_eq!(code(&out), 0, "detached");
     assert_eq!(text(&out.stdout), "echoed back\n");
     assert_eq!(status(&isola, "cat"), "running");
+    // A signal to attach goes to the workload, as docker's --sig-proxy,
+    // and attach ends with its code.
+    isola.ok([
+        "run",
+        "-d",
+        "--name",
+        "trapper",
+        "isola/busybox",
+        "sh",
+        "-c",
+        "trap 'echo got-term; exit 3' TERM; while :; do echo tick; sleep 0.1; done",
+    ]);
+    let mut child = isola
+        .command(["attach", "trapper"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A tick through attach: it is connected, its signals relayed.
+    let mut tick = [0u8; 5];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut tick).unwrap();
+    assert_eq!(&tick, b"tick\n");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(code(&out), 3, "attach after TERM: {}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).ends_with("got-term\n"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(text(&out.stderr), "");
+
     // A terminal of its own, attached through script(1)'s pty: what is
     // typed runs, and Ctrl-p Ctrl-q detaches.
     isola.ok(["run", "-dit", "--name", "tty", "isola/busybox", "sh"]);

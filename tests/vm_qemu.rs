@@ -664,13 +664,17 @@ fn exec_reaches_a_detached_guest_on_isola_s_kernel_over_the_agent_channel() {
         return;
     };
     let kernel = kernel.to_string_lossy().into_owned();
-    // The workload ends when an exec'd process asks it to.
-    let script = "echo guest-up; while [ ! -e /tmp/end ]; do sleep 0.2; done; exit 4";
+    // The workload ends when `isola stop` asks it to. -v: the shim's
+    // log says which channel the stop took.
+    let script =
+        "trap 'exit 4' TERM; echo guest-up; while :; do if read -t 1 x; then echo got $x; fi; done";
     let out = isola_cmd(
         &isola,
         &[
+            "-v",
             "run",
             "-d",
+            "-i",
             "--name",
             "x",
             "--backend",
@@ -694,6 +698,35 @@ fn exec_reaches_a_detached_guest_on_isola_s_kernel_over_the_agent_channel() {
         );
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
+
+    // attach: input to the workload and its output back; Ctrl-p Ctrl-q
+    // leaves it running.
+    let mut attach = Command::new(env!("CARGO_BIN_EXE_isola"))
+        .args(["attach", "x"])
+        .env("ISOLA_ROOT", isola.root())
+        .env_remove("ISOLA_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut to_guest = attach.stdin.take().unwrap();
+    std::io::Write::write_all(&mut to_guest, b"hello\n").unwrap();
+    while !text(&isola_cmd(&isola, &["logs", "x"]).stdout).contains("got hello") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "attach's input never reached the guest"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    std::io::Write::write_all(&mut to_guest, &[0x10, 0x11]).unwrap();
+    let out = attach.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "detached: {}",
+        text(&out.stderr)
+    );
+    assert_eq!(text(&out.stdout), "got hello\n");
 
     // stats: the guest's own count of its processes, over the channel
     // (isola-init, the workload's sh and its sleep at least).
@@ -804,8 +837,17 @@ fn exec_reaches_a_detached_guest_on_isola_s_kernel_over_the_agent_channel() {
         .env_remove("ISOLA_LOG")
         .stdin(Stdio::null());
     let long = Background::until_ready(c);
-    let out = isola_cmd(&isola, &["exec", "x", "touch", "/tmp/end"]);
+    let out = isola_cmd(&isola, &["stop", "x"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
+    let shim_log = std::fs::read_dir(isola.root().join("instances"))
+        .unwrap()
+        .flatten()
+        .map(|e| std::fs::read_to_string(e.path().join("shim.log")).unwrap_or_default())
+        .collect::<String>();
+    assert!(
+        shim_log.contains("SIGTERM to the guest's workload over the agent channel"),
+        "isola stop took the agent channel: {shim_log}"
+    );
     let out = long.collect_within(
         std::time::Duration::from_secs(60),
         "an exec past the workload's end",

@@ -9,7 +9,7 @@
 use std::fs::File;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -152,6 +152,12 @@ impl VmSandbox {
     fn pass_on(&self, signal: Signal) -> std::io::Result<()> {
         if signal == Signal::SIGTERM && self.term_arms_deadline {
             self.running.deadline.arm(SIGNAL_GRACE);
+        }
+        // A detached guest's agent channel where it has one (`isola stop`,
+        // `isola kill`); the control channel, which every guest has,
+        // otherwise.
+        if self.signal_over_agent(signal) {
+            return Ok(());
         }
         match &self.control {
             Some(control) => control.signal(signal),
@@ -478,23 +484,46 @@ impl Sandbox for VmSandbox {
 }
 
 impl VmSandbox {
-    /// The guest's own view over its agent channel, if it has one and
-    /// answers soon: a stats call must not wait on a busy guest.
-    fn guest_stats(&self) -> Option<isola_guest_spec::agent::GuestStats> {
+    /// The agent channel of a guest whose workload runs, connected if it
+    /// was not, the guest given `within` to answer; None where the guest
+    /// has none or does not answer.
+    fn reach_agent(&self, within: Duration) -> Option<MutexGuard<'_, Option<Client>>> {
         if self.stage != Stage::Started || self.booted.is_none() {
             return None;
         }
         let dial = self.agent_dial.as_ref().ok()?;
         let mut agent = self.agent.lock().unwrap_or_else(|p| p.into_inner());
         if !agent.as_ref().is_some_and(Client::is_open) {
-            *agent = Client::connect_within(dial, STATS_ANSWER).ok();
+            *agent = Client::connect_within(dial, within).ok();
         }
-        agent.as_ref()?.stats(STATS_ANSWER)
+        agent.is_some().then_some(agent)
+    }
+
+    /// The guest's own view over its agent channel, if it has one and
+    /// answers soon: a stats call must not wait on a busy guest.
+    fn guest_stats(&self) -> Option<isola_guest_spec::agent::GuestStats> {
+        self.reach_agent(AGENT_SOON)?.as_ref()?.stats(AGENT_SOON)
+    }
+
+    /// `signal` for the workload over the agent channel; false where it
+    /// could not go that way (no channel, or no answer soon).
+    fn signal_over_agent(&self, signal: Signal) -> bool {
+        let Some(agent) = self.reach_agent(AGENT_SOON) else {
+            return false;
+        };
+        let sent = agent
+            .as_ref()
+            .is_some_and(|c| c.signal_workload(signal as i32).is_ok());
+        if sent {
+            tracing::debug!("{signal} to the guest's workload over the agent channel");
+        }
+        sent
     }
 }
 
-/// How long `isola stats` waits for the guest's own view.
-const STATS_ANSWER: Duration = Duration::from_secs(2);
+/// How long `isola stats` waits for the guest's own view, and a signal
+/// for the agent channel before it takes the control channel.
+const AGENT_SOON: Duration = Duration::from_secs(2);
 
 impl Drop for VmSandbox {
     fn drop(&mut self) {

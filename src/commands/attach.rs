@@ -132,8 +132,12 @@ pub fn attach(root: &Root, state: &State, stdin: bool, start: Option<client::Con
             }
         }
         if ready[0] {
-            // Only the end is ever said here (or an error on the way).
+            // The end (or an error on the way), or the answer to a signal
+            // passed on, which changes nothing here.
             let said = conn.recv();
+            if let Ok((Response::Ok, _)) = said {
+                continue;
+            }
             if let Some(o) = &outs[0] {
                 drain(o, &mut std::io::stdout(), &mut buf);
             }

@@ -28,6 +28,9 @@ pub struct Agent {
     greeted: bool,
     sessions: Vec<Session>,
     shared: Shared,
+    /// Signals the host sent the workload (session 0), for PID 1's loop
+    /// to pass on as it does COM2's, grace period and all.
+    for_workload: Vec<i32>,
 }
 
 /// Which descriptor a poll entry is, to route its readiness.
@@ -48,7 +51,13 @@ impl Agent {
             greeted: false,
             sessions: Vec::new(),
             shared,
+            for_workload: Vec::new(),
         })
+    }
+
+    /// The signals the host sent the workload since the last call.
+    pub fn take_workload_signals(&mut self) -> Vec<i32> {
+        std::mem::take(&mut self.for_workload)
     }
 
     /// The descriptors to poll, each with its slot.
@@ -215,6 +224,14 @@ impl Agent {
                 if let Some(i) = self.index(session) {
                     self.sessions[i].closing = true;
                     self.sessions[i].feed();
+                }
+            }
+            HostMessage::Signal {
+                session: agent::WORKLOAD,
+                signal,
+            } => {
+                if (1..=64).contains(&signal) {
+                    self.for_workload.push(signal);
                 }
             }
             HostMessage::Signal { session, signal } => {

@@ -75,6 +75,9 @@ pub fn until_exit(
         drop(fds);
         if let Some(agent) = agent.as_deref_mut() {
             agent.step(&agent_ready);
+            for signal in agent.take_workload_signals() {
+                stop.forward(workload, signal);
+            }
         }
         if stdin_ready {
             if let Some(relay) = stdin.as_deref_mut() {

@@ -19,7 +19,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The protocol version this crate speaks.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 
 /// The largest frame, header included: far above any message either side
 /// sends, small enough that a hostile peer cannot make the other allocate
@@ -33,8 +33,14 @@ pub const MAX_DATA: usize = 32 << 10;
 const HEADER: usize = 4 + 1 + 4;
 
 /// One process started over the channel; picked by the host, unique
-/// while the process runs. 0 is the channel itself (its `Hello`).
+/// while the process runs. 0 is the channel itself (its `Hello`) and,
+/// in a `Signal`, the guest's workload ([`WORKLOAD`]).
 pub type Session = u32;
+
+/// The session a `Signal` for the workload names (`isola stop`, `isola
+/// kill`): PID 1 passes it on as it does the control channel's, with the
+/// same grace period before SIGKILL.
+pub const WORKLOAD: Session = 0;
 
 /// A process to start, as `isola exec` asks for it: what the guest's
 /// workload gets from the run spec, chosen per process.

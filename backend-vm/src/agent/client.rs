@@ -67,6 +67,11 @@ impl Client {
         })
     }
 
+    /// `signal` for the guest's workload (PID 1 passes it on).
+    pub fn signal_workload(&self, signal: i32) -> Result<(), AgentError> {
+        self.shared.signal(agent::WORKLOAD, signal)
+    }
+
     pub(crate) fn shared(&self) -> Arc<Shared> {
         self.shared.clone()
     }

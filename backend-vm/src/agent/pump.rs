@@ -26,6 +26,9 @@ pub(crate) fn run(mut stream: UnixStream, mut reader: Reader, shared: &Shared) {
         let writing = {
             let mut state = shared.lock();
             if state.stop {
+                // What callers queued last (a signal) still goes, as far
+                // as the channel takes it now.
+                let _ = write_stream(&mut stream, &mut state.out);
                 break None;
             }
             ios.extend(state.new_io.drain(..));

@@ -156,6 +156,22 @@ fn another_version_is_refused_naming_both() {
 }
 
 #[test]
+fn a_signal_for_the_workload_names_session_zero() {
+    let (_dir, dial, guest) = fake_guest(agent::VERSION, |_, _| true);
+    let client = Client::connect(&dial).unwrap();
+    client.signal_workload(15).unwrap();
+    drop(client);
+    let seen = guest.join().unwrap();
+    assert!(
+        seen.contains(&HostMessage::Signal {
+            session: agent::WORKLOAD,
+            signal: 15
+        }),
+        "{seen:?}"
+    );
+}
+
+#[test]
 fn a_guest_that_goes_away_ends_its_processes_and_refuses_more() {
     let (_dir, dial, guest) = fake_guest(agent::VERSION, |m, out| {
         if let HostMessage::Exec { session, .. } = m {

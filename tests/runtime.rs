@@ -101,6 +101,8 @@ impl Runtime {
             .cmd(&["create", "--bundle", bundle.to_str().unwrap(), "--pid-file"])
             .arg(&pid_file)
             .arg(id)
+            // The guest's init, for bundles in a microVM.
+            .env("ISOLA_INIT", guest_init())
             .stdout(fs::File::create(bundle.join("stdout")).unwrap())
             .stderr(fs::File::create(bundle.join("stderr")).unwrap())
             .status()
@@ -509,6 +511,22 @@ fn update_events_features_spec_and_version_speak_runcs_json() {
     assert_eq!(list, json!([]));
 }
 
+/// A bundle's config for a microVM of 256 MiB under QEMU (on hardware
+/// KVM `auto` would pick isola's monitor, on PVM it cannot boot Debian's
+/// kernel; the tests are the same), without the cgroup mount the guest's
+/// kernel makes itself.
+fn microvm(c: &mut Value) {
+    c["annotations"] = json!({
+        "io.isola.backend": "vm",
+        "io.isola.vm.memory": "256m",
+        "io.isola.vm.monitor": "qemu",
+    });
+    c["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|m| m["type"] != "cgroup");
+}
+
 #[test]
 fn the_vm_annotation_runs_the_same_bundle_in_a_microvm() {
     let Some(rt) = runtime() else { return };
@@ -516,20 +534,7 @@ fn the_vm_annotation_runs_the_same_bundle_in_a_microvm() {
         return;
     }
     let cgroup = format!("/isola-test-{}-vm/c", std::process::id());
-    let vm = |c: &mut Value| {
-        c["annotations"] = json!({
-            "io.isola.backend": "vm",
-            "io.isola.vm.memory": "256m",
-            // QEMU: on hardware KVM `auto` would pick isola's monitor, on
-            // PVM it cannot boot this kernel; the test is the same.
-            "io.isola.vm.monitor": "qemu",
-        });
-        // The guest's kernel mounts its own cgroups.
-        c["mounts"]
-            .as_array_mut()
-            .unwrap()
-            .retain(|m| m["type"] != "cgroup");
-    };
+    let vm = microvm;
     let script = "echo in $(uname -r) as $(hostname) with $(grep -c ' /dev/mqueue mqueue' /proc/mounts) mqueue; \
                   trap 'echo TERM; exit 9' TERM; while :; do sleep 1; done";
     let b = rt.bundle("vm", &["sh", "-c", script], |c| {
@@ -537,25 +542,7 @@ fn the_vm_annotation_runs_the_same_bundle_in_a_microvm() {
         c["hostname"] = json!("guest");
         c["linux"]["cgroupsPath"] = json!(cgroup);
     });
-    let std_out = fs::File::create(b.join("stdout")).unwrap();
-    let status = rt
-        .cmd(&["create", "--bundle", b.to_str().unwrap(), "--pid-file"])
-        .arg(b.join("vm.pid"))
-        .arg("vm")
-        .env("ISOLA_INIT", guest_init())
-        .stdout(std_out)
-        .stderr(fs::File::create(b.join("stderr")).unwrap())
-        .status()
-        .unwrap();
-    assert!(
-        status.success(),
-        "{}",
-        fs::read_to_string(b.join("stderr")).unwrap()
-    );
-    let pid: i32 = fs::read_to_string(b.join("vm.pid"))
-        .unwrap()
-        .parse()
-        .unwrap();
+    let pid = rt.create("vm", &b);
     assert_eq!(rt.state("vm")["status"], "created");
     assert!(
         fs::read_to_string(format!("/proc/{pid}/cgroup"))
@@ -628,36 +615,11 @@ fn exec_reaches_a_microvm_through_its_keeper() {
     };
     let cgroup = format!("/isola-test-{}-vmexec/c", std::process::id());
     let b = rt.bundle("vmx", &["sh", "-c", "echo up; exec sleep 1000"], |c| {
-        c["annotations"] = json!({
-            "io.isola.backend": "vm",
-            "io.isola.vm.memory": "256m",
-            "io.isola.vm.monitor": "qemu",
-            "io.isola.vm.kernel": kernel,
-        });
-        c["mounts"]
-            .as_array_mut()
-            .unwrap()
-            .retain(|m| m["type"] != "cgroup");
+        microvm(c);
+        c["annotations"]["io.isola.vm.kernel"] = json!(kernel);
         c["linux"]["cgroupsPath"] = json!(cgroup);
     });
-    let status = rt
-        .cmd(&["create", "--bundle", b.to_str().unwrap(), "--pid-file"])
-        .arg(b.join("vm.pid"))
-        .arg("vmx")
-        .env("ISOLA_INIT", guest_init())
-        .stdout(fs::File::create(b.join("stdout")).unwrap())
-        .stderr(fs::File::create(b.join("stderr")).unwrap())
-        .status()
-        .unwrap();
-    assert!(
-        status.success(),
-        "{}",
-        fs::read_to_string(b.join("stderr")).unwrap()
-    );
-    let pid: i32 = fs::read_to_string(b.join("vm.pid"))
-        .unwrap()
-        .parse()
-        .unwrap();
+    let pid = rt.create("vmx", &b);
     let (_, err) = rt.fail(&["exec", "vmx", "true"]);
     assert!(err.contains("running"), "not before start: {err}");
     rt.ok(&["start", "vmx"]);

@@ -225,6 +225,16 @@ fn containerd_runs_containers_through_isola_runtime() {
     }
 }
 
+/// `ctr ARGS` on a terminal of script(1)'s.
+fn on_a_terminal(ctr: &Ctr, args: &[String]) -> Output {
+    let line: Vec<String> = ctr.d.ctr(&strs(args)).iter().map(|a| quote(a)).collect();
+    let mut script = Command::new("script");
+    script
+        .args(["-qec", &line.join(" "), "/dev/null"])
+        .stdin(Stdio::null());
+    output(script)
+}
+
 fn check_containerd(ctr: &Ctr, archive: &Path) {
     let out = output(argv_command(
         &ctr.d.import(archive, Some("localhost/isola-peers")),
@@ -343,21 +353,10 @@ fn check_containerd(ctr: &Ctr, archive: &Path) {
     ctr.ok(&["container", "rm", "c-gone"]);
 
     // 5. A terminal: the pty master reaches the shim by --console-socket.
-    let line: Vec<String> = ctr
-        .d
-        .ctr(&strs(&run(
-            &["--rm", "-t"],
-            "c-tty",
-            &["sh", "-c", "tty; exit 5"],
-        )))
-        .iter()
-        .map(|a| quote(a))
-        .collect();
-    let mut script = Command::new("script");
-    script
-        .args(["-qec", &line.join(" "), "/dev/null"])
-        .stdin(Stdio::null());
-    let out = output(script);
+    let out = on_a_terminal(
+        ctr,
+        &run(&["--rm", "-t"], "c-tty", &["sh", "-c", "tty; exit 5"]),
+    );
     assert_eq!(
         out.status.code(),
         Some(5),
@@ -449,17 +448,7 @@ fn check_containerd(ctr: &Ctr, archive: &Path) {
     assert_eq!(text(&out.stdout), "from init\n");
     assert_eq!(text(&out.stderr), "err\n");
     // A terminal: the guest's pty, its master handed to the shim.
-    let line: Vec<String> = ctr
-        .d
-        .ctr(&strs(&exec(&["-t"], "ve-tty", "tty; exit 6")))
-        .iter()
-        .map(|a| quote(a))
-        .collect();
-    let mut script = Command::new("script");
-    script
-        .args(["-qec", &line.join(" "), "/dev/null"])
-        .stdin(Stdio::null());
-    let out = output(script);
+    let out = on_a_terminal(ctr, &exec(&["-t"], "ve-tty", "tty; exit 6"));
     assert_eq!(
         out.status.code(),
         Some(6),

@@ -333,7 +333,7 @@ fn tell(socket: &OwnedFd, answer: &Answer, fds: &[i32]) {
     }
 }
 
-pub fn chain(e: &dyn std::error::Error) -> String {
+fn chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut cause = e.source();
     while let Some(c) = cause {

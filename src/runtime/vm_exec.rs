@@ -20,7 +20,7 @@ use crate::vm_keeper::{Answer, Request, EXEC_SOCKET, KILLED};
 use crate::wire;
 
 /// Refusals of a process.json a guest cannot take, each by its field.
-pub fn check(process: &oci_spec::runtime::Process, opts: &ExecOptions) -> Result<(), RuntimeError> {
+fn check(process: &oci_spec::runtime::Process, opts: &ExecOptions) -> Result<(), RuntimeError> {
     let refuse = |field: &str, why: &str| {
         Err(RuntimeError::Unsupported(format!(
             "the process's {field} is not supported in a microVM (io.isola.backend=vm): {why}"
@@ -32,10 +32,9 @@ pub fn check(process: &oci_spec::runtime::Process, opts: &ExecOptions) -> Result
         ));
     }
     if opts.preserve_fds > 0 {
-        return refuse(
-            "--preserve-fds",
-            "the host's descriptors cannot reach a guest",
-        );
+        return Err(RuntimeError::Unsupported(
+            "--preserve-fds is not supported in a microVM (io.isola.backend=vm): the host's descriptors cannot reach a guest".into(),
+        ));
     }
     if process.apparmor_profile().is_some() {
         return refuse("apparmorProfile", "the guest's kernel has no AppArmor");

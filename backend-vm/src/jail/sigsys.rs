@@ -29,8 +29,13 @@ pub fn install(report_fd: i32) -> std::io::Result<()> {
     let rc = unsafe {
         let mut sa: libc::sigaction = std::mem::zeroed();
         sa.sa_sigaction = on_sigsys as *const () as usize;
-        // One-shot: inside the handler SIGSYS is back at its default.
-        sa.sa_flags = libc::SA_SIGINFO | libc::SA_RESETHAND;
+        // Not one-shot (SA_RESETHAND): two threads of one kind (the device
+        // threads) may trap at once, and the second, finding SIGSYS back at
+        // its default, would end the process before the first's record is
+        // written. Each trapping thread writes its record; the trap the
+        // handler makes then, with SIGSYS blocked in it, is forced through
+        // at the default action, which ends the process.
+        sa.sa_flags = libc::SA_SIGINFO;
         libc::sigaction(libc::SIGSYS, &sa, std::ptr::null_mut())
     };
     if rc != 0 {
@@ -111,8 +116,8 @@ extern "C" fn on_sigsys(_: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc
     buf[len] = b'\n';
     len += 1;
     write_record(&buf[..len]);
-    // SIGSYS is blocked in here and back at its default: the kernel
-    // forces this trap's SIGSYS through, and the process dies of it.
+    // SIGSYS is blocked in here: the kernel forces this trap's SIGSYS
+    // through at its default action, and the process dies of it.
     // SAFETY: reboot with wrong magic numbers does nothing if it runs.
     unsafe { libc::syscall(NEVER_ALLOWED, 0, 0, 0, 0) };
 }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use isola_container::ContainerBackend;
 use isola_core::backend::{Backend, BackendError, ExecSpec, ExitStatus, RunContext, Sandbox};
+use isola_core::chain::chain;
 use isola_core::image::{default_image, ImageStore};
 use isola_core::spec::{Mount, MountSource, Process, RunSpec, User};
 use isola_core::Root;
@@ -359,16 +360,4 @@ fn exec_spec(process: Process) -> ExecSpec<'static> {
 /// `process` started in the sandbox, and its end.
 fn run(sandbox: &mut Box<dyn Sandbox>, process: Process) -> Result<ExitStatus, BackendError> {
     sandbox.exec(&exec_spec(process))?.wait()
-}
-
-/// The error and its sources, one line.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }

@@ -7,7 +7,6 @@
 
 pub mod build;
 pub mod bundle;
-mod chain;
 pub mod compare;
 pub mod corpus;
 pub mod disk;

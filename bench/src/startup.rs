@@ -11,8 +11,8 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::chain::chain;
 use crate::sandbox::{spawn_error, SandboxError};
+use isola_core::chain::chain;
 
 /// One way of starting a sandbox: a command line run to completion.
 #[derive(Debug, Clone)]

@@ -6,7 +6,6 @@ use isola_core::backend::Phase;
 use isola_core::image::ImageStore;
 use isola_core::Root;
 
-use crate::chain::chain;
 use crate::disk::DiskError;
 use crate::distribution::registry;
 use crate::isolation::{self, Probed};
@@ -19,6 +18,7 @@ use crate::sandbox::Runner;
 use crate::sandbox::SandboxError;
 use crate::startup::{self, Contender};
 use crate::{disk, lifecycle, memory, runtime, sandbox};
+use isola_core::chain::chain;
 
 /// Told what the run is doing.
 pub trait Progress {

@@ -5,6 +5,7 @@
 
 pub mod backend;
 pub mod build;
+pub mod chain;
 pub mod explain;
 pub mod fsutil;
 pub mod id;

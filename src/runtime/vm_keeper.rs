@@ -10,6 +10,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use isola_core::backend::{Backend, ExecSpec, Execd, IdleWork, RunContext, Sandbox};
+use isola_core::chain::chain;
 use isola_core::explain::Explain;
 use isola_core::oci::gate;
 use isola_core::spec::{Process, RunSpec, User};
@@ -331,15 +332,4 @@ fn tell(socket: &OwnedFd, answer: &Answer, fds: &[i32]) {
     if let Err(e) = wire::send(socket.as_raw_fd(), answer, fds) {
         tracing::debug!("answering an exec: {e}");
     }
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    text
 }

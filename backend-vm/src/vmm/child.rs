@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use isola_core::chain::chain;
 use isola_guest_spec::ports::Mark;
 
 use super::wire::{End, Record, VmmConfig, WireInput, CONTROL_FD, REPORT_FD};
@@ -67,18 +68,6 @@ pub fn main() -> i32 {
 
 fn report(record: &Record) {
     sigsys::write_record(record.line().as_bytes());
-}
-
-/// An error and what is beneath it, as one line.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut line = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        line.push_str(": ");
-        line.push_str(&s.to_string());
-        source = s.source();
-    }
-    line
 }
 
 fn run(config: &VmmConfig) -> Result<End, String> {

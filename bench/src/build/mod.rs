@@ -74,7 +74,7 @@ pub fn run(plan: &BuildPlan, progress: &mut dyn FnMut(&str)) -> Outcome {
     let set_up = match SetUp::new(plan, &runner) {
         Ok(s) => s,
         Err(e) => {
-            errors.push(error("isola", crate::chain::chain(&e)));
+            errors.push(error("isola", isola_core::chain::chain(&e)));
             return Outcome {
                 build: None,
                 subjects: Vec::new(),

@@ -14,9 +14,9 @@ use isola_core::Root;
 use super::tools::{reset, Builder, Store, Tool};
 use super::workload::{self, BASE};
 use super::BuildPlan;
-use crate::chain::chain;
 use crate::lifecycle::cycle::{Cycle, Runner};
 use crate::sandbox::SandboxError;
+use isola_core::chain::chain;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SetUpError {

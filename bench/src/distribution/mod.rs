@@ -21,7 +21,6 @@ use isola_core::image::{ImageError, ImageStore};
 use isola_core::registry::RegistryError;
 use isola_core::Root;
 
-use crate::chain::chain;
 use crate::interrupt;
 use crate::lifecycle::podman;
 use crate::peers::found;
@@ -30,6 +29,7 @@ use crate::results::{
 };
 use crate::startup;
 use image::{ImageMakeError, Recipe, BASE_TAG, FULL_TAG, REPOSITORY};
+use isola_core::chain::chain;
 use registry::{LocalRegistry, LocalRegistryError};
 use transfer::{Kind, Sources};
 

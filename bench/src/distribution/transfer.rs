@@ -19,10 +19,10 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use super::registry::{LocalRegistry, LocalRegistryError};
-use crate::chain::chain;
 use crate::interrupt;
 use crate::sandbox::{error_line, spawn_error, SandboxError};
 use crate::startup::{self, children_cpu_ms};
+use isola_core::chain::chain;
 
 /// What every run needs to know about the images and their sources.
 pub struct Sources {

@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use crate::chain::chain;
 use crate::results::{LifecycleSeries, Summary};
 use crate::sandbox::{spawn_error, SandboxError};
 use crate::startup;
+use isola_core::chain::chain;
 
 /// One subject's run: `steps` timed one after the other, then `cleanup`.
 #[derive(Debug, Clone)]

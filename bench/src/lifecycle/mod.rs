@@ -23,13 +23,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::chain::chain;
 use crate::interrupt;
 use crate::peers::{found, PeersError};
 use crate::procfs;
 use crate::results::{Goal, IsolaBuild, Lifecycle, LifecycleSeries, RunError, ShimMemory, Subject};
 use crate::sandbox::{instance_ids, IsolaCli, SandboxError};
 use cycle::{Cycle, Runner};
+use isola_core::chain::chain;
 use runc::Runc;
 
 /// The peers this dimension knows, as `--peers` names them.

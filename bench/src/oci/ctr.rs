@@ -4,10 +4,10 @@
 
 use std::path::Path;
 
-use crate::chain::chain;
 use crate::lifecycle::containerd::Containerd;
 use crate::lifecycle::cycle::{self, Cycle, Runner};
 use crate::results::{ColdStart, OciContainerd};
+use isola_core::chain::chain;
 
 use super::runtimes::{Runtime, ISOLA};
 use super::setup::{ARGS, IMAGE};

@@ -7,9 +7,9 @@ use std::io;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::chain::chain;
 use crate::lifecycle::cycle::{self, Runner};
 use crate::startup;
+use isola_core::chain::chain;
 
 use super::runtimes::Runtime;
 

@@ -11,12 +11,12 @@ pub mod view;
 
 use std::path::PathBuf;
 
-use crate::chain::chain;
 use crate::interrupt;
 use crate::lifecycle::cycle::{self, Cycle, Runner};
 use crate::peers::{found, PeersError};
 use crate::results::{Goal, LifecycleSeries, Oci, OciSteps, RunError, Subject};
 use crate::startup;
+use isola_core::chain::chain;
 use runtimes::{Runtime, ISOLA};
 
 /// The peers this dimension knows, as `--peers` names them.

@@ -237,7 +237,7 @@ pub fn instance_ids(root: &Path) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::chain::chain;
+    use isola_core::chain::chain;
 
     fn argv(args: &[&str]) -> Vec<String> {
         args.iter().map(|a| a.to_string()).collect()

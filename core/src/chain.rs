@@ -1,5 +1,7 @@
-//! An error and its causes as one line, `what: why: ...`: how results.json
-//! keeps a subject's error (the terminal shows anyhow's chain the same way).
+//! An error and its causes as one line, `what: why: ...`, where no anyhow
+//! is there to print it: results.json's errors, isola-runtime's keeper,
+//! the VM monitor's report (the terminal shows anyhow's chain the same
+//! way).
 
 use std::error::Error;
 

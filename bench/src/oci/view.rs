@@ -24,25 +24,11 @@ pub fn crun_refuses() -> bool {
 /// thread: the kernel refuses a new mount namespace to a thread that
 /// shares its filesystem context.
 pub fn hide_cgroup2() -> io::Result<()> {
-    let check = |r: libc::c_int| {
-        if r == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        }
-    };
-    // SAFETY: unshare(2), mount(2) and umount2(2) with constant strings
-    // and null pointers where the kernel takes none.
-    unsafe {
-        check(libc::unshare(libc::CLONE_NEWNS))?;
-        // Private first, so that the unmount below stays in here.
-        check(libc::mount(
-            std::ptr::null(),
-            c"/".as_ptr(),
-            std::ptr::null(),
-            libc::MS_REC | libc::MS_PRIVATE,
-            std::ptr::null(),
-        ))?;
-        check(libc::umount2(UNIFIED.as_ptr(), libc::MNT_DETACH))
+    isola_core::build::mount::private_namespace()?;
+    // SAFETY: umount2(2) of a constant path.
+    if unsafe { libc::umount2(UNIFIED.as_ptr(), libc::MNT_DETACH) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
 }

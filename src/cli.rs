@@ -166,7 +166,8 @@ pub enum Command {
         ids: Vec<String>,
     },
     /// Remove every sandbox that is over (exited, or left by an isola that
-    /// died), then what no image uses: blobs, layers, build cache
+    /// died) and the network addresses, ports and rules they held, then
+    /// what no image uses: blobs, layers, build cache
     Prune,
     /// isola's supervisor of one detached sandbox (started by create and run -d)
     #[command(hide = true)]
@@ -225,6 +226,9 @@ pub enum Command {
     /// Manage named volumes
     #[command(subcommand)]
     Volume(crate::commands::volume::VolumeCommand),
+    /// Manage bridge networks (containers and VMs on one bridge)
+    #[command(subcommand)]
+    Network(crate::commands::network::NetworkCommand),
     /// Manage the guest kernels `--backend vm` boots
     #[command(subcommand)]
     Kernel(crate::commands::kernel::KernelCommand),
@@ -459,9 +463,21 @@ pub struct RunArgs {
     /// All capabilities, no seccomp filter, all host devices
     #[arg(long)]
     pub privileged: bool,
-    /// Network: none (only lo, the default) or host
+    /// Network: none (only lo, the default), host, bridge (isola's default network) or a network's NAME (`isola network create`)
     #[arg(long, default_value = "none", value_name = "MODE")]
     pub network: String,
+    /// Another name the sandbox answers to on its network
+    #[arg(long = "network-alias", value_name = "NAME")]
+    pub network_aliases: Vec<String>,
+    /// Its address on the network (default: the first free one)
+    #[arg(long, value_name = "IPv4")]
+    pub ip: Option<std::net::Ipv4Addr>,
+    /// Publish a port on the host: [IP:][HOSTPORT:]PORT[/tcp|udp] (no HOSTPORT: one the kernel picks)
+    #[arg(short = 'p', long = "publish", value_name = "PORTS")]
+    pub publish: Vec<String>,
+    /// Publish every port the image exposes, each on a port the kernel picks
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
     /// Mount a host path or a named volume: SRC:DEST[:ro]
     #[arg(short, long = "volume", value_name = "SRC:DEST[:ro]")]
     pub volumes: Vec<String>,

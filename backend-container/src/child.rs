@@ -7,7 +7,7 @@
 use std::ffi::CString;
 
 use isola_core::explain::Explain;
-use isola_core::spec::{Network, RunSpec};
+use isola_core::spec::RunSpec;
 use nix::sched::{unshare, CloneFlags};
 
 use crate::fail::Fail;
@@ -118,7 +118,7 @@ fn setup(cfg: &ChildConfig) -> Result<(), Fail> {
                 .map_err(|e| Fail::sys("setting the hostname", e))
         },
     )?;
-    if spec.network == Network::None {
+    if spec.network.is_private() {
         ex.step(
             "bring lo up",
             "a new network namespace has only a loopback interface, down",

@@ -12,7 +12,9 @@ use isola_core::backend::{
     BackendError, ExecSpec, Execd, ExitStatus, IdleWork, Outcome, Phase, RunContext, Sandbox, Stats,
 };
 use isola_core::explain::Explain;
+use isola_core::network::{self, Attachment};
 use isola_core::spec::{Network, RunSpec};
+use isola_core::Root;
 use nix::sched::CloneFlags;
 use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitStatus};
@@ -59,6 +61,8 @@ pub struct ContainerSandbox {
     terminal: Option<OwnedFd>,
     group: Option<Cgroup>,
     loops: Vec<LoopDevice>,
+    /// Its address on a bridge network, given back at teardown.
+    network: Option<Attachment>,
     blocked: Option<Blocked>,
     stage: Stage,
 }
@@ -77,6 +81,9 @@ pub fn create<'h>(
         .map_err(|e| BackendError::step("preparing the security policy", e))?;
     let args = exec::cstrings(&spec.process.args, "argument")?;
     let env = exec::cstrings(&spec.process.env, "environment variable")?;
+    // The sandbox's place on its network, before anything else is made of
+    // it: an address or a host port already taken is refused here.
+    let network = join_network(spec, ctx, &mut rootfs)?;
     let mut phases = vec![(Phase::RootfsReady, ctx.clock.elapsed())];
 
     // On v2 the cgroup comes first: the child is born in it. On v1 it is
@@ -113,7 +120,7 @@ pub fn create<'h>(
         | CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWUTS
         | CloneFlags::CLONE_NEWIPC;
-    if spec.network == Network::None {
+    if spec.network.is_private() {
         flags |= CloneFlags::CLONE_NEWNET;
     }
     let spawned = ex.step(
@@ -160,13 +167,56 @@ pub fn create<'h>(
         terminal: None,
         group,
         loops: std::mem::take(&mut rootfs.loops),
+        network,
         blocked: Some(blocked),
         stage: Stage::Created,
     };
     // From here on, a failure tears down through Drop.
+    sandbox.plug_in()?;
     sandbox.join_cgroup(hierarchy, spec)?;
     sandbox.await_ready()?;
     Ok(sandbox)
+}
+
+/// With `--network NAME`: an address on the network, the published ports
+/// held, and /etc/hosts and /etc/resolv.conf bound in.
+fn join_network(
+    spec: &RunSpec,
+    ctx: &RunContext,
+    rootfs: &mut rootfs::Rootfs,
+) -> Result<Option<Attachment>, BackendError> {
+    let Network::Bridge(join) = &spec.network else {
+        return Ok(None);
+    };
+    let att = ctx
+        .explain
+        .step(
+            &format!("take an address on network {}, hold its published ports", join.network),
+            "the network's leases give each sandbox its own address; a published port is held on the host so nothing else takes it",
+            || {
+                network::join(
+                    &Root::new(&ctx.state_dir),
+                    &spec.id,
+                    &spec.hostname,
+                    join,
+                    true,
+                )
+            },
+        )
+        .map_err(|e| BackendError::step(format!("joining network {}", join.network), e))?;
+    for (file, target) in [
+        (&att.hosts_file, "/etc/hosts"),
+        (&att.resolv_file, "/etc/resolv.conf"),
+    ] {
+        if let Some(path) = file {
+            rootfs.mounts.push(rootfs::ChildMount {
+                source: rootfs::Source::Bind(path.clone()),
+                target,
+                read_only: false,
+            });
+        }
+    }
+    Ok(Some(att))
 }
 
 /// `isola/<id>` with the spec's limits.
@@ -231,6 +281,30 @@ impl ContainerSandbox {
             )) => Ok(()),
             other => other.map_err(|e| BackendError::step("handing the sandbox its cgroup", e)),
         }
+    }
+
+    /// Stage 2b, while the child builds its mounts: its end of a veth pair
+    /// made right in its network namespace, addressed and routed.
+    fn plug_in(&mut self) -> Result<(), BackendError> {
+        let Some(att) = &self.network else {
+            return Ok(());
+        };
+        let path = format!("/proc/{}/ns/net", self.pid);
+        let ns = std::fs::File::open(&path)
+            .map_err(|e| BackendError::step(format!("opening {path}"), e))?;
+        self.explain
+            .step(
+                &format!(
+                    "create veth {} on bridge {} with its peer eth0 ({}/{}) in the sandbox",
+                    att.veth_name(),
+                    att.net.bridge,
+                    att.ip,
+                    att.prefix()
+                ),
+                "a veth pair is a virtual cable: one end in the sandbox's network namespace, the other on the host's bridge",
+                || att.veth_into(ns.as_fd()),
+            )
+            .map_err(|e| BackendError::step(format!("plugging into network {}", att.net.name), e))
     }
 
     /// Stage 4: the child's reports until it is parked before exec (or
@@ -459,6 +533,13 @@ impl Sandbox for ContainerSandbox {
         };
         // AUTOCLEAR: the devices detach now that nothing mounts them.
         self.loops.clear();
+        let left = match self.network.take() {
+            Some(att) => att.leave(),
+            None => Ok(()),
+        };
+        if let Err(e) = left {
+            tracing::warn!("sandbox {} leaving its network: {e}", self.id);
+        }
         self.blocked = None;
         destroyed.map_err(|e| {
             BackendError::step(format!("removing the cgroup of sandbox {}", self.id), e)

@@ -12,6 +12,8 @@ pub mod id;
 pub mod image;
 pub mod instance;
 pub mod logs;
+pub mod naming;
+pub mod network;
 pub mod oci;
 pub mod proc_io;
 pub mod registry;

@@ -71,13 +71,22 @@ pub enum MountSource {
     Volume { name: String, image: PathBuf },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub enum Network {
     /// A network namespace of its own with only `lo`, up.
     #[default]
     None,
     /// The host's network namespace.
     Host,
+    /// An address on one of isola's bridge networks, beside `lo`.
+    Bridge(crate::network::Join),
+}
+
+impl Network {
+    /// The sandbox has a network namespace of its own.
+    pub fn is_private(&self) -> bool {
+        !matches!(self, Network::Host)
+    }
 }
 
 #[derive(Debug, Clone, Default)]

@@ -15,6 +15,7 @@ mod inspect;
 pub(crate) mod kernel;
 mod lifecycle;
 mod logs;
+pub(crate) mod network;
 mod ps;
 mod relay;
 mod rmi;
@@ -85,6 +86,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             image_default::run(&store()?, *rebuild)
         }
         Command::Volume(cmd) => volume::run(&root, cmd),
+        Command::Network(cmd) => network::run(&root, cmd),
         Command::Kernel(cmd) => kernel::run(&root, cmd),
         Command::Ps(args) => ps::ps(&root, args),
         Command::Rm { ids, force, .. } => return ps::rm(&root, ids, *force),

@@ -181,6 +181,13 @@ pub fn prune(root: &Root) -> Result<()> {
         }
         println!("{}", stale.id);
     }
+    // Addresses, ports and rules whose sandbox died without letting go.
+    for id in isola_core::network::NetworkStore::new(root)
+        .prune()
+        .context("freeing the network addresses of sandboxes that are gone")?
+    {
+        eprintln!("freed the network address of sandbox {id}");
+    }
     isola_core::scratch::prune(root);
     crate::backends::sweep_dead_builds(root)?;
     let store =

@@ -5,6 +5,7 @@
 
 use anyhow::{bail, Context, Result};
 use isola_core::image::{default_image, ImageStore};
+use isola_core::network::{self, Join, PortRequest};
 use isola_core::spec::{Limits, Mount, MountSource, Network, Process, RunSpec, Security};
 use isola_core::volume::{self, parse_size, VolumeLease, VolumeStore};
 use isola_core::{user, Root};
@@ -72,7 +73,11 @@ pub fn build(root: &Root, args: &RunArgs, id: &str) -> Result<RunSpec> {
         hostname: args.hostname.clone().unwrap_or_else(|| id.to_string()),
         limits,
         mounts: mounts(root, &args.volumes)?,
-        network: network(&args.network)?,
+        network: network(
+            root,
+            args,
+            &config.exposed_ports().clone().unwrap_or_default(),
+        )?,
         read_only: args.read_only,
         security: security(args)?,
     };
@@ -110,12 +115,57 @@ fn security(args: &RunArgs) -> Result<Security> {
     Ok(security)
 }
 
-fn network(mode: &str) -> Result<Network> {
-    match mode {
-        "none" => Ok(Network::None),
-        "host" => Ok(Network::Host),
-        other => bail!("unsupported --network {other:?}: use none (only lo) or host"),
+/// `--network` and what goes with it. Flags that need a bridge network
+/// are refused without one rather than ignored.
+fn network(root: &Root, args: &RunArgs, exposed: &[String]) -> Result<Network> {
+    let mut ports = Vec::new();
+    for p in &args.publish {
+        ports.push(PortRequest::parse(p)?);
     }
+    if args.publish_all {
+        for e in exposed {
+            // The image config's "80/tcp" is -p's "80/tcp".
+            ports
+                .push(PortRequest::parse(e).with_context(|| {
+                    format!("the image exposes {e:?}, which -P cannot publish")
+                })?);
+        }
+    }
+    let bridged = |what: &str| -> Result<()> {
+        bail!("{what} needs a bridge network: add --network bridge (or a network's name)")
+    };
+    let simple = match args.network.as_str() {
+        "none" => Some(Network::None),
+        "host" => Some(Network::Host),
+        _ => None,
+    };
+    if let Some(net) = simple {
+        if !args.publish.is_empty() || args.publish_all {
+            bridged("-p/-P")?;
+        }
+        if args.ip.is_some() {
+            bridged("--ip")?;
+        }
+        if !args.network_aliases.is_empty() {
+            bridged("--network-alias")?;
+        }
+        return Ok(net);
+    }
+    if args.ip.is_some() && args.network == network::DEFAULT {
+        bail!("--ip needs a network of your own (`isola network create --subnet CIDR NAME`): on the default network addresses are handed out as sandboxes come")
+    }
+    if args.network != network::DEFAULT {
+        // Refused now, before anything of the sandbox is made.
+        network::NetworkStore::new(root).get(&args.network)?;
+    }
+    let mut names: Vec<String> = args.name.iter().cloned().collect();
+    names.extend(args.network_aliases.iter().cloned());
+    Ok(Network::Bridge(Join {
+        network: args.network.clone(),
+        ip: args.ip,
+        names,
+        ports,
+    }))
 }
 
 /// `-v` flags as mounts.

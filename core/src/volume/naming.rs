@@ -3,33 +3,12 @@
 use super::error::VolumeError;
 use super::MAX_NAME_LEN;
 
-/// Docker's rule: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`, at most 64 characters, so a
-/// name is a safe single path component and never hidden.
+/// Docker's rule (see [`crate::naming::check_name`]).
 pub fn validate_name(name: &str) -> Result<(), VolumeError> {
-    let bad = |why: &str| {
-        Err(VolumeError::BadName {
-            name: name.to_string(),
-            why: why.to_string(),
-        })
-    };
-    let Some(first) = name.chars().next() else {
-        return bad("it is empty");
-    };
-    if name.len() > MAX_NAME_LEN {
-        return bad("it is longer than 64 characters");
-    }
-    if !first.is_ascii_alphanumeric() {
-        return bad("it must start with a letter or a digit");
-    }
-    if let Some(c) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
-    {
-        return bad(&format!(
-            "{c:?} is not allowed (use letters, digits, '_', '.' and '-')"
-        ));
-    }
-    Ok(())
+    crate::naming::check_name(name, MAX_NAME_LEN).map_err(|why| VolumeError::BadName {
+        name: name.to_string(),
+        why,
+    })
 }
 
 /// Parse a size like Docker does, in binary multiples: `1073741824`, `512k`,

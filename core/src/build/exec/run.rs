@@ -31,7 +31,7 @@ impl Builder<'_> {
             });
         }
         let network = match network {
-            None | Some("default") => self.opts.network,
+            None | Some("default") => self.opts.network.clone(),
             Some("none") => Network::None,
             Some("host") => Network::Host,
             Some(other) => {

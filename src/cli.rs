@@ -135,6 +135,14 @@ pub enum Command {
     },
     /// Run a command in a running sandbox
     Exec(ExecArgs),
+    /// List a sandbox's published ports, or the host address of one of them
+    Port {
+        #[arg(value_name = "SANDBOX")]
+        id: String,
+        /// The sandbox's port, e.g. 80 or 80/tcp
+        #[arg(value_name = "PORT[/PROTO]")]
+        port: Option<String>,
+    },
     /// Show the processes of a running sandbox
     Top {
         #[arg(value_name = "SANDBOX")]

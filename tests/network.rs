@@ -491,3 +491,53 @@ fn prune_frees_what_a_killed_shim_held() {
     assert!(!host_network().contains(&format!("isv{id}")));
     isola.ok(["network", "rm", "k"]);
 }
+
+#[test]
+fn publish_all_takes_the_ports_the_image_exposes() {
+    let Some(isola) = isola() else { return };
+    let _clean = Cleanup(&isola);
+    let ctx = isola.context("exposing", "FROM isola/busybox\nEXPOSE 80 5353/udp\n", &[]);
+    isola.ok([
+        "build",
+        "-q",
+        "-t",
+        "exposing:1",
+        ctx.to_str().expect("utf-8 path"),
+    ]);
+    isola.ok(["network", "create", "p"]);
+    let id = isola.ok([
+        "run",
+        "-d",
+        "--name",
+        "pub",
+        "--network",
+        "p",
+        "-P",
+        "exposing:1",
+        "sh",
+        "-c",
+        SERVE,
+    ]);
+    let id = id.trim();
+    let listed = isola.ok(["port", "pub"]);
+    assert_eq!(listed.lines().count(), 2, "{listed}");
+    assert!(listed.contains("5353/udp -> 0.0.0.0:"), "{listed}");
+    let web = isola.ok(["port", id, "80"]);
+    let host_port: u16 = web
+        .trim()
+        .strip_prefix("0.0.0.0:")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("isola port {id} 80 said {web:?}"));
+    assert_eq!(get(host_port, "/"), format!("hello from {id}\n"));
+    let ps = isola.ok(["ps"]);
+    assert!(ps.contains(&format!("0.0.0.0:{host_port}->80/tcp")), "{ps}");
+    let inspect = isola.json(["inspect", id]);
+    assert_eq!(
+        inspect["networks"]["p"]["ports"].as_array().map(Vec::len),
+        Some(2),
+        "{inspect}"
+    );
+    refused(&isola, &["port", id, "81"], "does not publish port 81/tcp");
+    isola.ok(["rm", "-f", id]);
+    isola.ok(["network", "rm", "p"]);
+}

@@ -48,6 +48,29 @@ pub fn sandbox(root: &isola_core::Root, state: &isola_core::instance::State) -> 
         .and_then(|b| serde_json::from_slice(&b).ok());
     let mut value = serde_json::to_value(state)?;
     value["args"] = json!(config.map(|c| c.args));
+    // Where it is on its networks while it runs, as docker inspect's
+    // NetworkSettings tell it.
+    let members = isola_core::network::NetworkStore::new(root)
+        .members()
+        .unwrap_or_default();
+    let networks: serde_json::Map<String, serde_json::Value> = members
+        .into_iter()
+        .filter(|(_, l)| l.instance == state.id)
+        .map(|(n, l)| {
+            (
+                n.name.clone(),
+                json!({
+                    "ip": l.ip,
+                    "prefix": n.subnet.prefix(),
+                    "gateway": n.gateway,
+                    "bridge": n.bridge,
+                    "names": l.names,
+                    "ports": l.ports,
+                }),
+            )
+        })
+        .collect();
+    value["networks"] = json!(networks);
     value["dir"] = json!(dir);
     output::json(&value)
 }

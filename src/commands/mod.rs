@@ -61,6 +61,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         }
         Command::Exec(args) => return exec::exec(&root, args),
         Command::Top { id } => return top::top(&root, id),
+        Command::Port { id, port } => network::port(&root, id, port.as_deref()),
         Command::Stats {
             no_stream,
             json,

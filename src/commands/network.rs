@@ -112,3 +112,47 @@ fn ls(store: &NetworkStore, json: bool) -> Result<()> {
     output::table(&["NAME", "SUBNET", "GATEWAY", "BRIDGE", "SANDBOXES"], &rows);
     Ok(())
 }
+
+/// `isola port SANDBOX [PORT[/PROTO]]`, as `docker port` prints it.
+pub fn port(root: &Root, id: &str, wanted: Option<&str>) -> Result<()> {
+    let state = isola_core::instance::find(root, id)?;
+    let wanted = wanted
+        .map(|w| {
+            let (p, proto) = w.split_once('/').unwrap_or((w, "tcp"));
+            p.parse::<u16>()
+                .map(|p| (p, proto.to_ascii_lowercase()))
+                .map_err(|_| anyhow::anyhow!("{w:?} is not a port: give PORT or PORT/tcp|udp"))
+        })
+        .transpose()?;
+    let mut shown = 0;
+    for m in published(root, &state.id)? {
+        if wanted
+            .as_ref()
+            .is_some_and(|(p, proto)| *p != m.port || *proto != m.proto.to_string())
+        {
+            continue;
+        }
+        let ip = m.host_ip.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED);
+        match wanted {
+            Some(_) => println!("{ip}:{}", m.host_port),
+            None => println!("{}/{} -> {ip}:{}", m.port, m.proto, m.host_port),
+        }
+        shown += 1;
+    }
+    if shown == 0 {
+        if let Some(w) = wanted {
+            anyhow::bail!("sandbox {id} does not publish port {}/{}", w.0, w.1);
+        }
+    }
+    Ok(())
+}
+
+/// The ports sandbox `instance` publishes, on whichever network.
+pub fn published(root: &Root, instance: &str) -> Result<Vec<isola_core::network::PortMap>> {
+    Ok(NetworkStore::new(root)
+        .members()?
+        .into_iter()
+        .filter(|(_, l)| l.instance == instance)
+        .flat_map(|(_, l)| l.ports)
+        .collect())
+}

@@ -52,6 +52,18 @@ pub fn ps(root: &Root, args: &PsArgs) -> Result<()> {
         return Ok(());
     }
     let now = instance::now();
+    // Networks are read once for every row (a missing one shows no ports).
+    let members = isola_core::network::NetworkStore::new(root)
+        .members()
+        .unwrap_or_default();
+    let ports = |id: &str| {
+        let cells: Vec<String> = members
+            .iter()
+            .filter(|(_, l)| l.instance == id)
+            .flat_map(|(_, l)| l.ports.iter().map(|p| p.to_string()))
+            .collect();
+        cells.join(", ")
+    };
     let rows: Vec<Vec<String>> = states
         .iter()
         .map(|s| {
@@ -63,12 +75,13 @@ pub fn ps(root: &Root, args: &PsArgs) -> Result<()> {
                 command_cell(&s.command),
                 format!("{} ago", ago(now.saturating_sub(s.created))),
                 status_cell(s, now),
+                ports(&s.id),
             ]
         })
         .collect();
     output::table(
         &[
-            "ID", "NAME", "IMAGE", "BACKEND", "COMMAND", "CREATED", "STATUS",
+            "ID", "NAME", "IMAGE", "BACKEND", "COMMAND", "CREATED", "STATUS", "PORTS",
         ],
         &rows,
     );

@@ -190,6 +190,18 @@ impl NetworkStore {
         fs::remove_dir_all(&dir).map_err(NetworkError::io("removing the network", dir))
     }
 
+    /// Every live sandbox on any network: its ID, the network and its lease.
+    pub fn members(&self) -> Result<Vec<(Network, leases::Lease)>, NetworkError> {
+        let mut out = Vec::new();
+        for net in self.list()? {
+            let leases = leases::Leases::load(self, &net)?;
+            for l in leases.live() {
+                out.push((net.clone(), l.clone()));
+            }
+        }
+        Ok(out)
+    }
+
     /// Bring back what the host lost of a network (a reboot takes its
     /// bridge and table), and reap leases whose sandbox died unannounced,
     /// with their rules.

@@ -541,3 +541,67 @@ fn publish_all_takes_the_ports_the_image_exposes() {
     isola.ok(["rm", "-f", id]);
     isola.ok(["network", "rm", "p"]);
 }
+
+/// isola-init as `make test` builds it (static, for the guest), or as
+/// ISOLA_INIT names it.
+fn guest_init() -> std::path::PathBuf {
+    std::env::var_os("ISOLA_INIT")
+        .filter(|p| !p.is_empty())
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("target/x86_64-unknown-linux-gnu/release/isola-init")
+        })
+}
+
+#[test]
+fn a_vm_and_a_container_on_one_network_talk_both_ways() {
+    let Some(isola) = isola() else { return };
+    if !common::tool("qemu-system-x86_64")
+        || !common::host_has("isola-init built static (make test builds it)", guest_init().is_file())
+    {
+        return;
+    }
+    let Some(kernel) = common::isola_kernel_for_host() else { return };
+    let _clean = Cleanup(&isola);
+    let run = |args: &[&str]| {
+        let out = isola
+            .command(args)
+            .env("ISOLA_INIT", guest_init())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("running isola");
+        assert!(out.status.success(), "isola {args:?}: {}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    isola.ok(["network", "create", "mix"]);
+    run(&["run", "-d", "--name", "web", "--hostname", "web", "--network", "mix", "isola/busybox", "sh", "-c", SERVE]);
+    // The guest fetches from the container by name, then serves what it
+    // got, through the tap and its virtio-net.
+    let port = free_port();
+    let script = "mkdir -p /www && echo vm says hi > /www/index.html
+        until wget -qO /www/from-web http://web/; do sleep 0.2; done
+        ip -4 -o addr show eth0 > /www/addr; exec httpd -f -p 80 -h /www";
+    run(&[
+        "run", "-d", "--name", "vm1", "--backend", "vm", "--vmm", "qemu",
+        "--kernel", kernel.to_str().expect("utf-8 path"), "--network", "mix",
+        "-p", &format!("127.0.0.1:{port}:80"), "isola/busybox", "sh", "-c", script,
+    ]);
+    // Host → VM through the published port.
+    assert_eq!(get(port, "/"), "vm says hi\n");
+    // Container → VM by name, carrying what the VM got from the container.
+    let fetch = "until wget -qO- http://vm1/from-web; do sleep 0.2; done";
+    let got = run(&["run", "--rm", "--network", "mix", "isola/busybox", "sh", "-c", fetch]);
+    assert_eq!(got, "hello from web\n", "container → VM → container");
+    let addr = get(port, "/addr");
+    let members = isola.json(["network", "inspect", "mix"]);
+    let vm_ip = members[0]["sandboxes"]
+        .as_array()
+        .and_then(|m| m.iter().find(|l| l["names"][1] == "vm1"))
+        .and_then(|l| l["ip"].as_str())
+        .expect("the VM's lease")
+        .to_string();
+    assert!(addr.contains(&format!("inet {vm_ip}/24")), "{addr}");
+    isola.ok(["rm", "-f", "vm1", "web"]);
+    isola.ok(["network", "rm", "mix"]);
+}

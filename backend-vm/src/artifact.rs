@@ -34,6 +34,29 @@ pub struct Artifact {
     /// `GuestSpec::stdio_end`), for a monitor that must tell it when all
     /// their output has arrived.
     pub stdio_end: Option<String>,
+    /// A virtio-net device on a bridge network's tap; None without one.
+    #[serde(default)]
+    pub net: Option<NetLink>,
+}
+
+/// The guest's eth0: its MAC, and the tap the host put on the bridge. The
+/// tap's descriptor does not travel in the JSON: the monitor inherits it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct NetLink {
+    pub mac: [u8; 6],
+    #[serde(skip)]
+    pub tap: Option<std::sync::Arc<std::os::fd::OwnedFd>>,
+}
+
+impl NetLink {
+    /// `02:69:0a:59:00:02`, as QEMU and `ip link` write a MAC.
+    pub fn mac_text(&self) -> String {
+        self.mac
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":")
+    }
 }
 
 /// What the caller's stdin is to the guest.

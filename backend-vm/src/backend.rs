@@ -9,10 +9,13 @@ use std::path::PathBuf;
 use isola_core::backend::{
     Backend, BackendError, Description, HostFact, Phase, RunContext, Sandbox,
 };
+use isola_core::network::{self, Attachment};
 use isola_core::spec::{MountSource, Network, RunSpec};
-use isola_guest_spec::{GuestSpec, VolumeDisk};
+use isola_core::Root;
+use isola_guest_spec::{GuestNet, GuestSpec, VolumeDisk};
 
 use crate::agent::Dial;
+use crate::artifact::NetLink;
 use crate::choice::Choice;
 use crate::guest;
 use crate::host::{self, KvmFlavour};
@@ -149,6 +152,7 @@ impl Backend for VmBackend {
             (vec![rootfs], Vec::new(), None)
         };
         disks.extend(volumes.iter().map(|(disk, _)| disk.clone()));
+        let (network, net_link, guest_net) = join_network(spec, ctx, &features)?;
         // The workload's stdout and stderr over virtio where the kernel can
         // take them: a UART moves well under a MiB/s. A terminal (-t)
         // stays on COM1.
@@ -161,6 +165,7 @@ impl Backend for VmBackend {
             stdio_ports,
             stdio_end: stdio_end.clone(),
             volumes: volumes.into_iter().map(|(_, v)| v).collect(),
+            net: guest_net,
             ..guest_spec(spec, ctx.park)
         };
         let spec_archive = ctx.instance_dir.join("spec.cpio");
@@ -193,6 +198,7 @@ impl Backend for VmBackend {
             agent: agent.as_ref().ok().map(|d| d.path().to_path_buf()),
             stdio_ports,
             stdio_end,
+            net: net_link,
         };
         // From here on, a failure removes the spec archive through Drop.
         let mut sandbox = VmSandbox::new(Parts {
@@ -206,6 +212,7 @@ impl Backend for VmBackend {
             phases,
             park: ctx.park,
             agent,
+            network,
         })?;
         check_memory(sandbox.artifact(), choice.format)?;
         // Asked to park: the guest boots now and isola-init waits for
@@ -216,6 +223,54 @@ impl Backend for VmBackend {
         }
         Ok(Box::new(sandbox))
     }
+}
+
+/// With `--network NAME`: an address on the network and its ports held,
+/// a tap on its bridge for the guest's virtio-net, and how isola-init is
+/// to configure eth0.
+fn join_network(
+    spec: &RunSpec,
+    ctx: &RunContext,
+    features: &Features,
+) -> Result<(Option<Attachment>, Option<NetLink>, Option<GuestNet>), BackendError> {
+    let Network::Bridge(join) = &spec.network else {
+        return Ok((None, None, None));
+    };
+    if !(features.virtio_mmio && features.virtio_net) {
+        return Err(BackendError::unavailable(format!(
+            "network {} needs a guest kernel with virtio-net built in, which this one lacks: boot isola's kernel (`make kernel`, or --kernel PATH)",
+            join.network
+        )));
+    }
+    let att = ctx
+        .explain
+        .step(
+            &format!("take an address on network {}, hold its published ports", join.network),
+            "the network's leases give each sandbox its own address; a published port is held on the host so nothing else takes it",
+            || network::join(&Root::new(&ctx.state_dir), &spec.id, &spec.hostname, join, false),
+        )
+        .map_err(|e| BackendError::step(format!("joining network {}", join.network), e))?;
+    let tap = ctx
+        .explain
+        .step(
+            &format!("create tap {} on bridge {}", att.tap_name(), att.net.bridge),
+            "a tap is a virtual NIC whose other side is a file descriptor: the monitor moves the guest's virtio-net frames through it",
+            || att.tap(),
+        )
+        .map_err(|e| BackendError::step(format!("plugging into network {}", join.network), e))?;
+    let guest = GuestNet {
+        ip: att.ip,
+        prefix: att.prefix(),
+        gateway: att.net.gateway,
+        mtu: att.mtu,
+        hosts: att.hosts.clone(),
+        resolv: att.resolv.clone(),
+    };
+    let link = NetLink {
+        mac: att.mac,
+        tap: Some(std::sync::Arc::new(tap)),
+    };
+    Ok((Some(att), Some(link), Some(guest)))
 }
 
 /// How the guest's agent channel (`isola exec`) is reached, or why the
@@ -334,7 +389,7 @@ fn refuse_unsupported(spec: &RunSpec) -> Result<(), BackendError> {
         return no("a VM cannot bind a host path (-v /host/path:...): its guest sees no host files; give a named volume (-v NAME:/path), a disk of its own");
     }
     if spec.network == Network::Host {
-        return no("the VM backend has no --network host (a guest has only lo)");
+        return no("the VM backend has no --network host (a guest has only lo, or a bridge network's eth0)");
     }
     Ok(())
 }
@@ -410,6 +465,7 @@ fn guest_spec(spec: &RunSpec, park: bool) -> GuestSpec {
         volumes: Vec::new(),
         stdio_ports: false,
         stdio_end: None,
+        net: None,
     }
 }
 

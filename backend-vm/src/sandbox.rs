@@ -46,6 +46,8 @@ pub struct Parts {
     pub park: bool,
     /// How to reach the guest's agent for exec, or why it has none.
     pub agent: Result<Dial, String>,
+    /// Its address on a bridge network, given back at teardown.
+    pub network: Option<isola_core::network::Attachment>,
 }
 
 /// Where a guest is in its life.
@@ -93,6 +95,7 @@ pub struct VmSandbox {
     /// Connected at the first exec, kept while the guest runs.
     /// Connected at the first exec (or stats), kept while the guest runs.
     agent: Mutex<Option<Client>>,
+    network: Option<isola_core::network::Attachment>,
 }
 
 /// Why the guest boots on a monitor, for `--explain`.
@@ -125,6 +128,7 @@ impl VmSandbox {
             stage: Stage::Created,
             agent_dial: parts.agent,
             agent: Mutex::new(None),
+            network: parts.network,
         };
         if parts.park {
             let notice = Notice::new()
@@ -474,6 +478,13 @@ impl Sandbox for VmSandbox {
         // Every thread that blocked the signals is done: they may reach
         // isola again.
         self.signals = None;
+        // The monitor is gone: the tap goes with isola's last descriptor.
+        self.artifact.net = None;
+        if let Some(att) = self.network.take() {
+            if let Err(e) = att.leave() {
+                tracing::warn!("leaving the network: {e}");
+            }
+        }
         match std::fs::remove_file(&self.spec_archive) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 Err(BackendError::step("removing the guest's run spec", e))

@@ -383,6 +383,7 @@ fn the_spec_archive_unpacks_to_the_spec_json() {
         volumes: vec![],
         stdio_ports: false,
         stdio_end: None,
+        net: None,
     };
     let tmp = tempfile::tempdir().unwrap();
     let archive = tmp.path().join("spec.cpio");

@@ -25,6 +25,7 @@ fn artifact(kernel: PathBuf, cmdline: &str) -> Artifact {
         agent: None,
         stdio_ports: false,
         stdio_end: None,
+        net: None,
     }
 }
 

@@ -38,6 +38,7 @@ fn artifact(kernel: PathBuf, cmdline: &str, vcpus: u8, jail: &Path) -> Artifact 
         agent: None,
         stdio_ports: false,
         stdio_end: None,
+        net: None,
     }
 }
 

@@ -39,6 +39,7 @@ fn a_forbidden_syscall_on_each_kind_of_thread_kills_the_monitor() {
             agent: None,
             stdio_ports: false,
             stdio_end: None,
+            net: None,
         };
         let (_control, reader) = nix::unistd::pipe().unwrap();
         let ran = Isola.run(&artifact, Input::None, reader.into(), &Running::default());

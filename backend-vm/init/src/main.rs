@@ -148,6 +148,9 @@ fn start() -> Result<Running, Failure> {
         })?;
     }
     net::loopback_up()?;
+    if let Some(n) = &spec.net {
+        net::configure(n)?;
+    }
     if spec.tty {
         tty::make_terminal(&ttys.com1)
             .map_err(|e| Failure::errno(format!("cannot configure {}", tty::COM1), e))?;

@@ -28,6 +28,10 @@
 //! left are gone and waits for [`wire::STDIO_DRAINED`] on COM2 before it
 //! reports the status (QEMU: see `GuestSpec::stdio_end`).
 //!
+//! `"net":{"ip":"10.89.0.2","prefix":24,"gateway":"10.89.0.1","mtu":1500,
+//! "hosts":"...","resolv":"..."}` configures `eth0` (the virtio-net
+//! device) and the name files; left out without a network.
+//!
 //! Unknown fields are refused, so a newer isola with an older init fails
 //! clearly instead of silently dropping a setting.
 
@@ -95,6 +99,23 @@ pub struct GuestSpec {
     /// workload's output does not end with it by chance.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stdio_end: Option<String>,
+    /// The guest's `eth0` on a bridge network (virtio-net); left out
+    /// without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net: Option<GuestNet>,
+}
+
+/// How isola-init configures `eth0`: no DHCP, the host leased the address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuestNet {
+    pub ip: std::net::Ipv4Addr,
+    pub prefix: u8,
+    pub gateway: std::net::Ipv4Addr,
+    pub mtu: u32,
+    /// /etc/hosts and /etc/resolv.conf, as the host wrote them.
+    pub hosts: String,
+    pub resolv: String,
 }
 
 /// A named volume as the guest sees it.
@@ -185,6 +206,14 @@ mod tests {
             }],
             stdio_ports: true,
             stdio_end: Some("\u{1b}_isola-end-0123\u{1b}\\".into()),
+            net: Some(GuestNet {
+                ip: std::net::Ipv4Addr::new(10, 89, 0, 2),
+                prefix: 24,
+                gateway: std::net::Ipv4Addr::new(10, 89, 0, 1),
+                mtu: 1500,
+                hosts: "10.89.0.2\tbox\n".into(),
+                resolv: String::new(),
+            }),
         }
     }
 

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 /// Per kernel file version (see `file_key`); older entries are trimmed.
 const KEEP: usize = 8;
 /// Bumped when the markers change, so remembered answers are not reused.
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Features {
@@ -23,6 +23,9 @@ pub struct Features {
     pub virtio_console: bool,
     /// AF_VSOCK over virtio.
     pub vsock: bool,
+    /// eth0 on a bridge network.
+    #[serde(default)]
+    pub virtio_net: bool,
     pub erofs: bool,
     pub overlay: bool,
 }
@@ -38,12 +41,13 @@ impl Features {
 type Marker = (&'static [u8], fn(&mut Features));
 
 /// One marker each: strings a modular build keeps out of the image (checked
-/// against Debian's cloud kernel, which has all six as modules).
-const MARKERS: [Marker; 6] = [
+/// against Debian's cloud kernel, which has all seven as modules).
+const MARKERS: [Marker; 7] = [
     (b"virtio_mmio.device\0", |f| f.virtio_mmio = true),
     (b"virtio_blk.queue_depth\0", |f| f.virtio_blk = true),
     (b"virtio-ports\0", |f| f.virtio_console = true),
     (b"vmw_vsock_virtio_transport\0", |f| f.vsock = true),
+    (b"virtio_net.napi_tx\0", |f| f.virtio_net = true),
     (b"\0erofs\0", |f| f.erofs = true),
     (b"overlay.redirect_dir\0", |f| f.overlay = true),
 ];
@@ -115,7 +119,7 @@ mod tests {
             .flat_map(|(m, _)| m.iter().copied())
             .collect();
         let f = scan(&all);
-        assert!(f.root_disk() && f.virtio_console && f.vsock);
+        assert!(f.root_disk() && f.virtio_console && f.vsock && f.virtio_net);
         let only_blk = scan(b"x\0virtio_blk.queue_depth\0y");
         assert_eq!(
             only_blk,

@@ -16,6 +16,10 @@ use crate::guest_exit::{Failure, GuestExit, GuestFailed};
 
 pub const BINARY: &str = "qemu-system-x86_64";
 
+/// Where QEMU finds the bridge network's tap (`-netdev tap,fd=`): high
+/// enough to be clear of the descriptors QEMU opens before it reads it.
+const TAP_FD: i32 = 100;
+
 pub struct Qemu {
     /// Use KVM (hardware hosts) rather than TCG.
     pub kvm: bool,
@@ -42,7 +46,7 @@ impl Qemu {
         // command line, where a kernel without ACPI (isola's) finds them; on
         // only otherwise, since Debian's kernel then finds one vCPU only.
         let virtio_serial = artifact.agent.is_some() || artifact.stdio_ports;
-        let acpi = if artifact.disks.is_empty() && !virtio_serial {
+        let acpi = if artifact.disks.is_empty() && !virtio_serial && artifact.net.is_none() {
             "on"
         } else {
             "off"
@@ -122,6 +126,14 @@ impl Qemu {
                 isola_guest_spec::ports::AGENT_SERIAL_NAME
             ));
         }
+        if let Some(net) = &artifact.net {
+            // eth0 on the bridge: the tap isola made, inherited at TAP_FD.
+            c.arg("-netdev").arg(format!("tap,id=net0,fd={TAP_FD}"));
+            c.arg("-device").arg(format!(
+                "virtio-net-device,netdev=net0,mac={}",
+                net.mac_text()
+            ));
+        }
         c.arg("-kernel").arg(&artifact.kernel);
         c.arg("-initrd").arg(initrd);
         let mut cmdline = format!(
@@ -178,6 +190,24 @@ impl Monitor for Qemu {
         // Its own process group: a Ctrl-C reaches isola, which passes it to
         // the workload, instead of killing QEMU.
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        if let Some(tap) = artifact.net.as_ref().and_then(|n| n.tap.clone()) {
+            let raw = std::os::fd::AsRawFd::as_raw_fd(&*tap);
+            // SAFETY: between fork and exec only dup2 and fcntl run, both
+            // async-signal-safe; `tap` outlives the spawn.
+            unsafe {
+                std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+                    if raw == TAP_FD {
+                        // dup2 onto itself keeps close-on-exec set.
+                        if libc::fcntl(raw, libc::F_SETFD, 0) < 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                    } else if libc::dup2(raw, TAP_FD) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
         let mut child = cmd.spawn().map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 QemuError::NotInstalled
@@ -294,6 +324,7 @@ mod tests {
             agent: None,
             stdio_ports: false,
             stdio_end: None,
+            net: None,
         };
         let cmd = Qemu { kvm: true }.command(&artifact, dir, dir);
         let args: Vec<String> = cmd

@@ -49,6 +49,7 @@ fn config(kernel: PathBuf, cmdline: &str, mib: u64, vcpus: u8) -> VmConfig {
         timeout: Some(Duration::from_secs(20)),
         deadline: Default::default(),
         disks: Vec::new(),
+        net: None,
         vsock: None,
         console: false,
     }

@@ -252,6 +252,7 @@ fn a_linux_guest_uses_its_disks_and_vsock() {
                 serial: "rw-disk".into(),
             },
         ],
+        net: None,
         vsock: Some(socket.clone()),
         console: false,
     };

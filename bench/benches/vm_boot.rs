@@ -46,6 +46,7 @@ fn bench(c: &mut Criterion) {
                     timeout: Some(Duration::from_secs(10)),
                     deadline: Default::default(),
                     disks: Vec::new(),
+                    net: None,
                     vsock: None,
                     console: false,
                 };

@@ -76,6 +76,7 @@ pub fn run(cmd: &VmCommand) -> Result<i32> {
         timeout,
         deadline: Default::default(),
         disks: Vec::new(),
+        net: None,
         vsock: None,
         console: false,
     };

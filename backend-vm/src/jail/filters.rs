@@ -76,9 +76,11 @@ const FIONBIO: u64 = 0x5421;
 
 /// The UART feeders: read the input, wait 1 ms while the guest's FIFO is
 /// full. The virtio thread: wait on its epoll set (the queues'
-/// ioeventfds, vsock's host sockets), read and write the disks at an
-/// offset and flush them, and take vsock's host streams (accept, make
-/// them non-blocking, watch them, move their bytes, half-close them).
+/// ioeventfds, vsock's host sockets, the tap), read and write the disks at
+/// an offset and flush them, take vsock's host streams (accept, make
+/// them non-blocking, watch them, move their bytes, half-close them), and
+/// move virtio-net's frames between guest memory and the tap, one readv
+/// or writev a frame.
 const DEVICE: &[(&str, i64, Args)] = &[
     ("read", libc::SYS_read, Args::Any),
     ("clock_nanosleep", libc::SYS_clock_nanosleep, Args::Any),
@@ -93,6 +95,8 @@ const DEVICE: &[(&str, i64, Args)] = &[
     ("recvfrom", libc::SYS_recvfrom, Args::Any),
     ("sendto", libc::SYS_sendto, Args::Any),
     ("shutdown", libc::SYS_shutdown, Args::Any),
+    ("readv", libc::SYS_readv, Args::Any),
+    ("writev", libc::SYS_writev, Args::Any),
 ];
 
 /// The process's end, and vsock's socket removed from the jail with it.
@@ -201,5 +205,11 @@ mod tests {
             _ => panic!("the device kind's ioctl is not limited to FIONBIO"),
         }
         assert!(!allowed(ThreadKind::Main).contains(&"ioctl"));
+        // virtio-net's frames: on the device thread only.
+        for call in ["readv", "writev"] {
+            assert!(allowed(ThreadKind::Device).contains(&call));
+            assert!(!allowed(ThreadKind::Vcpu).contains(&call));
+            assert!(!allowed(ThreadKind::Main).contains(&call));
+        }
     }
 }

@@ -158,6 +158,8 @@ pub enum DeviceError {
     PitThread(#[source] io::Error),
     #[error("the virtio device thread")]
     VirtioThread(#[source] io::Error),
+    #[error(transparent)]
+    Net(#[from] crate::virtio::NetError),
     #[error("cannot listen on the vsock socket {}", path.display())]
     VsockSocket {
         path: PathBuf,

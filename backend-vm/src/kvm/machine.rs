@@ -80,7 +80,14 @@ impl Machine {
                 },
             ]
         });
-        let virtio = virtio::create(&vm, &mem, &config.disks, config.vsock.as_deref(), console)?;
+        let virtio = virtio::create(
+            &vm,
+            &mem,
+            &config.disks,
+            config.net.as_ref(),
+            config.vsock.as_deref(),
+            console,
+        )?;
         let loaded = boot::load(
             &mem,
             &config.kernel,

@@ -18,6 +18,7 @@ mod vcpus;
 mod virtio;
 
 use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -58,16 +59,28 @@ pub struct VmConfig {
     pub deadline: Deadline,
     /// virtio-blk disks, on the virtio-mmio bus in this order.
     pub disks: Vec<Disk>,
+    /// A virtio-net device, the guest's eth0, right after the disks on
+    /// the bus.
+    pub net: Option<NetDevice>,
     /// A virtio-vsock device (the guest's CID is [`crate::virtio::GUEST_CID`])
     /// whose guest ports the host reaches through a unix socket the monitor
     /// listens on here: connect, send `CONNECT <port>\n`, read `OK
-    /// <hostport>\n`, and the stream is the guest's. After the disks on
-    /// the bus.
+    /// <hostport>\n`, and the stream is the guest's. After the disks and
+    /// the network device on the bus.
     pub vsock: Option<PathBuf>,
     /// A virtio-console with the ports `isola.stdout` and `isola.stderr`
     /// (`isola_guest_spec::ports`), whose output goes where COM1's and
     /// COM2's does ([`GuestIo`]); last on the bus.
     pub console: bool,
+}
+
+/// The guest's network card: its frames go through `tap`.
+pub struct NetDevice {
+    /// A tap opened with IFF_TAP, IFF_NO_PI and IFF_VNET_HDR, its header
+    /// 12 bytes (TUNSETVNETHDRSZ): checked when the VM is built.
+    pub tap: OwnedFd,
+    /// The guest's MAC address (unicast).
+    pub mac: [u8; 6],
 }
 
 /// Where the guest's UARTs lead: COM1 out and in, COM2 out and in.

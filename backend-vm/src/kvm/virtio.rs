@@ -1,10 +1,11 @@
 //! The VM's virtio-mmio devices: one virtio-blk per disk, in order, then
-//! virtio-vsock and virtio-console when asked for, each
+//! virtio-net, virtio-vsock and virtio-console when asked for, each
 //! with a window on the MMIO bus, an IRQ raised by an irqfd and an
 //! ioeventfd per queue on QueueNotify, so that neither an interrupt nor a
 //! notification costs an exit to userspace.
 
 use std::fs::OpenOptions;
+use std::os::fd::AsFd;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -15,10 +16,11 @@ use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 use super::devices::VIRTIO_IRQS;
 use super::error::{DeviceError, DiskError, VmError};
 use super::layout::VIRTIO_MMIO;
+use super::NetDevice;
 use crate::disk::Disk;
 use crate::virtio::{
-    Block, Console, ConsolePort, Interrupt, MmioBus, MmioTransport, Notifier, VirtioDevice, Vsock,
-    Wake, MMIO_SIZE, QUEUE_NOTIFY,
+    Block, Console, ConsolePort, Interrupt, MmioBus, MmioTransport, Net, NetError, Notifier,
+    VirtioDevice, Vsock, Wake, MMIO_SIZE, QUEUE_NOTIFY,
 };
 
 /// Where a device is, as the guest's command line tells it
@@ -37,16 +39,20 @@ pub struct VirtioDevices {
 }
 
 /// Every device of the VM, registered with KVM: the disks in order, then
-/// the vsock device when `vsock` names its socket, then the console with
-/// `console`'s ports.
+/// the network card over `net`'s tap, then the vsock device when `vsock`
+/// names its socket, then the console with `console`'s ports.
 pub fn create(
     vm: &VmFd,
     mem: &GuestMemoryMmap,
     disks: &[Disk],
+    net: Option<&NetDevice>,
     vsock: Option<&Path>,
     console: Option<Vec<ConsolePort>>,
 ) -> Result<VirtioDevices, VmError> {
-    let max = VIRTIO_IRQS.len() - usize::from(vsock.is_some()) - usize::from(console.is_some());
+    let max = VIRTIO_IRQS.len()
+        - usize::from(net.is_some())
+        - usize::from(vsock.is_some())
+        - usize::from(console.is_some());
     if disks.len() > max {
         return Err(DiskError::TooMany {
             count: disks.len(),
@@ -62,6 +68,11 @@ pub fn create(
     for (disk, irq) in disks.iter().zip(VIRTIO_IRQS) {
         let block = open_disk(disk)?;
         add(vm, mem, &mut devices, Box::new(block), irq)?;
+    }
+    if let Some(net) = net {
+        let device = open_net(net).map_err(DeviceError::from)?;
+        let irq = VIRTIO_IRQS[devices.slots.len()];
+        add(vm, mem, &mut devices, Box::new(device), irq)?;
     }
     if let Some(path) = vsock {
         let device = Vsock::bind(path).map_err(|source| DeviceError::VsockSocket {
@@ -95,6 +106,16 @@ fn open_disk(disk: &Disk) -> Result<Block, DiskError> {
         path: disk.path.clone(),
         source,
     })
+}
+
+fn open_net(net: &NetDevice) -> Result<Net, NetError> {
+    // The device keeps a descriptor of its own: the config keeps its.
+    let tap = net
+        .tap
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(NetError::Tap)?;
+    Net::over_tap(tap, net.mac)
 }
 
 fn add(

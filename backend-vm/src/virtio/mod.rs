@@ -1,8 +1,8 @@
 //! virtio devices for isola's own monitor: the virtio-mmio transport, the
 //! bus that routes MMIO exits to it, the thread that serves queue
 //! notifications, and the device models behind it (virtio-blk,
-//! virtio-vsock for host-initiated streams, and virtio-console for the
-//! workload's output).
+//! virtio-net over a tap, virtio-vsock for host-initiated streams, and
+//! virtio-console for the workload's output).
 
 mod block;
 mod block_file;
@@ -21,6 +21,13 @@ mod interrupt;
 mod mmio;
 #[cfg(test)]
 mod mmio_tests;
+mod net;
+mod net_chain;
+mod net_tap;
+#[cfg(test)]
+mod net_tap_tests;
+#[cfg(test)]
+mod net_tests;
 mod served;
 #[cfg(test)]
 mod testing;
@@ -42,13 +49,14 @@ pub use console::{Console, ConsolePort};
 pub use event_loop::{EventLoop, Notifier, Wake};
 pub use interrupt::Interrupt;
 pub use mmio::{MmioTransport, MMIO_SIZE, QUEUE_NOTIFY};
+pub use net::{Net, NetError};
 pub use served::Served;
 pub use vsock::{Vsock, GUEST_CID};
 
 /// A device model behind the transport: what it offers the driver and what
 /// it does with a queue the driver notified. Models know nothing of KVM.
 pub trait VirtioDevice: Send {
-    /// The virtio device ID (2 for a block device).
+    /// The virtio device ID (1 for a network card, 2 for a block device).
     fn device_type(&self) -> u32;
     /// Every feature bit the device offers, `VIRTIO_F_VERSION_1` included.
     fn features(&self) -> u64;
@@ -63,7 +71,7 @@ pub trait VirtioDevice: Send {
     /// The driver reset the device: forget any state of the last session.
     fn reset(&mut self) {}
     /// A file descriptor the device thread also waits on, readable when
-    /// the device's host side (a vsock's sockets) has work.
+    /// the device's host side (a vsock's sockets, a tap) has work.
     fn host_fd(&self) -> Option<RawFd> {
         None
     }

@@ -4,7 +4,7 @@
 
 use std::fs::File;
 use std::io::Read;
-use std::os::fd::FromRawFd;
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,7 +13,7 @@ use std::time::Instant;
 use isola_core::chain::chain;
 use isola_guest_spec::ports::Mark;
 
-use super::wire::{End, Record, VmmConfig, WireInput, CONTROL_FD, REPORT_FD};
+use super::wire::{End, Record, VmmConfig, WireInput, CONTROL_FD, REPORT_FD, TAP_FD};
 use crate::console_tail::{HeldWriter, Tail};
 use crate::jail::{self, privileges, sigsys};
 use crate::kvm::{self, Machine, VmError};
@@ -125,6 +125,12 @@ fn run(config: &VmmConfig) -> Result<End, String> {
         None => (art.kernel.clone(), art.disks.clone(), art.agent.clone()),
     };
     jail::arm(config.test_forbidden).map_err(|e| chain(&e))?;
+    let net = config.artifact.net.as_ref().map(|link| kvm::NetDevice {
+        // SAFETY: isola put the tap here for this process when the
+        // artifact has a network card (see `spawn`); nothing else owns it.
+        tap: unsafe { OwnedFd::from_raw_fd(TAP_FD) },
+        mac: link.mac,
+    });
 
     let vm = kvm::VmConfig {
         kernel,
@@ -137,6 +143,7 @@ fn run(config: &VmmConfig) -> Result<End, String> {
         timeout: None,
         deadline: Default::default(),
         disks,
+        net,
         vsock,
         console: config.artifact.stdio_ports,
     };

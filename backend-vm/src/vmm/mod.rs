@@ -28,6 +28,8 @@ pub enum VmmError {
     Missing(PathBuf),
     #[error("ISOLA_VMM_USER is {0:?}: give UID:GID, two numbers other than 0")]
     User(String),
+    #[error("the guest's network card has no tap to give the VM monitor")]
+    NoTap,
     #[error("an argument for the VM monitor holds a NUL byte")]
     Nul,
     #[error("cannot make the VM monitor's {what}")]

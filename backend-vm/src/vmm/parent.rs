@@ -36,6 +36,11 @@ pub fn run(
     running: &Running,
 ) -> Result<GuestExit, MonitorError> {
     let binary = binary::find_vmm()?;
+    // The tap goes to the monitor as a descriptor, its MAC in the config.
+    let tap = match &artifact.net {
+        Some(net) => Some(net.tap.as_deref().ok_or(VmmError::NoTap)?.as_fd()),
+        None => None,
+    };
     let jailed = nix::unistd::geteuid().is_root();
     let jail_dir = if jailed {
         Some(JailDir::make(artifact.jail.clone())?)
@@ -101,6 +106,7 @@ pub fn run(
         com2_out: stderr,
         control: control.as_fd(),
         report: &report_w,
+        tap,
     };
     let pid = spawn::spawn(&binary, &json, &fds, spawn::namespaces(jailed))?;
     drop(report_w);

@@ -11,16 +11,18 @@ use std::path::Path;
 use nix::sched::CloneFlags;
 use nix::unistd::Pid;
 
-use super::wire::{CONTROL_FD, REPORT_FD};
+use super::wire::{CONTROL_FD, REPORT_FD, TAP_FD};
 use super::VmmError;
 
-/// The descriptors the monitor process gets, at 0 to 4 (see `wire`).
+/// The descriptors the monitor process gets, at 0 to 4, and the tap at 5
+/// (see `wire`).
 pub struct Fds<'a> {
     pub com1_in: BorrowedFd<'a>,
     pub com1_out: BorrowedFd<'a>,
     pub com2_out: BorrowedFd<'a>,
     pub control: BorrowedFd<'a>,
     pub report: &'a OwnedFd,
+    pub tap: Option<BorrowedFd<'a>>,
 }
 
 /// Namespaces need root; without them the monitor is still filtered.
@@ -46,19 +48,34 @@ pub fn spawn(binary: &Path, config: &str, fds: &Fds, flags: CloneFlags) -> Resul
     let envp: [*const libc::c_char; 1] = [std::ptr::null()];
     // Where each descriptor goes, in order: a source already at a lower
     // target is moved out of the way first (dup'd above them all).
-    let sources = [
+    let mut sources = [
         fds.com1_in.as_raw_fd(),
         fds.com1_out.as_raw_fd(),
         fds.com2_out.as_raw_fd(),
         fds.control.as_raw_fd(),
         fds.report.as_raw_fd(),
+        -1,
     ];
-    debug_assert_eq!(sources.len() as i32, REPORT_FD + 1);
     debug_assert_eq!(CONTROL_FD, 3);
+    debug_assert_eq!(TAP_FD, REPORT_FD + 1);
+    let count = match fds.tap {
+        Some(tap) => {
+            sources[TAP_FD as usize] = tap.as_raw_fd();
+            TAP_FD as usize + 1
+        }
+        None => REPORT_FD as usize + 1,
+    };
     let mut stack = vec![0u8; 64 << 10];
     let child = Box::new(move || -> isize {
         // SAFETY: only syscalls, on memory prepared before the clone.
-        unsafe { in_child(&sources, path.as_ptr(), argv.as_ptr(), envp.as_ptr()) }
+        unsafe {
+            in_child(
+                &sources[..count],
+                path.as_ptr(),
+                argv.as_ptr(),
+                envp.as_ptr(),
+            )
+        }
     });
     // SAFETY: the child runs `in_child` on its own stack and copy of the
     // address space, and execs or exits; it takes no lock isola holds.
@@ -78,20 +95,23 @@ pub fn spawn(binary: &Path, config: &str, fds: &Fds, flags: CloneFlags) -> Resul
 /// signals unblocked (isola blocks its caller's), death with isola's
 /// thread that waits for it, then exec. On failure: exit 127.
 unsafe fn in_child(
-    sources: &[i32; 5],
+    sources: &[i32],
     path: *const libc::c_char,
     argv: *const *const libc::c_char,
     envp: *const *const libc::c_char,
 ) -> isize {
     const ABOVE: i32 = 100;
-    let mut moved = [0i32; 5];
+    let mut moved = [0i32; 6];
     for (i, &fd) in sources.iter().enumerate() {
-        moved[i] = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, ABOVE);
-        if moved[i] < 0 {
+        let Some(slot) = moved.get_mut(i) else {
+            libc::_exit(127);
+        };
+        *slot = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, ABOVE);
+        if *slot < 0 {
             libc::_exit(127);
         }
     }
-    for (target, &fd) in moved.iter().enumerate() {
+    for (target, &fd) in moved[..sources.len()].iter().enumerate() {
         if libc::dup2(fd, target as i32) < 0 {
             libc::_exit(127);
         }

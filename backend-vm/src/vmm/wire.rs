@@ -15,6 +15,9 @@ use crate::jail::ThreadKind;
 /// output on 1, COM2's output on 2, and these.
 pub const CONTROL_FD: i32 = 3;
 pub const REPORT_FD: i32 = 4;
+/// The guest's tap, when its artifact has a network card (the MAC is in
+/// the artifact; the descriptor cannot be).
+pub const TAP_FD: i32 = 5;
 /// The agent's vsock socket in a jailed monitor's root.
 pub const AGENT_IN_JAIL: &str = "agent.sock";
 

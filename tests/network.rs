@@ -407,6 +407,12 @@ fn none_is_still_only_lo_and_a_hundred_sandboxes_come_and_go() {
         ]);
         assert!(out.status.success(), "run {i}: {}", text(&out.stderr));
     }
+    // A veth goes with its sandbox's network namespace, which the kernel
+    // frees in its own time, soon after.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ports() != 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert_eq!(ports(), 0, "a veth is left on {bridge}");
     let inspect = isola.json(["network", "inspect", "bridge"]);
     assert_eq!(
@@ -558,11 +564,16 @@ fn guest_init() -> std::path::PathBuf {
 fn a_vm_and_a_container_on_one_network_talk_both_ways() {
     let Some(isola) = isola() else { return };
     if !common::tool("qemu-system-x86_64")
-        || !common::host_has("isola-init built static (make test builds it)", guest_init().is_file())
+        || !common::host_has(
+            "isola-init built static (make test builds it)",
+            guest_init().is_file(),
+        )
     {
         return;
     }
-    let Some(kernel) = common::isola_kernel_for_host() else { return };
+    let Some(kernel) = common::isola_kernel_for_host() else {
+        return;
+    };
     let _clean = Cleanup(&isola);
     let run = |args: &[&str]| {
         let out = isola
@@ -571,11 +582,28 @@ fn a_vm_and_a_container_on_one_network_talk_both_ways() {
             .stdin(std::process::Stdio::null())
             .output()
             .expect("running isola");
-        assert!(out.status.success(), "isola {args:?}: {}", text(&out.stderr));
+        assert!(
+            out.status.success(),
+            "isola {args:?}: {}",
+            text(&out.stderr)
+        );
         text(&out.stdout)
     };
     isola.ok(["network", "create", "mix"]);
-    run(&["run", "-d", "--name", "web", "--hostname", "web", "--network", "mix", "isola/busybox", "sh", "-c", SERVE]);
+    run(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--hostname",
+        "web",
+        "--network",
+        "mix",
+        "isola/busybox",
+        "sh",
+        "-c",
+        SERVE,
+    ]);
     // The guest fetches from the container by name, then serves what it
     // got, through the tap and its virtio-net.
     let port = free_port();
@@ -583,15 +611,39 @@ fn a_vm_and_a_container_on_one_network_talk_both_ways() {
         until wget -qO /www/from-web http://web/; do sleep 0.2; done
         ip -4 -o addr show eth0 > /www/addr; exec httpd -f -p 80 -h /www";
     run(&[
-        "run", "-d", "--name", "vm1", "--backend", "vm", "--vmm", "qemu",
-        "--kernel", kernel.to_str().expect("utf-8 path"), "--network", "mix",
-        "-p", &format!("127.0.0.1:{port}:80"), "isola/busybox", "sh", "-c", script,
+        "run",
+        "-d",
+        "--name",
+        "vm1",
+        "--backend",
+        "vm",
+        "--vmm",
+        "qemu",
+        "--kernel",
+        kernel.to_str().expect("utf-8 path"),
+        "--network",
+        "mix",
+        "-p",
+        &format!("127.0.0.1:{port}:80"),
+        "isola/busybox",
+        "sh",
+        "-c",
+        script,
     ]);
     // Host → VM through the published port.
     assert_eq!(get(port, "/"), "vm says hi\n");
     // Container → VM by name, carrying what the VM got from the container.
     let fetch = "until wget -qO- http://vm1/from-web; do sleep 0.2; done";
-    let got = run(&["run", "--rm", "--network", "mix", "isola/busybox", "sh", "-c", fetch]);
+    let got = run(&[
+        "run",
+        "--rm",
+        "--network",
+        "mix",
+        "isola/busybox",
+        "sh",
+        "-c",
+        fetch,
+    ]);
     assert_eq!(got, "hello from web\n", "container → VM → container");
     let addr = get(port, "/addr");
     let members = isola.json(["network", "inspect", "mix"]);

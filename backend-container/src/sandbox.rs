@@ -115,6 +115,12 @@ pub fn create<'h>(
         env: &env,
         policy: &prepared,
         explain: ex,
+        eth0: network.as_ref().map(|a| crate::network::Eth0 {
+            ip: a.ip,
+            prefix: a.prefix(),
+            gateway: a.net.gateway,
+            mtu: a.mtu,
+        }),
     };
     let mut flags = CloneFlags::CLONE_NEWPID
         | CloneFlags::CLONE_NEWNS

@@ -34,6 +34,7 @@ pub struct Attachment {
     pub ip: Ipv4Addr,
     pub mac: [u8; 6],
     pub mtu: u32,
+    bridge_index: u32,
     instance: String,
     /// The host ports, held while the sandbox lives.
     reserved: Vec<Reserved>,
@@ -60,7 +61,7 @@ pub fn join(
 ) -> Result<Attachment, NetworkError> {
     let store = NetworkStore::new(root);
     let net = store.get(&req.network)?;
-    host::ensure_up(&net)?;
+    let bridge = host::ensure_up(&net)?;
     let mut reserved = Vec::new();
     for p in &req.ports {
         let r = ports::reserve(p).map_err(|source| NetworkError::PortTaken {
@@ -76,9 +77,9 @@ pub fn join(
         reserved.push(r);
     }
     let maps: Vec<PortMap> = reserved.iter().map(|r| r.map).collect();
-    let files_dir = files.then(|| leases::files_dir(&store, &net, instance));
-    let (hosts_file, resolv_file) = match &files_dir {
-        Some(d) => (Some(d.join("hosts")), Some(d.join("resolv.conf"))),
+    let (hosts_file, resolv_file) = match files.then(|| leases::name_files(&store, &net, instance))
+    {
+        Some([h, r]) => (Some(h), Some(r)),
         None => (None, None),
     };
     let mut names = vec![hostname.to_string()];
@@ -86,36 +87,40 @@ pub fn join(
 
     let lock = Leases::lock(&store, &net)?;
     let mut leases = Leases::load(&store, &net)?;
-    let (_, dead_had_ports) = leases.drop_dead();
+    let (_, dead_had_ports) = leases.drop_dead(&store, &net);
     let ip = leases.pick(&net, req.ip)?;
-    leases.all.push(Lease {
+    let lease = Lease {
         ip,
         instance: instance.into(),
         names: names.clone(),
         holder: Holder::me(),
         ports: maps.clone(),
         hosts_file: hosts_file.clone(),
-    });
-    let hosts = super::hosts::hosts(&names, ip, &net, &leases.all);
+    };
+    let mut members = leases.all.clone();
+    members.push(lease.clone());
+    let hosts = super::hosts::hosts(&names, ip, &net, &members);
     let resolv =
         super::hosts::resolv_conf(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default());
-    if let (Some(d), Some(h), Some(r)) = (&files_dir, &hosts_file, &resolv_file) {
-        std::fs::create_dir_all(d).map_err(NetworkError::io(
-            "making the sandbox's name files' directory",
-            d,
-        ))?;
+    if let (Some(h), Some(r)) = (&hosts_file, &resolv_file) {
+        if let Some(d) = h.parent().filter(|d| !d.exists()) {
+            std::fs::create_dir_all(d)
+                .map_err(NetworkError::io("making the name files' directory", d))?;
+        }
         std::fs::write(h, &hosts)
             .map_err(NetworkError::io("writing the sandbox's hosts file", h))?;
         std::fs::write(r, &resolv)
             .map_err(NetworkError::io("writing the sandbox's resolv.conf", r))?;
     }
-    leases.save(&store, &net)?;
+    if let Err(e) = leases.add(&store, &net, lease) {
+        leases::remove_name_files(&store, &net, instance);
+        return Err(e);
+    }
     let att = Attachment {
         store,
         mac: mac_of(ip),
-        mtu: Netlink::open()
-            .map(|nl| host::uplink_mtu(&nl))
-            .unwrap_or(1500),
+        mtu: bridge.mtu,
+        bridge_index: bridge.index,
         net,
         ip,
         instance: instance.into(),
@@ -131,7 +136,7 @@ pub fn join(
     } else {
         Ok(())
     };
-    leases.rewrite_hosts(&att.net);
+    leases.rewrite_hosts(&att.net, Some(instance));
     // Unlocked before a failure drops `att`, whose release locks again.
     drop(lock);
     ruled.map(|()| att)
@@ -163,40 +168,17 @@ impl Attachment {
     }
 
     /// A veth pair whose `eth0` end is made in the network namespace
-    /// `netns` and given the address, the MTU and the default route, and
-    /// whose other end is on the bridge.
+    /// `netns` with the sandbox's MAC and MTU, and whose other end is on
+    /// the bridge, up: one request. The sandbox addresses its end itself
+    /// ([`super::ifconfig::configure`]), from inside.
     pub fn veth_into(&self, netns: BorrowedFd) -> Result<(), NetworkError> {
         let host = Netlink::open().map_err(NetworkError::netlink("opening a netlink socket"))?;
         let br = &self.net.bridge;
-        let master = host
-            .link_index(br)
-            .map_err(NetworkError::netlink(format!("looking for bridge {br}")))?
-            .ok_or_else(|| NetworkError::NotFound(self.net.name.clone()))?;
         let veth = self.veth_name();
-        host.create_veth(&veth, master, "eth0", netns, self.mac, self.mtu)
+        host.create_veth(&veth, self.bridge_index, "eth0", netns, self.mac, self.mtu)
             .map_err(NetworkError::netlink(format!(
                 "creating veth {veth} on {br}"
-            )))?;
-        let inside = Netlink::open_in(netns).map_err(NetworkError::netlink(
-            "opening netlink in the sandbox's network namespace",
-        ))?;
-        let eth0 = inside
-            .link_index("eth0")
-            .map_err(NetworkError::netlink("finding eth0 in the sandbox"))?
-            .ok_or(NetworkError::Vanished("eth0, just made in the sandbox"))?;
-        inside
-            .add_address(eth0, self.ip, self.prefix())
-            .map_err(NetworkError::netlink(format!("giving eth0 {}", self.ip)))?;
-        inside
-            .set_up(eth0)
-            .map_err(NetworkError::netlink("bringing eth0 up"))?;
-        inside
-            .add_default_route(self.net.gateway)
-            .map_err(NetworkError::netlink(format!(
-                "routing through {}",
-                self.net.gateway
-            )))?;
-        Ok(())
+            )))
     }
 
     /// A tap on the bridge, up, for a VM's virtio-net; it goes when its
@@ -210,16 +192,12 @@ impl Attachment {
         })?;
         let nl = Netlink::open().map_err(NetworkError::netlink("opening a netlink socket"))?;
         let br = &self.net.bridge;
-        let (Some(tap), Some(master)) = (
-            nl.link_index(&name)
-                .map_err(NetworkError::netlink(format!("finding tap {name}")))?,
-            nl.link_index(br)
-                .map_err(NetworkError::netlink(format!("looking for bridge {br}")))?,
-        ) else {
-            return Err(NetworkError::NotFound(self.net.name.clone()));
-        };
+        let tap = nl
+            .link_index(&name)
+            .map_err(NetworkError::netlink(format!("finding tap {name}")))?
+            .ok_or(NetworkError::Vanished("the tap, just made"))?;
         nl.set_mtu(tap, self.mtu)
-            .and_then(|()| nl.set_master(tap, master))
+            .and_then(|()| nl.set_master(tap, self.bridge_index))
             .and_then(|()| nl.set_up(tap))
             .map_err(NetworkError::netlink(format!("putting tap {name} on {br}")))?;
         Ok(fd)
@@ -233,21 +211,18 @@ impl Attachment {
     }
 
     fn release(&mut self) -> Result<(), NetworkError> {
-        if let Ok(nl) = Netlink::open() {
-            if let Ok(Some(i)) = nl.link_index(&self.veth_name()) {
-                let _ = nl.delete_link(i);
-            }
-        }
+        // A container's veth goes with its network namespace and a VM's
+        // tap with the monitor's descriptor, in the kernel's own time:
+        // deleting either here would wait for an RCU grace period.
         let _lock = Leases::lock(&self.store, &self.net)?;
         let mut leases = Leases::load(&self.store, &self.net)?;
-        leases.all.retain(|l| l.instance != self.instance);
-        let _ = std::fs::remove_dir_all(leases::files_dir(&self.store, &self.net, &self.instance));
-        leases.save(&self.store, &self.net)?;
+        leases.remove(&self.store, &self.net, &self.instance);
+        leases::remove_name_files(&self.store, &self.net, &self.instance);
         if !self.reserved.is_empty() {
             leases.apply_rules(&self.net)?;
         }
         self.reserved.clear();
-        leases.rewrite_hosts(&self.net);
+        leases.rewrite_hosts(&self.net, None);
         Ok(())
     }
 }

@@ -58,7 +58,7 @@ fn routes_on(nl: &Netlink) -> Result<Vec<HostRoute>, NetworkError> {
 
 /// The MTU sandboxes get: the host's uplink's (the default route's link),
 /// 1500 without one.
-pub fn uplink_mtu(nl: &Netlink) -> u32 {
+fn uplink_mtu(nl: &Netlink) -> u32 {
     let uplink = nl
         .ipv4_routes()
         .ok()
@@ -100,33 +100,51 @@ pub fn bring_up(net: &Network) -> Result<(), NetworkError> {
     nft::apply(net, &[])
 }
 
-/// Re-make what the host lost (after a reboot), checking the subnet
-/// against the routes again: something else may have taken it since.
-pub fn ensure_up(net: &Network) -> Result<bool, NetworkError> {
-    let nl = Netlink::open().map_err(NetworkError::netlink("opening a netlink socket"))?;
-    if nl
-        .link_index(&net.bridge)
-        .map_err(NetworkError::netlink(format!(
-            "looking for bridge {}",
-            net.bridge
-        )))?
-        .is_some()
-    {
-        return Ok(false);
+/// A network's bridge as sandboxes plug into it.
+#[derive(Debug, Clone, Copy)]
+pub struct Bridge {
+    pub index: u32,
+    /// The uplink's when the bridge was made; sandboxes take it.
+    pub mtu: u32,
+}
+
+/// The bridge, re-made if the host lost it (a reboot takes bridges and
+/// tables), with the subnet checked against the routes again: something
+/// else may have taken it since. Read from sysfs: no socket to open on
+/// every sandbox's start.
+pub fn ensure_up(net: &Network) -> Result<Bridge, NetworkError> {
+    if let Some(b) = bridge(&net.bridge) {
+        return Ok(b);
     }
     let _host = lock()?;
-    if let Some(r) = routes_on(&nl)?
-        .into_iter()
-        .find(|r| r.dst.prefix() > 0 && r.dst.overlaps(&net.subnet))
-    {
-        return Err(NetworkError::Overlap {
-            subnet: net.subnet,
-            route: r.dst,
-            dev: r.dev,
-        });
+    if bridge(&net.bridge).is_none() {
+        if let Some(r) = routes()?
+            .into_iter()
+            .find(|r| r.dst.prefix() > 0 && r.dst.overlaps(&net.subnet))
+        {
+            return Err(NetworkError::Overlap {
+                subnet: net.subnet,
+                route: r.dst,
+                dev: r.dev,
+            });
+        }
+        bring_up(net)?;
     }
-    bring_up(net)?;
-    Ok(true)
+    bridge(&net.bridge).ok_or(NetworkError::Vanished("the network's bridge, just made"))
+}
+
+fn bridge(name: &str) -> Option<Bridge> {
+    let read = |what: &str| -> Option<u32> {
+        fs::read_to_string(format!("/sys/class/net/{name}/{what}"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    };
+    Some(Bridge {
+        index: read("ifindex")?,
+        mtu: read("mtu")?,
+    })
 }
 
 /// Remove the table and the bridge (gone already is fine).

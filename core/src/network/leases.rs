@@ -1,5 +1,8 @@
-//! IPAM: which sandbox holds which address of a network, in leases.json
-//! under the network's lock. A lease names the process that holds it (the
+//! IPAM: which sandbox holds which address of a network, one file per
+//! address under `leases/`, changed under the network's lock. A file per
+//! lease is made once and removed once: no file is ever rewritten, which
+//! on ext4 (replace by rename) costs a flush of the new data on every
+//! sandbox's start. A lease names the process that holds it (the
 //! foreground isola or the sandbox's shim); one whose holder died without
 //! letting go is free again, and its rules go with it.
 
@@ -13,9 +16,9 @@ use super::error::NetworkError;
 use super::nft::{self, Published};
 use super::ports::PortMap;
 use super::store::{Network, NetworkStore};
-use crate::fsutil::{self, Lock};
+use crate::fsutil::Lock;
 
-const LEASES: &str = "leases.json";
+const LEASES: &str = "leases";
 const LOCK: &str = "lock";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,43 +89,89 @@ impl Leases {
         Lock::exclusive(&path).map_err(NetworkError::io("locking the network's leases", path))
     }
 
+    /// Every lease of the network. A file a crash left empty or cut holds
+    /// no lease (its sandbox never started); [`reap`] removes it.
     pub fn load(store: &NetworkStore, net: &Network) -> Result<Leases, NetworkError> {
-        let path = store.network_dir(&net.name).join(LEASES);
-        match fs::read(&path) {
-            Ok(bytes) => Ok(Leases {
-                all: serde_json::from_slice(&bytes).map_err(|source| NetworkError::Damaged {
-                    name: net.name.clone(),
-                    path,
-                    source,
-                })?,
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Leases::default()),
-            Err(e) => Err(NetworkError::io("reading the network's leases", path)(e)),
+        let dir = store.network_dir(&net.name).join(LEASES);
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Leases::default()),
+            Err(e) => return Err(NetworkError::io("reading the network's leases", dir)(e)),
+        };
+        let mut all = Vec::new();
+        for entry in entries.flatten() {
+            let path = entry.path();
+            match fs::read(&path).map(|b| serde_json::from_slice::<Lease>(&b)) {
+                Ok(Ok(lease)) => all.push(lease),
+                Ok(Err(_)) => tracing::debug!("{}: no whole lease", path.display()),
+                Err(e) => return Err(NetworkError::io("reading a lease", path)(e)),
+            }
         }
+        all.sort_by_key(|l| l.ip);
+        Ok(Leases { all })
     }
 
-    pub fn save(&self, store: &NetworkStore, net: &Network) -> Result<(), NetworkError> {
-        let path = store.network_dir(&net.name).join(LEASES);
-        let json =
-            serde_json::to_vec_pretty(&self.all).map_err(|source| NetworkError::Damaged {
-                name: net.name.clone(),
-                path: path.clone(),
-                source,
-            })?;
-        fsutil::atomic_write_nosync(&path, &json)
-            .map_err(NetworkError::io("writing the network's leases", path))
+    /// Record `lease` (its address must be free).
+    pub fn add(
+        &mut self,
+        store: &NetworkStore,
+        net: &Network,
+        lease: Lease,
+    ) -> Result<(), NetworkError> {
+        let dir = store.network_dir(&net.name).join(LEASES);
+        fs::create_dir_all(&dir).map_err(NetworkError::io("making the leases' directory", &dir))?;
+        let path = dir.join(lease.ip.to_string());
+        let json = serde_json::to_vec(&lease).map_err(|source| NetworkError::Damaged {
+            name: net.name.clone(),
+            path: path.clone(),
+            source,
+        })?;
+        fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, &json))
+            .map_err(NetworkError::io("writing the lease", &path))?;
+        self.all.push(lease);
+        Ok(())
+    }
+
+    /// Forget the leases of `instance`, and those whose files hold none.
+    pub fn remove(&mut self, store: &NetworkStore, net: &Network, instance: &str) {
+        let dir = store.network_dir(&net.name).join(LEASES);
+        for l in self.all.iter().filter(|l| l.instance == instance) {
+            let _ = fs::remove_file(dir.join(l.ip.to_string()));
+        }
+        self.all.retain(|l| l.instance != instance);
     }
 
     pub fn live(&self) -> Vec<&Lease> {
         self.all.iter().filter(|l| l.holder.alive()).collect()
     }
 
-    /// Drop the leases whose holder is gone; whether any had ports.
-    pub fn drop_dead(&mut self) -> (Vec<Lease>, bool) {
+    /// Remove the leases whose holder is gone, and files that hold no
+    /// lease; the dead, and whether any had ports.
+    pub fn drop_dead(&mut self, store: &NetworkStore, net: &Network) -> (Vec<Lease>, bool) {
         let (live, dead): (Vec<Lease>, Vec<Lease>) = std::mem::take(&mut self.all)
             .into_iter()
             .partition(|l| l.holder.alive());
         self.all = live;
+        let dir = store.network_dir(&net.name).join(LEASES);
+        if let Ok(entries) = fs::read_dir(&dir) {
+            for e in entries.flatten() {
+                let name = e.file_name();
+                let held = name
+                    .to_str()
+                    .and_then(|n| n.parse::<Ipv4Addr>().ok())
+                    .is_some_and(|ip| self.all.iter().any(|l| l.ip == ip));
+                if !held {
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+        }
+        for l in &dead {
+            remove_name_files(store, net, &l.instance);
+        }
         let had_ports = dead.iter().any(|l| !l.ports.is_empty());
         (dead, had_ports)
     }
@@ -170,10 +219,15 @@ impl Leases {
         nft::apply(net, &published)
     }
 
-    /// Rewrite every member's /etc/hosts (in place: it is bound into the
-    /// sandbox, and a rename would leave the sandbox the old file).
-    pub fn rewrite_hosts(&self, net: &Network) {
-        for l in &self.all {
+    /// Rewrite every member's /etc/hosts but `except`'s (in place: it is
+    /// bound into the sandbox, and a rename would leave the sandbox the
+    /// old file).
+    pub fn rewrite_hosts(&self, net: &Network, except: Option<&str>) {
+        for l in self
+            .all
+            .iter()
+            .filter(|l| Some(l.instance.as_str()) != except)
+        {
             if let Some(path) = &l.hosts_file {
                 let text = super::hosts::hosts(&l.names, l.ip, net, &self.all);
                 if let Err(e) = fs::write(path, text) {
@@ -185,9 +239,17 @@ impl Leases {
 }
 
 /// Where a sandbox's /etc/hosts and /etc/resolv.conf are kept while it
-/// is on the network.
-pub fn files_dir(store: &NetworkStore, net: &Network, instance: &str) -> PathBuf {
-    store.network_dir(&net.name).join("files").join(instance)
+/// is on the network: `files/<ID>.hosts` and `files/<ID>.resolv.conf`.
+pub fn name_files(store: &NetworkStore, net: &Network, instance: &str) -> [PathBuf; 2] {
+    let dir = store.network_dir(&net.name).join("files");
+    ["hosts", "resolv.conf"].map(|f| dir.join(format!("{instance}.{f}")))
+}
+
+/// Remove a sandbox's name files (gone already is fine).
+pub fn remove_name_files(store: &NetworkStore, net: &Network, instance: &str) {
+    for f in name_files(store, net, instance) {
+        let _ = fs::remove_file(f);
+    }
 }
 
 /// Free the leases of `net` whose holders died, and drop their rules and
@@ -195,18 +257,14 @@ pub fn files_dir(store: &NetworkStore, net: &Network, instance: &str) -> PathBuf
 pub fn reap(store: &NetworkStore, net: &Network) -> Result<Vec<String>, NetworkError> {
     let _lock = Leases::lock(store, net)?;
     let mut leases = Leases::load(store, net)?;
-    let (dead, had_ports) = leases.drop_dead();
+    let (dead, had_ports) = leases.drop_dead(store, net);
     if dead.is_empty() {
         return Ok(Vec::new());
     }
-    leases.save(store, net)?;
     if had_ports {
         leases.apply_rules(net)?;
     }
-    leases.rewrite_hosts(net);
-    for l in &dead {
-        let _ = fs::remove_dir_all(files_dir(store, net, &l.instance));
-    }
+    leases.rewrite_hosts(net, None);
     Ok(dead.into_iter().map(|l| l.instance).collect())
 }
 
@@ -273,7 +331,10 @@ mod tests {
         });
         l.all.push(dead);
         assert!(Holder::me().alive());
-        let (gone, had_ports) = l.drop_dead();
+        let dir = tempfile::tempdir().unwrap();
+        let store = NetworkStore::new(&crate::Root::new(dir.path()));
+        let net = Network::for_test("t", "isolat", "10.0.0.0/24");
+        let (gone, had_ports) = l.drop_dead(&store, &net);
         assert_eq!(gone.len(), 1);
         assert!(had_ports);
         assert_eq!(l.all.len(), 1);

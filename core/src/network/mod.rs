@@ -8,6 +8,7 @@ mod attach;
 mod error;
 mod host;
 pub mod hosts;
+pub mod ifconfig;
 pub mod leases;
 pub mod netlink;
 mod nft;

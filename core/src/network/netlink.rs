@@ -24,6 +24,8 @@ use netlink_packet_route::route::{
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket};
 use nix::libc;
+use nix::sched::{sched_getaffinity, sched_getcpu, sched_setaffinity, CpuSet};
+use nix::unistd::Pid;
 
 // From <linux/if_link.h>, <linux/rtnetlink.h> and <linux/netlink.h>: the
 // few attributes read back, parsed in place rather than into the crate's
@@ -135,7 +137,7 @@ struct Walk {
 }
 
 /// One rtnetlink socket in the namespace it was made in; requests are
-/// answered one at a time, in order.
+/// answered one at a time, in order (so it is Send, not Sync).
 pub struct Netlink {
     socket: Socket,
     seq: Cell<u32>,
@@ -165,15 +167,22 @@ impl Netlink {
     /// thread enters it and makes one: the caller's thread never moves.
     pub fn open_in(netns: BorrowedFd) -> Result<Netlink, NetlinkError> {
         std::thread::scope(|scope| {
+            // The maker starts on this CPU, which the join below frees at
+            // once; placed on another it would wait behind whatever runs
+            // there, milliseconds on a busy host.
+            let restore = pin_to_this_cpu();
             let maker = std::thread::Builder::new()
                 .name("isola-netns".into())
                 .spawn_scoped(scope, || {
                     nix::sched::setns(netns, nix::sched::CloneFlags::CLONE_NEWNET)
                         .map_err(NetlinkError::EnterNetns)?;
                     Netlink::open()
-                })
-                .map_err(NetlinkError::Open)?;
+                });
+            if let Some(mask) = restore {
+                let _ = sched_setaffinity(Pid::from_raw(0), &mask);
+            }
             maker
+                .map_err(NetlinkError::Open)?
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
         })
@@ -446,6 +455,18 @@ impl Netlink {
             }
         }
     }
+}
+
+/// Pins the calling thread to the CPU it is on, so that a thread it
+/// spawns starts there; returns the affinity to restore, or None if it
+/// could not pin (the spawn is then only slower).
+fn pin_to_this_cpu() -> Option<CpuSet> {
+    let me = Pid::from_raw(0);
+    let mask = sched_getaffinity(me).ok()?;
+    let mut here = CpuSet::new();
+    here.set(sched_getcpu().ok()?).ok()?;
+    sched_setaffinity(me, &here).ok()?;
+    Some(mask)
 }
 
 /// The error for a failed exchange, named by what it was doing.

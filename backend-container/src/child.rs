@@ -26,8 +26,6 @@ pub struct ChildConfig<'a> {
     pub env: &'a [CString],
     pub policy: &'a policy::Prepared,
     pub explain: Explain,
-    /// On a bridge network: what to set on eth0 once isola made it.
-    pub eth0: Option<network::Eth0>,
 }
 
 /// The child's life; the exit code when it does not end in the workload.
@@ -150,20 +148,20 @@ fn setup(cfg: &ChildConfig) -> Result<(), Fail> {
         Ok(Some(got)) => got,
         _ => return Err(Fail::msg("isola could not put the sandbox in its cgroup")),
     };
-    if order != Order::Join {
+    let Order::Join(eth0) = order else {
         return Err(Fail::msg(
             "isola sent something else than the cgroup to join",
         ));
-    }
+    };
     // isola made the veth before it sent the cgroup.
-    if let Some(eth0) = &cfg.eth0 {
+    if let Some(eth0) = eth0 {
         ex.step(
             &format!(
                 "address eth0 {}/{}, route through {}",
                 eth0.ip, eth0.prefix, eth0.gateway
             ),
             "from inside the namespace, five ioctls: no netlink socket to open from outside",
-            || network::eth0(eth0),
+            || network::eth0(&eth0),
         )?;
     }
     // None on cgroup v2: the child was born in its cgroup (CLONE_INTO_CGROUP).

@@ -95,6 +95,7 @@ impl Backend for ContainerBackend {
             runs_on: format!("the host's kernel: namespaces, {cgroups}, overlayfs"),
             volumes: true,
             exec: true,
+            networks: true,
             ..Description::default()
         })
     }

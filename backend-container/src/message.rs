@@ -15,6 +15,7 @@ use nix::sys::socket::{
 };
 
 use crate::fail::Fail;
+use crate::network::Eth0;
 
 /// What the child tells isola.
 #[derive(Debug, PartialEq, Eq)]
@@ -37,8 +38,9 @@ pub enum Report {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Order {
     /// Join the cgroup: write "0" to each file that comes with this
-    /// message (none when isola moved the child itself).
-    Join,
+    /// message (none when isola moved the child itself); and, on a bridge
+    /// network, set eth0 so and bind the name files in.
+    Join(Option<Eth0>),
     /// Exec the workload.
     Start,
 }
@@ -141,16 +143,21 @@ impl Report {
 }
 
 impl Order {
-    fn encode(&self) -> [u8; 1] {
+    fn encode(&self) -> Vec<u8> {
         match self {
-            Order::Join => [JOIN],
-            Order::Start => [START],
+            Order::Join(None) => vec![JOIN],
+            Order::Join(Some(eth0)) => std::iter::once(JOIN).chain(eth0.to_bytes()).collect(),
+            Order::Start => vec![START],
         }
     }
 
     fn decode(bytes: &[u8]) -> Result<Order, MessageError> {
         match bytes {
-            [JOIN] => Ok(Order::Join),
+            [JOIN] => Ok(Order::Join(None)),
+            [JOIN, rest @ ..] => match <&[u8; Eth0::LEN]>::try_from(rest) {
+                Ok(eth0) => Ok(Order::Join(Some(Eth0::from_bytes(eth0)))),
+                Err(_) => Err(MessageError::Malformed(bytes.len())),
+            },
             [START] => Ok(Order::Start),
             _ => Err(MessageError::Malformed(bytes.len())),
         }
@@ -287,10 +294,21 @@ mod tests {
         }
         let devnull = std::fs::File::open("/dev/null").unwrap();
         isola
-            .order(&Order::Join, &[devnull.as_raw_fd(); 3])
+            .order(&Order::Join(None), &[devnull.as_raw_fd(); 3])
             .unwrap();
         let (order, fds) = child.next_order().unwrap().unwrap();
-        assert_eq!((order, fds.len()), (Order::Join, 3));
+        assert_eq!((order, fds.len()), (Order::Join(None), 3));
+        let eth0 = Eth0 {
+            ip: [10, 89, 0, 7].into(),
+            prefix: 24,
+            gateway: [10, 89, 0, 1].into(),
+            mtu: 1400,
+        };
+        isola.order(&Order::Join(Some(eth0)), &[]).unwrap();
+        assert_eq!(
+            child.next_order().unwrap().unwrap().0,
+            Order::Join(Some(eth0))
+        );
         isola.order(&Order::Start, &[]).unwrap();
         assert_eq!(child.next_order().unwrap().unwrap().0, Order::Start);
         drop(child);
@@ -303,7 +321,7 @@ mod tests {
         child
             .report(&Report::SetupFailed(Fail::msg("early")), &[])
             .unwrap();
-        isola.order(&Order::Join, &[]).unwrap();
+        isola.order(&Order::Join(None), &[]).unwrap();
         drop(child);
         let (got, _) = isola.next_report().unwrap().unwrap();
         assert_eq!(got, Report::SetupFailed(Fail::msg("early")));

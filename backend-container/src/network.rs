@@ -7,13 +7,37 @@ use isola_core::network::ifconfig;
 
 use crate::fail::Fail;
 
-/// What the child sets on `eth0` (isola's lease for it).
-#[derive(Debug, Clone, Copy)]
+/// What the child sets on `eth0` (isola's lease for it), sent with the
+/// order to join the cgroup, once isola has made the veth.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Eth0 {
     pub ip: std::net::Ipv4Addr,
     pub prefix: u8,
     pub gateway: std::net::Ipv4Addr,
     pub mtu: u32,
+}
+
+impl Eth0 {
+    pub const LEN: usize = 13;
+
+    pub fn to_bytes(self) -> [u8; Self::LEN] {
+        let mut b = [0u8; Self::LEN];
+        b[..4].copy_from_slice(&self.ip.octets());
+        b[4] = self.prefix;
+        b[5..9].copy_from_slice(&self.gateway.octets());
+        b[9..].copy_from_slice(&self.mtu.to_le_bytes());
+        b
+    }
+
+    pub fn from_bytes(b: &[u8; Self::LEN]) -> Eth0 {
+        let four = |at: usize| [b[at], b[at + 1], b[at + 2], b[at + 3]];
+        Eth0 {
+            ip: four(0).into(),
+            prefix: b[4],
+            gateway: four(5).into(),
+            mtu: u32::from_le_bytes(four(9)),
+        }
+    }
 }
 
 pub fn loopback_up() -> Result<(), Fail> {

@@ -24,6 +24,7 @@ use crate::cgroup::{self, Cgroup, Entry};
 use crate::child::{self, ChildConfig};
 use crate::loopdev::LoopDevice;
 use crate::message::{self, Channel, Order, Report};
+use crate::network::Eth0;
 use crate::relay::{self, relay_until_exit, Blocked};
 use crate::spawn::{self, Spawned};
 use crate::{exec, exec_in, policy, rootfs};
@@ -81,9 +82,10 @@ pub fn create<'h>(
         .map_err(|e| BackendError::step("preparing the security policy", e))?;
     let args = exec::cstrings(&spec.process.args, "argument")?;
     let env = exec::cstrings(&spec.process.env, "environment variable")?;
-    // The sandbox's place on its network, before anything else is made of
-    // it: an address or a host port already taken is refused here.
-    let network = join_network(spec, ctx, &mut rootfs)?;
+    // On a bridge network, its name files, bound in by the child: made
+    // empty now (the network found, the default one made), written once
+    // the address is taken, while the child builds its mounts.
+    bind_name_files(spec, ctx, &mut rootfs)?;
     let mut phases = vec![(Phase::RootfsReady, ctx.clock.elapsed())];
 
     // On v2 the cgroup comes first: the child is born in it. On v1 it is
@@ -115,12 +117,6 @@ pub fn create<'h>(
         env: &env,
         policy: &prepared,
         explain: ex,
-        eth0: network.as_ref().map(|a| crate::network::Eth0 {
-            ip: a.ip,
-            prefix: a.prefix(),
-            gateway: a.net.gateway,
-            mtu: a.mtu,
-        }),
     };
     let mut flags = CloneFlags::CLONE_NEWPID
         | CloneFlags::CLONE_NEWNS
@@ -173,56 +169,37 @@ pub fn create<'h>(
         terminal: None,
         group,
         loops: std::mem::take(&mut rootfs.loops),
-        network,
+        network: None,
         blocked: Some(blocked),
         stage: Stage::Created,
     };
     // From here on, a failure tears down through Drop.
-    sandbox.plug_in()?;
+    sandbox.plug_in(spec, ctx)?;
     sandbox.join_cgroup(hierarchy, spec)?;
     sandbox.await_ready()?;
     Ok(sandbox)
 }
 
-/// With `--network NAME`: an address on the network, the published ports
-/// held, and /etc/hosts and /etc/resolv.conf bound in.
-fn join_network(
+/// With `--network NAME`: /etc/hosts and /etc/resolv.conf bound to the
+/// files isola keeps for the sandbox on the network.
+fn bind_name_files(
     spec: &RunSpec,
     ctx: &RunContext,
     rootfs: &mut rootfs::Rootfs,
-) -> Result<Option<Attachment>, BackendError> {
+) -> Result<(), BackendError> {
     let Network::Bridge(join) = &spec.network else {
-        return Ok(None);
+        return Ok(());
     };
-    let att = ctx
-        .explain
-        .step(
-            &format!("take an address on network {}, hold its published ports", join.network),
-            "the network's leases give each sandbox its own address; a published port is held on the host so nothing else takes it",
-            || {
-                network::join(
-                    &Root::new(&ctx.state_dir),
-                    &spec.id,
-                    &spec.hostname,
-                    join,
-                    true,
-                )
-            },
-        )
+    let files = network::name_files(&Root::new(&ctx.state_dir), &join.network, &spec.id)
         .map_err(|e| BackendError::step(format!("joining network {}", join.network), e))?;
-    for (file, target) in [
-        (&att.hosts_file, "/etc/hosts"),
-        (&att.resolv_file, "/etc/resolv.conf"),
-    ] {
-        if let Some(path) = file {
-            rootfs.mounts.push(rootfs::ChildMount {
-                source: rootfs::Source::Bind(path.clone()),
-                target,
-                read_only: false,
-            });
-        }
+    for (path, target) in files.into_iter().zip(["/etc/hosts", "/etc/resolv.conf"]) {
+        rootfs.mounts.push(rootfs::ChildMount {
+            source: rootfs::Source::Bind(path),
+            target,
+            read_only: false,
+        });
     }
-    Ok(Some(att))
+    Ok(())
 }
 
 /// `isola/<id>` with the spec's limits.
@@ -280,7 +257,7 @@ impl ContainerSandbox {
             }
         };
         let fds: Vec<_> = files.iter().map(|f| f.as_raw_fd()).collect();
-        match self.channel.order(&Order::Join, &fds) {
+        match self.channel.order(&Order::Join(self.eth0()), &fds) {
             // The child failed and is gone: what it reported says why.
             Err(message::MessageError::Io(
                 nix::errno::Errno::EPIPE | nix::errno::Errno::ECONNRESET,
@@ -289,28 +266,48 @@ impl ContainerSandbox {
         }
     }
 
-    /// Stage 2b, while the child builds its mounts: its end of a veth pair
-    /// made right in its network namespace, addressed and routed.
-    fn plug_in(&mut self) -> Result<(), BackendError> {
-        let Some(att) = &self.network else {
+    /// Stage 2b, while the child builds its mounts: with `--network NAME`,
+    /// an address on the network, the published ports held, the name files
+    /// written, and a veth pair whose eth0 end is made right in the
+    /// child's network namespace.
+    fn plug_in(&mut self, spec: &RunSpec, ctx: &RunContext) -> Result<(), BackendError> {
+        let Network::Bridge(join) = &spec.network else {
             return Ok(());
         };
+        let ex = self.explain;
+        let att = ex
+            .step(
+                &format!("take an address on network {}, hold its published ports", join.network),
+                "the network's leases give each sandbox its own address; a published port is held on the host so nothing else takes it",
+                || network::join(&Root::new(&ctx.state_dir), &spec.id, &spec.hostname, join, true),
+            )
+            .map_err(|e| BackendError::step(format!("joining network {}", join.network), e))?;
+        let att = self.network.insert(att);
         let path = format!("/proc/{}/ns/net", self.pid);
         let ns = std::fs::File::open(&path)
             .map_err(|e| BackendError::step(format!("opening {path}"), e))?;
-        self.explain
-            .step(
-                &format!(
-                    "create veth {} on bridge {} with its peer eth0 ({}/{}) in the sandbox",
-                    att.veth_name(),
-                    att.net.bridge,
-                    att.ip,
-                    att.prefix()
-                ),
-                "a veth pair is a virtual cable: one end in the sandbox's network namespace, the other on the host's bridge",
-                || att.veth_into(ns.as_fd()),
-            )
-            .map_err(|e| BackendError::step(format!("plugging into network {}", att.net.name), e))
+        ex.step(
+            &format!(
+                "create veth {} on bridge {} with its peer eth0 ({}/{}) in the sandbox",
+                att.veth_name(),
+                att.net.bridge,
+                att.ip,
+                att.prefix()
+            ),
+            "a veth pair is a virtual cable: one end in the sandbox's network namespace, the other on the host's bridge",
+            || att.veth_into(ns.as_fd()),
+        )
+        .map_err(|e| BackendError::step(format!("plugging into network {}", att.net.name), e))
+    }
+
+    /// What the child sets on eth0, with the order to join its cgroup.
+    fn eth0(&self) -> Option<Eth0> {
+        self.network.as_ref().map(|a| Eth0 {
+            ip: a.ip,
+            prefix: a.prefix(),
+            gateway: a.net.gateway,
+            mtu: a.mtu,
+        })
     }
 
     /// Stage 4: the child's reports until it is parked before exec (or

@@ -61,6 +61,22 @@ pub fn join(
 ) -> Result<Attachment, NetworkError> {
     let store = NetworkStore::new(root);
     let net = store.get(&req.network)?;
+    let joined = join_on(store.clone(), net.clone(), instance, hostname, req, files);
+    if joined.is_err() && files {
+        // The files [`name_files`] made for it, if any.
+        leases::remove_name_files(&store, &net, instance);
+    }
+    joined
+}
+
+fn join_on(
+    store: NetworkStore,
+    net: Network,
+    instance: &str,
+    hostname: &str,
+    req: &Join,
+    files: bool,
+) -> Result<Attachment, NetworkError> {
     let bridge = host::ensure_up(&net)?;
     let mut reserved = Vec::new();
     for p in &req.ports {
@@ -112,10 +128,7 @@ pub fn join(
         std::fs::write(r, &resolv)
             .map_err(NetworkError::io("writing the sandbox's resolv.conf", r))?;
     }
-    if let Err(e) = leases.add(&store, &net, lease) {
-        leases::remove_name_files(&store, &net, instance);
-        return Err(e);
-    }
+    leases.add(&store, &net, lease)?;
     let att = Attachment {
         store,
         mac: mac_of(ip),
@@ -140,6 +153,23 @@ pub fn join(
     // Unlocked before a failure drops `att`, whose release locks again.
     drop(lock);
     ruled.map(|()| att)
+}
+
+/// Sandbox `instance`'s /etc/hosts and /etc/resolv.conf on network
+/// `name`, made empty now (the default network is made on first use), for
+/// a backend to bind in before [`join`] writes them, in place.
+pub fn name_files(root: &Root, name: &str, instance: &str) -> Result<[PathBuf; 2], NetworkError> {
+    let store = NetworkStore::new(root);
+    let net = store.get(name)?;
+    let files = leases::name_files(&store, &net, instance);
+    if let Some(dir) = files[0].parent().filter(|d| !d.exists()) {
+        std::fs::create_dir_all(dir)
+            .map_err(NetworkError::io("making the name files' directory", dir))?;
+    }
+    for f in &files {
+        std::fs::File::create(f).map_err(NetworkError::io("making a name file", f))?;
+    }
+    Ok(files)
 }
 
 /// 02:69 ('i') and the address: unique on the network, locally administered.

@@ -17,7 +17,7 @@ mod store;
 pub mod subnet;
 pub mod tap;
 
-pub use attach::{join, Attachment, Join};
+pub use attach::{join, name_files, Attachment, Join};
 pub use error::NetworkError;
 pub use ports::{PortMap, PortRequest, Proto};
 pub use store::{Network, NetworkStore, POOL};

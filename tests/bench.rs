@@ -214,9 +214,10 @@ fn a_quick_benchmark_measures_both_backends_and_writes_its_report() {
         assert_eq!(density["sandboxes"], 2);
         assert!(density["host_pss_kib"].as_u64().unwrap() > 0);
     }
-    // Sequential I/O through a named volume (the host: its own directory).
+    // Sequential I/O through a named volume (the host: its own directory),
+    // and TCP over a bridge network (the host: its loopback).
     for subject in ["host", "container"] {
-        for workload in ["seq_write", "seq_read"] {
+        for workload in ["seq_write", "seq_read", "tcp_stream", "tcp_rr"] {
             runtime_figure(&r, subject, workload);
         }
     }

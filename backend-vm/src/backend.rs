@@ -90,6 +90,7 @@ impl Backend for VmBackend {
             volumes: features.virtio_mmio && features.virtio_blk,
             // Whether it would have one: the socket's place does not matter.
             exec: agent_channel(&c, &features, &self.state_dir).is_ok(),
+            networks: features.virtio_mmio && features.virtio_net,
         })
     }
 

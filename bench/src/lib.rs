@@ -15,6 +15,7 @@ pub mod interrupt;
 pub mod isolation;
 pub mod lifecycle;
 pub mod memory;
+pub mod net_peer;
 pub mod oci;
 pub mod peers;
 pub mod plan;

@@ -1,11 +1,14 @@
 //! Runtime overhead: the probe's small workloads (CPU, syscalls, spawning,
-//! fsync, memory copy, stdout) on the host and in each sandbox, and
-//! sequential I/O through a named volume (a loop-mounted ext4 image in a
-//! container, a virtio-blk disk in a VM), as rates and ratios to the host's.
+//! fsync, memory copy, stdout) on the host and in each sandbox, sequential
+//! I/O through a named volume (a loop-mounted ext4 image in a container, a
+//! virtio-blk disk in a VM), and TCP to the host over a bridge network (a
+//! veth, a tap and virtio-net) against the host's own loopback, as rates
+//! and ratios to the host's.
 
 use std::io::Read;
 use std::path::Path;
 
+use crate::net_peer;
 use crate::results::RuntimeFigure;
 use crate::sandbox::{self, IsolaCli, Runner, SandboxError};
 
@@ -28,14 +31,19 @@ pub enum RuntimeError {
 
 /// The named volume the sequential workloads run on, made for the run.
 pub const VOLUME: &str = "isola-bench-io";
+/// The network the TCP workloads cross, made for the run.
+pub const NETWORK: &str = "isola-bench-net";
 
 /// Every subject's figures, and an error per subject that failed. The
 /// subjects in `on_volume` (isola's backends that can attach a volume)
-/// also run the sequential workloads on [`VOLUME`], the host in `host_dir`.
+/// also run the sequential workloads on [`VOLUME`], the host in `host_dir`;
+/// those in `on_network` the TCP ones across [`NETWORK`], the host on its
+/// loopback.
 pub fn measure(
     isola: &IsolaCli,
     runners: &[(String, Runner)],
     on_volume: &[String],
+    on_network: &[String],
     work_ms: u64,
     host_dir: &Path,
 ) -> (Vec<RuntimeFigure>, Vec<(String, RuntimeError)>) {
@@ -119,6 +127,9 @@ pub fn measure(
             errors.push(("store".into(), RuntimeError::Cleanup(e)));
         }
     }
+    if !on_network.is_empty() {
+        tcp(isola, runners, on_network, &ms, &mut figures, &mut errors);
+    }
     for i in 0..figures.len() {
         let host = figures
             .iter()
@@ -177,4 +188,73 @@ fn stdout_rate(argv: &[String]) -> Result<serde_json::Value, RuntimeError> {
             source,
         })?;
     Ok(parsed[0].clone())
+}
+
+/// The TCP workloads: the host to a peer on 127.0.0.1, each sandbox in
+/// `on_network` to one on [`NETWORK`]'s gateway, through its bridge.
+fn tcp(
+    isola: &IsolaCli,
+    runners: &[(String, Runner)],
+    on_network: &[String],
+    ms: &str,
+    figures: &mut Vec<RuntimeFigure>,
+    errors: &mut Vec<(String, RuntimeError)>,
+) {
+    let made = sandbox::output(&isola.argv(&["network", "create", NETWORK]))
+        .and_then(|_| sandbox::json(&isola.argv(&["network", "inspect", NETWORK])));
+    let gateway = match made {
+        Ok(v) => v[0]["gateway"].as_str().and_then(|g| g.parse().ok()),
+        Err(e) => {
+            errors.push(("store".into(), RuntimeError::Run(e)));
+            return;
+        }
+    };
+    let peers = (
+        net_peer::Peer::start(std::net::Ipv4Addr::LOCALHOST),
+        gateway.map(net_peer::Peer::start),
+    );
+    let args = |peer: &net_peer::Peer| {
+        vec![
+            "work".to_string(),
+            "tcp_stream".into(),
+            "tcp_rr".into(),
+            "--ms".into(),
+            ms.to_string(),
+            "--peer".into(),
+            peer.addr.to_string(),
+        ]
+    };
+    for (subject, runner) in runners {
+        let argv = match (runner, &peers) {
+            (Runner::Host { .. }, (Ok(lo), _)) => {
+                let a = args(lo);
+                let a: Vec<&str> = a.iter().map(String::as_str).collect();
+                runner.probe(&a, None, false)
+            }
+            (Runner::Isola { .. }, (_, Some(Ok(gw)))) if on_network.contains(subject) => {
+                let a = args(gw);
+                let cmd: Vec<&str> = std::iter::once(sandbox::PROBE_IN_IMAGE)
+                    .chain(a.iter().map(String::as_str))
+                    .collect();
+                runner
+                    .isola_run(&["--network".into(), NETWORK.into()], false, &cmd)
+                    .ok_or(SandboxError::NotIsola)
+            }
+            _ => continue,
+        };
+        match argv
+            .and_then(|a| sandbox::json(&a))
+            .map_err(RuntimeError::from)
+        {
+            Ok(serde_json::Value::Array(items)) => {
+                figures.extend(items.iter().filter_map(|i| figure(subject, i)))
+            }
+            Ok(other) => errors.push((subject.clone(), RuntimeError::NotAList(other))),
+            Err(e) => errors.push((subject.clone(), e)),
+        }
+    }
+    drop(peers);
+    if let Err(e) = sandbox::output(&isola.argv(&["network", "rm", NETWORK])).map(drop) {
+        errors.push(("store".into(), RuntimeError::Cleanup(e)));
+    }
 }

@@ -2,7 +2,7 @@
 //! [`Results`]. A subject that fails a dimension is reported with its own
 //! error line and the run goes on.
 
-use isola_core::backend::Phase;
+use isola_core::backend::{Description, Phase};
 use isola_core::image::ImageStore;
 use isola_core::Root;
 
@@ -97,7 +97,8 @@ pub fn run(plan: &Plan, machine: Machine, config: Config, progress: &mut dyn Pro
     let (runtime, runtime_errors) = runtime::measure(
         &plan.isola,
         &runners,
-        &on_volume(&measured),
+        &able(&measured, |h| h.volumes),
+        &able(&measured, |h| h.networks),
         plan.work_ms,
         &plan.work_dir,
     );
@@ -405,12 +406,13 @@ fn phase_runs(
     Ok(runs)
 }
 
-/// isola's backends that can attach a named volume here (a VM: where its
-/// kernel has virtio-blk built in).
-fn on_volume(measured: &[&BackendPlan]) -> Vec<String> {
+/// isola's backends that can do `what` here: attach a named volume (a VM:
+/// where its kernel has virtio-blk built in), join a bridge network (a VM:
+/// virtio-net).
+fn able(measured: &[&BackendPlan], what: fn(&Description) -> bool) -> Vec<String> {
     measured
         .iter()
-        .filter(|b| b.how.as_ref().is_some_and(|h| h.volumes))
+        .filter(|b| b.how.as_ref().is_some_and(what))
         .map(|b| b.subject.id.clone())
         .collect()
 }

@@ -320,6 +320,8 @@ pub struct Description {
     pub volumes: bool,
     /// `isola exec` reaches a detached sandbox here.
     pub exec: bool,
+    /// `--network NAME` (a bridge network) works here.
+    pub networks: bool,
 }
 
 /// One thing a backend says about the host in `isola info`.

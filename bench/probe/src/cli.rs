@@ -33,6 +33,8 @@ pub enum CliError {
     WorkOption(String),
     #[error("work: unknown workload `{name}`; the workloads are {valid}")]
     Workload { name: String, valid: String },
+    #[error("work: --peer {0:?} is not IP:PORT")]
+    Peer(String),
     #[error("work: --ms must be at least 1")]
     NoTime,
     #[error("work: `stdout` must be asked for alone: its data is the output")]
@@ -82,12 +84,17 @@ fn work(args: &[&str]) -> Result<Command, CliError> {
     let mut workloads = Vec::new();
     let mut ms = work::DEFAULT_MS;
     let mut dir = std::env::temp_dir();
+    let mut peer = None;
     let mut args = Args(args.iter());
     while let Some(arg) = args.next_arg() {
         match arg {
             Arg::Option("--ms", value) => ms = number(&mut args, "--ms", value)?,
             Arg::Option("--dir", value) => {
                 dir = PathBuf::from(value_of(&mut args, "--dir", value)?)
+            }
+            Arg::Option("--peer", value) => {
+                let text = value_of(&mut args, "--peer", value)?;
+                peer = Some(text.parse().map_err(|_| CliError::Peer(text.to_string()))?);
             }
             Arg::Option(..) => return Err(CliError::WorkOption(arg.text())),
             Arg::Plain(name) => match Workload::from_name(name) {
@@ -111,7 +118,12 @@ fn work(args: &[&str]) -> Result<Command, CliError> {
     if workloads.is_empty() {
         workloads = Workload::defaults();
     }
-    Ok(Command::Work(work::Options { workloads, ms, dir }))
+    Ok(Command::Work(work::Options {
+        workloads,
+        ms,
+        dir,
+        peer,
+    }))
 }
 
 #[derive(Clone, Copy)]
@@ -220,6 +232,7 @@ mod tests {
                 workloads: vec![Workload::Getpid, Workload::Cpu],
                 ms: 50,
                 dir: "/var/tmp".into(),
+                peer: None,
             }))
         );
     }

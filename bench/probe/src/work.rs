@@ -3,6 +3,7 @@
 //! disk flushes and throughput, memory bandwidth and console output.
 
 mod compute;
+mod net;
 mod system;
 
 use std::ffi::CString;
@@ -32,10 +33,14 @@ pub enum Workload {
     /// That file read back 4 MiB at a time, each range first dropped from
     /// the page cache: the device's read throughput.
     SeqRead,
+    /// 64 KiB writes over TCP to `--peer`: the network path's throughput.
+    TcpStream,
+    /// One byte to `--peer` and back: the network path's round trip.
+    TcpRr,
 }
 
 impl Workload {
-    pub const ALL: [Workload; 8] = [
+    pub const ALL: [Workload; 10] = [
         Workload::Cpu,
         Workload::Getpid,
         Workload::ForkExec,
@@ -44,6 +49,8 @@ impl Workload {
         Workload::Stdout,
         Workload::SeqWrite,
         Workload::SeqRead,
+        Workload::TcpStream,
+        Workload::TcpRr,
     ];
 
     pub fn name(self) -> &'static str {
@@ -56,6 +63,8 @@ impl Workload {
             Workload::Stdout => "stdout",
             Workload::SeqWrite => "seq_write",
             Workload::SeqRead => "seq_read",
+            Workload::TcpStream => "tcp_stream",
+            Workload::TcpRr => "tcp_rr",
         }
     }
 
@@ -69,7 +78,16 @@ impl Workload {
     pub fn defaults() -> Vec<Workload> {
         Workload::ALL
             .into_iter()
-            .filter(|w| !matches!(w, Workload::Stdout | Workload::SeqWrite | Workload::SeqRead))
+            .filter(|w| {
+                !matches!(
+                    w,
+                    Workload::Stdout
+                        | Workload::SeqWrite
+                        | Workload::SeqRead
+                        | Workload::TcpStream
+                        | Workload::TcpRr
+                )
+            })
             .collect()
     }
 
@@ -79,7 +97,12 @@ impl Workload {
             Workload::Getpid => "calls/s",
             Workload::ForkExec => "spawns/s",
             Workload::WriteFsync => "fsyncs/s",
-            Workload::Memcpy | Workload::Stdout | Workload::SeqWrite | Workload::SeqRead => "MiB/s",
+            Workload::TcpRr => "round trips/s",
+            Workload::Memcpy
+            | Workload::Stdout
+            | Workload::SeqWrite
+            | Workload::SeqRead
+            | Workload::TcpStream => "MiB/s",
         }
     }
 
@@ -90,6 +113,7 @@ impl Workload {
             Workload::Memcpy => 1.0 / compute::COPY_MIB as f64,
             Workload::Stdout => 1.0 / system::CHUNK_MIB,
             Workload::SeqWrite | Workload::SeqRead => 1.0 / system::SEQ_CHUNK_MIB,
+            Workload::TcpStream => 1.0 / net::CHUNK_MIB,
             _ => 1.0,
         }
     }
@@ -100,6 +124,8 @@ pub struct Options {
     pub workloads: Vec<Workload>,
     pub ms: u64,
     pub dir: PathBuf,
+    /// The TCP workloads' peer.
+    pub peer: Option<std::net::SocketAddr>,
 }
 
 pub const DEFAULT_MS: u64 = 300;
@@ -157,6 +183,16 @@ fn run_one(w: Workload, time: Duration, options: &Options) -> io::Result<(u64, f
         Workload::Stdout => system::stdout(time),
         Workload::SeqWrite => system::seq_write(time, &options.dir),
         Workload::SeqRead => system::seq_read(time, &options.dir),
+        Workload::TcpStream | Workload::TcpRr => {
+            let peer = options.peer.ok_or_else(|| {
+                io::Error::new(io::ErrorKind::InvalidInput, "needs --peer IP:PORT")
+            })?;
+            if w == Workload::TcpStream {
+                net::stream(time, peer)
+            } else {
+                net::round_trip(time, peer)
+            }
+        }
     }
 }
 

@@ -13,7 +13,7 @@ mod cgroups;
 // Public for tests/runtime_peers.rs, which runs isola-runtime under it.
 pub mod containerd;
 pub(crate) mod cycle;
-pub(crate) mod podman;
+pub mod podman;
 mod runc;
 
 pub use crate::interrupt::{end_if_interrupted, interrupted};

@@ -77,6 +77,33 @@ impl Podman {
         v
     }
 
+    /// `podman run -d` of `cmd` on `rootfs` as `name` with `--network
+    /// network` (none, or bridge: podman's default network), then `podman
+    /// rm -f` of it: a start and an end, as one command line that carries
+    /// podman's environment. Not `podman run --rm`: on this kind of host
+    /// it waits out conmon's 20 s timeout for the exit file.
+    pub fn run_and_remove(
+        &self,
+        name: &str,
+        network: &str,
+        rootfs: &Path,
+        cmd: &[&str],
+    ) -> Vec<String> {
+        let mut run = self.run_d(name, rootfs, cmd);
+        if let Some(i) = run.iter().position(|a| a == "--network") {
+            run[i + 1] = network.to_string();
+        }
+        let script = format!(
+            "{} >/dev/null && {} >/dev/null",
+            run.join(" "),
+            self.rm(name).join(" ")
+        );
+        std::iter::once("env".to_string())
+            .chain(self.env.iter().map(|(k, v)| format!("{k}={v}")))
+            .chain(["sh".into(), "-c".into(), script])
+            .collect()
+    }
+
     /// `podman rm -f` without the stop timeout: it kills at once, as
     /// `isola rm -f` does.
     pub fn rm(&self, name: &str) -> Vec<String> {

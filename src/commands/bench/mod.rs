@@ -213,6 +213,12 @@ pub struct StartupArgs {
     /// Peers: auto (all found), none, or a list of floor,runc,crun
     #[arg(long, default_value = "auto")]
     pub peers: String,
+    /// Also start isola on this network (bridge: the default one) beside
+    /// --network none, and podman (run -d, then rm -f) with --network
+    /// bridge beside none where it is installed: what a network adds to a
+    /// start and its end, paired run by run
+    #[arg(long, value_name = "NETWORK")]
+    pub network: Option<String>,
     /// Print the results as JSON on stdout
     #[arg(long)]
     pub json: bool,

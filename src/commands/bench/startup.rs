@@ -2,8 +2,9 @@
 //! against the container peers installed here.
 
 use anyhow::{bail, Context, Result};
+use isola_bench::lifecycle::podman::Podman;
 use isola_bench::peers;
-use isola_bench::startup::Contender;
+use isola_bench::startup::{self, Contender};
 use isola_core::image::{default_image, ImageStore};
 use isola_core::Root;
 
@@ -43,6 +44,58 @@ pub fn run(root: &Root, args: &StartupArgs) -> Result<()> {
             .into_iter()
             .map(|(_, c)| c),
     );
+    // Dropped last: podman's containers and cgroups go with it.
+    let mut podman = None;
+    if let Some(net) = &args.network {
+        contenders.push(Contender::new(
+            format!("isola --network {net}"),
+            isola.argv(&["run", "--rm", "--network", net, &args.image, "/bin/true"]),
+        ));
+        if peers::found("podman") && peers::found("conmon") {
+            let p = Podman::new(&work.path().join("podman")).context("configuring podman")?;
+            for mode in ["none", "bridge"] {
+                contenders.push(Contender::new(
+                    format!("podman --network {mode}"),
+                    p.run_and_remove(
+                        &format!("isola-bench-{mode}"),
+                        mode,
+                        &rootfs,
+                        &["/bin/true"],
+                    ),
+                ));
+            }
+            podman = Some(p);
+        }
+    }
     let results = measure(&contenders, args.runs, args.warmup);
-    print_results(&results, "floor", "VS FLOOR", args.json)
+    print_results(&results, "floor", "VS FLOOR", args.json)?;
+    if args.network.is_some() {
+        for (none, net) in [
+            ("isola", "isola --network"),
+            ("podman --network none", "podman --network bridge"),
+        ] {
+            let find = |name: &str| {
+                results
+                    .iter()
+                    .find(|r| r.name.starts_with(name) && r.error.is_none())
+            };
+            let (Some(a), Some(b)) = (find(none), find(net)) else {
+                continue;
+            };
+            if let Some(d) = startup::median(
+                &b.ms
+                    .iter()
+                    .zip(&a.ms)
+                    .map(|(b, a)| b - a)
+                    .collect::<Vec<_>>(),
+            ) {
+                eprintln!(
+                    "{}: {d:+.2} ms over {} (median of the paired differences)",
+                    b.name, a.name
+                );
+            }
+        }
+    }
+    drop(podman);
+    Ok(())
 }

@@ -13,7 +13,8 @@ fn the_readme_tour_runs() {
         && common::tool("jq")
         && common::tool("docker-registry")
         && common::tool("curl")
-        && common::tool("qemu-system-x86_64"))
+        && common::tool("qemu-system-x86_64")
+        && common::tool("nft"))
     {
         return;
     }
@@ -69,6 +70,10 @@ fn the_readme_tour_runs() {
             );
         }
         if line.starts_with("isola-runtime ") && line.contains(" run ") {
+            let said = String::from_utf8_lossy(&out.stdout);
+            assert!(said.starts_with("hello from "), "{said}");
+        }
+        if line.contains("wget -qO- http://tourweb/") {
             let said = String::from_utf8_lossy(&out.stdout);
             assert!(said.starts_with("hello from "), "{said}");
         }

@@ -291,10 +291,36 @@ fn a_detached_guest_runs_on_isola_s_monitor_inside_its_shim_with_its_devices() {
     assert!(rm.status.success(), "{}", text(&rm.stderr));
 
     // One more boot for the devices: the image as a disk under an overlay,
-    // a named volume a container wrote, `isola exec` over vsock, and data
-    // synced in the guest surviving kill -9 of the monitor (a thread of
-    // the shim: the shim is killed).
+    // a named volume a container wrote, `isola exec` over vsock, eth0 on a
+    // bridge network a container is on too (virtio-net over a tap), and
+    // data synced in the guest surviving kill -9 of the monitor (a thread
+    // of the shim: the shim is killed).
     isola.ok(["volume", "create", "v"]);
+    isola.ok(["network", "create", "n"]);
+    let _web = Removed(&isola, "web");
+    let web = isola_cmd(
+        &isola,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "--hostname",
+            "web",
+            "--network",
+            "n",
+            "isola/busybox",
+            "sh",
+            "-c",
+            "mkdir /www; echo hello from web > /www/index.html; exec httpd -f -p 80 -h /www",
+        ],
+    );
+    assert!(web.status.success(), "{}", text(&web.stderr));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap();
+    let publish = format!("127.0.0.1:{port}:80");
     let wrote = isola_cmd(
         &isola,
         &[
@@ -309,8 +335,9 @@ fn a_detached_guest_runs_on_isola_s_monitor_inside_its_shim_with_its_devices() {
         ],
     );
     assert!(wrote.status.success(), "{}", text(&wrote.stderr));
-    let script = "cat /data/c; echo durable > /data/d; sync /data/d; echo synced; \
-                  while :; do sleep 1; done";
+    let script = "cat /data/c; echo durable > /data/d; sync /data/d; mkdir /www; \
+                  until wget -qO /www/from-web http://web/; do sleep 1; done; \
+                  httpd -p 80 -h /www; echo synced; while :; do sleep 1; done";
     let out = isola_cmd(
         &isola,
         &[
@@ -326,6 +353,10 @@ fn a_detached_guest_runs_on_isola_s_monitor_inside_its_shim_with_its_devices() {
             &kernel,
             "-v",
             "v:/data",
+            "--network",
+            "n",
+            "-p",
+            &publish,
             "isola/busybox",
             "sh",
             "-c",
@@ -377,15 +408,35 @@ fn a_detached_guest_runs_on_isola_s_monitor_inside_its_shim_with_its_devices() {
     if let Some(t) = common::exec_on_a_terminal(&isola.root(), "d", "tty; stty size") {
         assert!(t.contains("/dev/pts/") && t.contains("27 91"), "{t:?}");
     }
-    let state: serde_json::Value = serde_json::from_slice(
-        &std::fs::read_dir(isola.root().join("instances"))
-            .unwrap()
-            .flatten()
-            .map(|e| e.path().join("state.json"))
-            .find_map(|p| std::fs::read(p).ok())
-            .expect("the sandbox's state"),
-    )
-    .unwrap();
+    // The guest got the container's page by name; the host gets it back
+    // from the guest through -p, and another container by the guest's name.
+    let mut page = String::new();
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).expect("the published port");
+    conn.set_read_timeout(Some(BOUND)).unwrap();
+    write!(conn, "GET /from-web HTTP/1.0\r\n\r\n").unwrap();
+    std::io::Read::read_to_string(&mut conn, &mut page).unwrap();
+    assert!(page.ends_with("\r\n\r\nhello from web\n"), "{page:?}");
+    let by_name = isola_cmd(
+        &isola,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "n",
+            "isola/busybox",
+            "wget",
+            "-qO-",
+            "http://d/from-web",
+        ],
+    );
+    assert_eq!(
+        text(&by_name.stdout),
+        "hello from web\n",
+        "{}",
+        text(&by_name.stderr)
+    );
+    let state: serde_json::Value =
+        serde_json::from_slice(&isola_cmd(&isola, &["inspect", "d"]).stdout).unwrap();
     let shim = state["pid"].as_i64().expect("the shim's pid") as i32;
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(shim), nix::sys::signal::SIGKILL).unwrap();
     let gone = std::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -409,4 +460,20 @@ fn a_detached_guest_runs_on_isola_s_monitor_inside_its_shim_with_its_devices() {
     );
     assert_eq!(text(&read.stdout), "durable\n", "{}", text(&read.stderr));
     isola.ok(["volume", "rm", "v"]);
+    drop(_web);
+    isola.ok(["network", "rm", "n"]);
+}
+
+/// A detached sandbox removed at the end, passed or not, and its
+/// network's dead leases freed.
+struct Removed<'a>(&'a Isola, &'static str);
+
+impl Drop for Removed<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.cmd(["rm", "-f", self.1]);
+        let _ = self.0.cmd(["prune"]);
+        if std::thread::panicking() {
+            let _ = self.0.cmd(["network", "rm", "n"]);
+        }
+    }
 }

@@ -226,6 +226,10 @@ impl Backend for VmBackend {
     }
 }
 
+/// A VM's place on a bridge network: the lease, the tap for the monitor,
+/// and what isola-init sets on eth0.
+type OnNetwork = (Option<Attachment>, Option<NetLink>, Option<GuestNet>);
+
 /// With `--network NAME`: an address on the network and its ports held,
 /// a tap on its bridge for the guest's virtio-net, and how isola-init is
 /// to configure eth0.
@@ -233,7 +237,7 @@ fn join_network(
     spec: &RunSpec,
     ctx: &RunContext,
     features: &Features,
-) -> Result<(Option<Attachment>, Option<NetLink>, Option<GuestNet>), BackendError> {
+) -> Result<OnNetwork, BackendError> {
     let Network::Bridge(join) = &spec.network else {
         return Ok((None, None, None));
     };

@@ -243,6 +243,7 @@ mod tests {
             workloads: vec![Workload::Cpu, Workload::Memcpy, Workload::WriteFsync],
             ms: 20,
             dir: std::env::temp_dir(),
+            peer: None,
         };
         let out = run(&options).unwrap();
         let names: Vec<_> = out.iter().map(|o| o.workload).collect();
@@ -261,8 +262,50 @@ mod tests {
             workloads: vec![Workload::WriteFsync],
             ms: 10,
             dir: "/nonexistent/dir".into(),
+            peer: None,
         };
         let err = crate::chain::chain(&run(&options).unwrap_err());
         assert!(err.starts_with("write_fsync: "), "{err}");
+    }
+
+    #[test]
+    fn tcp_workloads_measure_against_their_peer() {
+        use std::io::{Read, Write};
+        // The benchmark's peer, in small: count a stream, echo bytes.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let peer = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for c in listener.incoming().flatten() {
+                std::thread::spawn(move || {
+                    let mut c = c;
+                    let mut mode = [0u8];
+                    c.read_exact(&mut mode).unwrap();
+                    let mut buf = vec![0u8; 1 << 16];
+                    let mut total = 0u64;
+                    while let Ok(n) = c.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        total += n as u64;
+                        if mode[0] == net::ROUND_TRIP {
+                            c.write_all(&buf[..n]).unwrap();
+                        }
+                    }
+                    let _ = c.write_all(&total.to_le_bytes());
+                });
+            }
+        });
+        let mut options = Options {
+            workloads: vec![Workload::TcpStream, Workload::TcpRr],
+            ms: 20,
+            dir: std::env::temp_dir(),
+            peer: Some(peer),
+        };
+        let out = run(&options).unwrap();
+        assert!(out.iter().all(|o| o.rate > 0.0), "{out:?}");
+        assert_eq!((out[0].unit, out[1].unit), ("MiB/s", "round trips/s"));
+        options.peer = None;
+        let err = crate::chain::chain(&run(&options).unwrap_err());
+        assert!(err.starts_with("tcp_stream: needs --peer"), "{err}");
     }
 }

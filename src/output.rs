@@ -59,3 +59,24 @@ mod tests {
         assert_eq!(super::size(3 << 20), "3.0 MiB");
     }
 }
+
+/// Remove each named thing in turn, as `docker volume rm` and `docker
+/// network rm` do: each one removed is printed, one that cannot be is
+/// reported and the rest are still removed; the last failure is the error.
+pub fn remove_each<E: Into<anyhow::Error>>(
+    names: &[String],
+    remove: impl Fn(&str) -> Result<(), E>,
+) -> anyhow::Result<()> {
+    let mut failed: Option<anyhow::Error> = None;
+    for name in names {
+        match remove(name) {
+            Ok(()) => println!("{name}"),
+            Err(e) => {
+                if let Some(previous) = failed.replace(e.into()) {
+                    eprintln!("isola: {previous:#}");
+                }
+            }
+        }
+    }
+    failed.map_or(Ok(()), Err)
+}

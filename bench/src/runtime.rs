@@ -111,16 +111,7 @@ pub fn measure(
             }
             _ => continue,
         };
-        match argv
-            .and_then(|a| sandbox::json(&a))
-            .map_err(RuntimeError::from)
-        {
-            Ok(serde_json::Value::Array(items)) => {
-                figures.extend(items.iter().filter_map(|i| figure(subject, i)))
-            }
-            Ok(other) => errors.push((subject.clone(), RuntimeError::NotAList(other))),
-            Err(e) => errors.push((subject.clone(), e)),
-        }
+        run_list(subject, argv, &mut figures, &mut errors);
     }
     if volume {
         if let Err(e) = sandbox::output(&isola.argv(&["volume", "rm", VOLUME])).map(drop) {
@@ -138,6 +129,26 @@ pub fn measure(
         figures[i].ratio_to_host = host.filter(|&h| h > 0.0).map(|h| figures[i].rate / h);
     }
     (figures, errors)
+}
+
+/// Run the probe's `argv`, whose output is a list of workloads' figures,
+/// and keep them as `subject`'s (or its error).
+fn run_list(
+    subject: &str,
+    argv: Result<Vec<String>, SandboxError>,
+    figures: &mut Vec<RuntimeFigure>,
+    errors: &mut Vec<(String, RuntimeError)>,
+) {
+    match argv
+        .and_then(|a| sandbox::json(&a))
+        .map_err(RuntimeError::from)
+    {
+        Ok(serde_json::Value::Array(items)) => {
+            figures.extend(items.iter().filter_map(|i| figure(subject, i)))
+        }
+        Ok(other) => errors.push((subject.to_string(), RuntimeError::NotAList(other))),
+        Err(e) => errors.push((subject.to_string(), e)),
+    }
 }
 
 fn figure(subject: &str, item: &serde_json::Value) -> Option<RuntimeFigure> {
@@ -242,16 +253,7 @@ fn tcp(
             }
             _ => continue,
         };
-        match argv
-            .and_then(|a| sandbox::json(&a))
-            .map_err(RuntimeError::from)
-        {
-            Ok(serde_json::Value::Array(items)) => {
-                figures.extend(items.iter().filter_map(|i| figure(subject, i)))
-            }
-            Ok(other) => errors.push((subject.clone(), RuntimeError::NotAList(other))),
-            Err(e) => errors.push((subject.clone(), e)),
-        }
+        run_list(subject, argv, figures, errors);
     }
     drop(peers);
     if let Err(e) = sandbox::output(&isola.argv(&["network", "rm", NETWORK])).map(drop) {

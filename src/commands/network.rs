@@ -73,23 +73,7 @@ pub fn run(root: &Root, cmd: &NetworkCommand) -> Result<()> {
             }
             output::json(&shown)
         }
-        NetworkCommand::Rm { names } => {
-            let mut failed = None;
-            for name in names {
-                match store.remove(name) {
-                    Ok(()) => println!("{name}"),
-                    Err(e) => {
-                        if let Some(previous) = failed.replace(e) {
-                            eprintln!("isola: {previous}");
-                        }
-                    }
-                }
-            }
-            match failed {
-                Some(e) => Err(e.into()),
-                None => Ok(()),
-            }
-        }
+        NetworkCommand::Rm { names } => output::remove_each(names, |n| store.remove(n)),
     }
 }
 

@@ -52,7 +52,7 @@ pub fn run(root: &Root, cmd: &VolumeCommand) -> Result<()> {
         }
         VolumeCommand::Ls { json } => ls(&store, *json),
         VolumeCommand::Inspect { name } => output::json(&store.inspect(name)?),
-        VolumeCommand::Rm { names } => rm(&store, names),
+        VolumeCommand::Rm { names } => output::remove_each(names, |n| store.remove(n)),
     }
 }
 
@@ -76,26 +76,6 @@ fn ls(store: &VolumeStore, json: bool) -> Result<()> {
         .collect();
     output::table(&["NAME", "SIZE", "ON DISK", "IN USE", "CREATED"], &rows);
     Ok(())
-}
-
-/// Remove each volume in turn, like `docker volume rm`: one that cannot be
-/// removed is reported and the rest are still removed.
-fn rm(store: &VolumeStore, names: &[String]) -> Result<()> {
-    let mut failed = None;
-    for name in names {
-        match store.remove(name) {
-            Ok(()) => println!("{name}"),
-            Err(e) => {
-                if let Some(previous) = failed.replace(e) {
-                    eprintln!("isola: {previous}");
-                }
-            }
-        }
-    }
-    match failed {
-        Some(e) => Err(e.into()),
-        None => Ok(()),
-    }
 }
 
 fn now() -> u64 {

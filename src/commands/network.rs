@@ -47,7 +47,7 @@ pub enum NetworkCommand {
 struct Inspected {
     #[serde(flatten)]
     network: isola_core::network::Network,
-    sandboxes: Vec<isola_core::network::leases::Lease>,
+    sandboxes: Vec<isola_core::network::lease::Lease>,
 }
 
 pub fn run(root: &Root, cmd: &NetworkCommand) -> Result<()> {
@@ -64,7 +64,7 @@ pub fn run(root: &Root, cmd: &NetworkCommand) -> Result<()> {
             let mut shown = Vec::new();
             for name in names {
                 let network = store.get(name)?;
-                let sandboxes = Leases::load(&store, &network)?
+                let sandboxes = Leases::load(&store.network_dir(&network.name))?
                     .live()
                     .into_iter()
                     .cloned()
@@ -84,7 +84,7 @@ fn ls(store: &NetworkStore, json: bool) -> Result<()> {
     }
     let mut rows = Vec::new();
     for n in &nets {
-        let users = Leases::load(store, n)?.live().len();
+        let users = Leases::load(&store.network_dir(&n.name))?.live().len();
         rows.push(vec![
             n.name.clone(),
             n.subnet.to_string(),

@@ -23,6 +23,7 @@ mod mmio;
 mod mmio_tests;
 mod net;
 mod net_chain;
+mod net_error;
 mod net_tap;
 #[cfg(test)]
 mod net_tap_tests;

@@ -16,14 +16,13 @@ use vm_memory::GuestMemoryMmap;
 use vmm_sys_util::epoll::{ControlOperation, Epoll, EpollEvent, EventSet};
 
 use super::net_chain::IoVecs;
+pub use super::net_error::NetError;
+pub use super::net_tap::HEADER_BYTES;
 use super::VirtioDevice;
 
 pub const RX: usize = 0;
 pub const TX: usize = 1;
 pub const QUEUE_SIZE: u16 = 256;
-/// struct virtio_net_hdr_v1 (virtio 1.x has num_buffers even without
-/// VIRTIO_NET_F_MRG_RXBUF): the tap's TUNSETVNETHDRSZ.
-pub const HEADER_BYTES: usize = 12;
 /// The largest frame either way: a 64 KiB IP packet and its Ethernet
 /// header.
 pub const MAX_FRAME: usize = 65_535 + 14;
@@ -34,29 +33,6 @@ const BUDGET: usize = QUEUE_SIZE as usize;
 /// offload, so the tap's DATA_VALID must not reach the guest), no GSO, and
 /// the one buffer it takes.
 const RX_HEADER: [u8; HEADER_BYTES] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0];
-
-#[derive(Debug, thiserror::Error)]
-pub enum NetError {
-    #[error("the guest's MAC address {} is not one of a network card (unicast, not zero)", mac_text(.0))]
-    Mac([u8; 6]),
-    #[error("the guest's network device is not a tap")]
-    NotATap(#[source] io::Error),
-    #[error(
-        "the tap {name} has flags {flags:#x}: open it with IFF_TAP, IFF_NO_PI and IFF_VNET_HDR"
-    )]
-    TapFlags { name: String, flags: i32 },
-    #[error(
-        "the tap {name} puts a {header}-byte header before each frame: set 12 with TUNSETVNETHDRSZ"
-    )]
-    HeaderSize { name: String, header: i32 },
-    #[error("cannot set up the tap of the guest's network device")]
-    Tap(#[source] io::Error),
-}
-
-fn mac_text(mac: &[u8; 6]) -> String {
-    let parts: Vec<String> = mac.iter().map(|b| format!("{b:02x}")).collect();
-    parts.join(":")
-}
 
 pub struct Net {
     tap: OwnedFd,

@@ -5,7 +5,11 @@
 
 use std::os::fd::{AsRawFd, BorrowedFd};
 
-use super::net::{NetError, HEADER_BYTES};
+use super::net_error::NetError;
+
+/// struct virtio_net_hdr_v1 (virtio 1.x has num_buffers even without
+/// VIRTIO_NET_F_MRG_RXBUF): the tap's TUNSETVNETHDRSZ.
+pub const HEADER_BYTES: usize = 12;
 
 /// struct ifreq: the interface's name, then its flags (a short).
 const IFREQ_BYTES: usize = 40;

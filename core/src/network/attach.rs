@@ -9,7 +9,8 @@ use std::path::PathBuf;
 
 use super::error::NetworkError;
 use super::host;
-use super::leases::{self, Holder, Lease, Leases};
+use super::lease::{Holder, Lease};
+use super::leases::{self, Leases};
 use super::netlink::Netlink;
 use super::ports::{self, PortMap, PortRequest, Reserved};
 use super::store::{Network, NetworkStore};
@@ -64,7 +65,7 @@ pub fn join(
     let joined = join_on(store.clone(), net.clone(), instance, hostname, req, files);
     if joined.is_err() && files {
         // The files [`name_files`] made for it, if any.
-        leases::remove_name_files(&store, &net, instance);
+        leases::remove_name_files(&store.network_dir(&net.name), instance);
     }
     joined
 }
@@ -78,6 +79,7 @@ fn join_on(
     files: bool,
 ) -> Result<Attachment, NetworkError> {
     let bridge = host::ensure_up(&net)?;
+    let home = store.network_dir(&net.name);
     let mut reserved = Vec::new();
     for p in &req.ports {
         let r = ports::reserve(p).map_err(|source| NetworkError::PortTaken {
@@ -93,17 +95,17 @@ fn join_on(
         reserved.push(r);
     }
     let maps: Vec<PortMap> = reserved.iter().map(|r| r.map).collect();
-    let (hosts_file, resolv_file) = match files.then(|| leases::name_files(&store, &net, instance))
-    {
-        Some([h, r]) => (Some(h), Some(r)),
-        None => (None, None),
-    };
+    let (hosts_file, resolv_file) =
+        match files.then(|| leases::name_files(&store.network_dir(&net.name), instance)) {
+            Some([h, r]) => (Some(h), Some(r)),
+            None => (None, None),
+        };
     let mut names = vec![hostname.to_string()];
     names.extend(req.names.iter().filter(|n| *n != hostname).cloned());
 
-    let lock = Leases::lock(&store, &net)?;
-    let mut leases = Leases::load(&store, &net)?;
-    let (_, dead_had_ports) = leases.drop_dead(&store, &net);
+    let lock = Leases::lock(&home)?;
+    let mut leases = Leases::load(&home)?;
+    let (_, dead_had_ports) = leases.drop_dead(&home);
     let ip = leases.pick(&net, req.ip)?;
     let lease = Lease {
         ip,
@@ -128,7 +130,7 @@ fn join_on(
         std::fs::write(r, &resolv)
             .map_err(NetworkError::io("writing the sandbox's resolv.conf", r))?;
     }
-    leases.add(&store, &net, lease)?;
+    leases.add(&home, &net, lease)?;
     let att = Attachment {
         store,
         mac: mac_of(ip),
@@ -161,7 +163,7 @@ fn join_on(
 pub fn name_files(root: &Root, name: &str, instance: &str) -> Result<[PathBuf; 2], NetworkError> {
     let store = NetworkStore::new(root);
     let net = store.get(name)?;
-    let files = leases::name_files(&store, &net, instance);
+    let files = leases::name_files(&store.network_dir(&net.name), instance);
     if let Some(dir) = files[0].parent().filter(|d| !d.exists()) {
         std::fs::create_dir_all(dir)
             .map_err(NetworkError::io("making the name files' directory", dir))?;
@@ -179,6 +181,11 @@ fn mac_of(ip: Ipv4Addr) -> [u8; 6] {
 }
 
 impl Attachment {
+    /// The network's directory: its record, leases and name files.
+    fn home(&self) -> PathBuf {
+        self.store.network_dir(&self.net.name)
+    }
+
     /// The host's end of a container's veth pair.
     pub fn veth_name(&self) -> String {
         format!("isv{}", self.instance)
@@ -244,10 +251,10 @@ impl Attachment {
         // A container's veth goes with its network namespace and a VM's
         // tap with the monitor's descriptor, in the kernel's own time:
         // deleting either here would wait for an RCU grace period.
-        let _lock = Leases::lock(&self.store, &self.net)?;
-        let mut leases = Leases::load(&self.store, &self.net)?;
-        leases.remove(&self.store, &self.net, &self.instance);
-        leases::remove_name_files(&self.store, &self.net, &self.instance);
+        let _lock = Leases::lock(&self.home())?;
+        let mut leases = Leases::load(&self.home())?;
+        leases.remove(&self.home(), &self.instance);
+        leases::remove_name_files(&self.home(), &self.instance);
         if !self.reserved.is_empty() {
             leases.apply_rules(&self.net)?;
         }

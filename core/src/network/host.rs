@@ -8,7 +8,7 @@ use std::path::Path;
 use super::error::NetworkError;
 use super::netlink::Netlink;
 use super::nft;
-use super::store::Network;
+use super::record::Network;
 use super::subnet::Subnet;
 use crate::fsutil::Lock;
 

@@ -6,8 +6,8 @@
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 
-use super::leases::Lease;
-use super::store::Network;
+use super::lease::Lease;
+use super::record::Network;
 
 /// /etc/hosts for the sandbox holding `ip` under `own` names (its hostname
 /// first): localhost, itself, then the other members of the network.
@@ -53,7 +53,7 @@ pub fn resolv_conf(host: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::network::leases::Holder;
+    use crate::network::lease::Holder;
 
     #[test]
     fn members_by_name_and_alias() {

@@ -8,74 +8,16 @@
 
 use std::fs;
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
-
-use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
 
 use super::error::NetworkError;
+use super::lease::Lease;
 use super::nft::{self, Published};
-use super::ports::PortMap;
-use super::store::{Network, NetworkStore};
+use super::record::Network;
 use crate::fsutil::Lock;
 
 const LEASES: &str = "leases";
 const LOCK: &str = "lock";
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Lease {
-    pub ip: Ipv4Addr,
-    /// The sandbox's ID.
-    pub instance: String,
-    /// Names it answers to on the network: its --name, then its aliases.
-    #[serde(default)]
-    pub names: Vec<String>,
-    pub holder: Holder,
-    #[serde(default)]
-    pub ports: Vec<PortMap>,
-    /// Its /etc/hosts on the host, rewritten when the network's members
-    /// change (a container's; a VM's is written once, at boot).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hosts_file: Option<PathBuf>,
-}
-
-/// A process, by PID and start time (so a reused PID is not taken for it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Holder {
-    pub pid: u32,
-    pub start: u64,
-}
-
-impl Holder {
-    pub fn me() -> Holder {
-        let pid = std::process::id();
-        Holder {
-            pid,
-            start: start_time(pid).unwrap_or(0),
-        }
-    }
-
-    pub fn alive(&self) -> bool {
-        start_time(self.pid) == Some(self.start)
-    }
-}
-
-/// Field 22 of /proc/PID/stat: when the process started, in clock ticks.
-fn start_time(pid: u32) -> Option<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may hold spaces and parentheses.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    rest.split(' ').nth(19)?.parse().ok()
-}
-
-impl Lease {
-    /// How `network rm` names it.
-    pub fn who(&self) -> String {
-        match self.names.first() {
-            Some(n) => format!("{n} ({})", self.instance),
-            None => self.instance.clone(),
-        }
-    }
-}
 
 /// The leases of one network, read under its lock.
 #[derive(Debug, Default)]
@@ -84,15 +26,15 @@ pub struct Leases {
 }
 
 impl Leases {
-    pub fn lock(store: &NetworkStore, net: &Network) -> Result<Lock, NetworkError> {
-        let path = store.network_dir(&net.name).join(LOCK);
+    pub fn lock(home: &Path) -> Result<Lock, NetworkError> {
+        let path = home.join(LOCK);
         Lock::exclusive(&path).map_err(NetworkError::io("locking the network's leases", path))
     }
 
     /// Every lease of the network. A file a crash left empty or cut holds
     /// no lease (its sandbox never started); [`reap`] removes it.
-    pub fn load(store: &NetworkStore, net: &Network) -> Result<Leases, NetworkError> {
-        let dir = store.network_dir(&net.name).join(LEASES);
+    pub fn load(home: &Path) -> Result<Leases, NetworkError> {
+        let dir = home.join(LEASES);
         let entries = match fs::read_dir(&dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Leases::default()),
@@ -112,13 +54,8 @@ impl Leases {
     }
 
     /// Record `lease` (its address must be free).
-    pub fn add(
-        &mut self,
-        store: &NetworkStore,
-        net: &Network,
-        lease: Lease,
-    ) -> Result<(), NetworkError> {
-        let dir = store.network_dir(&net.name).join(LEASES);
+    pub fn add(&mut self, home: &Path, net: &Network, lease: Lease) -> Result<(), NetworkError> {
+        let dir = home.join(LEASES);
         fs::create_dir_all(&dir).map_err(NetworkError::io("making the leases' directory", &dir))?;
         let path = dir.join(lease.ip.to_string());
         let json = serde_json::to_vec(&lease).map_err(|source| NetworkError::Damaged {
@@ -137,8 +74,8 @@ impl Leases {
     }
 
     /// Forget the leases of `instance`, and those whose files hold none.
-    pub fn remove(&mut self, store: &NetworkStore, net: &Network, instance: &str) {
-        let dir = store.network_dir(&net.name).join(LEASES);
+    pub fn remove(&mut self, home: &Path, instance: &str) {
+        let dir = home.join(LEASES);
         for l in self.all.iter().filter(|l| l.instance == instance) {
             let _ = fs::remove_file(dir.join(l.ip.to_string()));
         }
@@ -151,12 +88,12 @@ impl Leases {
 
     /// Remove the leases whose holder is gone, and files that hold no
     /// lease; the dead, and whether any had ports.
-    pub fn drop_dead(&mut self, store: &NetworkStore, net: &Network) -> (Vec<Lease>, bool) {
+    pub fn drop_dead(&mut self, home: &Path) -> (Vec<Lease>, bool) {
         let (live, dead): (Vec<Lease>, Vec<Lease>) = std::mem::take(&mut self.all)
             .into_iter()
             .partition(|l| l.holder.alive());
         self.all = live;
-        let dir = store.network_dir(&net.name).join(LEASES);
+        let dir = home.join(LEASES);
         if let Ok(entries) = fs::read_dir(&dir) {
             for e in entries.flatten() {
                 let name = e.file_name();
@@ -170,7 +107,7 @@ impl Leases {
             }
         }
         for l in &dead {
-            remove_name_files(store, net, &l.instance);
+            remove_name_files(home, &l.instance);
         }
         let had_ports = dead.iter().any(|l| !l.ports.is_empty());
         (dead, had_ports)
@@ -240,24 +177,24 @@ impl Leases {
 
 /// Where a sandbox's /etc/hosts and /etc/resolv.conf are kept while it
 /// is on the network: `files/<ID>.hosts` and `files/<ID>.resolv.conf`.
-pub fn name_files(store: &NetworkStore, net: &Network, instance: &str) -> [PathBuf; 2] {
-    let dir = store.network_dir(&net.name).join("files");
+pub fn name_files(home: &Path, instance: &str) -> [PathBuf; 2] {
+    let dir = home.join("files");
     ["hosts", "resolv.conf"].map(|f| dir.join(format!("{instance}.{f}")))
 }
 
 /// Remove a sandbox's name files (gone already is fine).
-pub fn remove_name_files(store: &NetworkStore, net: &Network, instance: &str) {
-    for f in name_files(store, net, instance) {
+pub fn remove_name_files(home: &Path, instance: &str) {
+    for f in name_files(home, instance) {
         let _ = fs::remove_file(f);
     }
 }
 
 /// Free the leases of `net` whose holders died, and drop their rules and
 /// names; the IDs of the sandboxes freed.
-pub fn reap(store: &NetworkStore, net: &Network) -> Result<Vec<String>, NetworkError> {
-    let _lock = Leases::lock(store, net)?;
-    let mut leases = Leases::load(store, net)?;
-    let (dead, had_ports) = leases.drop_dead(store, net);
+pub fn reap(home: &Path, net: &Network) -> Result<Vec<String>, NetworkError> {
+    let _lock = Leases::lock(home)?;
+    let mut leases = Leases::load(home)?;
+    let (dead, had_ports) = leases.drop_dead(home);
     if dead.is_empty() {
         return Ok(Vec::new());
     }
@@ -271,6 +208,8 @@ pub fn reap(store: &NetworkStore, net: &Network) -> Result<Vec<String>, NetworkE
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::network::lease::Holder;
+    use crate::network::ports::PortMap;
 
     fn lease(ip: [u8; 4], holder: Holder) -> Lease {
         Lease {
@@ -327,14 +266,12 @@ mod tests {
             host_ip: None,
             host_port: 8080,
             port: 80,
-            proto: super::super::ports::Proto::Tcp,
+            proto: crate::network::ports::Proto::Tcp,
         });
         l.all.push(dead);
         assert!(Holder::me().alive());
         let dir = tempfile::tempdir().unwrap();
-        let store = NetworkStore::new(&crate::Root::new(dir.path()));
-        let net = Network::for_test("t", "isolat", "10.0.0.0/24");
-        let (gone, had_ports) = l.drop_dead(&store, &net);
+        let (gone, had_ports) = l.drop_dead(dir.path());
         assert_eq!(gone.len(), 1);
         assert!(had_ports);
         assert_eq!(l.all.len(), 1);

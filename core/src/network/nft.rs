@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 
 use super::error::NetworkError;
 use super::ports::PortMap;
-use super::store::Network;
+use super::record::Network;
 
 /// One sandbox's published ports, and where they lead.
 pub struct Published<'a> {

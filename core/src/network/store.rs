@@ -5,10 +5,11 @@
 use std::fs;
 use std::path::PathBuf;
 
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::error::NetworkError;
+use super::lease::Lease;
+pub use super::record::Network;
 use super::subnet::Subnet;
 use super::{host, leases, DEFAULT, DEFAULT_BRIDGE};
 use crate::fsutil::{self, Lock};
@@ -20,32 +21,6 @@ use crate::Root;
 pub const POOL: &str = "10.89.0.0/16";
 pub const MAX_NAME_LEN: usize = 64;
 const META: &str = "network.json";
-
-/// One network, as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Network {
-    pub name: String,
-    pub subnet: Subnet,
-    pub gateway: std::net::Ipv4Addr,
-    /// The host's bridge, and the name of the network's nftables table.
-    pub bridge: String,
-    /// Unix seconds.
-    pub created: u64,
-}
-
-impl Network {
-    #[cfg(test)]
-    pub(crate) fn for_test(name: &str, bridge: &str, subnet: &str) -> Network {
-        let subnet: Subnet = subnet.parse().expect("a subnet");
-        Network {
-            name: name.into(),
-            subnet,
-            gateway: subnet.gateway(),
-            bridge: bridge.into(),
-            created: 0,
-        }
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct NetworkStore {
@@ -61,7 +36,7 @@ impl NetworkStore {
         self.root.dir().join("networks")
     }
 
-    pub(crate) fn network_dir(&self, name: &str) -> PathBuf {
+    pub fn network_dir(&self, name: &str) -> PathBuf {
         self.dir().join(name)
     }
 
@@ -175,8 +150,8 @@ impl NetworkStore {
         let net = self.read(name)?;
         let _host = host::lock()?;
         let _lock = self.lock()?;
-        let _leases = leases::Leases::lock(self, &net)?;
-        let leases = leases::Leases::load(self, &net)?;
+        let _leases = leases::Leases::lock(&self.network_dir(name))?;
+        let leases = leases::Leases::load(&self.network_dir(name))?;
         let users = leases.live();
         if !users.is_empty() {
             let users: Vec<String> = users.iter().map(|l| l.who()).collect();
@@ -191,10 +166,10 @@ impl NetworkStore {
     }
 
     /// Every live sandbox on any network: its ID, the network and its lease.
-    pub fn members(&self) -> Result<Vec<(Network, leases::Lease)>, NetworkError> {
+    pub fn members(&self) -> Result<Vec<(Network, Lease)>, NetworkError> {
         let mut out = Vec::new();
         for net in self.list()? {
-            let leases = leases::Leases::load(self, &net)?;
+            let leases = leases::Leases::load(&self.network_dir(&net.name))?;
             for l in leases.live() {
                 out.push((net.clone(), l.clone()));
             }
@@ -208,7 +183,7 @@ impl NetworkStore {
     pub fn prune(&self) -> Result<Vec<String>, NetworkError> {
         let mut freed = Vec::new();
         for net in self.list()? {
-            freed.extend(leases::reap(self, &net)?);
+            freed.extend(leases::reap(&self.network_dir(&net.name), &net)?);
         }
         Ok(freed)
     }

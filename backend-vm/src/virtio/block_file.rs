@@ -33,6 +33,9 @@ impl BlockFile {
             return None;
         }
         let end = sector.checked_add(len / SECTOR)?;
-        (end <= self.capacity).then_some(sector * SECTOR)
+        // The guest picks the sector: past the end, or past what a byte
+        // offset can hold, is refused rather than wrapped.
+        (end <= self.capacity).then_some(())?;
+        sector.checked_mul(SECTOR)
     }
 }

@@ -50,16 +50,6 @@ pub fn json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn sizes_read_like_du_h() {
-        assert_eq!(super::size(512), "512 B");
-        assert_eq!(super::size(1536), "1.5 KiB");
-        assert_eq!(super::size(3 << 20), "3.0 MiB");
-    }
-}
-
 /// Remove each named thing in turn, as `docker volume rm` and `docker
 /// network rm` do: each one removed is printed, one that cannot be is
 /// reported and the rest are still removed; the last failure is the error.
@@ -79,4 +69,14 @@ pub fn remove_each<E: Into<anyhow::Error>>(
         }
     }
     failed.map_or(Ok(()), Err)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sizes_read_like_du_h() {
+        assert_eq!(super::size(512), "512 B");
+        assert_eq!(super::size(1536), "1.5 KiB");
+        assert_eq!(super::size(3 << 20), "3.0 MiB");
+    }
 }

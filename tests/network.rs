@@ -548,25 +548,13 @@ fn publish_all_takes_the_ports_the_image_exposes() {
     isola.ok(["network", "rm", "p"]);
 }
 
-/// isola-init as `make test` builds it (static, for the guest), or as
-/// ISOLA_INIT names it.
-fn guest_init() -> std::path::PathBuf {
-    std::env::var_os("ISOLA_INIT")
-        .filter(|p| !p.is_empty())
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("target/x86_64-unknown-linux-gnu/release/isola-init")
-        })
-}
-
 #[test]
 fn a_vm_and_a_container_on_one_network_talk_both_ways() {
     let Some(isola) = isola() else { return };
     if !common::tool("qemu-system-x86_64")
         || !common::host_has(
             "isola-init built static (make test builds it)",
-            guest_init().is_file(),
+            common::guest_init().is_file(),
         )
     {
         return;
@@ -578,7 +566,7 @@ fn a_vm_and_a_container_on_one_network_talk_both_ways() {
     let run = |args: &[&str]| {
         let out = isola
             .command(args)
-            .env("ISOLA_INIT", guest_init())
+            .env("ISOLA_INIT", common::guest_init())
             .stdin(std::process::Stdio::null())
             .output()
             .expect("running isola");

@@ -21,10 +21,6 @@ use nix::sys::signal::Signal;
 /// a guest that takes this long is hung.
 const BOUND: Duration = Duration::from_secs(420);
 
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
 fn pvm_host() -> bool {
     Path::new("/sys/module/kvm_pvm").exists()
 }
@@ -35,7 +31,7 @@ fn setup() -> Option<(Isola, PathBuf)> {
     if !common::host_has("/dev/kvm (hardware KVM or PVM)", kvm) {
         return None;
     }
-    let init = init();
+    let init = common::guest_init();
     if !common::host_has(
         "isola-init built static (make test builds it)",
         init.is_file(),
@@ -48,19 +44,10 @@ fn setup() -> Option<(Isola, PathBuf)> {
     Some((isola, kernel))
 }
 
-/// isola-init as `make test` builds it, or as ISOLA_INIT names it (a build
-/// in another target directory).
-fn init() -> PathBuf {
-    std::env::var_os("ISOLA_INIT")
-        .filter(|p| !p.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("target/x86_64-unknown-linux-gnu/release/isola-init"))
-}
-
 /// `isola run --rm --backend vm --kernel K ARGS...` on isola's monitor,
 /// killed and failed if it outlives [`BOUND`].
 fn run(isola: &Isola, kernel: &Path, args: &[&str]) -> Output {
-    run_with_init(isola, kernel, &init(), args)
+    run_with_init(isola, kernel, &common::guest_init(), args)
 }
 
 /// `isola run --rm --backend vm --vmm isola --kernel K ARGS...` with this
@@ -239,7 +226,7 @@ fn isola_cmd(isola: &Isola, args: &[&str]) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_isola"));
     c.args(args)
         .env("ISOLA_ROOT", isola.root())
-        .env("ISOLA_INIT", init())
+        .env("ISOLA_INIT", common::guest_init())
         .env_remove("ISOLA_LOG")
         .stdin(Stdio::null());
     Background::start(c).collect_within(BOUND, &format!("isola {args:?}"))
@@ -392,7 +379,7 @@ fn a_detached_guest_runs_on_isola_s_monitor_inside_its_shim_with_its_devices() {
     let mut fed = Command::new(env!("CARGO_BIN_EXE_isola"));
     fed.args(["exec", "-i", "d", "wc", "-c"])
         .env("ISOLA_ROOT", isola.root())
-        .env("ISOLA_INIT", init())
+        .env("ISOLA_INIT", common::guest_init())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped());
     let mut child = fed.spawn().unwrap();

@@ -7,24 +7,11 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 use common::background::Background;
 use common::Isola;
 use nix::sys::signal::Signal;
-
-/// isola-init as `make test` builds it (static, for the guest), or as
-/// ISOLA_INIT names it (a build in another target directory).
-fn init() -> PathBuf {
-    std::env::var_os("ISOLA_INIT")
-        .filter(|p| !p.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("target/x86_64-unknown-linux-gnu/release/isola-init")
-        })
-}
 
 /// A store with the default image, if the host can boot a guest under QEMU.
 fn isola() -> Option<Isola> {
@@ -42,7 +29,7 @@ fn isola() -> Option<Isola> {
         kernel,
     ) || !common::host_has(
         "isola-init built static (make test builds it)",
-        init().is_file(),
+        common::guest_init().is_file(),
     ) {
         return None;
     }
@@ -85,7 +72,7 @@ fn vm_command(vmm: &str, isola: &Isola, args: &[&str]) -> Command {
     c.args(["run", "--rm", "--backend", "vm", "--vmm", vmm])
         .args(args)
         .env("ISOLA_ROOT", isola.root())
-        .env("ISOLA_INIT", init())
+        .env("ISOLA_INIT", common::guest_init())
         .env_remove("ISOLA_LOG")
         .stdin(Stdio::null());
     c
@@ -361,7 +348,7 @@ fn under_script(isola: &Isola, cmd: &str) -> std::process::Child {
     Command::new("script")
         .args(["-qec", cmd, "/dev/null"])
         .env("ISOLA_ROOT", isola.root())
-        .env("ISOLA_INIT", init())
+        .env("ISOLA_INIT", common::guest_init())
         .env_remove("ISOLA_LOG")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -514,7 +501,7 @@ fn isola_cmd(isola: &Isola, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_isola"))
         .args(args)
         .env("ISOLA_ROOT", isola.root())
-        .env("ISOLA_INIT", init())
+        .env("ISOLA_INIT", common::guest_init())
         .env_remove("ISOLA_LOG")
         .stdin(Stdio::null())
         .output()
@@ -929,7 +916,7 @@ fn with_isola_s_kernel_stdout_and_stderr_go_over_virtio_apart_whole_and_to_the_l
     let out = Command::new("sh")
         .args(["-c", &slow])
         .env("ISOLA_ROOT", isola.root())
-        .env("ISOLA_INIT", init())
+        .env("ISOLA_INIT", common::guest_init())
         .env_remove("ISOLA_LOG")
         .stdin(Stdio::null())
         .output()

@@ -40,6 +40,18 @@ pub fn exec_on_a_terminal(root: &Path, name: &str, script: &str) -> Option<Strin
     Some(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// isola-init as `make test` builds it (static, for the guest), or as
+/// ISOLA_INIT names it (a build in another target directory).
+pub fn guest_init() -> PathBuf {
+    std::env::var_os("ISOLA_INIT")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("target/x86_64-unknown-linux-gnu/release/isola-init")
+        })
+}
+
 /// One test's ISOLA_ROOT, removed with it.
 pub struct Isola {
     pub tmp: tempfile::TempDir,

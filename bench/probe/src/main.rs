@@ -2,6 +2,8 @@
 //! from where it runs (host, container, VM), for the benchmark's isolation
 //! matrix. Static, so that the same binary runs in any image and guest.
 
+// isola-core's, which the static probe does not link.
+#[path = "../../../core/src/chain.rs"]
 mod chain;
 mod child;
 mod cli;

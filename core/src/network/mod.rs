@@ -22,7 +22,7 @@ pub mod tap;
 pub use attach::{join, name_files, Attachment, Join};
 pub use error::NetworkError;
 pub use ports::{PortMap, PortRequest, Proto};
-pub use store::{Network, NetworkStore, POOL};
+pub use store::{pool, Network, NetworkStore};
 pub use subnet::Subnet;
 
 /// The network `--network bridge` means, made on first use.

@@ -18,7 +18,9 @@ use crate::Root;
 
 /// Networks' subnets come from here unless given: /24s of 10.89.0.0/16
 /// (podman's default is 10.88.0.0/16, Docker's 172.17.0.0/16).
-pub const POOL: &str = "10.89.0.0/16";
+pub fn pool() -> Subnet {
+    Subnet::containing(std::net::Ipv4Addr::new(10, 89, 0, 0), 16)
+}
 pub const MAX_NAME_LEN: usize = 64;
 const META: &str = "network.json";
 
@@ -62,9 +64,7 @@ impl NetworkStore {
                 s
             }
             None => {
-                let pool: Subnet = POOL.parse().map_err(|_| NetworkError::NoFreeSubnet {
-                    pool: Subnet::containing(std::net::Ipv4Addr::new(10, 89, 0, 0), 16),
-                })?;
+                let pool = pool();
                 (0..256)
                     .filter_map(|i| pool.nth(24, i))
                     .find(|s| check_free(*s, &routes, &others).is_ok())
